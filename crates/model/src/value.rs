@@ -1,0 +1,116 @@
+//! Attribute values, as OpenTelemetry's `AnyValue`.
+
+use serde::{Deserialize, Serialize};
+
+/// Strings of the model. Keys and most values (methods, addresses, routes)
+/// are under 24 bytes and live inline without a heap allocation.
+pub type Str = compact_str::CompactString;
+
+/// A value of an attribute, a log body or an array element.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub enum AnyValue {
+    /// No value was set (OTLP allows an `AnyValue` with none of its fields).
+    #[default]
+    Empty,
+    Str(Str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<AnyValue>),
+    KvList(Vec<KeyValue>),
+}
+
+impl AnyValue {
+    /// The string, when this is a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AnyValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is an integer value or a string holding one
+    /// (Zipkin tags and some SDKs send numbers as strings).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            AnyValue::Int(i) => Some(*i),
+            AnyValue::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A display form used by text outputs: strings unquoted, others as JSON-like text.
+    pub fn to_text(&self) -> String {
+        match self {
+            AnyValue::Empty => String::new(),
+            AnyValue::Str(s) => s.to_string(),
+            AnyValue::Bool(b) => b.to_string(),
+            AnyValue::Int(i) => i.to_string(),
+            AnyValue::Double(d) => d.to_string(),
+            AnyValue::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            AnyValue::Array(items) => {
+                let parts: Vec<String> = items.iter().map(AnyValue::to_text).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            AnyValue::KvList(kvs) => {
+                let parts: Vec<String> = kvs
+                    .iter()
+                    .map(|kv| format!("{}={}", kv.key, kv.value.to_text()))
+                    .collect();
+                format!("{{{}}}", parts.join(", "))
+            }
+        }
+    }
+
+    /// Nesting depth: 0 for a scalar, 1 for an array of scalars, and so on.
+    pub fn depth(&self) -> usize {
+        match self {
+            AnyValue::Array(items) => 1 + items.iter().map(AnyValue::depth).max().unwrap_or(0),
+            AnyValue::KvList(kvs) => 1 + kvs.iter().map(|kv| kv.value.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+impl From<&str> for AnyValue {
+    fn from(s: &str) -> Self {
+        AnyValue::Str(Str::from(s))
+    }
+}
+
+impl From<i64> for AnyValue {
+    fn from(i: i64) -> Self {
+        AnyValue::Int(i)
+    }
+}
+
+impl From<bool> for AnyValue {
+    fn from(b: bool) -> Self {
+        AnyValue::Bool(b)
+    }
+}
+
+/// One attribute: a key and its value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Str,
+    pub value: AnyValue,
+}
+
+impl KeyValue {
+    pub fn new(key: impl Into<Str>, value: impl Into<AnyValue>) -> Self {
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The value of the first attribute named `key`.
+pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
+}
