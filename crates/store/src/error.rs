@@ -1,0 +1,76 @@
+//! Why a store operation failed.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+
+/// `Result` with a [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A failure of the store.
+///
+/// For a caller answering a client: [`StoreError::Overloaded`] is a retryable
+/// 429 / `RESOURCE_EXHAUSTED`; [`StoreError::Closed`] a 503 / `UNAVAILABLE`;
+/// [`StoreError::TooLarge`] and [`StoreError::Codec`] describe a batch the
+/// store will never take (413 / 400); everything else is an internal failure.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// An operating-system call on a WAL file or directory failed.
+    #[error("failed to {op} `{path}`: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// More than `max_pending_bytes` wait for the WAL writer; nothing was queued.
+    #[error("the WAL writer is overloaded, retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
+    /// A WAL file holds bytes that are not what the writer wrote, and replay
+    /// cannot safely skip or truncate them.
+    #[error("corrupt WAL file `{path}` at offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// A WAL file or record written by a newer (or unknown) format version.
+    /// Replay refuses it rather than skipping data it cannot read.
+    #[error("`{path}` holds a {what} of version {version}; this build reads version {supported}")]
+    UnsupportedVersion {
+        path: PathBuf,
+        what: &'static str,
+        version: u16,
+        supported: u16,
+    },
+    /// The store was closed (shutdown); it takes no more appends.
+    #[error("the store is closed")]
+    Closed,
+    /// A write or fsync of the WAL failed earlier. The state of the page cache
+    /// is unknown after a failed fsync, so the store refuses every append
+    /// until it is reopened (which replays what really reached the disk).
+    #[error("the WAL failed earlier and refuses appends until the store is reopened: {reason}")]
+    Failed { reason: String },
+    /// The batch could not be encoded (or a record decoded).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The encoded batch is over the largest record the WAL takes.
+    #[error("encoded batch of {bytes} bytes is over the WAL record limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
+    /// [`crate::WalOptions`] that cannot work.
+    #[error("invalid WAL options: {0}")]
+    InvalidOptions(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

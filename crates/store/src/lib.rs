@@ -1,0 +1,77 @@
+//! Durable storage of tracewarden: the write-ahead log (WAL) and the hot tier.
+//!
+//! # Overview
+//!
+//! A receiver hands each decoded [`Batch`](tracewarden_model::Batch) to
+//! [`Store::append`], which answers only once the batch is durable:
+//!
+//! 1. **Encode** ([`codec`]), in the caller's task: the batch becomes a WAL
+//!    record payload (a codec version byte, then postcard).
+//! 2. **Group commit** ([`wal`]): a dedicated writer thread takes every
+//!    record queued, writes them with one vectored write, fsyncs once and
+//!    answers all of them with their log sequence numbers ([`Lsn`]). Many
+//!    concurrent appends share one fsync. When more than
+//!    [`WalOptions::max_pending_bytes`] wait for the writer, appends are
+//!    refused at once with [`StoreError::Overloaded`] (a 429 for the sender).
+//! 3. **Apply** ([`hot`]): the batch goes into the hot tier, spans and logs
+//!    indexed by trace id in lock shards, where [`Store::trace`] finds them.
+//!
+//! On [`Store::open`], every WAL record is replayed into the hot tier. A write
+//! torn by a crash is cut off; damage anywhere else is reported in the
+//! [`ReplayReport`] and logged, then skipped: nothing acknowledged is lost
+//! without a word. A failed write or fsync makes the store refuse further
+//! appends until it is reopened, since after a failed fsync nothing can say
+//! what reached the disk.
+//!
+//! Everything stays in memory for now; a later change flushes the hot tier to
+//! Parquet segments and removes the WAL files they cover.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tracewarden_model::{Batch, ResourceSpans, ScopeSpans, Span, SpanId, TraceId};
+//! use tracewarden_store::{Store, StoreOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let trace_id = TraceId::from_bytes([1; 16]);
+//! let batch = Batch {
+//!     resource_spans: vec![ResourceSpans {
+//!         resource: Arc::default(),
+//!         scope_spans: vec![ScopeSpans {
+//!             scope: Arc::default(),
+//!             spans: vec![Span::new(trace_id, SpanId::from_bytes([2; 8]), "GET /login")],
+//!         }],
+//!     }],
+//!     resource_logs: Vec::new(),
+//! };
+//!
+//! let (store, report) = Store::open(StoreOptions::new(dir.path()))?;
+//! assert_eq!(report.records, 0);
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let lsn = runtime.block_on(store.append(batch))?;
+//! assert_eq!(store.trace(trace_id).map(|t| t.spans.len()), Some(1));
+//! store.close();
+//! drop(store);
+//!
+//! // Reopening replays the WAL.
+//! let (store, report) = Store::open(StoreOptions::new(dir.path()))?;
+//! assert_eq!((report.records, report.last_lsn), (1, lsn));
+//! let trace = store.trace(trace_id).expect("replayed");
+//! assert_eq!(trace.spans[0].span.name, "GET /login");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod codec;
+pub mod error;
+pub mod hot;
+mod store;
+pub mod wal;
+
+pub use codec::CodecError;
+pub use error::{Result, StoreError};
+pub use hot::{LogEntry, SpanRecord, Trace};
+pub use store::{OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};
+pub use wal::{Lsn, ReplayReport, WalOptions};
