@@ -1,0 +1,52 @@
+//! `GET /api/v1/traces/{trace_id}`: a whole trace with its log records.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+use tracewarden_model::TraceId;
+
+use super::json::{LogJson, SpanJson};
+use super::{ApiError, ApiState};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceResponse {
+    pub trace_id: String,
+    pub span_count: usize,
+    pub log_count: usize,
+    /// Spans by start time.
+    pub spans: Vec<SpanJson>,
+    /// Log records carrying the trace id, by time.
+    pub logs: Vec<LogJson>,
+}
+
+pub async fn get_trace(
+    State(state): State<ApiState>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<TraceResponse>, ApiError> {
+    let id = TraceId::from_hex(trace_id.trim())
+        .map_err(|e| ApiError::BadRequest(format!("invalid trace id: {e}")))?;
+    let store = state.pipeline.store().ok_or_else(|| {
+        ApiError::Unavailable("the write-ahead log is being replayed".to_string())
+    })?;
+    let trace = store
+        .trace(id)
+        .ok_or_else(|| ApiError::NotFound(format!("trace {} not found", id.to_hex())))?;
+    let spans: Vec<SpanJson> = trace
+        .spans
+        .iter()
+        .map(|r| SpanJson::new(&r.resource, &r.scope, &r.span))
+        .collect();
+    let logs: Vec<LogJson> = trace
+        .logs
+        .iter()
+        .map(|e| LogJson::new(&e.resource, &e.scope, &e.record))
+        .collect();
+    Ok(Json(TraceResponse {
+        trace_id: id.to_hex(),
+        span_count: spans.len(),
+        log_count: logs.len(),
+        spans,
+        logs,
+    }))
+}

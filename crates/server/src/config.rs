@@ -1,0 +1,124 @@
+//! Server configuration: a TOML file, with command-line overrides on top.
+//!
+//! Every setting has a default, so `tracewarden serve` runs with no file.
+//! docs/CONFIGURATION.md documents each key; `tracewarden.example.toml` at the
+//! repository root is a complete file with the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracewarden_ingest::Limits;
+use tracewarden_store::WalOptions;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("failed to read config file `{path}`")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the WAL (and later the segments) live.
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub limits: Limits,
+    pub wal: WalOptions,
+}
+
+/// The addresses the server listens on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// OTLP over gRPC (TraceService and LogsService).
+    pub otlp_grpc: SocketAddr,
+    /// OTLP over HTTP (`/v1/traces`, `/v1/logs`).
+    pub otlp_http: SocketAddr,
+    /// Zipkin v2 (`/api/v2/spans`).
+    pub zipkin: SocketAddr,
+    /// The query API, health checks (and later the web UI).
+    pub api: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Listen {
+            otlp_grpc: local(4317),
+            otlp_http: local(4318),
+            zipkin: local(9411),
+            api: local(7700),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: Listen::default(),
+            limits: Limits::default(),
+            wal: WalOptions::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; keys it omits keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is the parser's message with its position.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_defaults() {
+        let text = include_str!("../../../tracewarden.example.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn overrides_and_unknown_keys() {
+        let config = Config::from_toml(
+            "data_dir = \"/var/lib/tw\"\n[listen]\napi = \"0.0.0.0:8080\"\n[limits]\nmax_body_bytes = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/tw"));
+        assert_eq!(config.listen.api.port(), 8080);
+        assert_eq!(config.listen.otlp_grpc.port(), 4317);
+        assert_eq!(config.limits.max_body_bytes, 1024);
+        let err = Config::from_toml("[listen]\napii = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("apii"), "{err}");
+        let err = Config::from_toml("[listen]\napi = \"nonsense\"\n").unwrap_err();
+        assert!(err.contains("api"), "{err}");
+    }
+}

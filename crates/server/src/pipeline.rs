@@ -1,0 +1,70 @@
+//! The ingest pipeline behind the receivers: normalise, then make durable.
+//!
+//! Receivers decode a request into a [`Batch`] and call
+//! [`BatchSink::submit`]; the pipeline maps legacy attribute names onto current
+//! semantic conventions and appends the batch to the store, whose future
+//! resolves only after the WAL is fsynced. Until the WAL replay has finished
+//! the pipeline answers "unavailable", so senders retry instead of racing
+//! the replay.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tracewarden_ingest::{BatchSink, SinkError};
+use tracewarden_model::{Batch, normalise};
+use tracewarden_store::{Store, StoreError};
+
+/// The pipeline. Cheap to share: clone the `Arc`.
+#[derive(Default)]
+pub struct Pipeline {
+    store: OnceLock<Arc<Store>>,
+}
+
+impl Pipeline {
+    pub fn new() -> Pipeline {
+        Pipeline::default()
+    }
+
+    /// Makes the pipeline ready: called once the WAL replay is done.
+    pub fn set_store(&self, store: Arc<Store>) {
+        // A second call would mean two stores; the first one stays.
+        let _ = self.store.set(store);
+    }
+
+    /// The store, once replay has finished.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.get()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.store.get().is_some()
+    }
+}
+
+impl BatchSink for Pipeline {
+    fn submit(&self, mut batch: Batch) -> BoxFuture<'static, Result<(), SinkError>> {
+        let Some(store) = self.store.get().cloned() else {
+            return futures::future::ready(Err(SinkError::Unavailable(
+                "the write-ahead log is being replayed".to_string(),
+            )))
+            .boxed();
+        };
+        async move {
+            normalise::batch(&mut batch);
+            store.append(batch).await.map(|_lsn| ()).map_err(sink_error)
+        }
+        .boxed()
+    }
+}
+
+fn sink_error(error: StoreError) -> SinkError {
+    match error {
+        StoreError::Overloaded { retry_after } => SinkError::Overloaded { retry_after },
+        StoreError::Closed => SinkError::Unavailable("the server is shutting down".to_string()),
+        other => {
+            tracing::error!(error = %other, "failed to append a batch to the write-ahead log");
+            SinkError::Internal("the batch could not be written to the write-ahead log".to_string())
+        }
+    }
+}

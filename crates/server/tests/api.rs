@@ -1,0 +1,183 @@
+//! The API router without a socket: trace lookups, errors, probes.
+#![allow(clippy::unwrap_used)] // test helpers: a failure should panic with the value
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use tracewarden_ingest::BatchSink;
+use tracewarden_model::{
+    AnyValue, Batch, KeyValue, LogRecord, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs,
+    ScopeSpans, Span, SpanId, SpanKind, TraceId,
+};
+use tracewarden_server::Pipeline;
+use tracewarden_server::api::{ApiState, router};
+use tracewarden_store::{Store, StoreOptions, WalOptions};
+
+const TRACE: [u8; 16] = [
+    0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c,
+];
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let response = app
+        .clone()
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn batch() -> Batch {
+    let trace_id = TraceId::from_bytes(TRACE);
+    let resource = Arc::new(Resource {
+        attributes: vec![KeyValue::new("service.name", AnyValue::from("gateway"))],
+        ..Resource::default()
+    });
+    let scope = Arc::new(Scope {
+        name: "test".into(),
+        ..Scope::default()
+    });
+    let mut root = Span::new(trace_id, SpanId::from_bytes([1; 8]), "GET /login");
+    root.kind = SpanKind::Server;
+    root.start_time_unix_nano = 2_000;
+    root.end_time_unix_nano = 5_000;
+    root.attributes
+        .push(KeyValue::new("http.status_code", AnyValue::Int(401)));
+    let mut child = Span::new(trace_id, SpanId::from_bytes([2; 8]), "SELECT users");
+    child.parent_span_id = Some(root.span_id);
+    child.kind = SpanKind::Client;
+    child.start_time_unix_nano = 1_000; // earlier start: the API orders by start time
+    child.end_time_unix_nano = 1_500;
+    let log = LogRecord {
+        time_unix_nano: 3_000,
+        severity_number: 13,
+        severity_text: "WARN".into(),
+        body: AnyValue::from("invalid token"),
+        trace_id: Some(trace_id),
+        span_id: Some(root.span_id),
+        ..LogRecord::default()
+    };
+    Batch {
+        resource_spans: vec![ResourceSpans {
+            resource: resource.clone(),
+            scope_spans: vec![ScopeSpans {
+                scope: scope.clone(),
+                spans: vec![root, child],
+            }],
+        }],
+        resource_logs: vec![ResourceLogs {
+            resource,
+            scope_logs: vec![ScopeLogs {
+                scope,
+                log_records: vec![log],
+            }],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn trace_round_trip_through_pipeline_and_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(Pipeline::new());
+    let app = router(ApiState {
+        pipeline: pipeline.clone(),
+    });
+
+    // Before the WAL replay is done: not ready, receivers get "unavailable".
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(pipeline.submit(batch()).await.is_err());
+
+    let (store, _report) = Store::open(StoreOptions {
+        data_dir: dir.path().to_path_buf(),
+        wal: WalOptions::default(),
+    })
+    .unwrap();
+    pipeline.set_store(Arc::new(store));
+    assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+
+    pipeline.submit(batch()).await.unwrap();
+    let (status, body) = get(&app, "/api/v1/traces/5B8EFFF798038103D269B633813FC60C").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["traceId"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(body["spanCount"], 2);
+    let spans = body["spans"].as_array().unwrap();
+    assert_eq!(
+        spans[0]["name"], "SELECT users",
+        "spans are ordered by start time"
+    );
+    assert_eq!(spans[0]["parentSpanId"], "0101010101010101");
+    assert_eq!(spans[0]["kind"], "client");
+    let root = &spans[1];
+    assert_eq!(root["serviceName"], "gateway");
+    assert_eq!(root["resource"]["attributes"]["service.name"], "gateway");
+    assert_eq!(root["scope"]["name"], "test");
+    assert_eq!(root["startTimeUnixNano"], "2000");
+    assert_eq!(root["durationNanos"], "3000");
+    // Normalised by the pipeline, original kept.
+    assert_eq!(root["attributes"]["http.response.status_code"], 401);
+    assert_eq!(root["originalAttributes"]["http.status_code"], 401);
+    assert!(root["attributes"].get("http.status_code").is_none());
+    let logs = body["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["body"], "invalid token");
+    assert_eq!(logs[0]["spanId"], "0101010101010101");
+    assert_eq!(logs[0]["severityText"], "WARN");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(Pipeline::new());
+    let app = router(ApiState {
+        pipeline: pipeline.clone(),
+    });
+    let (status, body) = get(&app, "/api/v1/traces/5b8efff798038103d269b633813fc60c").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    let (store, _) = Store::open(StoreOptions {
+        data_dir: dir.path().to_path_buf(),
+        wal: WalOptions::default(),
+    })
+    .unwrap();
+    pipeline.set_store(Arc::new(store));
+    let (status, body) = get(&app, "/api/v1/traces/00000000000000000000000000000001").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{body}"
+    );
+
+    for bad in [
+        "abc",
+        "zz8efff798038103d269b633813fc60c",
+        "00000000000000000000000000000000",
+    ] {
+        let (status, body) = get(&app, &format!("/api/v1/traces/{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("trace id"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, body) = get(&app, "/api/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/nothing")
+    );
+}
