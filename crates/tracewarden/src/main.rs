@@ -1,0 +1,48 @@
+//! The `tracewarden` command line: `main` parses the flags and hands each
+//! mode to its module in `cmd/`. Errors are printed once, with their causes.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+// mimalloc: decoding allocates many small strings and vectors per span;
+// measured ~2x faster than the system allocator on OTLP decoding
+// (../shared/MEASURED.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Security analytics on distributed traces.
+#[derive(Parser)]
+#[command(name = "tracewarden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive spans and logs (OTLP gRPC/HTTP, Zipkin), store them durably, serve the API.
+    Serve(cmd::serve::ServeArgs),
+    /// Load generators that reproduce the figures in docs/BENCHMARKS.md.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
