@@ -264,13 +264,6 @@ fn bad_records_are_rejected_alone() {
             ),
             "event attribute `e`: boolValue must be a boolean",
         ),
-        (
-            "link with a bad trace id",
-            format!(
-                r#"{{"traceId":"{TRACE}","spanId":"{SPAN}","links":[{{"traceId":"ab","spanId":"{SPAN}"}}]}}"#
-            ),
-            "link traceId: trace id must be 32 hex digits",
-        ),
     ];
     for (name, bad, expected) in cases {
         let decoded = decode(&traces_body(&[good_span(), bad, good_span()]));
@@ -778,4 +771,25 @@ fn strings_with_escapes_decode() {
     ));
     assert_eq!(span.name, "GET /a\"bé\n");
     assert_eq!(span.attributes, vec![KeyValue::new("k\\1", "😀")]);
+}
+
+#[test]
+fn a_bad_link_is_dropped_and_its_span_kept() {
+    let bad_link = format!(
+        r#"{{"traceId":"{TRACE}","spanId":"{SPAN}","name":"good","links":[{{"traceId":"ab","spanId":"{SPAN}"}}]}}"#
+    );
+    let decoded = decode(&traces_body(&[good_span(), bad_link, good_span()]));
+    assert_eq!(decoded.rejected_spans, 0, "{:?}", decoded.messages());
+    assert_eq!(decoded.batch.span_count(), 3);
+    assert!(
+        decoded.messages()[0].contains("link traceId: trace id must be 32 hex digits"),
+        "{:?}",
+        decoded.messages()
+    );
+    let dropped: u32 = decoded
+        .batch
+        .spans()
+        .map(|(_, _, s)| s.dropped_links_count)
+        .sum();
+    assert_eq!(dropped, 1);
 }

@@ -289,8 +289,19 @@ fn span(raw: RawSpan<'_>, decoded: &mut Decoded) -> Result<Span, String> {
         .map(event)
         .collect::<Result<_, _>>()?;
     span.dropped_events_count = raw.dropped_events_count.uint32("droppedEventsCount")?;
-    span.links = raw.links.into_iter().map(link).collect::<Result<_, _>>()?;
     span.dropped_links_count = raw.dropped_links_count.uint32("droppedLinksCount")?;
+    // A bad link is dropped and counted, the span kept: the link only points
+    // elsewhere, and the protobuf decoder does the same.
+    span.links = Vec::with_capacity(raw.links.len());
+    for raw_link in raw.links {
+        match link(raw_link) {
+            Ok(link) => span.links.push(link),
+            Err(why) => {
+                span.dropped_links_count = span.dropped_links_count.saturating_add(1);
+                decoded.warn(format!("link dropped: {why}"));
+            }
+        }
+    }
     if let Some(status) = raw.status {
         span.status = self::status(status, decoded)?;
     }
@@ -311,7 +322,7 @@ fn event(raw: RawEvent<'_>) -> Result<Event, String> {
     })
 }
 
-/// A link to an invalid span context rejects its span, as a bad parent id does.
+/// A link; an invalid span context is an error, and the caller drops the link.
 fn link(raw: RawLink<'_>) -> Result<Link, String> {
     Ok(Link {
         trace_id: required_id(&raw.trace_id, "link traceId", TraceId::from_hex)?,
@@ -470,16 +481,20 @@ mod tests {
     }
 
     #[test]
-    fn bad_link_rejects_its_span() {
+    fn bad_link_is_dropped_and_the_span_kept() {
         let decoded = one_span(&format!(
-            r#"{{"traceId":"{TRACE}","spanId":"eee19b7ec3c1b174","links":[{{"traceId":"{TRACE}","spanId":"xyz"}}]}}"#
+            r#"{{"traceId":"{TRACE}","spanId":"eee19b7ec3c1b174","links":[{{"traceId":"{TRACE}","spanId":"xyz"}},{{"traceId":"{TRACE}","spanId":"eee19b7ec3c1b173"}}]}}"#
         ));
-        assert_eq!(decoded.rejected_spans, 1);
+        assert_eq!(decoded.rejected_spans, 0);
+        assert_eq!(decoded.warnings, 1);
         assert!(
-            decoded.messages()[0].starts_with("link spanId:"),
+            decoded.messages()[0].starts_with("link dropped: link spanId:"),
             "{:?}",
             decoded.messages()
         );
+        let span = &decoded.batch.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.links.len(), 1);
+        assert_eq!(span.dropped_links_count, 1);
     }
 
     #[test]
