@@ -24,6 +24,10 @@ pub struct Limits {
     /// Deepest nesting of arrays and key-value lists in one value; a record
     /// holding a deeper value is rejected.
     pub max_value_depth: usize,
+    /// Request bodies (as received) being decoded and made durable at once,
+    /// in bytes; beyond it requests are refused with HTTP 429 / gRPC
+    /// `RESOURCE_EXHAUSTED` and a retry hint, bounding decode memory.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             max_events_per_span: 128,
             max_links_per_span: 128,
             max_value_depth: 16,
+            max_inflight_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -314,6 +314,7 @@ impl<S: OtlpSignal> UnaryService<Bytes> for Export<S> {
         Box::pin(async move {
             let body = request.into_inner();
             let result = async {
+                let _permit = state.admit(body.len())?;
                 let decoded = decode_body(body, None, &state.limits, S::decode).await?;
                 export(&state, decoded).await
             }

@@ -130,6 +130,7 @@ async fn receive(
 ) -> Result<Accepted, ReceiveError> {
     let body = read_body(headers, body, state.limits.max_body_bytes).await?;
     let content_encoding = content_encoding(headers)?;
+    let _permit = state.admit(body.len())?;
     let decoded = decode_body(body, content_encoding, &state.limits, decode).await?;
     export(state, decoded).await
 }

@@ -26,6 +26,7 @@ pub mod rpc;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +42,7 @@ pub struct ReceiverState {
     pub sink: Arc<dyn BatchSink>,
     pub limits: Limits,
     pub stats: Arc<IngestStats>,
+    inflight: Arc<AtomicUsize>,
 }
 
 impl ReceiverState {
@@ -49,7 +51,56 @@ impl ReceiverState {
             sink,
             limits,
             stats,
+            inflight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Admits a request body of `bytes` into decoding, or refuses it as
+    /// overloaded when the bodies already being decoded and made durable
+    /// reach [`Limits::max_inflight_bytes`]. Decoding can multiply a body's
+    /// size in memory, so without this bound many concurrent large requests
+    /// could exhaust memory before the WAL queue ever pushes back. A lone
+    /// request is always admitted, however large (its size is capped by the
+    /// body limits), so an oversized limit cannot wedge the receiver.
+    pub(crate) fn admit(&self, bytes: usize) -> Result<InflightPermit, ReceiveError> {
+        let limit = self.limits.max_inflight_bytes;
+        let admitted = self
+            .inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used == 0 || used.saturating_add(bytes) <= limit)
+                    .then(|| used.saturating_add(bytes))
+            })
+            .is_ok();
+        if !admitted {
+            return Err(ReceiveError::Sink(SinkError::Overloaded {
+                retry_after: INFLIGHT_RETRY_AFTER,
+            }));
+        }
+        Ok(InflightPermit {
+            inflight: self.inflight.clone(),
+            bytes,
+        })
+    }
+
+    /// Bytes of request bodies admitted and not yet answered.
+    pub fn inflight_bytes(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+}
+
+/// How long a sender refused by the in-flight budget is asked to wait.
+pub const INFLIGHT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A body's share of the in-flight budget, returned when dropped.
+#[derive(Debug)]
+pub(crate) struct InflightPermit {
+    inflight: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for InflightPermit {
+    fn drop(&mut self) {
+        self.inflight.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -411,5 +462,38 @@ mod tests {
             "{}",
             error.client_message()
         );
+    }
+
+    #[test]
+    fn inflight_budget_refuses_beyond_the_limit_and_returns_on_drop() {
+        struct NoSink;
+        impl BatchSink for NoSink {
+            fn submit(
+                &self,
+                _batch: tracewarden_model::Batch,
+            ) -> futures::future::BoxFuture<'static, Result<(), SinkError>> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        let limits = Limits {
+            max_inflight_bytes: 100,
+            ..Limits::default()
+        };
+        let state = ReceiverState::new(Arc::new(NoSink), limits, Arc::new(IngestStats::default()));
+        // A lone request is admitted even when larger than the budget.
+        let big = state.admit(500).unwrap();
+        let refused = state.admit(1).unwrap_err();
+        assert_eq!(refused.http_status(), ::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.retry_after(), Some(INFLIGHT_RETRY_AFTER));
+        drop(big);
+        assert_eq!(state.inflight_bytes(), 0);
+        let a = state.admit(60).unwrap();
+        let b = state.admit(40).unwrap();
+        assert!(state.admit(1).is_err(), "60 + 40 fill the budget of 100");
+        drop(a);
+        let c = state.admit(50).unwrap();
+        assert_eq!(state.inflight_bytes(), 90);
+        drop((b, c));
+        assert_eq!(state.inflight_bytes(), 0);
     }
 }
