@@ -29,14 +29,20 @@ pub enum StoreError {
     /// More than `max_pending_bytes` wait for the WAL writer; nothing was queued.
     #[error("the WAL writer is overloaded, retry after {retry_after:?}")]
     Overloaded { retry_after: Duration },
-    /// A WAL file holds bytes that are not what the writer wrote, and replay
-    /// cannot safely skip or truncate them.
-    #[error("corrupt WAL file `{path}` at offset {offset}: {reason}")]
+    /// A WAL or segment file holds bytes that are not what the writer wrote
+    /// (for a WAL file: and replay cannot safely skip or truncate them). For
+    /// a segment file, `offset` is where the damaged structure starts: the
+    /// footer, or the row group being read.
+    #[error("corrupt file `{path}` at offset {offset}: {reason}")]
     Corrupt {
         path: PathBuf,
         offset: u64,
         reason: String,
     },
+    /// A segment file could not be written, or was refused for a reason
+    /// other than damage (invalid options, data the format cannot hold).
+    #[error("segment file `{path}`: {reason}")]
+    Segment { path: PathBuf, reason: String },
     /// A WAL file or record written by a newer (or unknown) format version.
     /// Replay refuses it rather than skipping data it cannot read.
     #[error("`{path}` holds a {what} of version {version}; this build reads version {supported}")]
@@ -60,9 +66,16 @@ pub enum StoreError {
     /// The encoded batch is over the largest record the WAL takes.
     #[error("encoded batch of {bytes} bytes is over the WAL record limit of {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
-    /// [`crate::WalOptions`] that cannot work.
-    #[error("invalid WAL options: {0}")]
+    /// [`crate::WalOptions`] or [`crate::LifecycleOptions`] that cannot work.
+    #[error("invalid store options: {0}")]
     InvalidOptions(String),
+    /// The manifest chain, the retention log or a key file failed.
+    #[error(transparent)]
+    Integrity(#[from] crate::integrity::IntegrityError),
+    /// A test's failure-injection hook stopped a lifecycle step here
+    /// (see [`crate::lifecycle::FailPoint`]).
+    #[error("injected failure at {point}")]
+    Injected { point: crate::lifecycle::FailPoint },
 }
 
 impl StoreError {

@@ -1,4 +1,5 @@
-//! Durable storage of tracewarden: the write-ahead log (WAL) and the hot tier.
+//! Durable storage of tracewarden: the write-ahead log (WAL), the hot tier,
+//! and Parquet segments behind a tamper-evident manifest chain.
 //!
 //! # Overview
 //!
@@ -23,8 +24,17 @@
 //! appends until it is reopened, since after a failed fsync nothing can say
 //! what reached the disk.
 //!
-//! Everything stays in memory for now; a later change flushes the hot tier to
-//! Parquet segments and removes the WAL files they cover.
+//! 4. **Flush** ([`lifecycle`]): a dedicated thread writes the hot tier into
+//!    an immutable Parquet [`segment`] (by size and age, and at
+//!    [`Store::close`]), appends its manifest to the hash chain
+//!    ([`integrity`]), then removes the WAL files the manifests cover. Small
+//!    segments are compacted, old ones dropped by retention. Reads
+//!    ([`Store::trace`], [`Store::find_spans`]) see the hot tier, a tier being
+//!    flushed and the segments, each span once.
+//!
+//! Replay skips the WAL records a segment already holds, and a crash at any
+//! step of a flush, compaction or retention leaves every acknowledged span
+//! readable exactly once (see [`lifecycle`]).
 //!
 //! # Example
 //!
@@ -52,13 +62,21 @@
 //! let runtime = tokio::runtime::Runtime::new()?;
 //! let lsn = runtime.block_on(store.append(batch))?;
 //! assert_eq!(store.trace(trace_id).map(|t| t.spans.len()), Some(1));
-//! store.close();
 //! drop(store);
 //!
-//! // Reopening replays the WAL.
+//! // Dropped without closing: reopening replays the WAL.
 //! let (store, report) = Store::open(StoreOptions::new(dir.path()))?;
 //! assert_eq!((report.records, report.last_lsn), (1, lsn));
-//! let trace = store.trace(trace_id).expect("replayed");
+//! assert!(store.trace(trace_id).is_some());
+//!
+//! // Closing flushes the hot tier into a Parquet segment: the next open
+//! // finds the record there and skips it in the WAL.
+//! store.close();
+//! drop(store);
+//! let (store, report) = Store::open(StoreOptions::new(dir.path()))?;
+//! assert_eq!((report.records, report.skipped_records), (0, 1));
+//! assert_eq!(store.segment_ids(), [1]);
+//! let trace = store.trace(trace_id).expect("in the segment");
 //! assert_eq!(trace.spans[0].span.name, "GET /login");
 //! # Ok(())
 //! # }
@@ -67,11 +85,25 @@
 pub mod codec;
 pub mod error;
 pub mod hot;
+pub mod integrity;
+pub mod lifecycle;
+pub mod segment;
 mod store;
 pub mod wal;
 
 pub use codec::CodecError;
 pub use error::{Result, StoreError};
 pub use hot::{LogEntry, SpanRecord, Trace};
-pub use store::{OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};
+pub use integrity::{
+    ChainWriter, Finding, IntegrityError, Manifest, ManifestFile, ReplacedSegment, SigningKey,
+    VerifyReport, VerifyingKey, chain, load_manifests, manifest, verify,
+};
+pub use lifecycle::{
+    CompactionOptions, FailPoint, FailPoints, LifecycleOptions, LsnSet, RetentionOptions,
+};
+pub use segment::{
+    DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, WrittenFile, WrittenSegment,
+    write_segment,
+};
+pub use store::{MEMORY_LIMIT_FLUSHES, OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};
 pub use wal::{Lsn, ReplayReport, WalOptions};

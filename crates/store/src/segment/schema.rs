@@ -1,0 +1,198 @@
+//! The Arrow schemas of the spans and logs files (docs/STORAGE.md describes
+//! each column), and the positions of their columns.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use super::DedicatedColumn;
+
+/// Name of the element field of every list (the Parquet LIST convention).
+pub(crate) const ELEMENT: &str = "element";
+
+pub(crate) fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// The value fields of an attribute (and of a log body): exactly one is set.
+pub(crate) fn value_fields() -> Vec<Field> {
+    vec![
+        Field::new("str", DataType::Utf8, true),
+        Field::new("int", DataType::Int64, true),
+        Field::new("double", DataType::Float64, true),
+        Field::new("bool", DataType::Boolean, true),
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("json", DataType::Utf8, true),
+    ]
+}
+
+/// `{key, str, int, double, bool, bytes, json}`.
+pub(crate) fn attribute_fields() -> Fields {
+    let mut fields = vec![Field::new("key", DataType::Utf8, false)];
+    fields.extend(value_fields());
+    Fields::from(fields)
+}
+
+/// `List<Struct<key, str, int, double, bool, bytes, json>>`.
+pub(crate) fn attribute_list() -> DataType {
+    DataType::List(Arc::new(Field::new(
+        ELEMENT,
+        DataType::Struct(attribute_fields()),
+        false,
+    )))
+}
+
+pub(crate) fn event_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("time", timestamp(), false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("attributes", attribute_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+    ])
+}
+
+pub(crate) fn link_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("attributes", attribute_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("flags", DataType::UInt32, false),
+    ])
+}
+
+fn list_of(fields: Fields) -> DataType {
+    DataType::List(Arc::new(Field::new(
+        ELEMENT,
+        DataType::Struct(fields),
+        false,
+    )))
+}
+
+/// The resource and scope columns both files end with.
+fn resource_scope_fields() -> Vec<Field> {
+    vec![
+        Field::new("resource_attributes", attribute_list(), false),
+        Field::new("resource_original_attributes", attribute_list(), false),
+        Field::new("resource_dropped_attributes_count", DataType::UInt32, false),
+        Field::new("resource_schema_url", DataType::Utf8, false),
+        Field::new("scope_name", DataType::Utf8, false),
+        Field::new("scope_version", DataType::Utf8, false),
+        Field::new("scope_attributes", attribute_list(), false),
+        Field::new("scope_dropped_attributes_count", DataType::UInt32, false),
+        Field::new("scope_schema_url", DataType::Utf8, false),
+    ]
+}
+
+pub(crate) static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Int8, false),
+        Field::new("start_time", timestamp(), false),
+        Field::new("end_time", timestamp(), false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("status_code", DataType::Int8, false),
+        Field::new("status_message", DataType::Utf8, false),
+        Field::new("service_name", DataType::Utf8, false),
+    ];
+    for column in DedicatedColumn::ALL {
+        let data_type = if column.is_integer() {
+            DataType::Int64
+        } else {
+            DataType::Utf8
+        };
+        fields.push(Field::new(column.column_name(), data_type, true));
+    }
+    fields.extend([
+        Field::new("attributes", attribute_list(), false),
+        Field::new("original_attributes", attribute_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("events", list_of(event_fields()), false),
+        Field::new("dropped_events_count", DataType::UInt32, false),
+        Field::new("links", list_of(link_fields()), false),
+        Field::new("dropped_links_count", DataType::UInt32, false),
+    ]);
+    fields.extend(resource_scope_fields());
+    Arc::new(Schema::new(fields))
+});
+
+pub(crate) static LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), true),
+        Field::new("span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("time", timestamp(), false),
+        Field::new("observed_time", timestamp(), false),
+        Field::new("severity_number", DataType::Int32, false),
+        Field::new("severity_text", DataType::Utf8, false),
+        Field::new(
+            "body",
+            DataType::Struct(Fields::from(value_fields())),
+            false,
+        ),
+        Field::new("attributes", attribute_list(), false),
+        Field::new("original_attributes", attribute_list(), false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("event_name", DataType::Utf8, false),
+        Field::new("service_name", DataType::Utf8, false),
+    ];
+    fields.extend(resource_scope_fields());
+    Arc::new(Schema::new(fields))
+});
+
+/// Whether `found` has the fields of `expected` (names, types, nullability),
+/// ignoring metadata a reader may attach.
+pub(crate) fn same_fields(found: &Schema, expected: &Schema) -> bool {
+    found.fields().len() == expected.fields().len()
+        && found
+            .fields()
+            .iter()
+            .zip(expected.fields())
+            .all(|(a, b)| same_field(a, b))
+}
+
+fn same_field(a: &Field, b: &Field) -> bool {
+    a.name() == b.name()
+        && a.is_nullable() == b.is_nullable()
+        && same_type(a.data_type(), b.data_type())
+}
+
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    match (a, b) {
+        (DataType::List(a), DataType::List(b)) => same_field(a, b),
+        (DataType::Struct(a), DataType::Struct(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(a, b)| same_field(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedicated_columns_follow_service_name_in_order() {
+        let spans = &*SPANS_SCHEMA;
+        let service = spans.index_of("service_name").unwrap();
+        for column in DedicatedColumn::ALL {
+            let at = spans.index_of(column.column_name()).unwrap();
+            assert_eq!(at, service + 1 + column.index());
+            assert!(spans.field(at).is_nullable());
+        }
+        assert_eq!(spans.fields().len(), 40);
+        assert_eq!(LOGS_SCHEMA.fields().len(), 22);
+        // Every column of both files ends with the resource and scope.
+        for schema in [&*SPANS_SCHEMA, &*LOGS_SCHEMA] {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(names[names.len() - 9], "resource_attributes");
+            assert_eq!(names[names.len() - 1], "scope_schema_url");
+        }
+    }
+}

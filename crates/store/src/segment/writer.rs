@@ -1,0 +1,1471 @@
+//! Writing a segment: one sequential pass over the input (sort keys, size
+//! estimates, depth check, the distinct resource/scope pairs), a sort,
+//! then per row group: Arrow columns built on one thread while the Parquet
+//! writer encodes the previous row group on another; finally fsync, rename
+//! and a directory fsync.
+//!
+//! The rows are visited in sorted (trace id) order, which is random order in
+//! memory: building a row group is bound by cache misses. The resource and
+//! scope columns, the widest, are therefore built once per distinct pair and
+//! gathered per row group with Arrow's `take`.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use arrow_array::builder::{
+    FixedSizeBinaryBuilder, Int8Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampNanosecondBuilder, UInt32Builder,
+};
+use arrow_array::{
+    Array, ArrayRef, FixedSizeBinaryArray, ListArray, RecordBatch, StructArray, UInt32Array,
+};
+use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
+use arrow_schema::{ArrowError, DataType as ArrowDataType, SchemaRef};
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::{KeyValue as ParquetKeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
+use sha2::{Digest, Sha256};
+use tracewarden_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span};
+
+use super::attributes::{AttributeListBuilder, MAX_VALUE_DEPTH, ValueBuilder, list_array, offset};
+use super::schema::{LOGS_SCHEMA, SPANS_SCHEMA, event_fields, link_fields};
+use super::{
+    DedicatedColumn, FORMAT_VERSION, MAX_ROW_GROUP_BYTES, SegmentWriteOptions, WrittenFile,
+    WrittenSegment, logs_file_name, metadata_keys, spans_file_name,
+};
+use crate::error::{Result, StoreError};
+use crate::hot::{LogEntry, SpanRecord};
+
+/// Writes segment `id`: `<id>.spans.parquet` and `<id>.logs.parquet` in
+/// `dir` (both always, possibly without rows).
+///
+/// Each file is written as `<name>.tmp`, fsynced and renamed; then the
+/// directory is fsynced. On error the temporary files are removed (a crash
+/// can leave them: the caller deletes leftover `*.tmp` when it opens the
+/// directory). A file of the same name is replaced.
+///
+/// Uses a second thread while it encodes (one row group is built while the
+/// previous one is compressed).
+pub fn write_segment(
+    dir: &Path,
+    id: u64,
+    spans: Vec<SpanRecord>,
+    logs: Vec<LogEntry>,
+    options: &SegmentWriteOptions,
+) -> Result<WrittenSegment> {
+    check_options(dir, options)?;
+    let (min_time, max_time) = time_range(&spans, &logs);
+    let meta = FileMeta {
+        id,
+        min_time,
+        max_time,
+    };
+
+    let spans_name = spans_file_name(id);
+    let logs_name = logs_file_name(id);
+    let spans_tmp = dir.join(format!("{spans_name}.tmp"));
+    let logs_tmp = dir.join(format!("{logs_name}.tmp"));
+    let written = write_spans(&spans_tmp, &spans, options, &meta)
+        .and_then(|spans| Ok((spans, write_logs(&logs_tmp, &logs, options, &meta)?)));
+    let (spans_digest, logs_digest) = match written {
+        Ok(digests) => digests,
+        Err(e) => {
+            let _ = fs::remove_file(&spans_tmp);
+            let _ = fs::remove_file(&logs_tmp);
+            return Err(e);
+        }
+    };
+    for (tmp, name) in [(&spans_tmp, &spans_name), (&logs_tmp, &logs_name)] {
+        let path = dir.join(name);
+        fs::rename(tmp, &path).map_err(|e| StoreError::io("rename", tmp.as_path(), e))?;
+    }
+    sync_dir(dir)?;
+
+    Ok(WrittenSegment {
+        id,
+        files: vec![
+            WrittenFile {
+                name: spans_name,
+                bytes: spans_digest.bytes,
+                sha256: spans_digest.sha256,
+            },
+            WrittenFile {
+                name: logs_name,
+                bytes: logs_digest.bytes,
+                sha256: logs_digest.sha256,
+            },
+        ],
+        spans: spans.len() as u64,
+        logs: logs.len() as u64,
+        min_time_unix_nano: min_time,
+        max_time_unix_nano: max_time,
+    })
+}
+
+fn check_options(dir: &Path, options: &SegmentWriteOptions) -> Result<()> {
+    let problem = if options.row_group_rows == 0 {
+        Some("row_group_rows must be at least 1".to_string())
+    } else if ZstdLevel::try_new(options.zstd_level).is_err() {
+        Some(format!("zstd_level {} is not 1 to 22", options.zstd_level))
+    } else if !(options.bloom_fpp > 0.0 && options.bloom_fpp < 1.0) {
+        Some(format!("bloom_fpp {} is not in (0, 1)", options.bloom_fpp))
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => Err(StoreError::Segment {
+            path: dir.to_owned(),
+            reason: format!("invalid segment options: {reason}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn time_range(spans: &[SpanRecord], logs: &[LogEntry]) -> (u64, u64) {
+    let span_times = spans.iter().map(|s| {
+        let span = &s.span;
+        (
+            span.start_time_unix_nano,
+            span.start_time_unix_nano.max(span.end_time_unix_nano),
+        )
+    });
+    let log_times = logs.iter().map(|l| {
+        let time = l.record.effective_time_unix_nano();
+        (time, time)
+    });
+    span_times
+        .chain(log_times)
+        .reduce(|(min, max), (lo, hi)| (min.min(lo), max.max(hi)))
+        .unwrap_or((0, 0))
+}
+
+/// What both files' key-value metadata record.
+struct FileMeta {
+    id: u64,
+    min_time: u64,
+    max_time: u64,
+}
+
+impl FileMeta {
+    fn key_values(&self, kind: &str, rows: usize) -> Vec<ParquetKeyValue> {
+        [
+            (metadata_keys::VERSION, FORMAT_VERSION.to_string()),
+            (metadata_keys::SEGMENT_ID, self.id.to_string()),
+            (metadata_keys::KIND, kind.to_string()),
+            (metadata_keys::ROWS, rows.to_string()),
+            (metadata_keys::MIN_TIME, self.min_time.to_string()),
+            (metadata_keys::MAX_TIME, self.max_time.to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| ParquetKeyValue::new(key.to_string(), value))
+        .collect()
+    }
+}
+
+/// Bytes and hash of a written file.
+struct Digest32 {
+    bytes: u64,
+    sha256: [u8; 32],
+}
+
+// ---------------------------------------------------------------- preparing
+
+/// A file's rows in write order, and what every row group needs.
+struct Prepared<'a, T> {
+    /// The input rows, sorted.
+    rows: Vec<&'a T>,
+    /// Per sorted row, its (resource, scope) pair in `pairs`.
+    pair_of: Vec<u32>,
+    /// The distinct (resource, scope) pairs, by `Arc` identity.
+    pairs: Vec<(&'a Resource, &'a Scope)>,
+    /// Row groups, as ranges of `rows`.
+    groups: Vec<Range<usize>>,
+}
+
+/// Sorts `input` by `key` (then input position, so equal keys keep their
+/// order), finds the distinct resource/scope pairs and cuts row groups, in
+/// one sequential pass over the input and one over the sorted keys.
+fn prepare<'a, T, K: Ord + Copy>(
+    input: &'a [T],
+    max_rows: usize,
+    key: impl Fn(&T) -> K,
+    context: impl Fn(&T) -> (&Arc<Resource>, &Arc<Scope>),
+    own_bytes: impl Fn(&T) -> usize,
+) -> Result<Prepared<'a, T>, String> {
+    let count = u32::try_from(input.len())
+        .map_err(|_| format!("{} rows are too many for one file", input.len()))?;
+    let mut keys: Vec<(K, u32)> = Vec::with_capacity(input.len());
+    let mut row_pair: Vec<u32> = Vec::with_capacity(input.len());
+    let mut row_bytes: Vec<u32> = Vec::with_capacity(input.len());
+    let mut pairs: Vec<(&'a Resource, &'a Scope)> = Vec::new();
+    let mut pair_bytes: Vec<usize> = Vec::new();
+    let mut known: HashMap<(*const Resource, *const Scope), u32> = HashMap::new();
+    let mut last: Option<((*const Resource, *const Scope), u32)> = None;
+    for (row, i) in input.iter().zip(0..count) {
+        keys.push((key(row), i));
+        let (resource, scope) = context(row);
+        let identity = (Arc::as_ptr(resource), Arc::as_ptr(scope));
+        // Rows arrive grouped by resource and scope (OTLP's hierarchy):
+        // most share the previous row's pair.
+        let pair = match last {
+            Some((previous, pair)) if previous == identity => pair,
+            _ => {
+                let next = pairs.len() as u32;
+                let pair = *known.entry(identity).or_insert(next);
+                if pair == next {
+                    pairs.push((resource.as_ref(), scope.as_ref()));
+                    pair_bytes.push(resource_scope_bytes(resource, scope));
+                }
+                last = Some((identity, pair));
+                pair
+            }
+        };
+        row_pair.push(pair);
+        let bytes = own_bytes(row) + pair_bytes.get(pair as usize).copied().unwrap_or(0);
+        row_bytes.push(u32::try_from(bytes).unwrap_or(u32::MAX));
+    }
+    keys.sort_unstable();
+
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut pair_of = Vec::with_capacity(keys.len());
+    let mut sizes = Vec::with_capacity(keys.len());
+    for (_, i) in &keys {
+        let i = *i as usize;
+        if let (Some(row), Some(pair), Some(bytes)) =
+            (input.get(i), row_pair.get(i), row_bytes.get(i))
+        {
+            rows.push(row);
+            pair_of.push(*pair);
+            sizes.push(*bytes as usize);
+        }
+    }
+    let groups = row_groups(&sizes, max_rows, |bytes| *bytes);
+    Ok(Prepared {
+        rows,
+        pair_of,
+        pairs,
+        groups,
+    })
+}
+
+impl<T> Prepared<'_, T> {
+    fn group(&self, i: usize) -> (&[&T], &[u32]) {
+        let range = self.groups.get(i).cloned().unwrap_or(0..0);
+        (
+            self.rows.get(range.clone()).unwrap_or(&[]),
+            self.pair_of.get(range).unwrap_or(&[]),
+        )
+    }
+
+    /// The most rows of a row group.
+    fn max_group_rows(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.len() as u64)
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// The `service_name` and resource/scope columns of each distinct pair,
+/// one row per pair: row groups take theirs from these.
+struct PairColumns {
+    service_name: ArrayRef,
+    resource_scope: Vec<ArrayRef>,
+}
+
+impl PairColumns {
+    fn new(pairs: &[(&Resource, &Scope)]) -> Result<PairColumns, ArrowError> {
+        let mut service_name = StringBuilder::new();
+        let mut resource_scope = ResourceScopeBuilder::new(pairs.len());
+        for (resource, scope) in pairs {
+            service_name.append_value(resource.service_name());
+            resource_scope.append(resource, scope)?;
+        }
+        Ok(PairColumns {
+            service_name: Arc::new(service_name.finish()),
+            resource_scope: resource_scope.finish()?,
+        })
+    }
+
+    /// `service_name` and the resource/scope columns of rows whose pairs are `pair_of`.
+    fn take(&self, pair_of: &[u32]) -> Result<(ArrayRef, Vec<ArrayRef>), ArrowError> {
+        let indices = UInt32Array::from(pair_of.to_vec());
+        Ok((
+            take_rows(&self.service_name, &indices)?,
+            self.resource_scope
+                .iter()
+                .map(|column| take_rows(column, &indices))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+}
+
+/// Arrow's `take`, with lists taken through their entries: the generic
+/// path for lists of structs copies entry by entry, this one takes each
+/// entry field in one vectorised pass.
+fn take_rows(array: &ArrayRef, indices: &UInt32Array) -> Result<ArrayRef, ArrowError> {
+    let Some(list) = array.as_any().downcast_ref::<ListArray>() else {
+        return arrow_select::take::take(array.as_ref(), indices, None);
+    };
+    let offsets = list.value_offsets();
+    let mut taken_offsets = Vec::with_capacity(indices.len() + 1);
+    taken_offsets.push(0i32);
+    let mut entries: Vec<u32> = Vec::new();
+    for row in indices.values() {
+        let row = *row as usize;
+        let (Some(&start), Some(&end)) = (offsets.get(row), offsets.get(row + 1)) else {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "row {row} is not in a list of {}",
+                list.len()
+            )));
+        };
+        let (start, end) = (u32::try_from(start), u32::try_from(end));
+        let (Ok(start), Ok(end)) = (start, end) else {
+            return Err(ArrowError::InvalidArgumentError(
+                "negative list offset".into(),
+            ));
+        };
+        entries.extend(start..end);
+        taken_offsets.push(offset(entries.len())?);
+    }
+    let values =
+        arrow_select::take::take(list.values().as_ref(), &UInt32Array::from(entries), None)?;
+    let ArrowDataType::List(field) = list.data_type() else {
+        return Err(ArrowError::InvalidArgumentError("not a list".into()));
+    };
+    Ok(Arc::new(ListArray::try_new(
+        Arc::clone(field),
+        OffsetBuffer::new(taken_offsets.into()),
+        values,
+        None,
+    )?))
+}
+
+/// Refuses values nested deeper than a segment can read back.
+fn check_depth(span: &Span) -> Result<(), String> {
+    let any_too_deep = |attributes: &[KeyValue]| attributes.iter().any(|kv| too_deep(&kv.value));
+    if any_too_deep(&span.attributes)
+        || any_too_deep(&span.original_attributes)
+        || span.events.iter().any(|e| any_too_deep(&e.attributes))
+        || span.links.iter().any(|l| any_too_deep(&l.attributes))
+    {
+        return Err(format!(
+            "span {} of trace {} has an attribute nested deeper than {MAX_VALUE_DEPTH} levels",
+            span.span_id, span.trace_id
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `value` nests deeper than a segment stores (scalars never do:
+/// only containers pay for the walk).
+fn too_deep(value: &AnyValue) -> bool {
+    matches!(value, AnyValue::Array(_) | AnyValue::KvList(_)) && value.depth() > MAX_VALUE_DEPTH
+}
+
+/// Cuts rows into row groups of `max_rows`, ending a group early when its
+/// estimated variable-length bytes reach [`MAX_ROW_GROUP_BYTES`].
+fn row_groups<T>(rows: &[T], max_rows: usize, bytes: impl Fn(&T) -> usize) -> Vec<Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut group_bytes) = (0, 0usize);
+    for (i, row) in rows.iter().enumerate() {
+        let row_bytes = bytes(row);
+        if i > start && (i - start >= max_rows || group_bytes + row_bytes > MAX_ROW_GROUP_BYTES) {
+            groups.push(start..i);
+            start = i;
+            group_bytes = 0;
+        }
+        group_bytes += row_bytes;
+    }
+    if start < rows.len() {
+        groups.push(start..rows.len());
+    }
+    groups
+}
+
+/// An upper estimate of the bytes a span adds to the Arrow arrays of its
+/// row group, resource and scope aside: string and binary lengths plus a
+/// fixed cost per value.
+fn span_bytes(span: &Span) -> usize {
+    128 + span.name.len()
+        + span.trace_state.len()
+        + span.status.message.len()
+        + attributes_bytes(&span.attributes)
+        + attributes_bytes(&span.original_attributes)
+        + span
+            .events
+            .iter()
+            .map(|e| 32 + e.name.len() + attributes_bytes(&e.attributes))
+            .sum::<usize>()
+        + span
+            .links
+            .iter()
+            .map(|l| 48 + l.trace_state.len() + attributes_bytes(&l.attributes))
+            .sum::<usize>()
+}
+
+fn resource_scope_bytes(resource: &Resource, scope: &Scope) -> usize {
+    32 + attributes_bytes(&resource.attributes)
+        + attributes_bytes(&resource.original_attributes)
+        + resource.schema_url.len()
+        + scope.name.len()
+        + scope.version.len()
+        + scope.schema_url.len()
+        + attributes_bytes(&scope.attributes)
+}
+
+fn attributes_bytes(attributes: &[KeyValue]) -> usize {
+    attributes
+        .iter()
+        .map(|kv| 32 + kv.key.len() + value_bytes(&kv.value))
+        .sum()
+}
+
+fn value_bytes(value: &AnyValue) -> usize {
+    match value {
+        AnyValue::Str(s) => s.len(),
+        AnyValue::Bytes(b) => b.len(),
+        // JSON text: brackets, names and quotes around every element, and
+        // base64 for bytes (4/3 of them) inside.
+        AnyValue::Array(items) => 32 + items.iter().map(|v| 32 + 2 * value_bytes(v)).sum::<usize>(),
+        AnyValue::KvList(kvs) => {
+            32 + kvs
+                .iter()
+                .map(|kv| 48 + 2 * kv.key.len() + 2 * value_bytes(&kv.value))
+                .sum::<usize>()
+        }
+        _ => 8,
+    }
+}
+
+// ---------------------------------------------------------------- spans
+
+fn write_spans(
+    path: &Path,
+    spans: &[SpanRecord],
+    options: &SegmentWriteOptions,
+    meta: &FileMeta,
+) -> Result<Digest32> {
+    let segment_error = |reason: String| StoreError::Segment {
+        path: path.to_owned(),
+        reason,
+    };
+    for record in spans {
+        check_depth(&record.span).map_err(segment_error)?;
+    }
+    // Ids as big-endian integers order as their bytes do, and compare in
+    // one instruction.
+    let prepared = prepare(
+        spans,
+        options.row_group_rows,
+        |s| {
+            (
+                u128::from_be_bytes(s.span.trace_id.to_bytes()),
+                s.span.start_time_unix_nano,
+                u64::from_be_bytes(s.span.span_id.to_bytes()),
+            )
+        },
+        |s| (&s.resource, &s.scope),
+        |s| span_bytes(&s.span),
+    )
+    .map_err(segment_error)?;
+    let pair_columns =
+        PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
+
+    // Bloom filters: sized for the distinct trace ids of the largest row
+    // group (rows are sorted by trace id: count the changes), and for its
+    // row count on the other columns. The Parquet writer folds each filter
+    // down to the values it received, so an upper bound only costs memory
+    // while writing.
+    let trace_ndv = prepared
+        .groups
+        .iter()
+        .map(|group| {
+            let rows = prepared.rows.get(group.clone()).unwrap_or(&[]);
+            1 + rows
+                .windows(2)
+                .filter(|w| w[0].span.trace_id != w[1].span.trace_id)
+                .count() as u64
+        })
+        .max()
+        .unwrap_or(1);
+    let mut bloom_ndv = vec![("trace_id".to_string(), trace_ndv)];
+    bloom_ndv.extend(
+        DedicatedColumn::ALL
+            .into_iter()
+            .filter(|c| c.has_bloom_filter())
+            .map(|c| (c.column_name().to_string(), prepared.max_group_rows())),
+    );
+    let properties = properties(
+        options,
+        meta.key_values("spans", spans.len()),
+        &SPANS_SCHEMA,
+        SpanTuning { bloom_ndv },
+    )
+    .map_err(|e| segment_error(e.to_string()))?;
+
+    write_file(
+        path,
+        &SPANS_SCHEMA,
+        properties,
+        prepared.groups.len(),
+        |i| {
+            let (rows, pair_of) = prepared.group(i);
+            span_batch(rows, pair_columns.take(pair_of)?)
+        },
+    )
+}
+
+/// Which dedicated column takes each attribute of `span`: the first
+/// attribute of a dedicated key with the column's type; `None` for the
+/// attributes that stay in the generic list.
+fn lift_dedicated(span: &Span) -> ([Option<&AnyValue>; 11], Vec<&KeyValue>) {
+    let mut dedicated: [Option<&AnyValue>; 11] = [None; 11];
+    let mut generic = Vec::with_capacity(span.attributes.len());
+    for kv in &span.attributes {
+        let slot = DedicatedColumn::from_attribute_key(&kv.key).and_then(|column| {
+            let fits = match &kv.value {
+                AnyValue::Int(_) => column.is_integer(),
+                AnyValue::Str(_) => !column.is_integer(),
+                _ => false,
+            };
+            let slot = dedicated.get_mut(column.index())?;
+            (fits && slot.is_none()).then_some(slot)
+        });
+        match slot {
+            Some(slot) => *slot = Some(&kv.value),
+            None => generic.push(kv),
+        }
+    }
+    (dedicated, generic)
+}
+
+/// A row group of spans; `shared` holds the `service_name` and
+/// resource/scope columns, taken from [`PairColumns`].
+fn span_batch(
+    rows: &[&SpanRecord],
+    shared: (ArrayRef, Vec<ArrayRef>),
+) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    // Sized from a sample: a string builder that outgrows its buffer copies
+    // it whole.
+    let sample: Vec<([Option<&AnyValue>; 11], Vec<&KeyValue>)> =
+        sample(rows).map(|s| lift_dedicated(&s.span)).collect();
+    let mut trace_id = Ids::new(n, 16);
+    let mut span_id = Ids::new(n, 8);
+    let mut parent_span_id = Ids::new(n, 8);
+    let mut trace_state =
+        StringBuilder::with_capacity(n, estimate(rows, |s| s.span.trace_state.len()));
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut name = StringBuilder::with_capacity(n, estimate(rows, |s| s.span.name.len()));
+    let mut kind = Int8Builder::with_capacity(n);
+    let mut start = timestamps(n);
+    let mut end = timestamps(n);
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut status_code = Int8Builder::with_capacity(n);
+    let mut status_message =
+        StringBuilder::with_capacity(n, estimate(rows, |s| s.span.status.message.len()));
+    let mut dedicated: Vec<DedicatedBuilder> = DedicatedColumn::ALL
+        .into_iter()
+        .map(|c| {
+            if c.is_integer() {
+                DedicatedBuilder::Int(Int64Builder::with_capacity(n))
+            } else {
+                let bytes: usize = sample
+                    .iter()
+                    .filter_map(|(lifted, _)| lifted.get(c.index()).copied().flatten())
+                    .filter_map(AnyValue::as_str)
+                    .map(str::len)
+                    .sum();
+                DedicatedBuilder::Str(StringBuilder::with_capacity(
+                    n,
+                    scale(bytes, sample.len(), n),
+                ))
+            }
+        })
+        .collect();
+    let generic_entries: usize = sample.iter().map(|(_, rest)| rest.len()).sum();
+    let mut generic =
+        AttributeListBuilder::with_capacity(n, scale(generic_entries, sample.len(), n));
+    let mut original = AttributeListBuilder::with_capacity(n, 0);
+    let mut dropped_attributes = UInt32Builder::with_capacity(n);
+    let mut events = EventListBuilder::new(n);
+    let mut dropped_events = UInt32Builder::with_capacity(n);
+    let mut links = LinkListBuilder::new(n);
+    let mut dropped_links = UInt32Builder::with_capacity(n);
+
+    for record in rows {
+        let span = &record.span;
+        trace_id.push(Some(span.trace_id.as_bytes()));
+        span_id.push(Some(span.span_id.as_bytes()));
+        parent_span_id.push(
+            span.parent_span_id
+                .as_ref()
+                .map(|p| p.as_bytes().as_slice()),
+        );
+        trace_state.append_value(&span.trace_state);
+        flags.append_value(span.flags);
+        name.append_value(&span.name);
+        kind.append_value(span.kind as i8);
+        // Times past i64::MAX (year 2262) keep their bits: read back exactly.
+        start.append_value(span.start_time_unix_nano as i64);
+        end.append_value(span.end_time_unix_nano as i64);
+        duration.append_value(i64::try_from(span.duration_nanos()).unwrap_or(i64::MAX));
+        status_code.append_value(span.status.code as i8);
+        status_message.append_value(&span.status.message);
+        let (lifted, rest) = lift_dedicated(span);
+        for (builder, value) in dedicated.iter_mut().zip(lifted) {
+            builder.append(value);
+        }
+        generic.append(rest)?;
+        original.append(&span.original_attributes)?;
+        dropped_attributes.append_value(span.dropped_attributes_count);
+        events.append(&span.events)?;
+        dropped_events.append_value(span.dropped_events_count);
+        links.append(&span.links)?;
+        dropped_links.append_value(span.dropped_links_count);
+    }
+
+    let (service_name, resource_scope) = shared;
+    let mut columns: Vec<ArrayRef> = vec![
+        trace_id.finish()?,
+        span_id.finish()?,
+        parent_span_id.finish()?,
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        service_name,
+    ];
+    columns.extend(dedicated.iter_mut().map(DedicatedBuilder::finish));
+    columns.extend([
+        Arc::new(generic.finish()?) as ArrayRef,
+        Arc::new(original.finish()?),
+        Arc::new(dropped_attributes.finish()),
+        Arc::new(events.finish()?),
+        Arc::new(dropped_events.finish()),
+        Arc::new(links.finish()?),
+        Arc::new(dropped_links.finish()),
+    ]);
+    columns.extend(resource_scope);
+    RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)
+}
+
+/// Rows spread evenly over `rows`, to size builders by.
+fn sample<'a, T>(rows: &'a [&'a T]) -> impl Iterator<Item = &'a T> {
+    const SAMPLE: usize = 64;
+    let step = (rows.len() / SAMPLE).max(1);
+    rows.iter().step_by(step).take(SAMPLE).copied()
+}
+
+/// `sampled` (a total over `samples` rows) scaled to `rows`, with a margin.
+fn scale(sampled: usize, samples: usize, rows: usize) -> usize {
+    if samples == 0 {
+        return 0;
+    }
+    (sampled * rows / samples) * 5 / 4 + 64
+}
+
+/// The bytes `len` gives `rows`, estimated from a sample.
+fn estimate<T>(rows: &[&T], len: impl Fn(&T) -> usize) -> usize {
+    let (mut bytes, mut samples) = (0, 0);
+    for row in sample(rows) {
+        bytes += len(row);
+        samples += 1;
+    }
+    scale(bytes, samples, rows.len())
+}
+
+/// A `FixedSizeBinary` id column built straight into its buffers (the
+/// Arrow builder checks and copies each value through more layers).
+struct Ids {
+    width: i32,
+    bytes: Vec<u8>,
+    valid: Vec<bool>,
+    nulls: bool,
+}
+
+impl Ids {
+    fn new(rows: usize, width: usize) -> Ids {
+        Ids {
+            width: width as i32,
+            bytes: Vec::with_capacity(rows * width),
+            valid: Vec::with_capacity(rows),
+            nulls: false,
+        }
+    }
+
+    /// Appends an id of the column's width, or null.
+    fn push(&mut self, id: Option<&[u8]>) {
+        match id {
+            Some(id) => {
+                self.bytes.extend_from_slice(id);
+                self.valid.push(true);
+            }
+            None => {
+                let width = usize::try_from(self.width).unwrap_or(0);
+                self.bytes.resize(self.bytes.len() + width, 0);
+                self.valid.push(false);
+                self.nulls = true;
+            }
+        }
+    }
+
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        let nulls = self.nulls.then(|| NullBuffer::from(self.valid));
+        Ok(Arc::new(FixedSizeBinaryArray::try_new(
+            self.width,
+            Buffer::from_vec(self.bytes),
+            nulls,
+        )?))
+    }
+}
+
+fn timestamps(n: usize) -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC")
+}
+
+enum DedicatedBuilder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+}
+
+impl DedicatedBuilder {
+    fn append(&mut self, value: Option<&AnyValue>) {
+        match (self, value) {
+            (DedicatedBuilder::Str(b), Some(AnyValue::Str(s))) => b.append_value(s),
+            (DedicatedBuilder::Int(b), Some(AnyValue::Int(i))) => b.append_value(*i),
+            (DedicatedBuilder::Str(b), _) => b.append_null(),
+            (DedicatedBuilder::Int(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            DedicatedBuilder::Str(b) => Arc::new(b.finish()),
+            DedicatedBuilder::Int(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+struct EventListBuilder {
+    offsets: Vec<i32>,
+    count: usize,
+    time: TimestampNanosecondBuilder,
+    name: StringBuilder,
+    attributes: AttributeListBuilder,
+    dropped: UInt32Builder,
+}
+
+impl EventListBuilder {
+    fn new(rows: usize) -> EventListBuilder {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        EventListBuilder {
+            offsets,
+            count: 0,
+            time: timestamps(0),
+            name: StringBuilder::new(),
+            attributes: AttributeListBuilder::with_capacity(0, 0),
+            dropped: UInt32Builder::new(),
+        }
+    }
+
+    fn append(&mut self, events: &[Event]) -> Result<(), ArrowError> {
+        for event in events {
+            self.time.append_value(event.time_unix_nano as i64);
+            self.name.append_value(&event.name);
+            self.attributes.append(&event.attributes)?;
+            self.dropped.append_value(event.dropped_attributes_count);
+        }
+        self.count += events.len();
+        self.offsets.push(offset(self.count)?);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<arrow_array::ListArray, ArrowError> {
+        let entries = StructArray::try_new(
+            event_fields(),
+            vec![
+                Arc::new(self.time.finish()),
+                Arc::new(self.name.finish()),
+                Arc::new(self.attributes.finish()?),
+                Arc::new(self.dropped.finish()),
+            ],
+            None,
+        )?;
+        list_array(
+            event_fields(),
+            std::mem::take(&mut self.offsets),
+            Arc::new(entries),
+        )
+    }
+}
+
+struct LinkListBuilder {
+    offsets: Vec<i32>,
+    count: usize,
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    trace_state: StringBuilder,
+    attributes: AttributeListBuilder,
+    dropped: UInt32Builder,
+    flags: UInt32Builder,
+}
+
+impl LinkListBuilder {
+    fn new(rows: usize) -> LinkListBuilder {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        LinkListBuilder {
+            offsets,
+            count: 0,
+            trace_id: FixedSizeBinaryBuilder::new(16),
+            span_id: FixedSizeBinaryBuilder::new(8),
+            trace_state: StringBuilder::new(),
+            attributes: AttributeListBuilder::with_capacity(0, 0),
+            dropped: UInt32Builder::new(),
+            flags: UInt32Builder::new(),
+        }
+    }
+
+    fn append(&mut self, links: &[Link]) -> Result<(), ArrowError> {
+        for link in links {
+            self.trace_id.append_value(link.trace_id.as_bytes())?;
+            self.span_id.append_value(link.span_id.as_bytes())?;
+            self.trace_state.append_value(&link.trace_state);
+            self.attributes.append(&link.attributes)?;
+            self.dropped.append_value(link.dropped_attributes_count);
+            self.flags.append_value(link.flags);
+        }
+        self.count += links.len();
+        self.offsets.push(offset(self.count)?);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<arrow_array::ListArray, ArrowError> {
+        let entries = StructArray::try_new(
+            link_fields(),
+            vec![
+                Arc::new(self.trace_id.finish()),
+                Arc::new(self.span_id.finish()),
+                Arc::new(self.trace_state.finish()),
+                Arc::new(self.attributes.finish()?),
+                Arc::new(self.dropped.finish()),
+                Arc::new(self.flags.finish()),
+            ],
+            None,
+        )?;
+        list_array(
+            link_fields(),
+            std::mem::take(&mut self.offsets),
+            Arc::new(entries),
+        )
+    }
+}
+
+/// The resource and scope columns, repeated on every row.
+struct ResourceScopeBuilder {
+    attributes: AttributeListBuilder,
+    original_attributes: AttributeListBuilder,
+    dropped: UInt32Builder,
+    schema_url: StringBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    scope_attributes: AttributeListBuilder,
+    scope_dropped: UInt32Builder,
+    scope_schema_url: StringBuilder,
+}
+
+impl ResourceScopeBuilder {
+    fn new(rows: usize) -> ResourceScopeBuilder {
+        ResourceScopeBuilder {
+            attributes: AttributeListBuilder::with_capacity(rows, rows * 8),
+            original_attributes: AttributeListBuilder::with_capacity(rows, 0),
+            dropped: UInt32Builder::with_capacity(rows),
+            schema_url: StringBuilder::with_capacity(rows, rows * 32),
+            scope_name: StringBuilder::with_capacity(rows, rows * 32),
+            scope_version: StringBuilder::with_capacity(rows, rows * 8),
+            scope_attributes: AttributeListBuilder::with_capacity(rows, 0),
+            scope_dropped: UInt32Builder::with_capacity(rows),
+            scope_schema_url: StringBuilder::with_capacity(rows, 0),
+        }
+    }
+
+    fn append(&mut self, resource: &Resource, scope: &Scope) -> Result<(), ArrowError> {
+        self.attributes.append(&resource.attributes)?;
+        self.original_attributes
+            .append(&resource.original_attributes)?;
+        self.dropped.append_value(resource.dropped_attributes_count);
+        self.schema_url.append_value(&resource.schema_url);
+        self.scope_name.append_value(&scope.name);
+        self.scope_version.append_value(&scope.version);
+        self.scope_attributes.append(&scope.attributes)?;
+        self.scope_dropped
+            .append_value(scope.dropped_attributes_count);
+        self.scope_schema_url.append_value(&scope.schema_url);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
+        Ok(vec![
+            Arc::new(self.attributes.finish()?),
+            Arc::new(self.original_attributes.finish()?),
+            Arc::new(self.dropped.finish()),
+            Arc::new(self.schema_url.finish()),
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+            Arc::new(self.scope_attributes.finish()?),
+            Arc::new(self.scope_dropped.finish()),
+            Arc::new(self.scope_schema_url.finish()),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------- logs
+
+fn write_logs(
+    path: &Path,
+    logs: &[LogEntry],
+    options: &SegmentWriteOptions,
+    meta: &FileMeta,
+) -> Result<Digest32> {
+    let segment_error = |reason: String| StoreError::Segment {
+        path: path.to_owned(),
+        reason,
+    };
+    for log in logs {
+        let record = &log.record;
+        if too_deep(&record.body)
+            || record
+                .attributes
+                .iter()
+                .chain(&record.original_attributes)
+                .any(|kv| too_deep(&kv.value))
+        {
+            return Err(segment_error(format!(
+                "a log record has a value nested deeper than {MAX_VALUE_DEPTH} levels"
+            )));
+        }
+    }
+    // Records with a trace id first, by (trace id, time); the others after,
+    // by time.
+    let prepared = prepare(
+        logs,
+        options.row_group_rows,
+        |l| {
+            (
+                l.record.trace_id.is_none(),
+                u128::from_be_bytes(l.record.trace_id.unwrap_or_default().to_bytes()),
+                l.record.effective_time_unix_nano(),
+            )
+        },
+        |l| (&l.resource, &l.scope),
+        log_bytes,
+    )
+    .map_err(segment_error)?;
+    let pair_columns =
+        PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
+    let trace_ndv = prepared
+        .groups
+        .iter()
+        .map(|g| {
+            let rows = prepared.rows.get(g.clone()).unwrap_or(&[]);
+            1 + rows
+                .windows(2)
+                .filter(|w| w[0].record.trace_id != w[1].record.trace_id)
+                .count() as u64
+        })
+        .max()
+        .unwrap_or(1);
+    let properties = properties(
+        options,
+        meta.key_values("logs", logs.len()),
+        &LOGS_SCHEMA,
+        LogTuning { trace_ndv },
+    )
+    .map_err(|e| segment_error(e.to_string()))?;
+    write_file(path, &LOGS_SCHEMA, properties, prepared.groups.len(), |i| {
+        let (rows, pair_of) = prepared.group(i);
+        log_batch(rows, pair_columns.take(pair_of)?)
+    })
+}
+
+fn log_bytes(entry: &LogEntry) -> usize {
+    let record = &entry.record;
+    128 + record.severity_text.len()
+        + record.event_name.len()
+        + 2 * value_bytes(&record.body)
+        + attributes_bytes(&record.attributes)
+        + attributes_bytes(&record.original_attributes)
+}
+
+fn log_batch(
+    rows: &[&LogEntry],
+    shared: (ArrayRef, Vec<ArrayRef>),
+) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut trace_id = Ids::new(n, 16);
+    let mut span_id = Ids::new(n, 8);
+    let mut time = timestamps(n);
+    let mut observed_time = timestamps(n);
+    let mut severity_number = Int32Builder::with_capacity(n);
+    let mut severity_text = StringBuilder::with_capacity(n, n * 5);
+    let mut body = ValueBuilder::with_capacity(n);
+    let mut attributes = AttributeListBuilder::with_capacity(n, n * 4);
+    let mut original = AttributeListBuilder::with_capacity(n, 0);
+    let mut dropped_attributes = UInt32Builder::with_capacity(n);
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut event_name = StringBuilder::with_capacity(n, 0);
+    for entry in rows {
+        let record = &entry.record;
+        trace_id.push(record.trace_id.as_ref().map(|id| id.as_bytes().as_slice()));
+        span_id.push(record.span_id.as_ref().map(|id| id.as_bytes().as_slice()));
+        time.append_value(record.time_unix_nano as i64);
+        observed_time.append_value(record.observed_time_unix_nano as i64);
+        severity_number.append_value(record.severity_number);
+        severity_text.append_value(&record.severity_text);
+        body.append(&record.body);
+        attributes.append(&record.attributes)?;
+        original.append(&record.original_attributes)?;
+        dropped_attributes.append_value(record.dropped_attributes_count);
+        flags.append_value(record.flags);
+        event_name.append_value(&record.event_name);
+    }
+    let (service_name, resource_scope) = shared;
+    let mut columns: Vec<ArrayRef> = vec![
+        trace_id.finish()?,
+        span_id.finish()?,
+        Arc::new(time.finish()),
+        Arc::new(observed_time.finish()),
+        Arc::new(severity_number.finish()),
+        Arc::new(severity_text.finish()),
+        Arc::new(body.finish_struct()?),
+        Arc::new(attributes.finish()?),
+        Arc::new(original.finish()?),
+        Arc::new(dropped_attributes.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(event_name.finish()),
+        service_name,
+    ];
+    columns.extend(resource_scope);
+    RecordBatch::try_new(LOGS_SCHEMA.clone(), columns)
+}
+
+// ---------------------------------------------------------------- Parquet
+
+/// Per-file choices of [`properties`].
+trait Tuning {
+    fn apply(
+        &self,
+        builder: parquet::file::properties::WriterPropertiesBuilder,
+        fpp: f64,
+    ) -> parquet::file::properties::WriterPropertiesBuilder;
+    /// Leaf column paths the rows are sorted by.
+    fn sorted_by(&self) -> &'static [&'static str];
+}
+
+struct SpanTuning {
+    bloom_ndv: Vec<(String, u64)>,
+}
+
+impl Tuning for SpanTuning {
+    fn apply(
+        &self,
+        mut builder: parquet::file::properties::WriterPropertiesBuilder,
+        fpp: f64,
+    ) -> parquet::file::properties::WriterPropertiesBuilder {
+        // Random ids: a dictionary only costs; plain is as small as they get.
+        for column in ["trace_id", "span_id", "parent_span_id"] {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        // Times and durations are nearly unique and close together.
+        for column in ["start_time", "end_time", "duration_ns"] {
+            let path = ColumnPath::from(column);
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+        for (column, ndv) in &self.bloom_ndv {
+            builder = bloom(builder, column, *ndv, fpp);
+        }
+        builder
+    }
+
+    fn sorted_by(&self) -> &'static [&'static str] {
+        &["trace_id", "start_time", "span_id"]
+    }
+}
+
+struct LogTuning {
+    trace_ndv: u64,
+}
+
+impl Tuning for LogTuning {
+    fn apply(
+        &self,
+        mut builder: parquet::file::properties::WriterPropertiesBuilder,
+        fpp: f64,
+    ) -> parquet::file::properties::WriterPropertiesBuilder {
+        for column in ["trace_id", "span_id"] {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        for column in ["time", "observed_time"] {
+            let path = ColumnPath::from(column);
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+        bloom(builder, "trace_id", self.trace_ndv, fpp)
+    }
+
+    fn sorted_by(&self) -> &'static [&'static str] {
+        &["trace_id", "time"]
+    }
+}
+
+fn bloom(
+    builder: parquet::file::properties::WriterPropertiesBuilder,
+    column: &str,
+    ndv: u64,
+    fpp: f64,
+) -> parquet::file::properties::WriterPropertiesBuilder {
+    let path = ColumnPath::from(column);
+    builder
+        .set_column_bloom_filter_enabled(path.clone(), true)
+        .set_column_bloom_filter_fpp(path.clone(), fpp)
+        .set_column_bloom_filter_max_ndv(path, ndv.max(1))
+}
+
+/// Whether zstd pays for a leaf column (its path's parts).
+///
+/// Reading a compressed column chunk costs more than its pages: parquet 60
+/// creates a zstd compression and decompression context per column chunk
+/// read (~25 µs), and a trace lookup reads one chunk of every leaf. Leaves
+/// zstd cannot shrink are stored plain: random ids, times in random order
+/// and durations, small enums and counters (dictionary or RLE runs
+/// already), and the numeric fields of lists that are nearly always empty
+/// (events, links, original and scope attributes). Strings, dictionary
+/// pages and the lists repeated on every row (generic and resource
+/// attributes, whose repetition levels zstd shrinks tenfold) stay zstd.
+fn worth_compressing(parts: &[String]) -> bool {
+    let names: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match names.as_slice() {
+        [
+            "span_id"
+            | "parent_span_id"
+            | "end_time"
+            | "duration_ns"
+            | "flags"
+            | "kind"
+            | "status_code"
+            | "severity_number"
+            | "dropped_attributes_count"
+            | "dropped_events_count"
+            | "dropped_links_count"
+            | "resource_dropped_attributes_count"
+            | "scope_dropped_attributes_count",
+        ] => false,
+        [
+            "events"
+            | "links"
+            | "original_attributes"
+            | "resource_original_attributes"
+            | "scope_attributes",
+            ..,
+            leaf,
+        ] => !matches!(
+            *leaf,
+            "int" | "double" | "bool" | "time" | "dropped_attributes_count" | "flags" | "span_id"
+        ),
+        _ => true,
+    }
+}
+
+/// Top-level columns written without statistics (see [`properties`]).
+const NO_STATISTICS: [&str; 17] = [
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "status_message",
+    "client_address",
+    "enduser_id",
+    "session_id",
+    "url_path",
+    "url_query",
+    "user_agent_original",
+    "resource_schema_url",
+    "scope_name",
+    "scope_version",
+    "scope_schema_url",
+    "severity_text",
+    "event_name",
+];
+
+fn properties(
+    options: &SegmentWriteOptions,
+    key_values: Vec<ParquetKeyValue>,
+    schema: &SchemaRef,
+    tuning: impl Tuning,
+) -> Result<WriterProperties, parquet::errors::ParquetError> {
+    let sorting = tuning
+        .sorted_by()
+        .iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .map(|index| SortingColumn {
+            // These are top-level primitive columns before any nested one,
+            // so the field position is the leaf column position.
+            column_idx: index as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    // String min/max costs a comparison per value. Rows are sorted by trace
+    // id, so a row group or page holds every common value of the other
+    // columns: their min/max prune nothing. Statistics are kept on the
+    // numbers and ids, and on the short strings of few values
+    // (`service_name`, method, route, ...); the leaves of nested columns
+    // (attribute lists, events, links) and long or high-cardinality strings
+    // go without (bloom filters serve equality on `client_address`,
+    // `enduser_id` and `session_id`).
+    let leaves = ArrowSchemaConverter::new().convert(schema)?;
+    let plain: Vec<ColumnPath> = leaves
+        .columns()
+        .iter()
+        .filter(|c| !worth_compressing(c.path().parts()))
+        .map(|c| c.path().clone())
+        .collect();
+    let unindexed: Vec<ColumnPath> = leaves
+        .columns()
+        .iter()
+        .filter(|c| {
+            let parts = c.path().parts();
+            parts.len() > 1
+                || parts
+                    .first()
+                    .is_some_and(|name| NO_STATISTICS.contains(&name.as_str()))
+        })
+        .map(|c| c.path().clone())
+        .collect();
+    let mut builder = WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(options.zstd_level)?))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_size_limit(64 * 1024)
+        // Pages of at most 8192 rows: a point lookup decodes one page per
+        // column; smaller pages cost header and index bytes.
+        .set_data_page_row_count_limit(8192)
+        .set_max_row_group_row_count(Some(options.row_group_rows))
+        .set_key_value_metadata(Some(key_values))
+        .set_sorting_columns(Some(sorting));
+    for path in unindexed {
+        builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    for path in plain {
+        builder = builder.set_column_compression(path, Compression::UNCOMPRESSED);
+    }
+    Ok(tuning.apply(builder, options.bloom_fpp).build())
+}
+
+/// Writes `row_groups` row groups to `path`, then fsyncs it. A second
+/// thread builds each row group's batch (only the next one waits in
+/// memory) while this one encodes the previous.
+fn write_file(
+    path: &Path,
+    schema: &SchemaRef,
+    properties: WriterProperties,
+    row_groups: usize,
+    batch: impl Fn(usize) -> Result<RecordBatch, ArrowError> + Sync,
+) -> Result<Digest32> {
+    let segment_error = |reason: String| StoreError::Segment {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = File::create(path).map_err(|e| StoreError::io("create", path, e))?;
+    let out = HashingWriter {
+        file,
+        hasher: Sha256::new(),
+        bytes: 0,
+        path: path.to_owned(),
+    };
+    let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(properties))
+        .map_err(|e| segment_error(e.to_string()))?;
+    let mut empty = Vec::with_capacity(row_groups);
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let batch = &batch;
+        scope.spawn(move || {
+            for i in 0..row_groups {
+                // The encoder hung up: it failed, stop building.
+                if sender.send(batch(i)).is_err() {
+                    break;
+                }
+            }
+        });
+        for built in receiver.iter().take(row_groups) {
+            let built = built.map_err(|e| segment_error(e.to_string()))?;
+            empty.push(empty_leaves(&built));
+            writer
+                .write(&built)
+                .and_then(|()| writer.flush())
+                .map_err(|e| segment_error(e.to_string()))?;
+        }
+        Ok(())
+    })?;
+    if writer.flushed_row_groups().len() != row_groups {
+        return Err(segment_error(format!(
+            "wrote {} of {row_groups} row groups",
+            writer.flushed_row_groups().len()
+        )));
+    }
+    writer.append_key_value_metadata(ParquetKeyValue::new(
+        metadata_keys::EMPTY_LEAVES.to_string(),
+        empty
+            .iter()
+            .map(|leaves| {
+                leaves
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+    ));
+    let out = writer
+        .into_inner()
+        .map_err(|e| segment_error(e.to_string()))?;
+    out.file
+        .sync_all()
+        .map_err(|e| StoreError::io("fsync", path, e))?;
+    Ok(Digest32 {
+        bytes: out.bytes,
+        sha256: out.hasher.finalize().into(),
+    })
+}
+
+/// The leaf columns (in Parquet order: depth first) of `batch` that hold no
+/// value: lists empty on every row, fields null on every entry. Readers
+/// skip them (see `metadata_keys::EMPTY_LEAVES`).
+fn empty_leaves(batch: &RecordBatch) -> Vec<usize> {
+    fn visit(array: &dyn Array, next: &mut usize, out: &mut Vec<usize>) {
+        if let Some(list) = array.as_any().downcast_ref::<ListArray>() {
+            visit(list.values().as_ref(), next, out);
+        } else if let Some(fields) = array.as_any().downcast_ref::<StructArray>() {
+            for column in fields.columns() {
+                visit(column.as_ref(), next, out);
+            }
+        } else {
+            if array.null_count() == array.len() {
+                out.push(*next);
+            }
+            *next += 1;
+        }
+    }
+    let (mut next, mut out) = (0, Vec::new());
+    for column in batch.columns() {
+        visit(column.as_ref(), &mut next, &mut out);
+    }
+    out
+}
+
+/// Writes to the file and hashes what it writes, so the hash costs no
+/// second read of the file.
+struct HashingWriter {
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+    path: PathBuf,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("failed to write `{}`: {e}", self.path.display()),
+            )
+        })?;
+        let written = buf.get(..n).unwrap_or(buf);
+        self.hasher.update(written);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("fsync directory", dir, e))
+    }
+    // Windows cannot open a directory as a file; renames there are durable
+    // once the file itself is.
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_groups_cut_by_rows_and_by_bytes() {
+        let rows = vec![1usize; 10];
+        assert_eq!(row_groups(&rows, 4, |_| 1), vec![0..4, 4..8, 8..10]);
+        assert_eq!(row_groups(&rows, 100, |_| 1), vec![0..10]);
+        let big = vec![MAX_ROW_GROUP_BYTES / 2 + 1; 3];
+        assert_eq!(row_groups(&big, 100, |b| *b), vec![0..1, 1..2, 2..3]);
+        // A row larger than the budget still gets a row group of its own.
+        let huge = vec![MAX_ROW_GROUP_BYTES * 2; 2];
+        assert_eq!(row_groups(&huge, 100, |b| *b), vec![0..1, 1..2]);
+        assert!(row_groups::<usize>(&[], 4, |_| 1).is_empty());
+    }
+
+    #[test]
+    fn dedicated_attributes_are_lifted_only_with_their_type_and_once() {
+        let mut span = Span::new(
+            tracewarden_model::TraceId::from_bytes([1; 16]),
+            tracewarden_model::SpanId::from_bytes([2; 8]),
+            "GET",
+        );
+        span.attributes = vec![
+            KeyValue::new("client.address", "203.0.113.7"),
+            KeyValue::new("http.response.status_code", "200"),
+            KeyValue::new("client.address", "198.51.100.1"),
+            KeyValue::new("url.full", "https://x/"),
+            KeyValue::new("http.response.status_code", AnyValue::Int(404)),
+        ];
+        let (lifted, rest) = lift_dedicated(&span);
+        assert_eq!(lifted[0], Some(&AnyValue::from("203.0.113.7")));
+        assert_eq!(lifted[7], Some(&AnyValue::Int(404)));
+        let rest: Vec<&str> = rest.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            rest,
+            ["http.response.status_code", "client.address", "url.full"]
+        );
+    }
+}
