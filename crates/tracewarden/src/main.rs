@@ -27,16 +27,22 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Load generators that reproduce the figures in docs/BENCHMARKS.md.
     Bench(cmd::bench::BenchArgs),
+    /// Check stored segments against their signed manifest chain (exit 0 only if intact).
+    Verify(cmd::verify::VerifyArgs),
+    /// Manage the ed25519 key that signs manifests.
+    SigningKey(cmd::signing_key::SigningKeyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args),
-        Command::Bench(args) => cmd::bench::run(args),
+        Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {

@@ -2,3 +2,5 @@
 
 pub mod bench;
 pub mod serve;
+pub mod signing_key;
+pub mod verify;
