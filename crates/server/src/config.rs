@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tracewarden_ingest::Limits;
-use tracewarden_store::WalOptions;
+use tracewarden_store::{LifecycleOptions, StoreOptions, WalOptions};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +28,13 @@ pub enum ConfigError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where the WAL (and later the segments) live.
+    /// Where the WAL and the segments live.
     pub data_dir: PathBuf,
     pub listen: Listen,
     pub limits: Limits,
     pub wal: WalOptions,
+    /// The `[store]` section: flush triggers, compaction, retention, signing key.
+    pub store: LifecycleOptions,
 }
 
 /// The addresses the server listens on.
@@ -68,11 +70,21 @@ impl Default for Config {
             listen: Listen::default(),
             limits: Limits::default(),
             wal: WalOptions::default(),
+            store: LifecycleOptions::default(),
         }
     }
 }
 
 impl Config {
+    /// The options the store opens with.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            wal: self.wal.clone(),
+            lifecycle: self.store.clone(),
+            ..StoreOptions::new(self.data_dir.clone())
+        }
+    }
+
     /// Reads a TOML file; keys it omits keep their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -120,5 +132,41 @@ mod tests {
         assert!(err.contains("apii"), "{err}");
         let err = Config::from_toml("[listen]\napi = \"nonsense\"\n").unwrap_err();
         assert!(err.contains("api"), "{err}");
+    }
+
+    #[test]
+    fn store_section_maps_to_the_store_options() {
+        let config = Config::from_toml(
+            "data_dir = \"/d\"\n\
+             [store]\nflush_spans = 1000\nflush_age = \"1h30m\"\nsigning_key_file = \"/k/manifest.key\"\n\
+             [store.compaction]\nenabled = false\nbelow_spans = 10\n\
+             [store.retention]\nmax_age = \"30d\"\nmax_total_bytes = 1000000000\n",
+        )
+        .unwrap();
+        let options = config.store_options();
+        assert_eq!(options.data_dir, PathBuf::from("/d"));
+        let store = options.lifecycle;
+        assert_eq!(store.flush_spans, 1000);
+        assert_eq!(store.flush_age, std::time::Duration::from_secs(5400));
+        assert_eq!(
+            store.signing_key_file,
+            Some(PathBuf::from("/k/manifest.key"))
+        );
+        assert!(!store.compaction.enabled);
+        assert_eq!(store.compaction.below_spans, 10);
+        assert_eq!(store.compaction.max_spans, 1_000_000);
+        assert_eq!(
+            store.retention.max_age,
+            Some(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
+        assert_eq!(store.retention.max_total_bytes, Some(1_000_000_000));
+        let defaults = Config::default().store_options().lifecycle;
+        assert_eq!(defaults.retention.max_age, None);
+        assert_eq!(defaults.signing_key_file, None);
+
+        let err = Config::from_toml("[store]\nflush_age = \"10 minutes\"\n").unwrap_err();
+        assert!(err.contains("flush_age"), "{err}");
+        let err = Config::from_toml("[store.retention]\nmax_days = 3\n").unwrap_err();
+        assert!(err.contains("max_days"), "{err}");
     }
 }

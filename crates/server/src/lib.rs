@@ -25,7 +25,7 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracewarden_ingest::{BatchSink, IngestStats};
-use tracewarden_store::{Store, StoreError, StoreOptions};
+use tracewarden_store::{Store, StoreError};
 
 pub use config::{Config, ConfigError, Listen};
 pub use pipeline::Pipeline;
@@ -169,10 +169,7 @@ impl Server {
         });
 
         // Replay the WAL while the listeners already answer (503 until ready).
-        let options = StoreOptions {
-            data_dir: config.data_dir.clone(),
-            wal: config.wal.clone(),
-        };
+        let options = config.store_options();
         let started = Instant::now();
         let opened = tokio::task::spawn_blocking(move || Store::open(options))
             .await
@@ -217,7 +214,12 @@ impl Server {
                 Err(e) => tracing::warn!(error = %e, "listener task failed during shutdown"),
             }
         }
-        store.close();
+        // Closing flushes the hot tier into a segment (seconds for a full
+        // one): off the async workers.
+        let closing = store.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || closing.close()).await {
+            tracing::error!(%error, "closing the store failed");
+        }
         Ok(())
     }
 }

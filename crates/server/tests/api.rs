@@ -94,8 +94,8 @@ async fn trace_round_trip_through_pipeline_and_api() {
     assert!(pipeline.submit(batch()).await.is_err());
 
     let (store, _report) = Store::open(StoreOptions {
-        data_dir: dir.path().to_path_buf(),
         wal: WalOptions::default(),
+        ..StoreOptions::new(dir.path().to_path_buf())
     })
     .unwrap();
     pipeline.set_store(Arc::new(store));
@@ -142,8 +142,8 @@ async fn unknown_and_malformed_ids() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
     let (store, _) = Store::open(StoreOptions {
-        data_dir: dir.path().to_path_buf(),
         wal: WalOptions::default(),
+        ..StoreOptions::new(dir.path().to_path_buf())
     })
     .unwrap();
     pipeline.set_store(Arc::new(store));

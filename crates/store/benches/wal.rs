@@ -55,8 +55,8 @@ fn timed_appends(
 ) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(StoreOptions {
-        data_dir: dir.path().to_owned(),
         wal: options.clone(),
+        ..StoreOptions::new(dir.path().to_owned())
     })
     .unwrap();
     let store = Arc::new(store);

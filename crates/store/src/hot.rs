@@ -9,18 +9,26 @@
 //! Resources and scopes stay shared: every span holds an `Arc` of the
 //! resource and scope it arrived with, never a deep copy.
 //!
-//! Everything stays in memory for now, without bound: a later change flushes
-//! the hot tier to Parquet segments and removes the WAL files they cover.
-//! Log records without a trace id are kept too (they were acknowledged), in
-//! a per-shard list served by [`crate::Store::logs_without_trace`].
+//! A hot tier also remembers the WAL log sequence numbers (LSNs) of the
+//! records applied to it: when the store freezes it and flushes it into a
+//! Parquet segment, the segment's manifest records exactly those LSNs, which
+//! is what lets replay skip them and the WAL files holding them be removed
+//! (see [`crate::lifecycle`]). Log records without a trace id are kept too
+//! (they were acknowledged), in a per-shard list served by
+//! [`crate::Store::logs_without_trace`].
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use tracewarden_model::{Batch, LogRecord, Resource, Scope, Span, TraceId};
+
+use crate::lifecycle::LsnSet;
+use crate::wal::Lsn;
 
 /// Number of lock shards of the hot tier.
 pub const SHARDS: usize = 16;
@@ -62,6 +70,9 @@ struct TraceEntry {
 struct Shard {
     traces: HashMap<TraceId, TraceEntry>,
     untraced_logs: Vec<LogEntry>,
+    /// LSNs of the records applied, kept in the first shard each batch
+    /// locks anyway, so recording them takes no lock of its own.
+    lsns: Vec<Lsn>,
 }
 
 /// Spans and logs in memory, sharded by trace id.
@@ -72,6 +83,9 @@ pub(crate) struct HotTier {
     logs: AtomicU64,
     traces: AtomicU64,
     next_untraced_shard: AtomicUsize,
+    /// When the first record was applied: the age of the oldest data not yet
+    /// in a segment, for the flush-by-age trigger.
+    first_applied: OnceLock<Instant>,
 }
 
 /// Counts of what the hot tier holds.
@@ -91,6 +105,7 @@ impl HotTier {
             logs: AtomicU64::new(0),
             traces: AtomicU64::new(0),
             next_untraced_shard: AtomicUsize::new(0),
+            first_applied: OnceLock::new(),
         }
     }
 
@@ -99,8 +114,9 @@ impl HotTier {
         (self.hasher.hash_one(trace_id) as usize) % SHARDS
     }
 
-    /// Adds every span and log record of `batch`.
-    pub fn apply(&self, batch: Batch) {
+    /// Adds every span and log record of `batch`, the WAL record `lsn`.
+    pub fn apply(&self, lsn: Lsn, batch: Batch) {
+        self.first_applied.get_or_init(Instant::now);
         let mut span_buckets: [Vec<SpanRecord>; SHARDS] = Default::default();
         let mut log_buckets: [Vec<LogEntry>; SHARDS] = Default::default();
         let mut untraced = Vec::new();
@@ -142,11 +158,16 @@ impl HotTier {
         }
 
         let mut new_traces = 0u64;
+        let mut lsn_recorded = false;
         for (index, (spans, logs)) in span_buckets.into_iter().zip(log_buckets).enumerate() {
             if spans.is_empty() && logs.is_empty() {
                 continue;
             }
             let mut shard = self.shards[index].write();
+            if !lsn_recorded {
+                shard.lsns.push(lsn);
+                lsn_recorded = true;
+            }
             for record in spans {
                 let entry = shard.traces.entry(record.span.trace_id).or_insert_with(|| {
                     new_traces += 1;
@@ -166,10 +187,16 @@ impl HotTier {
                 entry.logs.push(log);
             }
         }
-        if !untraced.is_empty() {
+        if !untraced.is_empty() || !lsn_recorded {
             // Round-robin, so untraced logs do not all queue on one lock.
             let index = self.next_untraced_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            self.shards[index].write().untraced_logs.extend(untraced);
+            let mut shard = self.shards[index].write();
+            shard.untraced_logs.extend(untraced);
+            if !lsn_recorded {
+                // An empty batch (or one of untraced logs only) still has a
+                // WAL record, which the next segment must cover.
+                shard.lsns.push(lsn);
+            }
         }
 
         self.spans.fetch_add(span_count, Ordering::Relaxed);
@@ -212,6 +239,67 @@ impl HotTier {
         }
         logs.sort_by_key(|l| l.record.effective_time_unix_nano());
         logs
+    }
+
+    /// The LSNs of every record applied.
+    pub fn lsns(&self) -> LsnSet {
+        let mut lsns = Vec::new();
+        for shard in self.shards.iter() {
+            lsns.extend_from_slice(&shard.read().lsns);
+        }
+        LsnSet::from_lsns(lsns)
+    }
+
+    /// How long ago the first record was applied; `None` before any.
+    pub fn age(&self) -> Option<Duration> {
+        self.first_applied.get().map(Instant::elapsed)
+    }
+
+    /// Whether no record was applied at all.
+    pub fn is_empty(&self) -> bool {
+        self.first_applied.get().is_none()
+    }
+
+    /// Copies of every span and log record held (traced and untraced), in
+    /// no particular order: what a flush writes into a segment. The tier
+    /// keeps serving reads meanwhile.
+    pub fn records(&self) -> (Vec<SpanRecord>, Vec<LogEntry>) {
+        let counts = self.counts();
+        // The counts are exact once the tier is frozen; only a capacity hint.
+        let mut spans = Vec::with_capacity(usize::try_from(counts.spans).unwrap_or(0));
+        let mut logs = Vec::with_capacity(usize::try_from(counts.logs).unwrap_or(0));
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for entry in shard.traces.values() {
+                spans.extend(entry.spans.iter().cloned());
+                logs.extend(entry.logs.iter().cloned());
+            }
+            logs.extend(shard.untraced_logs.iter().cloned());
+        }
+        (spans, logs)
+    }
+
+    /// Copies of the spans for which `keep` holds, in no particular order,
+    /// at most `limit` of them.
+    pub fn scan_spans(
+        &self,
+        keep: &dyn Fn(&SpanRecord) -> bool,
+        limit: Option<usize>,
+    ) -> Vec<SpanRecord> {
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut found = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for span in shard.traces.values().flat_map(|entry| &entry.spans) {
+                if found.len() >= limit {
+                    return found;
+                }
+                if keep(span) {
+                    found.push(span.clone());
+                }
+            }
+        }
+        found
     }
 
     pub fn counts(&self) -> HotCounts {
@@ -272,14 +360,17 @@ mod tests {
     #[test]
     fn trace_orders_spans_and_logs_by_time_across_batches() {
         let hot = HotTier::new();
-        hot.apply(batch(
-            vec![span(1, 3, 300), span(1, 1, 100), span(2, 9, 5)],
-            vec![log(Some(1), 50)],
-        ));
-        hot.apply(batch(
-            vec![span(1, 2, 200)],
-            vec![log(Some(1), 10), log(None, 1)],
-        ));
+        hot.apply(
+            1,
+            batch(
+                vec![span(1, 3, 300), span(1, 1, 100), span(2, 9, 5)],
+                vec![log(Some(1), 50)],
+            ),
+        );
+        hot.apply(
+            2,
+            batch(vec![span(1, 2, 200)], vec![log(Some(1), 10), log(None, 1)]),
+        );
 
         let trace = hot.trace(TraceId::from_bytes([1; 16])).unwrap();
         let starts: Vec<u64> = trace
@@ -315,7 +406,7 @@ mod tests {
     #[test]
     fn spans_share_their_resource_and_scope() {
         let hot = HotTier::new();
-        hot.apply(batch(vec![span(1, 1, 1), span(1, 2, 2)], Vec::new()));
+        hot.apply(1, batch(vec![span(1, 1, 1), span(1, 2, 2)], Vec::new()));
         let trace = hot.trace(TraceId::from_bytes([1; 16])).unwrap();
         assert!(Arc::ptr_eq(
             &trace.spans[0].resource,
@@ -327,9 +418,46 @@ mod tests {
     #[test]
     fn a_trace_known_only_from_logs_is_found() {
         let hot = HotTier::new();
-        hot.apply(batch(Vec::new(), vec![log(Some(4), 1)]));
+        hot.apply(1, batch(Vec::new(), vec![log(Some(4), 1)]));
         let trace = hot.trace(TraceId::from_bytes([4; 16])).unwrap();
         assert!(trace.spans.is_empty());
         assert_eq!(trace.logs.len(), 1);
+    }
+
+    #[test]
+    fn every_applied_lsn_is_remembered_even_for_empty_batches() {
+        let hot = HotTier::new();
+        assert!(hot.is_empty());
+        assert_eq!(hot.age(), None);
+        hot.apply(7, batch(vec![span(1, 1, 1)], Vec::new()));
+        hot.apply(5, Batch::default());
+        hot.apply(6, batch(Vec::new(), vec![log(None, 1)]));
+        hot.apply(
+            9,
+            batch(vec![span(2, 1, 1), span(3, 1, 1)], vec![log(Some(4), 2)]),
+        );
+        assert!(!hot.is_empty());
+        assert!(hot.age().is_some());
+        assert_eq!(hot.lsns().ranges(), [(5, 7), (9, 9)]);
+    }
+
+    #[test]
+    fn records_and_scans_see_every_span_and_log() {
+        let hot = HotTier::new();
+        hot.apply(
+            1,
+            batch(
+                vec![span(1, 1, 10), span(2, 1, 20), span(2, 2, 30)],
+                vec![log(Some(1), 1), log(None, 2)],
+            ),
+        );
+        let (spans, logs) = hot.records();
+        assert_eq!(spans.len(), 3);
+        assert_eq!(logs.len(), 2);
+        let late = hot.scan_spans(&|s| s.span.start_time_unix_nano >= 20, None);
+        let mut starts: Vec<u64> = late.iter().map(|s| s.span.start_time_unix_nano).collect();
+        starts.sort();
+        assert_eq!(starts, [20, 30]);
+        assert_eq!(hot.scan_spans(&|_| true, Some(2)).len(), 2);
     }
 }

@@ -1,8 +1,8 @@
-//! The [`Store`]: the WAL and the hot tier behind one handle.
+//! The [`Store`]: the WAL, the hot tier and the segments behind one handle.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,9 +13,16 @@ use tokio::sync::oneshot;
 use tracewarden_model::{Batch, TraceId};
 
 use crate::error::{Result, StoreError};
-use crate::hot::{HotTier, LogEntry, Trace};
+use crate::hot::{HotTier, LogEntry, SpanRecord, Trace};
+use crate::integrity::{SEGMENTS_DIR, load_signing_key};
+use crate::lifecycle::recovery::recover;
+use crate::lifecycle::tiers::Tiers;
+use crate::lifecycle::worker::{self, Signal};
+use crate::lifecycle::{FailPoints, Lifecycle, LifecycleOptions, LifecycleStats, LsnSet};
+use crate::segment::{SegmentWriteOptions, SpanFilter};
 use crate::wal::directory::{FsWalDirectory, WalDirectory};
 use crate::wal::replay::{ReplayReport, replay};
+use crate::wal::trim::file_ranges;
 use crate::wal::writer::{Command, Queued, Shared, Writer};
 use crate::wal::{Frame, Lsn, WalOptions};
 
@@ -24,20 +31,42 @@ use crate::wal::{Frame, Lsn, WalOptions};
 /// keeps up; a second spreads retries without idling a healthy sender long.
 pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Appends are refused with [`StoreError::Overloaded`] while the in-memory
+/// tiers hold this many times `flush_spans` spans and log records: flushes
+/// cannot keep up, and memory must not grow without bound. A lone batch is
+/// still taken below the limit, however large.
+pub const MEMORY_LIMIT_FLUSHES: u64 = 4;
+
 /// Where and how the store keeps its data.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// The store's directory; the WAL lives in `data_dir/wal`.
+    /// The store's directory: the WAL lives in `data_dir/wal`, the segments
+    /// in `data_dir/segments`.
     pub data_dir: PathBuf,
     pub wal: WalOptions,
+    /// Flush triggers, compaction, retention, signing key.
+    pub lifecycle: LifecycleOptions,
+    /// How segment files are written.
+    pub segment: SegmentWriteOptions,
+    /// Run the lifecycle thread, which flushes by size and age and runs
+    /// compaction and retention (default true). Tests that drive
+    /// [`Store::flush`], [`Store::compact`] and [`Store::enforce_retention`]
+    /// by hand turn it off.
+    pub lifecycle_thread: bool,
+    /// Failure injection for crash tests; `None` in production.
+    pub fail_points: Option<FailPoints>,
 }
 
 impl StoreOptions {
-    /// Options with the default WAL settings.
+    /// Options with the default settings.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreOptions {
         StoreOptions {
             data_dir: data_dir.into(),
             wal: WalOptions::default(),
+            lifecycle: LifecycleOptions::default(),
+            segment: SegmentWriteOptions::default(),
+            lifecycle_thread: true,
+            fail_points: None,
         }
     }
 }
@@ -46,11 +75,11 @@ impl StoreOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StoreStats {
-    /// Spans in the hot tier.
+    /// Spans in memory (the hot tier and a tier being flushed).
     pub spans: u64,
-    /// Log records in the hot tier (with or without a trace id).
+    /// Log records in memory (with or without a trace id).
     pub logs: u64,
-    /// Traces in the hot tier.
+    /// Traces in memory (a trace in both in-memory tiers counts twice).
     pub traces: u64,
     /// Bytes in WAL files.
     pub wal_bytes: u64,
@@ -66,17 +95,49 @@ pub struct StoreStats {
     pub pending_bytes: u64,
     /// Appends waiting for the WAL writer.
     pub pending_appends: u64,
+    /// Segments served.
+    pub segments: u64,
+    /// Bytes of their data files.
+    pub segment_bytes: u64,
+    /// Spans in segments.
+    pub segment_spans: u64,
+    /// Log records in segments.
+    pub segment_logs: u64,
+    /// Flushes of the hot tier into a segment since open.
+    pub flushes: u64,
+    /// Flushes that failed (and were retried) since open.
+    pub flush_failures: u64,
+    /// Compactions since open.
+    pub compactions: u64,
+    /// Segments dropped by retention since open.
+    pub dropped_segments: u64,
+    /// Segments in quarantine (corrupt, not served).
+    pub quarantined_segments: u64,
+    /// WAL files removed since open because segments hold their records.
+    pub trimmed_wal_files: u64,
 }
 
-/// The durable store: appends go through the WAL into the hot tier.
+/// The durable store: appends go through the WAL into the hot tier, which
+/// the lifecycle flushes into Parquet segments.
 ///
-/// `Send + Sync`; share it as `Arc<Store>`. Dropping it closes it.
+/// `Send + Sync`; share it as `Arc<Store>`. [`Store::close`] is the graceful
+/// shutdown (it flushes the hot tier); dropping the store stops it without a
+/// flush, leaving the hot tier's data in the WAL for the next open.
 pub struct Store {
-    hot: Arc<HotTier>,
+    tiers: Arc<Tiers>,
     shared: Arc<Shared>,
     commands: Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
     options: WalOptions,
+    lifecycle: Arc<Mutex<Lifecycle>>,
+    lifecycle_stats: Arc<LifecycleStats>,
+    signal: Arc<Signal>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    flush_spans: u64,
+    /// Appends are refused while the in-memory tiers hold this many rows.
+    memory_limit: u64,
+    /// Set once [`Store::close`] ran its final flush.
+    flushed_at_close: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -89,61 +150,177 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating) `data_dir/wal`, replays every WAL record into the hot
-    /// tier, and starts the WAL writer. Blocking: run it in `spawn_blocking`.
+    /// Opens (creating) `data_dir/wal` and `data_dir/segments`, recovers the
+    /// segments (see [`crate::lifecycle`]), replays the WAL records no
+    /// segment holds into the hot tier, and starts the WAL writer and the
+    /// lifecycle thread. Blocking: run it in `spawn_blocking`.
     pub fn open(options: StoreOptions) -> Result<(Store, ReplayReport)> {
         let path = options.data_dir.join("wal");
         let directory = FsWalDirectory::open(&path)
             .map_err(|e| StoreError::io("create WAL directory", &path, e))?;
-        Store::open_in(Arc::new(directory), options.wal)
+        Store::open_with(Arc::new(directory), options)
     }
 
     /// [`Store::open`] with the WAL in any [`WalDirectory`] (tests inject
-    /// failures through one).
+    /// failures through one) and default options otherwise; the segments go
+    /// in `segments/` next to the WAL directory.
     pub fn open_in(
         directory: Arc<dyn WalDirectory>,
         options: WalOptions,
     ) -> Result<(Store, ReplayReport)> {
-        options.validate().map_err(StoreError::InvalidOptions)?;
-        let hot = Arc::new(HotTier::new());
-        let replayed = replay(&*directory, &mut |batch| hot.apply(batch))?;
+        let wal_path = directory.path();
+        let data_dir = wal_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(wal_path)
+            .to_path_buf();
+        Store::open_with(
+            directory,
+            StoreOptions {
+                wal: options,
+                ..StoreOptions::new(data_dir)
+            },
+        )
+    }
+
+    /// [`Store::open`] with the WAL in any [`WalDirectory`]; `options.data_dir`
+    /// holds the segments.
+    pub fn open_with(
+        directory: Arc<dyn WalDirectory>,
+        options: StoreOptions,
+    ) -> Result<(Store, ReplayReport)> {
+        options.wal.validate().map_err(StoreError::InvalidOptions)?;
+        options
+            .lifecycle
+            .validate()
+            .map_err(StoreError::InvalidOptions)?;
+        let signing_key = match &options.lifecycle.signing_key_file {
+            Some(path) => Some(load_signing_key(path)?),
+            None => None,
+        };
+        let segments_dir = options.data_dir.join(SEGMENTS_DIR);
+        let recovered = recover(&segments_dir, signing_key.clone())?;
+        let mut covered = LsnSet::new();
+        for live in recovered.live.values() {
+            covered.union_with(&live.lsns());
+        }
+
+        let hot = HotTier::new();
+        let replayed = replay(&*directory, &covered, &mut |lsn, batch| {
+            hot.apply(lsn, batch)
+        })?;
         let report = replayed.report;
         tracing::info!(
             wal = %directory.path().display(),
             files = report.files,
             records = report.records,
+            skipped_records = report.skipped_records,
             spans = report.spans,
             logs = report.logs,
             torn_tail_bytes = report.torn_tail_bytes,
             corrupt_records = report.corrupt_records,
             last_lsn = report.last_lsn,
-            "replayed WAL"
+            segments = recovered.live.len(),
+            quarantined_segments = recovered.quarantined,
+            "opened the store"
         );
 
+        // LSNs of the WAL's range that neither a segment nor the hot tier
+        // holds were lost to damage (reported above): they must not keep
+        // their WAL files forever.
+        let mut known = covered.clone();
+        known.union_with(&hot.lsns());
+        let dead_lsns = match file_ranges(&*directory)?.first() {
+            Some(first) => known.gaps_in(first.first, report.last_lsn),
+            None => LsnSet::new(),
+        };
+        // LSNs never go back, even if every WAL file were gone: a reused LSN
+        // would be skipped at the next replay as already in a segment.
+        let next_lsn = replayed
+            .next_lsn
+            .max(covered.max().map_or(1, |max| max.saturating_add(1)));
+
         let shared = Arc::new(Shared::default());
-        shared.last_lsn.store(report.last_lsn, Ordering::Release);
+        shared
+            .last_lsn
+            .store(next_lsn.saturating_sub(1), Ordering::Release);
         shared
             .wal_bytes
             .store(replayed.wal_bytes, Ordering::Relaxed);
         shared.wal_files.store(report.files, Ordering::Relaxed);
         let writer = Writer::open(
             Arc::clone(&directory),
-            options.clone(),
+            options.wal.clone(),
             Arc::clone(&shared),
             replayed.tail,
-            replayed.next_lsn,
+            next_lsn,
         )?;
+
+        let tiers = Arc::new(Tiers::new(
+            hot,
+            recovered
+                .live
+                .values()
+                .map(|live| Arc::clone(&live.segment))
+                .collect(),
+        ));
+        let lifecycle_stats = Arc::new(LifecycleStats::default());
+        lifecycle_stats
+            .quarantined_segments
+            .store(recovered.quarantined, Ordering::Relaxed);
+        let lifecycle = Lifecycle {
+            dir: segments_dir,
+            options: options.lifecycle.clone(),
+            segment_options: options.segment.clone(),
+            fail_points: options.fail_points.clone(),
+            signing_key,
+            chain: Some(recovered.chain),
+            live: recovered.live,
+            next_id: recovered.next_id,
+            tiers: Arc::clone(&tiers),
+            wal: Arc::clone(&directory),
+            wal_shared: Arc::clone(&shared),
+            dead_lsns,
+            pending: None,
+            stats: Arc::clone(&lifecycle_stats),
+        };
+        let mut lifecycle = lifecycle;
+        lifecycle.update_stats();
+        // A crash between a manifest and the WAL trim left covered WAL files:
+        // remove them now rather than at the next flush.
+        if let Err(error) = lifecycle.trim_wal() {
+            tracing::warn!(%error, "failed to trim the WAL at open; the next flush retries");
+        }
+        let lifecycle = Arc::new(Mutex::new(lifecycle));
+
         let (commands, receiver) = mpsc::channel();
         let handle = writer
             .spawn(receiver)
             .map_err(|e| StoreError::io("start WAL writer thread for", directory.path(), e))?;
+        let signal = Arc::new(Signal::default());
         let store = Store {
-            hot,
+            tiers: Arc::clone(&tiers),
             shared,
             commands,
             writer: Mutex::new(Some(handle)),
-            options,
+            options: options.wal,
+            lifecycle: Arc::clone(&lifecycle),
+            lifecycle_stats,
+            signal: Arc::clone(&signal),
+            worker: Mutex::new(None),
+            flush_spans: options.lifecycle.flush_spans,
+            memory_limit: options
+                .lifecycle
+                .flush_spans
+                .saturating_mul(MEMORY_LIMIT_FLUSHES),
+            flushed_at_close: AtomicBool::new(false),
         };
+        if options.lifecycle_thread {
+            let handle = worker::spawn(lifecycle, tiers, signal).map_err(|e| {
+                StoreError::io("start the lifecycle thread for", &options.data_dir, e)
+            })?;
+            *store.worker.lock() = Some(handle);
+        }
         Ok((store, report))
     }
 
@@ -152,7 +329,9 @@ impl Store {
     /// applies it to the hot tier and returns the record's LSN.
     ///
     /// `Err(StoreError::Overloaded)` at once, without queueing, when more than
-    /// `max_pending_bytes` wait for the writer.
+    /// `max_pending_bytes` wait for the writer, or when the in-memory tiers
+    /// hold [`MEMORY_LIMIT_FLUSHES`] times `flush_spans` rows (flushes are
+    /// behind).
     ///
     /// Cancel-safe for the store: once queued, the record is written and
     /// applied to the hot tier even if this future is dropped (the wait runs
@@ -167,6 +346,12 @@ impl Store {
         }
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
+        }
+        // Flushes are behind: refuse rather than grow memory without bound.
+        if self.tiers.memory_rows() >= self.memory_limit {
+            return Err(StoreError::Overloaded {
+                retry_after: OVERLOAD_RETRY_AFTER,
+            });
         }
         // Encoding runs here, in the caller's task, so encodes of concurrent
         // appends use every core while the writer thread only writes.
@@ -189,11 +374,18 @@ impl Store {
             return Err(self.shared.stopped_error());
         }
 
-        let hot = Arc::clone(&self.hot);
+        let tiers = Arc::clone(&self.tiers);
         let shared = Arc::clone(&self.shared);
+        let signal = Arc::clone(&self.signal);
+        let flush_spans = self.flush_spans;
         let finish = async move {
             let lsn = answer.await.map_err(|_| shared.stopped_error())??;
-            hot.apply(batch);
+            // Under the tier lock's read side: a flush cannot freeze the hot
+            // tier half-way through this batch.
+            let counts = tiers.apply(lsn, batch);
+            if counts.spans.saturating_add(counts.logs) >= flush_spans {
+                signal.nudge();
+            }
             Ok(lsn)
         };
         match tokio::runtime::Handle::try_current() {
@@ -207,30 +399,55 @@ impl Store {
         }
     }
 
-    /// The whole trace: spans (each with its resource and scope) ordered by
-    /// start time, and the log records carrying its trace id ordered by
-    /// time. `None` if no span or log record carries the id.
+    /// The whole trace, from the hot tier, a tier being flushed and the
+    /// segments: spans (each with its resource and scope) ordered by start
+    /// time, and the log records carrying its trace id ordered by time; each
+    /// once. `None` if no span or log record carries the id. Blocking when
+    /// segments are read (milliseconds): from async code, `spawn_blocking`.
+    ///
+    /// A segment that fails to read is logged and left out.
     pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
-        self.hot.trace(trace_id)
+        self.tiers.trace(trace_id)
     }
 
-    /// Ids of every trace held, in no particular order.
+    /// The spans matching `filter` in every tier (the in-memory ones
+    /// filtered in memory, segments pruned by their statistics and bloom
+    /// filters), ordered by start time. With `filter.limit`, at most that
+    /// many. Blocking, like [`Store::trace`].
+    pub fn find_spans(&self, filter: &SpanFilter) -> Result<Vec<SpanRecord>> {
+        self.tiers.find_spans(filter)
+    }
+
+    /// Ids of the traces in memory (not yet flushed into segments), each once.
     pub fn trace_ids(&self) -> Vec<TraceId> {
-        self.hot.trace_ids()
+        self.tiers.memory_trace_ids()
     }
 
-    /// Log records that carry no trace id, ordered by time.
+    /// Log records in memory (not yet flushed) that carry no trace id,
+    /// ordered by time.
     pub fn logs_without_trace(&self) -> Vec<LogEntry> {
-        self.hot.untraced_logs()
+        self.tiers.memory_untraced_logs()
+    }
+
+    /// Ids of the segments served, oldest first.
+    pub fn segment_ids(&self) -> Vec<u64> {
+        self.tiers
+            .snapshot()
+            .segments
+            .iter()
+            .map(|s| s.id())
+            .collect()
     }
 
     pub fn stats(&self) -> StoreStats {
-        let hot = self.hot.counts();
+        let memory = self.tiers.memory_counts();
         let shared = &self.shared;
+        let lifecycle = &self.lifecycle_stats;
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         StoreStats {
-            spans: hot.spans,
-            logs: hot.logs,
-            traces: hot.traces,
+            spans: memory.spans,
+            logs: memory.logs,
+            traces: memory.traces,
             wal_bytes: shared.wal_bytes.load(Ordering::Relaxed),
             wal_files: shared.wal_files.load(Ordering::Relaxed),
             last_lsn: shared.last_lsn.load(Ordering::Acquire),
@@ -238,13 +455,69 @@ impl Store {
             fsyncs: shared.fsyncs.load(Ordering::Relaxed),
             pending_bytes: shared.pending_bytes.load(Ordering::Relaxed) as u64,
             pending_appends: shared.pending_appends.load(Ordering::Relaxed) as u64,
+            segments: load(&lifecycle.segments),
+            segment_bytes: load(&lifecycle.segment_bytes),
+            segment_spans: load(&lifecycle.segment_spans),
+            segment_logs: load(&lifecycle.segment_logs),
+            flushes: load(&lifecycle.flushes),
+            flush_failures: load(&lifecycle.flush_failures),
+            compactions: load(&lifecycle.compactions),
+            dropped_segments: load(&lifecycle.dropped_segments),
+            quarantined_segments: load(&lifecycle.quarantined_segments),
+            trimmed_wal_files: load(&lifecycle.trimmed_wal_files),
         }
     }
 
-    /// Stops the writer thread after it has written and fsynced everything
-    /// queued before the call (graceful shutdown); later appends get
-    /// `Closed`. Blocks until then (one group commit at most). Idempotent.
+    /// Flushes the hot tier into a segment now (finishing first a flush that
+    /// failed half-way), then trims the WAL. Returns the id of the last
+    /// segment written, `None` if there was nothing to flush. Blocking.
+    pub fn flush(&self) -> Result<Option<u64>> {
+        let mut lifecycle = self.lifecycle.lock();
+        let mut last = None;
+        // A flush that finishes an earlier one leaves the hot tier for the
+        // next round; two more rounds at most.
+        for _ in 0..3 {
+            match lifecycle.flush()? {
+                Some(id) => last = Some(id),
+                None => break,
+            }
+            let state = self.tiers.snapshot();
+            if state.hot.is_empty() && state.frozen.is_none() {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Merges the oldest small segments now. Returns the merged segment's
+    /// id, `None` when fewer than two segments are under
+    /// `compaction.below_spans`. Blocking.
+    pub fn compact(&self) -> Result<Option<u64>> {
+        self.lifecycle.lock().compact()
+    }
+
+    /// Drops the segments retention says to now. Returns their ids. Blocking.
+    pub fn enforce_retention(&self) -> Result<Vec<u64>> {
+        self.lifecycle.lock().enforce_retention()
+    }
+
+    /// Graceful shutdown: stops the WAL writer after it has written and
+    /// fsynced everything queued before the call (later appends get
+    /// `Closed`), stops the lifecycle thread, then flushes the hot tier into
+    /// a segment so the next open has little to replay. Blocks until done. A
+    /// failed flush is logged: its data stays in the WAL. Idempotent.
     pub fn close(&self) {
+        self.stop();
+        if self.flushed_at_close.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(error) = self.flush() {
+            tracing::error!(%error, "flush at shutdown failed; the WAL keeps the data for the next start");
+        }
+    }
+
+    /// Stops the WAL writer and the lifecycle thread, without a flush.
+    fn stop(&self) {
         self.shared.closed.store(true, Ordering::Release);
         // Fails only when the writer already stopped.
         let _ = self.commands.send(Command::Close);
@@ -256,11 +529,20 @@ impl Store {
         {
             tracing::error!("the WAL writer thread panicked");
         }
+        drop(writer);
+        self.signal.stop();
+        let mut worker = self.worker.lock();
+        if let Some(handle) = worker.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the lifecycle thread panicked");
+        }
     }
 }
 
 impl Drop for Store {
+    /// Stops the threads without a flush (see [`Store::close`]).
     fn drop(&mut self) {
-        self.close();
+        self.stop();
     }
 }

@@ -29,8 +29,8 @@ fn expected_batches() -> Vec<Batch> {
 fn write_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(StoreOptions {
-        data_dir: dir.path().to_owned(),
         wal: WalOptions::default(),
+        ..StoreOptions::new(dir.path().to_owned())
     })
     .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()

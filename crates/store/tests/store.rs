@@ -95,7 +95,8 @@ async fn append_then_trace_round_trip_and_after_reopen() {
         stats.wal_bytes,
         std::fs::metadata(&wal_files(dir.path())[0]).unwrap().len()
     );
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     let (store, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
@@ -161,7 +162,8 @@ async fn concurrent_appends_share_fsyncs() {
             "trace {i} in the hot tier"
         );
     }
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     let (store, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
@@ -199,7 +201,8 @@ async fn every_acknowledged_batch_of_many_writers_survives_reopen() {
     let stats = store.stats();
     assert_eq!(stats.appends, WRITERS * PER_WRITER);
     assert!(stats.fsyncs <= stats.appends + 1);
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     let (store, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
@@ -309,7 +312,8 @@ async fn failed_fsync_is_never_acknowledged_and_fails_the_store() {
     let stats = store.stats();
     assert_eq!((stats.appends, stats.last_lsn), (1, 1));
     assert_eq!((stats.pending_appends, stats.pending_bytes), (0, 0));
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     // A reopen replays what reached the file: at least the acknowledged record.
@@ -335,7 +339,8 @@ async fn failed_write_is_never_acknowledged_and_the_torn_record_is_cut_on_reopen
         store.append(small_batch(2)).await,
         Err(StoreError::Failed { .. })
     ));
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     // Half a record reached the file: replay cuts it as a torn tail.
@@ -377,8 +382,10 @@ async fn close_drains_what_was_queued_and_refuses_later_appends() {
         Err(StoreError::Closed)
     ));
     drop(store);
-    let (_, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
-    assert_eq!(report.records, 1);
+    // close() flushed the record into a segment: replay skips it.
+    let (store, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
+    assert_eq!((report.records, report.skipped_records), (0, 1));
+    assert!(store.trace(trace_id(1)).is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +452,8 @@ async fn rotates_across_files_and_replays_all_of_them() {
         );
     }
     let stats = store.stats();
-    store.close();
+    // Dropped without close(): no flush into a segment, so the reopen
+    // replays these records from the WAL.
     drop(store);
 
     let files = wal_files(dir.path());
@@ -536,11 +544,11 @@ async fn batches_the_codec_refuses_are_not_queued() {
 fn invalid_options_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions {
-        data_dir: dir.path().to_owned(),
         wal: WalOptions {
             segment_bytes: 10,
             ..WalOptions::default()
         },
+        ..StoreOptions::new(dir.path())
     };
     assert!(matches!(
         Store::open(options),

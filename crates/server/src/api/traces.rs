@@ -26,11 +26,13 @@ pub async fn get_trace(
 ) -> Result<Json<TraceResponse>, ApiError> {
     let id = TraceId::from_hex(trace_id.trim())
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id: {e}")))?;
-    let store = state.pipeline.store().ok_or_else(|| {
+    let store = state.pipeline.store().cloned().ok_or_else(|| {
         ApiError::Unavailable("the write-ahead log is being replayed".to_string())
     })?;
-    let trace = store
-        .trace(id)
+    // A lookup may read segment files: keep it off the async workers.
+    let trace = tokio::task::spawn_blocking(move || store.trace(id))
+        .await
+        .map_err(|e| ApiError::Internal(format!("trace lookup task failed: {e}")))?
         .ok_or_else(|| ApiError::NotFound(format!("trace {} not found", id.to_hex())))?;
     let spans: Vec<SpanJson> = trace
         .spans

@@ -23,8 +23,17 @@ pub trait WalDirectory: Send + Sync {
     fn create(&self, name: &str) -> io::Result<Box<dyn WalFile>>;
     /// Cuts a file to `len` bytes and makes that durable.
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
-    /// Makes the directory's entries (created files) durable.
+    /// Makes the directory's entries (created and removed files) durable.
     fn sync(&self) -> io::Result<()>;
+    /// Removes a file (one whose records are all in segments). Durable only
+    /// after [`WalDirectory::sync`]. A directory that cannot remove files
+    /// keeps them: the WAL then only grows.
+    fn remove(&self, name: &str) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this WAL directory cannot remove `{name}`"),
+        ))
+    }
 }
 
 /// A WAL file open for appending.
@@ -121,6 +130,10 @@ impl WalDirectory for FsWalDirectory {
 
     fn sync(&self) -> io::Result<()> {
         sync_dir(&self.path)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path.join(name))
     }
 }
 

@@ -55,11 +55,20 @@
 //!   [`StoreError::UnsupportedVersion`](crate::StoreError::UnsupportedVersion)
 //!   rather than skipping what this build cannot read.
 //!
-//! The WAL only grows for now: every record stays until a later change flushes
-//! the hot tier into Parquet segments and removes the WAL files they cover.
+//! Records whose LSN a segment manifest covers are skipped (counted in
+//! [`ReplayReport::skipped_records`], not decoded): a crash between a
+//! segment's manifest and the removal of the WAL files it covers replays
+//! nothing twice.
+//!
+//! # Trim (`trim.rs`)
+//!
+//! Once a segment's manifest is durable, every WAL file but the newest whose
+//! LSNs are all covered by manifests is deleted and the directory fsynced
+//! (see [`crate::lifecycle`]).
 
 pub mod directory;
 pub(crate) mod replay;
+pub(crate) mod trim;
 pub(crate) mod writer;
 
 use serde::{Deserialize, Serialize};

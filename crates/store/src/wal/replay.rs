@@ -12,6 +12,7 @@ use super::{
 };
 use crate::codec::{self, CodecError};
 use crate::error::{Result, StoreError};
+use crate::lifecycle::LsnSet;
 
 /// How far past the last good LSN a record found while resynchronising may
 /// be. Records are written one LSN apart, so a larger jump is not a record
@@ -33,6 +34,9 @@ pub struct ReplayReport {
     pub files: u64,
     /// Records replayed into the hot tier.
     pub records: u64,
+    /// Records skipped because a segment's manifest already covers their
+    /// LSN: flushed before the WAL file holding them could be removed.
+    pub skipped_records: u64,
     /// Spans in those records.
     pub spans: u64,
     /// Log records in those records.
@@ -73,8 +77,14 @@ pub(crate) struct Replayed {
     pub next_lsn: Lsn,
 }
 
-/// Replays every record of the WAL in `dir`, in LSN order, into `apply`.
-pub(crate) fn replay(dir: &dyn WalDirectory, apply: &mut dyn FnMut(Batch)) -> Result<Replayed> {
+/// Replays every record of the WAL in `dir`, in LSN order, into `apply`,
+/// except those whose LSN `covered` holds (their data is in a segment): they
+/// are checked (checksum, order) but not decoded.
+pub(crate) fn replay(
+    dir: &dyn WalDirectory,
+    covered: &LsnSet,
+    apply: &mut dyn FnMut(Lsn, Batch),
+) -> Result<Replayed> {
     let names = dir
         .list()
         .map_err(|e| StoreError::io("list WAL directory", dir.path(), e))?;
@@ -102,7 +112,7 @@ pub(crate) fn replay(dir: &dyn WalDirectory, apply: &mut dyn FnMut(Batch)) -> Re
         let next_file_lsn = files.get(index + 1).map(|(lsn, _)| *lsn);
         let is_last = next_file_lsn.is_none();
         replayer.start_file(*first_lsn, index == 0, &dir.path().join(name));
-        let end = replayer.replay_file(name, is_last, next_file_lsn, apply)?;
+        let end = replayer.replay_file(name, is_last, next_file_lsn, covered, apply)?;
         replayer.report.files += 1;
         wal_bytes += end.len;
         if is_last {
@@ -166,7 +176,8 @@ impl Replayer<'_> {
         name: &str,
         is_last: bool,
         next_file_lsn: Option<Lsn>,
-        apply: &mut dyn FnMut(Batch),
+        covered: &LsnSet,
+        apply: &mut dyn FnMut(Lsn, Batch),
     ) -> Result<FileEnd> {
         let path = self.dir.path().join(name);
         let reader = self
@@ -250,7 +261,11 @@ impl Replayer<'_> {
                         );
                         self.report.missing_lsns += missing;
                     }
-                    self.apply_payload(&path, offset, header, apply)?;
+                    if covered.contains(header.lsn) {
+                        self.report.skipped_records += 1;
+                    } else {
+                        self.apply_payload(&path, offset, header, apply)?;
+                    }
                     self.prev = header.lsn;
                     offset += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
                 }
@@ -465,14 +480,14 @@ impl Replayer<'_> {
         path: &Path,
         offset: u64,
         header: RecordHeader,
-        apply: &mut dyn FnMut(Batch),
+        apply: &mut dyn FnMut(Lsn, Batch),
     ) -> Result<()> {
         match codec::decode(&self.payload) {
             Ok(batch) => {
                 self.report.records += 1;
                 self.report.spans += batch.span_count() as u64;
                 self.report.logs += batch.log_count() as u64;
-                apply(batch);
+                apply(header.lsn, batch);
                 Ok(())
             }
             Err(CodecError::UnknownVersion(version)) => Err(StoreError::UnsupportedVersion {

@@ -1,0 +1,208 @@
+//! Segments end to end: a server with a small flush threshold writes Parquet
+//! segments while it ingests, flushes the rest on SIGTERM, serves every
+//! span after a restart (from segments, exactly once), and
+//! `tracewarden verify` accepts the data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Http, TestServer, hex, port_zero_args};
+use http::{Method, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+
+const BATCHES: u64 = 30;
+const TRACES_PER_BATCH: u64 = 10;
+const SPANS_PER_TRACE: u64 = 10;
+
+fn trace_id(n: u64) -> [u8; 16] {
+    let mut id = [0x5e; 16];
+    id[8..].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+fn span_id(trace: u64, i: u64) -> [u8; 8] {
+    ((trace << 8) | (i + 1)).to_be_bytes()
+}
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Batch `b`: traces `b * TRACES_PER_BATCH ..`, ten spans each.
+fn batch(b: u64) -> Vec<u8> {
+    let now = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    let mut spans = Vec::new();
+    for n in b * TRACES_PER_BATCH..(b + 1) * TRACES_PER_BATCH {
+        for i in 0..SPANS_PER_TRACE {
+            spans.push(Span {
+                trace_id: trace_id(n).to_vec(),
+                span_id: span_id(n, i).to_vec(),
+                name: format!("GET /orders/{i}"),
+                kind: 2,
+                start_time_unix_nano: now + i * 1_000,
+                end_time_unix_nano: now + i * 1_000 + 500_000,
+                attributes: vec![
+                    string_attribute("http.request.method", "GET"),
+                    string_attribute("client.address", &format!("192.0.2.{}", n % 200)),
+                ],
+                ..Default::default()
+            });
+        }
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_attribute("service.name", "orders")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn segment_files(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("segments")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".spans.parquet"))
+        .collect();
+    names.sort();
+    names
+}
+
+async fn start(data_dir: &Path, config: &Path) -> TestServer {
+    let mut args: Vec<OsString> = vec!["--config".into(), config.as_os_str().to_owned()];
+    args.extend(port_zero_args(data_dir));
+    let server = TestServer::spawn(&args, data_dir)
+        .await
+        .unwrap_or_else(|failure| panic!("tracewarden did not start: {failure:?}"));
+    server.wait_ready().await;
+    server
+}
+
+/// Every trace has exactly its spans, each once.
+async fn check_all(server: &TestServer) {
+    let http = Http::new();
+    for n in 0..BATCHES * TRACES_PER_BATCH {
+        let url = server.api_url(&format!("/api/v1/traces/{}", hex(&trace_id(n))));
+        let response = http.send(Method::GET, &url, &[], bytes::Bytes::new()).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "trace {n}: {}\n--- stderr\n{}",
+            response.text(),
+            server.stderr()
+        );
+        let trace = response.json();
+        let got: Vec<String> = trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["spanId"].as_str().unwrap().to_string())
+            .collect();
+        let expected: BTreeSet<String> =
+            (0..SPANS_PER_TRACE).map(|i| hex(&span_id(n, i))).collect();
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        assert_eq!(got.len(), unique.len(), "trace {n}: a span twice: {got:?}");
+        assert_eq!(unique, expected, "trace {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_are_written_flushed_on_sigterm_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(&config, "[store]\nflush_spans = 1000\n").unwrap();
+
+    let mut server = start(&data_dir, &config).await;
+    let http = Http::new();
+    let url = server.otlp_http_url("/v1/traces");
+    for b in 0..BATCHES {
+        let response = http
+            .send(
+                Method::POST,
+                &url,
+                &[("content-type", "application/x-protobuf")],
+                batch(b),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "batch {b}: {}",
+            response.text()
+        );
+    }
+    // 3000 spans against a threshold of 1000: the lifecycle thread flushes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while segment_files(&data_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no segment written\n--- stderr\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check_all(&server).await;
+
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}\n{}", server.stderr());
+    let written = segment_files(&data_dir);
+    assert!(!written.is_empty());
+    drop(server);
+
+    // After the shutdown flush the WAL holds nothing a segment does not.
+    let mut server = start(&data_dir, &config).await;
+    let log = server.stderr();
+    assert!(
+        log.contains(" records=0 "),
+        "replayed records after a graceful stop:\n{log}"
+    );
+    check_all(&server).await;
+    server.terminate();
+
+    let verify = Command::new(common::binary())
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "tracewarden verify failed ({}):\n{}\n{}",
+        verify.status,
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
