@@ -1,5 +1,6 @@
 //! Normalisation of real Zipkin v2 traces (the Zipkin UI's test data,
-//! including SmartThings traces with 401s), read from the shared fixtures:
+//! including SmartThings traces with 401s), read from the copies the ingest
+//! crate keeps with their sources and licence (crates/ingest/tests/fixtures):
 //! tags are strings there, with `http.path`, `http.method`,
 //! `http.status_code`, `http.url` and `error`.
 
@@ -11,8 +12,7 @@ use tracewarden_model::{
 };
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/trace-fixtures/zipkin-v2")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/zipkin-v2")
 }
 
 /// The spans of one fixture file: a JSON array of Zipkin v2 spans (two files
