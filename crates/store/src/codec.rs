@@ -82,11 +82,66 @@ pub fn decode(payload: &[u8]) -> Result<Batch, CodecError> {
     }
 }
 
-/// A first guess at the encoded size, so a typical batch is encoded without
-/// reallocating: postcard takes about 500 bytes for an HTTP server span with
-/// a dozen attributes (`benches/wal.rs` prints it).
+/// An upper guess at the encoded size from one cheap pass over the records,
+/// so a batch is encoded without reallocating. A flat 512 bytes per span
+/// fell 2 bytes short on the load generator's spans, so every WAL buffer
+/// doubled and was copied (seen as memcpy in the profile, docs/BENCHMARKS.md).
 pub(crate) fn estimated_len(batch: &Batch) -> usize {
-    256 + batch.span_count().saturating_mul(512) + batch.log_count().saturating_mul(256)
+    fn value(v: &AnyValue) -> usize {
+        match v {
+            AnyValue::Str(s) => s.len() + 4,
+            AnyValue::Bytes(b) => b.len() + 4,
+            AnyValue::Array(items) => 4 + items.iter().map(value).sum::<usize>(),
+            AnyValue::KvList(kvs) => 4 + attributes(kvs),
+            _ => 10,
+        }
+    }
+    fn attributes(list: &[KeyValue]) -> usize {
+        list.iter()
+            .map(|kv| kv.key.len() + 4 + value(&kv.value))
+            .sum()
+    }
+    let spans: usize = batch
+        .spans()
+        .map(|(_, _, s)| {
+            96 + s.name.len()
+                + s.trace_state.len()
+                + s.status.message.len()
+                + attributes(&s.attributes)
+                + attributes(&s.original_attributes)
+                + s.events
+                    .iter()
+                    .map(|e| 24 + e.name.len() + attributes(&e.attributes))
+                    .sum::<usize>()
+                + s.links
+                    .iter()
+                    .map(|l| 48 + attributes(&l.attributes))
+                    .sum::<usize>()
+        })
+        .sum();
+    let logs: usize = batch
+        .logs()
+        .map(|(_, _, l)| {
+            96 + l.severity_text.len()
+                + l.event_name.len()
+                + attributes(&l.attributes)
+                + attributes(&l.original_attributes)
+                + value(&l.body)
+        })
+        .sum();
+    let resources: usize = batch
+        .resource_spans
+        .iter()
+        .map(|rs| 64 + attributes(&rs.resource.attributes) + rs.scope_spans.len() * 64)
+        .chain(
+            batch
+                .resource_logs
+                .iter()
+                .map(|rl| 64 + attributes(&rl.resource.attributes) + rl.scope_logs.len() * 64),
+        )
+        .sum();
+    let total = 256 + spans + logs + resources;
+    total + total / 8
 }
 
 /// A postcard output that appends to an existing `Vec` (std's `StdVec`
@@ -206,6 +261,74 @@ mod tests {
             value = AnyValue::Array(vec![value]);
         }
         value
+    }
+
+    #[test]
+    fn the_size_estimate_covers_the_encoding() {
+        let mut span = Span::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([8; 8]),
+            "GET /api/weather",
+        );
+        span.parent_span_id = Some(SpanId::from_bytes([9; 8]));
+        span.start_time_unix_nano = u64::MAX / 3;
+        span.end_time_unix_nano = u64::MAX / 2;
+        for (key, value) in [
+            ("http.request.method", AnyValue::from("GET")),
+            ("url.path", AnyValue::from("/api/weather/kyiv")),
+            ("url.query", AnyValue::from("units=metric&lang=en&days=3")),
+            ("http.route", AnyValue::from("/api/weather/{city}")),
+            ("http.response.status_code", AnyValue::Int(200)),
+            (
+                "client.address",
+                AnyValue::from("2001:db8:85a3::8a2e:370:7334"),
+            ),
+            (
+                "user_agent.original",
+                AnyValue::from(
+                    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0",
+                ),
+            ),
+            ("enduser.id", AnyValue::from("user-1234@example.com")),
+            (
+                "session.id",
+                AnyValue::from("3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"),
+            ),
+            ("server.address", AnyValue::from("weather.internal")),
+            ("network.peer.address", AnyValue::from("10.0.3.17")),
+            ("service.peer.name", AnyValue::from("location")),
+            (
+                "nested",
+                AnyValue::Array(vec![AnyValue::Double(1.5), AnyValue::from("x")]),
+            ),
+        ] {
+            span.attributes.push(KeyValue::new(key, value));
+        }
+        let mut batch = one_span_batch(AnyValue::Bool(true));
+        batch.resource_spans[0].scope_spans[0].spans = vec![span; 100];
+        let log = tracewarden_model::LogRecord {
+            body: AnyValue::from("invalid bearer token for user-1234@example.com"),
+            ..Default::default()
+        };
+        batch.resource_logs = vec![tracewarden_model::ResourceLogs {
+            resource: Arc::default(),
+            scope_logs: vec![tracewarden_model::ScopeLogs {
+                scope: Arc::default(),
+                log_records: vec![log; 10],
+            }],
+        }];
+        let encoded = encode(&batch).unwrap();
+        let estimate = estimated_len(&batch);
+        assert!(
+            encoded.len() <= estimate,
+            "encoded {} > estimated {estimate}",
+            encoded.len()
+        );
+        assert!(
+            estimate <= encoded.len() * 2,
+            "estimate {estimate} wastes more than the encoding {}",
+            encoded.len()
+        );
     }
 
     #[test]
