@@ -1,8 +1,7 @@
 //! Lifecycle benchmark: how many spans per second `Store::flush` moves from
-//! the hot tier into a published segment, everything included (freeze, copy
-//! out of the hot tier, sort, encode, zstd, fsync, manifest, publish, WAL
-//! trim). Compare with `segment/write_200k` (the write alone) to see the
-//! lifecycle's own cost.
+//! the hot tier into a published segment, everything included (freeze, sort,
+//! encode, zstd, fsync, manifest, publish, WAL trim). Compare with
+//! `segment/write_200k` (the write alone) to see the lifecycle's own cost.
 //!
 //! Run: `cargo bench -p tracewarden-store --bench lifecycle`
 //! (quick look: add `-- --warm-up-time 1 --measurement-time 3`).

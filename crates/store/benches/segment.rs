@@ -46,17 +46,19 @@ fn segment(c: &mut Criterion) {
 
     // Write throughput.
     let spans = Workload::new(1).spans(WRITE_SPANS);
+    let span_refs: Vec<_> = spans.iter().collect();
     group.throughput(Throughput::Elements(WRITE_SPANS as u64));
     group.bench_function("write_200k", |b| {
         b.iter_batched(
-            || (tempfile::tempdir().unwrap(), spans.clone()),
-            |(dir, spans)| {
-                write_segment(dir.path(), 1, spans, Vec::new(), &options).unwrap();
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                write_segment(dir.path(), 1, &span_refs, &[], &options).unwrap();
                 dir
             },
             criterion::BatchSize::PerIteration,
         )
     });
+    drop(span_refs);
     drop(spans);
 
     // A segment of 1M spans: size on disk, lookups, scans.
@@ -72,7 +74,14 @@ fn segment(c: &mut Criterion) {
     let client = workload.visitors[7].address.clone();
     let user = workload.visitors[11].user.clone().unwrap();
     let started = Instant::now();
-    let written = write_segment(dir.path(), 1, spans, Vec::new(), &options).unwrap();
+    let written = write_segment(
+        dir.path(),
+        1,
+        &spans.iter().collect::<Vec<_>>(),
+        &[],
+        &options,
+    )
+    .unwrap();
     let elapsed = started.elapsed();
     let bytes = written.files.iter().map(|f| f.bytes).sum::<u64>();
     eprintln!(

@@ -264,23 +264,27 @@ impl HotTier {
         self.first_applied.get().is_none()
     }
 
-    /// Copies of every span and log record held (traced and untraced), in
-    /// no particular order: what a flush writes into a segment. The tier
-    /// keeps serving reads meanwhile.
-    pub fn records(&self) -> (Vec<SpanRecord>, Vec<LogEntry>) {
+    /// Calls `f` with every span and log record held (traced and untraced),
+    /// borrowed, in no particular order: what a flush writes into a segment.
+    ///
+    /// Every shard's read lock is held while `f` runs. That is meant for a
+    /// frozen tier, which nothing writes to any more (appliers only reach the
+    /// hot tier): readers still take the read locks alongside, and the flush
+    /// copies nothing out.
+    pub fn with_records<R>(&self, f: impl FnOnce(&[&SpanRecord], &[&LogEntry]) -> R) -> R {
+        let shards: Vec<_> = self.shards.iter().map(|shard| shard.read()).collect();
         let counts = self.counts();
         // The counts are exact once the tier is frozen; only a capacity hint.
         let mut spans = Vec::with_capacity(usize::try_from(counts.spans).unwrap_or(0));
         let mut logs = Vec::with_capacity(usize::try_from(counts.logs).unwrap_or(0));
-        for shard in self.shards.iter() {
-            let shard = shard.read();
+        for shard in &shards {
             for entry in shard.traces.values() {
-                spans.extend(entry.spans.iter().cloned());
-                logs.extend(entry.logs.iter().cloned());
+                spans.extend(&entry.spans);
+                logs.extend(&entry.logs);
             }
-            logs.extend(shard.untraced_logs.iter().cloned());
+            logs.extend(&shard.untraced_logs);
         }
-        (spans, logs)
+        f(&spans, &logs)
     }
 
     /// Copies of the spans for which `keep` holds, in no particular order,
@@ -455,9 +459,21 @@ mod tests {
                 vec![log(Some(1), 1), log(None, 2)],
             ),
         );
-        let (spans, logs) = hot.records();
-        assert_eq!(spans.len(), 3);
-        assert_eq!(logs.len(), 2);
+        let (mut span_starts, mut log_times) = hot.with_records(|spans, logs| {
+            (
+                spans
+                    .iter()
+                    .map(|s| s.span.start_time_unix_nano)
+                    .collect::<Vec<_>>(),
+                logs.iter()
+                    .map(|l| l.record.time_unix_nano)
+                    .collect::<Vec<_>>(),
+            )
+        });
+        span_starts.sort();
+        log_times.sort();
+        assert_eq!(span_starts, [10, 20, 30]);
+        assert_eq!(log_times, [1, 2]);
         let late = hot.scan_spans(&|s| s.span.start_time_unix_nano >= 20, None);
         let mut starts: Vec<u64> = late.iter().map(|s| s.span.start_time_unix_nano).collect();
         starts.sort();

@@ -79,7 +79,14 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
         row_group_rows: 1_500,
         ..SegmentWriteOptions::default()
     };
-    write_segment(dir.path(), 9, spans.clone(), logs.clone(), &options).unwrap();
+    write_segment(
+        dir.path(),
+        9,
+        &spans.iter().collect::<Vec<_>>(),
+        &logs.iter().collect::<Vec<_>>(),
+        &options,
+    )
+    .unwrap();
     let spans_path = dir.path().join(spans_file_name(9));
     let logs_path = dir.path().join(logs_file_name(9));
 

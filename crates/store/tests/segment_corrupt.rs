@@ -26,7 +26,14 @@ fn write(dir: &Path, id: u64) {
         row_group_rows: 700,
         ..SegmentWriteOptions::default()
     };
-    write_segment(dir, id, spans, logs, &options).unwrap();
+    write_segment(
+        dir,
+        id,
+        &spans.iter().collect::<Vec<_>>(),
+        &logs.iter().collect::<Vec<_>>(),
+        &options,
+    )
+    .unwrap();
 }
 
 /// Opens segment `id` and reads all of it and a trace: the first error.

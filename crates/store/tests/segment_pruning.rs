@@ -25,7 +25,7 @@ fn segment(dir: &std::path::Path) -> (Segment, Vec<SpanRecord>) {
         row_group_rows: ROW_GROUP_ROWS,
         ..SegmentWriteOptions::default()
     };
-    write_segment(dir, 1, spans, Vec::new(), &options).unwrap();
+    write_segment(dir, 1, &spans.iter().collect::<Vec<_>>(), &[], &options).unwrap();
     (Segment::open(dir, 1).unwrap(), expected)
 }
 
@@ -88,8 +88,8 @@ fn within_a_row_group_a_trace_lookup_reads_only_its_pages() {
     write_segment(
         dir.path(),
         2,
-        spans,
-        Vec::new(),
+        &spans.iter().collect::<Vec<_>>(),
+        &[],
         &SegmentWriteOptions::default(),
     )
     .unwrap();
@@ -246,7 +246,14 @@ fn columns_empty_in_a_row_group_are_skipped_and_still_read_back() {
         row_group_rows: 50,
         ..SegmentWriteOptions::default()
     };
-    write_segment(dir.path(), 3, spans.clone(), Vec::new(), &options).unwrap();
+    write_segment(
+        dir.path(),
+        3,
+        &spans.iter().collect::<Vec<_>>(),
+        &[],
+        &options,
+    )
+    .unwrap();
     let segment = Segment::open(dir.path(), 3).unwrap();
 
     let (with_events, read_with) = reading(&segment, || segment.trace(trace_id(10)).unwrap());

@@ -152,8 +152,8 @@ fn every_field_round_trips() {
     let written = write_segment(
         dir.path(),
         7,
-        vec![span.clone()],
-        vec![log.clone()],
+        &[&span],
+        &[&log],
         &SegmentWriteOptions::default(),
     )
     .unwrap();
@@ -221,8 +221,8 @@ fn random_spans_and_logs_round_trip_in_segment_order() {
         write_segment(
             dir.path(),
             seed + 1,
-            spans.clone(),
-            logs.clone(),
+            &spans.iter().collect::<Vec<_>>(),
+            &logs.iter().collect::<Vec<_>>(),
             &options(97),
         )
         .unwrap();
@@ -276,7 +276,14 @@ fn log_bodies_of_every_value_kind_round_trip() {
             },
         })
         .collect();
-    write_segment(dir.path(), 1, Vec::new(), logs.clone(), &options(4)).unwrap();
+    write_segment(
+        dir.path(),
+        1,
+        &[],
+        &logs.iter().collect::<Vec<_>>(),
+        &options(4),
+    )
+    .unwrap();
     let (spans, read) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
     assert!(spans.is_empty());
     assert_eq!(read, logs);
@@ -300,7 +307,7 @@ fn nan_and_negative_zero_keep_their_bits() {
         scope: Arc::default(),
         span,
     };
-    write_segment(dir.path(), 1, vec![record], Vec::new(), &options(10)).unwrap();
+    write_segment(dir.path(), 1, &[&record], &[], &options(10)).unwrap();
     let (spans, _) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
     let attributes = &spans[0].span.attributes;
     let AnyValue::Double(d) = attributes[0].value else {
@@ -323,7 +330,14 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
     let dir = tempfile::tempdir().unwrap();
     let mut workload = Workload::new(3);
     let spans = workload.spans(5_000);
-    write_segment(dir.path(), 1, spans, Vec::new(), &options(1_000)).unwrap();
+    write_segment(
+        dir.path(),
+        1,
+        &spans.iter().collect::<Vec<_>>(),
+        &[],
+        &options(1_000),
+    )
+    .unwrap();
     let (spans, _) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
     assert_eq!(spans.len(), 5_000);
     let resources: HashSet<*const Resource> =
@@ -342,14 +356,7 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
 #[test]
 fn empty_segments_and_traces_without_spans_work() {
     let dir = tempfile::tempdir().unwrap();
-    let written = write_segment(
-        dir.path(),
-        5,
-        Vec::new(),
-        Vec::new(),
-        &SegmentWriteOptions::default(),
-    )
-    .unwrap();
+    let written = write_segment(dir.path(), 5, &[], &[], &SegmentWriteOptions::default()).unwrap();
     assert_eq!((written.spans, written.logs), (0, 0));
     assert_eq!(
         (written.min_time_unix_nano, written.max_time_unix_nano),
@@ -381,7 +388,7 @@ fn invalid_options_and_too_deep_values_are_refused() {
             ..SegmentWriteOptions::default()
         },
     ] {
-        let error = write_segment(dir.path(), 1, Vec::new(), Vec::new(), &bad).unwrap_err();
+        let error = write_segment(dir.path(), 1, &[], &[], &bad).unwrap_err();
         assert!(matches!(error, StoreError::Segment { .. }), "{error}");
     }
 
@@ -403,8 +410,8 @@ fn invalid_options_and_too_deep_values_are_refused() {
     let error = write_segment(
         dir.path(),
         2,
-        vec![record],
-        Vec::new(),
+        &[&record],
+        &[],
         &SegmentWriteOptions::default(),
     )
     .unwrap_err();
@@ -420,7 +427,14 @@ fn a_segment_is_readable_from_many_threads_at_once() {
     let spans = workload.spans(20_000);
     let ids: Vec<TraceId> = spans.iter().step_by(997).map(|s| s.span.trace_id).collect();
     let expected = expected_spans(&spans);
-    write_segment(dir.path(), 1, spans, Vec::new(), &options(2_000)).unwrap();
+    write_segment(
+        dir.path(),
+        1,
+        &spans.iter().collect::<Vec<_>>(),
+        &[],
+        &options(2_000),
+    )
+    .unwrap();
     let segment = Segment::open(dir.path(), 1).unwrap();
     std::thread::scope(|scope| {
         for t in 0..4 {

@@ -54,7 +54,9 @@ impl Lifecycle {
             });
         }
         let id = self.next_id;
-        let written = write_segment(&self.dir, id, spans, logs, &self.segment_options)?;
+        let spans: Vec<_> = spans.iter().collect();
+        let logs: Vec<_> = logs.iter().collect();
+        let written = write_segment(&self.dir, id, &spans, &logs, &self.segment_options)?;
         let manifest = new_manifest(&written, &lsns, replaces);
         let (manifest, sha256) = self.append_manifest(manifest)?;
         self.pending = Some(Pending::Appended {

@@ -67,11 +67,14 @@ impl Lifecycle {
     /// Writes the frozen tier's data files as segment `next_id`.
     fn write_frozen(&mut self, frozen: Arc<HotTier>) -> Result<()> {
         let lsns = frozen.lsns();
-        let (spans, logs) = frozen.records();
         let id = self.next_id;
-        // On error write_segment removed its temporary files; a file it had
-        // already renamed is overwritten by the retry, which uses the same id.
-        let written = write_segment(&self.dir, id, spans, logs, &self.segment_options)?;
+        // Written straight from the frozen tier, which nothing changes any
+        // more and which readers keep using meanwhile. On error write_segment
+        // removed its temporary files; a file it had already renamed is
+        // overwritten by the retry, which uses the same id.
+        let written = frozen.with_records(|spans, logs| {
+            write_segment(&self.dir, id, spans, logs, &self.segment_options)
+        })?;
         self.pending = Some(Pending::Written {
             frozen,
             lsns,
