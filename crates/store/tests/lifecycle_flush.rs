@@ -384,9 +384,11 @@ async fn appends_are_refused_while_flushes_are_behind() {
     };
     let (store, _) = Store::open(options).unwrap();
     let mut acked = Acked::default();
-    // Memory may hold 4 x 10 rows; nothing flushes (no lifecycle thread).
-    acked.append_range(&store, 0..4).await;
-    match store.append(realistic_batch(4, 10)).await {
+    // Memory may hold MEMORY_LIMIT_FLUSHES x 10 rows; nothing flushes (no
+    // lifecycle thread). Each batch is 10 rows.
+    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
+    acked.append_range(&store, 0..full).await;
+    match store.append(realistic_batch(full, 10)).await {
         Err(tracewarden_store::StoreError::Overloaded { retry_after }) => {
             assert_eq!(retry_after, tracewarden_store::OVERLOAD_RETRY_AFTER)
         }
@@ -394,10 +396,10 @@ async fn appends_are_refused_while_flushes_are_behind() {
     }
     assert_eq!(
         store.stats().appends,
-        4,
+        full,
         "the refused batch never reached the WAL"
     );
     store.flush().unwrap();
-    acked.append(&store, 4).await;
+    acked.append(&store, full).await;
     assert_exactly_once(&store, &acked);
 }
