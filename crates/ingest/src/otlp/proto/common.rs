@@ -1,6 +1,8 @@
 //! `opentelemetry.proto.common.v1` and `resource.v1`: attributes, values,
 //! resources and instrumentation scopes.
 
+use std::sync::Arc;
+
 use tracewarden_model::{AnyValue, KeyValue, Resource, Scope, Str};
 
 use super::wire::{Reader, WireResult, WireType, read_varint};
@@ -257,10 +259,79 @@ fn key_value_list(
     Ok(())
 }
 
+/// `ResourceSpans` / `ResourceLogs`: 1 resource, 2 the scope groups
+/// (`groups` names their field and message; `scope_group` reads one),
+/// 3 schema_url. Traces and logs share this walk; only the records differ.
+pub(super) fn resource_group<G>(
+    mut r: Reader<'_>,
+    ctx: &mut Ctx<'_>,
+    groups: (&'static str, &'static str),
+    mut scope_group: impl FnMut(Reader<'_>, &mut Ctx<'_>) -> WireResult<G>,
+) -> WireResult<(Arc<Resource>, Vec<G>)> {
+    let mut resource = Resource::default();
+    let mut skipped = 0;
+    let mut scope_groups = Vec::new();
+    while let Some((field, wire_type)) = r.next_field()? {
+        match field {
+            1 => {
+                let message = r.message(wire_type, "resource", "Resource")?;
+                resource_into(message, ctx, &mut resource, &mut skipped)?;
+            }
+            2 => {
+                let message = r.message(wire_type, groups.0, groups.1)?;
+                scope_groups.push(scope_group(message, ctx)?);
+            }
+            3 => resource.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
+            _ => r.skip(field, wire_type)?,
+        }
+    }
+    ctx.attributes_over_cap(&mut resource.dropped_attributes_count, skipped);
+    ctx.limits
+        .apply_to_resource(&mut resource, &mut ctx.decoded);
+    Ok((Arc::new(resource), scope_groups))
+}
+
+/// `ScopeSpans` / `ScopeLogs`: 1 scope, 2 the records (`records` names their
+/// field and message; `record` reads one, `None` when it was rejected and
+/// counted), 3 schema_url. `min_record_bytes` is the smallest valid record:
+/// hostile input announcing many tiny records cannot reserve more than its
+/// own length allows.
+pub(super) fn scope_group<T>(
+    mut r: Reader<'_>,
+    ctx: &mut Ctx<'_>,
+    records: (&'static str, &'static str),
+    min_record_bytes: usize,
+    mut record: impl FnMut(Reader<'_>, &mut Ctx<'_>) -> WireResult<Option<T>>,
+) -> WireResult<(Arc<Scope>, Vec<T>)> {
+    let mut scope = Scope::default();
+    let mut skipped = 0;
+    // One pass over the keys sizes the vector.
+    let mut kept = Vec::with_capacity(r.count(2).min(r.remaining() / min_record_bytes));
+    while let Some((field, wire_type)) = r.next_field()? {
+        match field {
+            1 => {
+                let message = r.message(wire_type, "scope", "InstrumentationScope")?;
+                scope_into(message, ctx, &mut scope, &mut skipped)?;
+            }
+            2 => {
+                let message = r.message(wire_type, records.0, records.1)?;
+                if let Some(one) = record(message, ctx)? {
+                    kept.push(one);
+                }
+            }
+            3 => scope.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
+            _ => r.skip(field, wire_type)?,
+        }
+    }
+    ctx.attributes_over_cap(&mut scope.dropped_attributes_count, skipped);
+    ctx.limits.apply_to_scope(&mut scope, &mut ctx.decoded);
+    Ok((Arc::new(scope), kept))
+}
+
 /// Merges a `Resource` message into `resource`: 1 attributes, 2
 /// dropped_attributes_count; 3 entity_refs is skipped. Attributes skipped
 /// over the cap are added to `skipped`.
-pub(super) fn resource_into(
+fn resource_into(
     mut r: Reader<'_>,
     ctx: &mut Ctx<'_>,
     resource: &mut Resource,
@@ -290,7 +361,7 @@ pub(super) fn resource_into(
 
 /// Merges an `InstrumentationScope` message into `scope`: 1 name, 2
 /// version, 3 attributes, 4 dropped_attributes_count.
-pub(super) fn scope_into(
+fn scope_into(
     mut r: Reader<'_>,
     ctx: &mut Ctx<'_>,
     scope: &mut Scope,

@@ -1,13 +1,9 @@
 //! `opentelemetry.proto.logs.v1` and `collector.logs.v1`: resource logs,
 //! scope logs and log records.
 
-use std::sync::Arc;
+use tracewarden_model::{IdError, LogRecord, ResourceLogs, ScopeLogs, SpanId, TraceId};
 
-use tracewarden_model::{
-    IdError, LogRecord, Resource, ResourceLogs, Scope, ScopeLogs, SpanId, TraceId,
-};
-
-use super::common::{any_value_into, attribute, resource_into, scope_into};
+use super::common::{any_value_into, attribute, resource_group, scope_group};
 use super::wire::{Reader, WireResult};
 use super::{Ctx, Scratch};
 
@@ -36,60 +32,25 @@ pub(super) fn export_request(body: &[u8], ctx: &mut Ctx<'_>) -> WireResult<()> {
 }
 
 /// `ResourceLogs`: 1 resource, 2 scope_logs, 3 schema_url.
-fn resource_logs(mut r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ResourceLogs> {
-    let mut resource = Resource::default();
-    let mut skipped = 0;
-    let mut scope_logs = Vec::new();
-    while let Some((field, wire_type)) = r.next_field()? {
-        match field {
-            1 => {
-                let message = r.message(wire_type, "resource", "Resource")?;
-                resource_into(message, ctx, &mut resource, &mut skipped)?;
-            }
-            2 => {
-                let message = r.message(wire_type, "scope_logs", "ScopeLogs")?;
-                scope_logs.push(scope_logs_message(message, ctx)?);
-            }
-            3 => resource.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
-            _ => r.skip(field, wire_type)?,
-        }
-    }
-    ctx.attributes_over_cap(&mut resource.dropped_attributes_count, skipped);
-    ctx.limits
-        .apply_to_resource(&mut resource, &mut ctx.decoded);
+fn resource_logs(r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ResourceLogs> {
+    let (resource, scope_logs) =
+        resource_group(r, ctx, ("scope_logs", "ScopeLogs"), scope_logs_message)?;
     Ok(ResourceLogs {
-        resource: Arc::new(resource),
+        resource,
         scope_logs,
     })
 }
 
 /// `ScopeLogs`: 1 scope, 2 log_records, 3 schema_url.
-fn scope_logs_message(mut r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ScopeLogs> {
-    let mut scope = Scope::default();
-    let mut skipped = 0;
-    let mut log_records = Vec::with_capacity(r.count(2).min(r.remaining() / MIN_LOG_BYTES));
-    while let Some((field, wire_type)) = r.next_field()? {
-        match field {
-            1 => {
-                let message = r.message(wire_type, "scope", "InstrumentationScope")?;
-                scope_into(message, ctx, &mut scope, &mut skipped)?;
-            }
-            2 => {
-                let message = r.message(wire_type, "log_records", "LogRecord")?;
-                if let Some(log) = log_record(message, ctx)? {
-                    log_records.push(log);
-                }
-            }
-            3 => scope.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
-            _ => r.skip(field, wire_type)?,
-        }
-    }
-    ctx.attributes_over_cap(&mut scope.dropped_attributes_count, skipped);
-    ctx.limits.apply_to_scope(&mut scope, &mut ctx.decoded);
-    Ok(ScopeLogs {
-        scope: Arc::new(scope),
-        log_records,
-    })
+fn scope_logs_message(r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ScopeLogs> {
+    let (scope, log_records) = scope_group(
+        r,
+        ctx,
+        ("log_records", "LogRecord"),
+        MIN_LOG_BYTES,
+        log_record,
+    )?;
+    Ok(ScopeLogs { scope, log_records })
 }
 
 /// `LogRecord`: 1 time_unix_nano, 2 severity_number, 3 severity_text, 5 body,

@@ -1,14 +1,12 @@
 //! `opentelemetry.proto.trace.v1` and `collector.trace.v1`: resource spans,
 //! scope spans, spans, events, links and status.
 
-use std::sync::Arc;
-
 use tracewarden_model::{
-    Event, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
-    StatusCode, Str, TraceId,
+    Event, Link, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind, Status, StatusCode, Str,
+    TraceId,
 };
 
-use super::common::{attribute, resource_into, scope_into};
+use super::common::{attribute, resource_group, scope_group};
 use super::wire::{Reader, WireResult};
 use super::{Ctx, Scratch};
 
@@ -34,62 +32,19 @@ pub(super) fn export_request(body: &[u8], ctx: &mut Ctx<'_>) -> WireResult<()> {
 }
 
 /// `ResourceSpans`: 1 resource, 2 scope_spans, 3 schema_url.
-fn resource_spans(mut r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ResourceSpans> {
-    let mut resource = Resource::default();
-    let mut skipped = 0;
-    let mut scope_spans = Vec::new();
-    while let Some((field, wire_type)) = r.next_field()? {
-        match field {
-            1 => {
-                let message = r.message(wire_type, "resource", "Resource")?;
-                resource_into(message, ctx, &mut resource, &mut skipped)?;
-            }
-            2 => {
-                let message = r.message(wire_type, "scope_spans", "ScopeSpans")?;
-                scope_spans.push(scope_spans_message(message, ctx)?);
-            }
-            3 => resource.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
-            _ => r.skip(field, wire_type)?,
-        }
-    }
-    ctx.attributes_over_cap(&mut resource.dropped_attributes_count, skipped);
-    ctx.limits
-        .apply_to_resource(&mut resource, &mut ctx.decoded);
+fn resource_spans(r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ResourceSpans> {
+    let (resource, scope_spans) =
+        resource_group(r, ctx, ("scope_spans", "ScopeSpans"), scope_spans_message)?;
     Ok(ResourceSpans {
-        resource: Arc::new(resource),
+        resource,
         scope_spans,
     })
 }
 
 /// `ScopeSpans`: 1 scope, 2 spans, 3 schema_url.
-fn scope_spans_message(mut r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ScopeSpans> {
-    let mut scope = Scope::default();
-    let mut skipped = 0;
-    // One pass over the keys sizes the vector; hostile input announcing many
-    // tiny spans cannot reserve more than its own length allows.
-    let mut spans = Vec::with_capacity(r.count(2).min(r.remaining() / MIN_SPAN_BYTES));
-    while let Some((field, wire_type)) = r.next_field()? {
-        match field {
-            1 => {
-                let message = r.message(wire_type, "scope", "InstrumentationScope")?;
-                scope_into(message, ctx, &mut scope, &mut skipped)?;
-            }
-            2 => {
-                let message = r.message(wire_type, "spans", "Span")?;
-                if let Some(span) = span(message, ctx)? {
-                    spans.push(span);
-                }
-            }
-            3 => scope.schema_url = Ctx::strict_string(&mut r, wire_type, "schema_url")?,
-            _ => r.skip(field, wire_type)?,
-        }
-    }
-    ctx.attributes_over_cap(&mut scope.dropped_attributes_count, skipped);
-    ctx.limits.apply_to_scope(&mut scope, &mut ctx.decoded);
-    Ok(ScopeSpans {
-        scope: Arc::new(scope),
-        spans,
-    })
+fn scope_spans_message(r: Reader<'_>, ctx: &mut Ctx<'_>) -> WireResult<ScopeSpans> {
+    let (scope, spans) = scope_group(r, ctx, ("spans", "Span"), MIN_SPAN_BYTES, span)?;
+    Ok(ScopeSpans { scope, spans })
 }
 
 /// `Span`. `None` when the span was rejected (and counted).
