@@ -194,6 +194,21 @@ struct Prepared<'a, T> {
     groups: Vec<Range<usize>>,
 }
 
+impl<T> Prepared<'_, T> {
+    /// The most distinct values of `key` in one row group, for a row order
+    /// sorted by that key (so counting the changes counts the values).
+    fn max_distinct_in_a_group<K: PartialEq>(&self, key: impl Fn(&T) -> K) -> u64 {
+        self.groups
+            .iter()
+            .map(|group| {
+                let rows = self.rows.get(group.clone()).unwrap_or(&[]);
+                1 + rows.windows(2).filter(|w| key(w[0]) != key(w[1])).count() as u64
+            })
+            .max()
+            .unwrap_or(1)
+    }
+}
+
 /// Sorts `input` by `key` (then input position, so equal keys keep their
 /// order), finds the distinct resource/scope pairs and cuts row groups, in
 /// one sequential pass over the input and one over the sorted keys.
@@ -490,18 +505,7 @@ fn write_spans(
     // row count on the other columns. The Parquet writer folds each filter
     // down to the values it received, so an upper bound only costs memory
     // while writing.
-    let trace_ndv = prepared
-        .groups
-        .iter()
-        .map(|group| {
-            let rows = prepared.rows.get(group.clone()).unwrap_or(&[]);
-            1 + rows
-                .windows(2)
-                .filter(|w| w[0].span.trace_id != w[1].span.trace_id)
-                .count() as u64
-        })
-        .max()
-        .unwrap_or(1);
+    let trace_ndv = prepared.max_distinct_in_a_group(|s| s.span.trace_id);
     let mut bloom_ndv = vec![("trace_id".to_string(), trace_ndv)];
     bloom_ndv.extend(
         DedicatedColumn::ALL
@@ -984,18 +988,7 @@ fn write_logs(
     .map_err(segment_error)?;
     let pair_columns =
         PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
-    let trace_ndv = prepared
-        .groups
-        .iter()
-        .map(|g| {
-            let rows = prepared.rows.get(g.clone()).unwrap_or(&[]);
-            1 + rows
-                .windows(2)
-                .filter(|w| w[0].record.trace_id != w[1].record.trace_id)
-                .count() as u64
-        })
-        .max()
-        .unwrap_or(1);
+    let trace_ndv = prepared.max_distinct_in_a_group(|l| l.record.trace_id);
     let properties = properties(
         options,
         meta.key_values("logs", logs.len()),
