@@ -25,40 +25,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use tracewarden_model::{Batch, LogRecord, Resource, Scope, Span, TraceId};
+pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
+use tracewarden_model::{Batch, TraceId};
 
 use crate::lifecycle::LsnSet;
 use crate::wal::Lsn;
 
 /// Number of lock shards of the hot tier.
 pub const SHARDS: usize = 16;
-
-/// A span with the resource and scope it came with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpanRecord {
-    pub resource: Arc<Resource>,
-    pub scope: Arc<Scope>,
-    pub span: Span,
-}
-
-/// A log record with the resource and scope it came with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LogEntry {
-    pub resource: Arc<Resource>,
-    pub scope: Arc<Scope>,
-    pub record: LogRecord,
-}
-
-/// Everything held for one trace.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trace {
-    pub trace_id: TraceId,
-    /// Ordered by start time (then span id, so the order is stable).
-    pub spans: Vec<SpanRecord>,
-    /// Log records carrying this trace id, ordered by time
-    /// ([`LogRecord::effective_time_unix_nano`]).
-    pub logs: Vec<LogEntry>,
-}
 
 #[derive(Default)]
 struct TraceEntry {
