@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
 use tracewarden_model::{Batch, TraceId};
+pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
 
 use crate::lifecycle::LsnSet;
 use crate::wal::Lsn;
@@ -295,7 +295,9 @@ impl HotTier {
 
 #[cfg(test)]
 mod tests {
-    use tracewarden_model::{ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, SpanId};
+    use tracewarden_model::{
+        LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, Span, SpanId,
+    };
 
     use super::*;
 
