@@ -31,4 +31,3 @@ pub struct Trace {
     /// ([`LogRecord::effective_time_unix_nano`]).
     pub logs: Vec<LogEntry>,
 }
-

@@ -139,6 +139,7 @@ mod tests {
         let config = Config::from_toml(
             "data_dir = \"/d\"\n\
              [store]\nflush_spans = 1000\nflush_age = \"1h30m\"\nsigning_key_file = \"/k/manifest.key\"\n\
+             encryption_key_file = \"/k/store.key\"\n\
              [store.compaction]\nenabled = false\nbelow_spans = 10\n\
              [store.retention]\nmax_age = \"30d\"\nmax_total_bytes = 1000000000\n",
         )
@@ -152,6 +153,10 @@ mod tests {
             store.signing_key_file,
             Some(PathBuf::from("/k/manifest.key"))
         );
+        assert_eq!(
+            store.encryption_key_file,
+            Some(PathBuf::from("/k/store.key"))
+        );
         assert!(!store.compaction.enabled);
         assert_eq!(store.compaction.below_spans, 10);
         assert_eq!(store.compaction.max_spans, 1_000_000);
@@ -163,6 +168,7 @@ mod tests {
         let defaults = Config::default().store_options().lifecycle;
         assert_eq!(defaults.retention.max_age, None);
         assert_eq!(defaults.signing_key_file, None);
+        assert_eq!(defaults.encryption_key_file, None);
 
         let err = Config::from_toml("[store]\nflush_age = \"10 minutes\"\n").unwrap_err();
         assert!(err.contains("flush_age"), "{err}");

@@ -67,11 +67,49 @@ pub enum StoreError {
     #[error("encoded batch of {bytes} bytes is over the WAL record limit of {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
     /// [`crate::WalOptions`] or [`crate::LifecycleOptions`] that cannot work.
+    /// Another process (or another open store in this one) holds the data
+    /// directory: two writers would corrupt the WAL.
+    #[error(
+        "the data directory `{path}` is in use by another tracewarden process (it holds `{path}/LOCK`)"
+    )]
+    InUse { path: PathBuf },
+
     #[error("invalid store options: {0}")]
     InvalidOptions(String),
     /// The manifest chain, the retention log or a key file failed.
     #[error(transparent)]
     Integrity(#[from] crate::integrity::IntegrityError),
+    /// The encryption key file cannot be used (missing, malformed, readable
+    /// by every user). The reason never quotes the file's content.
+    #[error("invalid encryption key file `{path}`: {reason}")]
+    EncryptionKey { path: PathBuf, reason: String },
+    /// An encrypted WAL or segment file, and no encryption key configured.
+    /// Nothing was read, skipped or truncated.
+    #[error(
+        "`{path}` is encrypted (key id {key_id}) but no encryption key is configured (`[store] encryption_key_file`)"
+    )]
+    KeyRequired { path: PathBuf, key_id: String },
+    /// A WAL or segment file encrypted with another key than the configured
+    /// one (told apart by key id before anything is decrypted). Nothing was
+    /// read, skipped or truncated.
+    #[error(
+        "`{path}` was encrypted with key id {file_key_id}, the configured key is {configured_key_id}"
+    )]
+    WrongKey {
+        path: PathBuf,
+        file_key_id: String,
+        configured_key_id: String,
+    },
+    /// Encrypted data that fails authentication under the right key: it was
+    /// modified after it was written (tampering, or damage the WAL checksum
+    /// did not catch). `offset` is the WAL record's, or the segment
+    /// structure's being read.
+    #[error("failed to decrypt `{path}` at offset {offset}: {reason}")]
+    Decrypt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     /// A test's failure-injection hook stopped a lifecycle step here
     /// (see [`crate::lifecycle::FailPoint`]).
     #[error("injected failure at {point}")]

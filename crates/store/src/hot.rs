@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -200,6 +201,14 @@ impl HotTier {
         })
     }
 
+    /// Whether any span or log record of the trace is held.
+    pub fn contains_trace(&self, trace_id: TraceId) -> bool {
+        self.shards[self.shard_of(&trace_id)]
+            .read()
+            .traces
+            .contains_key(&trace_id)
+    }
+
     /// Ids of every trace held, in no particular order.
     pub fn trace_ids(&self) -> Vec<TraceId> {
         let mut ids = Vec::new();
@@ -282,6 +291,22 @@ impl HotTier {
             }
         }
         found
+    }
+
+    /// Calls `visit` with every span, shard by shard under the shard's read
+    /// lock (appends to that shard wait: keep `visit` short), until it
+    /// breaks.
+    pub fn for_each_span(
+        &self,
+        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for span in shard.traces.values().flat_map(|entry| &entry.spans) {
+                visit(span)?;
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     pub fn counts(&self) -> HotCounts {

@@ -36,6 +36,12 @@
 //! step of a flush, compaction or retention leaves every acknowledged span
 //! readable exactly once (see [`lifecycle`]).
 //!
+//! With [`LifecycleOptions::encryption_key_file`] set, WAL records and
+//! segment files are encrypted at rest ([`encryption`]): AES-256-GCM per WAL
+//! record, Parquet modular encryption for segments. A missing or wrong key
+//! fails the open with a typed error naming the file, before anything is
+//! read or changed.
+//!
 //! # Example
 //!
 //! ```
@@ -83,15 +89,18 @@
 //! ```
 
 pub mod codec;
+pub mod encryption;
 pub mod error;
 pub mod hot;
 pub mod integrity;
 pub mod lifecycle;
 pub mod segment;
+mod snapshot;
 mod store;
 pub mod wal;
 
 pub use codec::CodecError;
+pub use encryption::{EncryptionKey, KeyId, generate_key_file};
 pub use error::{Result, StoreError};
 pub use hot::{LogEntry, SpanRecord, Trace};
 pub use integrity::{
@@ -103,7 +112,8 @@ pub use lifecycle::{
 };
 pub use segment::{
     DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, WrittenFile, WrittenSegment,
-    write_segment,
+    write_segment, write_segment_with_key,
 };
+pub use snapshot::{ScanUnit, Snapshot};
 pub use store::{MEMORY_LIMIT_FLUSHES, OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};
 pub use wal::{Lsn, ReplayReport, WalOptions};

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tracewarden_model::{Batch, TraceId};
 
+use crate::encryption::EncryptionKey;
 use crate::error::{Result, StoreError};
 use crate::hot::{HotTier, LogEntry, SpanRecord, Trace};
 use crate::integrity::{SEGMENTS_DIR, load_signing_key};
@@ -140,6 +141,32 @@ pub struct Store {
     memory_limit: u64,
     /// Set once [`Store::close`] ran its final flush.
     flushed_at_close: AtomicBool,
+    /// WAL records are encrypted (by the writer, which has the key).
+    encrypted: bool,
+    /// The exclusive lock on `data_dir/LOCK`, released when the store is
+    /// dropped (or the process dies: the kernel releases it).
+    _data_dir_lock: std::fs::File,
+}
+
+/// Takes the exclusive lock on `data_dir/LOCK`, creating the directory and
+/// the file as needed.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::io("create data directory", data_dir, e))?;
+    let path = data_dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: data_dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -200,17 +227,25 @@ impl Store {
             Some(path) => Some(load_signing_key(path)?),
             None => None,
         };
+        let encryption_key = match &options.lifecycle.encryption_key_file {
+            Some(path) => Some(Arc::new(EncryptionKey::from_file(path)?)),
+            None => None,
+        };
+        let data_dir_lock = lock_data_dir(&options.data_dir)?;
         let segments_dir = options.data_dir.join(SEGMENTS_DIR);
-        let recovered = recover(&segments_dir, signing_key.clone())?;
+        let recovered = recover(&segments_dir, signing_key.clone(), encryption_key.clone())?;
         let mut covered = LsnSet::new();
         for live in recovered.live.values() {
             covered.union_with(&live.lsns());
         }
 
         let hot = HotTier::new();
-        let replayed = replay(&*directory, &covered, &mut |lsn, batch| {
-            hot.apply(lsn, batch)
-        })?;
+        let replayed = replay(
+            &*directory,
+            &covered,
+            encryption_key.as_deref(),
+            &mut |lsn, batch| hot.apply(lsn, batch),
+        )?;
         let report = replayed.report;
         tracing::info!(
             wal = %directory.path().display(),
@@ -256,6 +291,7 @@ impl Store {
             Arc::clone(&shared),
             replayed.tail,
             next_lsn,
+            encryption_key.clone(),
         )?;
 
         let tiers = Arc::new(Tiers::new(
@@ -276,6 +312,7 @@ impl Store {
             segment_options: options.segment.clone(),
             fail_points: options.fail_points.clone(),
             signing_key,
+            encryption_key: encryption_key.clone(),
             chain: Some(recovered.chain),
             live: recovered.live,
             next_id: recovered.next_id,
@@ -316,6 +353,8 @@ impl Store {
                 .flush_spans
                 .saturating_mul(MEMORY_LIMIT_FLUSHES),
             flushed_at_close: AtomicBool::new(false),
+            encrypted: encryption_key.is_some(),
+            _data_dir_lock: data_dir_lock,
         };
         if options.lifecycle_thread {
             let handle = worker::spawn(lifecycle, tiers, signal).map_err(|e| {
@@ -357,7 +396,7 @@ impl Store {
         }
         // Encoding runs here, in the caller's task, so encodes of concurrent
         // appends use every core while the writer thread only writes.
-        let frame = Frame::encode(&batch)?;
+        let frame = Frame::encode(&batch, self.encrypted)?;
         let bytes = frame.len();
         let before = self.shared.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
         // A batch alone is always taken, or one larger than the limit could
@@ -418,6 +457,12 @@ impl Store {
     /// many. Blocking, like [`Store::trace`].
     pub fn find_spans(&self, filter: &SpanFilter) -> Result<Vec<SpanRecord>> {
         self.tiers.find_spans(filter)
+    }
+
+    /// A consistent view of every tier for a query that reads in several
+    /// steps (see [`Snapshot`]).
+    pub fn snapshot(&self) -> crate::Snapshot {
+        crate::Snapshot::new(self.tiers.snapshot())
     }
 
     /// Ids of the traces in memory (not yet flushed into segments), each once.

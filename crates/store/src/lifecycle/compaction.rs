@@ -6,7 +6,7 @@ use super::flush::new_manifest;
 use super::{Lifecycle, LsnSet, Pending};
 use crate::error::Result;
 use crate::integrity::ReplacedSegment;
-use crate::segment::write_segment;
+use crate::segment::write_segment_with_key;
 
 impl Lifecycle {
     /// Merges the oldest small segments into one (whether or not
@@ -56,7 +56,15 @@ impl Lifecycle {
         let id = self.next_id;
         let spans: Vec<_> = spans.iter().collect();
         let logs: Vec<_> = logs.iter().collect();
-        let written = write_segment(&self.dir, id, &spans, &logs, &self.segment_options)?;
+        // With a key, plain segments come out encrypted: compaction migrates them.
+        let written = write_segment_with_key(
+            &self.dir,
+            id,
+            &spans,
+            &logs,
+            &self.segment_options,
+            self.encryption_key.as_deref(),
+        )?;
         let manifest = new_manifest(&written, &lsns, replaces);
         let (manifest, sha256) = self.append_manifest(manifest)?;
         self.pending = Some(Pending::Appended {

@@ -9,7 +9,7 @@ use crate::error::{Result, StoreError};
 use crate::hot::HotTier;
 use crate::integrity::manifest::read_manifest;
 use crate::integrity::{MANIFEST_FORMAT_VERSION, Manifest, ManifestFile, manifest_file_name};
-use crate::segment::{Segment, WrittenSegment, write_segment};
+use crate::segment::{Segment, WrittenSegment, write_segment_with_key};
 
 impl Lifecycle {
     /// Flushes the hot tier (or finishes a flush that failed half-way) into
@@ -73,7 +73,14 @@ impl Lifecycle {
         // removed its temporary files; a file it had already renamed is
         // overwritten by the retry, which uses the same id.
         let written = frozen.with_records(|spans, logs| {
-            write_segment(&self.dir, id, spans, logs, &self.segment_options)
+            write_segment_with_key(
+                &self.dir,
+                id,
+                spans,
+                logs,
+                &self.segment_options,
+                self.encryption_key.as_deref(),
+            )
         })?;
         self.pending = Some(Pending::Written {
             frozen,
@@ -118,7 +125,11 @@ impl Lifecycle {
         if !manifest.replaces.is_empty() {
             self.fail_point(FailPoint::CompactionManifestWritten)?;
         }
-        let segment = Arc::new(Segment::open(&self.dir, id)?);
+        let segment = Arc::new(Segment::open_with_key(
+            &self.dir,
+            id,
+            self.encryption_key.clone(),
+        )?);
         let replaced: Vec<u64> = manifest.replaces.iter().map(|r| r.segment_id).collect();
         let unfrozen = self
             .tiers

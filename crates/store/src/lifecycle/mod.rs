@@ -76,10 +76,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub(crate) use filter::span_matches;
 pub use lsn::LsnSet;
 pub use options::{
     CompactionOptions, LifecycleOptions, RetentionOptions, format_duration, parse_duration,
 };
+pub(crate) use tiers::TierState;
 
 use crate::error::{Result, StoreError};
 use crate::integrity::{ChainWriter, Manifest, SigningKey, manifest_file_name};
@@ -203,6 +205,8 @@ pub(crate) struct Lifecycle {
     pub segment_options: SegmentWriteOptions,
     pub fail_points: Option<FailPoints>,
     pub signing_key: Option<SigningKey>,
+    /// Segments are written encrypted with it, and read with it.
+    pub encryption_key: Option<Arc<crate::encryption::EncryptionKey>>,
     /// `None` after a failed append or drop: reopened (which repairs the
     /// head from what reached the disk) before the next one.
     pub chain: Option<ChainWriter>,

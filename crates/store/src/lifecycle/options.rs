@@ -1,7 +1,8 @@
 //! Options of the store's lifecycle: when the hot tier is flushed into a
 //! segment, which segments are compacted, how long segments are kept, and
 //! the key that signs manifests. The server reads them from the `[store]`
-//! section of its configuration (docs/CONFIGURATION.md).
+//! section of its configuration (docs/CONFIGURATION.md), with the key file
+//! that encrypts the WAL and segments.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,12 @@ pub struct LifecycleOptions {
     /// with it when set (see `tracewarden verify`). None by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_file: Option<PathBuf>,
+    /// Encryption at rest: a key file of 64 hex characters (`tracewarden
+    /// encryption-key generate`). When set, new WAL files and segments are
+    /// encrypted with it, and it is needed to open the store; existing plain
+    /// files stay readable. None by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for LifecycleOptions {
@@ -37,6 +44,7 @@ impl Default for LifecycleOptions {
             compaction: CompactionOptions::default(),
             retention: RetentionOptions::default(),
             signing_key_file: None,
+            encryption_key_file: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{LiveSegment, remove_files, segment_file_names, sync_dir};
+use crate::encryption::EncryptionKey;
 use crate::error::{Result, StoreError};
 use crate::integrity::manifest::{
     MANIFEST_LIMIT_BYTES, manifest_id_of_file, read_manifest, segment_id_of_file,
@@ -37,7 +38,14 @@ pub(crate) struct Recovered {
 
 /// Recovers `dir` (created if missing): see [`crate::lifecycle`], "Open and
 /// crash recovery".
-pub(crate) fn recover(dir: &Path, signing_key: Option<SigningKey>) -> Result<Recovered> {
+///
+/// A segment that cannot be read for want of the right encryption key fails
+/// the recovery (it is not damaged: it must not be quarantined).
+pub(crate) fn recover(
+    dir: &Path,
+    signing_key: Option<SigningKey>,
+    encryption_key: Option<Arc<EncryptionKey>>,
+) -> Result<Recovered> {
     // Opening the chain first repairs chain.head from what reached the disk
     // (a manifest or log line written just before a crash).
     let chain = ChainWriter::open(dir, signing_key)?;
@@ -116,7 +124,7 @@ pub(crate) fn recover(dir: &Path, signing_key: Option<SigningKey>) -> Result<Rec
             );
             continue;
         }
-        match open_checked(dir, &manifest) {
+        match open_checked(dir, &manifest, encryption_key.clone()) {
             Ok(segment) => {
                 live.insert(
                     id,
@@ -126,6 +134,9 @@ pub(crate) fn recover(dir: &Path, signing_key: Option<SigningKey>) -> Result<Rec
                         segment: Arc::new(segment),
                     },
                 );
+            }
+            Err(error @ (StoreError::KeyRequired { .. } | StoreError::WrongKey { .. })) => {
+                return Err(error);
             }
             Err(error) => {
                 quarantine(dir, id, &error)?;
@@ -212,7 +223,11 @@ fn newer_format_version(path: &Path) -> Option<u16> {
 
 /// Opens a segment after checking its files have the sizes its manifest
 /// records (a cheap check for truncation; `tracewarden verify` hashes them).
-fn open_checked(dir: &Path, manifest: &Manifest) -> Result<Segment> {
+fn open_checked(
+    dir: &Path,
+    manifest: &Manifest,
+    encryption_key: Option<Arc<EncryptionKey>>,
+) -> Result<Segment> {
     for file in &manifest.files {
         let path = dir.join(&file.name);
         let bytes = fs::metadata(&path)
@@ -226,7 +241,7 @@ fn open_checked(dir: &Path, manifest: &Manifest) -> Result<Segment> {
             });
         }
     }
-    Segment::open(dir, manifest.segment_id)
+    Segment::open_with_key(dir, manifest.segment_id, encryption_key)
 }
 
 /// Moves segment `id`'s files (data and manifest) into the quarantine

@@ -36,8 +36,47 @@ pub(crate) struct TierState {
 }
 
 impl TierState {
+    /// The trace across every tier of this state: spans ordered by start
+    /// time (then span id), logs by time. A segment that fails to read is
+    /// logged and left out, so one damaged file does not hide the rest.
+    pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
+        let state = self;
+        let mut spans = Vec::new();
+        let mut logs = Vec::new();
+        for tier in state.memory() {
+            if let Some(trace) = tier.trace(trace_id) {
+                spans.extend(trace.spans);
+                logs.extend(trace.logs);
+            }
+        }
+        for segment in state.segments.iter() {
+            match segment.trace(trace_id) {
+                Ok((segment_spans, segment_logs)) => {
+                    spans.extend(segment_spans);
+                    logs.extend(segment_logs);
+                }
+                Err(error) => tracing::error!(
+                    segment = segment.id(),
+                    %trace_id,
+                    %error,
+                    "failed to read a trace from a segment; the trace is incomplete"
+                ),
+            }
+        }
+        if spans.is_empty() && logs.is_empty() {
+            return None;
+        }
+        sort_spans(&mut spans);
+        logs.sort_by_key(|l| l.record.effective_time_unix_nano());
+        Some(Trace {
+            trace_id,
+            spans,
+            logs,
+        })
+    }
+
     /// The in-memory tiers, hot first.
-    fn memory(&self) -> impl Iterator<Item = &Arc<HotTier>> {
+    pub fn memory(&self) -> impl Iterator<Item = &Arc<HotTier>> {
         std::iter::once(&self.hot).chain(self.frozen.as_ref())
     }
 }
@@ -146,39 +185,7 @@ impl Tiers {
     /// id), logs by time. A segment that fails to read is logged and left
     /// out, so one damaged file does not hide the rest of the trace.
     pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
-        let state = self.snapshot();
-        let mut spans = Vec::new();
-        let mut logs = Vec::new();
-        for tier in state.memory() {
-            if let Some(trace) = tier.trace(trace_id) {
-                spans.extend(trace.spans);
-                logs.extend(trace.logs);
-            }
-        }
-        for segment in state.segments.iter() {
-            match segment.trace(trace_id) {
-                Ok((segment_spans, segment_logs)) => {
-                    spans.extend(segment_spans);
-                    logs.extend(segment_logs);
-                }
-                Err(error) => tracing::error!(
-                    segment = segment.id(),
-                    %trace_id,
-                    %error,
-                    "failed to read a trace from a segment; the trace is incomplete"
-                ),
-            }
-        }
-        if spans.is_empty() && logs.is_empty() {
-            return None;
-        }
-        sort_spans(&mut spans);
-        logs.sort_by_key(|l| l.record.effective_time_unix_nano());
-        Some(Trace {
-            trace_id,
-            spans,
-            logs,
-        })
+        self.snapshot().trace(trace_id)
     }
 
     /// Spans matching `filter` in every tier, ordered by start time (then

@@ -63,7 +63,7 @@ mod schema;
 mod writer;
 
 pub use reader::Segment;
-pub use writer::write_segment;
+pub use writer::{write_segment, write_segment_with_key};
 
 /// Value of the `tracewarden.segment.version` key of both files' metadata.
 pub const FORMAT_VERSION: u16 = 1;

@@ -1,8 +1,9 @@
 //! An open segment: its files' footers in memory, and the pruned reads.
 
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
     Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray,
@@ -26,6 +27,8 @@ use super::schema::{LOGS_SCHEMA, SPANS_SCHEMA, same_fields};
 use super::{
     DedicatedColumn, FORMAT_VERSION, SpanFilter, logs_file_name, metadata_keys, spans_file_name,
 };
+use crate::encryption::EncryptionKey;
+use crate::encryption::segment::decryption_properties;
 use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
 
@@ -48,12 +51,34 @@ impl Segment {
     /// Opens segment `id` in `dir`, reading and checking only the footers
     /// and page indexes. A damaged file gives [`StoreError::Corrupt`] naming
     /// it; a file of a newer format, [`StoreError::UnsupportedVersion`].
+    ///
+    /// An encrypted segment fails with [`StoreError::KeyRequired`]; use
+    /// [`Segment::open_with_key`].
     pub fn open(dir: &Path, id: u64) -> Result<Segment> {
+        Segment::open_with_key(dir, id, None)
+    }
+
+    /// [`Segment::open`] for a segment that may be encrypted: with `key`,
+    /// encrypted files are decrypted (plain ones read as they are). A file
+    /// encrypted with another key gives [`StoreError::WrongKey`], one with
+    /// no key given [`StoreError::KeyRequired`], one whose encrypted footer
+    /// fails authentication [`StoreError::Decrypt`].
+    pub fn open_with_key(dir: &Path, id: u64, key: Option<Arc<EncryptionKey>>) -> Result<Segment> {
         Ok(Segment {
             id,
-            spans: SegmentFileReader::open(&dir.join(spans_file_name(id)), id, Kind::Spans)?,
-            logs: SegmentFileReader::open(&dir.join(logs_file_name(id)), id, Kind::Logs)?,
+            spans: SegmentFileReader::open(
+                &dir.join(spans_file_name(id)),
+                id,
+                Kind::Spans,
+                key.clone(),
+            )?,
+            logs: SegmentFileReader::open(&dir.join(logs_file_name(id)), id, Kind::Logs, key)?,
         })
+    }
+
+    /// Whether the segment's files are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.spans.encrypted && self.logs.encrypted
     }
 
     pub fn id(&self) -> u64 {
@@ -99,7 +124,7 @@ impl Segment {
             for row in 0..columns.len() {
                 spans.push(columns.record(row, sharing)?);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         let mut logs = Vec::new();
         let plan = self.logs.trace_plan(&id)?;
@@ -108,7 +133,7 @@ impl Segment {
             for row in 0..columns.len() {
                 logs.push(columns.entry(row, sharing)?);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok((spans, logs))
     }
@@ -128,9 +153,43 @@ impl Segment {
             for row in 0..columns.len() {
                 spans.push(columns.record(row, sharing)?);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(spans)
+    }
+
+    /// Calls `visit` with each span that matches `filter`, in file order
+    /// (trace id, start time), pruning as [`Segment::scan_spans`] does,
+    /// without collecting them: a query keeps only what it needs. Stops
+    /// reading when `visit` breaks. `filter.limit` is honoured.
+    pub fn for_each_span(
+        &self,
+        filter: &SpanFilter,
+        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>> {
+        let Some(plan) = self.spans.scan_plan(filter)? else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let mut flow = ControlFlow::Continue(());
+        self.spans.read(plan, filter.limit, |batch, sharing| {
+            let columns = SpanColumns::new(batch)?;
+            for row in 0..columns.len() {
+                if visit(&columns.record(row, sharing)?).is_break() {
+                    flow = ControlFlow::Break(());
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(flow)
+    }
+
+    /// Whether the spans file may hold spans of the trace (row-group
+    /// statistics, bloom filters and page indexes say it may): `false` is
+    /// certain, `true` is not.
+    pub fn may_contain_trace(&self, trace_id: TraceId) -> Result<bool> {
+        let plan = self.spans.trace_plan(&trace_id.to_bytes())?;
+        Ok(!plan.row_groups.is_empty())
     }
 
     /// Every span and log record, in file order (for compaction and tests).
@@ -141,7 +200,7 @@ impl Segment {
             for row in 0..columns.len() {
                 spans.push(columns.record(row, sharing)?);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         let mut logs = Vec::with_capacity(usize::try_from(self.log_count()).unwrap_or(0));
         self.logs.read(self.logs.all(), None, |batch, sharing| {
@@ -149,7 +208,7 @@ impl Segment {
             for row in 0..columns.len() {
                 logs.push(columns.entry(row, sharing)?);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok((spans, logs))
     }
@@ -207,10 +266,18 @@ struct SegmentFileReader {
     /// Per row group, the leaf columns holding no value (sorted): reads
     /// leave them out.
     empty: Vec<Vec<usize>>,
+    /// Parquet modular encryption: any read failure is an authentication
+    /// failure (the data is authenticated before it is decoded).
+    encrypted: bool,
 }
 
 impl SegmentFileReader {
-    fn open(path: &Path, id: u64, kind: Kind) -> Result<SegmentFileReader> {
+    fn open(
+        path: &Path,
+        id: u64,
+        kind: Kind,
+        key: Option<Arc<EncryptionKey>>,
+    ) -> Result<SegmentFileReader> {
         let file = SegmentFile::open(path).map_err(|e| StoreError::io("open", path, e))?;
         let footer = file.len().saturating_sub(8);
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -218,10 +285,29 @@ impl SegmentFileReader {
             offset: footer,
             reason,
         };
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        // Always with decryption properties: the key check sees the key id
+        // of an encrypted file even when no key is configured, for the error.
+        let (decryption, key_check) = decryption_properties(key, id, kind.name())
+            .map_err(|e| corrupt(format!("cannot set up decryption: {e}")))?;
+        let options = ArrowReaderOptions::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .with_file_decryption_properties(decryption);
         let metadata = guard(|| ArrowReaderMetadata::load(&file, options))
             .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|e| corrupt(format!("unreadable Parquet footer: {e}")))?;
+            .map_err(|e| {
+                if let Some(error) = key_check.key_error(path) {
+                    error
+                } else if key_check.encrypted() {
+                    StoreError::Decrypt {
+                        path: path.to_owned(),
+                        offset: footer,
+                        reason: format!("the encrypted footer fails authentication: {e}"),
+                    }
+                } else {
+                    corrupt(format!("unreadable Parquet footer: {e}"))
+                }
+            })?;
+        let encrypted = key_check.encrypted();
         let parquet = metadata.metadata().clone();
 
         let key_values = parquet.file_metadata().key_value_metadata();
@@ -330,6 +416,7 @@ impl SegmentFileReader {
             bloom_columns,
             blooms,
             empty,
+            encrypted,
         })
     }
 
@@ -347,6 +434,13 @@ impl SegmentFileReader {
             .and_then(|rg| rg.columns().first())
             .map(|chunk| chunk.byte_range().0)
             .unwrap_or(0);
+        if self.encrypted {
+            return StoreError::Decrypt {
+                path: self.file.path().to_owned(),
+                offset,
+                reason: format!("encrypted data fails authentication or decoding: {reason}"),
+            };
+        }
         StoreError::Corrupt {
             path: self.file.path().to_owned(),
             offset,
@@ -548,7 +642,7 @@ impl SegmentFileReader {
         &self,
         plan: Plan,
         limit: Option<usize>,
-        mut each: impl FnMut(&RecordBatch, &mut Sharing) -> Result<(), String>,
+        mut each: impl FnMut(&RecordBatch, &mut Sharing) -> Result<ControlFlow<()>, String>,
     ) -> Result<()> {
         if plan.row_groups.is_empty() || limit == Some(0) {
             return Ok(());
@@ -588,7 +682,9 @@ impl SegmentFileReader {
                     }
                     *left -= batch.num_rows();
                 }
-                each(&batch, &mut sharing)?;
+                if each(&batch, &mut sharing)?.is_break() {
+                    break;
+                }
             }
             Ok(())
         });

@@ -40,6 +40,8 @@ use super::{
     DedicatedColumn, FORMAT_VERSION, MAX_ROW_GROUP_BYTES, SegmentWriteOptions, WrittenFile,
     WrittenSegment, logs_file_name, metadata_keys, spans_file_name,
 };
+use crate::encryption::EncryptionKey;
+use crate::encryption::segment::encryption_properties;
 use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
 
@@ -65,12 +67,28 @@ pub fn write_segment(
     logs: &[&LogEntry],
     options: &SegmentWriteOptions,
 ) -> Result<WrittenSegment> {
+    write_segment_with_key(dir, id, spans, logs, options, None)
+}
+
+/// [`write_segment`], encrypting both files with `key` when given (Parquet
+/// modular encryption, see [`crate::encryption`]). Encrypted files have no
+/// bloom filters: parquet-rs writes them unencrypted, and they would tell
+/// which ids and addresses a segment holds.
+pub fn write_segment_with_key(
+    dir: &Path,
+    id: u64,
+    spans: &[&SpanRecord],
+    logs: &[&LogEntry],
+    options: &SegmentWriteOptions,
+    key: Option<&EncryptionKey>,
+) -> Result<WrittenSegment> {
     check_options(dir, options)?;
     let (min_time, max_time) = time_range(spans, logs);
     let meta = FileMeta {
         id,
         min_time,
         max_time,
+        key,
     };
 
     let spans_name = spans_file_name(id);
@@ -152,13 +170,26 @@ fn time_range(spans: &[&SpanRecord], logs: &[&LogEntry]) -> (u64, u64) {
 }
 
 /// What both files' key-value metadata record.
-struct FileMeta {
+struct FileMeta<'a> {
     id: u64,
     min_time: u64,
     max_time: u64,
+    /// Encrypt the files with this key.
+    key: Option<&'a EncryptionKey>,
 }
 
-impl FileMeta {
+impl FileMeta<'_> {
+    /// A new file's encryption properties (a fresh file key each), if the
+    /// segment is encrypted.
+    fn encryption(
+        &self,
+        kind: &str,
+    ) -> Result<Option<Arc<parquet::encryption::encrypt::FileEncryptionProperties>>, String> {
+        self.key
+            .map(|key| encryption_properties(key, self.id, kind))
+            .transpose()
+    }
+
     fn key_values(&self, kind: &str, rows: usize) -> Vec<ParquetKeyValue> {
         [
             (metadata_keys::VERSION, FORMAT_VERSION.to_string()),
@@ -513,11 +544,17 @@ fn write_spans(
             .filter(|c| c.has_bloom_filter())
             .map(|c| (c.column_name().to_string(), prepared.max_group_rows())),
     );
+    let encryption = meta.encryption("spans").map_err(segment_error)?;
+    if encryption.is_some() {
+        // Written unencrypted by parquet-rs: they would leak membership.
+        bloom_ndv.clear();
+    }
     let properties = properties(
         options,
         meta.key_values("spans", spans.len()),
         &SPANS_SCHEMA,
         SpanTuning { bloom_ndv },
+        encryption,
     )
     .map_err(|e| segment_error(e.to_string()))?;
 
@@ -988,12 +1025,17 @@ fn write_logs(
     .map_err(segment_error)?;
     let pair_columns =
         PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
-    let trace_ndv = prepared.max_distinct_in_a_group(|l| l.record.trace_id);
+    let encryption = meta.encryption("logs").map_err(segment_error)?;
+    // No bloom filter in an encrypted file: parquet-rs writes it unencrypted.
+    let trace_ndv = encryption
+        .is_none()
+        .then(|| prepared.max_distinct_in_a_group(|l| l.record.trace_id));
     let properties = properties(
         options,
         meta.key_values("logs", logs.len()),
         &LOGS_SCHEMA,
         LogTuning { trace_ndv },
+        encryption,
     )
     .map_err(|e| segment_error(e.to_string()))?;
     write_file(path, &LOGS_SCHEMA, properties, prepared.groups.len(), |i| {
@@ -1109,7 +1151,8 @@ impl Tuning for SpanTuning {
 }
 
 struct LogTuning {
-    trace_ndv: u64,
+    /// `None`: no bloom filter.
+    trace_ndv: Option<u64>,
 }
 
 impl Tuning for LogTuning {
@@ -1127,7 +1170,10 @@ impl Tuning for LogTuning {
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
-        bloom(builder, "trace_id", self.trace_ndv, fpp)
+        match self.trace_ndv {
+            Some(ndv) => bloom(builder, "trace_id", ndv, fpp),
+            None => builder,
+        }
     }
 
     fn sorted_by(&self) -> &'static [&'static str] {
@@ -1219,6 +1265,7 @@ fn properties(
     key_values: Vec<ParquetKeyValue>,
     schema: &SchemaRef,
     tuning: impl Tuning,
+    encryption: Option<Arc<parquet::encryption::encrypt::FileEncryptionProperties>>,
 ) -> Result<WriterProperties, parquet::errors::ParquetError> {
     let sorting = tuning
         .sorted_by()
@@ -1276,6 +1323,9 @@ fn properties(
     }
     for path in plain {
         builder = builder.set_column_compression(path, Compression::UNCOMPRESSED);
+    }
+    if let Some(encryption) = encryption {
+        builder = builder.with_file_encryption_properties(encryption);
     }
     Ok(tuning.apply(builder, options.bloom_fpp).build())
 }

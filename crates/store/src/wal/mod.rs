@@ -18,6 +18,43 @@
 //! payload = codec version: u8 | encoded batch                              (see crate::codec)
 //! ```
 //!
+//! # Encrypted files (version 2)
+//!
+//! With an encryption key configured ([`crate::encryption`]), new files are
+//! written in version 2: the version 1 header (with version 2; a build that
+//! only reads version 1 reports an unsupported version rather than damage),
+//! then the key:
+//!
+//! ```text
+//! header  = magic "TWWAL" | version: u16 LE (2) | flags: u8 (1: encrypted)
+//!         | salt: u32 LE | crc32c of the 12 bytes before it: u32 LE
+//!         | key id: 8 bytes | key salt: 16 bytes
+//!         | crc32c of the 40 bytes before it: u32 LE                     (44 bytes)
+//! payload = AES-256-GCM(file key, nonce = lsn LE | 0u32, codec payload) | tag (16 bytes)
+//! ```
+//!
+//! The file key is derived from the WAL key and the file's random key salt.
+//! Records are framed exactly as in version 1 and the crc covers the
+//! ciphertext, so torn writes and damage are found (and cut or skipped) as
+//! before, without the key. A record that passes its crc but fails
+//! authentication was modified on purpose: the open fails with
+//! [`StoreError::Decrypt`](crate::StoreError::Decrypt) naming the file and
+//! offset, and nothing is cut. A file whose key id is not the configured
+//! key's fails the open with `WrongKey` before any record is read (a wrong
+//! key is never taken for damage); an encrypted file with no key
+//! configured, with `KeyRequired`. Version 1 files still replay when a key
+//! is configured: the writer starts a new, encrypted file instead of
+//! appending to them.
+//!
+//! **Nonce uniqueness.** A nonce repeats under one key only if one file
+//! held two records sealed with the same LSN. LSNs strictly increase within
+//! a file as written, and the one way an LSN is written twice is a torn tail:
+//! replay cuts the unacknowledged record and its LSN is used again. The
+//! writer therefore never appends to an encrypted file it did not create in
+//! this process: at open it starts a new file (a new key salt, so a new key),
+//! rewriting the header of the last file only when that file holds no
+//! record.
+//!
 //! Records within and across files have strictly increasing LSNs, one apart
 //! as written. The salt is random per file: a record from another file (a
 //! recycled disk block, a copied file) or a WAL frame smuggled inside an
@@ -73,6 +110,8 @@ pub(crate) mod writer;
 
 use serde::{Deserialize, Serialize};
 
+use crate::encryption::{FILE_SALT_LEN, KeyId, RecordCipher, TAG_LEN};
+
 pub use directory::{FsWalDirectory, WalDirectory, WalFile, WalFileReader};
 pub use replay::ReplayReport;
 
@@ -82,10 +121,16 @@ pub type Lsn = u64;
 
 /// The first bytes of every WAL file.
 pub const MAGIC: &[u8; 5] = b"TWWAL";
-/// The file format version written by this build.
+/// The file format version written by this build without encryption.
 pub const FORMAT_VERSION: u16 = 1;
-/// Length of the file header.
+/// The file format version of encrypted WAL files.
+pub const ENCRYPTED_FORMAT_VERSION: u16 = 2;
+/// Length of the file header (version 1).
 pub const FILE_HEADER_LEN: usize = 16;
+/// Length of the file header of an encrypted file (version 2).
+pub const ENCRYPTED_FILE_HEADER_LEN: usize = 44;
+/// The flag of version 2 headers saying the records are encrypted.
+const FLAG_ENCRYPTED: u8 = 1;
 /// Length of a record header (length, crc, lsn).
 pub const RECORD_HEADER_LEN: usize = 16;
 /// The largest payload of one record. A longer length field is damage.
@@ -159,11 +204,37 @@ pub(crate) fn file_header(salt: u32) -> [u8; FILE_HEADER_LEN] {
     header
 }
 
+/// The header of a new encrypted WAL file (version 2).
+pub(crate) fn encrypted_file_header(
+    salt: u32,
+    key_id: KeyId,
+    key_salt: &[u8; FILE_SALT_LEN],
+) -> [u8; ENCRYPTED_FILE_HEADER_LEN] {
+    let mut header = [0u8; ENCRYPTED_FILE_HEADER_LEN];
+    header[..5].copy_from_slice(MAGIC);
+    header[5..7].copy_from_slice(&ENCRYPTED_FORMAT_VERSION.to_le_bytes());
+    header[7] = FLAG_ENCRYPTED;
+    header[8..12].copy_from_slice(&salt.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..12]);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header[16..24].copy_from_slice(&key_id.0);
+    header[24..40].copy_from_slice(key_salt);
+    let crc = crc32c::crc32c(&header[..40]);
+    header[40..].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
 /// What the first bytes of a file say about it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileHeader {
     /// A header of the current format: its salt.
     Valid { salt: u32 },
+    /// An encrypted file's header (version 2).
+    Encrypted {
+        salt: u32,
+        key_id: KeyId,
+        key_salt: [u8; FILE_SALT_LEN],
+    },
     /// Our magic, but a version this build does not read.
     UnsupportedVersion(u16),
     /// Shorter than a header, and what is there is a prefix of one: the
@@ -190,11 +261,36 @@ pub(crate) fn parse_file_header(bytes: &[u8]) -> FileHeader {
     if crc32c::crc32c(&header[..12]) != stored_crc {
         return FileHeader::Invalid("bad header checksum");
     }
+    let salt = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version == ENCRYPTED_FORMAT_VERSION {
+        return parse_encrypted_header(bytes, salt);
+    }
     if version != FORMAT_VERSION {
         return FileHeader::UnsupportedVersion(version);
     }
-    FileHeader::Valid {
-        salt: u32::from_le_bytes([header[8], header[9], header[10], header[11]]),
+    FileHeader::Valid { salt }
+}
+
+/// The rest of a version 2 header whose first 16 bytes are valid.
+fn parse_encrypted_header(bytes: &[u8], salt: u32) -> FileHeader {
+    let Some(header) = bytes.get(..ENCRYPTED_FILE_HEADER_LEN) else {
+        return FileHeader::Torn;
+    };
+    let stored_crc = u32::from_le_bytes([header[40], header[41], header[42], header[43]]);
+    if crc32c::crc32c(&header[..40]) != stored_crc {
+        return FileHeader::Invalid("bad header checksum");
+    }
+    if header[7] != FLAG_ENCRYPTED {
+        return FileHeader::Invalid("unknown header flags");
+    }
+    let mut key_id = [0u8; 8];
+    key_id.copy_from_slice(&header[16..24]);
+    let mut key_salt = [0u8; FILE_SALT_LEN];
+    key_salt.copy_from_slice(&header[24..40]);
+    FileHeader::Encrypted {
+        salt,
+        key_id: KeyId(key_id),
+        key_salt,
     }
 }
 
@@ -251,11 +347,20 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    /// Encodes `batch` into a frame. Runs in the caller's task.
-    pub fn encode(batch: &tracewarden_model::Batch) -> Result<Frame, crate::StoreError> {
-        let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + crate::codec::estimated_len(batch));
+    /// Encodes `batch` into a frame. Runs in the caller's task. With
+    /// `encrypted`, the frame ends with room for the AES-GCM tag (so its
+    /// length, counted in the pending bytes, never changes) and is sealed by
+    /// the writer with [`Frame::seal_encrypted`], which knows the LSN.
+    pub fn encode(
+        batch: &tracewarden_model::Batch,
+        encrypted: bool,
+    ) -> Result<Frame, crate::StoreError> {
+        let tag = if encrypted { TAG_LEN } else { 0 };
+        let mut bytes =
+            Vec::with_capacity(RECORD_HEADER_LEN + crate::codec::estimated_len(batch) + tag);
         bytes.resize(RECORD_HEADER_LEN, 0);
         crate::codec::encode_into(batch, &mut bytes)?;
+        bytes.resize(bytes.len() + tag, 0);
         let payload = bytes.get(RECORD_HEADER_LEN..).unwrap_or_default();
         if payload.len() > MAX_RECORD_BYTES {
             return Err(crate::StoreError::TooLarge {
@@ -263,8 +368,32 @@ impl Frame {
                 limit: MAX_RECORD_BYTES,
             });
         }
-        let payload_crc = crc32c::crc32c(payload);
+        // An encrypted frame's crc covers the ciphertext: computed when sealed.
+        let payload_crc = if encrypted {
+            0
+        } else {
+            crc32c::crc32c(payload)
+        };
         Ok(Frame { bytes, payload_crc })
+    }
+
+    /// Encrypts the payload for `lsn` with the file's cipher, then fills in
+    /// the record header as [`Frame::seal`] does (the crc over the
+    /// ciphertext). Runs on the writer thread, once per frame.
+    pub(crate) fn seal_encrypted(
+        &mut self,
+        salt: u32,
+        lsn: Lsn,
+        cipher: &RecordCipher,
+    ) -> Result<(), &'static str> {
+        let payload = self
+            .bytes
+            .get_mut(RECORD_HEADER_LEN..)
+            .ok_or("frame shorter than its header")?;
+        cipher.seal(lsn, payload)?;
+        self.payload_crc = crc32c::crc32c(payload);
+        self.seal(salt, lsn);
+        Ok(())
     }
 
     /// Bytes on disk: header and payload.
@@ -351,8 +480,66 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_header_round_trips_and_old_readers_see_a_newer_version() {
+        let key_id = KeyId([1, 2, 3, 4, 5, 6, 7, 8]);
+        let header = encrypted_file_header(0xFEED, key_id, &[9; FILE_SALT_LEN]);
+        assert_eq!(
+            parse_file_header(&header),
+            FileHeader::Encrypted {
+                salt: 0xFEED,
+                key_id,
+                key_salt: [9; FILE_SALT_LEN],
+            }
+        );
+        // A version 1 reader checks the first 16 bytes only: valid, version 2.
+        let first = &header[..FILE_HEADER_LEN];
+        assert_eq!(u16::from_le_bytes([first[5], first[6]]), 2);
+        assert_eq!(
+            crc32c::crc32c(&first[..12]).to_le_bytes(),
+            [first[12], first[13], first[14], first[15]]
+        );
+        for cut in FILE_HEADER_LEN..ENCRYPTED_FILE_HEADER_LEN {
+            assert_eq!(
+                parse_file_header(&header[..cut]),
+                FileHeader::Torn,
+                "cut {cut}"
+            );
+        }
+        for i in 0..ENCRYPTED_FILE_HEADER_LEN {
+            let mut damaged = header;
+            damaged[i] ^= 0x10;
+            assert!(
+                matches!(parse_file_header(&damaged), FileHeader::Invalid(_)),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn encrypted_frames_keep_their_length_and_checksum_the_ciphertext() {
+        let key = crate::encryption::EncryptionKey::from_bytes(&[5; 32]);
+        let cipher = key.wal_file_cipher(&[6; FILE_SALT_LEN]).unwrap();
+        let batch = tracewarden_model::Batch::default();
+        let plain = Frame::encode(&batch, false).unwrap();
+        let mut frame = Frame::encode(&batch, true).unwrap();
+        let len = frame.len();
+        assert_eq!(len, plain.len() + TAG_LEN);
+        frame.seal_encrypted(3, 11, &cipher).unwrap();
+        assert_eq!(frame.len(), len, "the pending-bytes count stays right");
+        let bytes = frame.as_bytes();
+        let header = RecordHeader::parse(bytes[..RECORD_HEADER_LEN].try_into().unwrap());
+        let mut payload = bytes[RECORD_HEADER_LEN..].to_vec();
+        assert_eq!(
+            header.crc,
+            record_crc(3, 11, crc32c::crc32c(&payload), payload.len())
+        );
+        let opened = cipher.open(11, &mut payload).unwrap();
+        assert_eq!(opened, &plain.as_bytes()[RECORD_HEADER_LEN..]);
+    }
+
+    #[test]
     fn sealed_frame_checksum_covers_salt_lsn_and_payload() {
-        let mut frame = Frame::encode(&tracewarden_model::Batch::default()).unwrap();
+        let mut frame = Frame::encode(&tracewarden_model::Batch::default(), false).unwrap();
         frame.seal(5, 9);
         let bytes = frame.as_bytes();
         let header = RecordHeader::parse(bytes[..RECORD_HEADER_LEN].try_into().unwrap());

@@ -7,10 +7,11 @@ use tracewarden_model::Batch;
 
 use super::directory::{WalDirectory, WalFileReader};
 use super::{
-    FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, Lsn, MAX_RECORD_BYTES, RECORD_HEADER_LEN,
-    RecordHeader, parse_file_header, parse_file_name, record_crc,
+    ENCRYPTED_FILE_HEADER_LEN, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, Lsn, MAX_RECORD_BYTES,
+    RECORD_HEADER_LEN, RecordHeader, parse_file_header, parse_file_name, record_crc,
 };
 use crate::codec::{self, CodecError};
+use crate::encryption::{EncryptionKey, RecordCipher};
 use crate::error::{Result, StoreError};
 use crate::lifecycle::LsnSet;
 
@@ -65,6 +66,8 @@ pub(crate) struct Tail {
     pub len: u64,
     /// Its salt; `None` when its header was torn and the file cut to nothing.
     pub salt: Option<u32>,
+    /// Whether it is an encrypted (version 2) file.
+    pub encrypted: bool,
 }
 
 #[derive(Debug)]
@@ -80,9 +83,14 @@ pub(crate) struct Replayed {
 /// Replays every record of the WAL in `dir`, in LSN order, into `apply`,
 /// except those whose LSN `covered` holds (their data is in a segment): they
 /// are checked (checksum, order) but not decoded.
+///
+/// Encrypted files are decrypted with `key`; one encrypted with another key,
+/// or with no key given, fails the replay before any of its records is read
+/// (and before anything is cut).
 pub(crate) fn replay(
     dir: &dyn WalDirectory,
     covered: &LsnSet,
+    key: Option<&EncryptionKey>,
     apply: &mut dyn FnMut(Lsn, Batch),
 ) -> Result<Replayed> {
     let names = dir
@@ -101,6 +109,7 @@ pub(crate) fn replay(
 
     let mut replayer = Replayer {
         dir,
+        key,
         report: ReplayReport::default(),
         prev: 0,
         payload: Vec::new(),
@@ -120,6 +129,7 @@ pub(crate) fn replay(
                 name: name.clone(),
                 len: end.len,
                 salt: end.salt,
+                encrypted: end.encrypted,
             });
         }
     }
@@ -138,10 +148,12 @@ pub(crate) fn replay(
 struct FileEnd {
     len: u64,
     salt: Option<u32>,
+    encrypted: bool,
 }
 
 struct Replayer<'a> {
     dir: &'a dyn WalDirectory,
+    key: Option<&'a EncryptionKey>,
     report: ReplayReport,
     /// The LSN of the last record read, or the one before the current file's first.
     prev: Lsn,
@@ -188,12 +200,45 @@ impl Replayer<'_> {
         let len = reader.len();
         let read_err = |e: std::io::Error| StoreError::io("read WAL file", &path, e);
 
-        let mut header = [0u8; FILE_HEADER_LEN];
-        let have = len.min(FILE_HEADER_LEN as u64) as usize;
+        // Room for either version's header.
+        let mut header = [0u8; ENCRYPTED_FILE_HEADER_LEN];
+        let have = len.min(ENCRYPTED_FILE_HEADER_LEN as u64) as usize;
         let header = header.get_mut(..have).unwrap_or_default();
         reader.read_exact_at(header, 0).map_err(read_err)?;
-        let salt = match parse_file_header(header) {
-            FileHeader::Valid { salt } => salt,
+        let (salt, cipher, header_len) = match parse_file_header(header) {
+            FileHeader::Valid { salt } => (salt, None, FILE_HEADER_LEN),
+            FileHeader::Encrypted {
+                salt,
+                key_id,
+                key_salt,
+            } => {
+                // Checked before any record is read, so a wrong or missing key
+                // never makes records look damaged (nor cut).
+                let key = match self.key {
+                    None => {
+                        return Err(StoreError::KeyRequired {
+                            path,
+                            key_id: key_id.to_string(),
+                        });
+                    }
+                    Some(key) if key.id() != key_id => {
+                        return Err(StoreError::WrongKey {
+                            path,
+                            file_key_id: key_id.to_string(),
+                            configured_key_id: key.id().to_string(),
+                        });
+                    }
+                    Some(key) => key,
+                };
+                let cipher =
+                    key.wal_file_cipher(&key_salt)
+                        .map_err(|reason| StoreError::Decrypt {
+                            path: path.clone(),
+                            offset: 0,
+                            reason: reason.to_owned(),
+                        })?;
+                (salt, Some(cipher), ENCRYPTED_FILE_HEADER_LEN)
+            }
             FileHeader::UnsupportedVersion(version) => {
                 return Err(StoreError::UnsupportedVersion {
                     path,
@@ -239,11 +284,16 @@ impl Replayer<'_> {
                 if let Some(next) = next_file_lsn {
                     self.prev = self.prev.max(next.saturating_sub(1));
                 }
-                return Ok(FileEnd { len, salt: None });
+                return Ok(FileEnd {
+                    len,
+                    salt: None,
+                    encrypted: false,
+                });
             }
         };
+        let encrypted = cipher.is_some();
 
-        let mut offset = FILE_HEADER_LEN as u64;
+        let mut offset = header_len as u64;
         while offset < len {
             match self
                 .read_record(reader, salt, offset, len, next_file_lsn)
@@ -264,7 +314,7 @@ impl Replayer<'_> {
                     if covered.contains(header.lsn) {
                         self.report.skipped_records += 1;
                     } else {
-                        self.apply_payload(&path, offset, header, apply)?;
+                        self.apply_payload(&path, offset, header, cipher.as_ref(), apply)?;
                     }
                     self.prev = header.lsn;
                     offset += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
@@ -302,6 +352,7 @@ impl Replayer<'_> {
                             return Ok(FileEnd {
                                 len: offset,
                                 salt: Some(salt),
+                                encrypted,
                             });
                         }
                         None => {
@@ -329,6 +380,7 @@ impl Replayer<'_> {
         Ok(FileEnd {
             len,
             salt: Some(salt),
+            encrypted,
         })
     }
 
@@ -348,7 +400,11 @@ impl Replayer<'_> {
                 .map_err(|e| StoreError::io("truncate WAL file", path, e))?;
             self.report.torn_tail_bytes += len;
         }
-        Ok(FileEnd { len: 0, salt: None })
+        Ok(FileEnd {
+            len: 0,
+            salt: None,
+            encrypted: false,
+        })
     }
 
     /// Reads the record at `offset` into `self.payload`. The inner `Err`
@@ -480,9 +536,28 @@ impl Replayer<'_> {
         path: &Path,
         offset: u64,
         header: RecordHeader,
+        cipher: Option<&RecordCipher>,
         apply: &mut dyn FnMut(Lsn, Batch),
     ) -> Result<()> {
-        match codec::decode(&self.payload) {
+        let decoded = match cipher {
+            None => codec::decode(&self.payload),
+            Some(cipher) => {
+                // The crc held, so these are the bytes the writer wrote, or
+                // bytes forged with a matching crc: never damage to skip.
+                let plaintext = cipher.open(header.lsn, &mut self.payload).map_err(|()| {
+                    StoreError::Decrypt {
+                        path: path.to_owned(),
+                        offset,
+                        reason: format!(
+                            "WAL record {} passes its checksum but fails authentication: it was modified after it was written",
+                            header.lsn
+                        ),
+                    }
+                })?;
+                codec::decode(plaintext)
+            }
+        };
+        match decoded {
             Ok(batch) => {
                 self.report.records += 1;
                 self.report.spans += batch.span_count() as u64;

@@ -26,7 +26,11 @@ use tokio::sync::oneshot;
 
 use super::directory::{WalDirectory, WalFile};
 use super::replay::Tail;
-use super::{FILE_HEADER_LEN, Frame, Lsn, WalOptions, file_header, file_name};
+use super::{
+    ENCRYPTED_FILE_HEADER_LEN, FILE_HEADER_LEN, Frame, Lsn, WalOptions, encrypted_file_header,
+    file_header, file_name,
+};
+use crate::encryption::{EncryptionKey, FILE_SALT_LEN, RecordCipher, random_bytes};
 use crate::error::{Result, StoreError};
 
 /// State shared by the store and its writer thread.
@@ -146,31 +150,72 @@ pub(crate) struct Writer {
     file_len: u64,
     salt: u32,
     next_lsn: Lsn,
+    /// The encryption key: every file this writer starts is encrypted.
+    key: Option<Arc<EncryptionKey>>,
+    /// The current file's cipher (with a key).
+    cipher: Option<RecordCipher>,
 }
 
 impl Writer {
     /// Opens the file to continue (the tail left by replay) or creates the
     /// first one; runs before the thread starts so the open reports errors.
+    ///
+    /// With a key, records are never appended to a file that holds any: a
+    /// new encrypted file is started (see the nonce note in [`crate::wal`]).
     pub fn open(
         dir: Arc<dyn WalDirectory>,
         options: WalOptions,
         shared: Arc<Shared>,
         tail: Option<Tail>,
         next_lsn: Lsn,
+        key: Option<Arc<EncryptionKey>>,
     ) -> Result<Writer> {
         let path = |name: &str| dir.path().join(name);
+        let create = |name: &str| {
+            dir.create(name)
+                .map_err(|e| StoreError::io("create WAL file", path(name), e))
+        };
         let (file_name, file, resume) = match tail {
-            Some(Tail { name, len, salt }) => {
+            // Without a key, continue a plain file (an encrypted one with no
+            // key failed replay).
+            Some(Tail {
+                name,
+                len,
+                salt: Some(salt),
+                encrypted: false,
+            }) if key.is_none() => {
                 let file = dir
                     .open_append(&name)
                     .map_err(|e| StoreError::io("open WAL file", path(&name), e))?;
-                (name, file, salt.map(|salt| (len, salt)))
+                (name, file, Some((len, salt)))
+            }
+            // With a key, a file holding records gets a successor. The tail
+            // is named for an LSN at most its first record's, so only a file
+            // with no record can have the successor's name: it is emptied and
+            // gets a new header (a new salt, so a new key).
+            Some(Tail {
+                name, len, salt, ..
+            }) => {
+                if salt.is_some() && name != file_name(next_lsn) {
+                    let name = file_name(next_lsn);
+                    let file = create(&name)?;
+                    shared.wal_files.fetch_add(1, Ordering::Relaxed);
+                    (name, file, None)
+                } else {
+                    if len > 0 {
+                        dir.truncate(&name, 0)
+                            .map_err(|e| StoreError::io("truncate WAL file", path(&name), e))?;
+                        shared.wal_bytes.fetch_sub(len, Ordering::Relaxed);
+                    }
+                    let file = dir
+                        .open_append(&name)
+                        .map_err(|e| StoreError::io("open WAL file", path(&name), e))?;
+                    (name, file, None)
+                }
             }
             None => {
                 let name = file_name(next_lsn);
-                let file = dir
-                    .create(&name)
-                    .map_err(|e| StoreError::io("create WAL file", path(&name), e))?;
+                let file = create(&name)?;
                 shared.wal_files.fetch_add(1, Ordering::Relaxed);
                 (name, file, None)
             }
@@ -184,6 +229,8 @@ impl Writer {
             file_len: 0,
             salt: 0,
             next_lsn,
+            key,
+            cipher: None,
         };
         match resume {
             Some((len, salt)) => {
@@ -194,6 +241,15 @@ impl Writer {
             None => writer.start_file().map_err(|f| f.to_error())?,
         }
         Ok(writer)
+    }
+
+    /// Length of the current file's header.
+    fn header_len(&self) -> u64 {
+        if self.cipher.is_some() {
+            ENCRYPTED_FILE_HEADER_LEN as u64
+        } else {
+            FILE_HEADER_LEN as u64
+        }
     }
 
     pub fn spawn(self, commands: Receiver<Command>) -> io::Result<JoinHandle<()>> {
@@ -248,16 +304,22 @@ impl Writer {
             let file_len = self.file_len + run_len;
             // Rotate before a record that would take a file holding records
             // past segment_bytes; a record larger than that gets a file to itself.
-            if file_len > FILE_HEADER_LEN as u64
-                && file_len + frame_len > self.options.segment_bytes
-            {
+            if file_len > self.header_len() && file_len + frame_len > self.options.segment_bytes {
                 self.write_run(group.get_mut(run_start..index).unwrap_or_default())?;
                 self.rotate()?;
                 run_start = index;
                 run_len = 0;
             }
             if let Some(queued) = group.get_mut(index) {
-                queued.frame.seal(self.salt, self.next_lsn);
+                match &self.cipher {
+                    Some(cipher) => queued
+                        .frame
+                        .seal_encrypted(self.salt, self.next_lsn, cipher)
+                        .map_err(|reason| {
+                            self.failure("encrypt a record for WAL file", io::Error::other(reason))
+                        })?,
+                    None => queued.frame.seal(self.salt, self.next_lsn),
+                }
                 queued.lsn = self.next_lsn;
             }
             self.next_lsn += 1;
@@ -328,14 +390,26 @@ impl Writer {
     /// its directory entry durable before any record goes in.
     fn start_file(&mut self) -> Result<(), Failure> {
         self.salt = new_salt();
-        let header = file_header(self.salt);
+        let header: Vec<u8> = match &self.key {
+            Some(key) => {
+                let mut key_salt = [0u8; FILE_SALT_LEN];
+                random_bytes(&mut key_salt)
+                    .map_err(|error| self.failure("generate a key salt for WAL file", error))?;
+                let cipher = key.wal_file_cipher(&key_salt).map_err(|reason| {
+                    self.failure("derive the key of WAL file", io::Error::other(reason))
+                })?;
+                self.cipher = Some(cipher);
+                encrypted_file_header(self.salt, key.id(), &key_salt).to_vec()
+            }
+            None => file_header(self.salt).to_vec(),
+        };
         self.file
             .write_all(&[&header])
             .map_err(|error| self.failure("write WAL file header", error))?;
-        self.file_len = FILE_HEADER_LEN as u64;
+        self.file_len = header.len() as u64;
         self.shared
             .wal_bytes
-            .fetch_add(FILE_HEADER_LEN as u64, Ordering::Relaxed);
+            .fetch_add(header.len() as u64, Ordering::Relaxed);
         self.sync_file()?;
         if self.options.fsync {
             self.dir.sync().map_err(|error| Failure {

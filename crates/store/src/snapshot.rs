@@ -1,0 +1,130 @@
+//! A consistent view of the store for a query.
+//!
+//! A query reads in several steps (scan for candidate spans, then fetch the
+//! whole traces); a flush between two steps moves spans from the frozen tier
+//! into a segment. A [`Snapshot`] holds the tiers as they were when it was
+//! taken, so every step sees each span exactly once, and the files it reads
+//! stay open even if compaction or retention removes them meanwhile.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use tracewarden_model::{SpanRecord, Trace, TraceId};
+
+use crate::Result;
+use crate::hot::HotTier;
+use crate::lifecycle::TierState;
+use crate::lifecycle::span_matches;
+use crate::segment::{Segment, SpanFilter};
+
+/// The store's tiers at one instant. Cheap to take (a few `Arc` clones).
+#[derive(Clone)]
+pub struct Snapshot {
+    state: TierState,
+}
+
+impl Snapshot {
+    pub(crate) fn new(state: TierState) -> Snapshot {
+        Snapshot { state }
+    }
+
+    /// The parts a scan visits, newest data first: the hot tier, the tier
+    /// being flushed, then the segments from the newest to the oldest. Each
+    /// can be scanned on its own (and on its own thread).
+    pub fn units(&self) -> Vec<ScanUnit> {
+        let memory = self
+            .state
+            .memory()
+            .map(|tier| ScanUnit(Unit::Memory(Arc::clone(tier))));
+        let segments = self
+            .state
+            .segments
+            .iter()
+            .rev()
+            .map(|segment| ScanUnit(Unit::Segment(Arc::clone(segment))));
+        memory.chain(segments).collect()
+    }
+
+    /// The whole trace as this snapshot holds it (see [`crate::Store::trace`]).
+    pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
+        self.state.trace(trace_id)
+    }
+}
+
+/// One independently scannable part of a [`Snapshot`].
+#[derive(Clone)]
+pub struct ScanUnit(Unit);
+
+#[derive(Clone)]
+enum Unit {
+    /// An in-memory tier (hot, or frozen while it is flushed).
+    Memory(Arc<HotTier>),
+    /// A Parquet segment.
+    Segment(Arc<Segment>),
+}
+
+impl ScanUnit {
+    /// The segment id, `None` for an in-memory tier.
+    pub fn segment_id(&self) -> Option<u64> {
+        match &self.0 {
+            Unit::Memory(_) => None,
+            Unit::Segment(segment) => Some(segment.id()),
+        }
+    }
+
+    /// Spans held.
+    pub fn span_count(&self) -> u64 {
+        match &self.0 {
+            Unit::Memory(tier) => tier.counts().spans,
+            Unit::Segment(segment) => segment.span_count(),
+        }
+    }
+
+    /// Whether spans starting in `[start, end)` (unix nanoseconds) may be
+    /// here: segments know their time range, memory tiers may hold anything.
+    pub fn may_overlap(&self, start_unix_nano: u64, end_unix_nano: u64) -> bool {
+        match &self.0 {
+            Unit::Memory(_) => true,
+            Unit::Segment(segment) => {
+                let (min, max) = segment.time_range_unix_nano();
+                segment.span_count() > 0 && min < end_unix_nano && max >= start_unix_nano
+            }
+        }
+    }
+
+    /// Whether spans of the trace may be here: exact for memory tiers; for
+    /// segments `false` is certain (statistics and bloom filters rule it
+    /// out) and `true` is not.
+    pub fn may_contain_trace(&self, trace_id: TraceId) -> Result<bool> {
+        match &self.0 {
+            Unit::Memory(tier) => Ok(tier.contains_trace(trace_id)),
+            Unit::Segment(segment) => segment.may_contain_trace(trace_id),
+        }
+    }
+
+    /// Calls `visit` with each span matching `filter` (in no promised
+    /// order), until it breaks; returns whether it did. Segments prune by
+    /// statistics, page indexes and bloom filters first.
+    pub fn for_each_span(
+        &self,
+        filter: &SpanFilter,
+        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>> {
+        match &self.0 {
+            Unit::Memory(tier) => {
+                let mut left = filter.limit.unwrap_or(usize::MAX);
+                Ok(tier.for_each_span(&mut |span| {
+                    if left == 0 {
+                        return ControlFlow::Break(());
+                    }
+                    if span_matches(filter, span) {
+                        left -= 1;
+                        visit(span)?;
+                    }
+                    ControlFlow::Continue(())
+                }))
+            }
+            Unit::Segment(segment) => segment.for_each_span(filter, visit),
+        }
+    }
+}
