@@ -27,10 +27,14 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Load generators that reproduce the figures in docs/BENCHMARKS.md.
     Bench(cmd::bench::BenchArgs),
+    /// Search stored traces with TraceQL (a running server, or --data-dir).
+    Query(cmd::query::QueryArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
     Verify(cmd::verify::VerifyArgs),
     /// Manage the ed25519 key that signs manifests.
     SigningKey(cmd::signing_key::SigningKeyArgs),
+    /// Manage the key that encrypts the WAL and segments at rest.
+    EncryptionKey(cmd::encryption_key::EncryptionKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,8 +42,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
+        Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,8 @@
 mod error;
 mod health;
 mod json;
+mod search;
+mod tempo;
 mod traces;
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use axum::Router;
 use axum::routing::get;
 
 pub use error::ApiError;
+pub use search::{SearchParams, native_json};
 
 use crate::pipeline::Pipeline;
 
@@ -26,6 +29,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route("/api/v1/search", get(search::search_v1))
+        .route("/api/search", get(search::search_tempo))
+        .merge(tempo::routes())
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod encryption_key;
+pub mod query;
 pub mod serve;
 pub mod signing_key;
 pub mod verify;

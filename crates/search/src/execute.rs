@@ -1,0 +1,394 @@
+//! Running a query over a store snapshot.
+//!
+//! 1. The query's necessary conditions become a store pre-filter
+//!    ([`Pushdown`]): the time range always, plus the service name and
+//!    dedicated-column equalities when the query implies them.
+//! 2. The snapshot's units are scanned newest first; each span the store
+//!    returns is checked with [`Query::matches_span`], and the trace ids of
+//!    those that pass are the candidates, in the order found.
+//! 3. Candidates are evaluated on their whole trace, after each unit, until
+//!    `limit` traces match; then scanning stops.
+//!
+//! A query that does not need the whole trace (one spanset filter and a
+//! pipeline) keeps the spans that pass the filter per trace while scanning,
+//! evaluates those first, and fetches only the traces that match (for the
+//! root span, the duration, and the spans of the trace outside the units
+//! scanned so far). A query that does (structural operators, several
+//! spansets, trace-level intrinsics) fetches every candidate: at most
+//! `max_candidate_traces`, beyond which the result is marked partial.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+
+use tracewarden_model::{SpanRecord, StatusCode, Trace, TraceId};
+use tracewarden_store::{ScanUnit, Snapshot, SpanFilter, Store};
+use tracewarden_traceql::{SpanSet, Static, TraceView};
+
+use crate::SearchError;
+use crate::pushdown::Pushdown;
+use crate::request::SearchRequest;
+use crate::result::{
+    MatchedSpan, MatchedSpanSet, SearchMetrics, SearchResult, ServiceStats, TraceMatch,
+};
+
+/// Matching spans kept in memory at most while scanning for a query that
+/// does not need whole traces; beyond it the search stops and says so.
+pub const MAX_BUFFERED_SPANS: usize = 1_000_000;
+
+/// Runs `request` over everything `store` holds now. Blocking: it reads
+/// segment files (from async code, use `spawn_blocking`).
+pub fn search(store: &Store, request: &SearchRequest) -> Result<SearchResult, SearchError> {
+    search_snapshot(&store.snapshot(), request)
+}
+
+/// Runs `request` over one snapshot of the store.
+pub fn search_snapshot(
+    snapshot: &Snapshot,
+    request: &SearchRequest,
+) -> Result<SearchResult, SearchError> {
+    let query = &request.query;
+    let whole_trace = query.needs_whole_trace();
+    let pushdown = Pushdown::choose(&query.required_conditions());
+    let filter = pushdown.filter(request.start_unix_nano, request.end_unix_nano);
+
+    let mut metrics = SearchMetrics::default();
+    // Trace ids in the order first found (newest units first), and for
+    // single-filter queries the spans found per trace.
+    let mut candidates: Vec<TraceId> = Vec::new();
+    let mut found: HashMap<TraceId, Vec<SpanRecord>> = HashMap::new();
+    let mut buffered = 0usize;
+    let mut next_candidate = 0usize;
+    let mut matches: Vec<TraceMatch> = Vec::new();
+
+    let units = snapshot.units();
+    'units: for (unit_index, unit) in units.iter().enumerate() {
+        if !unit.may_overlap(request.start_unix_nano, request.end_unix_nano) {
+            metrics.skipped_units += 1;
+            continue;
+        }
+        metrics.scanned_units += 1;
+        // Every unit hands over the spans of one trace together (segments
+        // are sorted by trace id, memory tiers keep a trace's spans in one
+        // entry). So a scan may stop at the first span of a new candidate
+        // trace once enough candidates wait to fill the limit: every trace
+        // before it is complete in this unit. If evaluating them does not
+        // fill the limit, the unit is scanned again, to the end, skipping
+        // the traces already taken from it.
+        let mut taken_from_unit: HashSet<TraceId> = HashSet::new();
+        let mut may_stop_early = true;
+        loop {
+            let needed = request.limit.saturating_sub(matches.len());
+            let mut stopped_early = false;
+            let mut overflow = false;
+            let mut current: Option<TraceId> = None;
+            // A break is recorded in `stopped_early` or `overflow`.
+            let _ = unit.for_each_span(&filter, &mut |record| {
+                metrics.inspected_spans += 1;
+                let trace_id = record.span.trace_id;
+                if !taken_from_unit.is_empty() && taken_from_unit.contains(&trace_id) {
+                    return ControlFlow::Continue(());
+                }
+                if !query.matches_span(record) {
+                    return ControlFlow::Continue(());
+                }
+                if current != Some(trace_id) {
+                    if let Some(previous) = current {
+                        taken_from_unit.insert(previous);
+                    }
+                    current = Some(trace_id);
+                    if may_stop_early
+                        && !found.contains_key(&trace_id)
+                        && candidates.len() - next_candidate >= needed
+                    {
+                        stopped_early = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                let spans = match found.entry(trace_id) {
+                    Entry::Vacant(entry) => {
+                        candidates.push(trace_id);
+                        entry.insert(Vec::new())
+                    }
+                    Entry::Occupied(entry) => entry.into_mut(),
+                };
+                if !whole_trace {
+                    spans.push(record.clone());
+                    buffered += 1;
+                    if buffered >= MAX_BUFFERED_SPANS {
+                        overflow = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })?;
+            if overflow {
+                metrics.partial = Some(format!(
+                    "stopped after {MAX_BUFFERED_SPANS} matching spans; narrow the query or the time range"
+                ));
+            }
+
+            // Many whole-trace candidates: read this unit once rather than
+            // look each trace up.
+            if whole_trace && candidates.len() - next_candidate >= BULK_CANDIDATES {
+                let local = bulk_read(unit, &candidates[next_candidate..], &mut metrics)?;
+                let mut local = local;
+                while next_candidate < candidates.len() && matches.len() < request.limit {
+                    let Some(&trace_id) = candidates.get(next_candidate) else {
+                        break;
+                    };
+                    next_candidate += 1;
+                    if metrics.inspected_traces >= request.max_candidate_traces as u64 {
+                        metrics.partial = Some(candidate_bound(request));
+                        break 'units;
+                    }
+                    metrics.inspected_traces += 1;
+                    let mut spans = local.remove(&trace_id).unwrap_or_default();
+                    // Other units may hold more of it: then look it up whole.
+                    let mut elsewhere = false;
+                    for (other_index, other) in units.iter().enumerate() {
+                        if other_index != unit_index && other.may_contain_trace(trace_id)? {
+                            elsewhere = true;
+                            break;
+                        }
+                    }
+                    let trace = if elsewhere {
+                        metrics.looked_up_traces += 1;
+                        match snapshot.trace(trace_id) {
+                            Some(trace) => trace,
+                            None => continue,
+                        }
+                    } else {
+                        sort_by_start(&mut spans);
+                        Trace {
+                            trace_id,
+                            spans,
+                            logs: Vec::new(),
+                        }
+                    };
+                    if let Some(found) = evaluate_trace(request, &trace, true) {
+                        matches.push(found);
+                    }
+                }
+            }
+
+            // Evaluate the candidates found so far, oldest first.
+            while next_candidate < candidates.len() && matches.len() < request.limit {
+                let Some(&trace_id) = candidates.get(next_candidate) else {
+                    break;
+                };
+                next_candidate += 1;
+                if !whole_trace {
+                    // Cheap first check on the spans found so far: a trace
+                    // whose matching spans yield nothing is not fetched.
+                    let mut spans = found
+                        .get_mut(&trace_id)
+                        .map(std::mem::take)
+                        .unwrap_or_default();
+                    buffered = buffered.saturating_sub(spans.len());
+                    sort_by_start(&mut spans);
+                    if query.evaluate(&TraceView::new(&spans)).is_empty() {
+                        // More of its spans may come from older units.
+                        found.insert(trace_id, spans);
+                        continue;
+                    }
+                } else if metrics.inspected_traces >= request.max_candidate_traces as u64 {
+                    metrics.partial = Some(candidate_bound(request));
+                    break 'units;
+                }
+                metrics.inspected_traces += 1;
+                metrics.looked_up_traces += 1;
+                let Some(trace) = snapshot.trace(trace_id) else {
+                    continue;
+                };
+                if let Some(found) = evaluate_trace(request, &trace, whole_trace) {
+                    matches.push(found);
+                }
+            }
+            if matches.len() >= request.limit || metrics.partial.is_some() {
+                break 'units;
+            }
+            if !stopped_early {
+                break;
+            }
+            // The rest of the unit, to its end this time.
+            may_stop_early = false;
+        }
+    }
+
+    // A single-filter trace that matched only once spans from several units
+    // were seen is evaluated again on what was gathered.
+    if !whole_trace && matches.len() < request.limit && metrics.partial.is_none() {
+        for trace_id in candidates {
+            if matches.len() >= request.limit {
+                break;
+            }
+            let Some(spans) = found.get_mut(&trace_id) else {
+                continue;
+            };
+            if spans.is_empty() || matches.iter().any(|m| m.trace_id == trace_id) {
+                continue;
+            }
+            sort_by_start(spans);
+            if query.evaluate(&TraceView::new(spans)).is_empty() {
+                continue;
+            }
+            metrics.inspected_traces += 1;
+            metrics.looked_up_traces += 1;
+            if let Some(trace) = snapshot.trace(trace_id)
+                && let Some(found) = evaluate_trace(request, &trace, false)
+            {
+                matches.push(found);
+            }
+        }
+    }
+
+    matches.sort_by(|a, b| {
+        b.start_unix_nano
+            .cmp(&a.start_unix_nano)
+            .then(a.trace_id.cmp(&b.trace_id))
+    });
+    Ok(SearchResult {
+        traces: matches,
+        metrics,
+    })
+}
+
+/// Candidates of one unit from which a whole-trace query reads the unit
+/// once instead of looking each trace up (a lookup costs about a millisecond
+/// per segment that may hold the trace; a read of a segment, about a second
+/// per 400k spans).
+const BULK_CANDIDATES: usize = 256;
+
+/// Every span of `unit` belonging to one of `traces`, by trace.
+fn bulk_read(
+    unit: &ScanUnit,
+    traces: &[TraceId],
+    metrics: &mut SearchMetrics,
+) -> Result<HashMap<TraceId, Vec<SpanRecord>>, SearchError> {
+    let wanted: HashSet<TraceId> = traces.iter().copied().collect();
+    let mut local: HashMap<TraceId, Vec<SpanRecord>> = HashMap::with_capacity(wanted.len());
+    // No time bound: a trace's spans outside the range count too.
+    let _ = unit.for_each_span(&SpanFilter::default(), &mut |record| {
+        metrics.inspected_spans += 1;
+        if wanted.contains(&record.span.trace_id) {
+            local
+                .entry(record.span.trace_id)
+                .or_default()
+                .push(record.clone());
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(local)
+}
+
+fn candidate_bound(request: &SearchRequest) -> String {
+    format!(
+        "evaluated {} candidate traces, the most for one query; narrow the query or the time range",
+        request.max_candidate_traces
+    )
+}
+
+/// Evaluates the query on a whole trace; `None` when it yields nothing or
+/// the trace's duration is outside the request's bounds.
+fn evaluate_trace(request: &SearchRequest, trace: &Trace, whole_trace: bool) -> Option<TraceMatch> {
+    let start = trace
+        .spans
+        .iter()
+        .map(|r| r.span.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let end = trace
+        .spans
+        .iter()
+        .map(|r| r.span.end_time_unix_nano.max(r.span.start_time_unix_nano))
+        .max()
+        .unwrap_or(0);
+    let duration = end.saturating_sub(start);
+    if !request.duration_ok(duration) {
+        return None;
+    }
+    // A single-filter query is evaluated over the spans passing its filter,
+    // which is what it means on the whole trace.
+    let filtered: Vec<SpanRecord>;
+    let spans: &[SpanRecord] = if whole_trace {
+        &trace.spans
+    } else {
+        filtered = trace
+            .spans
+            .iter()
+            .filter(|r| request.query.matches_span(r))
+            .cloned()
+            .collect();
+        &filtered
+    };
+    let spansets = request.query.evaluate(&TraceView::new(spans));
+    if spansets.is_empty() {
+        return None;
+    }
+    let root = trace.spans.iter().find(|r| r.span.is_root());
+    Some(TraceMatch {
+        trace_id: trace.trace_id,
+        root_service_name: root.map(|r| r.resource.service_name().to_string()),
+        root_span_name: root.map(|r| r.span.name.to_string()),
+        start_unix_nano: start,
+        duration_nanos: duration,
+        span_count: trace.spans.len(),
+        service_stats: service_stats(&trace.spans),
+        spansets: spansets
+            .into_iter()
+            .map(|set| matched_spanset(set, spans, request.spans_per_spanset))
+            .collect(),
+    })
+}
+
+fn matched_spanset(set: SpanSet, spans: &[SpanRecord], limit: usize) -> MatchedSpanSet {
+    let matched = set.spans.len();
+    let mut selected: HashMap<usize, Vec<(String, Static)>> = set.selected.into_iter().collect();
+    // Indices are in start-time order because the spans are.
+    let listed = set
+        .spans
+        .iter()
+        .take(limit)
+        .filter_map(|&i| {
+            spans.get(i).map(|record| MatchedSpan {
+                record: record.clone(),
+                selected: selected.remove(&i).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let mut attributes = set.by;
+    attributes.extend(set.aggregates);
+    MatchedSpanSet {
+        spans: listed,
+        matched,
+        attributes,
+    }
+}
+
+fn service_stats(spans: &[SpanRecord]) -> Vec<(String, ServiceStats)> {
+    let mut stats: Vec<(String, ServiceStats)> = Vec::new();
+    for record in spans {
+        let service = record.resource.service_name();
+        let entry = match stats.iter_mut().find(|(name, _)| name == service) {
+            Some((_, entry)) => entry,
+            None => {
+                stats.push((service.to_string(), ServiceStats::default()));
+                match stats.last_mut() {
+                    Some((_, entry)) => entry,
+                    None => continue,
+                }
+            }
+        };
+        entry.span_count += 1;
+        if record.span.status.code == StatusCode::Error {
+            entry.error_count += 1;
+        }
+    }
+    stats.sort_by(|a, b| a.0.cmp(&b.0));
+    stats
+}
+
+fn sort_by_start(spans: &mut [SpanRecord]) {
+    spans.sort_by_key(|r| (r.span.start_time_unix_nano, r.span.span_id));
+}
