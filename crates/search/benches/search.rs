@@ -149,7 +149,12 @@ fn main() {
         r#"{ resource.service.name = "location" } > { resource.service.name = "weather" }"#
             .to_string(),
     ];
-    for text in &queries {
+    // TW_BENCH_QUERY=N runs only the N-th query (for profiling).
+    let only: Option<usize> = std::env::var("TW_BENCH_QUERY").ok().and_then(|s| s.parse().ok());
+    for (i, text) in queries.iter().enumerate() {
+        if only.is_some_and(|n| n != i) {
+            continue;
+        }
         let query = tracewarden_traceql::parse(text).unwrap();
         let request = SearchRequest::new(query, start, start + day).unwrap();
         let mut times = Vec::new();

@@ -2,28 +2,33 @@
 //!
 //! 1. The query's necessary conditions become a store pre-filter
 //!    ([`Pushdown`]): the time range always, plus the service name and
-//!    dedicated-column equalities when the query implies them.
+//!    dedicated-column equalities when the query implies them. Scans decode
+//!    only the columns the query reads ([`projection`]).
 //! 2. The snapshot's units are scanned newest first; each span the store
 //!    returns is checked with [`Query::matches_span`], and the trace ids of
-//!    those that pass are the candidates, in the order found.
-//! 3. Candidates are evaluated on their whole trace, after each unit, until
-//!    `limit` traces match; then scanning stops.
-//!
-//! A query that does not need the whole trace (one spanset filter and a
-//! pipeline) keeps the spans that pass the filter per trace while scanning,
-//! evaluates those first, and fetches only the traces that match (for the
-//! root span, the duration, and the spans of the trace outside the units
-//! scanned so far). A query that does (structural operators, several
-//! spansets, trace-level intrinsics) fetches every candidate: at most
-//! `max_candidate_traces`, beyond which the result is marked partial.
+//!    those that pass are the candidates, in the order found. A unit hands
+//!    over a trace's spans together, so a scan stops at the first span of a
+//!    new candidate once enough candidates wait (the traces still needed,
+//!    then eight times more on a later pass), and resumes past the traces
+//!    it took if they do not fill the limit.
+//! 3. Candidates are evaluated until `limit` traces match. A query that does
+//!    not need the whole trace (one spanset filter and a pipeline) is first
+//!    evaluated on the spans that passed its filter; only the traces that
+//!    match are fetched whole (root span, duration, spans in other units).
+//!    A query that does (structural operators, several spansets,
+//!    trace-level intrinsics) reads the unit once for all its candidates
+//!    when they are many or dense, and looks a trace up by id across units
+//!    when they are few, or when another unit may hold part of the trace:
+//!    at most `max_candidate_traces` lookups, beyond which the result is
+//!    marked partial.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use tracewarden_model::{SpanRecord, StatusCode, Trace, TraceId};
-use tracewarden_store::{ScanUnit, Snapshot, SpanFilter, Store};
-use tracewarden_traceql::{SpanSet, Static, TraceView};
+use tracewarden_store::{DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, Store};
+use tracewarden_traceql::{AttributeScope, Field, Intrinsic, Query, SpanSet, Static, TraceView};
 
 use crate::SearchError;
 use crate::pushdown::Pushdown;
@@ -50,6 +55,7 @@ pub fn search_snapshot(
     let query = &request.query;
     let whole_trace = query.needs_whole_trace();
     let pushdown = Pushdown::choose(&query.required_conditions());
+    let projection = projection(query);
     let filter = pushdown.filter(request.start_unix_nano, request.end_unix_nano);
 
     let mut metrics = SearchMetrics::default();
@@ -76,15 +82,21 @@ pub fn search_snapshot(
         // fill the limit, the unit is scanned again, to the end, skipping
         // the traces already taken from it.
         let mut taken_from_unit: HashSet<TraceId> = HashSet::new();
-        let mut may_stop_early = true;
+        // Candidates wanted before a pass may stop early: the traces still
+        // needed, then eight times more on each further pass, then none (the
+        // pass reads the unit to its end).
+        let needed = request.limit.saturating_sub(matches.len());
+        let mut stop_after = Some(needed);
+        let mut passes = 0;
         loop {
-            let needed = request.limit.saturating_sub(matches.len());
             let mut stopped_early = false;
+            let mut pass_inspected = 0u64;
             let mut overflow = false;
             let mut current: Option<TraceId> = None;
             // A break is recorded in `stopped_early` or `overflow`.
-            let _ = unit.for_each_span(&filter, &mut |record| {
+            let _ = unit.for_each_span_projected(&filter, projection, &mut |record| {
                 metrics.inspected_spans += 1;
+                pass_inspected += 1;
                 let trace_id = record.span.trace_id;
                 if !taken_from_unit.is_empty() && taken_from_unit.contains(&trace_id) {
                     return ControlFlow::Continue(());
@@ -97,9 +109,9 @@ pub fn search_snapshot(
                         taken_from_unit.insert(previous);
                     }
                     current = Some(trace_id);
-                    if may_stop_early
+                    if let Some(wanted) = stop_after
                         && !found.contains_key(&trace_id)
-                        && candidates.len() - next_candidate >= needed
+                        && candidates.len() - next_candidate >= wanted
                     {
                         stopped_early = true;
                         return ControlFlow::Break(());
@@ -130,18 +142,23 @@ pub fn search_snapshot(
 
             // Many whole-trace candidates: read this unit once rather than
             // look each trace up.
-            if whole_trace && candidates.len() - next_candidate >= BULK_CANDIDATES {
-                let local = bulk_read(unit, &candidates[next_candidate..], &mut metrics)?;
-                let mut local = local;
+            let pending = candidates.len() - next_candidate;
+            if whole_trace
+                && pending > 0
+                && (pending >= BULK_CANDIDATES
+                    || pass_inspected / pending as u64 <= SPANS_PER_LOOKUP)
+            {
+                let mut local = bulk_read(
+                    unit,
+                    &candidates[next_candidate..],
+                    projection,
+                    &mut metrics,
+                )?;
                 while next_candidate < candidates.len() && matches.len() < request.limit {
                     let Some(&trace_id) = candidates.get(next_candidate) else {
                         break;
                     };
                     next_candidate += 1;
-                    if metrics.inspected_traces >= request.max_candidate_traces as u64 {
-                        metrics.partial = Some(candidate_bound(request));
-                        break 'units;
-                    }
                     metrics.inspected_traces += 1;
                     let mut spans = local.remove(&trace_id).unwrap_or_default();
                     // Other units may hold more of it: then look it up whole.
@@ -167,7 +184,18 @@ pub fn search_snapshot(
                         }
                     };
                     if let Some(found) = evaluate_trace(request, &trace, true) {
-                        matches.push(found);
+                        // The result shows whole spans: read the columns
+                        // the projection left out (a few traces at most).
+                        if projection != SpanProjection::ALL
+                            && !elsewhere
+                            && let Some(whole) = snapshot.trace(trace_id)
+                            && let Some(found) = evaluate_trace(request, &whole, true)
+                        {
+                            metrics.looked_up_traces += 1;
+                            matches.push(found);
+                        } else {
+                            matches.push(found);
+                        }
                     }
                 }
             }
@@ -192,7 +220,7 @@ pub fn search_snapshot(
                         found.insert(trace_id, spans);
                         continue;
                     }
-                } else if metrics.inspected_traces >= request.max_candidate_traces as u64 {
+                } else if metrics.looked_up_traces >= request.max_candidate_traces as u64 {
                     metrics.partial = Some(candidate_bound(request));
                     break 'units;
                 }
@@ -211,8 +239,10 @@ pub fn search_snapshot(
             if !stopped_early {
                 break;
             }
-            // The rest of the unit, to its end this time.
-            may_stop_early = false;
+            passes += 1;
+            stop_after = stop_after
+                .filter(|_| passes < 3)
+                .map(|wanted| wanted.saturating_mul(8));
         }
     }
 
@@ -255,27 +285,85 @@ pub fn search_snapshot(
 }
 
 /// Candidates of one unit from which a whole-trace query reads the unit
-/// once instead of looking each trace up (a lookup costs about a millisecond
-/// per segment that may hold the trace; a read of a segment, about a second
-/// per 400k spans).
+/// (up to its last candidate) instead of looking each trace up.
 const BULK_CANDIDATES: usize = 256;
+/// A lookup by trace id costs about as much as decoding this many spans in
+/// a scan (a page of every column of the one row group that may hold the
+/// trace, in every segment that may): fewer candidates than one per this
+/// many spans scanned are looked up.
+const SPANS_PER_LOOKUP: u64 = 1_000;
 
-/// Every span of `unit` belonging to one of `traces`, by trace.
+/// What a scan must decode for `query`: the span's own fields, resource
+/// and scope always; a dedicated column only if the query reads its
+/// attribute; the generic span attribute column (the largest part of a
+/// segment) only if it reads a span attribute that has no dedicated column;
+/// events and links only if it reads them; never the renamed originals
+/// (TraceQL sees current names).
+///
+/// A dedicated column holds its attribute only with the column's type (a
+/// string; an integer for the status code); a span carrying, say, an
+/// integer `client.address` keeps it in the generic column, which this
+/// projection leaves out: such a value is seen only by queries that also
+/// read a non-dedicated attribute.
+fn projection(query: &Query) -> SpanProjection {
+    let mut projection = SpanProjection::NONE;
+    for field in query.fields() {
+        match field {
+            Field::Attribute {
+                scope: AttributeScope::Span | AttributeScope::Unscoped,
+                name,
+            } => match DedicatedColumn::from_attribute_key(&name) {
+                Some(column) => projection = projection.with_dedicated(column),
+                None => projection.attributes = true,
+            },
+            Field::Attribute {
+                scope: AttributeScope::Event,
+                ..
+            }
+            | Field::Intrinsic(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => {
+                projection.events = true;
+            }
+            Field::Attribute {
+                scope: AttributeScope::Link,
+                ..
+            }
+            | Field::Intrinsic(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => {
+                projection.links = true;
+            }
+            _ => {}
+        }
+    }
+    projection
+}
+
+/// Every span of `unit` belonging to one of `traces`, by trace. A unit
+/// hands over a trace's spans together, so the read stops once it has
+/// passed the last of them.
 fn bulk_read(
     unit: &ScanUnit,
     traces: &[TraceId],
+    projection: SpanProjection,
     metrics: &mut SearchMetrics,
 ) -> Result<HashMap<TraceId, Vec<SpanRecord>>, SearchError> {
     let wanted: HashSet<TraceId> = traces.iter().copied().collect();
+    let mut left = wanted.len();
+    let mut current: Option<TraceId> = None;
     let mut local: HashMap<TraceId, Vec<SpanRecord>> = HashMap::with_capacity(wanted.len());
     // No time bound: a trace's spans outside the range count too.
-    let _ = unit.for_each_span(&SpanFilter::default(), &mut |record| {
+    let _ = unit.for_each_span_projected(&SpanFilter::default(), projection, &mut |record| {
         metrics.inspected_spans += 1;
-        if wanted.contains(&record.span.trace_id) {
-            local
-                .entry(record.span.trace_id)
-                .or_default()
-                .push(record.clone());
+        let trace_id = record.span.trace_id;
+        if current != Some(trace_id) {
+            if current.is_some_and(|previous| wanted.contains(&previous)) {
+                left -= 1;
+                if left == 0 {
+                    return ControlFlow::Break(());
+                }
+            }
+            current = Some(trace_id);
+        }
+        if wanted.contains(&trace_id) {
+            local.entry(trace_id).or_default().push(record.clone());
         }
         ControlFlow::Continue(())
     })?;
@@ -284,7 +372,7 @@ fn bulk_read(
 
 fn candidate_bound(request: &SearchRequest) -> String {
     format!(
-        "evaluated {} candidate traces, the most for one query; narrow the query or the time range",
+        "looked up {} candidate traces by id, the most for one query; narrow the query or the time range",
         request.max_candidate_traces
     )
 }

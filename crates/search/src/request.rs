@@ -10,9 +10,9 @@ pub const DEFAULT_LIMIT: usize = 20;
 pub const DEFAULT_SPANS_PER_SPANSET: usize = 3;
 /// The most traces one request may ask for.
 pub const MAX_LIMIT: usize = 10_000;
-/// Whole traces fetched and evaluated for one query at most (structural
-/// queries): beyond it the result is marked partial rather than the search
-/// running for minutes.
+/// Traces looked up by id for one query at most (candidates too few in
+/// their unit to read it whole): beyond it the result is marked partial
+/// rather than the search running for minutes.
 pub const DEFAULT_MAX_CANDIDATE_TRACES: usize = 100_000;
 
 /// A TraceQL search over a time range.
@@ -30,7 +30,8 @@ pub struct SearchRequest {
     /// Only traces lasting at least / at most this long (nanoseconds).
     pub min_trace_duration_nanos: Option<u64>,
     pub max_trace_duration_nanos: Option<u64>,
-    /// Bound on the whole traces fetched for a query that needs them.
+    /// Bound on the traces looked up by id (see
+    /// [`DEFAULT_MAX_CANDIDATE_TRACES`]).
     pub max_candidate_traces: usize,
 }
 

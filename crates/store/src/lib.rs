@@ -111,8 +111,8 @@ pub use lifecycle::{
     CompactionOptions, FailPoint, FailPoints, LifecycleOptions, LsnSet, RetentionOptions,
 };
 pub use segment::{
-    DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, WrittenFile, WrittenSegment,
-    write_segment, write_segment_with_key,
+    DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, SpanProjection, WrittenFile,
+    WrittenSegment, write_segment, write_segment_with_key,
 };
 pub use snapshot::{ScanUnit, Snapshot};
 pub use store::{MEMORY_LIMIT_FLUSHES, OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};

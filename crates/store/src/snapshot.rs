@@ -15,7 +15,7 @@ use crate::Result;
 use crate::hot::HotTier;
 use crate::lifecycle::TierState;
 use crate::lifecycle::span_matches;
-use crate::segment::{Segment, SpanFilter};
+use crate::segment::{Segment, SpanFilter, SpanProjection};
 
 /// The store's tiers at one instant. Cheap to take (a few `Arc` clones).
 #[derive(Clone)]
@@ -110,6 +110,17 @@ impl ScanUnit {
         filter: &SpanFilter,
         visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
+        self.for_each_span_projected(filter, SpanProjection::ALL, visit)
+    }
+
+    /// [`ScanUnit::for_each_span`] decoding only what `projection` asks
+    /// for from segments (memory tiers hand over whole spans).
+    pub fn for_each_span_projected(
+        &self,
+        filter: &SpanFilter,
+        projection: SpanProjection,
+        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>> {
         match &self.0 {
             Unit::Memory(tier) => {
                 let mut left = filter.limit.unwrap_or(usize::MAX);
@@ -124,7 +135,7 @@ impl ScanUnit {
                     ControlFlow::Continue(())
                 }))
             }
-            Unit::Segment(segment) => segment.for_each_span(filter, visit),
+            Unit::Segment(segment) => segment.for_each_span_projected(filter, projection, visit),
         }
     }
 }

@@ -137,6 +137,12 @@ impl Query {
         plan::required_conditions(&self.pipeline)
     }
 
+    /// Every field the query reads (filters, aggregates, `by`, `select`),
+    /// each once: what a store must decode for it.
+    pub fn fields(&self) -> Vec<Field> {
+        plan::fields(&self.pipeline)
+    }
+
     /// Evaluates the query over a trace: the spansets it yields (empty: no
     /// match).
     pub fn evaluate(&self, trace: &TraceView<'_>) -> Vec<SpanSet> {

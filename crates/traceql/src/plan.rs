@@ -128,3 +128,60 @@ fn leaves_in_spanset(expr: &SpansetExpr, out: &mut Vec<Expr>) {
         SpansetExpr::Pipeline(pipeline) => leaves_in_pipeline(pipeline, out),
     }
 }
+
+/// Every field the query reads, each once, in the order first written.
+pub(crate) fn fields(pipeline: &Pipeline) -> Vec<Field> {
+    let mut out = Vec::new();
+    fields_in_pipeline(pipeline, &mut out);
+    out
+}
+
+fn push_field(field: &Field, out: &mut Vec<Field>) {
+    if !out.contains(field) {
+        out.push(field.clone());
+    }
+}
+
+fn fields_in_pipeline(pipeline: &Pipeline, out: &mut Vec<Field>) {
+    fields_in_spanset(&pipeline.head, out);
+    for stage in &pipeline.stages {
+        match stage {
+            Stage::Spanset(expr) => fields_in_spanset(expr, out),
+            Stage::Scalar { aggregate, .. } => {
+                if let Some(field) = &aggregate.field {
+                    push_field(field, out);
+                }
+            }
+            Stage::By(fields) | Stage::Select(fields) => {
+                for field in fields {
+                    push_field(field, out);
+                }
+            }
+            Stage::Coalesce => {}
+        }
+    }
+}
+
+fn fields_in_spanset(expr: &SpansetExpr, out: &mut Vec<Field>) {
+    match expr {
+        SpansetExpr::Filter(filter) => fields_in_expr(filter, out),
+        SpansetExpr::Binary { lhs, rhs, .. } => {
+            fields_in_spanset(lhs, out);
+            fields_in_spanset(rhs, out);
+        }
+        SpansetExpr::Pipeline(pipeline) => fields_in_pipeline(pipeline, out),
+    }
+}
+
+fn fields_in_expr(expr: &Expr, out: &mut Vec<Field>) {
+    match expr {
+        Expr::Const(_) => {}
+        Expr::Compare { field, .. } | Expr::Truthy(field) => push_field(field, out),
+        Expr::Not(inner) => fields_in_expr(inner, out),
+        Expr::And(operands) | Expr::Or(operands) => {
+            for operand in operands {
+                fields_in_expr(operand, out);
+            }
+        }
+    }
+}

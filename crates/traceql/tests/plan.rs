@@ -181,3 +181,29 @@ fn matches_span_on_whole_trace_queries_is_a_superset_prefilter() {
     assert!(!q.matches_span(&trace[1])); // a client: false whatever the root
     assert!(q.matches_span(&trace[0]));
 }
+
+#[test]
+fn fields_lists_every_field_read_once() {
+    let query = tracewarden_traceql::parse(
+        r#"{ span.a = 1 && (resource.service.name = "x" || !span.a) } >> { event.e =~ "z.*" } | avg(duration) > 1s | by(.b) | select(link:traceID, span.a)"#,
+    )
+    .unwrap();
+    let fields: Vec<String> = query.fields().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        fields,
+        [
+            "span.a",
+            "resource.service.name",
+            "event.e",
+            "duration",
+            ".b",
+            "link:traceID"
+        ]
+    );
+    assert!(
+        tracewarden_traceql::parse("{ }")
+            .unwrap()
+            .fields()
+            .is_empty()
+    );
+}

@@ -168,6 +168,69 @@ pub struct SpanFilter {
     pub limit: Option<usize>,
 }
 
+/// Which parts of a span a scan decodes ([`Segment::for_each_span_projected`]).
+/// A query that reads only a few fields leaves the rest unread: the generic
+/// attribute column is most of a segment's bytes. Spans read without a part
+/// have it empty (no attributes beyond the dedicated columns, no events...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanProjection {
+    /// Span attributes other than the dedicated columns.
+    pub attributes: bool,
+    /// The attributes normalisation renamed, as they arrived.
+    pub original_attributes: bool,
+    pub events: bool,
+    pub links: bool,
+    /// The dedicated columns read: bit `i` for [`DedicatedColumn::ALL`]`[i]`
+    /// (see [`SpanProjection::with_dedicated`]).
+    pub dedicated: u16,
+}
+
+impl SpanProjection {
+    /// Every part.
+    pub const ALL: SpanProjection = SpanProjection {
+        attributes: true,
+        original_attributes: true,
+        events: true,
+        links: true,
+        dedicated: (1 << DedicatedColumn::ALL.len()) - 1,
+    };
+
+    /// Only the span's own fields (ids, name, kind, times, status), its
+    /// resource and scope.
+    pub const NONE: SpanProjection = SpanProjection {
+        attributes: false,
+        original_attributes: false,
+        events: false,
+        links: false,
+        dedicated: 0,
+    };
+
+    /// This projection with `column` read too.
+    pub fn with_dedicated(mut self, column: DedicatedColumn) -> SpanProjection {
+        self.dedicated |= 1 << column.index();
+        self
+    }
+
+    /// The top-level columns of the spans file left unread.
+    pub(crate) fn skipped_columns(self) -> Vec<&'static str> {
+        let parts = [
+            (self.attributes, "attributes"),
+            (self.original_attributes, "original_attributes"),
+            (self.events, "events"),
+            (self.links, "links"),
+        ];
+        let dedicated = DedicatedColumn::ALL
+            .into_iter()
+            .map(|c| (self.dedicated & (1 << c.index()) != 0, c.column_name()));
+        parts
+            .into_iter()
+            .chain(dedicated)
+            .filter(|(wanted, _)| !wanted)
+            .map(|(_, column)| column)
+            .collect()
+    }
+}
+
 /// A span attribute kept in a column of its own, for fast search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DedicatedColumn {

@@ -25,7 +25,8 @@ use super::prune::{Condition, intersect, page_rows, row_group_bounds, selection}
 use super::records::{LogColumns, Sharing, SpanColumns};
 use super::schema::{LOGS_SCHEMA, SPANS_SCHEMA, same_fields};
 use super::{
-    DedicatedColumn, FORMAT_VERSION, SpanFilter, logs_file_name, metadata_keys, spans_file_name,
+    DedicatedColumn, FORMAT_VERSION, SpanFilter, SpanProjection, logs_file_name, metadata_keys,
+    spans_file_name,
 };
 use crate::encryption::EncryptionKey;
 use crate::encryption::segment::decryption_properties;
@@ -167,9 +168,21 @@ impl Segment {
         filter: &SpanFilter,
         visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
-        let Some(plan) = self.spans.scan_plan(filter)? else {
+        self.for_each_span_projected(filter, SpanProjection::ALL, visit)
+    }
+
+    /// [`Segment::for_each_span`] reading only the columns `projection`
+    /// asks for: spans come with the parts left out empty.
+    pub fn for_each_span_projected(
+        &self,
+        filter: &SpanFilter,
+        projection: SpanProjection,
+        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>> {
+        let Some(mut plan) = self.spans.scan_plan(filter)? else {
             return Ok(ControlFlow::Continue(()));
         };
+        plan.skip = projection.skipped_columns();
         let mut flow = ControlFlow::Continue(());
         self.spans.read(plan, filter.limit, |batch, sharing| {
             let columns = SpanColumns::new(batch)?;
@@ -242,6 +255,8 @@ struct Plan {
     row_groups: Vec<usize>,
     selection: Option<RowSelection>,
     filter: Option<RowFilter>,
+    /// Top-level span columns left unread (see [`SpanProjection`]).
+    skip: Vec<&'static str>,
 }
 
 /// One open file of a segment.
@@ -484,11 +499,21 @@ impl SegmentFileReader {
             .is_some_and(|leaves| leaves.binary_search(&leaf).is_ok())
     }
 
-    /// The leaves to read from `row_groups`: all but those empty in every one.
-    fn projection(&self, row_groups: &[usize]) -> ProjectionMask {
+    /// The leaves to read from `row_groups`: all but those empty in every one
+    /// and those under the top-level columns `skip`.
+    fn projection(&self, row_groups: &[usize], skip: &[&str]) -> ProjectionMask {
         let descr = self.parquet().file_metadata().schema_descr();
         let keep = (0..descr.num_columns())
-            .filter(|leaf| !row_groups.iter().all(|rg| self.is_empty(*rg, *leaf)));
+            .filter(|leaf| !row_groups.iter().all(|rg| self.is_empty(*rg, *leaf)))
+            .filter(|leaf| {
+                skip.is_empty()
+                    || !descr
+                        .column(*leaf)
+                        .path()
+                        .parts()
+                        .first()
+                        .is_some_and(|top| skip.contains(&top.as_str()))
+            });
         ProjectionMask::leaves(descr, keep)
     }
 
@@ -498,6 +523,7 @@ impl SegmentFileReader {
             row_groups: (0..self.parquet().num_row_groups()).collect(),
             selection: None,
             filter: None,
+            skip: Vec::new(),
         }
     }
 
@@ -556,6 +582,7 @@ impl SegmentFileReader {
                 row_groups: Vec::new(),
                 selection: None,
                 filter: None,
+                skip: Vec::new(),
             });
         };
         let id = *id;
@@ -573,6 +600,7 @@ impl SegmentFileReader {
             row_groups,
             selection: Some(selection),
             filter: Some(RowFilter::new(vec![Box::new(predicate)])),
+            skip: Vec::new(),
         })
     }
 
@@ -633,6 +661,7 @@ impl SegmentFileReader {
             row_groups,
             selection: Some(selection),
             filter: Some(RowFilter::new(vec![Box::new(predicate)])),
+            skip: Vec::new(),
         }))
     }
 
@@ -656,7 +685,7 @@ impl SegmentFileReader {
                 self.metadata.clone(),
             )
             .with_batch_size(BATCH_ROWS)
-            .with_projection(self.projection(&plan.row_groups))
+            .with_projection(self.projection(&plan.row_groups, &plan.skip))
             .with_row_groups(plan.row_groups)
             // Selectors skip whole pages unread; a mask would decode them.
             .with_row_selection_policy(RowSelectionPolicy::Selectors);
