@@ -157,8 +157,19 @@ async fn unknown_and_malformed_ids() {
         "{body}"
     );
 
+    // Shorter ids are Zipkin's 64-bit ones, left-padded (as Tempo does).
+    let (status, body) = get(&app, "/api/v1/traces/d269b633813fc60c").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0000000000000000d269b633813fc60c"),
+        "{body}"
+    );
+
     for bad in [
-        "abc",
+        "5b8efff798038103d269b633813fc60c00",
         "zz8efff798038103d269b633813fc60c",
         "00000000000000000000000000000000",
     ] {

@@ -291,7 +291,11 @@ fn cmp_id_hex(id: &[u8], text: &str) -> Ordering {
     let mut left = id
         .iter()
         .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
-    let mut right = text.bytes().map(|b| b.to_ascii_lowercase());
+    // A shorter text is left-padded with zeros, as Tempo reads ids: Zipkin's
+    // 64-bit trace ids are stored as 128-bit ones with zeros in front.
+    let padding = (id.len() * 2).saturating_sub(text.len());
+    let mut right =
+        std::iter::repeat_n(b'0', padding).chain(text.bytes().map(|b| b.to_ascii_lowercase()));
     loop {
         match (left.next(), right.next()) {
             (None, None) => return Ordering::Equal,
@@ -440,6 +444,25 @@ mod tests {
         assert!(compare(Val::Id(&id), CompareOp::Eq, Val::Str("ab01"), None));
         assert!(compare(Val::Id(&id), CompareOp::Eq, Val::Str("AB01"), None));
         assert!(!compare(Val::Id(&id), CompareOp::Eq, Val::Str("ab0"), None));
+        let zipkin = [0, 0, 0xab, 0x01];
+        assert!(compare(
+            Val::Id(&zipkin),
+            CompareOp::Eq,
+            Val::Str("ab01"),
+            None
+        ));
+        assert!(compare(
+            Val::Id(&zipkin),
+            CompareOp::Eq,
+            Val::Str("0000ab01"),
+            None
+        ));
+        assert!(!compare(
+            Val::Id(&zipkin),
+            CompareOp::Eq,
+            Val::Str("ab02"),
+            None
+        ));
         let re = Regex::new("^(?:ab.*)$").unwrap();
         assert!(compare(
             Val::Id(&id),

@@ -24,7 +24,8 @@ pub async fn get_trace(
     State(state): State<ApiState>,
     Path(trace_id): Path<String>,
 ) -> Result<Json<TraceResponse>, ApiError> {
-    let id = TraceId::from_hex(trace_id.trim())
+    // Zipkin's 64-bit ids are left-padded, as Tempo reads them.
+    let id = TraceId::from_hex_padded(trace_id.trim())
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id: {e}")))?;
     let store = state.pipeline.store().cloned().ok_or_else(|| {
         ApiError::Unavailable("the write-ahead log is being replayed".to_string())
