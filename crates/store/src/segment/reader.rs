@@ -201,8 +201,22 @@ impl Segment {
     /// statistics, bloom filters and page indexes say it may): `false` is
     /// certain, `true` is not.
     pub fn may_contain_trace(&self, trace_id: TraceId) -> Result<bool> {
-        let plan = self.spans.trace_plan(&trace_id.to_bytes())?;
-        Ok(!plan.row_groups.is_empty())
+        // Called for every candidate of a bulk search against every other
+        // segment: row-group statistics and bloom filters only, no page
+        // index (pages of a sorted column tile the id space, so they could
+        // not rule the id out anyway).
+        let id = trace_id.to_bytes();
+        let condition = Condition::BytesEqual(id.to_vec());
+        let file = &self.spans;
+        for row_group in 0..file.parquet().num_row_groups() {
+            if !condition.may_match(&row_group_bounds(file.parquet(), row_group, file.trace_id)) {
+                continue;
+            }
+            if file.bloom_may_contain(row_group, file.trace_id, &id)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Every span and log record, in file order (for compaction and tests).
