@@ -150,7 +150,9 @@ fn main() {
             .to_string(),
     ];
     // TW_BENCH_QUERY=N runs only the N-th query (for profiling).
-    let only: Option<usize> = std::env::var("TW_BENCH_QUERY").ok().and_then(|s| s.parse().ok());
+    let only: Option<usize> = std::env::var("TW_BENCH_QUERY")
+        .ok()
+        .and_then(|s| s.parse().ok());
     for (i, text) in queries.iter().enumerate() {
         if only.is_some_and(|n| n != i) {
             continue;
@@ -178,6 +180,31 @@ fn main() {
                 .as_deref()
                 .map(|p| format!("  PARTIAL: {p}"))
                 .unwrap_or_default()
+        );
+    }
+
+    // Every span of one actor (issue 3's actor lookup): the store's own
+    // filtered scan, no limit.
+    if only.is_none() {
+        let filter = tracewarden_store::SpanFilter {
+            start_unix_nano: Some(start),
+            end_unix_nano: Some(start + day),
+            equals: vec![(
+                tracewarden_store::DedicatedColumn::ClientAddress,
+                sample_address.clone(),
+            )],
+            ..Default::default()
+        };
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..5 {
+            let began = Instant::now();
+            found = store.find_spans(&filter).unwrap().len();
+            times.push(began.elapsed());
+        }
+        eprintln!(
+            "all spans of client.address = {sample_address} ({found} spans)\n    {}",
+            summary(times)
         );
     }
 

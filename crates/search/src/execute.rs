@@ -25,6 +25,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use tracewarden_model::{SpanRecord, StatusCode, Trace, TraceId};
 use tracewarden_store::{DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, Store};
@@ -66,6 +67,8 @@ pub fn search_snapshot(
     let mut buffered = 0usize;
     let mut next_candidate = 0usize;
     let mut matches: Vec<TraceMatch> = Vec::new();
+    // Whole-trace candidates read in bulk that other units may also hold.
+    let mut deferred: Vec<TraceId> = Vec::new();
 
     let units = snapshot.units();
     'units: for (unit_index, unit) in units.iter().enumerate() {
@@ -159,9 +162,8 @@ pub fn search_snapshot(
                         break;
                     };
                     next_candidate += 1;
-                    metrics.inspected_traces += 1;
-                    let mut spans = local.remove(&trace_id).unwrap_or_default();
-                    // Other units may hold more of it: then look it up whole.
+                    // Other units may hold more of it: it is assembled from
+                    // every unit at the end, with the others like it.
                     let mut elsewhere = false;
                     for (other_index, other) in units.iter().enumerate() {
                         if other_index != unit_index && other.may_contain_trace(trace_id)? {
@@ -169,33 +171,26 @@ pub fn search_snapshot(
                             break;
                         }
                     }
-                    let trace = if elsewhere {
-                        metrics.looked_up_traces += 1;
-                        match snapshot.trace(trace_id) {
-                            Some(trace) => trace,
-                            None => continue,
-                        }
-                    } else {
-                        sort_by_start(&mut spans);
-                        Trace {
-                            trace_id,
-                            spans,
-                            logs: Vec::new(),
-                        }
+                    if elsewhere {
+                        deferred.push(trace_id);
+                        continue;
+                    }
+                    metrics.inspected_traces += 1;
+                    let mut spans = local.remove(&trace_id).unwrap_or_default();
+                    sort_by_start(&mut spans);
+                    let trace = Trace {
+                        trace_id,
+                        spans,
+                        logs: Vec::new(),
                     };
                     if let Some(found) = evaluate_trace(request, &trace, true) {
-                        // The result shows whole spans: read the columns
-                        // the projection left out (a few traces at most).
-                        if projection != SpanProjection::ALL
-                            && !elsewhere
-                            && let Some(whole) = snapshot.trace(trace_id)
-                            && let Some(found) = evaluate_trace(request, &whole, true)
-                        {
-                            metrics.looked_up_traces += 1;
-                            matches.push(found);
-                        } else {
-                            matches.push(found);
-                        }
+                        matches.push(whole_match(
+                            snapshot,
+                            request,
+                            projection,
+                            found,
+                            &mut metrics,
+                        ));
                     }
                 }
             }
@@ -243,6 +238,40 @@ pub fn search_snapshot(
             stop_after = stop_after
                 .filter(|_| passes < 3)
                 .map(|wanted| wanted.saturating_mul(8));
+        }
+    }
+
+    // Whole-trace candidates other units may also hold part of: read every
+    // unit once per chunk of them, gathering their spans.
+    if whole_trace && metrics.partial.is_none() {
+        for chunk in deferred.chunks(ASSEMBLY_CHUNK) {
+            if matches.len() >= request.limit {
+                break;
+            }
+            let mut gathered = assemble(&units, chunk, projection, &mut metrics)?;
+            for &trace_id in chunk {
+                if matches.len() >= request.limit {
+                    break;
+                }
+                metrics.inspected_traces += 1;
+                metrics.assembled_traces += 1;
+                let mut spans = gathered.remove(&trace_id).unwrap_or_default();
+                sort_by_start(&mut spans);
+                let trace = Trace {
+                    trace_id,
+                    spans,
+                    logs: Vec::new(),
+                };
+                if let Some(found) = evaluate_trace(request, &trace, true) {
+                    matches.push(whole_match(
+                        snapshot,
+                        request,
+                        projection,
+                        found,
+                        &mut metrics,
+                    ));
+                }
+            }
         }
     }
 
@@ -368,6 +397,55 @@ fn bulk_read(
         ControlFlow::Continue(())
     })?;
     Ok(local)
+}
+
+/// Candidate traces assembled from every unit in one pass over them.
+const ASSEMBLY_CHUNK: usize = 100_000;
+
+/// Every span of `traces` in every unit (decoding what `projection` asks
+/// for), by trace: each unit is read once, its row groups pruned by the
+/// range of the ids and its rows filtered by the set before decoding.
+fn assemble(
+    units: &[ScanUnit],
+    traces: &[TraceId],
+    projection: SpanProjection,
+    metrics: &mut SearchMetrics,
+) -> Result<HashMap<TraceId, Vec<SpanRecord>>, SearchError> {
+    let filter = SpanFilter {
+        trace_ids: Some(Arc::new(traces.iter().copied().collect())),
+        ..SpanFilter::default()
+    };
+    let mut gathered: HashMap<TraceId, Vec<SpanRecord>> = HashMap::with_capacity(traces.len());
+    for unit in units {
+        let _ = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            metrics.inspected_spans += 1;
+            gathered
+                .entry(record.span.trace_id)
+                .or_default()
+                .push(record.clone());
+            ControlFlow::Continue(())
+        })?;
+    }
+    Ok(gathered)
+}
+
+/// A match found on projected spans, as the result shows it: with whole
+/// spans, read by id (a few traces at most: the limit).
+fn whole_match(
+    snapshot: &Snapshot,
+    request: &SearchRequest,
+    projection: SpanProjection,
+    found: TraceMatch,
+    metrics: &mut SearchMetrics,
+) -> TraceMatch {
+    if projection == SpanProjection::ALL {
+        return found;
+    }
+    metrics.looked_up_traces += 1;
+    snapshot
+        .trace(found.trace_id)
+        .and_then(|whole| evaluate_trace(request, &whole, true))
+        .unwrap_or(found)
 }
 
 fn candidate_bound(request: &SearchRequest) -> String {

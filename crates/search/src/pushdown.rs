@@ -97,6 +97,7 @@ impl Pushdown {
             end_unix_nano: Some(end_unix_nano),
             service_name: self.service_name.clone(),
             equals: self.equals.clone(),
+            trace_ids: None,
             limit: None,
         }
     }

@@ -64,6 +64,9 @@ pub struct SearchMetrics {
     /// Of those, the traces looked up by id across every unit (the others
     /// were read in bulk from the one unit holding them).
     pub looked_up_traces: u64,
+    /// Of those, the traces gathered from every unit in one pass (read in
+    /// bulk from one unit while another may hold part of them).
+    pub assembled_traces: u64,
     /// In-memory tiers and segments scanned, and segments skipped by their
     /// time range.
     pub scanned_units: u64,

@@ -166,6 +166,7 @@ fn scans_prune_by_bloom_filter_and_return_exactly_the_matches() {
             (DedicatedColumn::HttpResponseStatusCode, "200".to_string()),
             (DedicatedColumn::HttpRequestMethod, "GET".to_string()),
         ],
+        trace_ids: None,
         limit: None,
     };
     let found = segment.scan_spans(&filter).unwrap();
@@ -203,6 +204,41 @@ fn scans_prune_by_bloom_filter_and_return_exactly_the_matches() {
         ..SpanFilter::default()
     };
     assert!(segment.scan_spans(&empty_window).unwrap().is_empty());
+
+    // A set of trace ids: exactly their spans (row groups outside the ids'
+    // range are not read).
+    let mut ids: Vec<_> = expected.iter().map(|s| s.span.trace_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let wanted: std::collections::HashSet<_> = ids.iter().step_by(97).copied().collect();
+    let filter = SpanFilter {
+        trace_ids: Some(std::sync::Arc::new(wanted.clone())),
+        ..SpanFilter::default()
+    };
+    let found = segment.scan_spans(&filter).unwrap();
+    let want: Vec<SpanRecord> = expected
+        .iter()
+        .filter(|s| wanted.contains(&s.span.trace_id))
+        .cloned()
+        .collect();
+    assert!(want.len() > 10, "{} spans", want.len());
+    assert_eq!(found, want);
+    let first_two: std::collections::HashSet<_> = ids.iter().take(2).copied().collect();
+    let (found, read) = reading(&segment, || {
+        segment
+            .scan_spans(&SpanFilter {
+                trace_ids: Some(std::sync::Arc::new(first_two.clone())),
+                ..SpanFilter::default()
+            })
+            .unwrap()
+    });
+    assert!(found.iter().all(|s| first_two.contains(&s.span.trace_id)) && !found.is_empty());
+    assert!(read * 5 < size, "two traces read {read} of {size}");
+    let none = SpanFilter {
+        trace_ids: Some(std::sync::Arc::new(std::collections::HashSet::new())),
+        ..SpanFilter::default()
+    };
+    assert!(segment.scan_spans(&none).unwrap().is_empty());
 
     // No condition: everything, limit applied.
     let all = segment

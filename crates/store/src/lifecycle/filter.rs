@@ -16,6 +16,11 @@ pub(crate) fn span_matches(filter: &SpanFilter, record: &SpanRecord) -> bool {
     if filter.end_unix_nano.is_some_and(|to| start >= to) {
         return false;
     }
+    if let Some(traces) = &filter.trace_ids
+        && !traces.contains(&record.span.trace_id)
+    {
+        return false;
+    }
     if let Some(service) = &filter.service_name
         && record.resource.service_name() != service
     {
@@ -120,5 +125,12 @@ mod tests {
         // An integer enduser.id is not in the (string) column.
         assert!(!filter(equals(&[(DedicatedColumn::EnduserId, "7")])));
         assert!(!filter(equals(&[(DedicatedColumn::SessionId, "")])));
+        let traces = |ids: &[TraceId]| SpanFilter {
+            trace_ids: Some(std::sync::Arc::new(ids.iter().copied().collect())),
+            ..SpanFilter::default()
+        };
+        assert!(filter(traces(&[TraceId::from_bytes([1; 16])])));
+        assert!(!filter(traces(&[TraceId::from_bytes([3; 16])])));
+        assert!(!filter(traces(&[])));
     }
 }

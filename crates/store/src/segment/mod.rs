@@ -54,6 +54,11 @@
 //! Resources and scopes are equal by value; consecutive rows with equal
 //! resources (or scopes) share one `Arc`.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tracewarden_model::TraceId;
+
 mod attributes;
 mod file;
 mod prune;
@@ -164,6 +169,9 @@ pub struct SpanFilter {
     /// [`DedicatedColumn::HttpResponseStatusCode`] the value is the decimal
     /// number; a value that is not one matches nothing.
     pub equals: Vec<(DedicatedColumn, String)>,
+    /// Spans of these traces only (a query assembling many traces from
+    /// every tier reads each tier once for all of them).
+    pub trace_ids: Option<Arc<HashSet<TraceId>>>,
     /// At most this many spans, the first in file order.
     pub limit: Option<usize>,
 }

@@ -35,6 +35,8 @@ pub(crate) enum Condition {
     /// The column equals these bytes (ids and strings compare as unsigned bytes).
     BytesEqual(Vec<u8>),
     IntEqual(i64),
+    /// The column lies in `[min, max]` (unsigned byte order).
+    BytesRange(Vec<u8>, Vec<u8>),
     /// A time column, read as `u64`, lies in `[start, end)`.
     TimeIn {
         start: u64,
@@ -53,6 +55,10 @@ impl Condition {
                     && v.as_slice().cmp(max) != Ordering::Greater
             }
             (Condition::IntEqual(v), Bounds::Int { min, max }) => min <= v && v <= max,
+            (Condition::BytesRange(low, high), Bounds::Bytes { min, max }) => {
+                low.as_slice().cmp(max) != Ordering::Greater
+                    && high.as_slice().cmp(min) != Ordering::Less
+            }
             (Condition::TimeIn { start, end }, Bounds::Int { min, max }) => {
                 // Times past i64::MAX are stored with their bits, as negative
                 // numbers: with one in the range, order says nothing.

@@ -627,6 +627,7 @@ impl SegmentFileReader {
             service_name: filter.service_name.clone(),
             strings: Vec::new(),
             ints: Vec::new(),
+            trace_ids: None,
         };
         if filter.start_unix_nano.is_some() || filter.end_unix_nano.is_some() {
             if filter.end_unix_nano.is_some_and(|end| end <= exact.start) {
@@ -660,6 +661,16 @@ impl SegmentFileReader {
                 conditions.push((leaf, Condition::BytesEqual(value.as_bytes().to_vec())));
                 exact.strings.push((column.column_name(), value.clone()));
             }
+        }
+        if let Some(traces) = &filter.trace_ids {
+            let (Some(low), Some(high)) = (traces.iter().min(), traces.iter().max()) else {
+                return Ok(None);
+            };
+            conditions.push((
+                self.trace_id,
+                Condition::BytesRange(low.to_bytes().to_vec(), high.to_bytes().to_vec()),
+            ));
+            exact.trace_ids = Some(Arc::clone(traces));
         }
         if conditions.is_empty() {
             return Ok(Some(self.all()));
@@ -777,6 +788,7 @@ struct ExactFilter {
     service_name: Option<String>,
     strings: Vec<(&'static str, String)>,
     ints: Vec<(&'static str, i64)>,
+    trace_ids: Option<Arc<std::collections::HashSet<TraceId>>>,
 }
 
 impl ExactFilter {
@@ -800,6 +812,15 @@ impl ExactFilter {
             let column = typed::<Int64Array>(batch, name)?;
             for (row, keep) in keep.iter_mut().enumerate() {
                 *keep &= column.is_valid(row) && column.value(row) == *value;
+            }
+        }
+        if let Some(traces) = &self.trace_ids {
+            let ids = typed::<FixedSizeBinaryArray>(batch, "trace_id")?;
+            for (row, keep) in keep.iter_mut().enumerate() {
+                *keep = *keep
+                    && ids.is_valid(row)
+                    && <[u8; 16]>::try_from(ids.value(row))
+                        .is_ok_and(|id| traces.contains(&TraceId::from_bytes(id)));
             }
         }
         Ok(BooleanArray::from(keep))
