@@ -26,6 +26,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracewarden_model::{SpanRecord, StatusCode, Trace, TraceId};
 use tracewarden_store::{DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, Store};
@@ -70,6 +71,10 @@ pub fn search_snapshot(
     // Whole-trace candidates read in bulk that other units may also hold.
     let mut deferred: Vec<TraceId> = Vec::new();
 
+    // Units a whole-trace query must read to their end, with the traces
+    // already taken from each: read in parallel after the others.
+    let mut exhaustive: Vec<(usize, HashSet<TraceId>)> = Vec::new();
+
     let units = snapshot.units();
     'units: for (unit_index, unit) in units.iter().enumerate() {
         if !unit.may_overlap(request.start_unix_nano, request.end_unix_nano) {
@@ -77,6 +82,12 @@ pub fn search_snapshot(
             continue;
         }
         metrics.scanned_units += 1;
+        if whole_trace && !exhaustive.is_empty() {
+            // Early passes did not fill the limit in a newer unit: matches
+            // are rare, read this one whole too.
+            exhaustive.push((unit_index, HashSet::new()));
+            continue;
+        }
         // Every unit hands over the spans of one trace together (segments
         // are sorted by trace id, memory tiers keep a trace's spans in one
         // entry). So a scan may stop at the first span of a new candidate
@@ -89,9 +100,13 @@ pub fn search_snapshot(
         // needed, then eight times more on each further pass, then none (the
         // pass reads the unit to its end).
         let needed = request.limit.saturating_sub(matches.len());
-        let mut stop_after = Some(needed);
+        let mut stop_after = Some(needed).filter(|_| request.early_passes > 0);
         let mut passes = 0;
         loop {
+            if whole_trace && stop_after.is_none() {
+                exhaustive.push((unit_index, taken_from_unit));
+                break;
+            }
             let mut stopped_early = false;
             let mut pass_inspected = 0u64;
             let mut overflow = false;
@@ -236,14 +251,49 @@ pub fn search_snapshot(
             }
             passes += 1;
             stop_after = stop_after
-                .filter(|_| passes < 3)
+                .filter(|_| passes < request.early_passes)
                 .map(|wanted| wanted.saturating_mul(8));
+        }
+    }
+
+    if whole_trace
+        && !exhaustive.is_empty()
+        && matches.len() < request.limit
+        && metrics.partial.is_none()
+    {
+        let evaluated: HashSet<TraceId> = found.keys().copied().collect();
+        let outcomes = read_whole_units(
+            &units,
+            &exhaustive,
+            &evaluated,
+            request,
+            projection,
+            request.limit - matches.len(),
+        )?;
+        for outcome in outcomes {
+            metrics.inspected_spans += outcome.inspected_spans;
+            metrics.inspected_traces += outcome.inspected_traces;
+            deferred.extend(outcome.deferred);
+            for found in outcome.matches {
+                if matches.len() < request.limit {
+                    matches.push(whole_match(
+                        snapshot,
+                        request,
+                        projection,
+                        found,
+                        &mut metrics,
+                    ));
+                }
+            }
         }
     }
 
     // Whole-trace candidates other units may also hold part of: read every
     // unit once per chunk of them, gathering their spans.
     if whole_trace && metrics.partial.is_none() {
+        // A trace split between two units read whole is deferred by both.
+        let mut seen = HashSet::new();
+        deferred.retain(|id| seen.insert(*id));
         for chunk in deferred.chunks(ASSEMBLY_CHUNK) {
             if matches.len() >= request.limit {
                 break;
@@ -399,8 +449,161 @@ fn bulk_read(
     Ok(local)
 }
 
+/// What reading one unit whole found.
+#[derive(Default)]
+struct UnitOutcome {
+    matches: Vec<TraceMatch>,
+    deferred: Vec<TraceId>,
+    inspected_spans: u64,
+    inspected_traces: u64,
+}
+
+/// Reads `exhaustive` units whole, on up to as many threads as there are
+/// cores, each unit once: every span of it (no filter: a candidate's spans
+/// outside the time range count), a trace being a candidate when one of its
+/// spans in the range passes [`Query::matches_span`]. Candidates that no
+/// other unit may hold are evaluated there; the others are returned as
+/// deferred. Stops once `wanted` matches are found.
+fn read_whole_units(
+    units: &[ScanUnit],
+    exhaustive: &[(usize, HashSet<TraceId>)],
+    evaluated: &HashSet<TraceId>,
+    request: &SearchRequest,
+    projection: SpanProjection,
+    wanted: usize,
+) -> Result<Vec<UnitOutcome>, SearchError> {
+    let next = AtomicUsize::new(0);
+    let found = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(exhaustive.len());
+    let work = || -> Result<Vec<UnitOutcome>, SearchError> {
+        let mut outcomes = Vec::new();
+        loop {
+            if found.load(Ordering::Relaxed) >= wanted {
+                return Ok(outcomes);
+            }
+            let Some((unit_index, taken)) = exhaustive.get(next.fetch_add(1, Ordering::Relaxed))
+            else {
+                return Ok(outcomes);
+            };
+            let outcome = read_whole_unit(
+                units,
+                *unit_index,
+                taken,
+                evaluated,
+                request,
+                projection,
+                &found,
+                wanted,
+            )?;
+            outcomes.push(outcome);
+        }
+    };
+    let results: Vec<Result<Vec<UnitOutcome>, SearchError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut results = vec![work()];
+        for handle in handles {
+            results.push(handle.join().unwrap_or_else(|_| {
+                Err(SearchError::Request("a search thread panicked".to_string()))
+            }));
+        }
+        results
+    });
+    let mut outcomes = Vec::new();
+    for result in results {
+        outcomes.extend(result?);
+    }
+    Ok(outcomes)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_whole_unit(
+    units: &[ScanUnit],
+    unit_index: usize,
+    taken: &HashSet<TraceId>,
+    evaluated: &HashSet<TraceId>,
+    request: &SearchRequest,
+    projection: SpanProjection,
+    found: &AtomicUsize,
+    wanted: usize,
+) -> Result<UnitOutcome, SearchError> {
+    let mut outcome = UnitOutcome::default();
+    let Some(unit) = units.get(unit_index) else {
+        return Ok(outcome);
+    };
+    let query = &request.query;
+    // The spans of the trace being read (a unit hands a trace's spans over
+    // together), kept only if one of them makes the trace a candidate.
+    let mut current: Option<TraceId> = None;
+    let mut current_spans: Vec<SpanRecord> = Vec::new();
+    let mut current_is_candidate = false;
+    let mut candidates: Vec<(TraceId, Vec<SpanRecord>)> = Vec::new();
+    let in_range = |start: u64| start >= request.start_unix_nano && start < request.end_unix_nano;
+    let _ = unit.for_each_span_projected(&SpanFilter::default(), projection, &mut |record| {
+        outcome.inspected_spans += 1;
+        let trace_id = record.span.trace_id;
+        if current != Some(trace_id) {
+            if let Some(previous) = current.take()
+                && current_is_candidate
+            {
+                candidates.push((previous, std::mem::take(&mut current_spans)));
+            }
+            current_spans.clear();
+            current_is_candidate = false;
+            current = Some(trace_id);
+        }
+        if taken.contains(&trace_id) || evaluated.contains(&trace_id) {
+            return ControlFlow::Continue(());
+        }
+        if !current_is_candidate
+            && in_range(record.span.start_time_unix_nano)
+            && query.matches_span(record)
+        {
+            current_is_candidate = true;
+        }
+        current_spans.push(record.clone());
+        ControlFlow::Continue(())
+    })?;
+    if let Some(last) = current
+        && current_is_candidate
+    {
+        candidates.push((last, current_spans));
+    }
+    for (trace_id, mut spans) in candidates {
+        if found.load(Ordering::Relaxed) >= wanted {
+            break;
+        }
+        let mut elsewhere = false;
+        for (other_index, other) in units.iter().enumerate() {
+            if other_index != unit_index && other.may_contain_trace(trace_id)? {
+                elsewhere = true;
+                break;
+            }
+        }
+        if elsewhere {
+            outcome.deferred.push(trace_id);
+            continue;
+        }
+        outcome.inspected_traces += 1;
+        sort_by_start(&mut spans);
+        let trace = Trace {
+            trace_id,
+            spans,
+            logs: Vec::new(),
+        };
+        if let Some(matched) = evaluate_trace(request, &trace, true) {
+            found.fetch_add(1, Ordering::Relaxed);
+            outcome.matches.push(matched);
+        }
+    }
+    Ok(outcome)
+}
+
 /// Candidate traces assembled from every unit in one pass over them.
-const ASSEMBLY_CHUNK: usize = 100_000;
+const ASSEMBLY_CHUNK: usize = 500_000;
 
 /// Every span of `traces` in every unit (decoding what `projection` asks
 /// for), by trace: each unit is read once, its row groups pruned by the

@@ -33,6 +33,10 @@ pub struct SearchRequest {
     /// Bound on the traces looked up by id (see
     /// [`DEFAULT_MAX_CANDIDATE_TRACES`]).
     pub max_candidate_traces: usize,
+    /// Passes over a unit that may stop early (finding the limit in the
+    /// newest data fast) before a whole-trace query reads the unit, and the
+    /// older ones, whole and in parallel.
+    pub early_passes: usize,
 }
 
 impl SearchRequest {
@@ -56,6 +60,7 @@ impl SearchRequest {
             min_trace_duration_nanos: None,
             max_trace_duration_nanos: None,
             max_candidate_traces: DEFAULT_MAX_CANDIDATE_TRACES,
+            early_passes: 3,
         })
     }
 

@@ -146,11 +146,17 @@ fn store(dir: &std::path::Path) -> Store {
 }
 
 fn run(store: &Store, query: &str, limit: usize) -> SearchResult {
+    run_with(store, query, limit, 3)
+}
+
+/// With `early_passes` 0 a whole-trace query reads every unit whole.
+fn run_with(store: &Store, query: &str, limit: usize, early_passes: usize) -> SearchResult {
     let query = tracewarden_traceql::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
-    let request = SearchRequest::new(query, T0, T0 + 3600 * SECOND)
+    let mut request = SearchRequest::new(query, T0, T0 + 3600 * SECOND)
         .unwrap()
         .with_limit(limit)
         .unwrap();
+    request.early_passes = early_passes;
     search(store, &request).unwrap()
 }
 
@@ -460,6 +466,45 @@ fn bulk_evaluation_of_many_candidates_is_exact() {
         .filter(|t| t % 3 == 0 && matches!(t % 5, 1 | 2))
         .collect();
     assert_eq!(trace_numbers(&from), expected);
+
+    // Small limits: early passes, then units read whole (in parallel),
+    // then assembly; always that many of the expected traces, each once.
+    for (limit, early_passes) in [1, 5, 50, 133, 134, 200]
+        .into_iter()
+        .flat_map(|limit| [(limit, 3), (limit, 0)])
+    {
+        let some = run_with(
+            &store,
+            r#"{ resource.service.name = "gateway" } > { resource.service.name = "location" }"#,
+            limit,
+            early_passes,
+        );
+        let found = trace_numbers(&some);
+        assert_eq!(found.len(), limit.min(134), "limit {limit}");
+        assert!(found.iter().all(|t| t % 3 == 0), "limit {limit}: {found:?}");
+        let mut unique = found.clone();
+        unique.dedup();
+        assert_eq!(unique, found, "limit {limit}");
+    }
+
+    // Every unit read whole, in parallel: the same answers.
+    for (query, expected) in [
+        (
+            r#"{ resource.service.name = "gateway" } > { resource.service.name = "location" }"#,
+            (0..400).filter(|t| t % 3 == 0).collect::<Vec<u16>>(),
+        ),
+        (
+            r#"{ resource.service.name = "location" } > { resource.service.name = "weather" }"#,
+            Vec::new(),
+        ),
+        (
+            r#"{ resource.service.name = "gateway" } >> { resource.service.name = "location" } && { resource.service.name = "weather" }"#,
+            (0..400).filter(|t| t % 3 != 0).collect(),
+        ),
+    ] {
+        let whole = run_with(&store, query, 1000, 0);
+        assert_eq!(trace_numbers(&whole), expected, "{query}");
+    }
 
     let never = run(
         &store,

@@ -192,6 +192,7 @@ async fn find_spans_searches_every_tier() {
         end_unix_nano: Some(after),
         service_name: Some("api-gateway".into()),
         equals: vec![(DedicatedColumn::HttpResponseStatusCode, "404".into())],
+        trace_ids: None,
         limit: None,
     };
     let found = store.find_spans(&filter).unwrap();

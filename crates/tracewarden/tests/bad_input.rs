@@ -747,9 +747,13 @@ async fn grpc_garbage_is_invalid_argument() {
 async fn the_api_answers_bad_and_unknown_ids_with_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start(dir.path()).await;
+    // A 16-digit id is Zipkin's 64-bit form (left-padded, as Tempo reads
+    // it): unknown, not malformed.
+    let answer = get(&server.api_url("/api/v1/traces/0123456789abcdef")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text());
     for bad in [
         "xyz",
-        "0123456789abcdef",
+        "0123456789abcdef0123456789abcdef00",
         "0123456789abcdef0123456789abcdeg",
         "00000000000000000000000000000000",
     ] {
