@@ -179,26 +179,13 @@ pub fn search_snapshot(
                     next_candidate += 1;
                     // Other units may hold more of it: it is assembled from
                     // every unit at the end, with the others like it.
-                    let mut elsewhere = false;
-                    for (other_index, other) in units.iter().enumerate() {
-                        if other_index != unit_index && other.may_contain_trace(trace_id)? {
-                            elsewhere = true;
-                            break;
-                        }
-                    }
-                    if elsewhere {
+                    if held_elsewhere(&units, unit_index, trace_id)? {
                         deferred.push(trace_id);
                         continue;
                     }
                     metrics.inspected_traces += 1;
-                    let mut spans = local.remove(&trace_id).unwrap_or_default();
-                    sort_by_start(&mut spans);
-                    let trace = Trace {
-                        trace_id,
-                        spans,
-                        logs: Vec::new(),
-                    };
-                    if let Some(found) = evaluate_trace(request, &trace, true) {
+                    let spans = local.remove(&trace_id).unwrap_or_default();
+                    if let Some(found) = evaluate_spans(request, trace_id, spans) {
                         matches.push(whole_match(
                             snapshot,
                             request,
@@ -305,14 +292,8 @@ pub fn search_snapshot(
                 }
                 metrics.inspected_traces += 1;
                 metrics.assembled_traces += 1;
-                let mut spans = gathered.remove(&trace_id).unwrap_or_default();
-                sort_by_start(&mut spans);
-                let trace = Trace {
-                    trace_id,
-                    spans,
-                    logs: Vec::new(),
-                };
-                if let Some(found) = evaluate_trace(request, &trace, true) {
+                let spans = gathered.remove(&trace_id).unwrap_or_default();
+                if let Some(found) = evaluate_spans(request, trace_id, spans) {
                     matches.push(whole_match(
                         snapshot,
                         request,
@@ -572,34 +553,50 @@ fn read_whole_unit(
     {
         candidates.push((last, current_spans));
     }
-    for (trace_id, mut spans) in candidates {
+    for (trace_id, spans) in candidates {
         if found.load(Ordering::Relaxed) >= wanted {
             break;
         }
-        let mut elsewhere = false;
-        for (other_index, other) in units.iter().enumerate() {
-            if other_index != unit_index && other.may_contain_trace(trace_id)? {
-                elsewhere = true;
-                break;
-            }
-        }
-        if elsewhere {
+        if held_elsewhere(units, unit_index, trace_id)? {
             outcome.deferred.push(trace_id);
             continue;
         }
         outcome.inspected_traces += 1;
-        sort_by_start(&mut spans);
-        let trace = Trace {
-            trace_id,
-            spans,
-            logs: Vec::new(),
-        };
-        if let Some(matched) = evaluate_trace(request, &trace, true) {
+        if let Some(matched) = evaluate_spans(request, trace_id, spans) {
             found.fetch_add(1, Ordering::Relaxed);
             outcome.matches.push(matched);
         }
     }
     Ok(outcome)
+}
+
+/// Whether a unit other than `unit_index` may hold spans of the trace.
+fn held_elsewhere(
+    units: &[ScanUnit],
+    unit_index: usize,
+    trace_id: TraceId,
+) -> Result<bool, SearchError> {
+    for (other_index, other) in units.iter().enumerate() {
+        if other_index != unit_index && other.may_contain_trace(trace_id)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Evaluates the query on a trace's spans gathered from scans.
+fn evaluate_spans(
+    request: &SearchRequest,
+    trace_id: TraceId,
+    mut spans: Vec<SpanRecord>,
+) -> Option<TraceMatch> {
+    sort_by_start(&mut spans);
+    let trace = Trace {
+        trace_id,
+        spans,
+        logs: Vec::new(),
+    };
+    evaluate_trace(request, &trace, true)
 }
 
 /// Candidate traces assembled from every unit in one pass over them.
