@@ -110,6 +110,52 @@ async fn start(data_dir: &Path, config: &Path) -> TestServer {
     server
 }
 
+/// Sends every batch, retrying on 429 after the hint as an OTLP exporter
+/// does (bounded, so a wedged server still fails the test).
+async fn send_all(server: &TestServer) {
+    let http = Http::new();
+    let url = server.otlp_http_url("/v1/traces");
+    for b in 0..BATCHES {
+        // Memory holds twice flush_spans before the store pushes back with
+        // 429 until a flush catches up.
+        let mut attempts = 0;
+        let response = loop {
+            let response = http
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/x-protobuf")],
+                    batch(b),
+                )
+                .await;
+            if response.status != StatusCode::TOO_MANY_REQUESTS || attempts == 60 {
+                break response;
+            }
+            attempts += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "batch {b}: {}",
+            response.text()
+        );
+    }
+}
+
+/// Waits until the lifecycle thread has written a segment.
+async fn wait_for_segment(server: &TestServer, data_dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while segment_files(data_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no segment written\n--- stderr\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every trace has exactly its spans, each once.
 async fn check_all(server: &TestServer) {
     let http = Http::new();
@@ -146,45 +192,9 @@ async fn segments_are_written_flushed_on_sigterm_and_verify() {
     std::fs::write(&config, "[store]\nflush_spans = 1000\n").unwrap();
 
     let mut server = start(&data_dir, &config).await;
-    let http = Http::new();
-    let url = server.otlp_http_url("/v1/traces");
-    for b in 0..BATCHES {
-        // Memory holds twice flush_spans before the store pushes back with
-        // 429 until a flush catches up: retry after the hint, as an OTLP
-        // exporter does (bounded, so a wedged server still fails the test).
-        let mut attempts = 0;
-        let response = loop {
-            let response = http
-                .send(
-                    Method::POST,
-                    &url,
-                    &[("content-type", "application/x-protobuf")],
-                    batch(b),
-                )
-                .await;
-            if response.status != StatusCode::TOO_MANY_REQUESTS || attempts == 60 {
-                break response;
-            }
-            attempts += 1;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        assert_eq!(
-            response.status,
-            StatusCode::OK,
-            "batch {b}: {}",
-            response.text()
-        );
-    }
+    send_all(&server).await;
     // 3000 spans against a threshold of 1000: the lifecycle thread flushes.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while segment_files(&data_dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no segment written\n--- stderr\n{}",
-            server.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_segment(&server, &data_dir).await;
     check_all(&server).await;
 
     let status = server.terminate();
@@ -216,4 +226,102 @@ async fn segments_are_written_flushed_on_sigterm_and_verify() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn encryption_at_rest_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let key = dir.path().join("store.key");
+    let generate = Command::new(common::binary())
+        .args(["encryption-key", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(generate.status.success(), "{generate:?}");
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nflush_spans = 1000\nencryption_key_file = {:?}\n",
+            key.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let mut server = start(&data_dir, &config).await;
+    send_all(&server).await;
+    wait_for_segment(&server, &data_dir).await;
+    check_all(&server).await;
+    assert!(server.terminate().success(), "{}", server.stderr());
+    drop(server);
+
+    // Neither the WAL nor the segments hold a value in clear.
+    let files = files_under(&data_dir);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".spans.parquet"))
+    );
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [&b"GET /orders/"[..], b"192.0.2.", b"orders"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {:?} in clear",
+                file.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    // With the key everything comes back; verify needs no key.
+    let mut server = start(&data_dir, &config).await;
+    check_all(&server).await;
+    server.terminate();
+    drop(server);
+    let verify = Command::new(common::binary())
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+
+    // Without the key the server refuses to start, and says why.
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, "[store]\nflush_spans = 1000\n").unwrap();
+    let mut args: Vec<OsString> = vec!["--config".into(), plain.as_os_str().to_owned()];
+    args.extend(port_zero_args(&data_dir));
+    match TestServer::spawn(&args, &data_dir).await {
+        Ok(mut server) => {
+            let exit = server.wait_exit(Duration::from_secs(30));
+            assert!(
+                exit.is_some_and(|status| !status.success()),
+                "started without the key\n{}",
+                server.stderr()
+            );
+            assert!(server.stderr().contains("key"), "{}", server.stderr());
+        }
+        Err(failure) => {
+            assert!(failure.stderr.contains("key"), "{failure:?}");
+        }
+    }
 }
