@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracewarden_model::{SpanRecord, StatusCode, Trace, TraceId};
-use tracewarden_store::{DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, Store};
+use tracewarden_store::{
+    DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, Store, StoreError,
+};
 use tracewarden_traceql::{AttributeScope, Field, Intrinsic, Query, SpanSet, Static, TraceView};
 
 use crate::SearchError;
@@ -112,7 +114,7 @@ pub fn search_snapshot(
             let mut overflow = false;
             let mut current: Option<TraceId> = None;
             // A break is recorded in `stopped_early` or `overflow`.
-            let _ = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
                 metrics.inspected_spans += 1;
                 pass_inspected += 1;
                 let trace_id = record.span.trace_id;
@@ -151,7 +153,13 @@ pub fn search_snapshot(
                     }
                 }
                 ControlFlow::Continue(())
-            })?;
+            });
+            if let Err(error) = scanned {
+                // One damaged segment does not hide the others; the result
+                // says what it could not read.
+                unreadable(&mut metrics, unit, &error);
+                break;
+            }
             if overflow {
                 metrics.partial = Some(format!(
                     "stopped after {MAX_BUFFERED_SPANS} matching spans; narrow the query or the time range"
@@ -166,13 +174,22 @@ pub fn search_snapshot(
                 && (pending >= BULK_CANDIDATES
                     || pass_inspected / pending as u64 <= SPANS_PER_LOOKUP)
             {
-                let mut local = bulk_read(
+                let mut local = match bulk_read(
                     unit,
                     &candidates[next_candidate..],
                     projection,
                     &mut metrics,
-                )?;
-                while next_candidate < candidates.len() && matches.len() < request.limit {
+                ) {
+                    Ok(local) => local,
+                    Err(error) => {
+                        unreadable(&mut metrics, unit, &error);
+                        HashMap::new()
+                    }
+                };
+                while next_candidate < candidates.len()
+                    && matches.len() < request.limit
+                    && !local.is_empty()
+                {
                     let Some(&trace_id) = candidates.get(next_candidate) else {
                         break;
                     };
@@ -258,6 +275,10 @@ pub fn search_snapshot(
             request.limit - matches.len(),
         )?;
         for outcome in outcomes {
+            if let (Some(error), Some(unit)) = (&outcome.unreadable, units.get(outcome.unit_index))
+            {
+                unreadable(&mut metrics, unit, error);
+            }
             metrics.inspected_spans += outcome.inspected_spans;
             metrics.inspected_traces += outcome.inspected_traces;
             deferred.extend(outcome.deferred);
@@ -404,7 +425,7 @@ fn bulk_read(
     traces: &[TraceId],
     projection: SpanProjection,
     metrics: &mut SearchMetrics,
-) -> Result<HashMap<TraceId, Vec<SpanRecord>>, SearchError> {
+) -> Result<HashMap<TraceId, Vec<SpanRecord>>, StoreError> {
     let wanted: HashSet<TraceId> = traces.iter().copied().collect();
     let mut left = wanted.len();
     let mut current: Option<TraceId> = None;
@@ -433,6 +454,8 @@ fn bulk_read(
 /// What reading one unit whole found.
 #[derive(Default)]
 struct UnitOutcome {
+    unit_index: usize,
+    unreadable: Option<StoreError>,
     matches: Vec<TraceMatch>,
     deferred: Vec<TraceId>,
     inspected_spans: u64,
@@ -511,7 +534,10 @@ fn read_whole_unit(
     found: &AtomicUsize,
     wanted: usize,
 ) -> Result<UnitOutcome, SearchError> {
-    let mut outcome = UnitOutcome::default();
+    let mut outcome = UnitOutcome {
+        unit_index,
+        ..UnitOutcome::default()
+    };
     let Some(unit) = units.get(unit_index) else {
         return Ok(outcome);
     };
@@ -523,8 +549,9 @@ fn read_whole_unit(
     let mut current_is_candidate = false;
     let mut candidates: Vec<(TraceId, Vec<SpanRecord>)> = Vec::new();
     let in_range = |start: u64| start >= request.start_unix_nano && start < request.end_unix_nano;
-    let _ = unit.for_each_span_projected(&SpanFilter::default(), projection, &mut |record| {
-        outcome.inspected_spans += 1;
+    let mut inspected = 0;
+    let scanned = unit.for_each_span_projected(&SpanFilter::default(), projection, &mut |record| {
+        inspected += 1;
         let trace_id = record.span.trace_id;
         if current != Some(trace_id) {
             if let Some(previous) = current.take()
@@ -547,7 +574,12 @@ fn read_whole_unit(
         }
         current_spans.push(record.clone());
         ControlFlow::Continue(())
-    })?;
+    });
+    outcome.inspected_spans = inspected;
+    if let Err(error) = scanned {
+        outcome.unreadable = Some(error);
+        return Ok(outcome);
+    }
     if let Some(last) = current
         && current_is_candidate
     {
@@ -577,11 +609,24 @@ fn held_elsewhere(
     trace_id: TraceId,
 ) -> Result<bool, SearchError> {
     for (other_index, other) in units.iter().enumerate() {
-        if other_index != unit_index && other.may_contain_trace(trace_id)? {
+        // A bloom filter that cannot be read rules nothing out.
+        if other_index != unit_index && other.may_contain_trace(trace_id).unwrap_or(true) {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Notes a unit that could not be read in the result's metrics.
+fn unreadable(metrics: &mut SearchMetrics, unit: &ScanUnit, error: &StoreError) {
+    let what = match unit.segment_id() {
+        Some(id) => format!("segment {id}: {error}"),
+        None => format!("memory tier: {error}"),
+    };
+    tracing::error!(%what, "a search could not read part of the store; its result may be incomplete");
+    if !metrics.unreadable.contains(&what) {
+        metrics.unreadable.push(what);
+    }
 }
 
 /// Evaluates the query on a trace's spans gathered from scans.
@@ -617,14 +662,19 @@ fn assemble(
     };
     let mut gathered: HashMap<TraceId, Vec<SpanRecord>> = HashMap::with_capacity(traces.len());
     for unit in units {
-        let _ = unit.for_each_span_projected(&filter, projection, &mut |record| {
-            metrics.inspected_spans += 1;
+        let mut inspected = 0;
+        let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            inspected += 1;
             gathered
                 .entry(record.span.trace_id)
                 .or_default()
                 .push(record.clone());
             ControlFlow::Continue(())
-        })?;
+        });
+        metrics.inspected_spans += inspected;
+        if let Err(error) = scanned {
+            unreadable(metrics, unit, &error);
+        }
     }
     Ok(gathered)
 }

@@ -75,4 +75,7 @@ pub struct SearchMetrics {
     /// other than having found `limit` traces (the candidate bound): the
     /// result may miss matches.
     pub partial: Option<String>,
+    /// Parts of the store that could not be read (a damaged segment): the
+    /// search went on without them, so it may miss matches.
+    pub unreadable: Vec<String>,
 }

@@ -524,3 +524,45 @@ fn bulk_evaluation_of_many_candidates_is_exact() {
     let expected: Vec<u16> = (0..400).filter(|t| t % 3 != 0).collect();
     assert_eq!(trace_numbers(&via_weather), expected);
 }
+
+#[test]
+fn a_damaged_segment_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let spans_file = std::fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".spans.parquet"))
+        .unwrap();
+    // Its footer was read at open; its pages are gone now.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&spans_file)
+        .unwrap()
+        .set_len(64)
+        .unwrap();
+    for query in [
+        "{ }",
+        r#"{ span.http.response.status_code = 401 } && { resource.service.name = "gateway" }"#,
+    ]
+    .into_iter()
+    .flat_map(|q| [(q, 0), (q, 3)])
+    {
+        let (query, early_passes) = query;
+        let result = run_with(&store, query, 20, early_passes);
+        // Traces 2 and 3 lived only in the segment; 1 keeps its hot span.
+        let found = ids(&result);
+        assert!(
+            found.contains(&4) && !found.contains(&2),
+            "{query}: {found:?}"
+        );
+        assert_eq!(
+            result.metrics.unreadable.len(),
+            1,
+            "{query}: {:?}",
+            result.metrics
+        );
+        assert!(result.metrics.unreadable[0].starts_with("segment 1: "));
+    }
+}

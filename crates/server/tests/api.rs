@@ -107,6 +107,7 @@ async fn trace_round_trip_through_pipeline_and_api() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["traceId"], "5b8efff798038103d269b633813fc60c");
     assert_eq!(body["spanCount"], 2);
+    assert_eq!(body["incomplete"], false);
     let spans = body["spans"].as_array().unwrap();
     assert_eq!(
         spans[0]["name"], "SELECT users",
@@ -190,5 +191,54 @@ async fn unknown_and_malformed_ids() {
             .as_str()
             .unwrap()
             .contains("/api/v1/nothing")
+    );
+}
+
+#[tokio::test]
+async fn a_trace_with_an_unreadable_segment_is_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(Pipeline::new());
+    let app = router(ApiState {
+        pipeline: pipeline.clone(),
+    });
+    let (store, _) = Store::open(StoreOptions {
+        lifecycle_thread: false,
+        ..StoreOptions::new(dir.path().to_path_buf())
+    })
+    .unwrap();
+    let store = Arc::new(store);
+    pipeline.set_store(Arc::clone(&store));
+    pipeline.submit(batch()).await.unwrap();
+    store.flush().unwrap();
+    // A later span of the same trace stays in memory.
+    let mut late = batch();
+    late.resource_logs.clear();
+    late.resource_spans[0].scope_spans[0].spans.truncate(1);
+    late.resource_spans[0].scope_spans[0].spans[0].span_id = SpanId::from_bytes([9; 8]);
+    pipeline.submit(late).await.unwrap();
+    // The segment's data pages are gone (its footer was read at open).
+    let segments = dir.path().join("segments");
+    let spans_file = std::fs::read_dir(&segments)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".spans.parquet"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&spans_file)
+        .unwrap()
+        .set_len(64)
+        .unwrap();
+
+    let (status, body) = get(&app, "/api/v1/traces/5b8efff798038103d269b633813fc60c").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["incomplete"], true, "{body}");
+    assert_eq!(body["spanCount"], 1, "{body}");
+    let problems = body["unreadableSegments"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{body}");
+    assert!(
+        problems[0].as_str().unwrap().starts_with("segment 1: "),
+        "{body}"
     );
 }

@@ -109,6 +109,7 @@ pub use integrity::{
 };
 pub use lifecycle::{
     CompactionOptions, FailPoint, FailPoints, LifecycleOptions, LsnSet, RetentionOptions,
+    TraceLookup, UnreadableSegment,
 };
 pub use segment::{
     DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, SpanProjection, WrittenFile,

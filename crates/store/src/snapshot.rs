@@ -13,8 +13,8 @@ use tracewarden_model::{SpanRecord, Trace, TraceId};
 
 use crate::Result;
 use crate::hot::HotTier;
-use crate::lifecycle::TierState;
 use crate::lifecycle::span_matches;
+use crate::lifecycle::{TierState, TraceLookup};
 use crate::segment::{Segment, SpanFilter, SpanProjection};
 
 /// The store's tiers at one instant. Cheap to take (a few `Arc` clones).
@@ -48,6 +48,11 @@ impl Snapshot {
     /// The whole trace as this snapshot holds it (see [`crate::Store::trace`]).
     pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
         self.state.trace(trace_id)
+    }
+
+    /// [`Snapshot::trace`], naming the segments that could not be read.
+    pub fn trace_checked(&self, trace_id: TraceId) -> TraceLookup {
+        self.state.trace_checked(trace_id)
     }
 }
 

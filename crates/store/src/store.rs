@@ -451,6 +451,12 @@ impl Store {
         self.tiers.trace(trace_id)
     }
 
+    /// [`Store::trace`], also naming the segments that could not be read,
+    /// so a caller can say the trace may be incomplete.
+    pub fn trace_checked(&self, trace_id: TraceId) -> crate::TraceLookup {
+        self.tiers.snapshot().trace_checked(trace_id)
+    }
+
     /// The spans matching `filter` in every tier (the in-memory ones
     /// filtered in memory, segments pruned by their statistics and bloom
     /// filters), ordered by start time. With `filter.limit`, at most that

@@ -14,6 +14,12 @@ pub struct TraceResponse {
     pub trace_id: String,
     pub span_count: usize,
     pub log_count: usize,
+    /// True when a segment holding part of the store could not be read:
+    /// the trace may miss spans or log records (`unreadableSegments` says
+    /// which, and why).
+    pub incomplete: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_segments: Vec<String>,
     /// Spans by start time.
     pub spans: Vec<SpanJson>,
     /// Log records carrying the trace id, by time.
@@ -31,10 +37,25 @@ pub async fn get_trace(
         ApiError::Unavailable("the write-ahead log is being replayed".to_string())
     })?;
     // A lookup may read segment files: keep it off the async workers.
-    let trace = tokio::task::spawn_blocking(move || store.trace(id))
+    let lookup = tokio::task::spawn_blocking(move || store.trace_checked(id))
         .await
-        .map_err(|e| ApiError::Internal(format!("trace lookup task failed: {e}")))?
-        .ok_or_else(|| ApiError::NotFound(format!("trace {} not found", id.to_hex())))?;
+        .map_err(|e| ApiError::Internal(format!("trace lookup task failed: {e}")))?;
+    let unreadable_segments: Vec<String> = lookup
+        .unreadable
+        .iter()
+        .map(|u| format!("segment {}: {}", u.segment, u.error))
+        .collect();
+    let trace = lookup.trace.ok_or_else(|| {
+        if unreadable_segments.is_empty() {
+            ApiError::NotFound(format!("trace {} not found", id.to_hex()))
+        } else {
+            ApiError::Internal(format!(
+                "trace {} not found in the readable tiers; unreadable: {}",
+                id.to_hex(),
+                unreadable_segments.join("; ")
+            ))
+        }
+    })?;
     let spans: Vec<SpanJson> = trace
         .spans
         .iter()
@@ -49,6 +70,8 @@ pub async fn get_trace(
         trace_id: id.to_hex(),
         span_count: spans.len(),
         log_count: logs.len(),
+        incomplete: !unreadable_segments.is_empty(),
+        unreadable_segments,
         spans,
         logs,
     }))

@@ -82,6 +82,7 @@ pub use options::{
     CompactionOptions, LifecycleOptions, RetentionOptions, format_duration, parse_duration,
 };
 pub(crate) use tiers::TierState;
+pub use tiers::{TraceLookup, UnreadableSegment};
 
 use crate::error::{Result, StoreError};
 use crate::integrity::{ChainWriter, Manifest, SigningKey, manifest_file_name};

@@ -26,6 +26,22 @@ use crate::hot::{HotCounts, HotTier, LogEntry, SpanRecord, Trace};
 use crate::segment::{Segment, SpanFilter};
 use crate::wal::Lsn;
 
+/// A trace lookup, with the segments that could not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceLookup {
+    /// `None` when no readable tier holds a span or log record of the trace.
+    pub trace: Option<Trace>,
+    /// Segments that failed to read: the trace may miss what they hold.
+    pub unreadable: Vec<UnreadableSegment>,
+}
+
+/// A segment a read could not use, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadableSegment {
+    pub segment: u64,
+    pub error: String,
+}
+
 /// The tiers as one reader sees them.
 #[derive(Clone)]
 pub(crate) struct TierState {
@@ -40,39 +56,57 @@ impl TierState {
     /// time (then span id), logs by time. A segment that fails to read is
     /// logged and left out, so one damaged file does not hide the rest.
     pub fn trace(&self, trace_id: TraceId) -> Option<Trace> {
-        let state = self;
+        self.trace_checked(trace_id).trace
+    }
+
+    /// [`TierState::trace`], also naming the segments that could not be
+    /// read (the trace may then miss spans).
+    pub fn trace_checked(&self, trace_id: TraceId) -> TraceLookup {
         let mut spans = Vec::new();
         let mut logs = Vec::new();
-        for tier in state.memory() {
+        let mut unreadable = Vec::new();
+        for tier in self.memory() {
             if let Some(trace) = tier.trace(trace_id) {
                 spans.extend(trace.spans);
                 logs.extend(trace.logs);
             }
         }
-        for segment in state.segments.iter() {
+        for segment in self.segments.iter() {
             match segment.trace(trace_id) {
                 Ok((segment_spans, segment_logs)) => {
                     spans.extend(segment_spans);
                     logs.extend(segment_logs);
                 }
-                Err(error) => tracing::error!(
-                    segment = segment.id(),
-                    %trace_id,
-                    %error,
-                    "failed to read a trace from a segment; the trace is incomplete"
-                ),
+                Err(error) => {
+                    tracing::error!(
+                        segment = segment.id(),
+                        %trace_id,
+                        %error,
+                        "failed to read a trace from a segment; the trace is incomplete"
+                    );
+                    unreadable.push(UnreadableSegment {
+                        segment: segment.id(),
+                        error: error.to_string(),
+                    });
+                }
             }
         }
         if spans.is_empty() && logs.is_empty() {
-            return None;
+            return TraceLookup {
+                trace: None,
+                unreadable,
+            };
         }
         sort_spans(&mut spans);
         logs.sort_by_key(|l| l.record.effective_time_unix_nano());
-        Some(Trace {
-            trace_id,
-            spans,
-            logs,
-        })
+        TraceLookup {
+            trace: Some(Trace {
+                trace_id,
+                spans,
+                logs,
+            }),
+            unreadable,
+        }
     }
 
     /// The in-memory tiers, hot first.

@@ -57,6 +57,9 @@ pub struct MetricsJson {
     /// limit: the result may miss matches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// Segments that could not be read (the search went on without them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 impl SearchResponse {
@@ -102,6 +105,7 @@ fn metrics(m: &SearchMetrics) -> MetricsJson {
         scanned_units: m.scanned_units,
         skipped_units: m.skipped_units,
         partial: m.partial.clone(),
+        unreadable: m.unreadable.clone(),
     }
 }
 
