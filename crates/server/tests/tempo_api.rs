@@ -653,6 +653,26 @@ async fn tags_and_tag_values() {
         resource["tagValues"][0],
         json!({ "type": "string", "value": "gateway" })
     );
+    // Grafana sends the query being edited as `q`: only spans passing it
+    // count, so the values offered narrow down.
+    let narrowed = get(
+        &f.app,
+        &format!(
+            "/api/v2/search/tag/span.http.response.status_code/values?q=%7B%20resource.service.name%20%3D%20%22gateway%22%20%26%26%20span.http.response.status_code%20%3E%20300%20%7D&{RANGE}"
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        narrowed,
+        json!({ "tagValues": [ { "type": "int", "value": "401" } ] })
+    );
+    let bad = get(
+        &f.app,
+        &format!("/api/v2/search/tag/name/values?q=%7B%20.a%20%3D%20%7D&{RANGE}"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let status = get(&f.app, &format!("/api/v2/search/tag/status/values?{RANGE}"))
         .await
         .json();

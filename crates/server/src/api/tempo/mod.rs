@@ -293,27 +293,45 @@ async fn trace_v2(
     ))
 }
 
-/// The spans of a tag request's range, at most [`MAX_SPANS_INSPECTED`].
+/// The spans of a tag request's range, at most [`MAX_SPANS_INSPECTED`]
+/// handed over by the store. With a TraceQL `q` (Grafana sends the query
+/// being edited), only spans that pass its filter: the store prunes with
+/// what the query implies, and a single-filter query is applied to each
+/// span; a query that needs whole traces (structural operators) only
+/// prunes.
 async fn spans_in_range(
     state: &ApiState,
     params: &HashMap<String, String>,
 ) -> Result<Vec<SpanRecord>, TempoError> {
     let (start, end) = tag_range(params)?;
+    let query = match params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) {
+        Some(text) => Some(
+            tracewarden_traceql::parse(text)
+                .map_err(|e| TempoError::BadRequest(format!("invalid TraceQL query: {e}")))?,
+        ),
+        None => None,
+    };
     let store = state
         .pipeline
         .store()
         .cloned()
         .ok_or_else(TempoError::replaying)?;
+    let pushdown = query
+        .as_ref()
+        .map(|q| tracewarden_search::Pushdown::choose(&q.required_conditions()))
+        .unwrap_or_default();
     let filter = SpanFilter {
-        start_unix_nano: Some(start),
-        end_unix_nano: Some(end),
         limit: Some(MAX_SPANS_INSPECTED),
-        ..SpanFilter::default()
+        ..pushdown.filter(start, end)
     };
-    tokio::task::spawn_blocking(move || store.find_spans(&filter))
+    let mut records = tokio::task::spawn_blocking(move || store.find_spans(&filter))
         .await
         .map_err(|e| TempoError::Internal(format!("span scan task failed: {e}")))?
-        .map_err(|e| TempoError::Internal(format!("span scan failed: {e}")))
+        .map_err(|e| TempoError::Internal(format!("span scan failed: {e}")))?;
+    if let Some(query) = query.filter(|q| !q.needs_whole_trace()) {
+        records.retain(|record| query.matches_span(record));
+    }
+    Ok(records)
 }
 
 /// `GET /api/search/tags`: `{"tagNames": [...]}`.
