@@ -1,0 +1,530 @@
+//! The rule engine: runs match, threshold and sequence rules over spans as
+//! they arrive and returns detections.
+//!
+//! # Time
+//!
+//! Windows slide on event time: a span's start time (`start_time_unix_nano`).
+//! A span belongs to the window `(newest - window, newest]`, where `newest`
+//! is the newest start time seen for its key. Late data:
+//!
+//! - spans arrive out of order within a window: they are placed by their
+//!   start time and count normally;
+//! - a span older than the window, relative to the newest start time the
+//!   engine has seen for any span (the watermark) or for its key, can no
+//!   longer change a live window: it is dropped and counted in
+//!   [`RuleStats::late_spans`];
+//! - a span that starts more than [`EngineConfig::max_future_skew`] after
+//!   `now` (a wrong clock) is taken at `now` and counted in
+//!   [`RuleStats::future_spans`]; spans ahead of `now` within the skew
+//!   count at their own start time. The watermark never moves past `now`,
+//!   so one bad clock cannot make every other span late.
+//!
+//! # Memory
+//!
+//! Each threshold or sequence rule keeps state per key (the `group_by`
+//! values), at most [`EngineConfig::max_keys_per_rule`] keys. Creating a key
+//! in a full map evicts the least recently seen sixteenth of the keys,
+//! counted in [`RuleStats::evicted_keys`]; keys idle for a window are
+//! dropped ([`RuleStats::expired_keys`]). A threshold key keeps at most
+//! `count` entries (see `threshold.rs`), a sequence key at most `count + 64`
+//! per step.
+//!
+//! # Hot path
+//!
+//! For each span and rule the engine evaluates the rule's TraceQL condition
+//! ([`tracewarden_traceql::Query::matches_span`], allocation-free). Keys
+//! are built only for matching spans, into reused buffers; a key allocates
+//! only when it is new.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::path::Path;
+//! use tracewarden_detect::engine::Engine;
+//! use tracewarden_detect::rule::parse_rule;
+//! use tracewarden_model::{AnyValue, KeyValue, Span, SpanId, SpanRecord, TraceId};
+//!
+//! let rule = parse_rule(r#"
+//! id: login-401-burst
+//! title: Many failed logins from one address
+//! severity: high
+//! kind: threshold
+//! condition: '{ span.http.route = "/login" && span.http.response.status_code = 401 }'
+//! group_by: [span.client.address]
+//! window: 1m
+//! count: 3
+//! "#, Path::new("inline.yaml")).unwrap();
+//! let mut engine = Engine::new(vec![rule]);
+//! let base = 1_767_225_600_000_000_000u64;
+//! let spans: Vec<SpanRecord> = (0..5u8).map(|i| {
+//!     let mut span = Span::new(TraceId::from_bytes([i + 1; 16]), SpanId::from_bytes([1; 8]), "POST /login");
+//!     span.start_time_unix_nano = base + u64::from(i) * 1_000_000_000;
+//!     span.attributes.push(KeyValue::new("http.route", "/login"));
+//!     span.attributes.push(KeyValue::new("http.response.status_code", AnyValue::Int(401)));
+//!     span.attributes.push(KeyValue::new("client.address", "203.0.113.9"));
+//!     SpanRecord { resource: Arc::default(), scope: Arc::default(), span }
+//! }).collect();
+//! let detections = engine.process(&spans, base + 5_000_000_000);
+//! assert_eq!(detections.len(), 1, "fires once, at the third failure");
+//! assert_eq!(detections[0].key, vec![("span.client.address".to_string(), "203.0.113.9".to_string())]);
+//! assert_eq!(detections[0].count, 3);
+//! ```
+
+mod keys;
+mod sequence;
+mod threshold;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracewarden_model::{SpanRecord, TraceId};
+use tracewarden_traceql::TraceView;
+
+use crate::rule::{FieldRef, Rule, RuleKind, Severity};
+
+use keys::{KeyMap, build_key, decode_key};
+use sequence::SequenceKey;
+use threshold::{Crossing, ThresholdKey};
+
+/// A matching span: start time (unix nanoseconds) and trace id.
+pub(crate) type Hit = (u64, TraceId);
+
+/// Limits of the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Keys of state per threshold or sequence rule.
+    pub max_keys_per_rule: usize,
+    /// Trace ids sampled into a detection.
+    pub max_trace_ids: usize,
+    /// How far in the future (after `now`) a span may start before its
+    /// start time is clamped.
+    pub max_future_skew: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_keys_per_rule: 100_000,
+            max_trace_ids: 10,
+            max_future_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One alert-worthy finding, with its evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    pub rule_id: Arc<str>,
+    pub title: Arc<str>,
+    pub severity: Severity,
+    /// `match`, `threshold` or `sequence`.
+    pub kind: &'static str,
+    /// The actor: each `group_by` field (canonical TraceQL) and its value.
+    /// Empty for match rules and rules without `group_by`.
+    pub key: Vec<(String, String)>,
+    /// Matching spans in the window when a threshold rule fired (the
+    /// threshold), distinct values for `distinct` rules, spans in the chain
+    /// for sequence rules, matched spans for match rules.
+    pub count: u64,
+    /// Start time of the earliest span of the evidence (unix nanoseconds).
+    pub first_seen_unix_nano: u64,
+    /// Start time of the latest span of the evidence.
+    pub last_seen_unix_nano: u64,
+    /// Up to [`EngineConfig::max_trace_ids`] distinct trace ids of the
+    /// evidence, most recent first.
+    pub trace_ids: Vec<TraceId>,
+}
+
+/// Counters of one rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    pub rule_id: String,
+    /// Spans that satisfied the condition (any step for sequences).
+    pub matched_spans: u64,
+    pub detections: u64,
+    /// Matching spans that lacked a `group_by` or `distinct` field.
+    pub missing_key: u64,
+    /// Matching spans dropped as older than the window.
+    pub late_spans: u64,
+    /// Matching spans whose start time was clamped (too far in the future).
+    pub future_spans: u64,
+    /// Keys evicted because the rule reached `max_keys_per_rule`.
+    pub evicted_keys: u64,
+    /// Keys dropped after a window without spans.
+    pub expired_keys: u64,
+    /// Keys held now.
+    pub keys: usize,
+}
+
+/// Counters of the engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub spans: u64,
+    pub detections: u64,
+    /// Enabled rules that need whole traces: they run in
+    /// [`Engine::process_trace`], not on single spans.
+    pub trace_rules: usize,
+    pub rules: Vec<RuleStats>,
+}
+
+impl EngineStats {
+    pub fn evicted_keys(&self) -> u64 {
+        self.rules.iter().map(|r| r.evicted_keys).sum()
+    }
+
+    pub fn late_spans(&self) -> u64 {
+        self.rules.iter().map(|r| r.late_spans).sum()
+    }
+}
+
+enum State {
+    Match,
+    TraceMatch,
+    Threshold(KeyMap<ThresholdKey>),
+    Sequence(KeyMap<SequenceKey>),
+}
+
+struct Compiled {
+    rule: Rule,
+    rule_id: Arc<str>,
+    title: Arc<str>,
+    state: State,
+    stats: RuleStats,
+}
+
+/// Runs rules over spans. Single-threaded: give each worker its own engine
+/// over a partition of keys, or wrap it in a lock.
+pub struct Engine {
+    config: EngineConfig,
+    rules: Vec<Compiled>,
+    spans: u64,
+    detections: u64,
+    /// Newest (clamped) span start time seen.
+    watermark: u64,
+    key: String,
+    value: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .field("watermark", &self.watermark)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with the default limits. Disabled rules are left out.
+    pub fn new(rules: Vec<Rule>) -> Engine {
+        Engine::with_config(rules, EngineConfig::default())
+    }
+
+    pub fn with_config(rules: Vec<Rule>, config: EngineConfig) -> Engine {
+        let rules = rules
+            .into_iter()
+            .filter(|rule| rule.enabled)
+            .map(|rule| {
+                let state = match &rule.kind {
+                    RuleKind::Match(m) if m.needs_whole_trace() => State::TraceMatch,
+                    RuleKind::Match(_) => State::Match,
+                    RuleKind::Threshold(_) => {
+                        State::Threshold(KeyMap::new(config.max_keys_per_rule))
+                    }
+                    RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
+                };
+                Compiled {
+                    rule_id: Arc::from(rule.id.as_str()),
+                    title: Arc::from(rule.title.as_str()),
+                    stats: RuleStats {
+                        rule_id: rule.id.clone(),
+                        ..RuleStats::default()
+                    },
+                    rule,
+                    state,
+                }
+            })
+            .collect();
+        Engine {
+            config,
+            rules,
+            spans: 0,
+            detections: 0,
+            watermark: 0,
+            key: String::new(),
+            value: String::new(),
+        }
+    }
+
+    /// The enabled rules.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|c| &c.rule)
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            spans: self.spans,
+            detections: self.detections,
+            trace_rules: self
+                .rules
+                .iter()
+                .filter(|c| matches!(c.state, State::TraceMatch))
+                .count(),
+            rules: self
+                .rules
+                .iter()
+                .map(|c| {
+                    let mut stats = c.stats.clone();
+                    stats.keys = match &c.state {
+                        State::Threshold(keys) => keys.len(),
+                        State::Sequence(keys) => keys.len(),
+                        State::Match | State::TraceMatch => 0,
+                    };
+                    stats
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs the span-level rules (match, threshold, sequence) over `spans`,
+    /// in order. `now_unix_nano` is the current time, used only to clamp
+    /// start times from the future. Whole-trace match rules do not run here
+    /// (see [`Engine::process_trace`]).
+    pub fn process(&mut self, spans: &[SpanRecord], now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        let horizon = now_unix_nano.saturating_add(
+            u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
+        );
+        for record in spans {
+            self.spans += 1;
+            let start = record.span.start_time_unix_nano;
+            let (ts, future) = if start > horizon {
+                (now_unix_nano, true)
+            } else {
+                (start, false)
+            };
+            // Spans ahead of `now` (within the skew) count at their own
+            // time but do not move the watermark past `now`.
+            self.watermark = self.watermark.max(ts.min(now_unix_nano));
+            for compiled in &mut self.rules {
+                process_span(
+                    compiled,
+                    record,
+                    ts,
+                    future,
+                    self.watermark,
+                    &self.config,
+                    &mut self.key,
+                    &mut self.value,
+                    &mut detections,
+                );
+            }
+        }
+        self.detections += detections.len() as u64;
+        detections
+    }
+
+    /// Runs the whole-trace match rules (structural TraceQL, pipelines) over
+    /// one complete trace: every span of it, in any order. One detection
+    /// per matching rule, with the number of spans in its result.
+    pub fn process_trace(&mut self, spans: &[SpanRecord]) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if spans.is_empty() {
+            return detections;
+        }
+        let view = TraceView::new(spans);
+        for compiled in &mut self.rules {
+            let (State::TraceMatch, RuleKind::Match(rule)) = (&compiled.state, &compiled.rule.kind)
+            else {
+                continue;
+            };
+            if !spans.iter().any(|s| rule.condition.matches_span(s)) {
+                continue;
+            }
+            let sets = rule.condition.query().evaluate(&view);
+            if sets.is_empty() {
+                continue;
+            }
+            let mut matched: Vec<usize> =
+                sets.iter().flat_map(|s| s.spans.iter().copied()).collect();
+            matched.sort_unstable();
+            matched.dedup();
+            let times = matched
+                .iter()
+                .filter_map(|&i| spans.get(i))
+                .map(|s| s.span.start_time_unix_nano);
+            let first = times.clone().min().unwrap_or(view.start_unix_nano());
+            let last = times.max().unwrap_or(view.start_unix_nano());
+            compiled.stats.matched_spans += matched.len() as u64;
+            compiled.stats.detections += 1;
+            detections.push(Detection {
+                rule_id: compiled.rule_id.clone(),
+                title: compiled.title.clone(),
+                severity: compiled.rule.severity,
+                kind: "match",
+                key: Vec::new(),
+                count: matched.len() as u64,
+                first_seen_unix_nano: first,
+                last_seen_unix_nano: last,
+                trace_ids: spans.first().map(|s| s.span.trace_id).into_iter().collect(),
+            });
+        }
+        self.detections += detections.len() as u64;
+        detections
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process_span(
+    compiled: &mut Compiled,
+    record: &SpanRecord,
+    ts: u64,
+    future: bool,
+    watermark: u64,
+    config: &EngineConfig,
+    key: &mut String,
+    value: &mut String,
+    detections: &mut Vec<Detection>,
+) {
+    let Compiled {
+        rule,
+        rule_id,
+        title,
+        state,
+        stats,
+    } = compiled;
+    let hit = (ts, record.span.trace_id);
+    let make = |group_by: &[FieldRef], key: &str, crossing: Crossing| Detection {
+        rule_id: rule_id.clone(),
+        title: title.clone(),
+        severity: rule.severity,
+        kind: rule.kind.name(),
+        key: group_by
+            .iter()
+            .map(|f| f.as_str().to_string())
+            .zip(decode_key(key))
+            .collect(),
+        count: crossing.count,
+        first_seen_unix_nano: crossing.first_seen,
+        last_seen_unix_nano: crossing.last_seen,
+        trace_ids: crossing.trace_ids,
+    };
+    match (state, &rule.kind) {
+        (State::Match, RuleKind::Match(m)) => {
+            if !m.condition.matches_span(record) {
+                return;
+            }
+            stats.matched_spans += 1;
+            stats.future_spans += u64::from(future);
+            stats.detections += 1;
+            detections.push(make(
+                &[],
+                "",
+                Crossing {
+                    count: 1,
+                    first_seen: ts,
+                    last_seen: ts,
+                    trace_ids: vec![record.span.trace_id],
+                },
+            ));
+        }
+        (State::Threshold(keys), RuleKind::Threshold(t)) => {
+            if !t.condition.matches_span(record) {
+                return;
+            }
+            stats.matched_spans += 1;
+            stats.future_spans += u64::from(future);
+            let window = duration_nanos(t.window);
+            keys.sweep(watermark, window, stats);
+            if ts.saturating_add(window) <= watermark {
+                stats.late_spans += 1;
+                return;
+            }
+            if !build_key(&t.group_by, record, key, value) {
+                stats.missing_key += 1;
+                return;
+            }
+            let distinct = match &t.distinct {
+                None => None,
+                Some(field) => {
+                    value.clear();
+                    if !field.write_value(record, value) {
+                        stats.missing_key += 1;
+                        return;
+                    }
+                    Some(value.as_str())
+                }
+            };
+            let Some(slot) = keys.slot(key, stats) else {
+                return;
+            };
+            if ts.saturating_add(window) <= slot.newest {
+                stats.late_spans += 1;
+                return;
+            }
+            slot.newest = slot.newest.max(ts);
+            let newest = slot.newest;
+            if let Some(crossing) =
+                slot.value
+                    .record(hit, distinct, newest, window, t.count, config.max_trace_ids)
+            {
+                stats.detections += 1;
+                detections.push(make(&t.group_by, key, crossing));
+            }
+        }
+        (State::Sequence(keys), RuleKind::Sequence(s)) => {
+            let mut matched = 0u32;
+            for (i, step) in s.steps.iter().enumerate() {
+                if step.condition.matches_span(record) {
+                    matched |= 1 << i;
+                }
+            }
+            if matched == 0 {
+                return;
+            }
+            stats.matched_spans += 1;
+            stats.future_spans += u64::from(future);
+            let window = duration_nanos(s.window);
+            keys.sweep(watermark, window, stats);
+            if ts.saturating_add(window) <= watermark {
+                stats.late_spans += 1;
+                return;
+            }
+            if !build_key(&s.group_by, record, key, value) {
+                stats.missing_key += 1;
+                return;
+            }
+            let Some(slot) = keys.slot(key, stats) else {
+                return;
+            };
+            if ts.saturating_add(window) <= slot.newest {
+                stats.late_spans += 1;
+                return;
+            }
+            slot.newest = slot.newest.max(ts);
+            let newest = slot.newest;
+            // Step counts are few (at most MAX_STEPS) and fixed per rule.
+            let mut counts = [0u64; crate::rule::MAX_STEPS];
+            for (c, step) in counts.iter_mut().zip(&s.steps) {
+                *c = step.count;
+            }
+            let counts = counts.get(..s.steps.len()).unwrap_or(&[]);
+            if let Some(crossing) =
+                slot.value
+                    .record(matched, hit, newest, window, counts, config.max_trace_ids)
+            {
+                stats.detections += 1;
+                detections.push(make(&s.group_by, key, crossing));
+            }
+        }
+        // A state always matches its rule's kind (both set in `with_config`);
+        // whole-trace rules run in `process_trace`.
+        _ => {}
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

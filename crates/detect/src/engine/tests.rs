@@ -1,0 +1,284 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use tracewarden_model::{AnyValue, KeyValue, Span, SpanId, StatusCode};
+
+use super::*;
+use crate::rule::parse_rule;
+
+const SEC: u64 = 1_000_000_000;
+const BASE: u64 = 1_767_225_600 * SEC;
+
+fn rule(text: &str) -> Rule {
+    parse_rule(text, Path::new("t.yaml")).unwrap()
+}
+
+fn span(t_secs: u64, trace: u8, attrs: &[(&str, AnyValue)]) -> SpanRecord {
+    let mut span = Span::new(
+        TraceId::from_bytes([trace; 16]),
+        SpanId::from_bytes([trace | 1; 8]),
+        "POST /login",
+    );
+    span.start_time_unix_nano = BASE + t_secs * SEC;
+    span.end_time_unix_nano = span.start_time_unix_nano + 1_000;
+    for (k, v) in attrs {
+        span.attributes.push(KeyValue::new(*k, v.clone()));
+    }
+    SpanRecord {
+        resource: Arc::default(),
+        scope: Arc::default(),
+        span,
+    }
+}
+
+fn login(t_secs: u64, trace: u8, address: &str, user: &str, status: i64) -> SpanRecord {
+    span(
+        t_secs,
+        trace,
+        &[
+            ("http.route", AnyValue::from("/login")),
+            ("client.address", AnyValue::from(address)),
+            ("enduser.id", AnyValue::from(user)),
+            ("http.response.status_code", AnyValue::Int(status)),
+        ],
+    )
+}
+
+const THRESHOLD: &str = "id: burst\ntitle: Burst\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 3\n";
+
+#[test]
+fn threshold_counts_per_key_and_fires_once() {
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    let spans = vec![
+        login(0, 1, "10.0.0.1", "a", 401),
+        login(1, 2, "10.0.0.2", "a", 401),
+        login(2, 3, "10.0.0.1", "a", 200),
+        login(3, 4, "10.0.0.1", "a", 401),
+        login(4, 5, "10.0.0.2", "a", 401),
+        login(5, 6, "10.0.0.1", "a", 401),
+        login(6, 7, "10.0.0.1", "a", 401),
+        login(7, 8, "10.0.0.1", "a", 401),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    assert_eq!(detections.len(), 1);
+    let d = &detections[0];
+    assert_eq!(&*d.rule_id, "burst");
+    assert_eq!(d.kind, "threshold");
+    assert_eq!(d.severity, Severity::High);
+    assert_eq!(
+        d.key,
+        vec![("span.client.address".to_string(), "10.0.0.1".to_string())]
+    );
+    assert_eq!(d.count, 3);
+    assert_eq!(d.first_seen_unix_nano, BASE);
+    assert_eq!(d.last_seen_unix_nano, BASE + 5 * SEC);
+    assert_eq!(
+        d.trace_ids,
+        vec![
+            TraceId::from_bytes([6; 16]),
+            TraceId::from_bytes([4; 16]),
+            TraceId::from_bytes([1; 16])
+        ]
+    );
+    // After the window drains, a new burst fires again (across batches).
+    let later = vec![
+        login(200, 9, "10.0.0.1", "a", 401),
+        login(201, 10, "10.0.0.1", "a", 401),
+        login(202, 11, "10.0.0.1", "a", 401),
+    ];
+    let detections = engine.process(&later, BASE + 202 * SEC);
+    assert_eq!(detections.len(), 1);
+    let stats = engine.stats();
+    assert_eq!(stats.spans, 11);
+    assert_eq!(stats.detections, 2);
+    assert_eq!(stats.rules[0].matched_spans, 10);
+    // Both keys went idle for a window and were swept; 10.0.0.1 came back.
+    assert_eq!(stats.rules[0].expired_keys, 2);
+    assert_eq!(stats.rules[0].keys, 1);
+}
+
+#[test]
+fn distinct_counts_users_per_address() {
+    let text = "id: stuffing\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\ndistinct: span.enduser.id\nwindow: 10m\ncount: 3\n";
+    let mut engine = Engine::new(vec![rule(text)]);
+    let spans = vec![
+        login(0, 1, "10.0.0.1", "alice", 401),
+        login(1, 2, "10.0.0.1", "alice", 401),
+        login(2, 3, "10.0.0.1", "alice", 401),
+        login(3, 4, "10.0.0.1", "bob", 401),
+        login(4, 5, "10.0.0.1", "bob", 401),
+    ];
+    assert!(engine.process(&spans, BASE).is_empty(), "two users only");
+    let detections = engine.process(&[login(5, 6, "10.0.0.1", "carol", 401)], BASE);
+    assert_eq!(detections.len(), 1);
+    assert_eq!(detections[0].count, 3);
+    // A span without the distinct field is counted as missing, not as a value.
+    let detections = engine.process(
+        &[span(
+            6,
+            7,
+            &[
+                ("client.address", AnyValue::from("10.0.0.1")),
+                ("http.response.status_code", AnyValue::Int(401)),
+            ],
+        )],
+        BASE,
+    );
+    assert!(detections.is_empty());
+    assert_eq!(engine.stats().rules[0].missing_key, 1);
+}
+
+#[test]
+fn sequence_failures_then_success() {
+    let text = "id: brute-then-success\ntitle: t\nseverity: critical\nkind: sequence\ngroup_by: [span.client.address]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 3\n  - condition: '{ span.http.response.status_code = 200 }'\n";
+    let mut engine = Engine::new(vec![rule(text)]);
+    let spans = vec![
+        login(0, 1, "10.0.0.1", "a", 401),
+        login(1, 2, "10.0.0.1", "a", 401),
+        login(2, 3, "10.0.0.2", "a", 200),
+        login(3, 4, "10.0.0.1", "a", 401),
+        login(4, 5, "10.0.0.1", "a", 200),
+        login(5, 6, "10.0.0.1", "a", 200),
+    ];
+    let detections = engine.process(&spans, BASE + 5 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].key[0].1, "10.0.0.1");
+    assert_eq!(detections[0].count, 4);
+    assert_eq!(detections[0].first_seen_unix_nano, BASE);
+    assert_eq!(detections[0].last_seen_unix_nano, BASE + 4 * SEC);
+}
+
+#[test]
+fn match_rules_fire_per_span_and_disabled_rules_never() {
+    let text = "id: scanner\ntitle: Scanner\nseverity: medium\nkind: match\ncondition: '{ span.user_agent.original =~ \"(?i).*sqlmap.*\" }'\n";
+    let disabled =
+        "id: off\ntitle: t\nseverity: low\nenabled: false\nkind: match\ncondition: '{ }'\n";
+    let mut engine = Engine::new(vec![rule(text), rule(disabled)]);
+    assert_eq!(engine.rules().count(), 1);
+    let spans = vec![
+        span(
+            0,
+            1,
+            &[("user_agent.original", AnyValue::from("sqlmap/1.7"))],
+        ),
+        span(
+            1,
+            2,
+            &[("user_agent.original", AnyValue::from("Mozilla/5.0"))],
+        ),
+        span(
+            2,
+            3,
+            &[("user_agent.original", AnyValue::from("SQLMap/1.8"))],
+        ),
+    ];
+    let detections = engine.process(&spans, BASE);
+    assert_eq!(detections.len(), 2);
+    assert_eq!(detections[0].trace_ids, vec![TraceId::from_bytes([1; 16])]);
+    assert!(detections[0].key.is_empty());
+}
+
+#[test]
+fn late_spans_are_dropped_and_counted() {
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    engine.process(&[login(1000, 1, "10.0.0.9", "a", 401)], BASE + 1000 * SEC);
+    // 100 s older than the watermark, window 1 m: late.
+    let late: Vec<SpanRecord> = (0..5)
+        .map(|i| login(900 + i, 2, "10.0.0.1", "a", 401))
+        .collect();
+    assert!(engine.process(&late, BASE + 1000 * SEC).is_empty());
+    assert_eq!(engine.stats().late_spans(), 5);
+    // Out of order but within the window: counted.
+    let in_window = vec![
+        login(990, 3, "10.0.0.9", "a", 401),
+        login(980, 4, "10.0.0.9", "a", 401),
+    ];
+    assert_eq!(engine.process(&in_window, BASE + 1000 * SEC).len(), 1);
+}
+
+#[test]
+fn future_spans_are_clamped_so_they_cannot_make_others_late() {
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    let now = BASE + 100 * SEC;
+    // A span dated a year ahead.
+    let future = login(365 * 86_400, 1, "10.0.0.1", "a", 401);
+    engine.process(&[future], now);
+    assert_eq!(engine.stats().rules[0].future_spans, 1);
+    let spans: Vec<SpanRecord> = (0..3)
+        .map(|i| login(100 + i, 2, "10.0.0.2", "a", 401))
+        .collect();
+    assert_eq!(engine.process(&spans, now + 3 * SEC).len(), 1);
+    assert_eq!(engine.stats().late_spans(), 0);
+}
+
+#[test]
+fn keys_are_capped_with_counted_evictions() {
+    let config = EngineConfig {
+        max_keys_per_rule: 64,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::with_config(vec![rule(THRESHOLD)], config);
+    let spans: Vec<SpanRecord> = (0..1000u64)
+        .map(|i| {
+            login(
+                i / 100,
+                1,
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                "a",
+                401,
+            )
+        })
+        .collect();
+    assert!(engine.process(&spans, BASE + 10 * SEC).is_empty());
+    let stats = engine.stats();
+    assert!(stats.rules[0].keys <= 64, "{stats:?}");
+    assert_eq!(stats.evicted_keys() + stats.rules[0].keys as u64, 1000);
+}
+
+#[test]
+fn spans_lacking_a_group_by_field_are_counted() {
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    let spans: Vec<SpanRecord> = (0..5)
+        .map(|i| span(i, 1, &[("http.response.status_code", AnyValue::Int(401))]))
+        .collect();
+    assert!(engine.process(&spans, BASE).is_empty());
+    assert_eq!(engine.stats().rules[0].missing_key, 5);
+}
+
+#[test]
+fn whole_trace_rules_run_on_traces_only() {
+    let text = "id: error-chain\ntitle: t\nseverity: low\nkind: match\ncondition: '{ status = error } | count() > 1'\n";
+    let mut engine = Engine::new(vec![rule(text)]);
+    let mut a = span(0, 1, &[]);
+    a.span.status.code = StatusCode::Error;
+    let mut b = span(1, 1, &[]);
+    b.span.status.code = StatusCode::Error;
+    b.span.span_id = SpanId::from_bytes([9; 8]);
+    let trace = vec![a.clone(), b];
+    assert!(engine.process(&trace, BASE).is_empty());
+    assert_eq!(engine.stats().trace_rules, 1);
+    let detections = engine.process_trace(&trace);
+    assert_eq!(detections.len(), 1);
+    assert_eq!(detections[0].count, 2);
+    assert!(engine.process_trace(&[a]).is_empty());
+    assert!(engine.process_trace(&[]).is_empty());
+}
+
+#[test]
+fn group_by_values_with_separators_round_trip() {
+    let text = "id: multi\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ }'\ngroup_by: [span.a, span.b]\nwindow: 1m\ncount: 1\n";
+    let mut engine = Engine::new(vec![rule(text)]);
+    let s = span(
+        0,
+        1,
+        &[("a", AnyValue::from("1:x")), ("b", AnyValue::Int(7))],
+    );
+    let detections = engine.process(&[s], BASE);
+    assert_eq!(
+        detections[0].key,
+        vec![
+            ("span.a".to_string(), "1:x".to_string()),
+            ("span.b".to_string(), "7".to_string())
+        ]
+    );
+}

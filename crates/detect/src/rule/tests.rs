@@ -1,0 +1,276 @@
+use std::path::Path;
+
+use super::*;
+
+const VALID: &str = r#"id: brute-force-login
+title: Brute-force login
+description: Many failed logins from one address.
+severity: high
+tags: [T1110, T1110.001]
+response: Block the address.
+kind: threshold
+condition: '{ span.http.response.status_code = 401 }'
+group_by: [span.client.address]
+window: 5m
+count: 10
+"#;
+
+fn errs(text: &str) -> Vec<String> {
+    match parse_rule(text, Path::new("r.yaml")) {
+        Ok(rule) => panic!("accepted: {rule:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn parses_a_threshold_rule() {
+    let rule = parse_rule(VALID, Path::new("r.yaml")).unwrap();
+    assert_eq!(rule.id, "brute-force-login");
+    assert_eq!(rule.severity, Severity::High);
+    assert_eq!(rule.tags, vec!["T1110", "T1110.001"]);
+    assert!(rule.enabled);
+    assert_eq!((rule.line, rule.column), (1, 5));
+    let RuleKind::Threshold(t) = &rule.kind else {
+        panic!("not a threshold: {:?}", rule.kind);
+    };
+    assert_eq!(t.window, Duration::from_secs(300));
+    assert_eq!(t.count, 10);
+    assert_eq!(t.group_by.len(), 1);
+    assert_eq!(t.group_by[0].as_str(), "span.client.address");
+    assert!(t.distinct.is_none());
+    assert!(t.condition.is_span_level());
+}
+
+#[test]
+fn parses_match_and_sequence_rules() {
+    let text = "id: scanner\ntitle: t\nseverity: low\nenabled: false\nkind: match\ncondition: |\n  { span.user_agent.original =~ \".*sqlmap.*\" }\n";
+    let rule = parse_rule(text, Path::new("m.yaml")).unwrap();
+    assert!(!rule.enabled);
+    assert!(matches!(&rule.kind, RuleKind::Match(m) if !m.needs_whole_trace()));
+
+    let text = "id: structural\ntitle: t\nseverity: low\nkind: match\ncondition: '{ kind = server } >> { span.db.system = \"redis\" }'\n";
+    let rule = parse_rule(text, Path::new("m.yaml")).unwrap();
+    assert!(matches!(&rule.kind, RuleKind::Match(m) if m.needs_whole_trace()));
+    let text = "id: pipeline\ntitle: t\nseverity: low\nkind: match\ncondition: '{ status = error } | count() > 3'\n";
+    let rule = parse_rule(text, Path::new("m.yaml")).unwrap();
+    assert!(matches!(&rule.kind, RuleKind::Match(m) if m.needs_whole_trace()));
+
+    let text = r#"id: brute-then-success
+title: t
+severity: critical
+kind: sequence
+group_by: [span.client.address]
+window: 10m
+steps:
+  - condition: '{ span.http.response.status_code = 401 }'
+    count: 5
+  - condition: '{ span.http.response.status_code = 200 }'
+"#;
+    let rule = parse_rule(text, Path::new("s.yaml")).unwrap();
+    let RuleKind::Sequence(s) = &rule.kind else {
+        panic!("not a sequence");
+    };
+    assert_eq!(s.steps.len(), 2);
+    assert_eq!((s.steps[0].count, s.steps[1].count), (5, 1));
+}
+
+#[test]
+fn every_error_with_its_position() {
+    let text = "id: x\ntitle: t\nseverity: urgent\ntags: [T11, T1110.1]\nkind: threshold\ncondition: '{ span.a = 1 }'\nwindow: 5 minutes\ncount: 0\ngroupby: [span.a]\n";
+    let errors = errs(text);
+    assert_eq!(
+        errors,
+        vec![
+            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, kind, condition, group_by, window, count, distinct)",
+            "r.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)",
+            "r.yaml:4:8: invalid tag `T11`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
+            "r.yaml:4:13: invalid tag `T1110.1`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
+            "r.yaml:7:9: invalid duration `5 minutes`: missing unit (ms, s, m, h, d), e.g. 5m",
+            "r.yaml:8:8: invalid `count`: must be between 1 and 10000",
+        ]
+    );
+}
+
+#[test]
+fn missing_keys_unknown_kind_and_kind_specific_keys() {
+    let errors = errs("title: t\nkind: threshold\ncondition: '{ }'\nwindow: 1m\n");
+    assert!(
+        errors.contains(&"r.yaml:1:1: missing required key `id`".to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&"r.yaml:1:1: missing required key `severity`".to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&"r.yaml:1:1: missing required key `count`".to_string()),
+        "{errors:?}"
+    );
+
+    let errors = errs("id: x\ntitle: t\nseverity: low\nkind: correlate\n");
+    assert_eq!(
+        errors,
+        vec!["r.yaml:4:7: unknown kind `correlate` (expected one of: match, threshold, sequence)"]
+    );
+
+    let errors =
+        errs("id: x\ntitle: t\nseverity: low\nkind: match\ncondition: '{ }'\nwindow: 5m\n");
+    assert_eq!(
+        errors,
+        vec!["r.yaml:6:1: key `window` is not valid for kind `match`"]
+    );
+}
+
+#[test]
+fn traceql_errors_point_into_the_yaml() {
+    // Plain scalar: the TraceQL column is added to the scalar's column.
+    let errors = errs("id: x\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.a = }'\n");
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("r.yaml:5:24: TraceQL: "),
+        "{errors:?}"
+    );
+    // Block scalar: line of the mistake inside the block.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: match\ncondition: |\n  { span.a = 1 &&\n    span.b foo }\n",
+    );
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("r.yaml:7:12: TraceQL: "),
+        "{errors:?}"
+    );
+    // An unquoted `{` is a YAML mapping, not TraceQL.
+    let errors = errs("id: x\ntitle: t\nseverity: low\nkind: match\ncondition: { span.a = 1 }\n");
+    assert!(
+        errors[0].contains("`condition` must be a TraceQL string"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn span_rules_refuse_whole_trace_conditions() {
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ } >> { }'\nwindow: 1m\ncount: 2\n",
+    );
+    assert!(
+        errors[0].starts_with("r.yaml:5:12: invalid `condition`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn fields_and_limits() {
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ }'\nwindow: 1m\ncount: 5\ndistinct: event.name\ngroup_by: [span.a, 'span.b || span.c']\n",
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("invalid field `span.b || span.c`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("invalid field `event.name`"),
+        "{errors:?}"
+    );
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ }'\nwindow: 1m\ncount: 5000\ndistinct: span.user\n",
+    );
+    assert_eq!(
+        errors,
+        vec!["r.yaml:7:8: invalid `count`: must be between 1 and 1000"]
+    );
+}
+
+#[test]
+fn yaml_errors_and_documents() {
+    let errors = errs("id: x\nid: y\n");
+    assert!(
+        errors[0].starts_with("r.yaml:") && errors[0].contains("invalid YAML"),
+        "{errors:?}"
+    );
+    assert_eq!(errs("")[0], "r.yaml:1:1: the file is empty");
+    assert!(errs("id: a\n---\nid: b\n")[0].contains("one rule per file"));
+    assert!(errs("- a\n- b\n")[0].contains("must be a mapping"));
+    assert!(errs("id: [\n")[0].contains("invalid YAML"));
+    assert!(
+        errs("id: 'bad id'\ntitle: t\nseverity: low\nkind: match\ncondition: '{ }'\n")[0]
+            .contains("invalid id")
+    );
+}
+
+#[test]
+fn hostile_input_does_not_panic() {
+    let inputs = [
+        "a: &a [*a, *a]\n",
+        "a: &x [1]\nb: [*x, *x, *x, *x]\n",
+        "{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{",
+        "id: x\ntitle: t\nseverity: low\nkind: match\ncondition: \"\\u0000\"\n",
+        "? [a, b]\n: c\n",
+        "id: x\ntitle: t\nseverity: low\nkind: sequence\nwindow: 1m\nsteps: [{condition: '{ }'}, 3]\n",
+        "\u{feff}id: é\n",
+    ];
+    for input in inputs {
+        assert!(parse_rule(input, Path::new("h.yaml")).is_err(), "{input:?}");
+    }
+    let deep = "[".repeat(10_000);
+    assert!(parse_rule(&deep, Path::new("h.yaml")).is_err());
+}
+
+#[test]
+fn pipeline_detection_ignores_strings_and_union() {
+    assert!(has_pipeline_stage("{ } | count() > 1"));
+    assert!(!has_pipeline_stage("{ span.a = \"x | y\" }"));
+    assert!(!has_pipeline_stage("{ span.a = \"\\\" | \" }"));
+    assert!(!has_pipeline_stage("{ } || { }"));
+    assert!(!has_pipeline_stage("({ } | count() > 1)"));
+}
+
+#[test]
+fn load_dir_reports_every_file_and_duplicate_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), VALID).unwrap();
+    std::fs::write(dir.path().join("b.yml"), VALID).unwrap();
+    std::fs::write(dir.path().join("c.yaml"), "id: c\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+    let errors = load_dir(dir.path()).unwrap_err().0;
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|e| e.contains("b.yml:1:5: duplicate rule id `brute-force-login`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("c.yaml:1:1: missing required key `title`")),
+        "{text:?}"
+    );
+    std::fs::remove_file(dir.path().join("b.yml")).unwrap();
+    std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+    assert_eq!(load_dir(dir.path()).unwrap().len(), 1);
+    assert!(load_dir(&dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn traceql_positions_for_double_quoted_and_first_block_line() {
+    let errors = errs("id: x\ntitle: t\nseverity: low\nkind: match\ncondition: \"{ span.a = }\"\n");
+    assert!(
+        errors[0].starts_with("r.yaml:5:24: TraceQL: "),
+        "{errors:?}"
+    );
+    let errors =
+        errs("id: x\ntitle: t\nseverity: low\nkind: match\ncondition: |\n  { span.a === 1 }\n");
+    assert!(errors[0].starts_with("r.yaml:6:"), "{errors:?}");
+    // Inside a sequence step.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: sequence\nwindow: 1m\nsteps:\n  - condition: '{ }'\n  - condition: '{ span.a = }'\n    colour: red\n",
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("r.yaml:9:5: unknown key `colour`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("r.yaml:8:28: TraceQL: "),
+        "{errors:?}"
+    );
+}
