@@ -35,6 +35,35 @@ pub struct Config {
     pub wal: WalOptions,
     /// The `[store]` section: flush triggers, compaction, retention, signing key.
     pub store: LifecycleOptions,
+    /// The `[detection]` section: which rules run on what arrives.
+    pub detection: DetectionConfig,
+}
+
+/// Detection settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Run the rules on every acknowledged batch.
+    pub enabled: bool,
+    /// Load the built-in rule pack (embedded in the binary).
+    pub builtin_rules: bool,
+    /// A directory of more rule files (`*.yaml`); a rule with the id of a
+    /// built-in one replaces it. Any error in them stops the start.
+    pub rules_dir: Option<PathBuf>,
+    /// Batches waiting for the detection thread; more are stored but not
+    /// detected on (counted), so detection never slows ingest.
+    pub queue_batches: usize,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            enabled: true,
+            builtin_rules: true,
+            rules_dir: None,
+            queue_batches: 1024,
+        }
+    }
 }
 
 /// The addresses the server listens on.
@@ -71,6 +100,7 @@ impl Default for Config {
             limits: Limits::default(),
             wal: WalOptions::default(),
             store: LifecycleOptions::default(),
+            detection: DetectionConfig::default(),
         }
     }
 }

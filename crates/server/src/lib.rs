@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod config;
+pub mod detection;
 pub mod pipeline;
 
 use std::future::Future;
@@ -51,6 +52,8 @@ pub enum ServerError {
     Grpc(#[from] tonic::transport::Error),
     #[error("a server task failed: {0}")]
     Task(String),
+    #[error("detection rules: {0}")]
+    Rules(String),
 }
 
 /// The addresses actually bound (ports resolved when the config said 0).
@@ -84,11 +87,22 @@ impl Server {
             zipkin: local_addr(&zipkin, "Zipkin", config.listen.zipkin)?,
             api: local_addr(&api, "the API", config.listen.api)?,
         };
+        let pipeline = Arc::new(Pipeline::new());
+        if config.detection.enabled {
+            let rules = detection::load_rules(&config.detection).map_err(ServerError::Rules)?;
+            let count = rules.len();
+            let detector = detection::Detector::start(rules, config.detection.queue_batches)
+                .map_err(|e| {
+                    ServerError::Task(format!("cannot start the detection thread: {e}"))
+                })?;
+            tracing::info!(rules = count, "detection on");
+            pipeline.set_detector(Arc::new(detector));
+        }
         Ok(Server {
             config,
             addrs,
             listeners: [grpc, http, zipkin, api],
-            pipeline: Arc::new(Pipeline::new()),
+            pipeline,
             stats: Arc::new(IngestStats::default()),
         })
     }

@@ -15,10 +15,13 @@ use tracewarden_ingest::{BatchSink, SinkError};
 use tracewarden_model::{Batch, normalise};
 use tracewarden_store::{Store, StoreError};
 
+use crate::detection::Detector;
+
 /// The pipeline. Cheap to share: clone the `Arc`.
 #[derive(Default)]
 pub struct Pipeline {
     store: OnceLock<Arc<Store>>,
+    detector: OnceLock<Arc<Detector>>,
 }
 
 impl Pipeline {
@@ -37,6 +40,16 @@ impl Pipeline {
         self.store.get()
     }
 
+    /// Runs detection on every batch acknowledged from now on.
+    pub fn set_detector(&self, detector: Arc<Detector>) {
+        let _ = self.detector.set(detector);
+    }
+
+    /// The detector, when detection is on.
+    pub fn detector(&self) -> Option<&Arc<Detector>> {
+        self.detector.get()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.store.get().is_some()
     }
@@ -50,9 +63,17 @@ impl BatchSink for Pipeline {
             )))
             .boxed();
         };
+        let detector = self.detector.get().cloned();
         async move {
             normalise::batch(&mut batch);
-            store.append(batch).await.map(|_lsn| ()).map_err(sink_error)
+            // Detection sees only what is acknowledged: a copy goes to it
+            // once the WAL holds the batch.
+            let copy = detector.as_ref().map(|_| batch.clone());
+            store.append(batch).await.map_err(sink_error)?;
+            if let (Some(detector), Some(copy)) = (detector, copy) {
+                detector.offer(copy);
+            }
+            Ok(())
         }
         .boxed()
     }

@@ -29,6 +29,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
     Query(cmd::query::QueryArgs),
+    /// Test and lint detection rules.
+    Rules(cmd::rules::RulesArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
     Verify(cmd::verify::VerifyArgs),
     /// Manage the ed25519 key that signs manifests.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Rules(args) => cmd::rules::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),

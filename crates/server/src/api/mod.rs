@@ -1,5 +1,6 @@
 //! The HTTP API on the API port: traces, health and readiness.
 
+mod detections;
 mod error;
 mod health;
 mod json;
@@ -30,6 +31,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/search", get(search::search_v1))
+        .route("/api/v1/detections", get(detections::list))
+        .route("/api/v1/rules", get(detections::rules))
         .route("/api/search", get(search::search_tempo))
         .merge(tempo::routes())
         .fallback(error::not_found)

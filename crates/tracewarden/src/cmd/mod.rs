@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod encryption_key;
 pub mod query;
+pub mod rules;
 pub mod serve;
 pub mod signing_key;
 pub mod verify;

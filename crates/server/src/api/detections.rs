@@ -1,0 +1,146 @@
+//! `GET /api/v1/detections` (the most recent detections, newest first) and
+//! `GET /api/v1/rules` (the rules loaded, with their counters). Alerts with
+//! a lifecycle, grouping and routing build on these (issue 6).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use tracewarden_detect::engine::Detection;
+
+use super::{ApiError, ApiState};
+use crate::detection::{Detector, RECENT_DETECTIONS};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetectionParams {
+    pub limit: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectionsResponse {
+    pub detections: Vec<DetectionJson>,
+    pub stats: StatsJson,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectionJson {
+    pub rule_id: String,
+    pub title: String,
+    pub severity: &'static str,
+    pub kind: &'static str,
+    /// The actor: each group-by field and its value.
+    pub key: serde_json::Map<String, serde_json::Value>,
+    pub count: u64,
+    pub first_seen_unix_nano: String,
+    pub last_seen_unix_nano: String,
+    /// Open them with `/api/v1/traces/{id}`.
+    pub trace_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsJson {
+    pub batches: u64,
+    pub spans: u64,
+    /// Batches stored but not detected on because detection was behind.
+    pub dropped_batches: u64,
+    pub dropped_spans: u64,
+    pub detections: u64,
+}
+
+fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
+    state.pipeline.detector().ok_or_else(|| {
+        ApiError::NotFound("detection is off (`[detection] enabled = false`)".to_string())
+    })
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(params): Query<DetectionParams>,
+) -> Result<Json<DetectionsResponse>, ApiError> {
+    let limit = match params.limit.as_deref().map(str::trim) {
+        None | Some("") => 100,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=RECENT_DETECTIONS).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit must be between 1 and {RECENT_DETECTIONS}, not `{text}`"
+                ))
+            })?,
+    };
+    let detector = detector(&state)?;
+    let stats = detector.stats();
+    Ok(Json(DetectionsResponse {
+        detections: detector.recent(limit).iter().map(detection).collect(),
+        stats: StatsJson {
+            batches: stats.batches,
+            spans: stats.spans,
+            dropped_batches: stats.dropped_batches,
+            dropped_spans: stats.dropped_spans,
+            detections: stats.detections,
+        },
+    }))
+}
+
+fn detection(d: &Detection) -> DetectionJson {
+    DetectionJson {
+        rule_id: d.rule_id.to_string(),
+        title: d.title.to_string(),
+        severity: d.severity.as_str(),
+        kind: d.kind,
+        key: d
+            .key
+            .iter()
+            .map(|(field, value)| (field.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+        count: d.count,
+        first_seen_unix_nano: d.first_seen_unix_nano.to_string(),
+        last_seen_unix_nano: d.last_seen_unix_nano.to_string(),
+        trace_ids: d.trace_ids.iter().map(|id| id.to_hex()).collect(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RulesResponse {
+    pub rules: Vec<RuleJson>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleJson {
+    pub id: String,
+    pub title: String,
+    pub severity: &'static str,
+    pub kind: &'static str,
+    pub tags: Vec<String>,
+    /// Spans that matched the rule's condition so far.
+    pub matched_spans: u64,
+    pub detections: u64,
+}
+
+pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>, ApiError> {
+    let detector = detector(&state)?;
+    let stats = detector.rule_stats();
+    Ok(Json(RulesResponse {
+        rules: detector
+            .rules()
+            .iter()
+            .map(|rule| {
+                let counters = stats.iter().find(|s| s.rule_id == rule.id);
+                RuleJson {
+                    id: rule.id.clone(),
+                    title: rule.title.clone(),
+                    severity: rule.severity,
+                    kind: rule.kind,
+                    tags: rule.tags.clone(),
+                    matched_spans: counters.map(|c| c.matched_spans).unwrap_or(0),
+                    detections: counters.map(|c| c.detections).unwrap_or(0),
+                }
+            })
+            .collect(),
+    }))
+}
