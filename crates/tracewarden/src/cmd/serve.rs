@@ -81,7 +81,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     println!("  zipkin     http://{}  (POST /api/v2/spans)", addrs.zipkin);
     println!(
-        "  api        http://{}  (GET /api/v1/traces/{{id}}, /healthz, /readyz)",
+        "  api        http://{}  (/api/v1/search, /api/v1/traces/{{id}}, /api/v1/detections, Tempo API, /healthz)",
         addrs.api
     );
     println!("  data-dir   {}", config.data_dir.display());
