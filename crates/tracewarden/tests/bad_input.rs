@@ -7,10 +7,10 @@ mod common;
 
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Http, TestServer, get, get_trace, json_u64, post};
+use common::{Http, TestServer, get, get_trace, json_u64, now_nanos, post};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
@@ -26,16 +26,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
-
-fn now_nanos() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap()
-}
 
 /// One OTLP/JSON span (kind SERVER unless overridden by the caller).
 fn json_span(trace_id: &str, span_id: &str, name: &str) -> Value {

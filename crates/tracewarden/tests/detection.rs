@@ -7,21 +7,11 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{TestServer, binary, get, post};
+use common::{TestServer, binary, get, now_nanos, post};
 use http::StatusCode;
 use serde_json::{Value, json};
-
-fn now_nanos() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap()
-}
 
 /// One gateway server span per request: (route, status, client address, user agent).
 fn export(requests: &[(&str, i64, &str, &str)], first_trace: u32) -> String {

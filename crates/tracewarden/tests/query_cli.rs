@@ -6,21 +6,10 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{TestServer, binary, post};
+use common::{TestServer, binary, now_nanos, post};
 use http::StatusCode;
 use serde_json::{Value, json};
-
-fn now_nanos() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap()
-}
 
 /// OTLP/JSON: trace `n` is a gateway span (answering `status` to `address`)
 /// with a child in the location service.

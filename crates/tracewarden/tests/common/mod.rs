@@ -443,3 +443,14 @@ pub fn json_u64(value: &serde_json::Value) -> Option<u64> {
         _ => None,
     }
 }
+
+/// Now, in Unix nanoseconds (for spans sent "now").
+pub fn now_nanos() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap()
+}
