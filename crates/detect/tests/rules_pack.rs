@@ -22,6 +22,10 @@ fn every_built_in_rule_loads() {
         "privilege-probing",
         "scanner-user-agent",
         "excessive-request-rate",
+        "sql-injection",
+        "cross-site-scripting",
+        "path-traversal",
+        "command-injection",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
@@ -50,7 +54,7 @@ fn every_built_in_rule_meets_its_fixtures() {
     // The table `tracewarden rules test` prints (shown with --nocapture).
     println!("{report}");
     assert!(report.passed(), "\n{report}");
-    assert_eq!(report.rules.len(), 7, "\n{report}");
+    assert_eq!(report.rules.len(), 11, "\n{report}");
     for rule in &report.rules {
         assert!(rule.cases.iter().any(|c| c.positive), "{}", rule.rule_id);
         assert!(rule.cases.iter().any(|c| !c.positive), "{}", rule.rule_id);

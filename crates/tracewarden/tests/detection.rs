@@ -140,9 +140,48 @@ async fn attacks_raise_detections_and_benign_traffic_does_not() {
         .count();
     assert_eq!(count, 1, "{body:#}");
 
+    // An injection payload in the query string: detected with its evidence.
+    let start = now_nanos() - 1_000_000_000;
+    let injection = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": format!("{:032x}", 5000), "spanId": format!("{:016x}", 5000),
+            "name": "GET /api/products", "kind": 2,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 1_000_000).to_string(),
+            "attributes": [
+                {"key": "http.route", "value": {"stringValue": "/api/products"}},
+                {"key": "url.query", "value": {"stringValue": "id=1' UNION SELECT username, password FROM users--"}},
+                {"key": "client.address", "value": {"stringValue": "192.0.2.77"}},
+            ],
+        }]}],
+    }]});
+    let answer = post(&url, "application/json", injection.to_string()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sqli = loop {
+        let body = detections(&server).await;
+        if let Some(found) = body["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ruleId"] == "sql-injection")
+        {
+            break found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sql-injection detection: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        sqli["evidence"].as_str().unwrap().contains("url.query"),
+        "{sqli:#}"
+    );
+
     let rules = get(&server.api_url("/api/v1/rules")).await.json();
     let listed = rules["rules"].as_array().unwrap();
-    assert!(listed.len() >= 7, "{rules:#}");
+    assert!(listed.len() >= 11, "{rules:#}");
     let brute = listed
         .iter()
         .find(|r| r["id"] == "brute-force-login")

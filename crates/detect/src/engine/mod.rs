@@ -34,7 +34,10 @@
 //! For each span and rule the engine evaluates the rule's TraceQL condition
 //! ([`tracewarden_traceql::Query::matches_span`], allocation-free). Keys
 //! are built only for matching spans, into reused buffers; a key allocates
-//! only when it is new.
+//! only when it is new. A rule's `payload` detectors
+//! ([`crate::rule::PayloadMatch`]) run only on spans that satisfy its
+//! condition, and allocate nothing when none of the named attributes is
+//! present; the evidence text is built only for a detection.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -79,7 +82,7 @@ use std::time::Duration;
 use tracewarden_model::{SpanRecord, TraceId};
 use tracewarden_traceql::TraceView;
 
-use crate::rule::{FieldRef, Rule, RuleKind, Severity};
+use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity};
 
 use keys::{KeyMap, build_key, decode_key};
 use sequence::SequenceKey;
@@ -132,6 +135,9 @@ pub struct Detection {
     /// Up to [`EngineConfig::max_trace_ids`] distinct trace ids of the
     /// evidence, most recent first.
     pub trace_ids: Vec<TraceId>,
+    /// For rules with a `payload` section: what was found in the span that
+    /// made the rule fire, e.g. `sql_injection in url.query: union select`.
+    pub evidence: Option<String>,
 }
 
 /// Counters of one rule.
@@ -366,6 +372,7 @@ impl Engine {
                 first_seen_unix_nano: first,
                 last_seen_unix_nano: last,
                 trace_ids: spans.first().map(|s| s.span.trace_id).into_iter().collect(),
+                evidence: None,
             });
         }
         self.detections += detections.len() as u64;
@@ -393,7 +400,10 @@ fn process_span(
         stats,
     } = compiled;
     let hit = (ts, record.span.trace_id);
-    let make = |group_by: &[FieldRef], key: &str, crossing: Crossing| Detection {
+    let make = |group_by: &[FieldRef],
+                key: &str,
+                crossing: Crossing,
+                payload: Option<PayloadHit<'_>>| Detection {
         rule_id: rule_id.clone(),
         title: title.clone(),
         severity: rule.severity,
@@ -407,12 +417,16 @@ fn process_span(
         first_seen_unix_nano: crossing.first_seen,
         last_seen_unix_nano: crossing.last_seen,
         trace_ids: crossing.trace_ids,
+        evidence: payload.map(|hit| hit.evidence()),
     };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
             if !m.condition.matches_span(record) {
                 return;
             }
+            let Some(payload) = find_payload(m.payload.as_ref(), record) else {
+                return;
+            };
             stats.matched_spans += 1;
             stats.future_spans += u64::from(future);
             stats.detections += 1;
@@ -425,12 +439,16 @@ fn process_span(
                     last_seen: ts,
                     trace_ids: vec![record.span.trace_id],
                 },
+                payload,
             ));
         }
         (State::Threshold(keys), RuleKind::Threshold(t)) => {
             if !t.condition.matches_span(record) {
                 return;
             }
+            let Some(payload) = find_payload(t.payload.as_ref(), record) else {
+                return;
+            };
             stats.matched_spans += 1;
             stats.future_spans += u64::from(future);
             let window = duration_nanos(t.window);
@@ -468,7 +486,7 @@ fn process_span(
                     .record(hit, distinct, newest, window, t.count, config.max_trace_ids)
             {
                 stats.detections += 1;
-                detections.push(make(&t.group_by, key, crossing));
+                detections.push(make(&t.group_by, key, crossing, payload));
             }
         }
         (State::Sequence(keys), RuleKind::Sequence(s)) => {
@@ -513,12 +531,27 @@ fn process_span(
                     .record(matched, hit, newest, window, counts, config.max_trace_ids)
             {
                 stats.detections += 1;
-                detections.push(make(&s.group_by, key, crossing));
+                detections.push(make(&s.group_by, key, crossing, None));
             }
         }
         // A state always matches its rule's kind (both set in `with_config`);
         // whole-trace rules run in `process_trace`.
         _ => {}
+    }
+}
+
+/// Whether a span that satisfies a rule's condition passes its `payload`
+/// test: `Some(None)` for rules without one, `Some(Some(hit))` with the
+/// payload found, `None` when the rule asks for a payload and the span has
+/// none. Runs only after the condition held, so the detectors see only
+/// candidate spans.
+fn find_payload<'a>(
+    payload: Option<&'a PayloadMatch>,
+    record: &SpanRecord,
+) -> Option<Option<PayloadHit<'a>>> {
+    match payload {
+        None => Some(None),
+        Some(p) => p.find(record).map(Some),
     }
 }
 

@@ -282,3 +282,69 @@ fn group_by_values_with_separators_round_trip() {
         ]
     );
 }
+
+fn request(t_secs: u64, trace: u8, kind: tracewarden_model::SpanKind, query: &str) -> SpanRecord {
+    let mut record = span(
+        t_secs,
+        trace,
+        &[
+            ("url.query", AnyValue::from(query)),
+            ("client.address", AnyValue::from("203.0.113.50")),
+        ],
+    );
+    record.span.kind = kind;
+    record
+}
+
+#[test]
+fn payload_match_rules_fire_on_server_spans_with_a_payload_and_give_evidence() {
+    use tracewarden_model::SpanKind;
+    let mut engine = Engine::new(vec![rule(
+        "id: sqli\ntitle: SQLi\nseverity: high\nkind: match\ncondition: '{ kind = server }'\npayload:\n  detect: [sql_injection]\n  fields: [url.query]\n",
+    )]);
+    let spans = vec![
+        request(0, 1, SpanKind::Server, "id=1+UnIoN/**/SeLecT/**/1,2,3--"),
+        request(1, 2, SpanKind::Server, "q=O%27Brien"),
+        // The condition does not hold: the detector is not asked.
+        request(2, 3, SpanKind::Client, "id=1+UnIoN/**/SeLecT/**/1,2,3--"),
+        span(3, 4, &[("client.address", AnyValue::from("203.0.113.50"))]),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].trace_ids, vec![TraceId::from_bytes([1; 16])]);
+    assert_eq!(
+        detections[0].evidence.as_deref(),
+        Some("sql_injection in url.query: union select")
+    );
+    let stats = engine.stats();
+    assert_eq!(stats.rules[0].matched_spans, 1);
+}
+
+#[test]
+fn payload_threshold_rules_count_only_spans_with_a_payload() {
+    use tracewarden_model::SpanKind;
+    let mut engine = Engine::new(vec![rule(
+        "id: xss-burst\ntitle: XSS burst\nseverity: high\nkind: threshold\ncondition: '{ kind = server }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 2\npayload:\n  detect: [xss]\n  fields: [url.query]\n",
+    )]);
+    let spans = vec![
+        request(0, 1, SpanKind::Server, "q=%3Cbody%20onload%3Dalert(1)%3E"),
+        request(1, 2, SpanKind::Server, "q=rock+%26+roll"),
+        request(2, 3, SpanKind::Server, "q=%3C3+cats"),
+        request(3, 4, SpanKind::Server, "x=<script+>alert(1);</script>"),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].count, 2);
+    assert_eq!(detections[0].first_seen_unix_nano, BASE);
+    assert_eq!(detections[0].last_seen_unix_nano, BASE + 3 * SEC);
+    let evidence = detections[0].evidence.as_deref().unwrap_or_default();
+    assert!(evidence.starts_with("xss in url.query: "), "{evidence}");
+    // Rules without a payload section carry no evidence.
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    let spans: Vec<SpanRecord> = (0..3)
+        .map(|i| login(i, i as u8 + 1, "10.0.0.1", "a", 401))
+        .collect();
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    assert_eq!(detections.len(), 1);
+    assert_eq!(detections[0].evidence, None);
+}

@@ -54,6 +54,9 @@ pub enum RuleErrorKind {
     /// A field of `group_by` or `distinct` that cannot be read from a span.
     #[error("invalid field `{field}`: {reason}")]
     BadField { field: String, reason: String },
+    /// A `payload.detect` entry that names no detector.
+    #[error("unknown detector `{name}` (expected one of: {allowed})")]
+    UnknownDetector { name: String, allowed: String },
     /// Any other value out of its allowed range.
     #[error("invalid `{key}`: {reason}")]
     Invalid { key: String, reason: String },

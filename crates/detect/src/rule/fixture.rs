@@ -26,8 +26,9 @@
 //! replaced by the copy's index (0-based). Spans are fed to the engine in the
 //! order listed, all in one batch; whole-trace match rules get each trace.
 //!
-//! An expectation: optional `key` (the `group_by` values, in order) and
-//! optional `count`; the case passes when the rule produces exactly as many
+//! An expectation: optional `key` (the `group_by` values, in order),
+//! optional `count` and optional `evidence` (text the detection's evidence
+//! must contain, for rules with `payload`); the case passes when the rule produces exactly as many
 //! detections as expectations, each matching the expectation at its index.
 
 use std::collections::BTreeMap;
@@ -97,6 +98,10 @@ pub struct Expectation {
     pub key: Option<Vec<String>>,
     #[serde(default)]
     pub count: Option<u64>,
+    /// Text the detection's evidence must contain (rules with `payload`),
+    /// e.g. `"sql_injection in url.query"`.
+    #[serde(default)]
+    pub evidence: Option<String>,
 }
 
 /// A fixture file that cannot be used.
@@ -322,13 +327,27 @@ fn compare(expect: &[Expectation], detections: &[Detection]) -> String {
         {
             return format!("detection {i}: expected count {count}, got {}", describe(d));
         }
+        if let Some(evidence) = &e.evidence
+            && !d
+                .evidence
+                .as_deref()
+                .is_some_and(|t| t.contains(evidence.as_str()))
+        {
+            return format!(
+                "detection {i}: expected evidence containing {evidence:?}, got {}",
+                describe(d)
+            );
+        }
     }
     String::new()
 }
 
 fn describe(d: &Detection) -> String {
     let values: Vec<&str> = d.key.iter().map(|(_, v)| v.as_str()).collect();
-    format!("key {values:?} count {}", d.count)
+    match &d.evidence {
+        Some(evidence) => format!("key {values:?} count {} evidence {evidence:?}", d.count),
+        None => format!("key {values:?} count {}", d.count),
+    }
 }
 
 fn duration_field(text: Option<&String>, default: u64, what: &str) -> Result<u64, String> {

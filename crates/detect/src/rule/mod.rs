@@ -12,6 +12,11 @@
 //!   sliding `window` reach `count`, or the number of `distinct` values does;
 //! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window.
 //!
+//! Match and threshold rules may add a `payload` section ([`PayloadMatch`]):
+//! the span must also carry an attack payload (SQL injection, XSS, path
+//! traversal, command injection) in one of the named string attributes,
+//! found by [`crate::inject`] once the condition holds.
+//!
 //! [`load_dir`] loads every `*.yaml`/`*.yml` file of a directory and
 //! returns all rules or all errors; [`parse_rule`] parses one file's text;
 //! [`test_dir`] runs each rule against its fixtures. The format is
@@ -44,6 +49,7 @@ mod duration;
 mod error;
 mod field;
 mod fixture;
+mod payload;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -62,6 +68,10 @@ pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
     CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureSpan, Report,
     RuleReport, run_fixture, test_dir,
+};
+pub use payload::{
+    DETECTOR_NAMES, MAX_PAYLOAD_FIELD_BYTES, MAX_PAYLOAD_FIELDS, PayloadHit, PayloadMatch,
+    detector_from_name, detector_name,
 };
 
 /// Largest rule file read, in bytes.
@@ -243,6 +253,8 @@ impl RuleKind {
 #[derive(Clone, Debug)]
 pub struct MatchRule {
     pub condition: Condition,
+    /// Also requires an attack payload in the span (span-level rules only).
+    pub payload: Option<PayloadMatch>,
 }
 
 impl MatchRule {
@@ -266,6 +278,8 @@ pub struct ThresholdRule {
     pub count: u64,
     /// Count distinct values of this field instead of spans.
     pub distinct: Option<FieldRef>,
+    /// Counts only spans that also carry an attack payload.
+    pub payload: Option<PayloadMatch>,
 }
 
 /// `kind: sequence`.
@@ -296,20 +310,29 @@ const COMMON_KEYS: [&str; 8] = [
     "enabled",
     "kind",
 ];
-const KIND_KEYS: [&str; 6] = [
+const KIND_KEYS: [&str; 7] = [
     "condition",
     "group_by",
     "window",
     "count",
     "distinct",
     "steps",
+    "payload",
 ];
 const STEP_KEYS: [&str; 2] = ["condition", "count"];
+const PAYLOAD_KEYS: [&str; 2] = ["detect", "fields"];
 
 fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
-        "match" => &["condition"],
-        "threshold" => &["condition", "group_by", "window", "count", "distinct"],
+        "match" => &["condition", "payload"],
+        "threshold" => &[
+            "condition",
+            "group_by",
+            "window",
+            "count",
+            "distinct",
+            "payload",
+        ],
         "sequence" => &["group_by", "window", "steps"],
         _ => &KIND_KEYS,
     }
@@ -523,6 +546,137 @@ impl<'s> Checker<'s> {
             .filter_map(|item| self.field(item, "group_by"))
             .collect();
         (self.errors.len() == before).then_some(fields)
+    }
+
+    /// Parses a `payload` section: `detect` (detector names) and `fields`
+    /// (span attribute names), both non-empty lists without repeats.
+    fn payload(&mut self, node: &MarkedYaml<'_>) -> Option<PayloadMatch> {
+        let entries = self.mapping(node, "payload", &PAYLOAD_KEYS, None)?;
+        let get = |name: &str| {
+            entries
+                .iter()
+                .find(|(k, _, _)| *k == name)
+                .map(|(_, _, v)| *v)
+        };
+        let before = self.errors.len();
+        let detect = match get("detect") {
+            None => {
+                self.error(node, RuleErrorKind::MissingKey("payload.detect"));
+                None
+            }
+            Some(list) => self.payload_list(list, "payload.detect", 4).map(|items| {
+                let mut classes = Vec::with_capacity(items.len());
+                for (name, item) in items {
+                    match detector_from_name(name) {
+                        Some(class) if classes.contains(&class) => self.error(
+                            item,
+                            RuleErrorKind::Invalid {
+                                key: "payload.detect".to_string(),
+                                reason: format!("`{name}` is listed twice"),
+                            },
+                        ),
+                        Some(class) => classes.push(class),
+                        None => self.error(
+                            item,
+                            RuleErrorKind::UnknownDetector {
+                                name: name.to_string(),
+                                allowed: DETECTOR_NAMES.join(", "),
+                            },
+                        ),
+                    }
+                }
+                classes
+            }),
+        };
+        let fields = match get("fields") {
+            None => {
+                self.error(node, RuleErrorKind::MissingKey("payload.fields"));
+                None
+            }
+            Some(list) => self
+                .payload_list(list, "payload.fields", MAX_PAYLOAD_FIELDS)
+                .map(|items| {
+                    let mut fields: Vec<String> = Vec::with_capacity(items.len());
+                    for (name, item) in items {
+                        if let Err(reason) = payload::check_field_name(name) {
+                            self.error(
+                                item,
+                                RuleErrorKind::BadField {
+                                    field: name.to_string(),
+                                    reason,
+                                },
+                            );
+                        } else if fields.iter().any(|f| f == name) {
+                            self.error(
+                                item,
+                                RuleErrorKind::Invalid {
+                                    key: "payload.fields".to_string(),
+                                    reason: format!("`{name}` is listed twice"),
+                                },
+                            );
+                        } else {
+                            fields.push(name.to_string());
+                        }
+                    }
+                    fields
+                }),
+        };
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(PayloadMatch {
+            detect: detect?,
+            fields: fields?,
+        })
+    }
+
+    /// The strings of a non-empty list of at most `max` items, each with
+    /// its node (for positions); reports wrong types, emptiness, length.
+    fn payload_list<'a>(
+        &mut self,
+        node: &'a MarkedYaml<'a>,
+        key: &'static str,
+        max: usize,
+    ) -> Option<Vec<(&'a str, &'a MarkedYaml<'a>)>> {
+        let expected = if key == "payload.detect" {
+            "a list of detectors, e.g. [sql_injection, xss]"
+        } else {
+            "a list of span attribute names, e.g. [url.query, url.path]"
+        };
+        let YamlData::Sequence(items) = &node.data else {
+            self.error(
+                node,
+                RuleErrorKind::WrongType {
+                    key: key.to_string(),
+                    expected,
+                },
+            );
+            return None;
+        };
+        if items.is_empty() || items.len() > max {
+            self.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: key.to_string(),
+                    reason: format!("list 1 to {max} entries"),
+                },
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match string_of(item) {
+                Some(s) => out.push((s, item)),
+                None => self.error(
+                    item,
+                    RuleErrorKind::WrongType {
+                        key: key.to_string(),
+                        expected: "a string",
+                    },
+                ),
+            }
+        }
+        (out.len() == items.len()).then_some(out)
     }
 
     /// Parses a TraceQL condition; a parse error points at the line and
@@ -828,9 +982,30 @@ fn parse_match(
     root: &MarkedYaml<'_>,
     get: &Getter<'_, '_>,
 ) -> Option<RuleKind> {
+    let payload_node = get("payload");
+    let payload = match payload_node {
+        None => Some(None),
+        Some(node) => checker.payload(node).map(Some),
+    };
     let node = required(checker, root, get, "condition")?;
     let condition = checker.condition(node, false)?;
-    Some(RuleKind::Match(MatchRule { condition }))
+    if let (Some(node), false) = (payload_node, condition.is_span_level()) {
+        // The payload is read from one span; a whole-trace condition has no
+        // single span to read it from.
+        checker.error(
+            node,
+            RuleErrorKind::Invalid {
+                key: "payload".to_string(),
+                reason: "needs a condition decided span by span (one spanset filter `{ ... }`)"
+                    .to_string(),
+            },
+        );
+        return None;
+    }
+    Some(RuleKind::Match(MatchRule {
+        condition,
+        payload: payload?,
+    }))
 }
 
 fn parse_threshold(
@@ -852,12 +1027,17 @@ fn parse_threshold(
         MAX_COUNT
     };
     let count = required(checker, root, get, "count").and_then(|n| checker.count("count", n, max));
+    let payload = match get("payload") {
+        None => Some(None),
+        Some(node) => checker.payload(node).map(Some),
+    };
     Some(RuleKind::Threshold(ThresholdRule {
         condition: condition?,
         group_by: group_by?,
         window: window?,
         count: count?,
         distinct: distinct?,
+        payload: payload?,
     }))
 }
 

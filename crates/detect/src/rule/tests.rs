@@ -81,7 +81,7 @@ fn every_error_with_its_position() {
     assert_eq!(
         errors,
         vec![
-            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, kind, condition, group_by, window, count, distinct)",
+            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, kind, condition, group_by, window, count, distinct, payload)",
             "r.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)",
             "r.yaml:4:8: invalid tag `T11`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
             "r.yaml:4:13: invalid tag `T1110.1`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
@@ -272,5 +272,98 @@ fn traceql_positions_for_double_quoted_and_first_block_line() {
     assert!(
         errors[1].starts_with("r.yaml:8:28: TraceQL: "),
         "{errors:?}"
+    );
+}
+
+const PAYLOAD_MATCH: &str = "id: sqli\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server }'\npayload:\n  detect: [sql_injection, xss]\n  fields: [url.query, url.path]\n";
+
+#[test]
+fn parses_payload_sections_of_match_and_threshold_rules() {
+    let rule = parse_rule(PAYLOAD_MATCH, Path::new("p.yaml")).unwrap();
+    let RuleKind::Match(m) = &rule.kind else {
+        panic!("not a match rule");
+    };
+    let payload = m.payload.as_ref().unwrap();
+    assert_eq!(
+        payload.detect,
+        vec![
+            crate::inject::AttackClass::SqlInjection,
+            crate::inject::AttackClass::CrossSiteScripting
+        ]
+    );
+    assert_eq!(payload.fields, vec!["url.query", "url.path"]);
+
+    let text = format!("{VALID}payload:\n  detect: [path_traversal]\n  fields: [url.path]\n");
+    let rule = parse_rule(&text, Path::new("p.yaml")).unwrap();
+    let RuleKind::Threshold(t) = &rule.kind else {
+        panic!("not a threshold rule");
+    };
+    assert_eq!(
+        t.payload.as_ref().map(|p| p.detect.clone()),
+        Some(vec![crate::inject::AttackClass::PathTraversal])
+    );
+    // Without the section, nothing changes.
+    let rule = parse_rule(VALID, Path::new("p.yaml")).unwrap();
+    assert!(matches!(&rule.kind, RuleKind::Threshold(t) if t.payload.is_none()));
+}
+
+#[test]
+fn payload_errors_with_their_positions() {
+    let base = "id: x\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server }'\n";
+    let errors = errs(&format!(
+        "{base}payload:\n  detect: [sql_injection, sqli, xss, xss]\n  fields: [url.query, span.url.path, 3]\n  field: [x]\n"
+    ));
+    assert_eq!(
+        errors,
+        vec![
+            "r.yaml:9:3: unknown key `field` (expected one of: detect, fields)",
+            "r.yaml:7:27: unknown detector `sqli` (expected one of: sql_injection, xss, path_traversal, command_injection)",
+            "r.yaml:7:38: invalid `payload.detect`: `xss` is listed twice",
+            "r.yaml:8:38: `payload.fields` must be a string",
+        ]
+    );
+    let errors = errs(&format!(
+        "{base}payload:\n  detect: []\n  fields: [url.query]\n"
+    ));
+    assert_eq!(
+        errors,
+        vec!["r.yaml:7:11: invalid `payload.detect`: list 1 to 4 entries"]
+    );
+    let errors = errs(&format!("{base}payload:\n  detect: [xss]\n"));
+    assert_eq!(
+        errors,
+        vec!["r.yaml:7:3: missing required key `payload.fields`"]
+    );
+    let errors = errs(&format!(
+        "{base}payload:\n  detect: [xss]\n  fields: [span.url.query]\n"
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "r.yaml:8:12: invalid field `span.url.query`: write the span attribute name alone"
+        ),
+        "{errors:?}"
+    );
+    let errors = errs(&format!("{base}payload: [xss]\n"));
+    assert_eq!(errors, vec!["r.yaml:6:10: `payload` must be a mapping"]);
+
+    // A payload is read from one span: whole-trace conditions are refused.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server } >> { kind = client }'\npayload:\n  detect: [xss]\n  fields: [url.query]\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("r.yaml:7:3: invalid `payload`: needs a condition decided span by span"),
+        "{errors:?}"
+    );
+
+    // Sequences have no payload.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: high\nkind: sequence\nwindow: 1m\nsteps:\n  - condition: '{ kind = server }'\n  - condition: '{ kind = client }'\npayload:\n  detect: [xss]\n  fields: [url.query]\n",
+    );
+    assert_eq!(
+        errors,
+        vec!["r.yaml:9:1: key `payload` is not valid for kind `sequence`"]
     );
 }

@@ -36,6 +36,9 @@ pub struct DetectionJson {
     pub last_seen_unix_nano: String,
     /// Open them with `/api/v1/traces/{id}`.
     pub trace_ids: Vec<String>,
+    /// What a payload rule found, e.g. `sql_injection in url.query: union select`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -100,6 +103,7 @@ fn detection(d: &Detection) -> DetectionJson {
         first_seen_unix_nano: d.first_seen_unix_nano.to_string(),
         last_seen_unix_nano: d.last_seen_unix_nano.to_string(),
         trace_ids: d.trace_ids.iter().map(|id| id.to_hex()).collect(),
+        evidence: d.evidence.clone(),
     }
 }
 
