@@ -121,7 +121,7 @@ pub fn search_snapshot(
                 if !taken_from_unit.is_empty() && taken_from_unit.contains(&trace_id) {
                     return ControlFlow::Continue(());
                 }
-                if !query.matches_span(record) {
+                if !query.matches_span(&record) {
                     return ControlFlow::Continue(());
                 }
                 if current != Some(trace_id) {
@@ -145,7 +145,7 @@ pub fn search_snapshot(
                     Entry::Occupied(entry) => entry.into_mut(),
                 };
                 if !whole_trace {
-                    spans.push(record.clone());
+                    spans.push(record.into_owned());
                     buffered += 1;
                     if buffered >= MAX_BUFFERED_SPANS {
                         overflow = true;
@@ -444,7 +444,7 @@ fn bulk_read(
             current = Some(trace_id);
         }
         if wanted.contains(&trace_id) {
-            local.entry(trace_id).or_default().push(record.clone());
+            local.entry(trace_id).or_default().push(record.into_owned());
         }
         ControlFlow::Continue(())
     })?;
@@ -568,11 +568,11 @@ fn read_whole_unit(
         }
         if !current_is_candidate
             && in_range(record.span.start_time_unix_nano)
-            && query.matches_span(record)
+            && query.matches_span(&record)
         {
             current_is_candidate = true;
         }
-        current_spans.push(record.clone());
+        current_spans.push(record.into_owned());
         ControlFlow::Continue(())
     });
     outcome.inspected_spans = inspected;
@@ -668,7 +668,7 @@ fn assemble(
             gathered
                 .entry(record.span.trace_id)
                 .or_default()
-                .push(record.clone());
+                .push(record.into_owned());
             ControlFlow::Continue(())
         });
         metrics.inspected_spans += inspected;

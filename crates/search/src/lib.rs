@@ -1,17 +1,20 @@
 //! TraceQL search over the store: the engine behind `tracewarden query`,
 //! `GET /api/v1/search` and Tempo's `GET /api/search`.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let store: tracewarden_store::Store = unimplemented!();
-//! use tracewarden_search::{SearchRequest, search};
+//! ```
+//! use tracewarden_search::{SearchError, SearchRequest, search};
+//! use tracewarden_store::Store;
 //!
-//! let query = tracewarden_traceql::parse(r#"{ span.http.response.status_code = 401 }"#)?;
-//! let request = SearchRequest::new(query, 0, u64::MAX)?.with_limit(20)?;
-//! for found in search(&store, &request)?.traces {
-//!     println!("{} {:?}", found.trace_id, found.root_span_name);
+//! fn failed_logins(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
+//!     let query = tracewarden_traceql::parse("{ span.http.response.status_code = 401 }")?;
+//!     let request = SearchRequest::new(query, 0, u64::MAX)?.with_limit(20)?;
+//!     for found in search(store, &request)?.traces {
+//!         println!("{} {:?}", found.trace_id, found.root_span_name);
+//!     }
+//!     Ok(())
 //! }
-//! # Ok(()) }
+//! # let _ = failed_logins;
+//! # let _: Option<SearchError> = None;
 //! ```
 
 mod error;
@@ -31,4 +34,4 @@ pub use request::{
 pub use result::{
     MatchedSpan, MatchedSpanSet, SearchMetrics, SearchResult, ServiceStats, TraceMatch,
 };
-pub use time::{parse_duration, parse_time};
+pub use time::{format_time, parse_duration, parse_time};

@@ -143,6 +143,41 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
         .checked_add(fraction_nanos)
 }
 
+/// Unix nanoseconds as RFC 3339 UTC with milliseconds,
+/// `2026-11-23T17:00:00.123Z`: what [`parse_time`] reads back.
+pub fn format_time(unix_nano: u64) -> String {
+    let seconds = (unix_nano / 1_000_000_000) as i64;
+    let millis = (unix_nano / 1_000_000) % 1000;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's algorithm; the inverse of [`days_from_civil`]).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
@@ -189,6 +224,18 @@ mod tests {
             parse_time("2000-02-29T12:00:00Z"),
             Ok(951_825_600_000_000_000)
         );
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_time(1_795_453_200_123_000_000),
+            "2026-11-23T17:00:00.123Z"
+        );
+        assert_eq!(
+            format_time(951_825_600_000_000_000),
+            "2000-02-29T12:00:00.000Z"
+        );
+        for t in [0, 951_825_600_000_000_000, 1_795_453_200_123_000_000] {
+            assert_eq!(parse_time(&format_time(t)), Ok(t));
+        }
         for bad in [
             "",
             "yesterday",

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -154,7 +154,8 @@ impl Detector {
         &self.rules
     }
 
-    /// The engine's counters per rule, as of the last batch.
+    /// The engine's counters per rule, as of the last time the queue ran
+    /// dry or a rule fired.
     pub fn rule_stats(&self) -> Vec<RuleStats> {
         self.shared
             .rule_stats
@@ -166,7 +167,25 @@ impl Detector {
 
 fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
     let mut spans: Vec<SpanRecord> = Vec::new();
-    while let Ok(batch) = batches.recv() {
+    // The per-rule counters are copied out for the API when the queue runs
+    // dry and before detections are published, not after every batch.
+    let publish_stats = |engine: &Engine| {
+        if let Ok(mut stats) = shared.rule_stats.lock() {
+            *stats = engine.stats().rules;
+        }
+    };
+    loop {
+        let batch = match batches.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Empty) => {
+                publish_stats(&engine);
+                match batches.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                }
+            }
+            Err(TryRecvError::Disconnected) => return,
+        };
         spans.clear();
         for resource_spans in batch.resource_spans {
             for scope_spans in resource_spans.scope_spans {
@@ -189,12 +208,10 @@ fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
             .counters
             .spans
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        if let Ok(mut stats) = shared.rule_stats.lock() {
-            *stats = engine.stats().rules;
-        }
         if detections.is_empty() {
             continue;
         }
+        publish_stats(&engine);
         shared
             .counters
             .detections

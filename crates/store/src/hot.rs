@@ -279,17 +279,15 @@ impl HotTier {
     ) -> Vec<SpanRecord> {
         let limit = limit.unwrap_or(usize::MAX);
         let mut found = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = shard.read();
-            for span in shard.traces.values().flat_map(|entry| &entry.spans) {
-                if found.len() >= limit {
-                    return found;
-                }
-                if keep(span) {
-                    found.push(span.clone());
-                }
+        let _ = self.for_each_span(&mut |span| {
+            if found.len() >= limit {
+                return ControlFlow::Break(());
             }
-        }
+            if keep(span) {
+                found.push(span.clone());
+            }
+            ControlFlow::Continue(())
+        });
         found
     }
 

@@ -6,6 +6,7 @@
 //! taken, so every step sees each span exactly once, and the files it reads
 //! stay open even if compaction or retention removes them meanwhile.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -108,12 +109,14 @@ impl ScanUnit {
     }
 
     /// Calls `visit` with each span matching `filter` (in no promised
-    /// order), until it breaks; returns whether it did. Segments prune by
+    /// order), until it breaks; returns whether it did. Spans read from a
+    /// segment come owned, those of a memory tier borrowed: `into_owned`
+    /// copies only the latter. Segments prune by
     /// statistics, page indexes and bloom filters first.
     pub fn for_each_span(
         &self,
         filter: &SpanFilter,
-        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(Cow<'_, SpanRecord>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
         self.for_each_span_projected(filter, SpanProjection::ALL, visit)
     }
@@ -124,7 +127,7 @@ impl ScanUnit {
         &self,
         filter: &SpanFilter,
         projection: SpanProjection,
-        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(Cow<'_, SpanRecord>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
         match &self.0 {
             Unit::Memory(tier) => {
@@ -135,7 +138,7 @@ impl ScanUnit {
                     }
                     if span_matches(filter, span) {
                         left -= 1;
-                        visit(span)?;
+                        visit(Cow::Borrowed(span))?;
                     }
                     ControlFlow::Continue(())
                 }))

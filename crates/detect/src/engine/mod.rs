@@ -84,7 +84,7 @@ use tracewarden_traceql::TraceView;
 
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity};
 
-use keys::{KeyMap, build_key, decode_key};
+use keys::{KeyMap, Slot, build_key, decode_key};
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
 
@@ -449,16 +449,14 @@ fn process_span(
             let Some(payload) = find_payload(t.payload.as_ref(), record) else {
                 return;
             };
-            stats.matched_spans += 1;
-            stats.future_spans += u64::from(future);
             let window = duration_nanos(t.window);
-            keys.sweep(watermark, window, stats);
-            if ts.saturating_add(window) <= watermark {
-                stats.late_spans += 1;
-                return;
-            }
-            if !build_key(&t.group_by, record, key, value) {
-                stats.missing_key += 1;
+            let span = Admitted {
+                ts,
+                future,
+                watermark,
+                window,
+            };
+            if !admit(keys, &t.group_by, &span, record, key, value, stats) {
                 return;
             }
             let distinct = match &t.distinct {
@@ -472,14 +470,9 @@ fn process_span(
                     Some(value.as_str())
                 }
             };
-            let Some(slot) = keys.slot(key, stats) else {
+            let Some(slot) = slot_for(keys, key, &span, stats) else {
                 return;
             };
-            if ts.saturating_add(window) <= slot.newest {
-                stats.late_spans += 1;
-                return;
-            }
-            slot.newest = slot.newest.max(ts);
             let newest = slot.newest;
             if let Some(crossing) =
                 slot.value
@@ -499,26 +492,19 @@ fn process_span(
             if matched == 0 {
                 return;
             }
-            stats.matched_spans += 1;
-            stats.future_spans += u64::from(future);
             let window = duration_nanos(s.window);
-            keys.sweep(watermark, window, stats);
-            if ts.saturating_add(window) <= watermark {
-                stats.late_spans += 1;
+            let span = Admitted {
+                ts,
+                future,
+                watermark,
+                window,
+            };
+            if !admit(keys, &s.group_by, &span, record, key, value, stats) {
                 return;
             }
-            if !build_key(&s.group_by, record, key, value) {
-                stats.missing_key += 1;
-                return;
-            }
-            let Some(slot) = keys.slot(key, stats) else {
+            let Some(slot) = slot_for(keys, key, &span, stats) else {
                 return;
             };
-            if ts.saturating_add(window) <= slot.newest {
-                stats.late_spans += 1;
-                return;
-            }
-            slot.newest = slot.newest.max(ts);
             let newest = slot.newest;
             // Step counts are few (at most MAX_STEPS) and fixed per rule.
             let mut counts = [0u64; crate::rule::MAX_STEPS];
@@ -538,6 +524,60 @@ fn process_span(
         // whole-trace rules run in `process_trace`.
         _ => {}
     }
+}
+
+/// A span a windowed rule's condition holds for, and its window.
+struct Admitted {
+    /// Its start time (clamped when in the future).
+    ts: u64,
+    future: bool,
+    watermark: u64,
+    window: u64,
+}
+
+/// What every windowed rule does first with a span its condition holds
+/// for: count it, drop the keys idle for a window, refuse it when it is
+/// older than the window, and build its key into `key`. False: the span goes
+/// no further (counted).
+fn admit<V: Default>(
+    keys: &mut KeyMap<V>,
+    group_by: &[FieldRef],
+    span: &Admitted,
+    record: &SpanRecord,
+    key: &mut String,
+    value: &mut String,
+    stats: &mut RuleStats,
+) -> bool {
+    stats.matched_spans += 1;
+    stats.future_spans += u64::from(span.future);
+    keys.sweep(span.watermark, span.window, stats);
+    if span.ts.saturating_add(span.window) <= span.watermark {
+        stats.late_spans += 1;
+        return false;
+    }
+    if !build_key(group_by, record, key, value) {
+        stats.missing_key += 1;
+        return false;
+    }
+    true
+}
+
+/// The slot of `key` with its newest time advanced to the span's; `None`
+/// when the key cannot be held or the span is older than the key's window
+/// (counted late).
+fn slot_for<'a, V: Default>(
+    keys: &'a mut KeyMap<V>,
+    key: &str,
+    span: &Admitted,
+    stats: &mut RuleStats,
+) -> Option<&'a mut Slot<V>> {
+    let slot = keys.slot(key, stats)?;
+    if span.ts.saturating_add(span.window) <= slot.newest {
+        stats.late_spans += 1;
+        return None;
+    }
+    slot.newest = slot.newest.max(span.ts);
+    Some(slot)
 }
 
 /// Whether a span that satisfies a rule's condition passes its `payload`

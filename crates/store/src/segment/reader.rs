@@ -1,5 +1,6 @@
 //! An open segment: its files' footers in memory, and the pruned reads.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -145,28 +146,24 @@ impl Segment {
     /// filters of `client_address`, `enduser_id` and `session_id`; then the
     /// filter is applied exactly.
     pub fn scan_spans(&self, filter: &SpanFilter) -> Result<Vec<SpanRecord>> {
-        let Some(plan) = self.spans.scan_plan(filter)? else {
-            return Ok(Vec::new());
-        };
         let mut spans = Vec::new();
-        self.spans.read(plan, filter.limit, |batch, sharing| {
-            let columns = SpanColumns::new(batch)?;
-            for row in 0..columns.len() {
-                spans.push(columns.record(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
+        // The visitor never breaks.
+        let _ = self.for_each_span(filter, &mut |span| {
+            spans.push(span.into_owned());
+            ControlFlow::Continue(())
         })?;
         Ok(spans)
     }
 
     /// Calls `visit` with each span that matches `filter`, in file order
     /// (trace id, start time), pruning as [`Segment::scan_spans`] does,
-    /// without collecting them: a query keeps only what it needs. Stops
-    /// reading when `visit` breaks. `filter.limit` is honoured.
+    /// without collecting them: a query keeps only what it needs (spans come
+    /// owned: keeping one costs no copy). Stops reading when `visit` breaks.
+    /// `filter.limit` is honoured.
     pub fn for_each_span(
         &self,
         filter: &SpanFilter,
-        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(Cow<'_, SpanRecord>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
         self.for_each_span_projected(filter, SpanProjection::ALL, visit)
     }
@@ -177,7 +174,7 @@ impl Segment {
         &self,
         filter: &SpanFilter,
         projection: SpanProjection,
-        visit: &mut dyn FnMut(&SpanRecord) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(Cow<'_, SpanRecord>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>> {
         let Some(mut plan) = self.spans.scan_plan(filter)? else {
             return Ok(ControlFlow::Continue(()));
@@ -187,7 +184,7 @@ impl Segment {
         self.spans.read(plan, filter.limit, |batch, sharing| {
             let columns = SpanColumns::new(batch)?;
             for row in 0..columns.len() {
-                if visit(&columns.record(row, sharing)?).is_break() {
+                if visit(Cow::Owned(columns.record(row, sharing)?)).is_break() {
                     flow = ControlFlow::Break(());
                     return Ok(ControlFlow::Break(()));
                 }

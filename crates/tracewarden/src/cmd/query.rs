@@ -13,6 +13,7 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tracewarden_search::format_time;
 use tracewarden_server::Config;
 use tracewarden_server::api::{SearchParams, native_json};
 use tracewarden_store::Store;
@@ -290,29 +291,6 @@ fn format_duration(nanos: u64) -> String {
         n if n >= 1_000 => format!("{:.2}µs", n as f64 / 1e3),
         n => format!("{n}ns"),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix nanoseconds.
-fn format_time(nanos: u64) -> String {
-    let seconds = (nanos / 1_000_000_000) as i64;
-    let millis = (nanos / 1_000_000) % 1000;
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 #[cfg(test)]

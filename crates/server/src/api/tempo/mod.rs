@@ -346,9 +346,8 @@ async fn search_tags_v1(
     Ok(json_response(&json!({ "tagNames": names })))
 }
 
-/// `GET /api/v2/search/tags`: `{"scopes": [{"name", "tags"}]}`. `q` (a
-/// TraceQL filter) is accepted and not applied: every tag of the range is
-/// listed, which is what Tempo answers for a filter it cannot use.
+/// `GET /api/v2/search/tags`: `{"scopes": [{"name", "tags"}]}`, over the
+/// spans `q` (a TraceQL filter) lets through (see [`spans_in_range`]).
 async fn search_tags_v2(
     State(state): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
@@ -378,7 +377,7 @@ async fn tag_values_v1(
 }
 
 /// `GET /api/v2/search/tag/{tag}/values`: `{"tagValues": [{"type",
-/// "value"}]}` for a TraceQL identifier. `q` is accepted and not applied.
+/// "value"}]}` for a TraceQL identifier, over the spans `q` lets through.
 async fn tag_values_v2(
     State(state): State<ApiState>,
     Path(tag): Path<String>,
