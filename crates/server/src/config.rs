@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracewarden_detect::rule::Site;
 use tracewarden_ingest::Limits;
 use tracewarden_store::{LifecycleOptions, StoreOptions, WalOptions};
 
@@ -53,6 +54,8 @@ pub struct DetectionConfig {
     /// Batches waiting for the detection thread; more are stored but not
     /// detected on (counted), so detection never slows ingest.
     pub queue_batches: usize,
+    /// The `[detection.site]` section: facts rules reference as `$name`.
+    pub site: Site,
 }
 
 impl Default for DetectionConfig {
@@ -62,6 +65,7 @@ impl Default for DetectionConfig {
             builtin_rules: true,
             rules_dir: None,
             queue_batches: 1024,
+            site: Site::default(),
         }
     }
 }

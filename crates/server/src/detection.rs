@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, RuleStats};
-use tracewarden_detect::rule::{Rule, builtin_rules, load_dir};
+use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::{Batch, SpanRecord};
@@ -246,13 +246,17 @@ fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
 /// `rules_dir` (replacing built-in ones with the same id). Every error of
 /// every file, with its position, when one is wrong.
 pub fn load_rules(config: &DetectionConfig) -> Result<Vec<Rule>, String> {
+    let problems = config.site.validate();
+    if !problems.is_empty() {
+        return Err(format!("[detection.site]: {}", problems.join("; ")));
+    }
     let mut rules = if config.builtin_rules {
-        builtin_rules().map_err(|e| format!("the built-in rules: {e}"))?
+        builtin_rules_for(&config.site).map_err(|e| format!("the built-in rules: {e}"))?
     } else {
         Vec::new()
     };
     if let Some(dir) = &config.rules_dir {
-        let extra = load_dir(dir).map_err(|e| e.to_string())?;
+        let extra = load_dir_for(dir, &config.site).map_err(|e| e.to_string())?;
         rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
         rules.extend(extra);
     }

@@ -220,7 +220,8 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine with the default limits. Disabled rules are left out.
+    /// An engine with the default limits. Disabled rules, and rules made
+    /// inactive by unset site facts, are left out.
     pub fn new(rules: Vec<Rule>) -> Engine {
         Engine::with_config(rules, EngineConfig::default())
     }
@@ -228,7 +229,7 @@ impl Engine {
     pub fn with_config(rules: Vec<Rule>, config: EngineConfig) -> Engine {
         let rules = rules
             .into_iter()
-            .filter(|rule| rule.enabled)
+            .filter(|rule| rule.enabled && rule.inactive.is_none())
             .map(|rule| {
                 let state = match &rule.kind {
                     RuleKind::Match(m) if m.needs_whole_trace() => State::TraceMatch,

@@ -3,17 +3,22 @@
 
 use std::path::Path;
 
-use super::{LoadErrors, Rule, parse_rule};
+use super::{LoadErrors, Rule, Site, parse_rule_for};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// The built-in rules, parsed; every error of every file if one is wrong
 /// (a test keeps the pack valid, so this is for a broken build).
 pub fn builtin_rules() -> Result<Vec<Rule>, LoadErrors> {
+    builtin_rules_for(&Site::default())
+}
+
+/// The built-in rules with the facts of `site`.
+pub fn builtin_rules_for(site: &Site) -> Result<Vec<Rule>, LoadErrors> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     for (name, source) in BUILTIN_RULE_FILES {
-        match parse_rule(source, Path::new(&format!("rules/{name}"))) {
+        match parse_rule_for(source, Path::new(&format!("rules/{name}")), site) {
             Ok(rule) => rules.push(rule),
             Err(mut found) => errors.append(&mut found),
         }

@@ -57,6 +57,9 @@ pub enum RuleErrorKind {
     /// A `payload.detect` entry that names no detector.
     #[error("unknown detector `{name}` (expected one of: {allowed})")]
     UnknownDetector { name: String, allowed: String },
+    /// A `$name` in a condition that names no site fact.
+    #[error("{0}")]
+    SiteFact(crate::rule::UnknownFact),
     /// Any other value out of its allowed range.
     #[error("invalid `{key}`: {reason}")]
     Invalid { key: String, reason: String },

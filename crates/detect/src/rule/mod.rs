@@ -50,6 +50,7 @@ mod error;
 mod field;
 mod fixture;
 mod payload;
+mod site;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,7 +62,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use tracewarden_model::SpanRecord;
 use tracewarden_traceql::{ParseError, Query};
 
-pub use builtin::{BUILTIN_RULE_FILES, builtin_rules};
+pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
 pub use duration::{MAX_WINDOW, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
@@ -73,6 +74,7 @@ pub use payload::{
     DETECTOR_NAMES, MAX_PAYLOAD_FIELD_BYTES, MAX_PAYLOAD_FIELDS, PayloadHit, PayloadMatch,
     detector_from_name, detector_name,
 };
+pub use site::{FACT_NAMES, Site, UnknownFact};
 
 /// Largest rule file read, in bytes.
 pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
@@ -222,6 +224,9 @@ pub struct Rule {
     /// What an analyst should do when the rule fires.
     pub response: String,
     pub enabled: bool,
+    /// Why the rule does not run although enabled: it references site
+    /// facts the site leaves empty (see [`Site`]). `None`: it runs.
+    pub inactive: Option<String>,
     pub kind: RuleKind,
     /// The file the rule came from.
     pub file: PathBuf,
@@ -344,6 +349,10 @@ type Mapping<'a> = Vec<(&'a str, &'a MarkedYaml<'a>, &'a MarkedYaml<'a>)>;
 struct Checker<'s> {
     file: &'s Path,
     source: &'s str,
+    site: &'s Site,
+    /// Site facts referenced by the rule's conditions that the site leaves
+    /// empty.
+    empty_facts: Vec<String>,
     errors: Vec<RuleError>,
 }
 
@@ -692,7 +701,37 @@ impl<'s> Checker<'s> {
             );
             return None;
         };
-        match Condition::parse(text) {
+        let expanded = match site::expand(text, self.site) {
+            Ok(expanded) => expanded,
+            Err(e) => {
+                let (line, column) = offset_position(text, e.offset);
+                let at = ParseError {
+                    kind: tracewarden_traceql::ParseErrorKind::Syntax,
+                    offset: e.offset,
+                    line,
+                    column,
+                    message: String::new(),
+                };
+                let (line, column) = map_traceql_position(self.source, node, &at);
+                self.error_at(line, column, RuleErrorKind::SiteFact(e.error));
+                return None;
+            }
+        };
+        for fact in &expanded.empty {
+            if !self.empty_facts.contains(fact) {
+                self.empty_facts.push(fact.clone());
+            }
+        }
+        let parsed = Condition::parse(&expanded.text).map(|mut condition| {
+            condition.text = text.to_string();
+            condition
+        });
+        match parsed.map_err(|mut e| {
+            // Positions in the expanded text, mapped back to what was written.
+            e.offset = expanded.original_offset(e.offset);
+            (e.line, e.column) = offset_position(text, e.offset);
+            e
+        }) {
             Ok(condition) => {
                 if span_level && !condition.is_span_level() {
                     self.error(
@@ -713,6 +752,17 @@ impl<'s> Checker<'s> {
             }
         }
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset of `text`.
+fn offset_position(text: &str, offset: usize) -> (u32, u32) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
 }
 
 /// 1-based line and column of a node.
@@ -772,9 +822,17 @@ fn valid_tag(tag: &str) -> bool {
 /// Parses the text of one rule file. `file` is used in errors and recorded
 /// in the rule.
 pub fn parse_rule(source: &str, file: &Path) -> Result<Rule, Vec<RuleError>> {
+    parse_rule_for(source, file, &Site::default())
+}
+
+/// Parses the text of one rule file, with `$facts` in its conditions taken
+/// from `site`.
+pub fn parse_rule_for(source: &str, file: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
     let mut checker = Checker {
         file,
         source,
+        site,
+        empty_facts: Vec::new(),
         errors: Vec::new(),
     };
     let docs = match MarkedYaml::load_from_str(source) {
@@ -955,6 +1013,14 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         tags: tags?,
         response: response?,
         enabled: enabled?,
+        inactive: (!checker.empty_facts.is_empty()).then(|| {
+            let facts: Vec<String> = checker
+                .empty_facts
+                .iter()
+                .map(|f| format!("site.{f}"))
+                .collect();
+            format!("the site leaves {} empty", facts.join(", "))
+        }),
         kind: kind?,
         file: checker.file.to_path_buf(),
         line: id_position.0,
@@ -1105,6 +1171,11 @@ fn parse_sequence(
 
 /// Reads and parses one rule file.
 pub fn load_file(path: &Path) -> Result<Rule, Vec<RuleError>> {
+    load_file_for(path, &Site::default())
+}
+
+/// Reads and parses one rule file with the facts of `site`.
+pub fn load_file_for(path: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
     let whole_file = |kind| {
         vec![RuleError {
             file: path.to_path_buf(),
@@ -1127,7 +1198,7 @@ pub fn load_file(path: &Path) -> Result<Rule, Vec<RuleError>> {
     }
     let text = String::from_utf8(bytes)
         .map_err(|e| whole_file(RuleErrorKind::Io(format!("not UTF-8: {e}"))))?;
-    parse_rule(&text, path)
+    parse_rule_for(&text, path, site)
 }
 
 /// The rule files of a directory: `*.yaml` and `*.yml`, sorted by name,
@@ -1157,12 +1228,17 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
 /// Loads every rule file of a directory: all rules, or every error of every
 /// file (including ids defined in more than one file).
 pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, LoadErrors> {
+    load_dir_for(dir, &Site::default())
+}
+
+/// Loads every rule file of a directory with the facts of `site`.
+pub fn load_dir_for(dir: &Path, site: &Site) -> Result<Vec<Rule>, LoadErrors> {
     let files = rule_files(dir).map_err(|e| LoadErrors(vec![e]))?;
     let mut rules = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in files {
-        match load_file(&path) {
+        match load_file_for(&path, site) {
             Ok(rule) => {
                 if let Some(first) = seen.get(&rule.id) {
                     errors.push(RuleError {

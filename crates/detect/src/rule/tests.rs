@@ -367,3 +367,82 @@ fn payload_errors_with_their_positions() {
         vec!["r.yaml:9:1: key `payload` is not valid for kind `sequence`"]
     );
 }
+
+const SITE_RULE: &str = "id: geo\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.client.geo.country.iso_code !~ $allowed_countries && span.http.route =~ $login_routes }'\n";
+
+#[test]
+fn site_facts_expand_and_empty_facts_make_the_rule_inactive() {
+    let rule = parse_rule(SITE_RULE, Path::new("g.yaml")).unwrap();
+    assert_eq!(
+        rule.inactive.as_deref(),
+        Some("the site leaves site.allowed_countries empty")
+    );
+    // The condition keeps the text as written.
+    assert!(
+        matches!(&rule.kind, RuleKind::Match(m) if m.condition.text().contains("$allowed_countries"))
+    );
+    let site = Site {
+        allowed_countries: vec!["DE".into(), "FR".into()],
+        ..Site::default()
+    };
+    let rule = parse_rule_for(SITE_RULE, Path::new("g.yaml"), &site).unwrap();
+    assert_eq!(rule.inactive, None);
+    let RuleKind::Match(m) = &rule.kind else {
+        panic!("match rule")
+    };
+    let span = |country: &str, route: &str| {
+        let mut span = tracewarden_model::Span::new(
+            tracewarden_model::TraceId::from_bytes([1; 16]),
+            tracewarden_model::SpanId::from_bytes([1; 8]),
+            "GET",
+        );
+        span.attributes.push(tracewarden_model::KeyValue::new(
+            "client.geo.country.iso_code",
+            country,
+        ));
+        span.attributes
+            .push(tracewarden_model::KeyValue::new("http.route", route));
+        tracewarden_model::SpanRecord {
+            resource: Default::default(),
+            scope: Default::default(),
+            span,
+        }
+    };
+    assert!(m.condition.matches_span(&span("KP", "/api/login")));
+    assert!(!m.condition.matches_span(&span("DE", "/api/login")));
+    assert!(!m.condition.matches_span(&span("KP", "/api/items")));
+    // An inactive rule does not run.
+    let inactive = parse_rule(SITE_RULE, Path::new("g.yaml")).unwrap();
+    assert_eq!(
+        crate::engine::Engine::new(vec![inactive]).rules().count(),
+        0
+    );
+}
+
+#[test]
+fn unknown_site_facts_and_traceql_errors_after_facts_have_positions() {
+    let text =
+        "id: x\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.a =~ $login_route }'\n";
+    let errors = parse_rule(text, Path::new("x.yaml")).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].to_string().starts_with(
+            "x.yaml:5:25: unknown site fact `$login_route` (expected one of: $login_routes,"
+        ),
+        "{}",
+        errors[0]
+    );
+    // The mistake after the fact (`= =`) is reported where it was written,
+    // not where it lies in the expanded text.
+    let text = "id: x\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.a =~ $login_routes && span.b = = 1 }'\n";
+    let errors = parse_rule(text, Path::new("x.yaml")).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let expected_column = 12 + "{ span.a =~ $login_routes && span.b = ".len() + 1;
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with(&format!("x.yaml:5:{expected_column}: TraceQL")),
+        "{}",
+        errors[0]
+    );
+}
