@@ -18,7 +18,7 @@ use tracewarden_detect::engine::{Detection, Engine, EngineConfig, RuleStats};
 use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
-use tracewarden_model::{Batch, SpanRecord};
+use tracewarden_model::{Batch, LogEntry, SpanRecord};
 
 /// Detections kept for `GET /api/v1/detections`.
 pub const RECENT_DETECTIONS: usize = 10_000;
@@ -30,7 +30,11 @@ pub struct RuleInfo {
     pub title: String,
     pub severity: &'static str,
     pub kind: &'static str,
+    pub source: &'static str,
     pub tags: Vec<String>,
+    pub enabled: bool,
+    /// Why an enabled rule does not run (a site fact left empty).
+    pub inactive: Option<String>,
 }
 
 /// Counters of the detector.
@@ -38,6 +42,8 @@ pub struct RuleInfo {
 pub struct DetectorStats {
     pub batches: u64,
     pub spans: u64,
+    /// Log records detected on (by `source: logs` rules).
+    pub logs: u64,
     /// Batches not detected on because the queue was full.
     pub dropped_batches: u64,
     pub dropped_spans: u64,
@@ -48,6 +54,7 @@ pub struct DetectorStats {
 struct Counters {
     batches: AtomicU64,
     spans: AtomicU64,
+    logs: AtomicU64,
     dropped_batches: AtomicU64,
     dropped_spans: AtomicU64,
     detections: AtomicU64,
@@ -76,7 +83,10 @@ impl Detector {
                 title: rule.title.clone(),
                 severity: rule.severity.as_str(),
                 kind: rule.kind.name(),
+                source: rule.source.as_str(),
                 tags: rule.tags.clone(),
+                enabled: rule.enabled,
+                inactive: rule.inactive.clone(),
             })
             .collect();
         let (sender, receiver) = std::sync::mpsc::sync_channel(queue.max(1));
@@ -100,7 +110,7 @@ impl Detector {
     /// Queues an acknowledged batch; never blocks.
     pub fn offer(&self, batch: Batch) {
         let spans = batch.span_count() as u64;
-        if spans == 0 {
+        if spans == 0 && batch.log_count() == 0 {
             return;
         }
         match self.sender.try_send(batch) {
@@ -144,6 +154,7 @@ impl Detector {
         DetectorStats {
             batches: c.batches.load(Ordering::Relaxed),
             spans: c.spans.load(Ordering::Relaxed),
+            logs: c.logs.load(Ordering::Relaxed),
             dropped_batches: c.dropped_batches.load(Ordering::Relaxed),
             dropped_spans: c.dropped_spans.load(Ordering::Relaxed),
             detections: c.detections.load(Ordering::Relaxed),
@@ -167,6 +178,7 @@ impl Detector {
 
 fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
     let mut spans: Vec<SpanRecord> = Vec::new();
+    let mut logs: Vec<LogEntry> = Vec::new();
     // The per-rule counters are copied out for the API when the queue runs
     // dry and before detections are published, not after every batch.
     let publish_stats = |engine: &Engine| {
@@ -198,16 +210,33 @@ fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
                 }
             }
         }
+        logs.clear();
+        for resource_logs in batch.resource_logs {
+            for scope_logs in resource_logs.scope_logs {
+                for record in scope_logs.log_records {
+                    logs.push(LogEntry {
+                        resource: Arc::clone(&resource_logs.resource),
+                        scope: Arc::clone(&scope_logs.scope),
+                        record,
+                    });
+                }
+            }
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let detections = engine.process(&spans, now);
+        let mut detections = engine.process(&spans, now);
+        detections.extend(engine.process_logs(&logs, now));
         shared.counters.batches.fetch_add(1, Ordering::Relaxed);
         shared
             .counters
             .spans
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        shared
+            .counters
+            .logs
+            .fetch_add(logs.len() as u64, Ordering::Relaxed);
         if detections.is_empty() {
             continue;
         }

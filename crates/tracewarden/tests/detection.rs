@@ -190,6 +190,77 @@ async fn attacks_raise_detections_and_benign_traffic_does_not() {
     assert!(brute["matchedSpans"].as_u64().unwrap() >= 12, "{rules:#}");
 }
 
+#[tokio::test]
+async fn log_records_raise_detections_of_log_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let now = now_nanos();
+    // Twelve refusals for one user, logged by the application with the ids
+    // of the request's trace, and benign records around them.
+    let mut records: Vec<Value> = (0..12u64)
+        .map(|i| {
+            json!({
+                "timeUnixNano": (now - 4_000_000_000 + i * 1_000_000).to_string(),
+                "severityNumber": 13, "severityText": "WARN",
+                "body": {"stringValue": format!("Access denied: invoice {i} belongs to another tenant")},
+                "attributes": [{"key": "enduser.id", "value": {"stringValue": "mallory"}}],
+                "traceId": format!("{:032x}", 7000 + i), "spanId": format!("{:016x}", 7000 + i),
+            })
+        })
+        .collect();
+    records.extend((0..20u64).map(|i| {
+        json!({
+            "timeUnixNano": (now - 3_000_000_000 + i).to_string(),
+            "severityNumber": 9, "body": {"stringValue": format!("invoice {i} rendered")},
+            "attributes": [{"key": "enduser.id", "value": {"stringValue": "alice"}}],
+        })
+    }));
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeLogs": [{"scope": {"name": "app"}, "logRecords": records}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/logs"),
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        if body["stats"]["logs"].as_u64() == Some(32) {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "detection did not see the logs: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let found: Vec<&Value> = body["detections"].as_array().unwrap().iter().collect();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "access-denied-logs");
+    assert_eq!(found[0]["key"]["span.enduser.id"], "mallory");
+    assert_eq!(found[0]["count"], 10);
+    // The evidence names the traces the records belong to.
+    assert_eq!(
+        found[0]["traceIds"][0],
+        format!("{:032x}", 7009),
+        "{body:#}"
+    );
+
+    let rules = get(&server.api_url("/api/v1/rules")).await.json();
+    let listed = rules["rules"].as_array().unwrap();
+    let rule = listed
+        .iter()
+        .find(|r| r["id"] == "access-denied-logs")
+        .unwrap();
+    assert_eq!(rule["source"], "logs");
+    assert_eq!(rule["active"], true);
+    assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");

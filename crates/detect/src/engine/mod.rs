@@ -73,16 +73,17 @@
 //! ```
 
 mod keys;
+mod logs;
 mod sequence;
 mod threshold;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracewarden_model::{SpanRecord, TraceId};
+use tracewarden_model::{LogEntry, SpanRecord, TraceId};
 use tracewarden_traceql::TraceView;
 
-use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity};
+use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
 use keys::{KeyMap, Slot, build_key, decode_key};
 use sequence::SequenceKey;
@@ -165,6 +166,8 @@ pub struct RuleStats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
     pub spans: u64,
+    /// Log records seen by `source: logs` rules.
+    pub logs: u64,
     pub detections: u64,
     /// Enabled rules that need whole traces: they run in
     /// [`Engine::process_trace`], not on single spans.
@@ -208,6 +211,9 @@ pub struct Engine {
     watermark: u64,
     key: String,
     value: String,
+    /// The span-shaped view of the log record being evaluated, reused.
+    log_view: SpanRecord,
+    logs: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -259,6 +265,8 @@ impl Engine {
             watermark: 0,
             key: String::new(),
             value: String::new(),
+            log_view: logs::empty_view(),
+            logs: 0,
         }
     }
 
@@ -270,6 +278,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             spans: self.spans,
+            logs: self.logs,
             detections: self.detections,
             trace_rules: self
                 .rules
@@ -312,10 +321,57 @@ impl Engine {
             // Spans ahead of `now` (within the skew) count at their own
             // time but do not move the watermark past `now`.
             self.watermark = self.watermark.max(ts.min(now_unix_nano));
-            for compiled in &mut self.rules {
+            for compiled in self
+                .rules
+                .iter_mut()
+                .filter(|c| c.rule.source == Source::Spans)
+            {
                 process_span(
                     compiled,
                     record,
+                    ts,
+                    future,
+                    self.watermark,
+                    &self.config,
+                    &mut self.key,
+                    &mut self.value,
+                    &mut detections,
+                );
+            }
+        }
+        self.detections += detections.len() as u64;
+        detections
+    }
+
+    /// Runs the rules with `source: logs` over log records, each through
+    /// its span-shaped view (see `logs.rs`), with the same windows, late
+    /// and future handling as spans (a record's time is its start time).
+    pub fn process_logs(&mut self, entries: &[LogEntry], now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if !self.rules.iter().any(|c| c.rule.source == Source::Logs) {
+            return detections;
+        }
+        let horizon = now_unix_nano.saturating_add(
+            u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
+        );
+        for entry in entries {
+            self.logs += 1;
+            logs::view_into(entry, &mut self.log_view);
+            let start = self.log_view.span.start_time_unix_nano;
+            let (ts, future) = if start > horizon {
+                (now_unix_nano, true)
+            } else {
+                (start, false)
+            };
+            self.watermark = self.watermark.max(ts.min(now_unix_nano));
+            for compiled in self
+                .rules
+                .iter_mut()
+                .filter(|c| c.rule.source == Source::Logs)
+            {
+                process_span(
+                    compiled,
+                    &self.log_view,
                     ts,
                     future,
                     self.watermark,

@@ -348,3 +348,101 @@ fn payload_threshold_rules_count_only_spans_with_a_payload() {
     assert_eq!(detections.len(), 1);
     assert_eq!(detections[0].evidence, None);
 }
+
+fn log_entry(t_secs: u64, body: &str, user: Option<&str>, trace: Option<u8>) -> LogEntry {
+    let mut attributes = Vec::new();
+    if let Some(user) = user {
+        attributes.push(KeyValue::new("enduser.id", user));
+    }
+    LogEntry {
+        resource: Arc::new(tracewarden_model::Resource {
+            attributes: vec![KeyValue::new("service.name", "docs")],
+            ..Default::default()
+        }),
+        scope: Arc::default(),
+        record: tracewarden_model::LogRecord {
+            time_unix_nano: BASE + t_secs * SEC,
+            observed_time_unix_nano: 0,
+            severity_number: 13,
+            severity_text: "WARN".into(),
+            body: AnyValue::from(body),
+            attributes,
+            original_attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: trace.map(|t| TraceId::from_bytes([t; 16])),
+            span_id: trace.map(|t| SpanId::from_bytes([t; 8])),
+            event_name: Default::default(),
+        },
+    }
+}
+
+const LOG_RULE: &str = r#"
+id: denied
+title: t
+severity: low
+source: logs
+kind: threshold
+condition: '{ span.log.body =~ "(?i).*access denied.*" && span.log.severity_number >= 13 && resource.service.name = "docs" }'
+group_by: [span.enduser.id]
+window: 1m
+count: 3
+"#;
+
+#[test]
+fn log_rules_read_log_records_and_span_rules_do_not() {
+    let span_rule = rule(
+        "id: s\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.log.body != nil || span.enduser.id != nil }'\n",
+    );
+    let mut engine = Engine::new(vec![rule(LOG_RULE), span_rule]);
+    let logs: Vec<LogEntry> = (0..4)
+        .map(|i| {
+            log_entry(
+                i,
+                "Access denied to /doc/7",
+                Some("mallory"),
+                Some(i as u8 + 1),
+            )
+        })
+        .chain([
+            log_entry(5, "access granted", Some("mallory"), None),
+            log_entry(6, "Access denied", None, None),
+        ])
+        .collect();
+    let detections = engine.process_logs(&logs, BASE + 10 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    let d = &detections[0];
+    assert_eq!(d.rule_id.as_ref(), "denied");
+    assert_eq!(
+        d.key,
+        vec![("span.enduser.id".to_string(), "mallory".to_string())]
+    );
+    assert_eq!(d.count, 3);
+    // The detection links to the traces the records belong to.
+    assert_eq!(d.trace_ids[0], TraceId::from_bytes([3; 16]));
+    let stats = engine.stats();
+    assert_eq!(stats.logs, 6);
+    assert_eq!(stats.rules[0].missing_key, 1, "the record without a user");
+    // The span rule saw no log record, and the log rule sees no span.
+    assert_eq!(stats.rules[1].matched_spans, 0);
+    let spans = [span(20, 9, &[("enduser.id", AnyValue::from("mallory"))])];
+    assert_eq!(engine.process(&spans, BASE + 30 * SEC).len(), 1);
+    assert_eq!(
+        engine.stats().rules[0].matched_spans,
+        5,
+        "four denials and the one without a user"
+    );
+}
+
+#[test]
+fn source_must_be_spans_or_logs() {
+    let text = LOG_RULE.replace("source: logs", "source: traces");
+    let errors = crate::rule::parse_rule(&text, Path::new("t.yaml")).unwrap_err();
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("`traces` is neither `spans` nor `logs`"),
+        "{}",
+        errors[0]
+    );
+}

@@ -38,10 +38,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tracewarden_model::{
-    AnyValue, KeyValue, Resource, Span, SpanId, SpanKind, SpanRecord, StatusCode, TraceId,
+    AnyValue, KeyValue, LogEntry, LogRecord, Resource, Span, SpanId, SpanKind, SpanRecord,
+    StatusCode, TraceId,
 };
 
-use super::{Rule, RuleError, RuleKind, load_dir, parse_duration};
+use super::{Rule, RuleError, RuleKind, Source, load_dir, parse_duration};
 use crate::engine::{Detection, Engine};
 
 /// Start of fixture time: 2026-01-01T00:00:00Z, in unix nanoseconds.
@@ -62,8 +63,40 @@ pub struct FixtureFile {
 #[serde(deny_unknown_fields)]
 pub struct FixtureCase {
     pub name: String,
+    #[serde(default)]
     pub spans: Vec<FixtureSpan>,
+    /// Log records, for rules with `source: logs`.
+    #[serde(default)]
+    pub logs: Vec<FixtureLog>,
     pub expect: Vec<Expectation>,
+}
+
+/// A log record entry: `at`, `repeat` and `every` as for spans, `body`,
+/// `severity_text`, `severity_number` (0 to 24), `trace_id` / `span_id`
+/// (hex; default none), `attributes` and `resource`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureLog {
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    #[serde(default)]
+    pub every: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub severity_text: Option<String>,
+    #[serde(default)]
+    pub severity_number: Option<i32>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub span_id: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub resource: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -275,8 +308,17 @@ pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, S
     for (case_index, case) in file.cases.iter().enumerate() {
         let spans = expand_spans(case_index, &case.spans, &mut total_spans)
             .map_err(|e| format!("case {:?}: {e}", case.name))?;
+        let logs = expand_logs(&case.logs, &mut total_spans)
+            .map_err(|e| format!("case {:?}: {e}", case.name))?;
         let mut engine = Engine::new(vec![rule.clone()]);
-        let detections = if whole_trace {
+        let detections = if rule.source == Source::Logs {
+            let now = logs
+                .iter()
+                .map(|l| l.record.effective_time_unix_nano())
+                .max()
+                .unwrap_or(FIXTURE_EPOCH_UNIX_NANO);
+            engine.process_logs(&logs, now)
+        } else if whole_trace {
             let mut traces: BTreeMap<TraceId, Vec<SpanRecord>> = BTreeMap::new();
             for span in spans {
                 traces.entry(span.span.trace_id).or_default().push(span);
@@ -468,4 +510,64 @@ fn expand_spans(
         }
     }
     Ok(records)
+}
+
+/// Expands fixture log entries into log records (counted with the spans
+/// against [`MAX_FIXTURE_SPANS`]).
+fn expand_logs(entries: &[FixtureLog], total: &mut usize) -> Result<Vec<LogEntry>, String> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let repeat = entry.repeat.unwrap_or(1);
+        if !(1..=10_000).contains(&repeat) {
+            return Err("`repeat` must be between 1 and 10000".to_string());
+        }
+        *total += repeat as usize;
+        if *total > MAX_FIXTURE_SPANS {
+            return Err(format!("more than {MAX_FIXTURE_SPANS} spans and logs"));
+        }
+        let severity_number = entry.severity_number.unwrap_or(0);
+        if !(0..=24).contains(&severity_number) {
+            return Err("`severity_number` must be between 0 and 24".to_string());
+        }
+        let at = duration_field(entry.at.as_ref(), 0, "at")?;
+        let every = duration_field(entry.every.as_ref(), 1_000_000_000, "every")?;
+        let trace_id = match &entry.trace_id {
+            Some(hex) => Some(TraceId::from_hex(hex).map_err(|e| format!("trace_id: {e}"))?),
+            None => None,
+        };
+        let span_id = match &entry.span_id {
+            Some(hex) => Some(SpanId::from_hex(hex).map_err(|e| format!("span_id: {e}"))?),
+            None => None,
+        };
+        for i in 0..repeat {
+            let time = FIXTURE_EPOCH_UNIX_NANO
+                .saturating_add(at)
+                .saturating_add(every.saturating_mul(u64::from(i)));
+            let record = LogRecord {
+                time_unix_nano: time,
+                observed_time_unix_nano: time,
+                severity_number,
+                severity_text: entry.severity_text.as_deref().unwrap_or("").into(),
+                body: entry.body.as_deref().map_or(AnyValue::Empty, |b| {
+                    AnyValue::from(b.replace("{i}", &i.to_string()).as_str())
+                }),
+                attributes: attributes(&entry.attributes, i)?,
+                original_attributes: Vec::new(),
+                dropped_attributes_count: 0,
+                flags: 0,
+                trace_id,
+                span_id,
+                event_name: Default::default(),
+            };
+            out.push(LogEntry {
+                resource: Arc::new(Resource {
+                    attributes: attributes(&entry.resource, i)?,
+                    ..Resource::default()
+                }),
+                scope: Arc::default(),
+                record,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -67,8 +67,8 @@ pub use duration::{MAX_WINDOW, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
-    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureSpan, Report,
-    RuleReport, run_fixture, test_dir,
+    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureLog, FixtureSpan,
+    Report, RuleReport, run_fixture, test_dir,
 };
 pub use payload::{
     DETECTOR_NAMES, MAX_PAYLOAD_FIELD_BYTES, MAX_PAYLOAD_FIELDS, PayloadHit, PayloadMatch,
@@ -227,6 +227,8 @@ pub struct Rule {
     /// Why the rule does not run although enabled: it references site
     /// facts the site leaves empty (see [`Site`]). `None`: it runs.
     pub inactive: Option<String>,
+    /// What the rule reads: spans (default) or log records.
+    pub source: Source,
     pub kind: RuleKind,
     /// The file the rule came from.
     pub file: PathBuf,
@@ -234,6 +236,27 @@ pub struct Rule {
     pub line: usize,
     /// 1-based column of the `id` value in the file.
     pub column: usize,
+}
+
+/// What a rule's conditions are evaluated on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Source {
+    /// Spans (the default).
+    #[default]
+    Spans,
+    /// Log records, through their span-shaped view (`span.log.body`,
+    /// `span.log.severity_number`, the record's attributes; see
+    /// docs/DETECTION.md, "Rules on log records").
+    Logs,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Spans => "spans",
+            Source::Logs => "logs",
+        }
+    }
 }
 
 /// The kind of a rule and its parameters.
@@ -305,7 +328,7 @@ pub struct Step {
     pub count: u64,
 }
 
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 9] = [
     "id",
     "title",
     "description",
@@ -313,8 +336,11 @@ const COMMON_KEYS: [&str; 8] = [
     "tags",
     "response",
     "enabled",
+    "source",
     "kind",
 ];
+/// The kinds that may read log records (`source: logs`).
+const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
 const KIND_KEYS: [&str; 7] = [
     "condition",
     "group_by",
@@ -949,6 +975,39 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             }
         },
     };
+    let source = match get("source") {
+        None => Some(Source::Spans),
+        Some(node) => match checker.string("source", node).as_deref() {
+            Some("spans") => Some(Source::Spans),
+            Some("logs") => match kind_text {
+                Some(kind) if !LOG_KINDS.contains(&kind) => {
+                    checker.error(
+                        node,
+                        RuleErrorKind::Invalid {
+                            key: "source".to_string(),
+                            reason: format!(
+                                "kind `{kind}` reads spans only (`source: logs` is for {})",
+                                LOG_KINDS.join(", ")
+                            ),
+                        },
+                    );
+                    None
+                }
+                _ => Some(Source::Logs),
+            },
+            Some(other) => {
+                checker.error(
+                    node,
+                    RuleErrorKind::Invalid {
+                        key: "source".to_string(),
+                        reason: format!("`{other}` is neither `spans` nor `logs`"),
+                    },
+                );
+                None
+            }
+            None => None,
+        },
+    };
     let tags = match get("tags") {
         None => Some(Vec::new()),
         Some(node) => match &node.data {
@@ -1021,6 +1080,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
                 .collect();
             format!("the site leaves {} empty", facts.join(", "))
         }),
+        source: source?,
         kind: kind?,
         file: checker.file.to_path_buf(),
         line: id_position.0,

@@ -46,6 +46,7 @@ pub struct DetectionJson {
 pub struct StatsJson {
     pub batches: u64,
     pub spans: u64,
+    pub logs: u64,
     /// Batches stored but not detected on because detection was behind.
     pub dropped_batches: u64,
     pub dropped_spans: u64,
@@ -81,6 +82,7 @@ pub async fn list(
         stats: StatsJson {
             batches: stats.batches,
             spans: stats.spans,
+            logs: stats.logs,
             dropped_batches: stats.dropped_batches,
             dropped_spans: stats.dropped_spans,
             detections: stats.detections,
@@ -120,8 +122,15 @@ pub struct RuleJson {
     pub title: String,
     pub severity: &'static str,
     pub kind: &'static str,
+    /// `spans` or `logs`.
+    pub source: &'static str,
     pub tags: Vec<String>,
-    /// Spans that matched the rule's condition so far.
+    /// Whether the rule runs: `false` when disabled in its file or made
+    /// inactive by a site fact left empty (`inactive` says which).
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive: Option<String>,
+    /// Spans (or log records) that matched the rule's condition so far.
     pub matched_spans: u64,
     pub detections: u64,
 }
@@ -140,7 +149,10 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                     title: rule.title.clone(),
                     severity: rule.severity,
                     kind: rule.kind,
+                    source: rule.source,
                     tags: rule.tags.clone(),
+                    active: rule.enabled && rule.inactive.is_none(),
+                    inactive: rule.inactive.clone(),
                     matched_spans: counters.map(|c| c.matched_spans).unwrap_or(0),
                     detections: counters.map(|c| c.detections).unwrap_or(0),
                 }
