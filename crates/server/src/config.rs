@@ -54,8 +54,41 @@ pub struct DetectionConfig {
     /// Batches waiting for the detection thread; more are stored but not
     /// detected on (counted), so detection never slows ingest.
     pub queue_batches: usize,
+    /// How often `rules_dir` is checked for changed rule files (`"off"`:
+    /// never; reload with `POST /api/v1/rules/reload`).
+    #[serde(with = "reload_interval")]
+    pub reload_interval: Option<std::time::Duration>,
     /// The `[detection.site]` section: facts rules reference as `$name`.
     pub site: Site,
+}
+
+/// `"2s"` or `"off"`.
+mod reload_interval {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tracewarden_detect::rule::{format_duration, parse_duration};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == "off" {
+            return Ok(None);
+        }
+        let interval = parse_duration(&text).map_err(serde::de::Error::custom)?;
+        if interval < Duration::from_millis(100) {
+            return Err(serde::de::Error::custom(
+                "detection.reload_interval must be at least 100ms (or \"off\")",
+            ));
+        }
+        Ok(Some(interval))
+    }
 }
 
 impl Default for DetectionConfig {
@@ -65,6 +98,7 @@ impl Default for DetectionConfig {
             builtin_rules: true,
             rules_dir: None,
             queue_batches: 1024,
+            reload_interval: Some(std::time::Duration::from_secs(2)),
             site: Site::default(),
         }
     }

@@ -9,12 +9,13 @@
 //! start-up are not detected on again.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tracewarden_detect::engine::{Detection, Engine, EngineConfig, RuleStats};
+use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
 use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
@@ -66,30 +67,67 @@ struct Shared {
     rule_stats: Mutex<Vec<RuleStats>>,
 }
 
+/// What the detection thread is sent.
+enum Message {
+    Batch(Batch),
+    /// New rules, and where to say what changed.
+    Reload(Vec<Rule>, std::sync::mpsc::Sender<ReloadSummary>),
+}
+
+/// The outcome of the last reloads, for the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// Reloads refused because a rule file was wrong (the previous rules
+    /// kept running).
+    pub failures: u64,
+    /// When the rules last changed (unix nanoseconds), 0 if never.
+    pub last_reload_unix_nano: u64,
+    /// What the last successful reload did.
+    pub last_summary: Option<ReloadSummary>,
+    /// Every error of the last failed reload, cleared by a good one.
+    pub last_error: Option<String>,
+}
+
 /// The detection thread's front: cheap to share behind an `Arc`.
 pub struct Detector {
-    sender: SyncSender<Batch>,
+    sender: SyncSender<Message>,
     shared: Arc<Shared>,
-    rules: Vec<RuleInfo>,
+    rules: Mutex<Vec<RuleInfo>>,
+    config: DetectionConfig,
+    reload: Mutex<ReloadStatus>,
+}
+
+fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
+    rules
+        .iter()
+        .map(|rule| RuleInfo {
+            id: rule.id.clone(),
+            title: rule.title.clone(),
+            severity: rule.severity.as_str(),
+            kind: rule.kind.name(),
+            source: rule.source.as_str(),
+            tags: rule.tags.clone(),
+            enabled: rule.enabled,
+            inactive: rule.inactive.clone(),
+        })
+        .collect()
 }
 
 impl Detector {
-    /// Starts the detection thread with `rules`; `queue` batches may wait.
-    pub fn start(rules: Vec<Rule>, queue: usize) -> std::io::Result<Detector> {
-        let infos = rules
-            .iter()
-            .map(|rule| RuleInfo {
-                id: rule.id.clone(),
-                title: rule.title.clone(),
-                severity: rule.severity.as_str(),
-                kind: rule.kind.name(),
-                source: rule.source.as_str(),
-                tags: rule.tags.clone(),
-                enabled: rule.enabled,
-                inactive: rule.inactive.clone(),
-            })
-            .collect();
-        let (sender, receiver) = std::sync::mpsc::sync_channel(queue.max(1));
+    /// Loads the rules `config` asks for and starts the detection thread;
+    /// `config.queue_batches` batches may wait.
+    pub fn start(config: &DetectionConfig) -> Result<Detector, String> {
+        let rules = load_rules(config)?;
+        Detector::start_with(rules, config.clone())
+            .map_err(|e| format!("cannot start the detection thread: {e}"))
+    }
+
+    /// Starts the detection thread with `rules` (reloads read `config`).
+    pub fn start_with(rules: Vec<Rule>, config: DetectionConfig) -> std::io::Result<Detector> {
+        let infos = rule_infos(&rules);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             recent: Mutex::new(VecDeque::new()),
@@ -103,8 +141,68 @@ impl Detector {
         Ok(Detector {
             sender,
             shared,
-            rules: infos,
+            rules: Mutex::new(infos),
+            config,
+            reload: Mutex::new(ReloadStatus::default()),
         })
+    }
+
+    /// Reloads the rules from the configuration (built-in pack and
+    /// `rules_dir`). On any error in any file the running rules stay and
+    /// every error is returned; otherwise unchanged rules keep their window
+    /// state (see [`Engine::reload`]). Blocks until the detection thread
+    /// has switched (it finishes the batch in hand first).
+    pub fn reload(&self) -> Result<ReloadSummary, String> {
+        let result = load_rules(&self.config).and_then(|rules| {
+            let infos = rule_infos(&rules);
+            let (reply, answer) = std::sync::mpsc::channel();
+            self.sender
+                .send(Message::Reload(rules, reply))
+                .map_err(|_| "the detection thread has stopped".to_string())?;
+            let summary = answer
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| "the detection thread did not answer".to_string())?;
+            if let Ok(mut current) = self.rules.lock() {
+                *current = infos;
+            }
+            Ok(summary)
+        });
+        if let Ok(mut status) = self.reload.lock() {
+            match &result {
+                Ok(summary) => {
+                    status.reloads += 1;
+                    status.last_reload_unix_nano = now_unix_nano();
+                    status.last_summary = Some(summary.clone());
+                    status.last_error = None;
+                }
+                Err(error) => {
+                    status.failures += 1;
+                    status.last_error = Some(error.clone());
+                }
+            }
+        }
+        match &result {
+            Ok(summary) => tracing::info!(
+                kept = summary.kept.len(),
+                added = ?summary.added,
+                changed = ?summary.changed,
+                removed = ?summary.removed,
+                "rules reloaded"
+            ),
+            Err(error) => {
+                tracing::error!("rules not reloaded, the previous ones keep running: {error}")
+            }
+        }
+        result
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The directory watched for rule changes, if any.
+    pub fn rules_dir(&self) -> Option<&PathBuf> {
+        self.config.rules_dir.as_ref()
     }
 
     /// Queues an acknowledged batch; never blocks.
@@ -113,7 +211,7 @@ impl Detector {
         if spans == 0 && batch.log_count() == 0 {
             return;
         }
-        match self.sender.try_send(batch) {
+        match self.sender.try_send(Message::Batch(batch)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let dropped = self
@@ -161,8 +259,8 @@ impl Detector {
         }
     }
 
-    pub fn rules(&self) -> &[RuleInfo] {
-        &self.rules
+    pub fn rules(&self) -> Vec<RuleInfo> {
+        self.rules.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The engine's counters per rule, as of the last time the queue ran
@@ -176,7 +274,14 @@ impl Detector {
     }
 }
 
-fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
+fn now_unix_nano() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn run(mut engine: Engine, batches: Receiver<Message>, shared: &Shared) {
     let mut spans: Vec<SpanRecord> = Vec::new();
     let mut logs: Vec<LogEntry> = Vec::new();
     // The per-rule counters are copied out for the API when the queue runs
@@ -187,16 +292,25 @@ fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
         }
     };
     loop {
-        let batch = match batches.try_recv() {
-            Ok(batch) => batch,
+        let message = match batches.try_recv() {
+            Ok(message) => message,
             Err(TryRecvError::Empty) => {
                 publish_stats(&engine);
                 match batches.recv() {
-                    Ok(batch) => batch,
+                    Ok(message) => message,
                     Err(_) => return,
                 }
             }
             Err(TryRecvError::Disconnected) => return,
+        };
+        let batch = match message {
+            Message::Batch(batch) => batch,
+            Message::Reload(rules, reply) => {
+                let summary = engine.reload(rules);
+                publish_stats(&engine);
+                let _ = reply.send(summary);
+                continue;
+            }
         };
         spans.clear();
         for resource_spans in batch.resource_spans {
@@ -222,10 +336,7 @@ fn run(mut engine: Engine, batches: Receiver<Batch>, shared: &Shared) {
                 }
             }
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let now = now_unix_nano();
         let mut detections = engine.process(&spans, now);
         detections.extend(engine.process_logs(&logs, now));
         shared.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -290,4 +401,50 @@ pub fn load_rules(config: &DetectionConfig) -> Result<Vec<Rule>, String> {
         rules.extend(extra);
     }
     Ok(rules)
+}
+
+/// What identifies the state of a rules directory: each rule file's path,
+/// length and modification time. `None` when it cannot be listed.
+fn dir_fingerprint(dir: &std::path::Path) -> Option<Vec<(PathBuf, u64, Option<SystemTime>)>> {
+    let files = tracewarden_detect::rule::rule_files(dir).ok()?;
+    Some(
+        files
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).ok();
+                let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                let modified = meta.and_then(|m| m.modified().ok());
+                (path, len, modified)
+            })
+            .collect(),
+    )
+}
+
+/// Checks `rules_dir` every `interval` and reloads the rules when a rule
+/// file appears, disappears or changes. A reload that fails (a mistake in
+/// a file) keeps the running rules, logs every error and is tried again at
+/// the next change. The thread ends when the detector is dropped.
+pub fn watch_rules(detector: &Arc<Detector>, interval: Duration) -> std::io::Result<()> {
+    let Some(dir) = detector.rules_dir().cloned() else {
+        return Ok(());
+    };
+    let weak = Arc::downgrade(detector);
+    let mut seen = dir_fingerprint(&dir);
+    std::thread::Builder::new()
+        .name("rule-watcher".to_string())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let Some(detector) = weak.upgrade() else {
+                    return;
+                };
+                let now = dir_fingerprint(&dir);
+                if now != seen {
+                    seen = now;
+                    // Errors are logged and kept in the reload status.
+                    let _ = detector.reload();
+                }
+            }
+        })?;
+    Ok(())
 }

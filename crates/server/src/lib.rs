@@ -89,14 +89,16 @@ impl Server {
         };
         let pipeline = Arc::new(Pipeline::new());
         if config.detection.enabled {
-            let rules = detection::load_rules(&config.detection).map_err(ServerError::Rules)?;
-            let count = rules.len();
-            let detector = detection::Detector::start(rules, config.detection.queue_batches)
-                .map_err(|e| {
-                    ServerError::Task(format!("cannot start the detection thread: {e}"))
+            let detector = Arc::new(
+                detection::Detector::start(&config.detection).map_err(ServerError::Rules)?,
+            );
+            tracing::info!(rules = detector.rules().len(), "detection on");
+            if let Some(interval) = config.detection.reload_interval {
+                detection::watch_rules(&detector, interval).map_err(|e| {
+                    ServerError::Task(format!("cannot start the rule watcher: {e}"))
                 })?;
-            tracing::info!(rules = count, "detection on");
-            pipeline.set_detector(Arc::new(detector));
+            }
+            pipeline.set_detector(detector);
         }
         Ok(Server {
             config,

@@ -261,6 +261,167 @@ async fn log_records_raise_detections_of_log_rules() {
     assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
 }
 
+const RELOAD_RULE: &str = "id: failed-logins\ntitle: Failed logins\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 5\n";
+
+async fn rule_ids(server: &TestServer) -> (Vec<String>, Value) {
+    let body = get(&server.api_url("/api/v1/rules")).await.json();
+    let ids = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, body)
+}
+
+#[tokio::test]
+async fn rule_files_reload_on_change_without_losing_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("failed-logins.yaml"), RELOAD_RULE).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\nreload_interval = \"200ms\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let url = server.otlp_http_url("/v1/traces");
+    let agent = "test";
+
+    // Three failures: below the count of five.
+    let three: Vec<(&str, i64, &str, &str)> = (0..3)
+        .map(|_| ("/api/login", 401, "198.51.100.4", agent))
+        .collect();
+    assert_eq!(
+        post(&url, "application/json", export(&three, 1))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A second rule file appears: picked up without a restart.
+    std::fs::write(
+        rules.join("scanner.yaml"),
+        "id: scanner\ntitle: Scanner\nseverity: low\nkind: match\ncondition: '{ span.user_agent.original =~ \"(?i)sqlmap.*\" }'\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (ids, body) = rule_ids(&server).await;
+        if ids.contains(&"scanner".to_string()) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "not reloaded: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        body["reload"]["lastSummary"]["kept"],
+        json!(["failed-logins"]),
+        "{body:#}"
+    );
+    assert_eq!(
+        body["reload"]["lastSummary"]["added"],
+        json!(["scanner"]),
+        "{body:#}"
+    );
+
+    // Two more failures: the window kept the first three, so it fires now.
+    let two: Vec<(&str, i64, &str, &str)> = (0..2)
+        .map(|_| ("/api/login", 401, "198.51.100.4", agent))
+        .collect();
+    assert_eq!(
+        post(&url, "application/json", export(&two, 100))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = detections(&server).await;
+        if let Some(d) = body["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ruleId"] == "failed-logins")
+        {
+            assert_eq!(d["count"], 5, "{d:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no detection after the reload: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken file: the reload is refused with its error and the rules
+    // that ran keep running.
+    std::fs::write(
+        rules.join("broken.yaml"),
+        "id: broken\ntitle: b\nseverity: urgent\nkind: match\ncondition: '{ }'\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = rule_ids(&server).await;
+        let failed = body["reload"]["failures"].as_u64().unwrap_or(0) >= 1;
+        let error = body["reload"]["lastError"].as_str().unwrap_or("");
+        if failed && error.contains("unknown severity") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken file was not noticed: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = body["reload"]["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("broken.yaml:3:11: unknown severity `urgent`"),
+        "{error}"
+    );
+    let (ids, _) = rule_ids(&server).await;
+    assert_eq!(ids, vec!["failed-logins", "scanner"]);
+    // The API reload answers 422 with the same errors.
+    let answer = post(
+        &server.api_url("/api/v1/rules/reload"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text()
+    );
+    assert!(
+        answer.text().contains("unknown severity"),
+        "{}",
+        answer.text()
+    );
+    // Fixed: the API reload applies it at once.
+    std::fs::remove_file(rules.join("broken.yaml")).unwrap();
+    let answer = post(
+        &server.api_url("/api/v1/rules/reload"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["kept"], json!(["failed-logins", "scanner"]));
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");

@@ -236,26 +236,7 @@ impl Engine {
         let rules = rules
             .into_iter()
             .filter(|rule| rule.enabled && rule.inactive.is_none())
-            .map(|rule| {
-                let state = match &rule.kind {
-                    RuleKind::Match(m) if m.needs_whole_trace() => State::TraceMatch,
-                    RuleKind::Match(_) => State::Match,
-                    RuleKind::Threshold(_) => {
-                        State::Threshold(KeyMap::new(config.max_keys_per_rule))
-                    }
-                    RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
-                };
-                Compiled {
-                    rule_id: Arc::from(rule.id.as_str()),
-                    title: Arc::from(rule.title.as_str()),
-                    stats: RuleStats {
-                        rule_id: rule.id.clone(),
-                        ..RuleStats::default()
-                    },
-                    rule,
-                    state,
-                }
-            })
+            .map(|rule| compile(rule, &config))
             .collect();
         Engine {
             config,
@@ -268,6 +249,46 @@ impl Engine {
             log_view: logs::empty_view(),
             logs: 0,
         }
+    }
+
+    /// Replaces the rules without losing window state: a rule with the
+    /// same id and the same file text ([`Rule::digest`]) keeps its state
+    /// and counters; a changed rule starts afresh; others come and go. The
+    /// watermark carries on, so late spans stay late.
+    pub fn reload(&mut self, rules: Vec<Rule>) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut old: Vec<Option<Compiled>> = std::mem::take(&mut self.rules)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for rule in rules
+            .into_iter()
+            .filter(|rule| rule.enabled && rule.inactive.is_none())
+        {
+            let previous = old
+                .iter_mut()
+                .find(|c| c.as_ref().is_some_and(|c| c.rule.id == rule.id))
+                .and_then(Option::take);
+            match previous {
+                Some(mut compiled) if compiled.rule.digest == rule.digest => {
+                    summary.kept.push(rule.id.clone());
+                    // The same text; take the new value anyway (its file
+                    // path may differ).
+                    compiled.rule = rule;
+                    self.rules.push(compiled);
+                }
+                Some(_) => {
+                    summary.changed.push(rule.id.clone());
+                    self.rules.push(compile(rule, &self.config));
+                }
+                None => {
+                    summary.added.push(rule.id.clone());
+                    self.rules.push(compile(rule, &self.config));
+                }
+            }
+        }
+        summary.removed = old.into_iter().flatten().map(|c| c.rule.id).collect();
+        summary
     }
 
     /// The enabled rules.
@@ -435,6 +456,40 @@ impl Engine {
         self.detections += detections.len() as u64;
         detections
     }
+}
+
+/// A rule with fresh state.
+fn compile(rule: Rule, config: &EngineConfig) -> Compiled {
+    let state = match &rule.kind {
+        RuleKind::Match(m) if m.needs_whole_trace() => State::TraceMatch,
+        RuleKind::Match(_) => State::Match,
+        RuleKind::Threshold(_) => State::Threshold(KeyMap::new(config.max_keys_per_rule)),
+        RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
+    };
+    Compiled {
+        rule_id: Arc::from(rule.id.as_str()),
+        title: Arc::from(rule.title.as_str()),
+        stats: RuleStats {
+            rule_id: rule.id.clone(),
+            ..RuleStats::default()
+        },
+        rule,
+        state,
+    }
+}
+
+/// What [`Engine::reload`] did, by rule id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Unchanged rules: their windows, keys and counters carry on.
+    pub kept: Vec<String>,
+    /// Rules new to the engine (or newly enabled or active).
+    pub added: Vec<String>,
+    /// Rules whose file changed: they start with empty state, since their
+    /// condition, key or window may mean something else now.
+    pub changed: Vec<String>,
+    /// Rules no longer running (deleted, disabled or made inactive).
+    pub removed: Vec<String>,
 }
 
 #[allow(clippy::too_many_arguments)]

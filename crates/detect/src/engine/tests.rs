@@ -446,3 +446,35 @@ fn source_must_be_spans_or_logs() {
         errors[0]
     );
 }
+
+#[test]
+fn reload_keeps_the_windows_of_unchanged_rules() {
+    let brute = "id: brute\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 4\n";
+    let other = "id: other\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 4\n";
+    let gone = "id: gone\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.x = 1 }'\n";
+    let mut engine = Engine::new(vec![rule(brute), rule(other), rule(gone)]);
+    let failures: Vec<SpanRecord> = (0..3u8)
+        .map(|i| login(u64::from(i), i + 1, "198.51.100.1", "u", 401))
+        .collect();
+    assert!(engine.process(&failures, BASE + 10 * SEC).is_empty());
+
+    // `other` changes its count: it starts afresh; `brute` carries on.
+    let changed = other.replace("count: 4", "count: 2");
+    let added = "id: added\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.y = 1 }'\n";
+    let summary = engine.reload(vec![rule(brute), rule(&changed), rule(added)]);
+    assert_eq!(summary.kept, vec!["brute"]);
+    assert_eq!(summary.changed, vec!["other"]);
+    assert_eq!(summary.added, vec!["added"]);
+    assert_eq!(summary.removed, vec!["gone"]);
+    assert_eq!(
+        engine.stats().rules[0].matched_spans,
+        3,
+        "counters carry on"
+    );
+
+    let detections = engine.process(&[login(4, 9, "198.51.100.1", "u", 401)], BASE + 10 * SEC);
+    let fired: Vec<&str> = detections.iter().map(|d| d.rule_id.as_ref()).collect();
+    // The fourth failure crosses brute's threshold (three before the reload);
+    // `other` has seen one failure since, below its new count of two.
+    assert_eq!(fired, vec!["brute"], "{detections:?}");
+}

@@ -6,6 +6,23 @@ use std::time::Duration;
 /// unbounded window would be unbounded memory.
 pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Writes a duration in the largest unit that divides it (`90s` is `90s`,
+/// `120s` is `2m`), so that [`parse_duration`] reads it back.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, scale) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis != 0 && millis.is_multiple_of(scale) {
+            return format!("{}{unit}", millis / scale);
+        }
+    }
+    format!("{millis}ms")
+}
+
 /// Parses a duration written as one or more `<integer><unit>` parts, units
 /// `ms`, `s`, `m`, `h`, `d`. A bare number is refused: `window: 300` could
 /// be seconds or milliseconds, and a rule should not leave that to guessing.
@@ -61,6 +78,20 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration(" 30s "), Ok(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn formats_back() {
+        for (d, text) in [
+            (Duration::from_secs(2), "2s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_secs(86_400), "1d"),
+            (Duration::from_secs(5400), "90m"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d));
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ use tracewarden_model::SpanRecord;
 use tracewarden_traceql::{ParseError, Query};
 
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
-pub use duration::{MAX_WINDOW, parse_duration};
+pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
@@ -236,6 +236,10 @@ pub struct Rule {
     pub line: usize,
     /// 1-based column of the `id` value in the file.
     pub column: usize,
+    /// A stable hash (FNV-1a, 64 bits) of the rule file's text: a reload
+    /// keeps the state of a rule whose id and digest are unchanged, and a
+    /// checkpoint restores only into the same rule.
+    pub digest: u64,
 }
 
 /// What a rule's conditions are evaluated on.
@@ -823,6 +827,17 @@ fn map_traceql_position(source: &str, node: &MarkedYaml<'_>, e: &ParseError) -> 
     (line, column + err_column - usize::from(!quoted))
 }
 
+/// FNV-1a, 64 bits: stable across builds and platforms (unlike std's
+/// hasher), so digests in checkpoints stay comparable.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 fn valid_id(id: &str) -> bool {
     id.len() <= 128
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -1085,6 +1100,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,
+        digest: fnv1a(checker.source.as_bytes()),
     })
 }
 

@@ -113,6 +113,7 @@ fn detection(d: &Detection) -> DetectionJson {
 #[serde(rename_all = "camelCase")]
 pub struct RulesResponse {
     pub rules: Vec<RuleJson>,
+    pub reload: ReloadJson,
 }
 
 #[derive(Serialize)]
@@ -133,6 +134,51 @@ pub struct RuleJson {
     /// Spans (or log records) that matched the rule's condition so far.
     pub matched_spans: u64,
     pub detections: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadJson {
+    pub reloads: u64,
+    pub failures: u64,
+    /// When the rules last changed (unix nanoseconds as a string), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reload_unix_nano: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_summary: Option<SummaryJson>,
+    /// Every error of the last failed reload; the previous rules run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SummaryJson {
+    pub kept: Vec<String>,
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+fn summary(s: &tracewarden_detect::engine::ReloadSummary) -> SummaryJson {
+    SummaryJson {
+        kept: s.kept.clone(),
+        added: s.added.clone(),
+        changed: s.changed.clone(),
+        removed: s.removed.clone(),
+    }
+}
+
+/// `POST /api/v1/rules/reload`: reloads the built-in pack and `rules_dir`
+/// now. 200 with what changed; 422 with every error when a file is wrong
+/// (the running rules stay).
+pub async fn reload(State(state): State<ApiState>) -> Result<Json<SummaryJson>, ApiError> {
+    let detector = detector(&state)?.clone();
+    let result = tokio::task::spawn_blocking(move || detector.reload())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    result
+        .map(|s| Json(summary(&s)))
+        .map_err(ApiError::Unprocessable)
 }
 
 pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>, ApiError> {
@@ -158,5 +204,16 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                 }
             })
             .collect(),
+        reload: {
+            let status = detector.reload_status();
+            ReloadJson {
+                reloads: status.reloads,
+                failures: status.failures,
+                last_reload_unix_nano: (status.last_reload_unix_nano != 0)
+                    .then(|| status.last_reload_unix_nano.to_string()),
+                last_summary: status.last_summary.as_ref().map(summary),
+                last_error: status.last_error,
+            }
+        },
     }))
 }

@@ -11,7 +11,7 @@ mod traces;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use error::ApiError;
 pub use search::{SearchParams, native_json};
@@ -33,6 +33,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/search", get(search::search_v1))
         .route("/api/v1/detections", get(detections::list))
         .route("/api/v1/rules", get(detections::rules))
+        .route("/api/v1/rules/reload", post(detections::reload))
         .route("/api/search", get(search::search_tempo))
         .merge(tempo::routes())
         .fallback(error::not_found)
