@@ -56,14 +56,18 @@ pub struct DetectionConfig {
     pub queue_batches: usize,
     /// How often `rules_dir` is checked for changed rule files (`"off"`:
     /// never; reload with `POST /api/v1/rules/reload`).
-    #[serde(with = "reload_interval")]
+    #[serde(with = "optional_interval")]
     pub reload_interval: Option<std::time::Duration>,
+    /// How often the detection state is checkpointed into
+    /// `data_dir/detection/` (`"off"`: never; a restart then starts empty).
+    #[serde(with = "optional_interval")]
+    pub checkpoint_interval: Option<std::time::Duration>,
     /// The `[detection.site]` section: facts rules reference as `$name`.
     pub site: Site,
 }
 
 /// `"2s"` or `"off"`.
-mod reload_interval {
+mod optional_interval {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -84,7 +88,7 @@ mod reload_interval {
         let interval = parse_duration(&text).map_err(serde::de::Error::custom)?;
         if interval < Duration::from_millis(100) {
             return Err(serde::de::Error::custom(
-                "detection.reload_interval must be at least 100ms (or \"off\")",
+                "an interval must be at least 100ms (or \"off\")",
             ));
         }
         Ok(Some(interval))
@@ -99,6 +103,7 @@ impl Default for DetectionConfig {
             rules_dir: None,
             queue_batches: 1024,
             reload_interval: Some(std::time::Duration::from_secs(2)),
+            checkpoint_interval: Some(std::time::Duration::from_secs(10)),
             site: Site::default(),
         }
     }

@@ -5,21 +5,63 @@
 //! the rule engine (tracewarden-detect) and keeps the most recent
 //! detections for the API. When the queue is full (detection slower than
 //! ingest) the batch is not detected on, and that is counted and logged,
-//! never a reason to slow or refuse ingest. Batches replayed from the WAL at
-//! start-up are not detected on again.
+//! never a reason to slow or refuse ingest.
+//!
+//! The engine's state is checkpointed (`data_dir/detection/checkpoint`)
+//! with the WAL positions (LSNs) it covers. At start-up the state comes
+//! back and the WAL replay feeds detection only the records the checkpoint
+//! does not cover: after a crash no span is counted twice, and none the WAL
+//! still holds is missed.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracewarden_store::{Lsn, LsnSet};
+
+use crate::checkpoint;
 
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
 use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::{Batch, LogEntry, SpanRecord};
+
+/// The directory of the detection checkpoint, within the data directory.
+pub const CHECKPOINT_DIR: &str = "detection";
+
+/// Restores the engine from the checkpoint in `dir`, if any; the LSNs it
+/// covers. A checkpoint that cannot be read is logged and ignored: the
+/// engine starts empty and the replay feeds it everything the WAL holds.
+fn restore(engine: &mut Engine, dir: &Path) -> LsnSet {
+    let saved = match checkpoint::read(dir) {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return LsnSet::new(),
+        Err(error) => {
+            tracing::error!(%error, "ignoring the detection checkpoint: detection starts empty");
+            return LsnSet::new();
+        }
+    };
+    match engine.restore(&saved.engine) {
+        Ok(summary) => {
+            tracing::info!(
+                restored = summary.restored.len(),
+                changed = ?summary.changed,
+                unknown = ?summary.unknown,
+                "detection state restored from its checkpoint"
+            );
+            saved.covered
+        }
+        Err(error) => {
+            tracing::error!(%error, "ignoring the detection checkpoint: detection starts empty");
+            LsnSet::new()
+        }
+    }
+}
 
 /// Detections kept for `GET /api/v1/detections`.
 pub const RECENT_DETECTIONS: usize = 10_000;
@@ -49,6 +91,11 @@ pub struct DetectorStats {
     pub dropped_batches: u64,
     pub dropped_spans: u64,
     pub detections: u64,
+    /// WAL records fed to detection at start-up because the checkpoint did
+    /// not cover them.
+    pub replayed_batches: u64,
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
 }
 
 #[derive(Default)]
@@ -59,19 +106,28 @@ struct Counters {
     dropped_batches: AtomicU64,
     dropped_spans: AtomicU64,
     detections: AtomicU64,
+    replayed_batches: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_failures: AtomicU64,
 }
 
 struct Shared {
     counters: Counters,
     recent: Mutex<VecDeque<Detection>>,
     rule_stats: Mutex<Vec<RuleStats>>,
+    /// The WAL records (LSNs) detection has taken in: processed, or
+    /// skipped while it was behind. Checkpointed with the engine state.
+    covered: Mutex<LsnSet>,
 }
 
 /// What the detection thread is sent.
 enum Message {
-    Batch(Batch),
+    /// An acknowledged (or replayed) batch and its WAL position.
+    Batch(Lsn, Batch),
     /// New rules, and where to say what changed.
     Reload(Vec<Rule>, std::sync::mpsc::Sender<ReloadSummary>),
+    /// Write a last checkpoint and stop.
+    Shutdown(std::sync::mpsc::Sender<()>),
 }
 
 /// The outcome of the last reloads, for the API.
@@ -117,27 +173,51 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
 
 impl Detector {
     /// Loads the rules `config` asks for and starts the detection thread;
-    /// `config.queue_batches` batches may wait.
-    pub fn start(config: &DetectionConfig) -> Result<Detector, String> {
+    /// `config.queue_batches` batches may wait. With `data_dir`, the state
+    /// is restored from `data_dir/detection/checkpoint` and checkpointed
+    /// there every `config.checkpoint_interval`.
+    pub fn start(config: &DetectionConfig, data_dir: Option<&Path>) -> Result<Detector, String> {
         let rules = load_rules(config)?;
-        Detector::start_with(rules, config.clone())
+        Detector::start_with(rules, config.clone(), data_dir)
             .map_err(|e| format!("cannot start the detection thread: {e}"))
     }
 
     /// Starts the detection thread with `rules` (reloads read `config`).
-    pub fn start_with(rules: Vec<Rule>, config: DetectionConfig) -> std::io::Result<Detector> {
+    pub fn start_with(
+        rules: Vec<Rule>,
+        config: DetectionConfig,
+        data_dir: Option<&Path>,
+    ) -> std::io::Result<Detector> {
         let infos = rule_infos(&rules);
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
+        let mut engine = Engine::with_config(rules, EngineConfig::default());
+        let checkpoint_dir = match (data_dir, config.checkpoint_interval) {
+            (Some(dir), Some(_)) => Some(dir.join(CHECKPOINT_DIR)),
+            _ => None,
+        };
+        let covered = checkpoint_dir
+            .as_deref()
+            .map(|dir| restore(&mut engine, dir))
+            .unwrap_or_default();
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             recent: Mutex::new(VecDeque::new()),
-            rule_stats: Mutex::new(Vec::new()),
+            rule_stats: Mutex::new(engine.stats().rules),
+            covered: Mutex::new(covered),
         });
-        let engine = Engine::with_config(rules, EngineConfig::default());
+        let runner = Runner {
+            engine,
+            checkpoint_dir,
+            interval: config.checkpoint_interval.unwrap_or(Duration::from_secs(1)),
+            last_checkpoint: Instant::now(),
+            dirty: false,
+            spans: Vec::new(),
+            logs: Vec::new(),
+        };
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("detection".to_string())
-            .spawn(move || run(engine, receiver, &thread_shared))?;
+            .spawn(move || run(runner, receiver, &thread_shared))?;
         Ok(Detector {
             sender,
             shared,
@@ -145,6 +225,42 @@ impl Detector {
             config,
             reload: Mutex::new(ReloadStatus::default()),
         })
+    }
+
+    /// Whether detection has taken in the WAL record `lsn` (as of the
+    /// checkpoint it started from, or since).
+    pub fn covers(&self, lsn: Lsn) -> bool {
+        self.shared
+            .covered
+            .lock()
+            .map(|c| c.contains(lsn))
+            .unwrap_or(false)
+    }
+
+    /// Feeds a WAL record replayed at start-up that the checkpoint did not
+    /// cover. Waits for room in the queue: replay must not skip records.
+    pub fn replay(&self, lsn: Lsn, batch: Batch) {
+        if self.covers(lsn) {
+            return;
+        }
+        self.shared
+            .counters
+            .replayed_batches
+            .fetch_add(1, Ordering::Relaxed);
+        if self.sender.send(Message::Batch(lsn, batch)).is_err() {
+            tracing::error!(
+                "the detection thread has stopped; replayed batches are not detected on"
+            );
+        }
+    }
+
+    /// Writes a last checkpoint and stops the detection thread; batches
+    /// offered afterwards are not detected on.
+    pub fn shutdown(&self) {
+        let (reply, done) = std::sync::mpsc::channel();
+        if self.sender.send(Message::Shutdown(reply)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(60));
+        }
     }
 
     /// Reloads the rules from the configuration (built-in pack and
@@ -206,14 +322,17 @@ impl Detector {
     }
 
     /// Queues an acknowledged batch; never blocks.
-    pub fn offer(&self, batch: Batch) {
+    pub fn offer(&self, lsn: Lsn, batch: Batch) {
         let spans = batch.span_count() as u64;
         if spans == 0 && batch.log_count() == 0 {
+            self.skip(lsn);
             return;
         }
-        match self.sender.try_send(Message::Batch(batch)) {
+        match self.sender.try_send(Message::Batch(lsn, batch)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                // Never detected on, now or at a replay.
+                self.skip(lsn);
                 let dropped = self
                     .shared
                     .counters
@@ -238,6 +357,12 @@ impl Detector {
         }
     }
 
+    fn skip(&self, lsn: Lsn) {
+        if let Ok(mut covered) = self.shared.covered.lock() {
+            covered.insert(lsn);
+        }
+    }
+
     /// The most recent detections, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Detection> {
         self.shared
@@ -256,6 +381,9 @@ impl Detector {
             dropped_batches: c.dropped_batches.load(Ordering::Relaxed),
             dropped_spans: c.dropped_spans.load(Ordering::Relaxed),
             detections: c.detections.load(Ordering::Relaxed),
+            replayed_batches: c.replayed_batches.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
+            checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -281,9 +409,20 @@ fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(mut engine: Engine, batches: Receiver<Message>, shared: &Shared) {
-    let mut spans: Vec<SpanRecord> = Vec::new();
-    let mut logs: Vec<LogEntry> = Vec::new();
+/// The detection thread's own state besides the engine.
+struct Runner {
+    engine: Engine,
+    /// Where checkpoints go; `None`: never written.
+    checkpoint_dir: Option<PathBuf>,
+    interval: Duration,
+    last_checkpoint: Instant,
+    /// Batches processed since the last checkpoint.
+    dirty: bool,
+    spans: Vec<SpanRecord>,
+    logs: Vec<LogEntry>,
+}
+
+fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
     // The per-rule counters are copied out for the API when the queue runs
     // dry and before detections are published, not after every batch.
     let publish_stats = |engine: &Engine| {
@@ -295,63 +434,46 @@ fn run(mut engine: Engine, batches: Receiver<Message>, shared: &Shared) {
         let message = match batches.try_recv() {
             Ok(message) => message,
             Err(TryRecvError::Empty) => {
-                publish_stats(&engine);
-                match batches.recv() {
+                publish_stats(&runner.engine);
+                runner.checkpoint_if_due(shared);
+                match batches.recv_timeout(runner.interval) {
                     Ok(message) => message,
-                    Err(_) => return,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        runner.checkpoint(shared);
+                        return;
+                    }
                 }
             }
-            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Disconnected) => {
+                runner.checkpoint(shared);
+                return;
+            }
         };
-        let batch = match message {
-            Message::Batch(batch) => batch,
+        let (lsn, batch) = match message {
+            Message::Batch(lsn, batch) => (lsn, batch),
             Message::Reload(rules, reply) => {
-                let summary = engine.reload(rules);
-                publish_stats(&engine);
+                let summary = runner.engine.reload(rules);
+                publish_stats(&runner.engine);
                 let _ = reply.send(summary);
                 continue;
             }
+            Message::Shutdown(reply) => {
+                runner.checkpoint(shared);
+                let _ = reply.send(());
+                return;
+            }
         };
-        spans.clear();
-        for resource_spans in batch.resource_spans {
-            for scope_spans in resource_spans.scope_spans {
-                for span in scope_spans.spans {
-                    spans.push(SpanRecord {
-                        resource: Arc::clone(&resource_spans.resource),
-                        scope: Arc::clone(&scope_spans.scope),
-                        span,
-                    });
-                }
-            }
+        let detections = runner.process(batch, shared);
+        if let Ok(mut covered) = shared.covered.lock() {
+            covered.insert(lsn);
         }
-        logs.clear();
-        for resource_logs in batch.resource_logs {
-            for scope_logs in resource_logs.scope_logs {
-                for record in scope_logs.log_records {
-                    logs.push(LogEntry {
-                        resource: Arc::clone(&resource_logs.resource),
-                        scope: Arc::clone(&scope_logs.scope),
-                        record,
-                    });
-                }
-            }
-        }
-        let now = now_unix_nano();
-        let mut detections = engine.process(&spans, now);
-        detections.extend(engine.process_logs(&logs, now));
-        shared.counters.batches.fetch_add(1, Ordering::Relaxed);
-        shared
-            .counters
-            .spans
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        shared
-            .counters
-            .logs
-            .fetch_add(logs.len() as u64, Ordering::Relaxed);
+        runner.dirty = true;
+        runner.checkpoint_if_due(shared);
         if detections.is_empty() {
             continue;
         }
-        publish_stats(&engine);
+        publish_stats(&runner.engine);
         shared
             .counters
             .detections
@@ -377,6 +499,82 @@ fn run(mut engine: Engine, batches: Receiver<Message>, shared: &Shared) {
                     recent.pop_front();
                 }
                 recent.push_back(detection);
+            }
+        }
+    }
+}
+
+impl Runner {
+    /// Runs the rules over one batch's spans and log records.
+    fn process(&mut self, batch: Batch, shared: &Shared) -> Vec<Detection> {
+        let (spans, logs) = (&mut self.spans, &mut self.logs);
+        spans.clear();
+        for resource_spans in batch.resource_spans {
+            for scope_spans in resource_spans.scope_spans {
+                for span in scope_spans.spans {
+                    spans.push(SpanRecord {
+                        resource: Arc::clone(&resource_spans.resource),
+                        scope: Arc::clone(&scope_spans.scope),
+                        span,
+                    });
+                }
+            }
+        }
+        logs.clear();
+        for resource_logs in batch.resource_logs {
+            for scope_logs in resource_logs.scope_logs {
+                for record in scope_logs.log_records {
+                    logs.push(LogEntry {
+                        resource: Arc::clone(&resource_logs.resource),
+                        scope: Arc::clone(&scope_logs.scope),
+                        record,
+                    });
+                }
+            }
+        }
+        let now = now_unix_nano();
+        let mut detections = self.engine.process(spans, now);
+        detections.extend(self.engine.process_logs(logs, now));
+        let c = &shared.counters;
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        c.logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
+        detections
+    }
+
+    fn checkpoint_if_due(&mut self, shared: &Shared) {
+        if self.dirty && self.last_checkpoint.elapsed() >= self.interval {
+            self.checkpoint(shared);
+        }
+    }
+
+    /// Writes the engine state with the LSNs it covers. Taken between two
+    /// batches by the only thread that changes either, so the two agree.
+    fn checkpoint(&mut self, shared: &Shared) {
+        let Some(dir) = &self.checkpoint_dir else {
+            return;
+        };
+        self.last_checkpoint = Instant::now();
+        if !self.dirty {
+            return;
+        }
+        let covered = shared.covered.lock().map(|c| c.clone()).unwrap_or_default();
+        let written = self
+            .engine
+            .checkpoint()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| checkpoint::write(dir, &covered, bytes).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => {
+                self.dirty = false;
+                shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                shared
+                    .counters
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "cannot write the detection checkpoint; retrying later");
             }
         }
     }

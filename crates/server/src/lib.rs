@@ -14,6 +14,7 @@
 //! answer 503 / `UNAVAILABLE` and `/readyz` answers 503.
 
 pub mod api;
+mod checkpoint;
 pub mod config;
 pub mod detection;
 pub mod pipeline;
@@ -90,7 +91,8 @@ impl Server {
         let pipeline = Arc::new(Pipeline::new());
         if config.detection.enabled {
             let detector = Arc::new(
-                detection::Detector::start(&config.detection).map_err(ServerError::Rules)?,
+                detection::Detector::start(&config.detection, Some(&config.data_dir))
+                    .map_err(ServerError::Rules)?,
             );
             tracing::info!(rules = detector.rules().len(), "detection on");
             if let Some(interval) = config.detection.reload_interval {
@@ -187,9 +189,18 @@ impl Server {
         // Replay the WAL while the listeners already answer (503 until ready).
         let options = config.store_options();
         let started = Instant::now();
-        let opened = tokio::task::spawn_blocking(move || Store::open(options))
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))?;
+        // Detection catches up on the records its checkpoint lacks.
+        let detector = pipeline.detector().cloned();
+        let opened = tokio::task::spawn_blocking(move || match detector {
+            Some(detector) => Store::open_observed(options, &mut |lsn, batch| {
+                if !detector.covers(lsn) {
+                    detector.replay(lsn, batch.clone());
+                }
+            }),
+            None => Store::open(options),
+        })
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?;
         let (store, report) = opened.map_err(|source| ServerError::Store {
             path: config.data_dir.display().to_string(),
             source,
@@ -229,6 +240,10 @@ impl Server {
                 }
                 Err(e) => tracing::warn!(error = %e, "listener task failed during shutdown"),
             }
+        }
+        // The last detection checkpoint covers everything acknowledged.
+        if let Some(detector) = pipeline.detector().cloned() {
+            let _ = tokio::task::spawn_blocking(move || detector.shutdown()).await;
         }
         // Closing flushes the hot tier into a segment (seconds for a full
         // one): off the async workers.

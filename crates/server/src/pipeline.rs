@@ -69,9 +69,9 @@ impl BatchSink for Pipeline {
             // Detection sees only what is acknowledged: a copy goes to it
             // once the WAL holds the batch.
             let copy = detector.as_ref().map(|_| batch.clone());
-            store.append(batch).await.map_err(sink_error)?;
+            let lsn = store.append(batch).await.map_err(sink_error)?;
             if let (Some(detector), Some(copy)) = (detector, copy) {
-                detector.offer(copy);
+                detector.offer(lsn, copy);
             }
             Ok(())
         }

@@ -184,10 +184,21 @@ impl Store {
     /// segment holds into the hot tier, and starts the WAL writer and the
     /// lifecycle thread. Blocking: run it in `spawn_blocking`.
     pub fn open(options: StoreOptions) -> Result<(Store, ReplayReport)> {
+        Store::open_observed(options, &mut |_, _| {})
+    }
+
+    /// [`Store::open`], showing `observer` each WAL record replayed into
+    /// the hot tier (its LSN and batch) before it is applied: the detection
+    /// thread catches up on what its last checkpoint did not cover. Records
+    /// a segment already holds are not replayed, so not shown.
+    pub fn open_observed(
+        options: StoreOptions,
+        observer: &mut dyn FnMut(Lsn, &Batch),
+    ) -> Result<(Store, ReplayReport)> {
         let path = options.data_dir.join("wal");
         let directory = FsWalDirectory::open(&path)
             .map_err(|e| StoreError::io("create WAL directory", &path, e))?;
-        Store::open_with(Arc::new(directory), options)
+        Store::open_full(Arc::new(directory), options, observer)
     }
 
     /// [`Store::open`] with the WAL in any [`WalDirectory`] (tests inject
@@ -218,6 +229,14 @@ impl Store {
         directory: Arc<dyn WalDirectory>,
         options: StoreOptions,
     ) -> Result<(Store, ReplayReport)> {
+        Store::open_full(directory, options, &mut |_, _| {})
+    }
+
+    fn open_full(
+        directory: Arc<dyn WalDirectory>,
+        options: StoreOptions,
+        observer: &mut dyn FnMut(Lsn, &Batch),
+    ) -> Result<(Store, ReplayReport)> {
         options.wal.validate().map_err(StoreError::InvalidOptions)?;
         options
             .lifecycle
@@ -244,7 +263,10 @@ impl Store {
             &*directory,
             &covered,
             encryption_key.as_deref(),
-            &mut |lsn, batch| hot.apply(lsn, batch),
+            &mut |lsn, batch| {
+                observer(lsn, &batch);
+                hot.apply(lsn, batch);
+            },
         )?;
         let report = replayed.report;
         tracing::info!(

@@ -422,6 +422,162 @@ async fn rule_files_reload_on_change_without_losing_windows() {
     assert_eq!(answer.json()["kept"], json!(["failed-logins", "scanner"]));
 }
 
+/// Files of `data_dir/segments` whose name contains `part`.
+fn segment_files_with(data_dir: &std::path::Path, part: &str) -> Vec<String> {
+    std::fs::read_dir(data_dir.join("segments"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.contains(part))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn rule_matched(server: &TestServer, id: &str) -> u64 {
+    let (_, body) = rule_ids(server).await;
+    body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .and_then(|r| r["matchedSpans"].as_u64())
+        .unwrap()
+}
+
+/// After kill -9 the detection state comes back from its checkpoint and the
+/// WAL replay adds only what the checkpoint lacks: a brute force in progress
+/// is neither forgotten nor counted twice.
+#[tokio::test]
+async fn detection_state_survives_kill_9_without_counting_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("failed-logins.yaml"), RELOAD_RULE).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    // Three spans make a segment: the first three failures then live only in
+    // a segment (not replayed from the WAL) and in the checkpoint.
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nflush_spans = 3\n[detection]\nbuiltin_rules = false\nrules_dir = {:?}\ncheckpoint_interval = \"100ms\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let mut server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let url = server.otlp_http_url("/v1/traces");
+    let failure = |n: u32| export(&[("/api/login", 401, "198.51.100.8", "test")], n);
+
+    let three: Vec<(&str, i64, &str, &str)> = (0..3)
+        .map(|_| ("/api/login", 401, "198.51.100.8", "test"))
+        .collect();
+    assert_eq!(
+        post(&url, "application/json", export(&three, 1))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = detections(&server).await["stats"].clone();
+        let flushed = !segment_files_with(&data, "manifest").is_empty();
+        if flushed && stats["spans"] == 3 && stats["checkpoints"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no segment or checkpoint: {stats:#} {:?}\n{}",
+            segment_files_with(&data, ""),
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A fourth failure, acknowledged and checkpointed: the WAL replay must
+    // not feed it again (that would make five and fire).
+    let before = detections(&server).await["stats"]["checkpoints"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        post(&url, "application/json", failure(10)).await.status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = detections(&server).await["stats"].clone();
+        if stats["spans"] == 4 && stats["checkpoints"].as_u64().unwrap_or(0) > before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of the fourth: {stats:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another address, acknowledged just before the kill: whether or not a
+    // checkpoint holds it, it counts once after the restart.
+    let other = export(&[("/api/login", 401, "192.0.2.200", "test")], 30);
+    assert_eq!(
+        post(&url, "application/json", other).await.status,
+        StatusCode::OK
+    );
+    server.kill();
+    drop(server);
+
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rule_matched(&server, "failed-logins").await < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "state not restored: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        rule_matched(&server, "failed-logins").await,
+        5,
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(detections(&server).await["detections"], json!([]));
+
+    // The fifth failure completes the burst: one detection, of five.
+    assert_eq!(
+        post(
+            &server.otlp_http_url("/v1/traces"),
+            "application/json",
+            failure(20)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = detections(&server).await;
+        let found = body["detections"].as_array().unwrap();
+        if !found.is_empty() {
+            assert_eq!(found.len(), 1, "{body:#}");
+            assert_eq!(found[0]["count"], 5, "{body:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the burst was forgotten: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rule_matched(&server, "failed-logins").await, 6);
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");

@@ -11,6 +11,7 @@ use crate::rule::FieldRef;
 use super::RuleStats;
 
 /// The state of one key, with what eviction and expiry look at.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Slot<V> {
     /// Arrival order of the last span for this key (for eviction).
     touched: u64,
@@ -19,6 +20,7 @@ pub(crate) struct Slot<V> {
     pub(crate) value: V,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct KeyMap<V> {
     map: HashMap<Box<str>, Slot<V>>,
     cap: usize,
@@ -39,6 +41,12 @@ impl<V: Default> KeyMap<V> {
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Applies the current cap to a map restored from a checkpoint; a
+    /// smaller cap takes effect as keys are added (eviction).
+    pub(crate) fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
     }
 
     /// The slot of `key`, created when new. Creating a key when the map is

@@ -72,6 +72,7 @@
 //! assert_eq!(detections[0].count, 3);
 //! ```
 
+mod checkpoint;
 mod keys;
 mod logs;
 mod sequence;
@@ -85,6 +86,7 @@ use tracewarden_traceql::TraceView;
 
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
+pub use checkpoint::{CheckpointError, RestoreSummary};
 use keys::{KeyMap, Slot, build_key, decode_key};
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
@@ -142,7 +144,7 @@ pub struct Detection {
 }
 
 /// Counters of one rule.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleStats {
     pub rule_id: String,
     /// Spans that satisfied the condition (any step for sequences).
@@ -185,6 +187,7 @@ impl EngineStats {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 enum State {
     Match,
     TraceMatch,

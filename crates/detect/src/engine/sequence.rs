@@ -11,7 +11,7 @@ use super::threshold::{Crossing, sample_trace_ids};
 /// later step began (out-of-order spans).
 const STEP_SLACK: usize = 64;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SequenceKey {
     /// Per step, matching spans sorted by start time.
     steps: Vec<VecDeque<Hit>>,

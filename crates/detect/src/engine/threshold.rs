@@ -20,7 +20,7 @@ pub(crate) struct Crossing {
     pub(crate) trace_ids: Vec<TraceId>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ThresholdKey {
     /// Count mode: the newest matching spans, sorted by start time, at most N.
     hits: VecDeque<Hit>,

@@ -51,6 +51,10 @@ pub struct StatsJson {
     pub dropped_batches: u64,
     pub dropped_spans: u64,
     pub detections: u64,
+    /// WAL records detected on at start-up (not covered by the checkpoint).
+    pub replayed_batches: u64,
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
 }
 
 fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
@@ -86,6 +90,9 @@ pub async fn list(
             dropped_batches: stats.dropped_batches,
             dropped_spans: stats.dropped_spans,
             detections: stats.detections,
+            replayed_batches: stats.replayed_batches,
+            checkpoints: stats.checkpoints,
+            checkpoint_failures: stats.checkpoint_failures,
         },
     }))
 }

@@ -106,6 +106,19 @@ impl LsnSet {
         other.ranges.iter().any(|&(a, b)| self.intersects(a, b))
     }
 
+    /// Adds one LSN; cheap when LSNs come in order (extends the last range).
+    pub fn insert(&mut self, lsn: Lsn) {
+        match self.ranges.last_mut() {
+            None => self.ranges.push((lsn, lsn)),
+            Some(last) if lsn > last.1 => self.push_sorted(lsn, lsn),
+            Some(_) => {
+                if !self.contains(lsn) {
+                    self.union_with(&LsnSet::from_ranges([(lsn, lsn)]));
+                }
+            }
+        }
+    }
+
     /// Adds every LSN of `other`.
     pub fn union_with(&mut self, other: &LsnSet) {
         if other.is_empty() {
@@ -148,6 +161,17 @@ impl LsnSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insert_in_and_out_of_order() {
+        let mut set = LsnSet::new();
+        for lsn in [1, 2, 3, 5, 4, 9, 7, 8, 3, 20] {
+            set.insert(lsn);
+        }
+        assert_eq!(set.ranges(), [(1, 5), (7, 9), (20, 20)]);
+        set.insert(6);
+        assert_eq!(set.ranges(), [(1, 9), (20, 20)]);
+    }
 
     #[test]
     fn ranges_are_merged_sorted_and_deduplicated() {

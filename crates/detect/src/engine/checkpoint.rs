@@ -1,0 +1,289 @@
+//! Checkpoints of the engine's state: windows, keys, counters and the
+//! watermark, so a restart does not forget a brute force in progress.
+//!
+//! Format: the magic `TWDETCK1`, a postcard-encoded body, and the CRC-32C
+//! of the body (4 bytes, little endian). A rule's state is restored only
+//! into a rule with the same id and the same file digest
+//! ([`crate::rule::Rule::digest`]): a changed rule starts afresh, as on a
+//! reload. Which input a checkpoint covers is the caller's business (the
+//! server records the WAL positions beside it, so that replay after a crash
+//! neither counts a span twice nor skips one).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, RuleStats, State};
+
+const MAGIC: &[u8; 8] = b"TWDETCK1";
+/// Bumped when the encoding of any state changes; an older checkpoint is
+/// refused (the engine starts empty) rather than misread.
+const VERSION: u32 = 1;
+
+/// A checkpoint that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a detection checkpoint (bad magic)")]
+    Magic,
+    #[error("the checkpoint is truncated")]
+    Truncated,
+    #[error("the checkpoint is damaged (checksum mismatch)")]
+    Checksum,
+    #[error("checkpoint version {found}, this build reads {VERSION}")]
+    Version { found: u32 },
+    #[error("cannot encode or decode the checkpoint: {0}")]
+    Encoding(String),
+}
+
+/// What [`Engine::restore`] did, by rule id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Rules whose state came back.
+    pub restored: Vec<String>,
+    /// Rules in the checkpoint whose file changed since: left empty.
+    pub changed: Vec<String>,
+    /// Rules in the checkpoint that no longer run.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CheckpointRef<'a> {
+    version: u32,
+    watermark: u64,
+    spans: u64,
+    logs: u64,
+    detections: u64,
+    rules: Vec<RuleRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct RuleRef<'a> {
+    id: &'a str,
+    digest: u64,
+    stats: &'a RuleStats,
+    state: &'a State,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    version: u32,
+    watermark: u64,
+    spans: u64,
+    logs: u64,
+    detections: u64,
+    rules: Vec<RuleCheckpoint>,
+}
+
+#[derive(Deserialize)]
+struct RuleCheckpoint {
+    id: String,
+    digest: u64,
+    stats: RuleStats,
+    state: State,
+}
+
+/// The version is read first on its own, so a checkpoint of another version
+/// is told apart from a damaged one.
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+impl Engine {
+    /// The engine's state as bytes (see the module documentation).
+    pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
+        let body = CheckpointRef {
+            version: VERSION,
+            watermark: self.watermark,
+            spans: self.spans,
+            logs: self.logs,
+            detections: self.detections,
+            rules: self
+                .rules
+                .iter()
+                .map(|c| RuleRef {
+                    id: &c.rule.id,
+                    digest: c.rule.digest,
+                    stats: &c.stats,
+                    state: &c.state,
+                })
+                .collect(),
+        };
+        let mut out = MAGIC.to_vec();
+        let out_len = out.len();
+        out = postcard::to_extend(&body, out)
+            .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        let crc = crc32c::crc32c(out.get(out_len..).unwrap_or(&[]));
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Restores the state of a checkpoint into the rules running now (same
+    /// id and digest); other rules keep their current state. Nothing changes
+    /// when the checkpoint cannot be read.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<RestoreSummary, CheckpointError> {
+        let body = bytes
+            .strip_prefix(MAGIC)
+            .ok_or(if bytes.len() < MAGIC.len() {
+                CheckpointError::Truncated
+            } else {
+                CheckpointError::Magic
+            })?;
+        let (body, crc) = body
+            .split_last_chunk::<4>()
+            .ok_or(CheckpointError::Truncated)?;
+        if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
+            return Err(CheckpointError::Checksum);
+        }
+        let version: VersionOnly =
+            postcard::from_bytes(body).map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        if version.version != VERSION {
+            return Err(CheckpointError::Version {
+                found: version.version,
+            });
+        }
+        let checkpoint: Checkpoint =
+            postcard::from_bytes(body).map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        debug_assert_eq!(checkpoint.version, VERSION);
+        let mut summary = RestoreSummary::default();
+        self.watermark = self.watermark.max(checkpoint.watermark);
+        self.spans += checkpoint.spans;
+        self.logs += checkpoint.logs;
+        self.detections += checkpoint.detections;
+        for saved in checkpoint.rules {
+            let Some(compiled) = self.rules.iter_mut().find(|c| c.rule.id == saved.id) else {
+                summary.unknown.push(saved.id);
+                continue;
+            };
+            if compiled.rule.digest != saved.digest {
+                summary.changed.push(saved.id);
+                continue;
+            }
+            let mut state = saved.state;
+            match &mut state {
+                State::Threshold(keys) => keys.set_cap(self.config.max_keys_per_rule),
+                State::Sequence(keys) => keys.set_cap(self.config.max_keys_per_rule),
+                State::Match | State::TraceMatch => {}
+            }
+            // The same digest means the same kind, so the same state shape.
+            compiled.state = state;
+            compiled.stats = saved.stats;
+            summary.restored.push(saved.id);
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tracewarden_model::{AnyValue, KeyValue, Span, SpanId, SpanRecord, TraceId};
+
+    use super::*;
+    use crate::rule::parse_rule;
+
+    const SEC: u64 = 1_000_000_000;
+    const BASE: u64 = 1_767_225_600 * SEC;
+    const RULE: &str = "id: brute\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 5\n";
+    const SEQ: &str = "id: seq\ntitle: t\nseverity: high\nkind: sequence\ngroup_by: [span.client.address]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 2\n  - condition: '{ span.http.response.status_code = 200 }'\n";
+
+    fn failure(i: u8, status: i64) -> SpanRecord {
+        let mut span = Span::new(
+            TraceId::from_bytes([i; 16]),
+            SpanId::from_bytes([i; 8]),
+            "POST /login",
+        );
+        span.start_time_unix_nano = BASE + u64::from(i) * SEC;
+        span.attributes.push(KeyValue::new(
+            "http.response.status_code",
+            AnyValue::Int(status),
+        ));
+        span.attributes
+            .push(KeyValue::new("client.address", "198.51.100.7"));
+        SpanRecord {
+            resource: Arc::default(),
+            scope: Arc::default(),
+            span,
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(vec![
+            parse_rule(RULE, Path::new("r.yaml")).unwrap(),
+            parse_rule(SEQ, Path::new("s.yaml")).unwrap(),
+        ])
+    }
+
+    #[test]
+    fn a_restored_engine_carries_on_where_the_checkpoint_left() {
+        let mut before = engine();
+        let three: Vec<SpanRecord> = (1..=3).map(|i| failure(i, 401)).collect();
+        assert!(before.process(&three, BASE + 10 * SEC).is_empty());
+        let bytes = before.checkpoint().unwrap();
+
+        let mut after = engine();
+        let summary = after.restore(&bytes).unwrap();
+        assert_eq!(summary.restored, vec!["brute", "seq"]);
+        assert_eq!(after.stats().rules[0].matched_spans, 3);
+        // Two more failures reach five with the three restored, and a
+        // success completes the sequence begun before the checkpoint.
+        let more = [failure(4, 401), failure(5, 401), failure(6, 200)];
+        let fired: Vec<(String, u64)> = after
+            .process(&more, BASE + 10 * SEC)
+            .iter()
+            .map(|d| (d.rule_id.to_string(), d.count))
+            .collect();
+        assert_eq!(
+            fired,
+            vec![("brute".to_string(), 5), ("seq".to_string(), 3)]
+        );
+        // Without the checkpoint the same spans fire only the sequence
+        // (two failures and a success), not the threshold.
+        let fresh: Vec<String> = engine()
+            .process(&more, BASE + 10 * SEC)
+            .iter()
+            .map(|d| d.rule_id.to_string())
+            .collect();
+        assert_eq!(fresh, vec!["seq"]);
+    }
+
+    #[test]
+    fn changed_rules_start_empty_and_bad_bytes_change_nothing() {
+        let mut before = engine();
+        before.process(&[failure(1, 401)], BASE + 10 * SEC);
+        let bytes = before.checkpoint().unwrap();
+
+        let changed = RULE.replace("count: 5", "count: 6");
+        let mut after = Engine::new(vec![parse_rule(&changed, Path::new("r.yaml")).unwrap()]);
+        let summary = after.restore(&bytes).unwrap();
+        assert_eq!(summary.changed, vec!["brute"]);
+        assert_eq!(summary.unknown, vec!["seq"]);
+        assert_eq!(after.stats().rules[0].matched_spans, 0);
+
+        let mut engine = engine();
+        let mut damaged = bytes.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0xff;
+        assert!(matches!(
+            engine.restore(&damaged),
+            Err(CheckpointError::Checksum)
+        ));
+        assert!(matches!(
+            engine.restore(&bytes[..bytes.len() - 3]),
+            Err(CheckpointError::Checksum | CheckpointError::Truncated)
+        ));
+        assert!(matches!(
+            engine.restore(b"TWDE"),
+            Err(CheckpointError::Truncated)
+        ));
+        assert!(matches!(
+            engine.restore(b"something else"),
+            Err(CheckpointError::Magic)
+        ));
+        assert_eq!(engine.stats().rules[0].matched_spans, 0);
+        // Any byte string is refused cleanly, never a panic.
+        for len in 0..bytes.len() {
+            let _ = engine.restore(&bytes[..len]);
+        }
+    }
+}

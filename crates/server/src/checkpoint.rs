@@ -1,0 +1,153 @@
+//! The detection checkpoint file: the engine's state and the WAL records
+//! (LSNs) whose effect it holds, written together so that after a crash the
+//! WAL replay feeds detection exactly the records the state lacks: none
+//! counted twice, none skipped while the WAL still holds it.
+//!
+//! Layout of `data_dir/detection/checkpoint`: the magic `TWDCHK01`, a
+//! postcard body (covered LSN ranges, engine checkpoint bytes), the CRC-32C
+//! of the body. Written to a temporary file, synced, renamed over the old
+//! one and the directory synced: a crash leaves the old or the new file,
+//! never a torn one.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracewarden_store::LsnSet;
+
+const MAGIC: &[u8; 8] = b"TWDCHK01";
+/// Largest checkpoint read back (state is bounded by the per-rule key caps;
+/// this only guards against reading a wrong file whole).
+const MAX_BYTES: u64 = 4 << 30;
+
+/// The file name within the detection directory.
+pub const FILE_NAME: &str = "checkpoint";
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    /// Inclusive LSN ranges whose batches the engine state reflects (or
+    /// that were skipped while detection was behind and will never be).
+    covered: Vec<(u64, u64)>,
+    engine: Vec<u8>,
+}
+
+/// A checkpoint read back.
+#[derive(Debug)]
+pub struct Saved {
+    pub covered: LsnSet,
+    /// [`tracewarden_detect::engine::Engine::checkpoint`] bytes.
+    pub engine: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a detection checkpoint, or damaged ({reason})")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path, source: std::io::Error) -> CheckpointFileError {
+    CheckpointFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a checkpoint atomically into `dir` (created if needed).
+pub fn write(dir: &Path, covered: &LsnSet, engine: Vec<u8>) -> Result<(), CheckpointFileError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let body = Body {
+        covered: covered.ranges().to_vec(),
+        engine,
+    };
+    let mut bytes = MAGIC.to_vec();
+    bytes = postcard::to_extend(&body, bytes).map_err(|e| CheckpointFileError::Invalid {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let crc = crc32c::crc32c(bytes.get(MAGIC.len()..).unwrap_or(&[]));
+    bytes.extend_from_slice(&crc.to_le_bytes());
+
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    // The rename is durable once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))?;
+    Ok(())
+}
+
+/// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet.
+pub fn read(dir: &Path) -> Result<Option<Saved>, CheckpointFileError> {
+    let path = dir.join(FILE_NAME);
+    let metadata = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path, e)),
+    };
+    let invalid = |reason: &str| CheckpointFileError::Invalid {
+        path: path.clone(),
+        reason: reason.to_string(),
+    };
+    if metadata.len() > MAX_BYTES {
+        return Err(invalid("larger than any checkpoint"));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let body = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| invalid("bad magic"))?;
+    let (body, crc) = body
+        .split_last_chunk::<4>()
+        .ok_or_else(|| invalid("truncated"))?;
+    if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
+        return Err(invalid("checksum mismatch"));
+    }
+    let body: Body = postcard::from_bytes(body).map_err(|e| invalid(&e.to_string()))?;
+    Ok(Some(Saved {
+        covered: LsnSet::from_ranges(body.covered),
+        engine: body.engine,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
+        let covered = LsnSet::from_ranges([(1, 10), (12, 12)]);
+        write(dir.path(), &covered, vec![1, 2, 3]).unwrap();
+        let saved = read(dir.path()).unwrap().unwrap();
+        assert_eq!(saved.covered, covered);
+        assert_eq!(saved.engine, vec![1, 2, 3]);
+        // Overwritten whole.
+        write(dir.path(), &LsnSet::from_ranges([(1, 20)]), vec![9]).unwrap();
+        assert_eq!(read(dir.path()).unwrap().unwrap().engine, vec![9]);
+
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 5;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = read(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("checksum mismatch"), "{error}");
+        std::fs::write(&path, b"TWDC").unwrap();
+        assert!(
+            read(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("bad magic")
+        );
+    }
+}
