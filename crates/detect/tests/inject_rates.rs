@@ -64,6 +64,9 @@ fn class_of(name: &str) -> AttackClass {
 
 struct Case {
     id: String,
+    /// The go-ftw test's description (CRS marks its own false-positive
+    /// regressions there: "Known False Positive - O'keefe's").
+    desc: String,
     class: AttackClass,
     /// CRS paranoia level of the rule (1 = default deployment).
     paranoia: u64,
@@ -99,6 +102,7 @@ fn crs_cases() -> Vec<Case> {
             }
             Case {
                 id: text("id"),
+                desc: text("desc"),
                 class: class_of(case["class"].as_str().unwrap_or_default()),
                 paranoia: case["paranoia"].as_u64().unwrap_or(1),
                 expect: case["expect"].as_bool().unwrap_or(false),
@@ -153,6 +157,7 @@ struct Measured {
     benign_by_class: BTreeMap<AttackClass, Rate>,
     misses: Vec<String>,
     false_positives: Vec<String>,
+    flagged_controls: Vec<String>,
 }
 
 fn measure() -> Measured {
@@ -166,6 +171,7 @@ fn measure() -> Measured {
         benign_by_class: BTreeMap::new(),
         misses: Vec::new(),
         false_positives: Vec::new(),
+        flagged_controls: Vec::new(),
     };
     for case in crs_cases() {
         let hit = flags(&case.fields, Some(case.class));
@@ -178,12 +184,18 @@ fn measure() -> Measured {
             by_level.entry(case.class).or_default().add(hit);
             if !hit {
                 m.misses.push(format!(
-                    "crs PL{} {} {:?}",
-                    case.paranoia, case.id, case.fields
+                    "crs PL{} {} [{}] {:?}",
+                    case.paranoia, case.id, case.desc, case.fields
                 ));
             }
         } else {
             m.crs_controls.entry(case.class).or_default().add(hit);
+            if hit {
+                m.flagged_controls.push(format!(
+                    "{} {} [{}] {:?}",
+                    case.class, case.id, case.desc, case.fields
+                ));
+            }
         }
     }
     for (file, class) in [
@@ -254,6 +266,11 @@ fn print(m: &Measured) {
     println!("\nfalse positives:");
     for fp in &m.false_positives {
         println!("  {fp}");
+    }
+    println!("\nflagged CRS controls ({}):", m.flagged_controls.len());
+    for control in &m.flagged_controls {
+        let short: String = control.chars().take(260).collect();
+        println!("  {short}");
     }
     println!("\nmisses ({}):", m.misses.len());
     for miss in &m.misses {
