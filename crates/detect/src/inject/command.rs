@@ -473,8 +473,8 @@ impl Scanner {
             let b = at(bytes, i);
             let next = at(bytes, i + 1);
             let (boundary, width) = match b {
-                b'`' if markdown_code_span(bytes, i) => {
-                    i += 1;
+                b'`' if let Some(close) = markdown_code_span(bytes, i) => {
+                    i = close + 1;
                     continue;
                 }
                 b'`' => (Boundary::Subst, 1),
@@ -688,24 +688,22 @@ impl Scanner {
 /// followed by a blank and a word or by sentence punctuation. Injected substitutions are glued to the value
 /// (`` 127.0.0.1`id` ``) or follow shell punctuation (`` ; `id` ``), and a span
 /// that ends the value (`` x `id` ``) still counts.
-fn markdown_code_span(bytes: &[u8], i: usize) -> bool {
-    let prose_before = i >= 2
-        && at(bytes, i - 1) == b' '
-        && at(bytes, i - 2).is_ascii_alphabetic();
+/// Returns the closing backtick's index.
+fn markdown_code_span(bytes: &[u8], i: usize) -> Option<usize> {
+    let prose_before =
+        i >= 2 && at(bytes, i - 1) == b' ' && at(bytes, i - 2).is_ascii_alphabetic();
     if !prose_before {
-        return false;
+        return None;
     }
-    let Some(len) = bytes
+    let len = bytes
         .get(i + 1..)
-        .and_then(|r| r.iter().position(|b| *b == b'`'))
-    else {
-        return false;
-    };
+        .and_then(|r| r.iter().position(|b| *b == b'`'))?;
     let close = i + 1 + len;
     let after = at(bytes, close + 1);
-    (after == b' ' && at(bytes, close + 2).is_ascii_alphabetic())
+    let prose_after = (after == b' ' && at(bytes, close + 2).is_ascii_alphabetic())
         || (matches!(after, b'.' | b',' | b'!' | b'?' | b')')
-            && matches!(at(bytes, close + 2), 0 | b' ' | b'\n'))
+            && matches!(at(bytes, close + 2), 0 | b' ' | b'\n'));
+    prose_after.then_some(close)
 }
 
 /// Whether what follows the command word at `i` looks like shell arguments: an option
