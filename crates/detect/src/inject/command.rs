@@ -493,7 +493,10 @@ impl Scanner {
     /// (a field list) does none of these.
     fn brace_expansion(&self, bytes: &[u8]) -> Option<(&'static str, usize)> {
         let mut from = 0;
-        while let Some(p) = bytes.get(from..).and_then(|r| r.iter().position(|b| *b == b'{')) {
+        while let Some(p) = bytes
+            .get(from..)
+            .and_then(|r| r.iter().position(|b| *b == b'{'))
+        {
             let open = from + p;
             from = open + 1;
             let Some(len) = bytes
@@ -829,7 +832,9 @@ impl Scanner {
             // only counts when a `;` also precedes it).
             (Boundary::Weak, Strength::Common) => {
                 (arg && (at(bytes, i) != b';' || at(bytes, start.saturating_sub(1)) == b';'))
-                    || obfuscated || path || (end && at(bytes, start.saturating_sub(1)) == b';')
+                    || obfuscated
+                    || path
+                    || (end && at(bytes, start.saturating_sub(1)) == b';')
             }
             // A value that *is* a command line: the arguments must look like one.
             (Boundary::Start, _) => {
@@ -856,8 +861,7 @@ impl Scanner {
 /// that ends the value (`` x `id` ``) still counts.
 /// Returns the closing backtick's index.
 fn markdown_code_span(bytes: &[u8], i: usize) -> Option<usize> {
-    let prose_before =
-        i >= 2 && at(bytes, i - 1) == b' ' && at(bytes, i - 2).is_ascii_alphabetic();
+    let prose_before = i >= 2 && at(bytes, i - 1) == b' ' && at(bytes, i - 2).is_ascii_alphabetic();
     if !prose_before {
         return None;
     }
@@ -948,7 +952,10 @@ fn start_argument(bytes: &[u8], i: usize) -> bool {
 fn later_option(bytes: &[u8], i: usize) -> bool {
     let line_end = bytes
         .get(i..)
-        .and_then(|r| r.iter().position(|b| matches!(b, b'\n' | b'\r' | b';' | b'|' | b'&')))
+        .and_then(|r| {
+            r.iter()
+                .position(|b| matches!(b, b'\n' | b'\r' | b';' | b'|' | b'&'))
+        })
         .map_or(bytes.len(), |p| i + p);
     let args = bytes.get(i..line_end).unwrap_or(&[]);
     args.split(|b| matches!(b, b' ' | b'\t' | b'+'))
@@ -956,7 +963,8 @@ fn later_option(bytes: &[u8], i: usize) -> bool {
         .take(4)
         .any(|w| {
             w.first() == Some(&b'-')
-                && w.get(1).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'-')
+                && w.get(1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'-')
         })
 }
 
@@ -980,8 +988,12 @@ fn expansion(bytes: &[u8]) -> Option<(&'static str, usize)> {
                     continue;
                 };
                 let body = body.get(..close).unwrap_or(&[]);
-                let arithmetic = body.iter().any(|b| matches!(b, b'+' | b'-' | b'*' | b'/' | b'%'))
-                    && body.iter().all(|b| b.is_ascii_alphanumeric() || b" +-*/%()_$".contains(b));
+                let arithmetic = body
+                    .iter()
+                    .any(|b| matches!(b, b'+' | b'-' | b'*' | b'/' | b'%'))
+                    && body
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b" +-*/%()_$".contains(b));
                 if body.is_empty() || arithmetic {
                     return Some(("arithmetic expansion", i));
                 }
@@ -1022,7 +1034,10 @@ fn history(bytes: &[u8]) -> Option<(&'static str, usize)> {
         _ => None,
     };
     let mut from = 0;
-    while let Some(p) = bytes.get(from..).and_then(|r| r.iter().position(|b| *b == b'!')) {
+    while let Some(p) = bytes
+        .get(from..)
+        .and_then(|r| r.iter().position(|b| *b == b'!'))
+    {
         let i = from + p;
         if let Some(next) = designator(i)
             && designator(next).is_some()
@@ -1100,9 +1115,15 @@ fn mail_verb(bytes: &[u8], i: usize) -> Option<(&'static str, usize)> {
                 .is_some_and(|l| l.eq_ignore_ascii_case(v))
             && matches!(at(line, v.len()), 0 | b' ' | b':')
     };
-    // Verbs are short commands: a prose line starting "Data shows..." is long.
+    // Verbs are short commands: a prose line starting "Data shows..." is long, and
+    // the verbs that take no argument (`DATA`, `QUIT`) stand alone ("data not
+    // found." is prose).
+    const BARE_VERBS: &[&str] = &["data", "rset", "quit", "noop", "starttls", "capa"];
+    let bare_ok = |v: &&str| !BARE_VERBS.contains(v) || line.trim_ascii().len() == v.len();
     if line.len() <= 80
-        && MAIL_VERBS.iter().any(|v| verb_match(v, line))
+        && MAIL_VERBS
+            .iter()
+            .any(|v| verb_match(v, line) && bare_ok(v))
         && line.iter().filter(|b| **b == b' ').count() <= 3
     {
         // A verb alone on a line or with a short argument.
@@ -1278,6 +1299,7 @@ mod tests {
             "echo chamber",
             "time=10:30",
             "data shows the trend\nand more",
+            "Hello! World.\ndata not found.",
             "/search?q=x",
             "fields=id,name,email",
             "gzip, deflate, br",

@@ -744,13 +744,7 @@ fn fragment(t: &Tokens) -> Option<Hit> {
         && matches!(
             t.kind(last - 1),
             Some(Kind::Func(
-                Kw::Probe
-                    | Kw::Scalar
-                    | Kw::Attack
-                    | Kw::Catalog
-                    | Kw::Insert
-                    | Kw::Table
-                    | Kw::If
+                Kw::Probe | Kw::Scalar | Kw::Attack | Kw::Catalog | Kw::Insert | Kw::Table | Kw::If
             ))
         )
     {
@@ -1022,7 +1016,10 @@ fn word_at(text: &str, at: usize, word: &str) -> bool {
     bytes
         .get(at..at + word.len())
         .is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes()))
-        && !bytes.get(at + word.len()).copied().is_some_and(is_word_byte)
+        && !bytes
+            .get(at + word.len())
+            .copied()
+            .is_some_and(is_word_byte)
 }
 
 /// Whether the keyword of `len` bytes at `at` mixes case the way evasion does
@@ -1185,8 +1182,7 @@ fn anchored(t: &Tokens, quoted: bool) -> Option<Hit> {
         // `) like (`, `)=(`: a break-out from a parenthesised expression that goes
         // on comparing.
         Some(Kind::Cmp)
-            if first == Kind::RParen
-                && matches!(t.kind(i + 1), Some(k) if is_operand(k)) =>
+            if first == Kind::RParen && matches!(t.kind(i + 1), Some(k) if is_operand(k)) =>
         {
             return Some(("comparison break-out", at));
         }

@@ -211,6 +211,16 @@ fn skip_ignorable(bytes: &[u8], mut i: usize) -> usize {
 
 fn verify(trigger: Trigger, bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
     match trigger {
+        // `/manual/document.cookie`: a path segment that names the property (a
+        // file or page name), not script; `*/document.cookie` after a comment is.
+        Trigger::Always(reason)
+            if (reason.starts_with("document.") || reason.starts_with("window."))
+                && start > 0
+                && at(bytes, start - 1) == b'/'
+                && (start < 2 || at(bytes, start - 2) != b'*') =>
+        {
+            None
+        }
         Trigger::Always(reason) => Some(reason),
         Trigger::Tag => tag(bytes, end).or_else(|| spaced_tag(bytes, end)),
         Trigger::TaggedCall => {
@@ -303,6 +313,10 @@ fn global(bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
     if (start > 0 && is_ident(at(bytes, start - 1))) || is_ident(at(bytes, end)) {
         return None;
     }
+    // A path segment (`/manual/document.cookie`) names a page, as above.
+    if start > 0 && at(bytes, start - 1) == b'/' && (start < 2 || at(bytes, start - 2) != b'*') {
+        return None;
+    }
     let mut i = skip_comments(bytes, end);
     if at(bytes, i) == b')' {
         i = skip_comments(bytes, i + 1);
@@ -383,8 +397,8 @@ fn css_context(bytes: &[u8], start: usize) -> bool {
 /// Tag names that matter when spelled out with blanks (`<f o r m`): the active
 /// tags plus the interactive elements payloads hang handlers on.
 const SPELLED_TAGS: &[&str] = &[
-    "form", "dialog", "marquee", "img", "image", "input", "body", "video", "audio",
-    "details", "button", "select", "textarea", "keygen", "source", "animate", "set",
+    "form", "dialog", "marquee", "img", "image", "input", "body", "video", "audio", "details",
+    "button", "select", "textarea", "keygen", "source", "animate", "set",
 ];
 
 /// A tag name hidden from naive filters: letters separated by blanks (`<f o r m`,
@@ -421,7 +435,8 @@ fn spaced_tag(bytes: &[u8], end: usize) -> Option<&'static str> {
     let name = name.get(..len)?;
     let known = |list: &[&str]| list.iter().any(|t| t.as_bytes() == name);
     let spelled = !namespaced && single_letters && tokens >= 3;
-    if (spelled && (known(ACTIVE_TAGS) || known(SPELLED_TAGS))) || (namespaced && known(ACTIVE_TAGS))
+    if (spelled && (known(ACTIVE_TAGS) || known(SPELLED_TAGS)))
+        || (namespaced && known(ACTIVE_TAGS))
     {
         return Some("obfuscated tag");
     }
@@ -799,6 +814,7 @@ mod tests {
             "new Function('alert(1)')()",
             "a=(![]+[])[+!+[]]",
             "document /*foo*/ .     cookie",
+            "javascript:/**/document.cookie",
             "window[\"alert\"](1)",
             "(document)[\"cookie\"]",
             "[].sort.call`${alert}1337`",
@@ -864,6 +880,7 @@ mod tests {
             "sign=VGhhbmtzLCBmb3IgYWxsIHlvdXIgd29yayBzaW5jZSB5ZWFycyBvbiBDUlMuIEh1bQo/onafe=",
             "<?xml version=\"1.0\"?><root xmlns=\"urn:x\"><a>1</a></root>",
             "  online now",
+            "/get/javascript-manual/document.cookie",
             "\u{BC} cup sugar",
         ] {
             assert!(!hit(benign), "flagged {benign:?}");
