@@ -1121,9 +1121,7 @@ fn mail_verb(bytes: &[u8], i: usize) -> Option<(&'static str, usize)> {
     const BARE_VERBS: &[&str] = &["data", "rset", "quit", "noop", "starttls", "capa"];
     let bare_ok = |v: &&str| !BARE_VERBS.contains(v) || line.trim_ascii().len() == v.len();
     if line.len() <= 80
-        && MAIL_VERBS
-            .iter()
-            .any(|v| verb_match(v, line) && bare_ok(v))
+        && MAIL_VERBS.iter().any(|v| verb_match(v, line) && bare_ok(v))
         && line.iter().filter(|b| **b == b' ').count() <= 3
     {
         // A verb alone on a line or with a short argument.
