@@ -64,6 +64,9 @@ fn class_of(name: &str) -> AttackClass {
 
 struct Case {
     id: String,
+    /// The go-ftw test's description (CRS marks its own false-positive
+    /// regressions there: "Known False Positive - O'keefe's").
+    desc: String,
     class: AttackClass,
     /// CRS paranoia level of the rule (1 = default deployment).
     paranoia: u64,
@@ -99,6 +102,7 @@ fn crs_cases() -> Vec<Case> {
             }
             Case {
                 id: text("id"),
+                desc: text("desc"),
                 class: class_of(case["class"].as_str().unwrap_or_default()),
                 paranoia: case["paranoia"].as_u64().unwrap_or(1),
                 expect: case["expect"].as_bool().unwrap_or(false),
@@ -107,6 +111,56 @@ fn crs_cases() -> Vec<Case> {
         })
         .collect()
 }
+
+/// A CRS control (`no_expect_ids`) counts as benign when its description says it
+/// is a false-positive or negative test ("FP with word comment", "Negative test:
+/// Wikipedia article about SQLi")...
+fn benign_control(desc: &str) -> bool {
+    let d = desc.to_ascii_lowercase();
+    [
+        "negative",
+        "false positive",
+        "false-positive",
+        "fp ",
+        "fp:",
+        "should not",
+        "benign",
+        "legit",
+        "normal",
+        "don't match",
+        "do not match",
+        "doesn't match",
+        "not be detected",
+        "not trigger",
+    ]
+    .iter()
+    .any(|w| d.contains(w) || d.starts_with(w.trim_end()))
+}
+
+/// ...except these, reviewed one by one because they were flagged: their
+/// descriptions say "negative" or "false positive" of one CRS rule (or level),
+/// but the payload is an attack all the same.
+const ATTACK_CONTROLS: &[&str] = &[
+    "932207-3.0",  // `;` + shell payload in a Referer ("obvious payload")
+    "932230-18.0", // `<!--#exec cmd="/bin/cat /etc/shadow"-->` amid entities
+    "932230-19.0", // same, at the end
+    "932230-20.0", // `\ncat /etc/passwd;` amid entities
+    "932230-21.0", // same, at the end
+    "932230-23.0", // shellshock `() { :;}; /bin/bash -c` amid entities
+    "932236-6.0",  // `;vi ... \!whoami` (a PL3 rule's payload)
+    "932236-9.0",  // `;vi -c:\!pwd`
+    "932250-1.0",  // `tar -xzf /var/www/exfiltrate.tar.gz /etc`
+    "941310-8.0",  // `<script>alert("XSS")</script>` in US-ASCII high-bit bytes
+    "941310-9.0",  // same
+    "942101-10.0", // `9'union all` in a path
+    "942101-11.0", // `24 union all select 1,2,3 from aa` in a path
+    "942160-12.0", // `BENChmARk(2999/**/999,Md5(` in a path
+    "942360-29.0", // `||(SELECT(DBMS_LDAP.INIT(...))FROM(DUAL))`
+    "942360-30.0", // `'||(select(pg_sleep(15))where(true))||'`
+    "942360-31.0", // sqlmap's `UNION ALL SELECT NULL,NULL,CONCAT(...)-- sqCV`
+    "942521-15.0", // `\'lol' or '1`
+    "942522-5.0",  // `'or'1`
+];
 
 fn flags(fields: &[String], class: Option<AttackClass>) -> bool {
     fields.iter().any(|f| {
@@ -147,12 +201,15 @@ struct Measured {
     /// CRS positives of paranoia-level 2-4 rules.
     crs_pl2plus: BTreeMap<AttackClass, Rate>,
     crs_controls: BTreeMap<AttackClass, Rate>,
+    /// CRS controls described as false-positive or negative tests.
+    crs_benign_controls: Rate,
     lib_detected: BTreeMap<AttackClass, Rate>,
     lib_by_file: BTreeMap<String, Rate>,
     benign: BTreeMap<&'static str, Rate>,
     benign_by_class: BTreeMap<AttackClass, Rate>,
     misses: Vec<String>,
     false_positives: Vec<String>,
+    flagged_controls: Vec<String>,
 }
 
 fn measure() -> Measured {
@@ -160,12 +217,14 @@ fn measure() -> Measured {
         crs_pl1: BTreeMap::new(),
         crs_pl2plus: BTreeMap::new(),
         crs_controls: BTreeMap::new(),
+        crs_benign_controls: Rate::default(),
         lib_detected: BTreeMap::new(),
         lib_by_file: BTreeMap::new(),
         benign: BTreeMap::new(),
         benign_by_class: BTreeMap::new(),
         misses: Vec::new(),
         false_positives: Vec::new(),
+        flagged_controls: Vec::new(),
     };
     for case in crs_cases() {
         let hit = flags(&case.fields, Some(case.class));
@@ -178,12 +237,26 @@ fn measure() -> Measured {
             by_level.entry(case.class).or_default().add(hit);
             if !hit {
                 m.misses.push(format!(
-                    "crs PL{} {} {:?}",
-                    case.paranoia, case.id, case.fields
+                    "crs PL{} {} [{}] {:?}",
+                    case.paranoia, case.id, case.desc, case.fields
                 ));
             }
         } else {
             m.crs_controls.entry(case.class).or_default().add(hit);
+            let benign = benign_control(&case.desc) && !ATTACK_CONTROLS.contains(&case.id.as_str());
+            if benign {
+                m.crs_benign_controls.add(hit);
+            }
+            if hit {
+                m.flagged_controls.push(format!(
+                    "{}{} {} [{}] {:?}",
+                    if benign { "BENIGN " } else { "" },
+                    case.class,
+                    case.id,
+                    case.desc,
+                    case.fields
+                ));
+            }
         }
     }
     for (file, class) in [
@@ -247,6 +320,10 @@ fn print(m: &Measured) {
     for (label, rate) in &m.benign {
         println!("| {label} | {} |", rate.cell());
     }
+    println!(
+        "| CRS no_expect controls described as FP/negative tests | {} |",
+        m.crs_benign_controls.cell()
+    );
     println!("\n| libinjection list | detected |\n| --- | --- |");
     for (file, rate) in &m.lib_by_file {
         println!("| {file} | {} |", rate.cell());
@@ -254,6 +331,11 @@ fn print(m: &Measured) {
     println!("\nfalse positives:");
     for fp in &m.false_positives {
         println!("  {fp}");
+    }
+    println!("\nflagged CRS controls ({}):", m.flagged_controls.len());
+    for control in &m.flagged_controls {
+        let short: String = control.chars().take(260).collect();
+        println!("  {short}");
     }
     println!("\nmisses ({}):", m.misses.len());
     for miss in &m.misses {
@@ -275,10 +357,10 @@ fn detection_and_false_positive_rates_hold() {
     // does not trip them, but a real regression does.
     // CRS paranoia level 1 (default deployment) positives.
     let crs_pl1_floor = [
-        (AttackClass::SqlInjection, 77.0),
-        (AttackClass::CrossSiteScripting, 83.0),
-        (AttackClass::PathTraversal, 94.0),
-        (AttackClass::CommandInjection, 79.0),
+        (AttackClass::SqlInjection, 95.0),
+        (AttackClass::CrossSiteScripting, 96.0),
+        (AttackClass::PathTraversal, 96.0),
+        (AttackClass::CommandInjection, 88.5),
     ];
     for (class, floor) in crs_pl1_floor {
         let got = rate(&m.crs_pl1, class);
@@ -290,10 +372,10 @@ fn detection_and_false_positive_rates_hold() {
     // Paranoia levels 2-4: rules that accept false positives for coverage (bare
     // operators, function names, command words); recorded so regressions show.
     let crs_pl2_floor = [
-        (AttackClass::SqlInjection, 30.0),
+        (AttackClass::SqlInjection, 38.5),
         (AttackClass::CrossSiteScripting, 47.0),
         (AttackClass::PathTraversal, 100.0),
-        (AttackClass::CommandInjection, 62.0),
+        (AttackClass::CommandInjection, 63.5),
     ];
     for (class, floor) in crs_pl2_floor {
         let got = rate(&m.crs_pl2plus, class);
@@ -313,6 +395,11 @@ fn detection_and_false_positive_rates_hold() {
             "libinjection {class} detection {got:.1}% < {floor}%"
         );
     }
+    assert!(
+        m.crs_benign_controls.percent() <= 1.0,
+        "{:.1}% of benign CRS controls flagged",
+        m.crs_benign_controls.percent()
+    );
     for (label, rate) in &m.benign {
         assert!(
             rate.percent() <= 1.0,

@@ -19,7 +19,7 @@ use super::{AttackClass, InjectError};
 /// cmd.exe control flow: `FOR /F %%G IN (...) DO`, `for %a in (set) do`,
 /// `IF /I a==b`, `IF NOT EXIST x`. Too structured for a word list. ASCII word
 /// boundaries (`(?-u:\b)`) keep the regex on the fast DFA engine.
-const BATCH: &str = r#"(?i)(?-u:\b)for\s+(?:/[a-z]\s+(?:"[^"]*"\s+|'[^']*'\s+|[^\s%]+\s+)?)?%%?[^\s%]+\s+in\s*\(|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)(?-u:\b)|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?\S+\s*==\s*\S|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S"#;
+const BATCH: &str = r#"(?i)(?-u:\b)for\s+(?:/[a-z]\s+(?:"[^"]*"\s+|'[^']*'\s+|[^\s%]+\s+)?)?%%?[^\s%]+\s+in\s*\(|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)(?-u:\b)|(?-u:\b)if(?:\s*/i\s+|\s+)(?:not\s+)?(?:"[^"]*"|\S+)\s*==\s*[^\s<]|(?-u:\b)if\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\S"#;
 
 /// `alias name=value`: rebinding a command name, a staple of filter evasion.
 const ALIAS: &str = r#"(?i)(?-u:\b)alias\s+(?:[+-][a-z]+\+?\s+)?[!"%',.\-0-9@-Z_a-z]+=\S"#;
@@ -235,6 +235,37 @@ const RARE: &[&str] = &[
     "ulimit",
     "umask",
     "compgen",
+    // Login records and process viewers.
+    "lastlog",
+    "lastlogin",
+    "htop",
+    "atop",
+    // Package managers and configuration-management tools.
+    "aptitude",
+    "apt-get",
+    "dpkg",
+    "rpm",
+    "chef-shell",
+    "chef-run",
+    "chef-client",
+    "chef-solo",
+    "knife",
+    // AppArmor and SELinux switches (disabling confinement before an exploit).
+    "aa-disable",
+    "aa-complain",
+    "aa-enforce",
+    "aa-status",
+    "aa-teardown",
+    "setenforce",
+    // Windows boot, network and policy administration.
+    "bcdboot",
+    "bcdedit",
+    "bootcfg",
+    "netsh",
+    "auditpol",
+    "cipher",
+    "wbadmin",
+    "fsutil",
 ];
 
 /// Commands that are also common words: they need a strong boundary or a
@@ -250,7 +281,7 @@ const COMMON: &[&str] = &[
     "rmt", "users", "groups", "finger", "zip", "java", "go", "gem", "pip", "npm", "git", "svn",
     "apt", "yum", "dnf", "apk", "crash", "view", "script", "screen", "tmux", "watch", "xterm",
     "lynx", "links", "pico", "telnet", "exit", "logout", "sync", "true", "false", "id", "exec",
-    "eval", "alias", "declare",
+    "eval", "alias", "declare", "trap", "ip",
 ];
 
 /// Commands that run the command after them (`time sh -c id`, `nohup ifconfig`).
@@ -433,6 +464,96 @@ fn at(bytes: &[u8], i: usize) -> u8 {
 }
 
 impl Scanner {
+    /// A value that names a command by its binary directory: `bin/ansible`,
+    /// `/usr/sbin/visudo`, `/usr/local/bin/cscli`. Only lexicon commands, so a
+    /// pastebin URL (`/bin/x7Gq2`) passes.
+    fn binary_path(&self, bytes: &[u8]) -> Option<(&'static str, usize)> {
+        let text = bytes.trim_ascii();
+        let lead = bytes.len() - bytes.trim_ascii_start().len();
+        let rest = text.strip_prefix(b"/").unwrap_or(text);
+        let rest = rest
+            .strip_prefix(b"usr/local/")
+            .or_else(|| rest.strip_prefix(b"usr/"))
+            .unwrap_or(rest);
+        let name = rest
+            .strip_prefix(b"bin/")
+            .or_else(|| rest.strip_prefix(b"sbin/"))?;
+        let end = name
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\t' | b';' | b'|' | b'&'))
+            .unwrap_or(name.len());
+        let name = std::str::from_utf8(name.get(..end)?).ok()?;
+        self.lookup(name).map(|_| ("binary path", lead))
+    }
+
+    /// Bash brace expansion that assembles a command: `{l,-lh}s` (`ls -lhs`),
+    /// `c{a,oun}t` (`cat count`), `{,ifconfig}`. Counts when the first expanded
+    /// word is a command and the braces do work a list would not: an empty
+    /// alternative, letters glued outside the braces, or an option. `{id,name}`
+    /// (a field list) does none of these.
+    fn brace_expansion(&self, bytes: &[u8]) -> Option<(&'static str, usize)> {
+        let mut from = 0;
+        while let Some(p) = bytes
+            .get(from..)
+            .and_then(|r| r.iter().position(|b| *b == b'{'))
+        {
+            let open = from + p;
+            from = open + 1;
+            let Some(len) = bytes
+                .get(open + 1..)
+                .and_then(|r| r.iter().take(64).position(|b| *b == b'}'))
+            else {
+                continue;
+            };
+            let close = open + 1 + len;
+            let body = bytes.get(open + 1..close).unwrap_or(&[]);
+            if !body.contains(&b',')
+                || !body
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b',' | b'-' | b'.' | b'_'))
+            {
+                continue;
+            }
+            let prefix_start = bytes
+                .get(..open)
+                .unwrap_or(&[])
+                .iter()
+                .rposition(|b| !b.is_ascii_alphanumeric())
+                .map_or(0, |q| q + 1);
+            let prefix = bytes.get(prefix_start..open).unwrap_or(&[]);
+            let suffix_len = bytes
+                .get(close + 1..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            let suffix = bytes.get(close + 1..close + 1 + suffix_len).unwrap_or(&[]);
+            let alternatives = body.split(|b| *b == b',');
+            let mut first: Option<Vec<u8>> = None;
+            let mut empty = false;
+            let mut option = false;
+            for alt in alternatives {
+                if alt.is_empty() && prefix.is_empty() && suffix.is_empty() {
+                    empty = true;
+                    continue;
+                }
+                option |= alt.first() == Some(&b'-');
+                if first.is_none() {
+                    first = Some([prefix, alt, suffix].concat());
+                }
+            }
+            let glued = !prefix.is_empty() || !suffix.is_empty();
+            let Some(first) = first else { continue };
+            let is_command = std::str::from_utf8(&first)
+                .ok()
+                .is_some_and(|w| self.lookup(w).is_some());
+            if is_command && (empty || glued || option) {
+                return Some(("brace expansion", open));
+            }
+        }
+        None
+    }
+
     pub fn new() -> Result<Self, InjectError> {
         let class = AttackClass::CommandInjection;
         let markers = AhoCorasickBuilder::new()
@@ -464,6 +585,15 @@ impl Scanner {
         if let Some(m) = self.alias.find(text) {
             return Some(("shell alias", m.start()));
         }
+        if let Some(hit) = expansion(text.as_bytes()).or_else(|| history(text.as_bytes())) {
+            return Some(hit);
+        }
+        if let Some(hit) = self
+            .brace_expansion(text.as_bytes())
+            .or_else(|| self.binary_path(text.as_bytes()))
+        {
+            return Some(hit);
+        }
         let bytes = text.as_bytes();
         if let Some(hit) = self.command_after(bytes, 0, Boundary::Start) {
             return Some(hit);
@@ -473,6 +603,10 @@ impl Scanner {
             let b = at(bytes, i);
             let next = at(bytes, i + 1);
             let (boundary, width) = match b {
+                b'`' if let Some(close) = markdown_code_span(bytes, i) => {
+                    i = close + 1;
+                    continue;
+                }
                 b'`' => (Boundary::Subst, 1),
                 b'$' if next == b'(' => (
                     Boundary::Subst,
@@ -524,17 +658,37 @@ impl Scanner {
     ) -> Option<(&'static str, usize)> {
         let mut i = i;
         // Blanks and grouping before the command: `; (id)`, `| { id; }`, `! id`.
-        while matches!(
-            at(bytes, i),
-            b' ' | b'\t' | b'\n' | b'\r' | b'(' | b'{' | b'!' | b'@'
-        ) {
-            i += 1;
+        let mut spacer = false;
+        loop {
+            while matches!(
+                at(bytes, i),
+                b' ' | b'\t' | b'\n' | b'\r' | b'(' | b'{' | b'!' | b'@'
+            ) {
+                i += 1;
+            }
+            // `|$u wget`: an unset variable before the command expands to nothing.
+            if boundary != Boundary::Start
+                && at(bytes, i) == b'$'
+                && at(bytes, i + 1).is_ascii_alphabetic()
+            {
+                let mut j = i + 1;
+                while at(bytes, j).is_ascii_alphanumeric() || at(bytes, j) == b'_' {
+                    j += 1;
+                }
+                if matches!(at(bytes, j), b' ' | b'\t') {
+                    spacer = true;
+                    i = j;
+                    continue;
+                }
+            }
+            break;
         }
         let start = i;
         let mut word = [0u8; 24];
         let mut len = 0usize;
-        let mut obfuscated = false;
+        let mut obfuscated = spacer;
         let mut path = false;
+        let mut switch = false;
         let mut quote_at: Option<usize> = None;
         let brace = start > 0 && at(bytes, start - 1) == b'{';
         loop {
@@ -580,6 +734,18 @@ impl Scanner {
                     while at(bytes, i).is_ascii_alphanumeric() || at(bytes, i) == b'_' {
                         i += 1;
                     }
+                }
+                b'/' if len > 0
+                    && at(bytes, i + 1).is_ascii_alphabetic()
+                    && !at(bytes, i + 2).is_ascii_alphanumeric()
+                    && word
+                        .get(..len)
+                        .and_then(|w| std::str::from_utf8(w).ok())
+                        .is_some_and(|w| self.lookup(w).is_some()) =>
+                {
+                    // `bcdboot/r`: a cmd.exe switch glued to the command.
+                    switch = true;
+                    break;
                 }
                 b'/' => {
                     // `/bin/cat`, `/usr/bin/id`: keep the last segment.
@@ -641,7 +807,10 @@ impl Scanner {
         let after = at(bytes, i);
         if after == b',' {
             // Bash brace expansion `{cat,/etc/passwd}`; elsewhere a list ("gzip, br").
-            return brace.then_some(("brace expansion", start));
+            // `{cat,/etc/passwd}` runs cat; `{id,name}` is a field list.
+            let argument = matches!(at(bytes, i + 1), b'/' | b'-' | b'~' | b'.' | b'$');
+            return (brace && (strength == Strength::Rare || argument))
+                .then_some(("brace expansion", start));
         }
         // `id=5`, `type=json`: a parameter or assignment, not a command. `cmd,arg}`
         // is bash brace expansion and counts.
@@ -651,7 +820,7 @@ impl Scanner {
         if after.is_ascii_alphanumeric() || after >= 0x80 {
             return None;
         }
-        let arg = shell_argument(bytes, i);
+        let arg = switch || shell_argument(bytes, i);
         let end = arg_end(bytes, i);
         let decided = match (boundary, strength) {
             (Boundary::Subst, _) | (Boundary::Strong, Strength::Rare) => true,
@@ -659,12 +828,18 @@ impl Scanner {
             (Boundary::Weak, Strength::Rare) => {
                 arg || end || obfuscated || path || plain_argument(bytes, i)
             }
+            // "time; date; place": a list, not `;date;` (a `;` right after the word
+            // only counts when a `;` also precedes it).
             (Boundary::Weak, Strength::Common) => {
-                arg || obfuscated || path || (end && at(bytes, start.saturating_sub(1)) == b';')
+                (arg && (at(bytes, i) != b';' || at(bytes, start.saturating_sub(1)) == b';'))
+                    || obfuscated
+                    || path
+                    || (end && at(bytes, start.saturating_sub(1)) == b';')
             }
             // A value that *is* a command line: the arguments must look like one.
             (Boundary::Start, _) => {
                 start_argument(bytes, i)
+                    || (strength == Strength::Rare && later_option(bytes, i))
                     || obfuscated
                     // A prefix command running a shell: `time sh -c id`, `nohup bash -i`.
                     || (matches!(at(bytes, i), b' ' | b'\t' | b'+')
@@ -677,6 +852,28 @@ impl Scanner {
         };
         decided.then_some(("command after shell boundary", start))
     }
+}
+
+/// A backtick that opens a Markdown code span inside prose ("run `ls -la` and
+/// paste the output"): a word and a blank before it, and the closing backtick
+/// followed by a blank and a word or by sentence punctuation. Injected substitutions are glued to the value
+/// (`` 127.0.0.1`id` ``) or follow shell punctuation (`` ; `id` ``), and a span
+/// that ends the value (`` x `id` ``) still counts.
+/// Returns the closing backtick's index.
+fn markdown_code_span(bytes: &[u8], i: usize) -> Option<usize> {
+    let prose_before = i >= 2 && at(bytes, i - 1) == b' ' && at(bytes, i - 2).is_ascii_alphabetic();
+    if !prose_before {
+        return None;
+    }
+    let len = bytes
+        .get(i + 1..)
+        .and_then(|r| r.iter().position(|b| *b == b'`'))?;
+    let close = i + 1 + len;
+    let after = at(bytes, close + 1);
+    let prose_after = (after == b' ' && at(bytes, close + 2).is_ascii_alphabetic())
+        || (matches!(after, b'.' | b',' | b'!' | b'?' | b')')
+            && matches!(at(bytes, close + 2), 0 | b' ' | b'\n'));
+    prose_after.then_some(close)
 }
 
 /// Whether what follows the command word at `i` looks like shell arguments: an option
@@ -750,6 +947,109 @@ fn start_argument(bytes: &[u8], i: usize) -> bool {
     }
 }
 
+/// An option among the first few arguments (`ansible all -m ping`): enough at the
+/// start of a value for a rare command.
+fn later_option(bytes: &[u8], i: usize) -> bool {
+    let line_end = bytes
+        .get(i..)
+        .and_then(|r| {
+            r.iter()
+                .position(|b| matches!(b, b'\n' | b'\r' | b';' | b'|' | b'&'))
+        })
+        .map_or(bytes.len(), |p| i + p);
+    let args = bytes.get(i..line_end).unwrap_or(&[]);
+    args.split(|b| matches!(b, b' ' | b'\t' | b'+'))
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .any(|w| {
+            w.first() == Some(&b'-')
+                && w.get(1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'-')
+        })
+}
+
+/// Shell expansions with no use outside a shell: arithmetic `$((...))` and the
+/// deprecated `$[...]` with an operator (or empty), and parameter expansion with
+/// an operator (`${x#pat}`, `${PATH%/*}`, `${v:-def}`, `${v//a/b}`). JSONPath's
+/// `$[0]` and template strings' `${name}` have neither.
+fn expansion(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let mut from = 0;
+    while let Some(p) = bytes
+        .get(from..)
+        .and_then(|r| r.iter().position(|b| *b == b'$'))
+    {
+        let i = from + p;
+        from = i + 1;
+        match (at(bytes, i + 1), at(bytes, i + 2)) {
+            (b'(', b'(') => return Some(("arithmetic expansion", i)),
+            (b'[', _) => {
+                let body = bytes.get(i + 2..).unwrap_or(&[]);
+                let Some(close) = body.iter().take(64).position(|b| *b == b']') else {
+                    continue;
+                };
+                let body = body.get(..close).unwrap_or(&[]);
+                let arithmetic = body
+                    .iter()
+                    .any(|b| matches!(b, b'+' | b'-' | b'*' | b'/' | b'%'))
+                    && body
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b" +-*/%()_$".contains(b));
+                if body.is_empty() || arithmetic {
+                    return Some(("arithmetic expansion", i));
+                }
+            }
+            (b'{', c) if c.is_ascii_alphabetic() || c == b'_' => {
+                let mut j = i + 2;
+                while at(bytes, j).is_ascii_alphanumeric() || at(bytes, j) == b'_' {
+                    j += 1;
+                }
+                let op = (at(bytes, j), at(bytes, j + 1));
+                let parameter_op = matches!(op.0, b'#' | b'%' | b'/' | b'^' | b',')
+                    || (op.0 == b':' && matches!(op.1, b'-' | b'=' | b'+' | b'?'));
+                let closes = bytes
+                    .get(j..)
+                    .is_some_and(|r| r.iter().take(64).any(|b| *b == b'}'));
+                if parameter_op && closes {
+                    return Some(("parameter expansion", i));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Two bash history designators in a row (`!-1!-2`, `!!!-3`): re-running earlier
+/// commands; no text writes them.
+fn history(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let designator = |i: usize| match (at(bytes, i), at(bytes, i + 1)) {
+        (b'!', b'!') => Some(i + 2),
+        (b'!', b'-') if at(bytes, i + 2).is_ascii_digit() => {
+            let mut j = i + 2;
+            while at(bytes, j).is_ascii_digit() {
+                j += 1;
+            }
+            Some(j)
+        }
+        _ => None,
+    };
+    let mut from = 0;
+    while let Some(p) = bytes
+        .get(from..)
+        .and_then(|r| r.iter().position(|b| *b == b'!'))
+    {
+        let i = from + p;
+        if let Some(next) = designator(i)
+            && designator(next).is_some()
+            && (i == 0 || !at(bytes, i - 1).is_ascii_alphanumeric())
+        {
+            return Some(("history expansion", i));
+        }
+        from = i + 1;
+    }
+    None
+}
+
 /// Whether `head` followed by the glob `tail` (`?` one char, `*` any run) matches
 /// `name`, case-insensitively.
 fn glob_matches(head: &[u8], tail: &[u8], name: &[u8]) -> bool {
@@ -815,9 +1115,13 @@ fn mail_verb(bytes: &[u8], i: usize) -> Option<(&'static str, usize)> {
                 .is_some_and(|l| l.eq_ignore_ascii_case(v))
             && matches!(at(line, v.len()), 0 | b' ' | b':')
     };
-    // Verbs are short commands: a prose line starting "Data shows..." is long.
+    // Verbs are short commands: a prose line starting "Data shows..." is long, and
+    // the verbs that take no argument (`DATA`, `QUIT`) stand alone ("data not
+    // found." is prose).
+    const BARE_VERBS: &[&str] = &["data", "rset", "quit", "noop", "starttls", "capa"];
+    let bare_ok = |v: &&str| !BARE_VERBS.contains(v) || line.trim_ascii().len() == v.len();
     if line.len() <= 80
-        && MAIL_VERBS.iter().any(|v| verb_match(v, line))
+        && MAIL_VERBS.iter().any(|v| verb_match(v, line) && bare_ok(v))
         && line.iter().filter(|b| **b == b' ').count() <= 3
     {
         // A verb alone on a line or with a short argument.
@@ -947,6 +1251,32 @@ mod tests {
             "time ifconfig",
             "time; ansible-config dump",
             ";perf --version",
+            // Expansions no text uses.
+            "$[2+2]",
+            "$[]",
+            "${x#{}}",
+            "${PATH#{}/}",
+            "$(($()42))",
+            "$((7))z -wrapper sh,-c,curl google.com .",
+            "!-1!-2",
+            // Brace expansion assembling a command.
+            "{l,-lh}s",
+            "c{a,oun}t",
+            "{,ip,a}",
+            "{,ifconfig,eth0}",
+            // Batch IF with quoted operands and a glued switch.
+            "if \"A A\" == \"A A\" echo same",
+            "if/i a==b foo",
+            // Binary directories, unset-variable spacers, glued switches, quotes.
+            "bin/ansible",
+            "/usr/sbin/visudo",
+            "|$u wget test",
+            "view=image.jpg&bcdboot/r file.txt",
+            "';htop'",
+            ";trap 'rm -rf file.txt' SIGEXIT",
+            "time; chef-run all recipie.rb",
+            "'i'p a",
+            "ansible all -m ping",
         ] {
             assert!(hit(attack), "missed {attack:?}");
         }
@@ -967,6 +1297,7 @@ mod tests {
             "echo chamber",
             "time=10:30",
             "data shows the trend\nand more",
+            "Hello! World.\ndata not found.",
             "/search?q=x",
             "fields=id,name,email",
             "gzip, deflate, br",
@@ -979,6 +1310,21 @@ mod tests {
             "/api/items[0]/name",
             "time flies",
             "time python tutorial",
+            // Neighbours of the expansion, brace, history and path rules.
+            "$[0].name",
+            "$['store']['book']",
+            "Hello ${name}, welcome",
+            "fields={id,name}",
+            "{a,b,c}",
+            "wow!! great!!",
+            "/bin/x7Gq2",
+            "recycle bin/cat photos",
+            "if foo==",
+            "<pdf>if foo==</pdf>",
+            "Run `ls -la` and paste the output here",
+            "ansible tutorial",
+            "red;$5 each",
+            ";$a $b $c",
         ] {
             assert!(!hit(benign), "flagged {benign:?}");
         }

@@ -107,6 +107,10 @@ enum Kw {
     Truncate,
     /// PostgreSQL type names after a `::` cast.
     Type,
+    /// `VALUES`, the row list of `INSERT`/`REPLACE`.
+    Values,
+    /// Common scalar functions (`sin`, `pow`, `compress`): SQL only when called.
+    Scalar,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -223,13 +227,27 @@ fn keyword(word: &str) -> (Kw, Option<Kind>) {
         | "reverse" | "unicode" | "bin" | "conv" | "round" | "abs" | "strcmp" | "regexp_substr"
         | "rpad" | "lpad" | "repeat" | "replace" | "trim" | "rtrim" | "ltrim" | "char_length"
         | "bit_length" | "hostname" | "table_name" | "column_name" => Kw::Probe,
+        // Scalar functions every major dialect has (math, string, hashing, dates).
+        // Many are English words ("space", "power"), so unlike `Probe` they only
+        // count when called: after a break-out, or opened at the end of a value.
+        "sin" | "cos" | "tan" | "cot" | "asin" | "acos" | "atan" | "atan2" | "pow" | "power"
+        | "sqrt" | "ln" | "log" | "log2" | "log10" | "ceil" | "ceiling" | "sign" | "pi"
+        | "radians" | "compress" | "uncompress" | "encode" | "decode" | "sha2" | "crc32"
+        | "aes_encrypt" | "aes_decrypt" | "to_base64" | "from_base64" | "sysdate" | "now"
+        | "curdate" | "curtime" | "utc_timestamp" | "date_format" | "str_to_date"
+        | "octet_length" | "soundex" | "quote" | "space" | "char_length_b" | "nvl" | "nvl2"
+        | "to_char" | "to_number" | "rawtohex" | "hextoraw" | "unix_timestamp"
+        | "uuid" | "weight_string" => Kw::Scalar,
+        "values" => Kw::Values,
         "information_schema" | "sysobjects" | "syscolumns" | "sysdatabases" | "sysusers"
         | "sysprocesses" | "pg_catalog" | "pg_shadow" | "pg_user" | "pg_tables"
         | "sqlite_master" | "sqlite_schema" | "msysobjects" | "msysaccessobjects"
         | "all_tables" | "user_tables" | "all_tab_columns" | "user_tab_columns" | "xp_cmdshell"
         | "sp_executesql" | "sp_oacreate" | "sp_configure" | "sp_password" | "xp_regread"
         | "xp_dirtree" | "xp_fileexist" | "sp_makewebtask" | "innodb_table_stats"
-        | "sys_config" | "mysql.user" => Kw::Catalog,
+        | "sys_config"
+        // System databases of SQL Server (`master` and `model` are English words).
+        | "tempdb" | "msdb" => Kw::Catalog,
         _ => Kw::None,
     };
     let kind = match lower {
@@ -258,6 +276,7 @@ struct Lexer<'a> {
     tokens: [Token; MAX_TOKENS],
     len: usize,
     tight_prefix: bool,
+    empty_prefix: bool,
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -276,6 +295,7 @@ impl<'a> Lexer<'a> {
             }; MAX_TOKENS],
             len: 0,
             tight_prefix: false,
+            empty_prefix: false,
         }
     }
 
@@ -347,6 +367,7 @@ impl<'a> Lexer<'a> {
             let closed = self.string(q);
             let prefix = self.src.get(..self.pos.saturating_sub(1)).unwrap_or(&[]);
             self.tight_prefix = !prefix.iter().any(u8::is_ascii_whitespace);
+            self.empty_prefix = prefix.is_empty();
             if !closed {
                 // The value never leaves the string: nothing to analyse.
                 return Tokens::from_lexer(&self);
@@ -548,10 +569,24 @@ impl<'a> Lexer<'a> {
         }
         let word = self.text.get(start..self.pos).unwrap_or("");
         let (kw, kind) = keyword(word);
+        let called = self.followed_by_paren();
+        // `div(23,-2)`, `mod(7,2)`: PostgreSQL/MySQL integer division and modulo as
+        // functions; as bare words they are operators.
+        if called && kind == Some(Kind::Arith) {
+            return Kind::Func(Kw::Scalar);
+        }
         if let Some(kind) = kind {
             return kind;
         }
-        // A function call: the word followed (after blanks or comments) by `(`.
+        if called {
+            Kind::Func(kw)
+        } else {
+            Kind::Word(kw)
+        }
+    }
+
+    /// Whether `(` follows the current position, after blanks or comments.
+    fn followed_by_paren(&self) -> bool {
         let mut look = self.pos;
         loop {
             match self.at(look) {
@@ -565,11 +600,7 @@ impl<'a> Lexer<'a> {
                 _ => break,
             }
         }
-        if self.at(look) == b'(' {
-            Kind::Func(kw)
-        } else {
-            Kind::Word(kw)
-        }
+        self.at(look) == b'('
     }
 }
 
@@ -580,6 +611,8 @@ struct Tokens {
     /// or id field broken out of (`admin'--`, `a@b.c';`) looks like that; a product
     /// title with an inch mark (`SOAP 1 '#`) does not.
     tight_prefix: bool,
+    /// In a quoted context: the value starts with the closing quote.
+    empty_prefix: bool,
 }
 
 impl Tokens {
@@ -588,6 +621,7 @@ impl Tokens {
             items: lexer.tokens,
             len: lexer.len,
             tight_prefix: lexer.tight_prefix,
+            empty_prefix: lexer.empty_prefix,
         }
     }
 
@@ -620,7 +654,7 @@ fn is_operand(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Str { .. } | Kind::Num | Kind::Var { .. } | Kind::Func(_) | Kind::LParen
-    ) || matches!(kind, Kind::Word(kw) if matches!(kw, Kw::None | Kw::Literal | Kw::Probe))
+    ) || matches!(kind, Kind::Word(kw) if matches!(kw, Kw::None | Kw::Literal | Kw::Probe | Kw::Scalar))
 }
 
 /// What the scanner found: reason and byte offset in the scanned text.
@@ -628,6 +662,31 @@ pub type Hit = (&'static str, usize);
 
 /// Scan one (already decoded) value for SQL injection.
 pub fn scan(text: &str) -> Option<Hit> {
+    if let Some(hit) = scan_text(text) {
+        return Some(hit);
+    }
+    // `md5\(`, `\'lol' or '1`: backslashes before punctuation that the application
+    // strips (PHP `stripslashes`, a JSON or shell unescape) before the value meets
+    // SQL. Look again without them; only values that have such a backslash pay.
+    let bytes = text.as_bytes();
+    let escapes = bytes
+        .windows(2)
+        .any(|w| w.first() == Some(&b'\\') && w.get(1).is_some_and(u8::is_ascii_punctuation));
+    if !escapes {
+        return None;
+    }
+    let mut unescaped = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(char::is_ascii_punctuation) {
+            continue;
+        }
+        unescaped.push(c);
+    }
+    scan_text(&unescaped)
+}
+
+fn scan_text(text: &str) -> Option<Hit> {
     // A single word or number (`music`, `price_asc`, `42`) cannot carry SQL: skip the
     // lexer for the most common parameter values.
     if !text
@@ -641,10 +700,14 @@ pub fn scan(text: &str) -> Option<Hit> {
         return Some(hit);
     }
     let bare = Lexer::new(text).run(Context::Bare);
-    if let Some(hit) = anywhere(&bare, text).or_else(|| anchored(&bare, false)) {
+    if let Some(hit) = anywhere(&bare, text)
+        .or_else(|| anchored(&bare, false))
+        .or_else(|| fragment(&bare))
+    {
         return Some(hit);
     }
-    for quote in [b'\'', b'"'] {
+    // Backticks quote MySQL identifiers: `` ` AS `x` FROM`` breaks out of one.
+    for quote in [b'\'', b'"', b'`'] {
         if !text.as_bytes().contains(&quote) {
             continue;
         }
@@ -652,6 +715,47 @@ pub fn scan(text: &str) -> Option<Hit> {
         if let Some(hit) = anywhere(&tokens, text).or_else(|| anchored(&tokens, true)) {
             return Some(hit);
         }
+    }
+    None
+}
+
+/// Whole-value shapes that only SQL produces, though no query follows them:
+/// - a call of a SQL function opened at the very end of the value (`COALESCE(`,
+///   `md5 (`, `x user(`): a probe for which functions a filter lets through; prose
+///   that names a function continues after the parenthesis ("lower (see below)");
+/// - `'x'!='y`: a literal compared with a string the value leaves open for the
+///   query's own closing quote, the tautology of a quoted break-out;
+/// - `div(23,-2)`, `abs(-5)`: the whole value is one SQL function call on
+///   numbers, computing the number a numeric parameter expects when operators
+///   are filtered.
+fn fragment(t: &Tokens) -> Option<Hit> {
+    if matches!(t.kind(0), Some(Kind::Func(Kw::Scalar | Kw::Probe)))
+        && t.kind(1) == Some(Kind::LParen)
+        && t.kind(t.len.saturating_sub(1)) == Some(Kind::RParen)
+        && t.len > 3
+        && (2..t.len - 1).all(|i| matches!(t.kind(i), Some(Kind::Num | Kind::Comma | Kind::Arith)))
+        && (2..t.len - 1).any(|i| t.kind(i) == Some(Kind::Comma) || t.kind(i) == Some(Kind::Arith))
+    {
+        return Some(("numeric function probe", t.offset(0)));
+    }
+    let last = t.len.checked_sub(1)?;
+    if t.kind(last) == Some(Kind::LParen)
+        && last > 0
+        && matches!(
+            t.kind(last - 1),
+            Some(Kind::Func(
+                Kw::Probe | Kw::Scalar | Kw::Attack | Kw::Catalog | Kw::Insert | Kw::Table | Kw::If
+            ))
+        )
+    {
+        return Some(("open function call", t.offset(last - 1)));
+    }
+    if t.len == 3
+        && t.kind(0) == Some(Kind::Str { closed: true })
+        && t.kind(1) == Some(Kind::Cmp)
+        && t.kind(2) == Some(Kind::Str { closed: false })
+    {
+        return Some(("comparison break-out", t.offset(1)));
     }
     None
 }
@@ -666,6 +770,17 @@ fn raw_markers(bytes: &[u8]) -> Option<Hit> {
         match at(i) {
             b'/' if at(i + 1) == b'*' && matches!(at(i + 2), b'!' | b'+') => {
                 return Some(("mysql executable comment", i));
+            }
+            // An optimizer hint with blanks before the `+` (`/* +INDEX(...) */`):
+            // MySQL and Oracle still read it as a hint.
+            b'/' if at(i + 1) == b'*' && matches!(at(i + 2), b' ' | b'\t' | b'\n') => {
+                let mut j = i + 2;
+                while matches!(at(j), b' ' | b'\t' | b'\n' | b'\r') {
+                    j += 1;
+                }
+                if at(j) == b'+' && at(j + 1).is_ascii_alphabetic() {
+                    return Some(("optimizer hint", i));
+                }
             }
             b'.' if i > 0
                 && at(i - 1).is_ascii_digit()
@@ -753,6 +868,14 @@ fn anywhere(t: &Tokens, text: &str) -> Option<Hit> {
                 if t.is_word(j, Kw::Select) && (select_expr_lenient(t, j + 1) || anchored_before) {
                     return Some(("union select", at));
                 }
+                // `UnIoN sElEcT`: keywords in scrambled case dodge case-sensitive
+                // filters; nobody types the phrase that way.
+                if j == i + 1
+                    && t.is_word(j, Kw::Select)
+                    && (scrambled_case(text, at, 5) || scrambled_case(text, t.offset(j), 6))
+                {
+                    return Some(("union select", at));
+                }
             }
             Kind::Func(Kw::Attack) => return Some(("attack function", at)),
             // `database()`, `schema()`: the current database, a reconnaissance call.
@@ -773,10 +896,45 @@ fn anywhere(t: &Tokens, text: &str) -> Option<Hit> {
             Kind::Word(Kw::Select) | Kind::Func(Kw::Select) if select_from(t, i + 1) => {
                 return Some(("select from", at));
             }
+            // `select pg_sleep`, `select benchmark`: selecting an attack-only function.
+            Kind::Word(Kw::Select) | Kind::Func(Kw::Select)
+                if matches!(t.kind(i + 1), Some(Kind::Word(Kw::Attack))) =>
+            {
+                return Some(("attack function", at));
+            }
+            // `GROUP BY x HAVING ...`: a clause chain, not prose.
+            Kind::Word(Kw::Having)
+                if i >= 3 && t.is_word(i - 3, Kw::Group) && t.is_word(i - 2, Kw::By) =>
+            {
+                return Some(("having", at));
+            }
+            // `INSERT INTO t (a) VALUES (`, `REPLACE t VALUES (`: a row insert.
+            Kind::Word(Kw::Values) | Kind::Func(Kw::Values)
+                if matches!(t.kind(i + 1), Some(Kind::LParen))
+                    && (i.saturating_sub(8)..i).any(|j| {
+                        t.is_word(j, Kw::Insert)
+                            || (t.is_word(j, Kw::Probe)
+                                && text
+                                    .get(t.offset(j)..)
+                                    .and_then(|r| r.get(..7))
+                                    .is_some_and(|w| w.eq_ignore_ascii_case("replace")))
+                    }) =>
+            {
+                return Some(("insert values", at));
+            }
             Kind::Word(Kw::Into) if t.is_word(i + 1, Kw::Outfile) => {
                 return Some(("into outfile", at));
             }
             Kind::Cast if t.is_word(i + 1, Kw::Type) => return Some(("postgres cast", at)),
+            // `mysql.user`, `mysql.db`: MySQL's grant tables.
+            Kind::Word(Kw::None)
+                if t.kind(i + 1) == Some(Kind::Dot)
+                    && word_at(text, at, "mysql")
+                    && (word_at(text, t.offset(i + 2), "user")
+                        || word_at(text, t.offset(i + 2), "db")) =>
+            {
+                return Some(("system catalog", at));
+            }
             // `'{"a":1}' -> '$.a'`, `'[1,2]' ? '1'`, `'{"b":2}'::jsonb <@ ...`: JSON
             // literals fed to SQL JSON operators.
             Kind::Str { closed: true }
@@ -832,8 +990,15 @@ fn anywhere(t: &Tokens, text: &str) -> Option<Hit> {
             {
                 return Some(("conditional", at));
             }
+            // `x AS y FROM`: right after the break-out, or after a literal or `)`;
+            // after prose words ("use `a` as `b` from now on") it is English.
             Kind::Word(Kw::As)
-                if i > 0
+                if (i == 1
+                    || (i > 1
+                        && matches!(
+                            t.kind(i - 1),
+                            Some(Kind::Str { closed: true } | Kind::RParen | Kind::Num)
+                        )))
                     && matches!(t.kind(i + 1), Some(Kind::Word(_) | Kind::Str { .. }))
                     && t.is_word(i + 2, Kw::From) =>
             {
@@ -843,6 +1008,31 @@ fn anywhere(t: &Tokens, text: &str) -> Option<Hit> {
         }
     }
     None
+}
+
+/// Whether the word at `at` in `text` is `word` (ASCII case-insensitive, whole word).
+fn word_at(text: &str, at: usize, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .get(at..at + word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        && !bytes
+            .get(at + word.len())
+            .copied()
+            .is_some_and(is_word_byte)
+}
+
+/// Whether the keyword of `len` bytes at `at` mixes case the way evasion does
+/// (`UnIoN`, `seLect`), not as typing does (`union`, `UNION`, `Union`).
+fn scrambled_case(text: &str, at: usize, len: usize) -> bool {
+    let Some(word) = text.as_bytes().get(at..at + len) else {
+        return false;
+    };
+    let tail = word.get(1..).unwrap_or(&[]);
+    let lower_tail = tail.iter().all(u8::is_ascii_lowercase);
+    let upper_tail = tail.iter().all(u8::is_ascii_uppercase);
+    let first_upper = word.first().is_some_and(u8::is_ascii_uppercase);
+    !(lower_tail || (upper_tail && first_upper))
 }
 
 /// `; DROP TABLE`, `; SELECT 1`, `; EXEC xp_...`, `; SHUTDOWN`...
@@ -989,6 +1179,29 @@ fn anchored(t: &Tokens, quoted: bool) -> Option<Hit> {
         Some(Kind::Word(Kw::Having)) if i > 0 && boolean(t, i + 1, false) => {
             return Some(("having", at));
         }
+        // `) like (`, `)=(`: a break-out from a parenthesised expression that goes
+        // on comparing.
+        Some(Kind::Cmp)
+            if first == Kind::RParen && matches!(t.kind(i + 1), Some(k) if is_operand(k)) =>
+        {
+            return Some(("comparison break-out", at));
+        }
+        // `'select H`: a value that opens with the closing quote and a SELECT.
+        Some(Kind::Word(Kw::Select))
+            if quoted
+                && i == 1
+                && t.empty_prefix
+                && matches!(
+                    t.kind(i + 1),
+                    Some(Kind::Word(_) | Kind::Num | Kind::Func(_) | Kind::Var { .. })
+                )
+                && matches!(
+                    t.kind(i + 2),
+                    None | Some(Kind::Word(Kw::From) | Kind::Comma | Kind::Comment)
+                ) =>
+        {
+            return Some(("select after break-out", at));
+        }
         // `x'='x` style: the break-out compares and then keeps going.
         Some(Kind::Cmp)
             if quoted
@@ -1007,7 +1220,7 @@ fn anchored(t: &Tokens, quoted: bool) -> Option<Hit> {
                 && i > 0
                 && (matches!(
                     t.kind(i + 1),
-                    Some(Kind::Func(Kw::Probe | Kw::If | Kw::Select))
+                    Some(Kind::Func(Kw::Probe | Kw::Scalar | Kw::If | Kw::Select))
                 ) || (t.kind(i + 1) == Some(Kind::LParen) && t.is_word(i + 2, Kw::Select))) =>
         {
             return Some(("expression break-out", at));
@@ -1043,7 +1256,7 @@ fn boolean(t: &Tokens, i: usize, strong: bool) -> bool {
     }
     if matches!(
         operand,
-        Kind::Func(Kw::Probe | Kw::Attack | Kw::If | Kw::Select | Kw::Catalog)
+        Kind::Func(Kw::Probe | Kw::Scalar | Kw::Attack | Kw::If | Kw::Select | Kw::Catalog)
     ) {
         return true;
     }
@@ -1165,6 +1378,79 @@ mod tests {
             "BAMBOO CHARCOAL SOAP 1 '#",
             "std::string",
             "price: $5",
+        ] {
+            assert!(!hit(benign), "flagged {benign:?}: {:?}", scan(benign));
+        }
+    }
+
+    #[test]
+    fn open_function_calls_and_numeric_probes() {
+        for attack in [
+            "COALESCE(",
+            "concat (",
+            "Uncompress (",
+            "pow(",
+            "user(\n",
+            "selectect user(\n",
+            "insert(",
+            "div(23,-2)",
+            "div (23.23 , 2)",
+            "abs(-5)",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+        for benign in [
+            "taxa of a lower (infraspecific) rank",
+            "Rand (ZAR) exchange rate",
+            "space (ideal for a family)",
+            "please select space from the list",
+            "select power from the menu",
+            "sqrt(16)",
+            "Just in case (abc)",
+        ] {
+            assert!(!hit(benign), "flagged {benign:?}: {:?}", scan(benign));
+        }
+    }
+
+    #[test]
+    fn obfuscated_keywords_and_break_outs() {
+        for attack in [
+            // Scrambled case.
+            "UnIon seleCt\n",
+            "uNioN  sElecT",
+            // Quote, backtick and parenthesis break-outs.
+            "'select H\n",
+            "'x'!='y",
+            ") like (",
+            ")like(",
+            "` AS `edit_user_id` from",
+            "admin@juice-sh.op`;",
+            // Clause chains, inserts, attack functions, catalogs.
+            "SELECT x GROUP BY SOMETHING HAVING COUNT(Id) >= 9",
+            ";RePLAcE/*test*/test/*test*/(id, name) VALUES (1, 'test');",
+            "select pg_sleep",
+            "tempdb",
+            "mysql.db",
+            // Hints with blanks, escaped punctuation.
+            "9999 or /* +optimizer hint */ true",
+            "md5\\(",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+        for benign in [
+            "Union Select Committee",
+            "UNION SELECT",
+            "union select",
+            "'select' is a keyword",
+            "'select all' button",
+            "(see above) like this",
+            "use `foo` as `bar` in the config",
+            "run `ls -la` then `cat` the file",
+            "mysql database tuning",
+            "C:\\Users\\(me)",
+            "I sleep well!",
+            "having fun",
+            "/* a comment */",
         ] {
             assert!(!hit(benign), "flagged {benign:?}: {:?}", scan(benign));
         }

@@ -152,6 +152,40 @@ const WRAPPERS: &[&str] = &[
     "netdoc:",
 ];
 
+/// `0x2e0x2e/`, `0x5c0x2e./`: dots and slashes written as C-style hex literals,
+/// which some decoders (and the filters attackers probe) turn back into bytes.
+/// Only values containing `0x2e`, `0x2f` or `0x5c` pay for the rewrite.
+fn hex_spelled_parent(bytes: &[u8]) -> Option<usize> {
+    let is_hex_sep = |w: &[u8]| {
+        w.first() == Some(&b'0')
+            && matches!(w.get(1), Some(b'x' | b'X'))
+            && matches!(
+                (w.get(2), w.get(3).map(u8::to_ascii_lowercase)),
+                (Some(b'2'), Some(b'e' | b'f')) | (Some(b'5'), Some(b'c'))
+            )
+    };
+    let first = bytes.windows(4).position(is_hex_sep)?;
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes.get(i..i + 4) {
+            Some(w) if is_hex_sep(w) => {
+                out.push(match w.get(3).map(u8::to_ascii_lowercase) {
+                    Some(b'e') => b'.',
+                    Some(b'f') => b'/',
+                    _ => b'\\',
+                });
+                i += 4;
+            }
+            _ => {
+                out.push(bytes.get(i).copied().unwrap_or(0));
+                i += 1;
+            }
+        }
+    }
+    parent_segment(&out).map(|_| first)
+}
+
 pub struct Scanner {
     sensitive: AhoCorasick,
     wrappers: AhoCorasick,
@@ -182,6 +216,9 @@ impl Scanner {
     pub fn scan(&self, text: &str) -> Option<(&'static str, usize)> {
         let bytes = text.as_bytes();
         if let Some(at) = parent_segment(bytes) {
+            return Some(("parent directory", at));
+        }
+        if let Some(at) = hex_spelled_parent(bytes) {
             return Some(("parent directory", at));
         }
         for m in self.sensitive.find_overlapping_iter(text) {
@@ -333,6 +370,8 @@ mod tests {
     fn detects_traversal() {
         for attack in [
             "../../etc/passwd",
+            "0x5c0x2e./",
+            "0x2e0x2e0x2fetc",
             "..\\..\\windows\\win.ini",
             ".../.../WINDOWS/win.ini",
             "/static/..;/WEB-INF/web.xml",
@@ -353,6 +392,8 @@ mod tests {
     fn passes_ordinary_paths() {
         for benign in [
             "/api/v1/orders/42",
+            "color=0x2e2e2e",
+            "addr=0x2f00 0x5c00",
             "wait... what",
             "1/2 cup",
             "/docs/getting-started",

