@@ -1,0 +1,13 @@
+//! Alerts from detections.
+pub mod alert;
+pub mod alerts;
+pub mod config;
+pub mod error;
+pub mod group;
+pub mod inhibit;
+pub mod labels;
+pub mod matcher;
+pub mod notification;
+pub mod route;
+pub mod silence;
+pub mod time;
