@@ -270,7 +270,7 @@ impl AlertSet {
     }
 
     /// Every alert, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+    pub fn iter(&self) -> std::collections::hash_map::Values<'_, Fingerprint, Alert> {
         self.alerts.values()
     }
 

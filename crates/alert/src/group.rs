@@ -64,6 +64,8 @@ pub struct Dispatcher {
     /// Notification logs restored from a saved state, waiting for their
     /// group to be created again.
     restored: HashMap<(String, String), LogEntry>,
+    /// A notification log changed since the last `take_changed`.
+    changed: bool,
 }
 
 impl Dispatcher {
@@ -73,6 +75,7 @@ impl Dispatcher {
             policies,
             groups: BTreeMap::new(),
             restored: HashMap::new(),
+            changed: false,
         }
     }
 
@@ -140,9 +143,11 @@ impl Dispatcher {
             }
             group.next_flush = time::add(now, group.group_interval);
             group.has_flushed = true;
+            let logged = group.last.as_ref().map(|l| l.at_unix_nano);
             if let Some(n) = flush(group, now, alerts, muted) {
                 out.push(n);
             }
+            self.changed |= group.last.as_ref().map(|l| l.at_unix_nano) != logged;
             // Resolved alerts were just dealt with; forgotten ones are gone.
             group
                 .alerts
@@ -152,7 +157,9 @@ impl Dispatcher {
             }
         }
         for id in empty {
-            self.groups.remove(&id);
+            if self.groups.remove(&id).is_some_and(|g| g.last.is_some()) {
+                self.changed = true;
+            }
         }
         out
     }
@@ -178,6 +185,11 @@ impl Dispatcher {
     /// Drops restored logs no group claimed (call after re-inserting).
     pub fn drop_unclaimed_logs(&mut self) {
         self.restored.clear();
+    }
+
+    /// Whether a notification log changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Groups held now.

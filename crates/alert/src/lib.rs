@@ -2,6 +2,7 @@
 pub mod alert;
 pub mod alerts;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod group;
 pub mod inhibit;
@@ -10,4 +11,5 @@ pub mod matcher;
 pub mod notification;
 pub mod route;
 pub mod silence;
+pub mod state;
 pub mod time;
