@@ -869,7 +869,7 @@ resend_interval = "30s"
 [[receivers]]
 name = "siem"
 [receivers.syslog]
-address = "siem.example.com:6514"
+address = "siem.example.com:601"
 transport = "tcp"
 facility = "authpriv"
 

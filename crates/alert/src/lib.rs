@@ -9,6 +9,8 @@ pub mod inhibit;
 pub mod labels;
 pub mod matcher;
 pub mod notification;
+pub mod payload;
+pub mod receiver;
 pub mod route;
 pub mod silence;
 pub mod state;
