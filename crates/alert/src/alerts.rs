@@ -383,7 +383,10 @@ pub(crate) mod tests {
         for (i, trace) in [2u8, 3, 1, 4].into_iter().enumerate() {
             let mut d = detection("brute-force-login", "203.0.113.9", trace);
             d.last_seen_unix_nano = T0 + 60 * SEC * (i as u64 + 1);
-            assert_eq!(alerts.observe(&d, T0 + SEC * (i as u64 + 1)), Observed::Updated(fp));
+            assert_eq!(
+                alerts.observe(&d, T0 + SEC * (i as u64 + 1)),
+                Observed::Updated(fp)
+            );
         }
         assert_eq!(alerts.len(), 1);
         let alert = alerts.get(fp).unwrap();
@@ -438,7 +441,10 @@ pub(crate) mod tests {
         alerts.observe(&detection("fast", "a", 1), T0);
         let resolved = alerts.resolve_quiet(T0 + 600 * SEC);
         assert_eq!(resolved.len(), 1);
-        assert_eq!(alerts.get(resolved[0]).unwrap().labels.get("alertname"), "fast");
+        assert_eq!(
+            alerts.get(resolved[0]).unwrap().labels.get("alertname"),
+            "fast"
+        );
         assert_eq!(alerts.resolve_quiet(T0 + 3600 * SEC).len(), 1);
     }
 
@@ -454,11 +460,17 @@ pub(crate) mod tests {
         );
         alerts.observe(&detection("r", "a", 1), T0);
         alerts.observe(&detection("r", "b", 1), T0 + SEC);
-        assert_eq!(alerts.observe(&detection("r", "c", 1), T0 + SEC), Observed::Dropped);
+        assert_eq!(
+            alerts.observe(&detection("r", "c", 1), T0 + SEC),
+            Observed::Dropped
+        );
         assert_eq!(alerts.dropped(), 1);
         // `a` resolves first; a new alert takes its place.
         alerts.resolve_quiet(T0 + 300 * SEC);
-        assert!(matches!(alerts.observe(&detection("r", "c", 1), T0 + 302 * SEC), Observed::New(_)));
+        assert!(matches!(
+            alerts.observe(&detection("r", "c", 1), T0 + 302 * SEC),
+            Observed::New(_)
+        ));
         assert_eq!(alerts.len(), 2);
         assert!(alerts.iter().all(|a| a.labels.get("client_address") != "a"));
         // `b` resolves at T0+301s, is forgotten a minute later.
@@ -482,7 +494,10 @@ pub(crate) mod tests {
             panic!()
         };
         let alert = alerts.get(fp).unwrap();
-        assert_eq!(alert.annotation(alert::TITLE), "Brute-force login from one address");
+        assert_eq!(
+            alert.annotation(alert::TITLE),
+            "Brute-force login from one address"
+        );
         assert_eq!(alert.annotation(alert::DESCRIPTION), rule.description);
         assert_eq!(alert.annotation(alert::RESPONSE), rule.response);
         assert_eq!(

@@ -518,7 +518,10 @@ fn route_path(root: &RouteConfig, id: usize) -> String {
 
 fn validate_receiver(r: &ReceiverConfig, path: &str) -> Result<ReceiverPolicy, ConfigError> {
     if r.name.trim().is_empty() {
-        return Err(ConfigError::new(format!("{path}.name"), "must not be empty"));
+        return Err(ConfigError::new(
+            format!("{path}.name"),
+            "must not be empty",
+        ));
     }
     if r.queue_capacity == 0 {
         return Err(ConfigError::new(
@@ -759,7 +762,10 @@ mod duration_map {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_map(m.iter().map(|(k, v)| (k, super::format_duration(*v))))
     }
 
@@ -812,7 +818,10 @@ mod tests {
             Duration::from_secs(120)
         );
         assert_eq!(valid.routes.routes().len(), 3);
-        assert_eq!(valid.receivers["am"].push_every, Some(Duration::from_secs(30)));
+        assert_eq!(
+            valid.receivers["am"].push_every,
+            Some(Duration::from_secs(30))
+        );
         assert!(!valid.receivers["slack"].send_resolved);
         let syslog = cfg.receivers[3].syslog.as_ref().unwrap();
         assert_eq!(syslog.transport, SyslogTransport::Tcp);
@@ -883,9 +892,15 @@ equal = ["client_address"]
     fn errors_name_the_field() {
         let base = "[route]\nreceiver = \"r\"\n";
         let cases = [
-            ("resolve_timeout = \"0s\"\n[[receivers]]\nname = \"r\"", "resolve_timeout"),
+            (
+                "resolve_timeout = \"0s\"\n[[receivers]]\nname = \"r\"",
+                "resolve_timeout",
+            ),
             ("max_alerts = 0\n[[receivers]]\nname = \"r\"", "max_alerts"),
-            ("external_url = \"ftp://x\"\n[[receivers]]\nname = \"r\"", "external_url"),
+            (
+                "external_url = \"ftp://x\"\n[[receivers]]\nname = \"r\"",
+                "external_url",
+            ),
             ("[[receivers]]\nname = \"x\"", "route.receiver"),
             (
                 "[[receivers]]\nname = \"r\"\n[[receivers]]\nname = \"r\"",
@@ -939,7 +954,10 @@ equal = ["client_address"]
         assert!(err.to_string().contains("resolve_timeout"), "{err}");
         let err = toml::from_str::<Config>("resolv_timeout = \"5m\"").unwrap_err();
         assert!(err.to_string().contains("resolv_timeout"), "{err}");
-        let err = toml::from_str::<Config>("[[receivers]]\nname = \"r\"\n[receivers.webhook]\nurll = \"x\"").unwrap_err();
+        let err = toml::from_str::<Config>(
+            "[[receivers]]\nname = \"r\"\n[receivers.webhook]\nurll = \"x\"",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("urll"), "{err}");
     }
 

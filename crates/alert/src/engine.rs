@@ -217,9 +217,8 @@ impl Alerting {
         let mut alerts: Vec<Alert> = self.alerts.iter().cloned().collect();
         alerts.sort_by_key(|a| a.fingerprint);
         let mut notification_log = self.dispatcher.logs();
-        notification_log.sort_by(|a, b| {
-            (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
-        });
+        notification_log
+            .sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
         State {
             version: STATE_VERSION,
             alerts,
@@ -342,7 +341,10 @@ url = "http://127.0.0.1:1/hook"
             vec![id.clone()]
         );
         engine.expire_silence(&id, T0 + 20 * SEC).unwrap();
-        engine.observe(&[detection("brute-force-login", "203.0.113.9", 2)], T0 + 60 * SEC);
+        engine.observe(
+            &[detection("brute-force-login", "203.0.113.9", 2)],
+            T0 + 60 * SEC,
+        );
         let out = engine.tick(T0 + 70 * SEC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].reason, NotifyReason::FirstNotification);
@@ -382,7 +384,10 @@ url = "http://127.0.0.1:1/hook"
         assert_eq!(alert.acknowledged.as_ref().unwrap().by, "ana");
         assert_eq!(engine.silences()[0].id, silence);
         // Still firing and already announced: nothing new to say.
-        engine.observe(&[detection("brute-force-login", "203.0.113.9", 2)], T0 + 30 * SEC);
+        engine.observe(
+            &[detection("brute-force-login", "203.0.113.9", 2)],
+            T0 + 30 * SEC,
+        );
         assert!(engine.tick(T0 + 30 * SEC).is_empty());
         assert!(engine.tick(T0 + 90 * SEC).is_empty());
         // Resolution is announced once, then saved.

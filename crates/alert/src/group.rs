@@ -120,8 +120,7 @@ impl Dispatcher {
             group.alerts.insert(alert.fingerprint);
             // An alert older than the wait (restored after a restart) need
             // not wait again.
-            if !group.has_flushed && time::add(alert.starts_at_unix_nano, group.group_wait) <= now
-            {
+            if !group.has_flushed && time::add(alert.starts_at_unix_nano, group.group_wait) <= now {
                 group.next_flush = group.next_flush.min(now);
             }
         }
@@ -381,7 +380,12 @@ repeat_interval = "4h"
         // One notification for both: they share the group.
         assert_eq!(
             h.tick(T0 + 30 * SEC),
-            vec![("soc".into(), NotifyReason::FirstNotification, s(&["a", "b"]), s(&[]))]
+            vec![(
+                "soc".into(),
+                NotifyReason::FirstNotification,
+                s(&["a", "b"]),
+                s(&[])
+            )]
         );
         // A new alert waits for group_interval after the last flush.
         h.detect("r", "c", T0 + 60 * SEC);
@@ -407,7 +411,10 @@ repeat_interval = "4h"
         // last notification (T0+330s) is T0+330s+4h.
         assert_eq!(
             repeats,
-            vec![(T0 + 330 * SEC + 4 * 3600 * SEC, NotifyReason::RepeatIntervalElapsed)]
+            vec![(
+                T0 + 330 * SEC + 4 * 3600 * SEC,
+                NotifyReason::RepeatIntervalElapsed
+            )]
         );
     }
 
@@ -422,13 +429,23 @@ repeat_interval = "4h"
         let out = h.tick(T0 + 330 * SEC);
         assert_eq!(
             out,
-            vec![("soc".into(), NotifyReason::NewResolvedAlerts, s(&["b"]), s(&["a"]))]
+            vec![(
+                "soc".into(),
+                NotifyReason::NewResolvedAlerts,
+                s(&["b"]),
+                s(&["a"])
+            )]
         );
         // `a` left the group: the next change mentions only `b`.
         let out = h.tick(T0 + 630 * SEC);
         assert_eq!(
             out,
-            vec![("soc".into(), NotifyReason::AllAlertsResolved, s(&[]), s(&["b"]))]
+            vec![(
+                "soc".into(),
+                NotifyReason::AllAlertsResolved,
+                s(&[]),
+                s(&["b"])
+            )]
         );
         assert!(h.dispatcher.is_empty(), "empty groups are dropped");
         assert!(h.tick(T0 + 930 * SEC).is_empty());
@@ -483,7 +500,11 @@ receiver = "per-rule"
 "#;
         let mut h = Harness::new(
             route,
-            &[("soc", true, None), ("per-alert", true, None), ("per-rule", true, None)],
+            &[
+                ("soc", true, None),
+                ("per-alert", true, None),
+                ("per-rule", true, None),
+            ],
         );
         h.detect("r", "a", T0);
         h.detect("r", "b", T0);
@@ -493,7 +514,12 @@ receiver = "per-rule"
         let receivers: Vec<(&str, usize)> = out.iter().map(|n| (n.0.as_str(), n.2.len())).collect();
         assert_eq!(
             receivers,
-            vec![("per-alert", 1), ("per-alert", 1), ("per-rule", 1), ("per-rule", 2)]
+            vec![
+                ("per-alert", 1),
+                ("per-alert", 1),
+                ("per-rule", 1),
+                ("per-rule", 2)
+            ]
         );
     }
 
@@ -506,7 +532,10 @@ receiver = "per-rule"
         // No group_wait, one alert per notification.
         let out = h.tick(T0);
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|n| n.1 == NotifyReason::FirstNotification && n.2.len() == 1));
+        assert!(
+            out.iter()
+                .all(|n| n.1 == NotifyReason::FirstNotification && n.2.len() == 1)
+        );
         assert!(h.tick(T0 + 59 * SEC).is_empty());
         assert_eq!(h.tick(T0 + 60 * SEC).len(), 2, "re-sent while firing");
         // `a` keeps firing; `b` stays quiet and resolves at T0+5m: the push
@@ -517,8 +546,18 @@ receiver = "per-rule"
         assert_eq!(
             out,
             vec![
-                ("am".into(), NotifyReason::AllAlertsResolved, s(&[]), s(&["b"])),
-                ("am".into(), NotifyReason::RepeatIntervalElapsed, s(&["a"]), s(&[])),
+                (
+                    "am".into(),
+                    NotifyReason::AllAlertsResolved,
+                    s(&[]),
+                    s(&["b"])
+                ),
+                (
+                    "am".into(),
+                    NotifyReason::RepeatIntervalElapsed,
+                    s(&["a"]),
+                    s(&[])
+                ),
             ]
         );
     }

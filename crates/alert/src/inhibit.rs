@@ -23,8 +23,10 @@ pub struct InhibitRule {
 
 impl InhibitRule {
     pub fn compile(cfg: &InhibitRuleConfig, path: &str) -> Result<InhibitRule, ConfigError> {
-        let source_matchers = parse_matchers(&cfg.source_matchers, &format!("{path}.source_matchers"))?;
-        let target_matchers = parse_matchers(&cfg.target_matchers, &format!("{path}.target_matchers"))?;
+        let source_matchers =
+            parse_matchers(&cfg.source_matchers, &format!("{path}.source_matchers"))?;
+        let target_matchers =
+            parse_matchers(&cfg.target_matchers, &format!("{path}.target_matchers"))?;
         check_label_names(&cfg.equal, &format!("{path}.equal"))?;
         Ok(InhibitRule {
             source_matchers,
@@ -34,7 +36,10 @@ impl InhibitRule {
     }
 
     fn equal_values(&self, labels: &LabelSet) -> Vec<String> {
-        self.equal.iter().map(|n| labels.get(n).to_string()).collect()
+        self.equal
+            .iter()
+            .map(|n| labels.get(n).to_string())
+            .collect()
     }
 }
 
@@ -51,7 +56,10 @@ pub struct Inhibitions<'a> {
 
 impl<'a> Inhibitions<'a> {
     /// Indexes the firing alerts that match a rule's source side.
-    pub fn new<'b>(rules: &'a [InhibitRule], alerts: impl Iterator<Item = &'b Alert> + Clone) -> Self {
+    pub fn new<'b>(
+        rules: &'a [InhibitRule],
+        alerts: impl Iterator<Item = &'b Alert> + Clone,
+    ) -> Self {
         let sources = rules
             .iter()
             .map(|rule| {
@@ -61,7 +69,9 @@ impl<'a> Inhibitions<'a> {
                         continue;
                     }
                     let one_sided = !matches_all(&rule.target_matchers, &alert.labels);
-                    let entry = by_values.entry(rule.equal_values(&alert.labels)).or_insert(false);
+                    let entry = by_values
+                        .entry(rule.equal_values(&alert.labels))
+                        .or_insert(false);
                     *entry |= one_sided;
                 }
                 by_values
@@ -125,23 +135,41 @@ mod tests {
     fn success_after_brute_force_inhibits_the_brute_force_alert() {
         let rules = rules(&default_inhibit_rules());
         let success = alert(
-            &[("alertname", "brute-force-then-success"), ("client_address", "203.0.113.9")],
+            &[
+                ("alertname", "brute-force-then-success"),
+                ("client_address", "203.0.113.9"),
+            ],
             AlertState::Firing,
         );
-        let same = [("alertname", "brute-force-login"), ("client_address", "203.0.113.9")];
-        let other = [("alertname", "brute-force-login"), ("client_address", "198.51.100.7")];
-        let unrelated = [("alertname", "sql-injection"), ("client_address", "203.0.113.9")];
+        let same = [
+            ("alertname", "brute-force-login"),
+            ("client_address", "203.0.113.9"),
+        ];
+        let other = [
+            ("alertname", "brute-force-login"),
+            ("client_address", "198.51.100.7"),
+        ];
+        let unrelated = [
+            ("alertname", "sql-injection"),
+            ("client_address", "203.0.113.9"),
+        ];
 
         let all = [success.clone()];
         let index = Inhibitions::new(&rules, all.iter());
         assert!(index.inhibits(&alert(&same, AlertState::Firing).labels));
-        assert!(!index.inhibits(&alert(&other, AlertState::Firing).labels), "other address");
+        assert!(
+            !index.inhibits(&alert(&other, AlertState::Firing).labels),
+            "other address"
+        );
         assert!(!index.inhibits(&alert(&unrelated, AlertState::Firing).labels));
         assert!(!index.inhibits(&success.labels), "the source itself");
 
         // A resolved source inhibits nothing.
         let resolved = [alert(
-            &[("alertname", "brute-force-then-success"), ("client_address", "203.0.113.9")],
+            &[
+                ("alertname", "brute-force-then-success"),
+                ("client_address", "203.0.113.9"),
+            ],
             AlertState::Resolved,
         )];
         let index = Inhibitions::new(&rules, resolved.iter());
@@ -158,9 +186,15 @@ mod tests {
         let sources = [alert(&[("severity", "critical")], AlertState::Firing)];
         let index = Inhibitions::new(&rules, sources.iter());
         assert!(index.inhibits(&alert(&[("severity", "low")], AlertState::Firing).labels));
-        assert!(!index.inhibits(
-            &alert(&[("severity", "low"), ("service_name", "api")], AlertState::Firing).labels
-        ));
+        assert!(
+            !index.inhibits(
+                &alert(
+                    &[("severity", "low"), ("service_name", "api")],
+                    AlertState::Firing
+                )
+                .labels
+            )
+        );
     }
 
     #[test]
@@ -170,8 +204,14 @@ mod tests {
             target_matchers: vec!["team=\"soc\"".into()],
             equal: vec!["client_address".into()],
         }]);
-        let a = alert(&[("team", "soc"), ("client_address", "x"), ("n", "1")], AlertState::Firing);
-        let b = alert(&[("team", "soc"), ("client_address", "x"), ("n", "2")], AlertState::Firing);
+        let a = alert(
+            &[("team", "soc"), ("client_address", "x"), ("n", "1")],
+            AlertState::Firing,
+        );
+        let b = alert(
+            &[("team", "soc"), ("client_address", "x"), ("n", "2")],
+            AlertState::Firing,
+        );
         let all = [a.clone(), b.clone()];
         let index = Inhibitions::new(&rules, all.iter());
         assert!(!index.inhibits(&a.labels));

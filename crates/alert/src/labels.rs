@@ -317,7 +317,10 @@ mod tests {
             (&[".enduser.id"], &["enduser_id"]),
             (&["name", "kind", "status"], &["name", "kind", "status"]),
             (&["span:name"], &["name"]),
-            (&["span.http.request.header.x-api-key"], &["http_request_header_x_api_key"]),
+            (
+                &["span.http.request.header.x-api-key"],
+                &["http_request_header_x_api_key"],
+            ),
             (&["span.3com"], &["_3com"]),
             (
                 &["span.service.name", "resource.service.name"],
@@ -326,7 +329,10 @@ mod tests {
             (&["span.severity"], &["span_severity"]),
             (&["span.__x"], &["span___x"]),
             (&["span.a.b", "span.a_b"], &["a_b", "span_a_b"]),
-            (&["span.a_b", ".a.b", "span.a.b"], &["a_b", "a_b_2", "span_a_b"]),
+            (
+                &["span.a_b", ".a.b", "span.a.b"],
+                &["a_b", "a_b_2", "span_a_b"],
+            ),
         ];
         for (fields, expected) in cases {
             let names = key_label_names(fields.iter().copied());

@@ -120,7 +120,13 @@ pub fn display_matchers(matchers: &[Matcher]) -> String {
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.name, self.kind.as_str(), Quoted(&self.value))
+        write!(
+            f,
+            "{}{}{}",
+            self.name,
+            self.kind.as_str(),
+            Quoted(&self.value)
+        )
     }
 }
 

@@ -261,15 +261,25 @@ receiver = "never"
                 .map(|id| t.route(id).receiver.to_string())
                 .collect()
         };
-        let cases: &[(&[(&str, &str)], &[&str])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
             (&[("severity", "low")], &["default"]),
             (&[("severity", "high"), ("alertname", "x")], &["soc"]),
-            (&[("severity", "high"), ("alertname", "brute-force-login")], &["soc-identity"]),
+            (
+                &[("severity", "high"), ("alertname", "brute-force-login")],
+                &["soc-identity"],
+            ),
             // `continue` on the first child lets the second take it too;
             // the second has no `continue`, so the third never does.
-            (&[("severity", "critical"), ("alertname", "x")], &["pager", "soc"]),
             (
-                &[("severity", "critical"), ("alertname", "brute-force-then-success")],
+                &[("severity", "critical"), ("alertname", "x")],
+                &["pager", "soc"],
+            ),
+            (
+                &[
+                    ("severity", "critical"),
+                    ("alertname", "brute-force-then-success"),
+                ],
                 &["pager", "soc-identity"],
             ),
             (&[], &["default"]),
@@ -319,8 +329,14 @@ receiver = "never"
             ("group_by = [\"a\"]", "route.receiver"),
             ("receiver = \"x\"\nmatchers = ['a=\"b\"']", "route.matchers"),
             ("receiver = \"x\"\ncontinue = true", "route.continue"),
-            ("receiver = \"x\"\ngroup_by = [\"...\", \"a\"]", "route.group_by"),
-            ("receiver = \"x\"\ngroup_by = [\"a\", \"b.c\"]", "route.group_by[1]"),
+            (
+                "receiver = \"x\"\ngroup_by = [\"...\", \"a\"]",
+                "route.group_by",
+            ),
+            (
+                "receiver = \"x\"\ngroup_by = [\"a\", \"b.c\"]",
+                "route.group_by[1]",
+            ),
             (
                 "receiver = \"x\"\n[[routes]]\n[[routes]]\nmatchers = ['a=\"b\"', 'c=~\"(\"']",
                 "route.routes[1].matchers[1]",

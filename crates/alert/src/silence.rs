@@ -247,7 +247,14 @@ mod tests {
     fn lifecycle_pending_active_expired() {
         let mut s = Silences::new(Duration::from_secs(3600), 10);
         let id = s
-            .create(new(&["client_address=\"203.0.113.9\""], T0 + 60 * SEC, T0 + 120 * SEC), T0)
+            .create(
+                new(
+                    &["client_address=\"203.0.113.9\""],
+                    T0 + 60 * SEC,
+                    T0 + 120 * SEC,
+                ),
+                T0,
+            )
             .unwrap();
         assert_eq!(id.len(), 36);
         let l = labels(&[("alertname", "x"), ("client_address", "203.0.113.9")]);
@@ -329,6 +336,9 @@ mod tests {
         // Full: expired silences make room, active ones do not.
         s.create(new(&["a=\"1\""], T0, T0 + 2 * SEC), T0).unwrap();
         assert!(s.create(new(&["a=\"1\""], T0, T0 + 9 * SEC), T0).is_err());
-        assert!(s.create(new(&["a=\"1\""], T0, T0 + 9 * SEC), T0 + SEC).is_ok());
+        assert!(
+            s.create(new(&["a=\"1\""], T0, T0 + 9 * SEC), T0 + SEC)
+                .is_ok()
+        );
     }
 }

@@ -148,7 +148,11 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec![STATE_FILE_NAME.to_string()], "no temporary file left");
+        assert_eq!(
+            names,
+            vec![STATE_FILE_NAME.to_string()],
+            "no temporary file left"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! the test prints why and passes, unless `TW_REQUIRE_ALERTMANAGER` is set
 //! (CI sets it), in which case it fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::TcpListener;
@@ -47,7 +49,11 @@ impl Drop for Running {
 }
 
 fn start(bin: &Path, dir: &Path) -> (Running, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.join("alertmanager.yml");
     std::fs::write(
         &config,
@@ -91,15 +97,19 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
     let base = format!("http://127.0.0.1:{port}");
     let ready = format!("{base}/-/ready");
     let log = running.log.clone();
-    wait_for("Alertmanager to be ready", Duration::from_secs(30), async || {
-        if let Ok(Some(status)) = running.child.try_wait() {
-            panic!(
-                "alertmanager exited with {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        matches!(get(&ready).await, Some((200, _))).then_some(())
-    })
+    wait_for(
+        "Alertmanager to be ready",
+        Duration::from_secs(30),
+        async || {
+            if let Ok(Some(status)) = running.child.try_wait() {
+                panic!(
+                    "alertmanager exited with {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            matches!(get(&ready).await, Some((200, _))).then_some(())
+        },
+    )
     .await;
 
     let valid = config(&format!(
@@ -131,27 +141,41 @@ resend_interval = "1m"
     let ours = engine.alerts()[0].clone();
 
     let alerts_url = format!("{base}/api/v2/alerts");
-    let found = wait_for("the alert in Alertmanager", Duration::from_secs(30), async || {
-        let (status, body) = get(&alerts_url).await?;
-        assert_eq!(status, 200);
-        let alerts: Value = serde_json::from_slice(&body).unwrap();
-        alerts
-            .as_array()?
-            .iter()
-            .find(|a| a["labels"]["client_address"] == "203.0.113.9")
-            .cloned()
-    })
+    let found = wait_for(
+        "the alert in Alertmanager",
+        Duration::from_secs(30),
+        async || {
+            let (status, body) = get(&alerts_url).await?;
+            assert_eq!(status, 200);
+            let alerts: Value = serde_json::from_slice(&body).unwrap();
+            alerts
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["client_address"] == "203.0.113.9")
+                .cloned()
+        },
+    )
     .await;
     assert_eq!(found["labels"]["alertname"], "brute-force-login");
     assert_eq!(found["labels"]["severity"], "high");
     assert_eq!(found["labels"]["rule_kind"], "threshold");
-    assert_eq!(found["fingerprint"], ours.fingerprint.to_string(), "same fingerprint on both sides");
-    assert_eq!(found["annotations"]["title"], "Brute-force login from one address");
+    assert_eq!(
+        found["fingerprint"],
+        ours.fingerprint.to_string(),
+        "same fingerprint on both sides"
+    );
+    assert_eq!(
+        found["annotations"]["title"],
+        "Brute-force login from one address"
+    );
     assert_eq!(found["annotations"]["count"], "10");
     assert_eq!(found["status"]["state"], "active");
     assert_eq!(
         found["generatorURL"],
-        format!("http://tracewarden.test:7700/api/v1/traces/{}", ours.evidence.trace_ids[0])
+        format!(
+            "http://tracewarden.test:7700/api/v1/traces/{}",
+            ours.evidence.trace_ids[0]
+        )
     );
 
     // A second of quiet resolves it; the push carries its endsAt.
@@ -161,20 +185,27 @@ resend_interval = "1m"
     for n in notifications {
         notifier.notify(n);
     }
-    wait_for("the alert to leave the active set", Duration::from_secs(30), async || {
-        let (_, body) = get(&alerts_url).await?;
-        let alerts: Value = serde_json::from_slice(&body).unwrap();
-        let still = alerts
-            .as_array()?
-            .iter()
-            .any(|a| a["labels"]["client_address"] == "203.0.113.9");
-        (!still).then_some(())
-    })
+    wait_for(
+        "the alert to leave the active set",
+        Duration::from_secs(30),
+        async || {
+            let (_, body) = get(&alerts_url).await?;
+            let alerts: Value = serde_json::from_slice(&body).unwrap();
+            let still = alerts
+                .as_array()?
+                .iter()
+                .any(|a| a["labels"]["client_address"] == "203.0.113.9");
+            (!still).then_some(())
+        },
+    )
     .await;
     let stats = wait_for("the counters", Duration::from_secs(5), async || {
         let s = notifier.stats().remove(0);
         (s.sent == 2).then_some(s)
     })
     .await;
-    assert_eq!((stats.kind, stats.failed, stats.dropped), ("alertmanager", 0, 0));
+    assert_eq!(
+        (stats.kind, stats.failed, stats.dropped),
+        ("alertmanager", 0, 0)
+    );
 }

@@ -1,6 +1,8 @@
 //! The syslog receiver over UDP and TCP on loopback: RFC 5424 messages,
 //! one per alert, octet-counted on TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -44,7 +46,11 @@ fn notify_two(notifier: &Notifier, engine: &mut Alerting) -> Vec<String> {
     for n in engine.tick(now) {
         notifier.notify(n);
     }
-    engine.alerts().iter().map(|a| a.fingerprint.to_string()).collect()
+    engine
+        .alerts()
+        .iter()
+        .map(|a| a.fingerprint.to_string())
+        .collect()
 }
 
 fn check(message: &str, fingerprints: &[String]) {
@@ -57,10 +63,15 @@ fn check(message: &str, fingerprints: &[String]) {
     assert_eq!(fields[5], "firing");
     assert!(fields[6].starts_with("[tracewarden@32473"), "{message}");
     assert!(
-        fingerprints.iter().any(|f| message.contains(&format!("fingerprint=\"{f}\""))),
+        fingerprints
+            .iter()
+            .any(|f| message.contains(&format!("fingerprint=\"{f}\""))),
         "{message}"
     );
-    assert!(message.contains("alertname=\"brute-force-login\""), "{message}");
+    assert!(
+        message.contains("alertname=\"brute-force-login\""),
+        "{message}"
+    );
     assert!(message.contains("] \u{feff}Brute-force login from one address (brute-force-login) firing: client_address="), "{message}");
 }
 
@@ -115,7 +126,10 @@ async fn tcp_octet_counting() {
         received.extend_from_slice(&chunk[..n]);
         // Take every complete frame: `LEN SP MSG`.
         while let Some(space) = received.iter().position(|b| *b == b' ') {
-            let len: usize = std::str::from_utf8(&received[..space]).unwrap().parse().unwrap();
+            let len: usize = std::str::from_utf8(&received[..space])
+                .unwrap()
+                .parse()
+                .unwrap();
             if received.len() < space + 1 + len {
                 break;
             }

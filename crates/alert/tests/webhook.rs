@@ -2,6 +2,8 @@
 //! v4 payloads, retries after failures, permanent errors, and a dead
 //! receiver that must not block the caller.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -101,13 +103,20 @@ async fn v4_payload_arrives_after_retries() {
         hook.received.lock().await.first().cloned()
     })
     .await;
-    assert_eq!(hook.requests.load(Ordering::SeqCst), 3, "two failures, then success");
+    assert_eq!(
+        hook.requests.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
     let stats = wait_for("the counters", Duration::from_secs(5), async || {
         let s = notifier.stats().remove(0);
         (s.sent == 1).then_some(s)
     })
     .await;
-    assert_eq!((stats.kind, stats.retries, stats.failed, stats.dropped), ("webhook", 2, 0, 0));
+    assert_eq!(
+        (stats.kind, stats.retries, stats.failed, stats.dropped),
+        ("webhook", 2, 0, 0)
+    );
 
     assert_eq!(payload["version"], "4");
     assert_eq!(payload["receiver"], "soc");
@@ -119,13 +128,25 @@ async fn v4_payload_arrives_after_retries() {
     assert_eq!(payload["truncatedAlerts"], 0);
     let alerts = payload["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 2);
-    let fingerprints: Vec<String> = engine.alerts().iter().map(|a| a.fingerprint.to_string()).collect();
+    let fingerprints: Vec<String> = engine
+        .alerts()
+        .iter()
+        .map(|a| a.fingerprint.to_string())
+        .collect();
     for alert in alerts {
         assert_eq!(alert["status"], "firing");
         assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
         assert!(fingerprints.contains(&alert["fingerprint"].as_str().unwrap().to_string()));
-        assert!(alert["generatorURL"].as_str().unwrap().starts_with("https://tracewarden.example.com/api/v1/traces/"));
-        assert_eq!(alert["annotations"]["title"], "Brute-force login from one address");
+        assert!(
+            alert["generatorURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://tracewarden.example.com/api/v1/traces/")
+        );
+        assert_eq!(
+            alert["annotations"]["title"],
+            "Brute-force login from one address"
+        );
     }
 
     // The resolution goes out the same way.
@@ -138,7 +159,13 @@ async fn v4_payload_arrives_after_retries() {
     })
     .await;
     assert_eq!(resolved["status"], "resolved");
-    assert!(resolved["alerts"].as_array().unwrap().iter().all(|a| a["status"] == "resolved" && a["endsAt"] != "0001-01-01T00:00:00Z"));
+    assert!(
+        resolved["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == "resolved" && a["endsAt"] != "0001-01-01T00:00:00Z")
+    );
     assert!(notifier.shutdown(Duration::from_secs(5)).await);
 }
 
@@ -174,7 +201,9 @@ async fn a_dead_receiver_never_blocks_the_caller() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", closed.local_addr().unwrap());
     drop(closed);
-    let valid = config(&webhook_config(&url, "queue_capacity = 2").replace("max_attempts = 5", "max_attempts = 2"));
+    let valid = config(
+        &webhook_config(&url, "queue_capacity = 2").replace("max_attempts = 5", "max_attempts = 2"),
+    );
     let notifier = Notifier::start(&valid, Path::new(".")).unwrap();
     let mut engine = Alerting::new(valid, &[]);
     let now = now_nanos();
@@ -185,12 +214,19 @@ async fn a_dead_receiver_never_blocks_the_caller() {
     }
     let stats = notifier.stats().remove(0);
     assert_eq!((stats.dropped, stats.queued), (48, 2));
-    let stats = wait_for("both queued notifications to fail", Duration::from_secs(20), async || {
-        let s = notifier.stats().remove(0);
-        (s.failed == 2).then_some(s)
-    })
+    let stats = wait_for(
+        "both queued notifications to fail",
+        Duration::from_secs(20),
+        async || {
+            let s = notifier.stats().remove(0);
+            (s.failed == 2).then_some(s)
+        },
+    )
     .await;
-    assert_eq!((stats.sent, stats.retries, stats.dropped, stats.queued), (0, 2, 48, 0));
+    assert_eq!(
+        (stats.sent, stats.retries, stats.dropped, stats.queued),
+        (0, 2, 48, 0)
+    );
 }
 
 #[tokio::test]
@@ -231,7 +267,11 @@ path = "out/alerts.jsonl"
         let payload: Value = serde_json::from_str(line).unwrap();
         assert_eq!(payload["version"], "4");
         assert_eq!(payload["receiver"], "log");
-        assert_eq!(payload["alerts"].as_array().unwrap().len(), 1, "group_by ... makes one group per alert");
+        assert_eq!(
+            payload["alerts"].as_array().unwrap().len(),
+            1,
+            "group_by ... makes one group per alert"
+        );
     }
     assert!(notifier.shutdown(Duration::from_secs(5)).await);
 }

@@ -70,7 +70,10 @@ mod tests {
         let n = notification();
         let body = postable_alerts(&n, "", Duration::from_secs(30));
         let firing = &body[1];
-        assert_eq!(firing.ends_at, format_rfc3339(n.at_unix_nano + 120_000_000_000));
+        assert_eq!(
+            firing.ends_at,
+            format_rfc3339(n.at_unix_nano + 120_000_000_000)
+        );
         assert_eq!(firing.generator_url, "");
         let json = serde_json::to_value(firing).unwrap();
         assert!(json.get("generatorURL").is_none(), "omitted when empty");

@@ -56,7 +56,9 @@ pub fn actor(alert: &Alert) -> String {
     alert
         .labels
         .iter()
-        .filter(|(name, _)| ![labels::ALERTNAME, labels::SEVERITY, labels::RULE_KIND].contains(name))
+        .filter(|(name, _)| {
+            ![labels::ALERTNAME, labels::SEVERITY, labels::RULE_KIND].contains(name)
+        })
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join(", ")

@@ -18,10 +18,7 @@ pub const MAX_ATTACHMENTS: usize = 10;
 pub fn slack_message(n: &Notification, external_url: &str, cfg: &SlackConfig) -> Value {
     let firing = n.firing().count();
     let resolved = n.alerts.len() - firing;
-    let title = n
-        .alerts
-        .first()
-        .map_or("", |a| a.annotation(alert::TITLE));
+    let title = n.alerts.first().map_or("", |a| a.annotation(alert::TITLE));
     let status = match n.status {
         AlertState::Firing => format!("FIRING:{firing}"),
         AlertState::Resolved => format!("RESOLVED:{resolved}"),

@@ -48,7 +48,12 @@ pub fn severity_code(alert: &Alert) -> u8 {
 
 /// One message (without framing), at most `max_bytes` long: a long text is
 /// cut at a character boundary.
-pub fn syslog_message(alert: &Alert, header: &SyslogHeader, at_unix_nano: u64, max_bytes: usize) -> String {
+pub fn syslog_message(
+    alert: &Alert,
+    header: &SyslogHeader,
+    at_unix_nano: u64,
+    max_bytes: usize,
+) -> String {
     let pri = u16::from(header.facility.code()) * 8 + u16::from(severity_code(alert));
     let status = alert.state.as_str();
     let mut out = String::with_capacity(512);
@@ -71,8 +76,16 @@ pub fn syslog_message(alert: &Alert, header: &SyslogHeader, at_unix_nano: u64, m
     }
     let evidence = &alert.evidence;
     param(&mut out, "count", &evidence.count.to_string());
-    param(&mut out, "first_seen", &format_rfc3339(evidence.first_seen_unix_nano));
-    param(&mut out, "last_seen", &format_rfc3339(evidence.last_seen_unix_nano));
+    param(
+        &mut out,
+        "first_seen",
+        &format_rfc3339(evidence.first_seen_unix_nano),
+    );
+    param(
+        &mut out,
+        "last_seen",
+        &format_rfc3339(evidence.last_seen_unix_nano),
+    );
     if let Some(trace) = evidence.trace_ids.first() {
         param(&mut out, "trace_id", trace);
     }
@@ -148,12 +161,14 @@ mod tests {
     #[test]
     fn rfc5424_message() {
         let mut a = alert("203.0.113.9", AlertState::Firing);
-        a.annotations.insert("evidence".into(), "say \"hi\" ] \\ x".into());
+        a.annotations
+            .insert("evidence".into(), "say \"hi\" ] \\ x".into());
         let m = syslog_message(&a, &header(), T0 + 630 * SEC, MAX_TCP_BYTES);
         assert_eq!(
             m,
             "<35>1 2026-01-01T00:10:30.000Z tw-1 tracewarden 4242 firing [tracewarden@32473 \
-             fingerprint=\"".to_string()
+             fingerprint=\""
+                .to_string()
                 + &a.fingerprint.to_string()
                 + "\" status=\"firing\" alertname=\"brute-force-login\" client_address=\"203.0.113.9\" \
              rule_kind=\"threshold\" severity=\"high\" count=\"20\" first_seen=\"2025-12-31T23:59:00.000Z\" \
@@ -171,17 +186,32 @@ mod tests {
             hostname: String::new(),
             ..header()
         };
-        for (severity, code) in [("critical", 2), ("high", 3), ("medium", 4), ("low", 5), ("info", 6)] {
+        for (severity, code) in [
+            ("critical", 2),
+            ("high", 3),
+            ("medium", 4),
+            ("low", 5),
+            ("info", 6),
+        ] {
             a.labels.insert("severity", severity);
             let m = syslog_message(&a, &h, T0, MAX_TCP_BYTES);
-            assert!(m.starts_with(&format!("<{}>1 ", 128 + code)), "{severity}: {m}");
+            assert!(
+                m.starts_with(&format!("<{}>1 ", 128 + code)),
+                "{severity}: {m}"
+            );
         }
         let m = syslog_message(&a, &h, T0, MAX_TCP_BYTES);
-        assert!(m.contains(" - tracewarden 4242 firing "), "nil hostname: {m}");
+        assert!(
+            m.contains(" - tracewarden 4242 firing "),
+            "nil hostname: {m}"
+        );
         assert!(m.contains(r#"client_address="x\"\]\\""#), "{m}");
         let resolved = alert("a", AlertState::Resolved);
         assert_eq!(severity_code(&resolved), 5);
-        assert!(syslog_message(&resolved, &header(), T0, MAX_TCP_BYTES).contains(" resolved [tracewarden@32473"));
+        assert!(
+            syslog_message(&resolved, &header(), T0, MAX_TCP_BYTES)
+                .contains(" resolved [tracewarden@32473")
+        );
     }
 
     #[test]

@@ -97,8 +97,20 @@ mod tests {
 
     #[test]
     fn retry_classes() {
-        for (code, expected) in [(500, true), (503, true), (429, true), (408, true), (400, false), (404, false), (401, false)] {
-            assert_eq!(retryable(StatusCode::from_u16(code).unwrap()), expected, "{code}");
+        for (code, expected) in [
+            (500, true),
+            (503, true),
+            (429, true),
+            (408, true),
+            (400, false),
+            (404, false),
+            (401, false),
+        ] {
+            assert_eq!(
+                retryable(StatusCode::from_u16(code).unwrap()),
+                expected,
+                "{code}"
+            );
         }
     }
 }

@@ -327,7 +327,8 @@ impl Sink {
                 http.post_json(uri, body).await
             }
             Sink::Slack { http, uri, config } => {
-                let body = serde_json::to_vec(&slack_message(n, external_url, config)).map_err(encode)?;
+                let body =
+                    serde_json::to_vec(&slack_message(n, external_url, config)).map_err(encode)?;
                 http.post_json(uri, body).await
             }
             Sink::Alertmanager {
@@ -340,7 +341,8 @@ impl Sink {
                 http.post_json(uri, body).await
             }
             Sink::File(file) => {
-                let line = serde_json::to_vec(&webhook_message(n, external_url, 0)).map_err(encode)?;
+                let line =
+                    serde_json::to_vec(&webhook_message(n, external_url, 0)).map_err(encode)?;
                 file.append(line).await
             }
             Sink::Syslog(syslog) => syslog.send(n).await,
@@ -410,7 +412,14 @@ mod tests {
     fn backoff_doubles_with_jitter_and_caps() {
         let initial = Duration::from_millis(100);
         let max = Duration::from_secs(1);
-        for (retry, base_ms) in [(1u32, 100u64), (2, 200), (3, 400), (4, 800), (5, 1000), (60, 1000)] {
+        for (retry, base_ms) in [
+            (1u32, 100u64),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (60, 1000),
+        ] {
             for _ in 0..50 {
                 let d = backoff(initial, max, retry);
                 let base = Duration::from_millis(base_ms);

@@ -7,7 +7,9 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::SendError;
 use crate::config::{SyslogConfig, SyslogTransport};
 use crate::notification::Notification;
-use crate::payload::syslog::{MAX_TCP_BYTES, MAX_UDP_BYTES, SyslogHeader, octet_counted, syslog_message};
+use crate::payload::syslog::{
+    MAX_TCP_BYTES, MAX_UDP_BYTES, SyslogHeader, octet_counted, syslog_message,
+};
 
 #[derive(Debug)]
 pub struct SyslogSink {
@@ -34,26 +36,38 @@ impl SyslogSink {
 
     /// Sends one message per alert of the notification.
     pub async fn send(&mut self, n: &Notification) -> Result<(), SendError> {
-        let fail = |e: std::io::Error| SendError::retryable(format!("syslog {}: {e}", self.address));
+        let fail =
+            |e: std::io::Error| SendError::retryable(format!("syslog {}: {e}", self.address));
         match self.transport {
             SyslogTransport::Udp => {
                 let target = tokio::net::lookup_host(&self.address)
                     .await
                     .map_err(fail)?
                     .next()
-                    .ok_or_else(|| SendError::retryable(format!("syslog {}: no address", self.address)))?;
-                let local = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                    .ok_or_else(|| {
+                        SendError::retryable(format!("syslog {}: no address", self.address))
+                    })?;
+                let local = if target.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
                 let socket = UdpSocket::bind(local).await.map_err(fail)?;
                 for alert in &n.alerts {
-                    let message = syslog_message(alert, &self.header, n.at_unix_nano, MAX_UDP_BYTES);
-                    socket.send_to(message.as_bytes(), target).await.map_err(fail)?;
+                    let message =
+                        syslog_message(alert, &self.header, n.at_unix_nano, MAX_UDP_BYTES);
+                    socket
+                        .send_to(message.as_bytes(), target)
+                        .await
+                        .map_err(fail)?;
                 }
                 Ok(())
             }
             SyslogTransport::Tcp => {
                 let mut frames = String::new();
                 for alert in &n.alerts {
-                    let message = syslog_message(alert, &self.header, n.at_unix_nano, MAX_TCP_BYTES);
+                    let message =
+                        syslog_message(alert, &self.header, n.at_unix_nano, MAX_TCP_BYTES);
                     frames.push_str(&octet_counted(&message));
                 }
                 if self.tcp.is_none() {
