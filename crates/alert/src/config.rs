@@ -809,8 +809,8 @@ mod tests {
     }
 
     #[test]
-    fn example_config_parses() {
-        let cfg = parse(EXAMPLE);
+    fn docs_example_parses() {
+        let cfg = parse(&docs_example());
         let valid = cfg.validate().unwrap();
         assert_eq!(cfg.resolve_timeout, Duration::from_secs(600));
         assert_eq!(
@@ -833,60 +833,13 @@ mod tests {
         assert_eq!(parse(&text), cfg);
     }
 
-    /// The example of docs/ALERTS.md.
-    pub(crate) const EXAMPLE: &str = r#"
-resolve_timeout = "10m"
-external_url = "https://tracewarden.example.com"
-
-[rule_resolve_timeout]
-excessive-request-rate = "2m"
-
-[route]
-receiver = "soc"
-group_by = ["alertname", "client_address"]
-group_wait = "30s"
-group_interval = "5m"
-repeat_interval = "4h"
-
-[[route.routes]]
-matchers = ['severity="critical"']
-receiver = "slack"
-group_wait = "0s"
-continue = true
-
-[[route.routes]]
-matchers = ['severity=~"high|critical"']
-receiver = "am"
-
-[[receivers]]
-name = "soc"
-max_attempts = 8
-[receivers.webhook]
-url = "https://soar.example.com/hooks/tracewarden"
-
-[[receivers]]
-name = "slack"
-[receivers.slack]
-url = "https://hooks.slack.com/services/T000/B000/XXXX"
-
-[[receivers]]
-name = "am"
-[receivers.alertmanager]
-url = "http://alertmanager:9093"
-resend_interval = "30s"
-
-[[receivers]]
-name = "siem"
-[receivers.syslog]
-address = "siem.example.com:601"
-transport = "tcp"
-facility = "authpriv"
-
-[[inhibit_rules]]
-source_matchers = ['alertname="brute-force-then-success"']
-target_matchers = ['alertname="brute-force-login"']
-equal = ["client_address"]
-"#;
+    /// The example of docs/ALERTS.md: the first `toml` block there.
+    fn docs_example() -> String {
+        let doc = include_str!("../../../docs/ALERTS.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        doc[start..end].to_string()
+    }
 
     #[test]
     fn errors_name_the_field() {
