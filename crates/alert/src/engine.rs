@@ -116,12 +116,16 @@ impl Alerting {
         let resolved = self.alerts.resolve_quiet(now);
         let forgotten = self.alerts.forget_resolved(now);
         let expired = self.silences.gc(now);
-        let inhibitions = Inhibitions::new(&self.config.inhibit_rules, self.alerts.iter());
         let silences = &self.silences;
         let check_silences = silences.any_active(now);
+        let (rules, all) = (&self.config.inhibit_rules, &self.alerts);
+        // Indexed on first use: most ticks flush no group.
+        let mut inhibitions: Option<Inhibitions> = None;
         let mut muted = |alert: &Alert| {
             (check_silences && silences.mutes(&alert.labels, now))
-                || inhibitions.inhibits(&alert.labels)
+                || inhibitions
+                    .get_or_insert_with(|| Inhibitions::new(rules, all.iter()))
+                    .inhibits(&alert.labels)
         };
         let notifications = self.dispatcher.tick(now, &self.alerts, &mut muted);
         if !resolved.is_empty() || !forgotten.is_empty() || expired > 0 {

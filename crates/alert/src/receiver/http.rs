@@ -96,6 +96,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tls_client_builds_with_the_ring_provider() {
+        assert!(HttpClient::new(Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
     fn retry_classes() {
         for (code, expected) in [
             (500, true),

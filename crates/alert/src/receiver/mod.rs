@@ -107,6 +107,15 @@ impl Notifier {
         let mut tasks = Vec::new();
         let mut http: Option<HttpClient> = None;
         let external_url = config.config.external_url.clone();
+        // One client for every HTTP receiver; it connects within the
+        // shortest of their timeouts (each attempt is bounded by its own).
+        let connect_timeout = config
+            .config
+            .receivers
+            .iter()
+            .map(|r| r.timeout)
+            .min()
+            .unwrap_or(Duration::from_secs(10));
         for cfg in &config.config.receivers {
             let kind = cfg.kind().map_err(|kinds| AlertError::Receiver {
                 receiver: cfg.name.clone(),
@@ -116,10 +125,11 @@ impl Notifier {
                 if let Some(c) = &http {
                     return Ok(c.clone());
                 }
-                let c = HttpClient::new(cfg.timeout).map_err(|message| AlertError::Receiver {
-                    receiver: cfg.name.clone(),
-                    message,
-                })?;
+                let c =
+                    HttpClient::new(connect_timeout).map_err(|message| AlertError::Receiver {
+                        receiver: cfg.name.clone(),
+                        message,
+                    })?;
                 http = Some(c.clone());
                 Ok(c)
             };
@@ -230,7 +240,7 @@ impl Notifier {
         } = self;
         drop(receivers);
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
-        let all = futures_join(tasks);
+        let all = join_all(tasks);
         match tokio::time::timeout(deadline, all).await {
             Ok(()) => true,
             Err(_) => {
@@ -243,7 +253,7 @@ impl Notifier {
     }
 }
 
-async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+async fn join_all(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         // A task that panicked has nothing left to drain.
         let _ = task.await;
