@@ -118,6 +118,15 @@ struct Shared {
     /// The WAL records (LSNs) detection has taken in: processed, or
     /// skipped while it was behind. Checkpointed with the engine state.
     covered: Mutex<LsnSet>,
+    sinks: Mutex<Vec<Arc<dyn DetectionSink>>>,
+}
+
+/// Where detections go besides the log and the API's recent list: the
+/// alerting layer, block decisions. Called on the detection thread after
+/// each batch that raised detections; implementations must not block
+/// (queue and return).
+pub trait DetectionSink: Send + Sync {
+    fn deliver(&self, detections: &[Detection]);
 }
 
 /// What the detection thread is sent.
@@ -204,6 +213,7 @@ impl Detector {
             recent: Mutex::new(VecDeque::new()),
             rule_stats: Mutex::new(engine.stats().rules),
             covered: Mutex::new(covered),
+            sinks: Mutex::new(Vec::new()),
         });
         let runner = Runner {
             engine,
@@ -225,6 +235,13 @@ impl Detector {
             config,
             reload: Mutex::new(ReloadStatus::default()),
         })
+    }
+
+    /// Sends every later detection to `sink` too.
+    pub fn add_sink(&self, sink: Arc<dyn DetectionSink>) {
+        if let Ok(mut sinks) = self.shared.sinks.lock() {
+            sinks.push(sink);
+        }
     }
 
     /// Whether detection has taken in the WAL record `lsn` (as of the
@@ -492,6 +509,11 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
                 "detection: {}",
                 detection.title
             );
+        }
+        if let Ok(sinks) = shared.sinks.lock() {
+            for sink in sinks.iter() {
+                sink.deliver(&detections);
+            }
         }
         if let Ok(mut recent) = shared.recent.lock() {
             for detection in detections {
