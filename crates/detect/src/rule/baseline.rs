@@ -189,3 +189,117 @@ fn distinct(checker: &mut Checker<'_>, node: &MarkedYaml<'_>) -> Option<Distinct
         min: min?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rule::parse_rule;
+
+    const HEAD: &str = "id: x\ntitle: t\nseverity: low\nkind: baseline\ncondition: '{ }'\n";
+
+    fn rule(body: &str) -> BaselineRule {
+        match parse_rule(&format!("{HEAD}{body}"), Path::new("r.yaml"))
+            .unwrap()
+            .kind
+        {
+            RuleKind::Baseline(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn errs(body: &str) -> Vec<String> {
+        match parse_rule(&format!("{HEAD}{body}"), Path::new("r.yaml")) {
+            Ok(rule) => panic!("accepted: {rule:?}"),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_with_defaults_and_options() {
+        let b = rule("interval: 10s\n");
+        assert_eq!(b.interval, Duration::from_secs(10));
+        assert_eq!(b.learning, DEFAULT_BASELINE_LEARNING);
+        assert_eq!(b.deviations, Some(DEFAULT_DEVIATIONS));
+        assert_eq!((b.factor, b.min_count), (None, DEFAULT_MIN_COUNT));
+        assert!(b.distinct.is_none() && b.group_by.is_empty());
+
+        let b = rule(
+            "group_by: [span.http.route]\ninterval: 1m\nlearning: 60\nfactor: 2.5\nmin_count: 100\ndistinct:\n  field: span.client.address\n  min: 20\n",
+        );
+        assert_eq!((b.learning, b.deviations, b.factor), (60, None, Some(2.5)));
+        let gate = b.distinct.unwrap();
+        assert_eq!((gate.field.as_str(), gate.min), ("span.client.address", 20));
+        let b = rule("interval: 10s\ndeviations: 3\nfactor: 2\n");
+        assert_eq!((b.deviations, b.factor), (Some(3.0), Some(2.0)));
+    }
+
+    #[test]
+    fn every_error_with_its_position() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "learning: 5\n",
+                &["r.yaml:1:1: missing required key `interval`"],
+            ),
+            (
+                "interval: 500ms\n",
+                &["r.yaml:6:11: invalid `interval`: must be between 1s and 1d"],
+            ),
+            (
+                "interval: 2d\n",
+                &["r.yaml:6:11: invalid `interval`: must be between 1s and 1d"],
+            ),
+            (
+                "interval: 10s\nlearning: 0\n",
+                &["r.yaml:7:11: invalid `learning`: must be between 1 and 10000"],
+            ),
+            (
+                "interval: 10s\nlearning: 1h\n",
+                &["r.yaml:7:11: `learning` must be an integer"],
+            ),
+            (
+                "interval: 10s\ndeviations: -1\n",
+                &["r.yaml:7:13: invalid `deviations`: must be greater than 0 and at most 100"],
+            ),
+            (
+                "interval: 10s\nfactor: 0.5\n",
+                &["r.yaml:7:9: invalid `factor`: must be greater than 1 and at most 1000"],
+            ),
+            (
+                "interval: 10s\nfactor: lots\n",
+                &["r.yaml:7:9: `factor` must be a number"],
+            ),
+            (
+                "interval: 10s\nmin_count: 0\n",
+                &["r.yaml:7:12: invalid `min_count`: must be between 1 and 1000000"],
+            ),
+            (
+                "interval: 10s\ndistinct: span.client.address\n",
+                &["r.yaml:7:11: `distinct` must be a mapping"],
+            ),
+            (
+                "interval: 10s\ndistinct:\n  field: span.client.address\n",
+                &["r.yaml:8:3: missing required key `distinct.min`"],
+            ),
+            (
+                "interval: 10s\ndistinct:\n  field: event.x\n  min: 5000\n  max: 3\n",
+                &[
+                    "r.yaml:10:3: unknown key `max` (expected one of: field, min)",
+                    "r.yaml:8:10: invalid field `event.x`: event and link fields have one value per event or link; use a span, resource or instrumentation field",
+                    "r.yaml:9:8: invalid `distinct.min`: must be between 1 and 1000",
+                ],
+            ),
+            (
+                "interval: 10s\nwindow: 5m\nfields: [span.a]\n",
+                &[
+                    "r.yaml:7:1: key `window` is not valid for kind `baseline`",
+                    "r.yaml:8:1: key `fields` is not valid for kind `baseline`",
+                ],
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(&errs(body), expected, "{body}");
+        }
+    }
+}

@@ -769,7 +769,7 @@ impl<'s> Checker<'s> {
                         node,
                         RuleErrorKind::Invalid {
                             key: "condition".to_string(),
-                            reason: "threshold and sequence conditions must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)".to_string(),
+                            reason: "the condition of a threshold, sequence, new_terms or baseline rule must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)".to_string(),
                         },
                     );
                     return None;

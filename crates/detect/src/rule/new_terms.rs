@@ -119,3 +119,111 @@ pub(super) fn parse(
         new_keys: new_keys?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rule::parse_rule;
+
+    const HEAD: &str = "id: x\ntitle: t\nseverity: low\nkind: new_terms\n";
+
+    fn errs(body: &str) -> Vec<String> {
+        match parse_rule(&format!("{HEAD}{body}"), Path::new("r.yaml")) {
+            Ok(rule) => panic!("accepted: {rule:?}"),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_with_defaults_and_options() {
+        let text = format!(
+            "{HEAD}condition: '{{ kind = server }}'\ngroup_by: [span.enduser.id]\nfields: [span.user_agent.original]\nlearning: 7d\n"
+        );
+        let RuleKind::NewTerms(n) = parse_rule(&text, Path::new("r.yaml")).unwrap().kind else {
+            panic!("not new_terms");
+        };
+        assert_eq!(n.learning, Duration::from_secs(7 * 86_400));
+        assert_eq!(n.max_terms_per_key, DEFAULT_MAX_TERMS_PER_KEY);
+        assert_eq!(n.new_keys, NewKeys::Learn);
+        assert_eq!(n.fields[0].as_str(), "span.user_agent.original");
+
+        let text = format!(
+            "{HEAD}condition: '{{ }}'\nfields: [span.a, span.b]\nlearning: 1h\nmax_terms_per_key: 10000\nnew_keys: alert\n"
+        );
+        let RuleKind::NewTerms(n) = parse_rule(&text, Path::new("r.yaml")).unwrap().kind else {
+            panic!("not new_terms");
+        };
+        assert!(n.group_by.is_empty());
+        assert_eq!((n.max_terms_per_key, n.new_keys), (10_000, NewKeys::Alert));
+    }
+
+    #[test]
+    fn every_error_with_its_position() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "condition: '{ }'\nlearning: 1d\n",
+                &["r.yaml:1:1: missing required key `fields`"],
+            ),
+            (
+                "condition: '{ }'\nfields: []\nlearning: 1d\n",
+                &["r.yaml:6:9: invalid `fields`: list 1 to 4 fields"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a, span.b, span.c, span.d, span.e]\nlearning: 1d\n",
+                &["r.yaml:6:9: invalid `fields`: list 1 to 4 fields"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a, .a, span.a]\nlearning: 1d\n",
+                &["r.yaml:6:22: invalid `fields`: `span.a` is listed twice"],
+            ),
+            (
+                "condition: '{ }'\nfields: span.a\nlearning: 1d\n",
+                &["r.yaml:6:9: `fields` must be a list of fields, e.g. [span.user_agent.original]"],
+            ),
+            (
+                "condition: '{ }'\nfields: [event.name]\nlearning: 1d\n",
+                &[
+                    "r.yaml:6:10: invalid field `event.name`: event and link fields have one value per event or link; use a span, resource or instrumentation field",
+                ],
+            ),
+            (
+                "condition: '{ }'\ngroup_by: [span.user]\nfields: [span.user]\nlearning: 1d\n",
+                &["r.yaml:7:9: invalid `fields`: `span.user` is also in group_by"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a]\nlearning: 30\n",
+                &["r.yaml:7:11: invalid duration `30`: missing unit (ms, s, m, h, d), e.g. 5m"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a]\nlearning: 8d\n",
+                &["r.yaml:7:11: invalid duration `8d`: longer than the 7d maximum"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a]\nlearning: 1d\nmax_terms_per_key: 20000\n",
+                &["r.yaml:8:20: invalid `max_terms_per_key`: must be between 1 and 10000"],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a]\nlearning: 1d\nnew_keys: ignore\n",
+                &["r.yaml:8:11: invalid `new_keys`: expected `learn` or `alert`"],
+            ),
+            (
+                "condition: '{ } >> { }'\nfields: [span.a]\nlearning: 1d\n",
+                &[
+                    "r.yaml:5:12: invalid `condition`: the condition of a threshold, sequence, new_terms or baseline rule must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)",
+                ],
+            ),
+            (
+                "condition: '{ }'\nfields: [span.a]\nlearning: 1d\nwindow: 5m\ninterval: 10s\n",
+                &[
+                    "r.yaml:8:1: key `window` is not valid for kind `new_terms`",
+                    "r.yaml:9:1: key `interval` is not valid for kind `new_terms`",
+                ],
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(&errs(body), expected, "{body}");
+        }
+    }
+}
