@@ -26,6 +26,9 @@ fn every_built_in_rule_loads() {
         "cross-site-scripting",
         "path-traversal",
         "command-injection",
+        "new-user-agent-for-user",
+        "ddos-burst",
+        "unexpected-data-modification",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
@@ -54,7 +57,7 @@ fn every_built_in_rule_meets_its_fixtures() {
     // The table `tracewarden rules test` prints (shown with --nocapture).
     println!("{report}");
     assert!(report.passed(), "\n{report}");
-    assert_eq!(report.rules.len(), 11, "\n{report}");
+    assert_eq!(report.rules.len(), 14, "\n{report}");
     for rule in &report.rules {
         assert!(rule.cases.iter().any(|c| c.positive), "{}", rule.rule_id);
         assert!(rule.cases.iter().any(|c| !c.positive), "{}", rule.rule_id);
