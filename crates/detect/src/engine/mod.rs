@@ -1,5 +1,8 @@
-//! The rule engine: runs match, threshold and sequence rules over spans as
-//! they arrive and returns detections.
+//! The rule engine: runs match, threshold, sequence, new_terms and baseline
+//! rules over spans as they arrive and returns detections. The history
+//! kinds document their own time and memory rules (`new_terms.rs`: terms
+//! never expire, nothing is late; `baseline.rs`: buckets, one bucket of
+//! grace); what follows is for the windowed kinds.
 //!
 //! # Time
 //!
@@ -123,14 +126,16 @@ pub struct Detection {
     pub rule_id: Arc<str>,
     pub title: Arc<str>,
     pub severity: Severity,
-    /// `match`, `threshold` or `sequence`.
+    /// `match`, `threshold`, `sequence`, `new_terms` or `baseline`.
     pub kind: &'static str,
     /// The actor: each `group_by` field (canonical TraceQL) and its value.
     /// Empty for match rules and rules without `group_by`.
     pub key: Vec<(String, String)>,
     /// Matching spans in the window when a threshold rule fired (the
     /// threshold), distinct values for `distinct` rules, spans in the chain
-    /// for sequence rules, matched spans for match rules.
+    /// for sequence rules, matched spans for match rules, 1 (the span with
+    /// the new term) for new_terms rules, spans in the bucket when a
+    /// baseline rule fired.
     pub count: u64,
     /// Start time of the earliest span of the evidence (unix nanoseconds).
     pub first_seen_unix_nano: u64,
@@ -140,7 +145,10 @@ pub struct Detection {
     /// evidence, most recent first.
     pub trace_ids: Vec<TraceId>,
     /// For rules with a `payload` section: what was found in the span that
-    /// made the rule fire, e.g. `sql_injection in url.query: union select`.
+    /// made the rule fire, e.g. `sql_injection in url.query: union select`;
+    /// for new_terms rules the new term (`new span.user_agent.original for
+    /// span.enduser.id=alice: "curl/8.1"`); for baseline rules the bucket
+    /// against its baseline (count, mean, sd, z-score, distinct values).
     pub evidence: Option<String>,
 }
 
