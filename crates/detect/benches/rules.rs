@@ -1,5 +1,7 @@
 //! Rule engine throughput: `Engine::process` with every built-in rule
-//! (rules/ at the repository root) over realistic HTTP server spans.
+//! (rules/ at the repository root) over realistic HTTP server spans, and
+//! the history kinds alone at high key cardinality: a new_terms rule over
+//! 100k users, a baseline rule over ~10k client addresses.
 //!
 //! `CARGO_TARGET_DIR=/work/target-rules cargo bench -p tracewarden-detect --bench rules`
 
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tracewarden_detect::engine::Engine;
-use tracewarden_detect::rule::load_dir;
+use tracewarden_detect::rule::{RuleKind, load_dir, parse_rule};
 use tracewarden_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, SpanRecord, TraceId,
 };
@@ -90,34 +92,123 @@ fn spans() -> Vec<SpanRecord> {
 fn engine(c: &mut Criterion) {
     let rules = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules"))
         .expect("built-in rules load");
-    let rule_count = rules.len();
-    let template = spans();
+    // The same pack without the history kinds, to price them.
+    let windowed: Vec<_> = rules
+        .iter()
+        .filter(|r| !matches!(r.kind, RuleKind::NewTerms(_) | RuleKind::Baseline(_)))
+        .cloned()
+        .collect();
+    let template = vec![spans()];
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut engine = Engine::new(rules);
-    let shift = std::cell::Cell::new(0u64);
-    group.bench_function(
-        format!("process_{rule_count}_builtin_rules_10k_spans"),
-        |b| {
-            b.iter_batched(
-                || {
-                    // Each batch one second of event time after the previous, so
-                    // windows slide as in production instead of replaying.
-                    shift.set(shift.get() + SEC);
-                    let mut batch = template.clone();
-                    for record in &mut batch {
-                        record.span.start_time_unix_nano += shift.get();
-                        record.span.end_time_unix_nano += shift.get();
-                    }
-                    batch
-                },
-                |batch| black_box(engine.process(&batch, BASE + shift.get() + SEC)),
-                BatchSize::LargeInput,
+    for rules in [rules, windowed] {
+        let name = format!("process_{}_builtin_rules_10k_spans", rules.len());
+        let mut engine = Engine::new(rules);
+        bench_sliding(&mut group, &name, &mut engine, &template);
+    }
+    group.finish();
+}
+
+/// 10k spans of 100k users, each with one of three agents (so keys hold
+/// up to three terms), as in a busy single sign-on front end.
+fn user_spans(batch: u64) -> Vec<SpanRecord> {
+    let agents = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5) Safari/604.1",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+    ];
+    (0..BATCH as u64)
+        .map(|i| {
+            let n = batch * BATCH as u64 + i;
+            let mut id = [0u8; 16];
+            id[8..].copy_from_slice(&n.to_be_bytes());
+            let mut span = Span::new(
+                TraceId::from_bytes(id),
+                SpanId::from_bytes([1; 8]),
+                "GET /account",
             );
-        },
+            span.kind = SpanKind::Server;
+            span.start_time_unix_nano = BASE + i * 100_000;
+            span.attributes = vec![
+                KeyValue::new("http.route", "/account"),
+                KeyValue::new("http.response.status_code", AnyValue::Int(200)),
+                KeyValue::new("enduser.id", format!("user{}", n % 100_000).as_str()),
+                KeyValue::new("user_agent.original", agents[(n / 100_000 % 3) as usize]),
+            ];
+            SpanRecord {
+                resource: Arc::default(),
+                scope: Arc::default(),
+                span,
+            }
+        })
+        .collect()
+}
+
+/// Benches `engine.process` on the templates in turn, each batch one
+/// second of event time after the previous, so windows slide as in
+/// production instead of replaying.
+fn bench_sliding(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    engine: &mut Engine,
+    templates: &[Vec<SpanRecord>],
+) {
+    let shift = std::cell::Cell::new(0u64);
+    let next = std::cell::Cell::new(0usize);
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                shift.set(shift.get() + SEC);
+                next.set((next.get() + 1) % templates.len());
+                let mut batch = templates[next.get()].clone();
+                for record in &mut batch {
+                    record.span.start_time_unix_nano += shift.get();
+                    record.span.end_time_unix_nano += shift.get();
+                }
+                batch
+            },
+            |batch| black_box(engine.process(&batch, BASE + shift.get() + SEC)),
+            BatchSize::LargeInput,
+        );
+    });
+}
+
+fn history_kinds(c: &mut Criterion) {
+    let mut group = c.benchmark_group("history_kinds");
+    group.throughput(Throughput::Elements(BATCH as u64));
+
+    let new_terms = parse_rule(
+        "id: n\ntitle: t\nseverity: low\nkind: new_terms\ncondition: '{ span.http.response.status_code < 400 }'\ngroup_by: [span.enduser.id]\nfields: [span.user_agent.original]\nlearning: 1s\n",
+        Path::new("bench.yaml"),
+    )
+    .expect("rule parses");
+    let mut engine = Engine::new(vec![new_terms]);
+    // 30 batches: 300k spans, 100k users, three agents each.
+    let templates: Vec<Vec<SpanRecord>> = (0..30).map(user_spans).collect();
+    for batch in &templates {
+        engine.process(batch, BASE);
+    }
+    bench_sliding(
+        &mut group,
+        "new_terms_100k_users_10k_spans",
+        &mut engine,
+        &templates,
+    );
+
+    let baseline = parse_rule(
+        "id: b\ntitle: t\nseverity: low\nkind: baseline\ncondition: '{ kind = server }'\ngroup_by: [span.client.address]\ninterval: 1s\nlearning: 30\nmin_count: 20\ndistinct:\n  field: span.http.route\n  min: 3\n",
+        Path::new("bench.yaml"),
+    )
+    .expect("rule parses");
+    let mut engine = Engine::new(vec![baseline]);
+    bench_sliding(
+        &mut group,
+        "baseline_per_address_10k_spans",
+        &mut engine,
+        &[spans()],
     );
     group.finish();
 }
 
-criterion_group!(benches, engine);
+criterion_group!(benches, engine, history_kinds);
 criterion_main!(benches);

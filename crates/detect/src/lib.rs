@@ -6,7 +6,9 @@
 //!   column; fixtures that test each rule like code ([`rule::test_dir`]).
 //! - [`engine`]: runs the rules over spans as they arrive: match rules per
 //!   span, threshold rules (count or distinct count per key in a sliding
-//!   event-time window) and sequence rules (ordered steps per key), with
+//!   event-time window), sequence rules (ordered steps per key), new_terms
+//!   rules (a value never seen for its key after learning) and baseline
+//!   rules (a key's rate per bucket against its own moving baseline), with
 //!   bounded, counted state, returning [`engine::Detection`]s.
 //! - [`inject`]: detectors for attack payloads (SQL injection, cross-site
 //!   scripting, path traversal, command injection) in request fields.

@@ -184,3 +184,157 @@ fn damaged_rule_files_give_errors_not_panics() {
         }
     }
 }
+
+fn with_resource(mut record: SpanRecord, service: &str) -> SpanRecord {
+    record.resource = Arc::new(tracewarden_model::Resource {
+        attributes: vec![KeyValue::new("service.name", service)],
+        ..tracewarden_model::Resource::default()
+    });
+    record
+}
+
+fn write(n: u64, t: u64, service: &str, table: &str, operation: &str) -> SpanRecord {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    let mut span = Span::new(
+        TraceId::from_bytes(id),
+        SpanId::from_bytes([2; 8]),
+        operation,
+    );
+    span.kind = SpanKind::Client;
+    span.start_time_unix_nano = t;
+    span.end_time_unix_nano = t + 1_000_000;
+    span.attributes = vec![
+        KeyValue::new("db.system", "postgresql"),
+        KeyValue::new("db.operation.name", operation),
+        KeyValue::new("db.collection.name", table),
+    ];
+    with_resource(
+        SpanRecord {
+            resource: Arc::default(),
+            scope: Arc::default(),
+            span,
+        },
+        service,
+    )
+}
+
+/// A week and a bit of traffic in hourly batches: the history rules learn
+/// for seven days, then a stolen session, a new table written and an HTTP
+/// flood each fire once, and nothing else does.
+#[test]
+fn a_week_of_history_then_new_terms_and_a_flood() {
+    let mut engine = Engine::new(load_dir(&pack_dir()).unwrap_or_else(|e| panic!("{e}")));
+    const HOUR: u64 = 3600 * SEC;
+    let mut n = 0u64;
+    let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let agents = ["Mozilla/5.0 Firefox/128.0", "Mozilla/5.0 Safari/17.5"];
+    for hour in 0..(8 * 24u64) {
+        let start = BASE + hour * HOUR;
+        let mut batch = Vec::new();
+        // Each hour: 50 users browse with their own agent, the orders
+        // service writes its tables, and /products sees 1 request a second
+        // for 10 minutes from 40 addresses.
+        for user in 0..50u64 {
+            n += 1;
+            let name = format!("user{user}");
+            batch.push(request(
+                n,
+                start + user * SEC,
+                "198.51.100.7",
+                "/account",
+                200,
+                Some(&name),
+                agents[(user % 2) as usize],
+            ));
+        }
+        for (i, table) in ["orders", "order_items"].iter().enumerate() {
+            n += 1;
+            batch.push(write(
+                n,
+                start + (60 + i as u64) * SEC,
+                "orders",
+                table,
+                "INSERT",
+            ));
+        }
+        for s in 0..600u64 {
+            n += 1;
+            batch.push(request(
+                n,
+                start + 120 * SEC + s * SEC,
+                &format!("198.51.100.{}", s % 40),
+                "/products/{id}",
+                200,
+                None,
+                agents[0],
+            ));
+        }
+        if hour == 7 * 24 + 1 {
+            // user7 (Safari) appears with curl; a 2000-request flood from
+            // 500 addresses on /products in 5 s (8 minutes into its active
+            // period: /products idles 50 minutes an hour, longer than its
+            // 5-minute learning, so it relearns every hour); orders writes
+            // `users`.
+            n += 1;
+            batch.push(request(
+                n,
+                start + 2 * SEC,
+                "203.0.113.50",
+                "/account",
+                200,
+                Some("user7"),
+                "curl/8.4.0",
+            ));
+            for s in 0..2000u64 {
+                n += 1;
+                batch.push(request(
+                    n,
+                    start + 600 * SEC + s * 2_500_000,
+                    &format!("2001:db8::{:x}", s % 500),
+                    "/products/{id}",
+                    200,
+                    None,
+                    "Go-http-client/1.1",
+                ));
+            }
+            n += 1;
+            batch.push(write(n, start + 700 * SEC, "orders", "users", "UPDATE"));
+        }
+        batch.sort_by_key(|s| s.span.start_time_unix_nano);
+        let now = batch.last().map_or(start, |s| s.span.start_time_unix_nano);
+        for d in engine.process(&batch, now) {
+            by_rule
+                .entry(d.rule_id.to_string())
+                .or_default()
+                .push(d.evidence.unwrap_or_default());
+        }
+    }
+    let rules: Vec<&str> = by_rule.keys().map(String::as_str).collect();
+    assert_eq!(
+        rules,
+        vec![
+            "ddos-burst",
+            "new-user-agent-for-user",
+            "unexpected-data-modification"
+        ],
+        "{by_rule:#?}"
+    );
+    assert_eq!(
+        by_rule["new-user-agent-for-user"],
+        vec![r#"new span.user_agent.original for span.enduser.id=user7: "curl/8.4.0""#]
+    );
+    assert_eq!(
+        by_rule["unexpected-data-modification"],
+        vec![r#"new span.db.collection.name for resource.service.name=orders: "users""#]
+    );
+    assert_eq!(by_rule["ddos-burst"].len(), 1, "{by_rule:#?}");
+    assert!(
+        by_rule["ddos-burst"][0].ends_with("+ distinct span.client.address"),
+        "{by_rule:#?}"
+    );
+    let stats = engine.stats();
+    assert_eq!(stats.late_spans(), 0);
+    let terms: u64 = stats.rules.iter().map(|r| r.evicted_terms).sum();
+    assert_eq!(terms, 0);
+}

@@ -26,6 +26,9 @@ fn every_built_in_rule_loads() {
         "cross-site-scripting",
         "path-traversal",
         "command-injection",
+        "new-user-agent-for-user",
+        "ddos-burst",
+        "unexpected-data-modification",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, RuleStats, State};
+use crate::rule::RuleKind;
 
 const MAGIC: &[u8; 8] = b"TWDETCK1";
 /// Bumped when the encoding of any state changes; an older checkpoint is
@@ -158,10 +159,21 @@ impl Engine {
                 continue;
             }
             let mut state = saved.state;
-            match &mut state {
-                State::Threshold(keys) => keys.set_cap(self.config.max_keys_per_rule),
-                State::Sequence(keys) => keys.set_cap(self.config.max_keys_per_rule),
-                State::Match | State::TraceMatch => {}
+            let cap = self.config.max_keys_per_rule;
+            match (&mut state, &compiled.rule.kind) {
+                (State::Threshold(keys), _) => keys.set_cap(cap),
+                (State::Sequence(keys), _) => keys.set_cap(cap),
+                (State::NewTerms(terms), _) => terms.keys.set_cap(cap),
+                (State::Baseline(baseline), RuleKind::Baseline(rule)) => {
+                    baseline.set_params(rule, &self.config);
+                }
+                (State::Baseline(_), _) => {
+                    // Cannot happen with the same digest; start empty
+                    // rather than run without parameters.
+                    summary.changed.push(saved.id);
+                    continue;
+                }
+                (State::Match | State::TraceMatch, _) => {}
             }
             // The same digest means the same kind, so the same state shape.
             compiled.state = state;
@@ -285,5 +297,47 @@ mod tests {
         for len in 0..bytes.len() {
             let _ = engine.restore(&bytes[..len]);
         }
+    }
+
+    #[test]
+    fn learned_terms_survive_a_restore() {
+        const TERMS: &str = "id: agents\ntitle: t\nseverity: low\nkind: new_terms\ncondition: '{ span.enduser.id != nil }'\ngroup_by: [span.enduser.id]\nfields: [span.user_agent.original]\nlearning: 1h\n";
+        let rule = || parse_rule(TERMS, Path::new("n.yaml")).unwrap();
+        let at = |secs: u64, agent: &str| {
+            let mut span = Span::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes([1; 8]),
+                "GET /",
+            );
+            span.start_time_unix_nano = BASE + secs * SEC;
+            span.attributes.push(KeyValue::new("enduser.id", "alice"));
+            span.attributes
+                .push(KeyValue::new("user_agent.original", agent));
+            SpanRecord {
+                resource: Arc::default(),
+                scope: Arc::default(),
+                span,
+            }
+        };
+        let mut before = Engine::new(vec![rule()]);
+        before.process(&[at(0, "curl/8"), at(7200, "curl/8")], BASE + 7200 * SEC);
+        let bytes = before.checkpoint().unwrap();
+
+        let mut after = Engine::new(vec![rule()]);
+        assert_eq!(after.restore(&bytes).unwrap().restored, vec!["agents"]);
+        assert!(
+            after
+                .process(&[at(9000, "curl/8")], BASE + 9000 * SEC)
+                .is_empty()
+        );
+        let fired = after.process(&[at(9001, "wget/1")], BASE + 9001 * SEC);
+        assert_eq!(fired.len(), 1, "learning is over and the term is new");
+        // A fresh engine would be learning again and stay silent.
+        let mut fresh = Engine::new(vec![rule()]);
+        assert!(
+            fresh
+                .process(&[at(9000, "curl/8"), at(9001, "wget/1")], BASE + 9001 * SEC)
+                .is_empty()
+        );
     }
 }

@@ -1,5 +1,8 @@
-//! The rule engine: runs match, threshold and sequence rules over spans as
-//! they arrive and returns detections.
+//! The rule engine: runs match, threshold, sequence, new_terms and baseline
+//! rules over spans as they arrive and returns detections. The history
+//! kinds document their own time and memory rules (`new_terms.rs`: terms
+//! never expire, nothing is late; `baseline.rs`: buckets, one bucket of
+//! grace); what follows is for the windowed kinds.
 //!
 //! # Time
 //!
@@ -72,9 +75,12 @@
 //! assert_eq!(detections[0].count, 3);
 //! ```
 
+mod baseline;
 mod checkpoint;
+mod hashing;
 mod keys;
 mod logs;
+mod new_terms;
 mod sequence;
 mod threshold;
 
@@ -86,8 +92,10 @@ use tracewarden_traceql::TraceView;
 
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
+use baseline::BaselineState;
 pub use checkpoint::{CheckpointError, RestoreSummary};
 use keys::{KeyMap, Slot, build_key, decode_key};
+use new_terms::NewTermsState;
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
 
@@ -122,14 +130,16 @@ pub struct Detection {
     pub rule_id: Arc<str>,
     pub title: Arc<str>,
     pub severity: Severity,
-    /// `match`, `threshold` or `sequence`.
+    /// `match`, `threshold`, `sequence`, `new_terms` or `baseline`.
     pub kind: &'static str,
     /// The actor: each `group_by` field (canonical TraceQL) and its value.
     /// Empty for match rules and rules without `group_by`.
     pub key: Vec<(String, String)>,
     /// Matching spans in the window when a threshold rule fired (the
     /// threshold), distinct values for `distinct` rules, spans in the chain
-    /// for sequence rules, matched spans for match rules.
+    /// for sequence rules, matched spans for match rules, 1 (the span with
+    /// the new term) for new_terms rules, spans in the bucket when a
+    /// baseline rule fired.
     pub count: u64,
     /// Start time of the earliest span of the evidence (unix nanoseconds).
     pub first_seen_unix_nano: u64,
@@ -139,7 +149,10 @@ pub struct Detection {
     /// evidence, most recent first.
     pub trace_ids: Vec<TraceId>,
     /// For rules with a `payload` section: what was found in the span that
-    /// made the rule fire, e.g. `sql_injection in url.query: union select`.
+    /// made the rule fire, e.g. `sql_injection in url.query: union select`;
+    /// for new_terms rules the new term (`new span.user_agent.original for
+    /// span.enduser.id=alice: "curl/8.1"`); for baseline rules the bucket
+    /// against its baseline (count, mean, sd, z-score, distinct values).
     pub evidence: Option<String>,
 }
 
@@ -160,6 +173,9 @@ pub struct RuleStats {
     pub evicted_keys: u64,
     /// Keys dropped after a window without spans.
     pub expired_keys: u64,
+    /// Terms a new_terms rule forgot because a key reached
+    /// `max_terms_per_key` (the least recently seen one each time).
+    pub evicted_terms: u64,
     /// Keys held now.
     pub keys: usize,
 }
@@ -193,6 +209,8 @@ enum State {
     TraceMatch,
     Threshold(KeyMap<ThresholdKey>),
     Sequence(KeyMap<SequenceKey>),
+    NewTerms(NewTermsState),
+    Baseline(BaselineState),
 }
 
 struct Compiled {
@@ -212,11 +230,28 @@ pub struct Engine {
     detections: u64,
     /// Newest (clamped) span start time seen.
     watermark: u64,
-    key: String,
-    value: String,
+    scratch: Scratch,
     /// The span-shaped view of the log record being evaluated, reused.
     log_view: SpanRecord,
     logs: u64,
+}
+
+/// Buffers reused across spans, so keys and terms are built without
+/// allocating once they have grown.
+#[derive(Default)]
+struct Scratch {
+    key: String,
+    value: String,
+    term: String,
+}
+
+/// When a span happened, as the engine takes it.
+#[derive(Clone, Copy)]
+struct SpanTime {
+    /// Its start time (clamped when in the future).
+    ts: u64,
+    future: bool,
+    watermark: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -247,8 +282,7 @@ impl Engine {
             spans: 0,
             detections: 0,
             watermark: 0,
-            key: String::new(),
-            value: String::new(),
+            scratch: Scratch::default(),
             log_view: logs::empty_view(),
             logs: 0,
         }
@@ -317,6 +351,8 @@ impl Engine {
                     stats.keys = match &c.state {
                         State::Threshold(keys) => keys.len(),
                         State::Sequence(keys) => keys.len(),
+                        State::NewTerms(state) => state.keys.len(),
+                        State::Baseline(state) => state.keys.len(),
                         State::Match | State::TraceMatch => 0,
                     };
                     stats
@@ -345,6 +381,11 @@ impl Engine {
             // Spans ahead of `now` (within the skew) count at their own
             // time but do not move the watermark past `now`.
             self.watermark = self.watermark.max(ts.min(now_unix_nano));
+            let time = SpanTime {
+                ts,
+                future,
+                watermark: self.watermark,
+            };
             for compiled in self
                 .rules
                 .iter_mut()
@@ -353,12 +394,9 @@ impl Engine {
                 process_span(
                     compiled,
                     record,
-                    ts,
-                    future,
-                    self.watermark,
+                    time,
                     &self.config,
-                    &mut self.key,
-                    &mut self.value,
+                    &mut self.scratch,
                     &mut detections,
                 );
             }
@@ -388,6 +426,11 @@ impl Engine {
                 (start, false)
             };
             self.watermark = self.watermark.max(ts.min(now_unix_nano));
+            let time = SpanTime {
+                ts,
+                future,
+                watermark: self.watermark,
+            };
             for compiled in self
                 .rules
                 .iter_mut()
@@ -396,12 +439,9 @@ impl Engine {
                 process_span(
                     compiled,
                     &self.log_view,
-                    ts,
-                    future,
-                    self.watermark,
+                    time,
                     &self.config,
-                    &mut self.key,
-                    &mut self.value,
+                    &mut self.scratch,
                     &mut detections,
                 );
             }
@@ -468,6 +508,8 @@ fn compile(rule: Rule, config: &EngineConfig) -> Compiled {
         RuleKind::Match(_) => State::Match,
         RuleKind::Threshold(_) => State::Threshold(KeyMap::new(config.max_keys_per_rule)),
         RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
+        RuleKind::NewTerms(_) => State::NewTerms(NewTermsState::new(config.max_keys_per_rule)),
+        RuleKind::Baseline(b) => State::Baseline(BaselineState::new(b, config)),
     };
     Compiled {
         rule_id: Arc::from(rule.id.as_str()),
@@ -495,16 +537,12 @@ pub struct ReloadSummary {
     pub removed: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn process_span(
     compiled: &mut Compiled,
     record: &SpanRecord,
-    ts: u64,
-    future: bool,
-    watermark: u64,
+    time: SpanTime,
     config: &EngineConfig,
-    key: &mut String,
-    value: &mut String,
+    scratch: &mut Scratch,
     detections: &mut Vec<Detection>,
 ) {
     let Compiled {
@@ -514,11 +552,14 @@ fn process_span(
         state,
         stats,
     } = compiled;
+    let SpanTime {
+        ts,
+        future,
+        watermark,
+    } = time;
+    let Scratch { key, value, term } = scratch;
     let hit = (ts, record.span.trace_id);
-    let make = |group_by: &[FieldRef],
-                key: &str,
-                crossing: Crossing,
-                payload: Option<PayloadHit<'_>>| Detection {
+    let detection = |group_by: &[FieldRef], key: &str, crossing: Crossing, evidence| Detection {
         rule_id: rule_id.clone(),
         title: title.clone(),
         severity: rule.severity,
@@ -532,8 +573,12 @@ fn process_span(
         first_seen_unix_nano: crossing.first_seen,
         last_seen_unix_nano: crossing.last_seen,
         trace_ids: crossing.trace_ids,
-        evidence: payload.map(|hit| hit.evidence()),
+        evidence,
     };
+    let make =
+        |group_by: &[FieldRef], key: &str, crossing: Crossing, payload: Option<PayloadHit<'_>>| {
+            detection(group_by, key, crossing, payload.map(|hit| hit.evidence()))
+        };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
             if !m.condition.matches_span(record) {
@@ -570,6 +615,7 @@ fn process_span(
                 future,
                 watermark,
                 window,
+                expiry: window,
             };
             if !admit(keys, &t.group_by, &span, record, key, value, stats) {
                 return;
@@ -613,6 +659,7 @@ fn process_span(
                 future,
                 watermark,
                 window,
+                expiry: window,
             };
             if !admit(keys, &s.group_by, &span, record, key, value, stats) {
                 return;
@@ -635,19 +682,98 @@ fn process_span(
                 detections.push(make(&s.group_by, key, crossing, None));
             }
         }
+        (State::NewTerms(state), RuleKind::NewTerms(n)) => {
+            // Learning is measured from the first span the rule saw,
+            // matching or not: "the rule has watched traffic for `learning`".
+            let learning_end = state.learning_end(ts, duration_nanos(n.learning));
+            if !n.condition.matches_span(record) {
+                return;
+            }
+            // Terms are history, not a window: nothing is late and keys do
+            // not expire (they are bounded by the key cap).
+            let span = Admitted {
+                ts,
+                future,
+                watermark,
+                window: u64::MAX,
+                expiry: u64::MAX,
+            };
+            if !admit(
+                &mut state.keys,
+                &n.group_by,
+                &span,
+                record,
+                key,
+                value,
+                stats,
+            ) {
+                return;
+            }
+            if !build_key(&n.fields, record, term, value) {
+                stats.missing_key += 1;
+                return;
+            }
+            if let Some(evidence) = state.observe(n, key, term, &span, learning_end, stats) {
+                stats.detections += 1;
+                let crossing = Crossing {
+                    count: 1,
+                    first_seen: ts,
+                    last_seen: ts,
+                    trace_ids: vec![record.span.trace_id],
+                };
+                detections.push(detection(&n.group_by, key, crossing, Some(evidence)));
+            }
+        }
+        (State::Baseline(state), RuleKind::Baseline(b)) => {
+            if !b.condition.matches_span(record) {
+                return;
+            }
+            let interval = duration_nanos(b.interval);
+            // One bucket of grace for out-of-order spans; a key idle for
+            // its whole learning period starts afresh, so it can go.
+            let span = Admitted {
+                ts,
+                future,
+                watermark,
+                window: interval.saturating_mul(2),
+                expiry: interval.saturating_mul(b.learning.saturating_add(2)),
+            };
+            if !admit(
+                &mut state.keys,
+                &b.group_by,
+                &span,
+                record,
+                key,
+                value,
+                stats,
+            ) {
+                return;
+            }
+            let distinct = state.distinct_hash(b, record, value);
+            if let Some((crossing, evidence)) =
+                state.record(b, key, &span, record.span.trace_id, distinct, stats)
+            {
+                stats.detections += 1;
+                detections.push(detection(&b.group_by, key, crossing, Some(evidence)));
+            }
+        }
         // A state always matches its rule's kind (both set in `with_config`);
         // whole-trace rules run in `process_trace`.
         _ => {}
     }
 }
 
-/// A span a windowed rule's condition holds for, and its window.
+/// A span a keyed rule's condition holds for, and its window.
 struct Admitted {
     /// Its start time (clamped when in the future).
     ts: u64,
     future: bool,
     watermark: u64,
+    /// Spans this much older than the watermark or their key's newest span
+    /// are late.
     window: u64,
+    /// Keys idle this long (in event time) are dropped.
+    expiry: u64,
 }
 
 /// What every windowed rule does first with a span its condition holds
@@ -665,7 +791,7 @@ fn admit<V: Default>(
 ) -> bool {
     stats.matched_spans += 1;
     stats.future_spans += u64::from(span.future);
-    keys.sweep(span.watermark, span.window, stats);
+    keys.sweep(span.watermark, span.expiry, stats);
     if span.ts.saturating_add(span.window) <= span.watermark {
         stats.late_spans += 1;
         return false;

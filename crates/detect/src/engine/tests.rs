@@ -478,3 +478,169 @@ fn reload_keeps_the_windows_of_unchanged_rules() {
     // `other` has seen one failure since, below its new count of two.
     assert_eq!(fired, vec!["brute"], "{detections:?}");
 }
+
+const NEW_AGENT: &str = "id: new-agent\ntitle: New agent\nseverity: low\nkind: new_terms\ncondition: '{ span.http.response.status_code = 200 }'\ngroup_by: [span.enduser.id]\nfields: [span.user_agent.original]\nlearning: 1h\nmax_terms_per_key: 2\n";
+
+fn agent(t_secs: u64, trace: u8, user: &str, agent: &str, status: i64) -> SpanRecord {
+    span(
+        t_secs,
+        trace,
+        &[
+            ("enduser.id", AnyValue::from(user)),
+            ("user_agent.original", AnyValue::from(agent)),
+            ("http.response.status_code", AnyValue::Int(status)),
+        ],
+    )
+}
+
+#[test]
+fn new_terms_fire_after_learning_with_evidence_across_batches() {
+    let mut engine = Engine::new(vec![rule(NEW_AGENT)]);
+    // Learning starts at the first span the rule sees, matching or not.
+    let learning = vec![
+        span(0, 1, &[]),
+        agent(60, 2, "alice", "Firefox/128", 200),
+        agent(3599, 3, "alice", "Chrome/126", 200),
+    ];
+    assert!(engine.process(&learning, BASE + 3600 * SEC).is_empty());
+    let after = vec![
+        agent(3600, 4, "alice", "Firefox/128", 200),
+        // A failed request is not a term (the condition does not hold).
+        agent(3601, 5, "alice", "sqlmap/1.7", 401),
+        agent(3602, 6, "alice", "curl/8.1", 200),
+        agent(3603, 7, "alice", "curl/8.1", 200),
+        // A new user's first agent is learnt; a span without one is counted.
+        agent(3604, 8, "bob", "Safari/17", 200),
+        span(
+            3605,
+            9,
+            &[
+                ("enduser.id", AnyValue::from("bob")),
+                ("http.response.status_code", AnyValue::Int(200)),
+            ],
+        ),
+    ];
+    let detections = engine.process(&after, BASE + 3605 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    let d = &detections[0];
+    assert_eq!(d.kind, "new_terms");
+    assert_eq!(
+        d.key,
+        vec![("span.enduser.id".to_string(), "alice".to_string())]
+    );
+    assert_eq!(d.count, 1);
+    assert_eq!(d.first_seen_unix_nano, BASE + 3602 * SEC);
+    assert_eq!(d.trace_ids, vec![TraceId::from_bytes([6; 16])]);
+    assert_eq!(
+        d.evidence.as_deref(),
+        Some(r#"new span.user_agent.original for span.enduser.id=alice: "curl/8.1""#)
+    );
+    let stats = &engine.stats().rules[0];
+    assert_eq!(stats.keys, 2);
+    assert_eq!(stats.missing_key, 1);
+    // alice had two agents (the cap) when curl came: one was forgotten.
+    assert_eq!(stats.evicted_terms, 1);
+    assert_eq!(stats.late_spans + stats.expired_keys, 0);
+}
+
+#[test]
+fn new_terms_keys_are_capped_and_evicted_keys_relearn() {
+    let config = EngineConfig {
+        max_keys_per_rule: 32,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::with_config(vec![rule(NEW_AGENT)], config);
+    let spans: Vec<SpanRecord> = (0..500u64)
+        .map(|i| agent(4000 + i, 1, &format!("user{i}"), "Firefox/128", 200))
+        .collect();
+    // Learning ended long before (first span at 0): new keys learn silently.
+    engine.process(&[span(0, 1, &[])], BASE);
+    assert!(engine.process(&spans, BASE + 5000 * SEC).is_empty());
+    let stats = &engine.stats().rules[0];
+    assert!(stats.keys <= 32);
+    assert_eq!(stats.keys as u64 + stats.evicted_keys, 500);
+}
+
+const BURST: &str = "id: burst\ntitle: Burst\nseverity: high\nkind: baseline\ncondition: '{ kind = server }'\ngroup_by: [span.http.route]\ninterval: 10s\nlearning: 10\nmin_count: 50\ndistinct:\n  field: span.client.address\n  min: 20\n";
+
+fn hit(t_millis: u64, n: u64, route: &str, address: &str) -> SpanRecord {
+    let mut record = span(
+        0,
+        (n % 250) as u8 + 1,
+        &[
+            ("http.route", AnyValue::from(route)),
+            ("client.address", AnyValue::from(address)),
+        ],
+    );
+    record.span.kind = tracewarden_model::SpanKind::Server;
+    record.span.start_time_unix_nano = BASE + t_millis * 1_000_000;
+    record
+}
+
+#[test]
+fn baseline_fires_once_on_a_flood_from_many_addresses() {
+    let mut engine = Engine::new(vec![rule(BURST)]);
+    let mut spans = Vec::new();
+    // 200 s of 2 requests a second on /search from 5 addresses, and a
+    // quiet /login that goes idle after 30 s.
+    for i in 0..400u64 {
+        spans.push(hit(i * 500, i, "/search", &format!("10.0.0.{}", i % 5)));
+        if i < 60 {
+            spans.push(hit(i * 500 + 1, i, "/login", "10.0.0.1"));
+        }
+    }
+    // A flood on /search from 100 addresses: 300 requests in 3 s.
+    for i in 0..300u64 {
+        spans.push(hit(
+            201_000 + i * 10,
+            i,
+            "/search",
+            &format!("198.51.100.{}", i % 100),
+        ));
+    }
+    // After two empty buckets (re-armed), 100 requests from one address
+    // (a client retrying): the distinct gate keeps it quiet.
+    for i in 0..100u64 {
+        spans.push(hit(235_000 + i * 10, i, "/search", "203.0.113.9"));
+    }
+    let detections = engine.process(&spans, BASE + 236 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    let d = &detections[0];
+    assert_eq!(d.kind, "baseline");
+    assert_eq!(
+        d.key,
+        vec![("span.http.route".to_string(), "/search".to_string())]
+    );
+    // Baseline 20 a bucket (sd floor sqrt(20)): min_count decides.
+    assert_eq!(d.count, 50);
+    assert!(d.first_seen_unix_nano >= BASE + 200 * SEC);
+    assert!(!d.trace_ids.is_empty() && d.trace_ids.len() <= 10);
+    let evidence = d.evidence.as_deref().unwrap_or_default();
+    assert!(
+        evidence.starts_with("50 spans in a 10s bucket (baseline mean ")
+            && evidence.ends_with(", 50 distinct span.client.address"),
+        "{evidence}"
+    );
+    let stats = &engine.stats().rules[0];
+    assert_eq!(stats.late_spans, 0);
+    assert_eq!(stats.keys, 2);
+}
+
+#[test]
+fn baseline_counts_late_spans_and_expires_idle_keys() {
+    let mut engine = Engine::new(vec![rule(BURST)]);
+    let spans: Vec<SpanRecord> = (0..50u64)
+        .map(|i| hit(i * 1000, i, "/a", "10.0.0.1"))
+        .collect();
+    engine.process(&spans, BASE + 50 * SEC);
+    // Two buckets older than the key's newest span: late.
+    engine.process(&[hit(25_000, 1, "/a", "10.0.0.1")], BASE + 50 * SEC);
+    assert_eq!(engine.stats().rules[0].late_spans, 1);
+    // One bucket late still counts.
+    engine.process(&[hit(39_000, 1, "/a", "10.0.0.1")], BASE + 50 * SEC);
+    assert_eq!(engine.stats().rules[0].late_spans, 1);
+    // Idle for longer than learning + 2 buckets: the key is dropped.
+    engine.process(&[hit(500_000, 1, "/b", "10.0.0.1")], BASE + 500 * SEC);
+    let stats = &engine.stats().rules[0];
+    assert_eq!((stats.expired_keys, stats.keys), (1, 1));
+}

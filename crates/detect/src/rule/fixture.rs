@@ -28,7 +28,7 @@
 //!
 //! An expectation: optional `key` (the `group_by` values, in order),
 //! optional `count` and optional `evidence` (text the detection's evidence
-//! must contain, for rules with `payload`); the case passes when the rule produces exactly as many
+//! must contain, for rules with `payload`, new_terms and baseline); the case passes when the rule produces exactly as many
 //! detections as expectations, each matching the expectation at its index.
 
 use std::collections::BTreeMap;
@@ -131,7 +131,8 @@ pub struct Expectation {
     pub key: Option<Vec<String>>,
     #[serde(default)]
     pub count: Option<u64>,
-    /// Text the detection's evidence must contain (rules with `payload`),
+    /// Text the detection's evidence must contain (rules with `payload`,
+    /// new_terms and baseline rules),
     /// e.g. `"sql_injection in url.query"`.
     #[serde(default)]
     pub evidence: Option<String>,

@@ -10,7 +10,11 @@
 //!   structural TraceQL, a whole trace does);
 //! - [`RuleKind::Threshold`]: matching spans per `group_by` key in a
 //!   sliding `window` reach `count`, or the number of `distinct` values does;
-//! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window.
+//! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window;
+//! - [`RuleKind::NewTerms`]: a value (tuple of `fields`) never seen before
+//!   for its `group_by` key, after a `learning` period;
+//! - [`RuleKind::Baseline`]: a key's matching spans per `interval` far above
+//!   its own moving baseline (bursts, floods).
 //!
 //! Match and threshold rules may add a `payload` section ([`PayloadMatch`]):
 //! the span must also carry an attack payload (SQL injection, XSS, path
@@ -44,11 +48,13 @@
 //! assert_eq!(errors[0].to_string(), "x.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)");
 //! ```
 
+mod baseline;
 mod builtin;
 mod duration;
 mod error;
 mod field;
 mod fixture;
+mod new_terms;
 mod payload;
 mod site;
 
@@ -62,6 +68,10 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use tracewarden_model::SpanRecord;
 use tracewarden_traceql::{ParseError, Query};
 
+pub use baseline::{
+    BaselineRule, DEFAULT_BASELINE_LEARNING, DEFAULT_DEVIATIONS, DEFAULT_MIN_COUNT, DistinctGate,
+    MAX_BASELINE_LEARNING, MAX_INTERVAL, MIN_INTERVAL,
+};
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
@@ -69,6 +79,9 @@ pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
     CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureLog, FixtureSpan,
     Report, RuleReport, run_fixture, test_dir,
+};
+pub use new_terms::{
+    DEFAULT_MAX_TERMS_PER_KEY, MAX_TERM_FIELDS, MAX_TERMS_PER_KEY, NewKeys, NewTermsRule,
 };
 pub use payload::{
     DETECTOR_NAMES, MAX_PAYLOAD_FIELD_BYTES, MAX_PAYLOAD_FIELDS, PayloadHit, PayloadMatch,
@@ -269,6 +282,8 @@ pub enum RuleKind {
     Match(MatchRule),
     Threshold(ThresholdRule),
     Sequence(SequenceRule),
+    NewTerms(NewTermsRule),
+    Baseline(BaselineRule),
 }
 
 impl RuleKind {
@@ -277,6 +292,8 @@ impl RuleKind {
             RuleKind::Match(_) => "match",
             RuleKind::Threshold(_) => "threshold",
             RuleKind::Sequence(_) => "sequence",
+            RuleKind::NewTerms(_) => "new_terms",
+            RuleKind::Baseline(_) => "baseline",
         }
     }
 }
@@ -345,7 +362,7 @@ const COMMON_KEYS: [&str; 9] = [
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
-const KIND_KEYS: [&str; 7] = [
+const KIND_KEYS: [&str; 15] = [
     "condition",
     "group_by",
     "window",
@@ -353,12 +370,24 @@ const KIND_KEYS: [&str; 7] = [
     "distinct",
     "steps",
     "payload",
+    "fields",
+    "learning",
+    "max_terms_per_key",
+    "new_keys",
+    "interval",
+    "deviations",
+    "factor",
+    "min_count",
 ];
+/// The kinds, as written in rule files.
+const KIND_NAMES: [&str; 5] = ["match", "threshold", "sequence", "new_terms", "baseline"];
 const STEP_KEYS: [&str; 2] = ["condition", "count"];
 const PAYLOAD_KEYS: [&str; 2] = ["detect", "fields"];
 
 fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
+        "new_terms" => &new_terms::KEYS,
+        "baseline" => &baseline::KEYS,
         "match" => &["condition", "payload"],
         "threshold" => &[
             "condition",
@@ -502,6 +531,11 @@ impl<'s> Checker<'s> {
     }
 
     fn window(&mut self, node: &MarkedYaml<'_>) -> Option<Duration> {
+        self.duration("window", node)
+    }
+
+    /// A duration such as `5m` (see [`parse_duration`]).
+    fn duration(&mut self, key: &str, node: &MarkedYaml<'_>) -> Option<Duration> {
         let Some(text) = string_of(node) else {
             let text = match &node.data {
                 YamlData::Value(Scalar::Integer(i)) => i.to_string(),
@@ -511,7 +545,7 @@ impl<'s> Checker<'s> {
                 self.error(
                     node,
                     RuleErrorKind::WrongType {
-                        key: "window".to_string(),
+                        key: key.to_string(),
                         expected: "a duration such as 5m",
                     },
                 );
@@ -559,31 +593,67 @@ impl<'s> Checker<'s> {
     }
 
     fn group_by(&mut self, node: &MarkedYaml<'_>) -> Option<Vec<FieldRef>> {
+        self.fields(
+            node,
+            "group_by",
+            0,
+            MAX_GROUP_BY,
+            "a list of fields, e.g. [span.client.address]",
+        )
+    }
+
+    /// A list of `min` to `max` fields, none listed twice.
+    fn fields(
+        &mut self,
+        node: &MarkedYaml<'_>,
+        key: &str,
+        min: usize,
+        max: usize,
+        expected: &'static str,
+    ) -> Option<Vec<FieldRef>> {
         let YamlData::Sequence(items) = &node.data else {
             self.error(
                 node,
                 RuleErrorKind::WrongType {
-                    key: "group_by".to_string(),
-                    expected: "a list of fields, e.g. [span.client.address]",
+                    key: key.to_string(),
+                    expected,
                 },
             );
             return None;
         };
-        if items.len() > MAX_GROUP_BY {
+        if !(min..=max).contains(&items.len()) {
+            let reason = if min == 0 {
+                format!("at most {max} fields")
+            } else {
+                format!("list {min} to {max} fields")
+            };
             self.error(
                 node,
                 RuleErrorKind::Invalid {
-                    key: "group_by".to_string(),
-                    reason: format!("at most {MAX_GROUP_BY} fields"),
+                    key: key.to_string(),
+                    reason,
                 },
             );
             return None;
         }
         let before = self.errors.len();
-        let fields: Vec<FieldRef> = items
-            .iter()
-            .filter_map(|item| self.field(item, "group_by"))
-            .collect();
+        let mut fields: Vec<FieldRef> = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(field) = self.field(item, key) else {
+                continue;
+            };
+            if fields.contains(&field) {
+                self.error(
+                    item,
+                    RuleErrorKind::Invalid {
+                        key: key.to_string(),
+                        reason: format!("`{}` is listed twice", field.as_str()),
+                    },
+                );
+            } else {
+                fields.push(field);
+            }
+        }
         (self.errors.len() == before).then_some(fields)
     }
 
@@ -768,7 +838,7 @@ impl<'s> Checker<'s> {
                         node,
                         RuleErrorKind::Invalid {
                             key: "condition".to_string(),
-                            reason: "threshold and sequence conditions must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)".to_string(),
+                            reason: "the condition of a threshold, sequence, new_terms or baseline rule must be one spanset filter `{ ... }` decided span by span (no structural operators, trace-level intrinsics or pipeline stages)".to_string(),
                         },
                     );
                     return None;
@@ -924,7 +994,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
     };
     let kind_text = kind_name.and_then(string_of);
     let specific: &[&str] = match kind_text {
-        Some(k) if ["match", "threshold", "sequence"].contains(&k) => kind_keys(k),
+        Some(k) if KIND_NAMES.contains(&k) => kind_keys(k),
         _ => &KIND_KEYS,
     };
     let allowed: Vec<&str> = COMMON_KEYS.iter().chain(specific).copied().collect();
@@ -1063,7 +1133,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
                 node,
                 RuleErrorKind::WrongType {
                     key: "kind".to_string(),
-                    expected: "a string (match, threshold or sequence)",
+                    expected: "a string (match, threshold, sequence, new_terms or baseline)",
                 },
             );
             None
@@ -1072,6 +1142,8 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             "match" => parse_match(checker, root, &get),
             "threshold" => parse_threshold(checker, root, &get),
             "sequence" => parse_sequence(checker, root, &get),
+            "new_terms" => new_terms::parse(checker, root, &get),
+            "baseline" => baseline::parse(checker, root, &get),
             other => {
                 checker.error(node, RuleErrorKind::UnknownKind(other.to_string()));
                 None

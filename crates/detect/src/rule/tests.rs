@@ -110,7 +110,9 @@ fn missing_keys_unknown_kind_and_kind_specific_keys() {
     let errors = errs("id: x\ntitle: t\nseverity: low\nkind: correlate\n");
     assert_eq!(
         errors,
-        vec!["r.yaml:4:7: unknown kind `correlate` (expected one of: match, threshold, sequence)"]
+        vec![
+            "r.yaml:4:7: unknown kind `correlate` (expected one of: match, threshold, sequence, new_terms, baseline)"
+        ]
     );
 
     let errors =
