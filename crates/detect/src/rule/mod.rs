@@ -67,8 +67,8 @@ pub use duration::{MAX_WINDOW, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
-    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureSpan, Report,
-    RuleReport, run_fixture, test_dir,
+    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureSite, FixtureSpan,
+    Report, RuleReport, read_fixture, run_fixture, test_dir, test_dir_for,
 };
 pub use payload::{
     DETECTOR_NAMES, MAX_PAYLOAD_FIELD_BYTES, MAX_PAYLOAD_FIELDS, PayloadHit, PayloadMatch,
