@@ -313,12 +313,11 @@ pub fn test_dir_for(dir: &Path, site: &Site) -> Report {
                 error: None,
                 inactive: rule.inactive.clone(),
             };
-            let file = read_fixture(&path);
-            let rule = match &file {
-                Ok(file) => fixture_rule(rule, file, site, &path),
-                Err(_) => Ok(rule.clone()),
-            };
-            match file.and_then(|file| rule.map(|rule| (file, rule))) {
+            let prepared = read_fixture(&path).and_then(|file| {
+                let rule = fixture_rule(rule, &file, site, &path)?;
+                Ok((file, rule))
+            });
+            match prepared {
                 Ok((file, rule)) => match run_fixture(&rule, &file) {
                     Ok(cases) => {
                         report.cases = cases;
@@ -389,7 +388,9 @@ pub fn read_fixture(path: &Path) -> Result<FixtureFile, FixtureError> {
     })
 }
 
-/// Runs one rule (enabled or not) over each case of a fixture file.
+/// Runs one rule (enabled or not) over each case of a fixture file. The
+/// file's `site` is not applied here: [`test_dir_for`] re-reads the rule
+/// with it; callers of this function pass a rule loaded with those facts.
 pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, String> {
     let mut rule = rule.clone();
     rule.enabled = true;
