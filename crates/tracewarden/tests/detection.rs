@@ -237,7 +237,11 @@ fn rules_test_and_lint_commands() {
     let out = String::from_utf8_lossy(&test.stdout);
     assert!(test.status.success(), "{out}");
     assert!(out.contains("(1 inactive with this site)"), "{out}");
-    std::fs::write(&config, "[detection.site]\nallowed_countries = [\"germany\"]\n").unwrap();
+    std::fs::write(
+        &config,
+        "[detection.site]\nallowed_countries = [\"germany\"]\n",
+    )
+    .unwrap();
     let lint = Command::new(binary())
         .args(["rules", "lint", "--config"])
         .arg(&config)
