@@ -12,11 +12,14 @@
 //!   bounded, counted state, returning [`engine::Detection`]s.
 //! - [`inject`]: detectors for attack payloads (SQL injection, cross-site
 //!   scripting, path traversal, command injection) in request fields.
+//! - [`geoip`]: client country from a MaxMind GeoIP2/GeoLite2 database,
+//!   for the `geo.country.iso_code` that the `geo-policy` rule reads.
 //!
 //! Data flow: rule files -> [`rule::load_dir`] -> [`engine::Engine::new`];
 //! then each decoded batch of spans -> [`engine::Engine::process`] ->
 //! detections for the alerting layer.
 
 pub mod engine;
+pub mod geoip;
 pub mod inject;
 pub mod rule;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tracewarden_detect::rule::{RuleKind, load_dir, test_dir};
+use tracewarden_detect::rule::{FixtureError, RuleKind, Site, load_dir, test_dir, test_dir_for};
 
 fn pack_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
@@ -29,6 +29,16 @@ fn every_built_in_rule_loads() {
         "new-user-agent-for-user",
         "ddos-burst",
         "unexpected-data-modification",
+        "enumeration-idor",
+        "session-hijack",
+        "session-hijack-user-agent",
+        "authorization-bypass",
+        "ssrf-internal-address",
+        "ssrf-cloud-metadata",
+        "csrf-foreign-origin",
+        "geo-policy",
+        "scripting-user-agent",
+        "excessive-request-rate-user",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
@@ -65,8 +75,28 @@ fn every_built_in_rule_meets_its_fixtures() {
         assert!(rule.cases.iter().any(|c| c.positive), "{}", rule.rule_id);
         assert!(rule.cases.iter().any(|c| !c.positive), "{}", rule.rule_id);
     }
+    // Rules whose facts the default site leaves empty are reported as off,
+    // and still tested through their fixtures' own `site`.
+    let mut off: Vec<&str> = report
+        .rules
+        .iter()
+        .filter(|r| r.inactive.is_some())
+        .map(|r| r.rule_id.as_str())
+        .collect();
+    off.sort_unstable();
+    assert_eq!(
+        off,
+        ["csrf-foreign-origin", "geo-policy", "ssrf-internal-address"]
+    );
     let table = report.to_string();
     assert!(table.contains("ok    brute-force-login"), "{table}");
+    assert!(
+        table.contains(
+            "off   geo-policy                           inactive: the site leaves site.allowed_countries empty"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("(3 inactive with this site)"), "{table}");
     assert!(
         table.ends_with("failed") && table.contains(", 0 failed"),
         "{table}"
@@ -176,4 +206,151 @@ fn the_runner_reports_missing_incomplete_and_invalid_fixtures() {
     let report = test_dir(dir.path());
     assert!(!report.load_errors.is_empty() && report.rules.is_empty());
     assert!(report.to_string().starts_with("LOAD  "), "{report}");
+}
+
+#[test]
+fn a_site_that_sets_the_facts_activates_the_rules() {
+    let site = Site {
+        allowed_countries: vec!["DE".into()],
+        entry_services: vec!["api-gateway".into()],
+        trusted_origins: vec![r"https://shop\.example\.com".into()],
+        ..Site::default()
+    };
+    let report = test_dir_for(&pack_dir(), &site);
+    assert!(report.passed(), "\n{report}");
+    assert!(
+        report.rules.iter().all(|r| r.inactive.is_none()),
+        "\n{report}"
+    );
+    assert!(!report.to_string().contains("inactive"), "\n{report}");
+}
+
+const GEO_RULE: &str = "id: geo\ntitle: t\nseverity: low\ntags: [T1078]\nkind: match\ncondition: '{ span.geo.country.iso_code !~ $allowed_countries }'\n";
+
+const GEO_CASES: &str = r#""cases": [
+  { "name": "FR", "expect": [ { "count": 1 } ],
+    "spans": [ { "attributes": { "geo.country.iso_code": "FR" } } ] },
+  { "name": "DE", "expect": [],
+    "spans": [ { "attributes": { "geo.country.iso_code": "DE" } } ] } ]"#;
+
+#[test]
+fn fixtures_set_site_facts_for_rules_inactive_by_default() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("fixtures")).unwrap_or_else(|e| panic!("{e}"));
+    write(dir.path(), "geo.yaml", GEO_RULE);
+
+    // Without `site`, the rule is inactive: its cases could not fail for
+    // the right reason, so the fixture is refused.
+    write(
+        dir.path(),
+        "fixtures/geo.json",
+        &format!("{{ {GEO_CASES} }}"),
+    );
+    let report = test_dir(dir.path());
+    assert!(!report.passed());
+    assert!(
+        matches!(report.rules[0].error, Some(FixtureError::Inactive { .. })),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("set the fact in the fixture's `site`"),
+        "{report}"
+    );
+
+    // With `site`, the cases run against the facts they set.
+    write(
+        dir.path(),
+        "fixtures/geo.json",
+        &format!("{{ \"site\": {{ \"allowed_countries\": [\"DE\", \"AT\"] }},\n {GEO_CASES} }}"),
+    );
+    let report = test_dir(dir.path());
+    assert!(report.passed(), "{report}");
+    assert!(report.rules[0].inactive.is_some(), "{report}");
+    assert!(report.to_string().starts_with("off   geo "), "{report}");
+
+    // A fixture fact that sets a different value: the DE case now fires.
+    write(
+        dir.path(),
+        "fixtures/geo.json",
+        &format!("{{ \"site\": {{ \"allowed_countries\": [\"FR\"] }},\n {GEO_CASES} }}"),
+    );
+    let report = test_dir(dir.path());
+    let passed: Vec<bool> = report.rules[0].cases.iter().map(|c| c.passed).collect();
+    assert_eq!(passed, [false, false], "{report}");
+}
+
+#[test]
+fn fixture_site_errors_have_positions() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("fixtures")).unwrap_or_else(|e| panic!("{e}"));
+    write(dir.path(), "geo.yaml", GEO_RULE);
+    for (site, expected) in [
+        (
+            r#"{ "allowed_country": ["DE"] }"#,
+            "unknown field `allowed_country`, expected one of",
+        ),
+        (
+            r#"{ "allowed_countries": ["germany"] }"#,
+            "`germany` is not an ISO 3166-1 alpha-2 code",
+        ),
+        (r#"{ "trusted_origins": ["("] }"#, "is not a regex"),
+        (r#"{ "allowed_countries": "DE" }"#, "expected a sequence"),
+        (
+            r#"{ "admin_roles": ["a"], "admin_roles": ["b"] }"#,
+            "duplicate site fact `admin_roles`",
+        ),
+    ] {
+        write(
+            dir.path(),
+            "fixtures/geo.json",
+            &format!("{{\n  \"site\": {site},\n {GEO_CASES} }}"),
+        );
+        let report = test_dir(dir.path());
+        let error = report.rules[0]
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(error.contains(expected), "{site}: {error}");
+        assert!(error.contains("at line 2 column"), "{site}: {error}");
+    }
+}
+
+#[test]
+fn fixture_attributes_may_be_arrays() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("fixtures")).unwrap_or_else(|e| panic!("{e}"));
+    write(
+        dir.path(),
+        "roles.yaml",
+        "id: roles\ntitle: t\nseverity: low\ntags: [T1078]\nkind: match\ncondition: '{ span.user.roles !~ $admin_roles && span.n = 2 }'\n",
+    );
+    write(
+        dir.path(),
+        "fixtures/roles.json",
+        r#"{ "cases": [
+          { "name": "no admin role", "expect": [ { "count": 1 } ],
+            "spans": [ { "attributes": { "user.roles": ["viewer", "editor"], "n": 2 } } ] },
+          { "name": "admin among the roles", "expect": [],
+            "spans": [ { "attributes": { "user.roles": ["viewer", "admin"], "n": 2 } } ] } ] }"#,
+    );
+    let report = test_dir(dir.path());
+    assert!(report.passed(), "{report}");
+
+    write(
+        dir.path(),
+        "fixtures/roles.json",
+        r#"{ "cases": [ { "name": "n", "expect": [],
+            "spans": [ { "attributes": { "user.roles": [["nested"]] } } ] } ] }"#,
+    );
+    let report = test_dir(dir.path());
+    assert!(
+        report.rules[0]
+            .error
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("array elements are strings")),
+        "{report}"
+    );
 }

@@ -593,7 +593,54 @@ fn rules_test_and_lint_commands() {
         .output()
         .unwrap();
     assert!(lint.status.success());
-    assert!(String::from_utf8_lossy(&lint.stdout).contains("built-in pack"));
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(out.contains("built-in pack"), "{out}");
+    assert!(
+        out.contains("inactive: the site leaves site.allowed_countries empty"),
+        "{out}"
+    );
+
+    // Site facts from a config file: geo-policy runs, and bad facts stop.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        "[detection.site]\nallowed_countries = [\"DE\"]\nentry_services = [\"api-gateway\"]\n",
+    )
+    .unwrap();
+    let lint = Command::new(binary())
+        .args(["rules", "lint", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(lint.status.success(), "{out}");
+    assert!(!out.contains("allowed_countries"), "{out}");
+    assert!(out.contains("trusted_origins"), "{out}");
+    let test = Command::new(binary())
+        .args(["rules", "test", repo_rules, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&test.stdout);
+    assert!(test.status.success(), "{out}");
+    assert!(out.contains("(1 inactive with this site)"), "{out}");
+    std::fs::write(
+        &config,
+        "[detection.site]\nallowed_countries = [\"germany\"]\n",
+    )
+    .unwrap();
+    let lint = Command::new(binary())
+        .args(["rules", "lint", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!lint.status.success());
+    assert!(
+        String::from_utf8_lossy(&lint.stderr).contains("`germany` is not an ISO 3166-1"),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
 
     // A broken rule: the file, line and column of each mistake, exit 1.
     let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,13 @@
 //! replaced by the copy's index (0-based). Spans are fed to the engine in the
 //! order listed, all in one batch; whole-trace match rules get each trace.
 //!
+//! A file may set site facts for its cases with `site`, a mapping with
+//! the keys of `[detection.site]` (`{ "site": { "allowed_countries": ["DE"] },
+//! "cases": [...] }`): the facts named replace those of the site in effect,
+//! so a rule that is inactive by default (an empty fact) is still tested.
+//! Attribute values may also be arrays of strings, numbers or booleans
+//! (`"user.roles": ["admin"]`, `"http.request.header.origin": ["https://a"]`).
+//!
 //! An expectation: optional `key` (the `group_by` values, in order),
 //! optional `count` and optional `evidence` (text the detection's evidence
 //! must contain, for rules with `payload`, new_terms and baseline); the case passes when the rule produces exactly as many
@@ -42,7 +49,10 @@ use tracewarden_model::{
     StatusCode, TraceId,
 };
 
-use super::{Rule, RuleError, RuleKind, Source, load_dir, parse_duration};
+use super::{
+    FACT_NAMES, Rule, RuleError, RuleKind, Site, Source, load_dir_for, load_file_for,
+    parse_duration,
+};
 use crate::engine::{Detection, Engine};
 
 /// Start of fixture time: 2026-01-01T00:00:00Z, in unix nanoseconds.
@@ -56,7 +66,68 @@ pub const MAX_FIXTURE_FILE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureFile {
+    /// Site facts the cases need, over the site in effect.
+    #[serde(default)]
+    pub site: Option<FixtureSite>,
     pub cases: Vec<FixtureCase>,
+}
+
+/// The `site` of a fixture file: facts by name, each checked as
+/// `[detection.site]` checks it (errors carry the line and column).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FixtureSite(pub BTreeMap<String, Vec<String>>);
+
+impl FixtureSite {
+    /// `base` with the facts of this fixture replacing its own.
+    pub fn apply(&self, base: &Site) -> Site {
+        let mut site = base.clone();
+        for (name, values) in &self.0 {
+            // Names were checked when the file was read.
+            let _ = site.set(name, values.clone());
+        }
+        site
+    }
+}
+
+impl<'de> Deserialize<'de> for FixtureSite {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FixtureSite;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of site facts to lists of strings")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FixtureSite, A::Error> {
+                use serde::de::Error as _;
+                let mut facts = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if !FACT_NAMES.contains(&name.as_str()) {
+                        return Err(A::Error::unknown_field(&name, &FACT_NAMES));
+                    }
+                    if facts.contains_key(&name) {
+                        return Err(A::Error::custom(format!("duplicate site fact `{name}`")));
+                    }
+                    let values: Vec<String> = map.next_value()?;
+                    // Checked alone, as the server checks `[detection.site]`.
+                    let mut alone = Site::empty();
+                    alone
+                        .set(&name, values.clone())
+                        .map_err(|e| A::Error::custom(e.to_string()))?;
+                    if let Some(problem) = alone.validate().into_iter().next() {
+                        return Err(A::Error::custom(problem));
+                    }
+                    facts.insert(name, values);
+                }
+                Ok(FixtureSite(facts))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -153,6 +224,10 @@ pub enum FixtureError {
         "{path}: needs at least one positive case (non-empty expect) and one negative case (empty expect)"
     )]
     Incomplete { path: PathBuf },
+    /// The rule stays inactive with the fixture's site: its cases could
+    /// not fail for the right reason.
+    #[error("{path}: the rule is inactive ({why}); set the fact in the fixture's `site`")]
+    Inactive { path: PathBuf, why: String },
 }
 
 /// The outcome of one case.
@@ -173,6 +248,9 @@ pub struct RuleReport {
     pub cases: Vec<CaseResult>,
     /// The fixtures could not be run.
     pub error: Option<FixtureError>,
+    /// Why the rule does not run with the site in effect (the fixtures may
+    /// still test it with their own `site`).
+    pub inactive: Option<String>,
 }
 
 impl RuleReport {
@@ -209,6 +287,9 @@ impl fmt::Display for Report {
             writeln!(f, "LOAD  {error}")?;
         }
         for rule in &self.rules {
+            if let Some(why) = &rule.inactive {
+                writeln!(f, "off   {:<36} inactive: {why}", rule.rule_id)?;
+            }
             if let Some(error) = &rule.error {
                 writeln!(f, "FAIL  {:<36} {error}", rule.rule_id)?;
             }
@@ -223,10 +304,14 @@ impl fmt::Display for Report {
             }
         }
         let cases: usize = self.rules.iter().map(|r| r.cases.len()).sum();
+        let inactive = self.rules.iter().filter(|r| r.inactive.is_some()).count();
+        write!(f, "{} rules", self.rules.len())?;
+        if inactive > 0 {
+            write!(f, " ({inactive} inactive with this site)")?;
+        }
         write!(
             f,
-            "{} rules, {} cases, {} failed",
-            self.rules.len(),
+            ", {} cases, {} failed",
             cases,
             self.failed_cases() + self.load_errors.len()
         )
@@ -234,9 +319,15 @@ impl fmt::Display for Report {
 }
 
 /// Loads the rules of `dir` and runs each against
-/// `dir/fixtures/<rule id>.json`.
+/// `dir/fixtures/<rule id>.json`, with the default site facts.
 pub fn test_dir(dir: &Path) -> Report {
-    let rules = match load_dir(dir) {
+    test_dir_for(dir, &Site::default())
+}
+
+/// [`test_dir`] with the facts of `site` (a fixture's own `site` replaces
+/// the facts it names).
+pub fn test_dir_for(dir: &Path, site: &Site) -> Report {
+    let rules = match load_dir_for(dir, site) {
         Ok(rules) => rules,
         Err(errors) => {
             return Report {
@@ -255,9 +346,14 @@ pub fn test_dir(dir: &Path) -> Report {
                 fixture: path.clone(),
                 cases: Vec::new(),
                 error: None,
+                inactive: rule.inactive.clone(),
             };
-            match read_fixture(&path) {
-                Ok(file) => match run_fixture(rule, &file) {
+            let prepared = read_fixture(&path).and_then(|file| {
+                let rule = fixture_rule(rule, &file, site, &path)?;
+                Ok((file, rule))
+            });
+            match prepared {
+                Ok((file, rule)) => match run_fixture(&rule, &file) {
                     Ok(cases) => {
                         report.cases = cases;
                         let positive = report.cases.iter().any(|c| c.positive);
@@ -276,6 +372,34 @@ pub fn test_dir(dir: &Path) -> Report {
     Report {
         load_errors: Vec::new(),
         rules,
+    }
+}
+
+/// The rule as the fixture's cases see it: re-read with the fixture's site
+/// when it sets one. Still inactive is an error (its cases would test
+/// nothing).
+fn fixture_rule(
+    rule: &Rule,
+    file: &FixtureFile,
+    site: &Site,
+    path: &Path,
+) -> Result<Rule, FixtureError> {
+    let rule = match &file.site {
+        None => rule.clone(),
+        Some(facts) => load_file_for(&rule.file, &facts.apply(site)).map_err(|errors| {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            FixtureError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("the rule with the fixture's site: {}", errors.join("; ")),
+            }
+        })?,
+    };
+    match &rule.inactive {
+        Some(why) => Err(FixtureError::Inactive {
+            path: path.to_path_buf(),
+            why: why.clone(),
+        }),
+        None => Ok(rule),
     }
 }
 
@@ -299,7 +423,9 @@ pub fn read_fixture(path: &Path) -> Result<FixtureFile, FixtureError> {
     })
 }
 
-/// Runs one rule (enabled or not) over each case of a fixture file.
+/// Runs one rule (enabled or not) over each case of a fixture file. The
+/// file's `site` is not applied here: [`test_dir_for`] re-reads the rule
+/// with it; callers of this function pass a rule loaded with those facts.
 pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, String> {
     let mut rule = rule.clone();
     rule.enabled = true;
@@ -414,9 +540,22 @@ fn json_value(value: &serde_json::Value, index: u32) -> Result<AnyValue, String>
             (None, Some(f)) => AnyValue::Double(f),
             _ => return Err(format!("number {n} out of range")),
         },
+        // OpenTelemetry arrays are homogeneous arrays of primitives
+        // (`user.roles`, `http.request.header.*`).
+        serde_json::Value::Array(items) => AnyValue::Array(
+            items
+                .iter()
+                .map(|item| match item {
+                    serde_json::Value::Array(_) | serde_json::Value::Object(_) => Err(format!(
+                        "array elements are strings, numbers or booleans, got {item}"
+                    )),
+                    _ => json_value(item, index),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         other => {
             return Err(format!(
-                "attribute values are strings, numbers or booleans, got {other}"
+                "attribute values are strings, numbers, booleans or arrays of them, got {other}"
             ));
         }
     })

@@ -77,8 +77,8 @@ pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
-    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureLog, FixtureSpan,
-    Report, RuleReport, run_fixture, test_dir,
+    CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureLog, FixtureSite,
+    FixtureSpan, Report, RuleReport, read_fixture, run_fixture, test_dir, test_dir_for,
 };
 pub use new_terms::{
     DEFAULT_MAX_TERMS_PER_KEY, MAX_TERM_FIELDS, MAX_TERMS_PER_KEY, NewKeys, NewTermsRule,

@@ -117,6 +117,39 @@ pub const FACT_NAMES: [&str; 9] = [
 ];
 
 impl Site {
+    /// A site with every fact empty (every rule that names a fact inactive).
+    pub fn empty() -> Site {
+        Site {
+            login_routes: Vec::new(),
+            admin_routes: Vec::new(),
+            admin_roles: Vec::new(),
+            entry_services: Vec::new(),
+            third_parties: Vec::new(),
+            allowed_edges: Vec::new(),
+            allowed_countries: Vec::new(),
+            internal_addresses: Vec::new(),
+            trusted_origins: Vec::new(),
+        }
+    }
+
+    /// Replaces the values of the fact `name` (fixtures set facts this way).
+    pub fn set(&mut self, name: &str, values: Vec<String>) -> Result<(), UnknownFact> {
+        let slot = match name {
+            "login_routes" => &mut self.login_routes,
+            "admin_routes" => &mut self.admin_routes,
+            "admin_roles" => &mut self.admin_roles,
+            "entry_services" => &mut self.entry_services,
+            "third_parties" => &mut self.third_parties,
+            "allowed_edges" => &mut self.allowed_edges,
+            "allowed_countries" => &mut self.allowed_countries,
+            "internal_addresses" => &mut self.internal_addresses,
+            "trusted_origins" => &mut self.trusted_origins,
+            _ => return Err(UnknownFact(name.to_string())),
+        };
+        *slot = values;
+        Ok(())
+    }
+
     fn fact(&self, name: &str) -> Option<(&[String], FactForm)> {
         use FactForm::{Literals, Patterns};
         Some(match name {
@@ -442,6 +475,19 @@ mod tests {
         for a in ["8.8.8.8", "172.32.0.1", "api.example.com", "110.1.2.3"] {
             assert!(!re.is_match(a), "{a}");
         }
+    }
+
+    #[test]
+    fn set_replaces_one_fact() {
+        let mut site = Site::empty();
+        for name in FACT_NAMES {
+            assert_eq!(site.regex(name).unwrap(), None, "{name}");
+            site.set(name, vec!["a.b".into()]).unwrap();
+            assert!(site.regex(name).unwrap().is_some(), "{name}");
+        }
+        assert_eq!(site.regex("admin_roles").unwrap().unwrap(), r"(?:a\.b)");
+        assert_eq!(site.regex("admin_routes").unwrap().unwrap(), "(?:(?:a.b))");
+        assert!(site.set("nope", Vec::new()).is_err());
     }
 
     #[test]
