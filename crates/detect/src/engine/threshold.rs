@@ -26,8 +26,10 @@ pub(crate) struct ThresholdKey {
     hits: VecDeque<Hit>,
     /// Distinct mode: value -> newest span carrying it, at most N values.
     distinct: HashMap<Box<str>, Hit>,
-    /// Fired and not yet drained below N.
-    fired: bool,
+    /// Event time of the last firing: the key fires again only a window
+    /// later, so a steady attack is reported once per window (keeping its
+    /// alert firing) and a count hovering at N does not fire per span.
+    fired_at: Option<u64>,
 }
 
 fn in_window(ts: u64, newest: u64, window: u64) -> bool {
@@ -37,8 +39,8 @@ fn in_window(ts: u64, newest: u64, window: u64) -> bool {
 impl ThresholdKey {
     /// Records one matching span (start time `hit.0` with `hit.0 + window >
     /// newest`, `newest` the key's newest event time including this span).
-    /// Returns the crossing when the count reaches `threshold` and the rule
-    /// had not fired since the window last held fewer.
+    /// Returns the crossing when the count reaches `threshold` and the key
+    /// has not fired within the last window.
     pub(crate) fn record(
         &mut self,
         hit: Hit,
@@ -49,7 +51,8 @@ impl ThresholdKey {
         max_trace_ids: usize,
     ) -> Option<Crossing> {
         let cap = usize::try_from(threshold).unwrap_or(usize::MAX);
-        let count_before = match distinct_value {
+        // Spans that left the window no longer count.
+        match distinct_value {
             None => {
                 while self
                     .hits
@@ -58,17 +61,16 @@ impl ThresholdKey {
                 {
                     self.hits.pop_front();
                 }
-                self.hits.len()
             }
-            Some(_) => {
-                self.distinct.retain(|_, h| in_window(h.0, newest, window));
-                self.distinct.len()
-            }
-        };
-        // The window drained below the threshold since the last firing:
-        // the next crossing is a new detection.
-        if self.fired && (count_before as u64) < threshold {
-            self.fired = false;
+            Some(_) => self.distinct.retain(|_, h| in_window(h.0, newest, window)),
+        }
+        // A window has passed since the last firing: the next crossing is
+        // a new detection.
+        if self
+            .fired_at
+            .is_some_and(|at| newest >= at.saturating_add(window))
+        {
+            self.fired_at = None;
         }
         let count_after = match distinct_value {
             None => {
@@ -109,10 +111,10 @@ impl ThresholdKey {
                 self.distinct.len()
             }
         };
-        if self.fired || (count_after as u64) < threshold {
+        if self.fired_at.is_some() || (count_after as u64) < threshold {
             return None;
         }
-        self.fired = true;
+        self.fired_at = Some(newest);
         let mut hits: Vec<Hit> = match distinct_value {
             None => self.hits.iter().copied().collect(),
             Some(_) => self.distinct.values().copied().collect(),
@@ -169,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn fires_once_per_crossing_and_rearms_after_draining() {
+    fn fires_once_per_crossing_and_again_a_window_later() {
         // 3 in the window fires at the third; more spans do not fire again.
         assert_eq!(fire_times(&[0, 10, 20, 30, 40, 50], 3), vec![20]);
         // The window drains (gap > W), then a new burst fires again.
@@ -182,9 +184,20 @@ mod tests {
     }
 
     #[test]
-    fn dips_below_threshold_rearm_even_without_an_empty_window() {
-        // At 130 the window (30, 130] holds 110,120 before the new span: 2 < 3,
-        // so reaching 3 again is a new crossing.
+    fn a_count_hovering_at_the_threshold_fires_once_per_window() {
+        // One span every 34 in a window of 100: the window holds 3, then 2
+        // as the oldest leaves, then 3 again, for ever. It fires at the
+        // first crossing and then once per window, not at every span.
+        let steady: Vec<u64> = (0..30).map(|i| i * 34).collect();
+        let fired = fire_times(&steady, 3);
+        assert_eq!(fired.first(), Some(&68));
+        for pair in fired.windows(2) {
+            assert!(pair[1] - pair[0] >= W, "{fired:?}");
+        }
+        assert!(fired.len() >= 8 && fired.len() <= 10, "{fired:?}");
+        // A burst that dips below and crosses again within the window is
+        // one detection; a window later it is reported again.
+        assert_eq!(fire_times(&[0, 10, 20, 110, 115, 118], 3), vec![20]);
         assert_eq!(fire_times(&[0, 10, 20, 110, 120, 130], 3), vec![20, 130]);
     }
 
