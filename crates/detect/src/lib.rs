@@ -17,4 +17,5 @@
 
 pub mod engine;
 pub mod inject;
+pub mod pii;
 pub mod rule;
