@@ -15,6 +15,7 @@
 //! then each decoded batch of spans -> [`engine::Engine::process`] ->
 //! detections for the alerting layer.
 
+pub mod assembly;
 pub mod engine;
 pub mod inject;
 pub mod pii;
