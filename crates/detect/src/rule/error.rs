@@ -45,7 +45,9 @@ pub enum RuleErrorKind {
     BadTag(String),
     #[error("invalid duration `{text}`: {reason}")]
     BadDuration { text: String, reason: &'static str },
-    #[error("unknown kind `{0}` (expected one of: match, threshold, sequence)")]
+    #[error(
+        "unknown kind `{0}` (expected one of: match, threshold, sequence, topology, data_flow)"
+    )]
     UnknownKind(String),
     /// The TraceQL of a condition does not parse; the position of the error
     /// is mapped onto the YAML file.

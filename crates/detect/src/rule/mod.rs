@@ -10,7 +10,11 @@
 //!   structural TraceQL, a whole trace does);
 //! - [`RuleKind::Threshold`]: matching spans per `group_by` key in a
 //!   sliding `window` reach `count`, or the number of `distinct` values does;
-//! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window.
+//! - [`RuleKind::Sequence`]: ordered `steps` by the same key within a window;
+//! - [`RuleKind::Topology`]: the service graph of assembled traces against
+//!   allowed edges and entry services (declared as site facts, or learned);
+//! - [`RuleKind::DataFlow`]: personal data reaching a third party or a
+//!   service outside an allowed set.
 //!
 //! Match and threshold rules may add a `payload` section ([`PayloadMatch`]):
 //! the span must also carry an attack payload (SQL injection, XSS, path
@@ -45,12 +49,15 @@
 //! ```
 
 mod builtin;
+mod data_flow;
 mod duration;
 mod error;
+mod facts;
 mod field;
 mod fixture;
 mod payload;
 mod site;
+mod topology;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,6 +70,10 @@ use tracewarden_model::SpanRecord;
 use tracewarden_traceql::{ParseError, Query};
 
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
+pub use data_flow::{
+    DEFAULT_CLASSIFICATION_KEYS, DEFAULT_CLASSIFICATION_VALUES, DESTINATION_KEYS, DataFlowRule,
+    Destination, PersonalData, PiiHit,
+};
 pub use duration::{MAX_WINDOW, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
@@ -75,6 +86,7 @@ pub use payload::{
     detector_from_name, detector_name,
 };
 pub use site::{FACT_NAMES, Site, UnknownFact};
+pub use topology::{TopologyCheck, TopologyRule};
 
 /// Largest rule file read, in bytes.
 pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
@@ -242,6 +254,8 @@ pub enum RuleKind {
     Match(MatchRule),
     Threshold(ThresholdRule),
     Sequence(SequenceRule),
+    Topology(TopologyRule),
+    DataFlow(DataFlowRule),
 }
 
 impl RuleKind {
@@ -250,6 +264,19 @@ impl RuleKind {
             RuleKind::Match(_) => "match",
             RuleKind::Threshold(_) => "threshold",
             RuleKind::Sequence(_) => "sequence",
+            RuleKind::Topology(_) => "topology",
+            RuleKind::DataFlow(_) => "data_flow",
+        }
+    }
+
+    /// Whether the rule runs on assembled traces (a whole-trace match, a
+    /// topology rule, the propagation part of a data-flow rule), so the
+    /// engine must buffer spans per trace.
+    pub fn needs_traces(&self) -> bool {
+        match self {
+            RuleKind::Match(m) => m.needs_whole_trace(),
+            RuleKind::Topology(_) | RuleKind::DataFlow(_) => true,
+            RuleKind::Threshold(_) | RuleKind::Sequence(_) => false,
         }
     }
 }
@@ -315,7 +342,7 @@ const COMMON_KEYS: [&str; 8] = [
     "enabled",
     "kind",
 ];
-const KIND_KEYS: [&str; 7] = [
+const KIND_KEYS: [&str; 16] = [
     "condition",
     "group_by",
     "window",
@@ -323,7 +350,18 @@ const KIND_KEYS: [&str; 7] = [
     "distinct",
     "steps",
     "payload",
+    "detect",
+    "allowed_edges",
+    "entry_services",
+    "learn",
+    "third_parties",
+    "allowed",
+    "classification_keys",
+    "classification_values",
+    "attribute_names",
 ];
+/// The kinds, as rule files name them.
+pub const KIND_NAMES: [&str; 5] = ["match", "threshold", "sequence", "topology", "data_flow"];
 const STEP_KEYS: [&str; 2] = ["condition", "count"];
 const PAYLOAD_KEYS: [&str; 2] = ["detect", "fields"];
 
@@ -339,6 +377,8 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
             "payload",
         ],
         "sequence" => &["group_by", "window", "steps"],
+        "topology" => &topology::KEYS,
+        "data_flow" => &data_flow::KEYS,
         _ => &KIND_KEYS,
     }
 }
@@ -883,7 +923,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
     };
     let kind_text = kind_name.and_then(string_of);
     let specific: &[&str] = match kind_text {
-        Some(k) if ["match", "threshold", "sequence"].contains(&k) => kind_keys(k),
+        Some(k) if KIND_NAMES.contains(&k) => kind_keys(k),
         _ => &KIND_KEYS,
     };
     let allowed: Vec<&str> = COMMON_KEYS.iter().chain(specific).copied().collect();
@@ -989,7 +1029,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
                 node,
                 RuleErrorKind::WrongType {
                     key: "kind".to_string(),
-                    expected: "a string (match, threshold or sequence)",
+                    expected: "a string (match, threshold, sequence, topology or data_flow)",
                 },
             );
             None
@@ -998,6 +1038,8 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             "match" => parse_match(checker, root, &get),
             "threshold" => parse_threshold(checker, root, &get),
             "sequence" => parse_sequence(checker, root, &get),
+            "topology" => topology::parse(checker, root, &get),
+            "data_flow" => data_flow::parse(checker, root, &get),
             other => {
                 checker.error(node, RuleErrorKind::UnknownKind(other.to_string()));
                 None
