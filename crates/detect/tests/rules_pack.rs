@@ -26,6 +26,10 @@ fn every_built_in_rule_loads() {
         "cross-site-scripting",
         "path-traversal",
         "command-injection",
+        "topology-wrong-caller",
+        "topology-internal-no-parent",
+        "topology-spoofed-context",
+        "pii-to-third-party",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
@@ -54,7 +58,7 @@ fn every_built_in_rule_meets_its_fixtures() {
     // The table `tracewarden rules test` prints (shown with --nocapture).
     println!("{report}");
     assert!(report.passed(), "\n{report}");
-    assert_eq!(report.rules.len(), 11, "\n{report}");
+    assert_eq!(report.rules.len(), 15, "\n{report}");
     for rule in &report.rules {
         assert!(rule.cases.iter().any(|c| c.positive), "{}", rule.rule_id);
         assert!(rule.cases.iter().any(|c| !c.positive), "{}", rule.rule_id);
@@ -65,6 +69,30 @@ fn every_built_in_rule_meets_its_fixtures() {
         table.ends_with("failed") && table.contains(", 0 failed"),
         "{table}"
     );
+}
+
+#[test]
+fn site_policy_rules_wait_for_their_facts() {
+    // Topology and data-flow rules compare traces with the site's policy:
+    // with the default (empty) site they load but stay inactive, saying why.
+    let rules = load_dir(&pack_dir()).unwrap_or_else(|e| panic!("{e}"));
+    for (id, fact) in [
+        ("topology-wrong-caller", "site.allowed_edges"),
+        ("topology-internal-no-parent", "site.entry_services"),
+        ("topology-spoofed-context", "site.entry_services"),
+        ("pii-to-third-party", "site.third_parties"),
+    ] {
+        let rule = rules
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        assert!(rule.kind.needs_traces(), "{id}");
+        assert_eq!(
+            rule.inactive.as_deref(),
+            Some(format!("the site leaves {fact} empty").as_str()),
+            "{id}"
+        );
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
