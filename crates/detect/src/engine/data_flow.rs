@@ -134,3 +134,145 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tracewarden_model::{KeyValue, Resource, Span, SpanId, TraceId};
+
+    use super::*;
+    use crate::rule::{RuleKind, Site, parse_rule_for};
+
+    fn span(
+        id: u8,
+        parent: Option<u8>,
+        service: &str,
+        kind: SpanKind,
+        attributes: &[(&str, &str)],
+    ) -> SpanRecord {
+        let mut span = Span::new(
+            TraceId::from_bytes([3; 16]),
+            SpanId::from_bytes([id; 8]),
+            format!("op{id}"),
+        );
+        span.parent_span_id = parent.map(|p| SpanId::from_bytes([p; 8]));
+        span.kind = kind;
+        span.attributes = attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(*k, *v))
+            .collect();
+        SpanRecord {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", service)],
+                ..Resource::default()
+            }),
+            scope: Arc::default(),
+            span,
+        }
+    }
+
+    fn rule(extra: &str) -> DataFlowRule {
+        let site = Site {
+            third_parties: vec![r"(.*\.)?partner\.example".into()],
+            ..Site::default()
+        };
+        let text = format!("id: d\ntitle: t\nseverity: high\nkind: data_flow\n{extra}");
+        match parse_rule_for(&text, Path::new("d.yaml"), &site).map(|r| r.kind) {
+            Ok(RuleKind::DataFlow(d)) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn trace_flows(rule: &DataFlowRule, spans: &[SpanRecord]) -> Vec<String> {
+        let mut out = Vec::new();
+        check_trace(rule, &TraceView::new(spans), &mut out);
+        out.into_iter().map(|f| f.evidence).collect()
+    }
+
+    #[test]
+    fn an_allow_list_makes_other_destinations_count() {
+        let rule = rule("allowed: [api-gateway, weather, 'db\\.internal']\n");
+        let to_db = span(
+            1,
+            None,
+            "weather",
+            SpanKind::Client,
+            &[
+                ("server.address", "db.internal"),
+                ("db.query.text", "jane@example.com"),
+            ],
+        );
+        assert!(check_span(&rule, &to_db).is_none());
+        let to_analytics = span(
+            1,
+            None,
+            "weather",
+            SpanKind::Client,
+            &[
+                ("server.address", "analytics.internal"),
+                ("db.query.text", "jane@example.com"),
+            ],
+        );
+        let flow = check_span(&rule, &to_analytics).map(|f| f.evidence);
+        assert_eq!(
+            flow.as_deref(),
+            Some(
+                "email in db.query.text (****.com) sent to analytics.internal (server.address, not allowed)"
+            )
+        );
+        let server = span(
+            2,
+            None,
+            "analytics",
+            SpanKind::Server,
+            &[("user.email", "jane@example.com")],
+        );
+        assert!(
+            check_span(&rule, &server)
+                .is_some_and(|f| f.evidence.contains("received by service analytics"))
+        );
+    }
+
+    #[test]
+    fn propagation_stays_within_the_calling_service() {
+        let rule = rule("");
+        let spans = [
+            // Personal data on the gateway, which calls weather; weather
+            // calls the partner without any: the gateway's data is not
+            // weather's to send.
+            span(
+                1,
+                None,
+                "gw",
+                SpanKind::Server,
+                &[("user.email", "jane@example.com")],
+            ),
+            span(
+                2,
+                Some(1),
+                "gw",
+                SpanKind::Client,
+                &[("server.address", "weather")],
+            ),
+            span(3, Some(2), "weather", SpanKind::Server, &[]),
+            span(
+                4,
+                Some(3),
+                "weather",
+                SpanKind::Client,
+                &[("server.address", "api.partner.example")],
+            ),
+        ];
+        assert!(trace_flows(&rule, &spans).is_empty());
+        let mut spans = spans.to_vec();
+        spans[2]
+            .span
+            .attributes
+            .push(KeyValue::new("enduser.phone", "+1 415 555 2671"));
+        let flows = trace_flows(&rule, &spans);
+        assert_eq!(flows.len(), 1);
+        assert!(flows[0].starts_with("phone in enduser.phone (****2671) on span \"op3\" of weather, then client span \"op4\" sent to api.partner.example"), "{flows:?}");
+    }
+}

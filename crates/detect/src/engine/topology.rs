@@ -319,3 +319,131 @@ fn push(
         count: 1,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tracewarden_model::{KeyValue, Link, Resource, Span, TraceId};
+
+    use super::*;
+
+    fn span(id: u8, parent: Option<u8>, service: &str, kind: SpanKind, flags: u32) -> SpanRecord {
+        let mut span = Span::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([id; 8]),
+            "op",
+        );
+        span.parent_span_id = parent.map(|p| SpanId::from_bytes([p; 8]));
+        span.kind = kind;
+        span.flags = flags;
+        SpanRecord {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", service)],
+                ..Resource::default()
+            }),
+            scope: Arc::default(),
+            span,
+        }
+    }
+
+    fn rule(detect: &[TopologyCheck], learn: Option<Duration>) -> TopologyRule {
+        TopologyRule {
+            detect: detect.to_vec(),
+            allowed_edges: vec![("gw".into(), "weather".into())],
+            entry_services: vec!["gw".into()],
+            learn,
+        }
+    }
+
+    fn run(
+        state: &mut TopologyState,
+        rule: &TopologyRule,
+        spans: &[SpanRecord],
+        partial: Option<Partial>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        state.evaluate(rule, &TraceView::new(spans), partial, &mut out);
+        out.into_iter().map(|f| f.evidence).collect()
+    }
+
+    #[test]
+    fn links_to_other_traces_and_non_producers_give_no_edge() {
+        let rule = rule(&[TopologyCheck::WrongCaller], None);
+        let mut state = TopologyState::new(&rule);
+        let mut consumer = span(2, None, "location", SpanKind::Consumer, 0);
+        let link = |trace: [u8; 16], id: u8| Link {
+            trace_id: TraceId::from_bytes(trace),
+            span_id: SpanId::from_bytes([id; 8]),
+            trace_state: Default::default(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        consumer.span.links = vec![link([9; 16], 1), link([7; 16], 3)];
+        let spans = [
+            span(1, None, "billing", SpanKind::Producer, 0),
+            consumer,
+            span(3, None, "billing", SpanKind::Internal, 0),
+        ];
+        assert!(run(&mut state, &rule, &spans, None).is_empty());
+        let mut consumer = spans[1].clone();
+        consumer.span.links = vec![link([7; 16], 1)];
+        let found = run(&mut state, &rule, &[spans[0].clone(), consumer], None);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("wrong_caller: billing -> location"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn spoofed_context_needs_a_complete_trace_or_the_remote_flag() {
+        let rule = rule(&[TopologyCheck::SpoofedContext], None);
+        let mut state = TopologyState::new(&rule);
+        let outside = [span(1, Some(9), "gw", SpanKind::Server, 0)];
+        assert_eq!(run(&mut state, &rule, &outside, None).len(), 1);
+        assert!(run(&mut state, &rule, &outside, Some(Partial::TraceLimit)).is_empty());
+        let remote = [span(
+            1,
+            Some(9),
+            "gw",
+            SpanKind::Server,
+            HAS_IS_REMOTE | IS_REMOTE,
+        )];
+        assert_eq!(
+            run(&mut state, &rule, &remote, Some(Partial::TraceLimit)).len(),
+            1
+        );
+        let local = [span(1, Some(9), "gw", SpanKind::Server, HAS_IS_REMOTE)];
+        assert!(run(&mut state, &rule, &local, None).is_empty());
+        // Not an entry service: another rule's business.
+        assert!(
+            run(
+                &mut state,
+                &rule,
+                &[span(1, Some(9), "weather", SpanKind::Server, 0)],
+                None
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn outside_context_seen_while_learning_is_not_reported() {
+        let rule = rule(
+            &[TopologyCheck::SpoofedContext],
+            Some(Duration::from_secs(60)),
+        );
+        let mut state = TopologyState::new(&rule);
+        let mut browser = span(1, Some(9), "gw", SpanKind::Server, 0);
+        browser.span.start_time_unix_nano = 1_000;
+        assert!(run(&mut state, &rule, std::slice::from_ref(&browser), None).is_empty());
+        browser.span.start_time_unix_nano = 120_000_000_000;
+        assert!(
+            run(&mut state, &rule, &[browser], None).is_empty(),
+            "learned as normal"
+        );
+    }
+}
