@@ -8,12 +8,20 @@
 //!   span, threshold rules (count or distinct count per key in a sliding
 //!   event-time window) and sequence rules (ordered steps per key), with
 //!   bounded, counted state, returning [`engine::Detection`]s.
+//!   Rules that need whole traces (structural TraceQL, `topology`,
+//!   `data_flow`) run on traces the engine assembles.
+//! - [`assembly`]: the trace-assembly buffer: spans held per trace id until
+//!   the trace is complete (idle time, root arrival, caps that hand traces
+//!   over early, partial and counted).
 //! - [`inject`]: detectors for attack payloads (SQL injection, cross-site
 //!   scripting, path traversal, command injection) in request fields.
+//! - [`pii`]: detectors for personal data in attribute values (e-mail,
+//!   payment cards, phone numbers, US SSNs, IBANs) and attribute names.
 //!
 //! Data flow: rule files -> [`rule::load_dir`] -> [`engine::Engine::new`];
-//! then each decoded batch of spans -> [`engine::Engine::process`] ->
-//! detections for the alerting layer.
+//! then each decoded batch of spans -> [`engine::Engine::process`] (or
+//! `process_owned`) -> detections for the alerting layer, and on a timer
+//! [`engine::Engine::flush`] -> detections of the traces completed since.
 
 pub mod assembly;
 pub mod engine;

@@ -1,5 +1,7 @@
-//! The rule engine: runs match, threshold and sequence rules over spans as
-//! they arrive and returns detections.
+//! The rule engine: runs match, threshold and sequence rules (and the span
+//! part of data-flow rules) over spans as they arrive and returns
+//! detections; whole-trace rules (structural match, topology, data flow)
+//! run on traces it assembles (`traces.rs`, [`crate::assembly`]).
 //!
 //! # Time
 //!
