@@ -10,16 +10,26 @@
 //!   rules (a value never seen for its key after learning) and baseline
 //!   rules (a key's rate per bucket against its own moving baseline), with
 //!   bounded, counted state, returning [`engine::Detection`]s.
+//!   Rules that need whole traces (structural TraceQL, `topology`,
+//!   `data_flow`) run on traces the engine assembles.
+//! - [`assembly`]: the trace-assembly buffer: spans held per trace id until
+//!   the trace is complete (idle time, root arrival, caps that hand traces
+//!   over early, partial and counted).
 //! - [`inject`]: detectors for attack payloads (SQL injection, cross-site
 //!   scripting, path traversal, command injection) in request fields.
 //! - [`geoip`]: client country from a MaxMind GeoIP2/GeoLite2 database,
 //!   for the `geo.country.iso_code` that the `geo-policy` rule reads.
+//! - [`pii`]: detectors for personal data in attribute values (e-mail,
+//!   payment cards, phone numbers, US SSNs, IBANs) and attribute names.
 //!
 //! Data flow: rule files -> [`rule::load_dir`] -> [`engine::Engine::new`];
-//! then each decoded batch of spans -> [`engine::Engine::process`] ->
-//! detections for the alerting layer.
+//! then each decoded batch of spans -> [`engine::Engine::process`] (or
+//! `process_owned`) -> detections for the alerting layer, and on a timer
+//! [`engine::Engine::flush`] -> detections of the traces completed since.
 
+pub mod assembly;
 pub mod engine;
 pub mod geoip;
 pub mod inject;
+pub mod pii;
 pub mod rule;

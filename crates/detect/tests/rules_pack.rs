@@ -39,6 +39,10 @@ fn every_built_in_rule_loads() {
         "geo-policy",
         "scripting-user-agent",
         "excessive-request-rate-user",
+        "topology-wrong-caller",
+        "topology-internal-no-parent",
+        "topology-spoofed-context",
+        "pii-to-third-party",
     ] {
         assert!(ids.contains(&expected), "{expected} missing from {ids:?}");
     }
@@ -86,7 +90,15 @@ fn every_built_in_rule_meets_its_fixtures() {
     off.sort_unstable();
     assert_eq!(
         off,
-        ["csrf-foreign-origin", "geo-policy", "ssrf-internal-address"]
+        [
+            "csrf-foreign-origin",
+            "geo-policy",
+            "pii-to-third-party",
+            "ssrf-internal-address",
+            "topology-internal-no-parent",
+            "topology-spoofed-context",
+            "topology-wrong-caller",
+        ]
     );
     let table = report.to_string();
     assert!(table.contains("ok    brute-force-login"), "{table}");
@@ -96,11 +108,35 @@ fn every_built_in_rule_meets_its_fixtures() {
         ),
         "{table}"
     );
-    assert!(table.contains("(3 inactive with this site)"), "{table}");
+    assert!(table.contains("(7 inactive with this site)"), "{table}");
     assert!(
         table.ends_with("failed") && table.contains(", 0 failed"),
         "{table}"
     );
+}
+
+#[test]
+fn site_policy_rules_wait_for_their_facts() {
+    // Topology and data-flow rules compare traces with the site's policy:
+    // with the default (empty) site they load but stay inactive, saying why.
+    let rules = load_dir(&pack_dir()).unwrap_or_else(|e| panic!("{e}"));
+    for (id, fact) in [
+        ("topology-wrong-caller", "site.allowed_edges"),
+        ("topology-internal-no-parent", "site.entry_services"),
+        ("topology-spoofed-context", "site.entry_services"),
+        ("pii-to-third-party", "site.third_parties"),
+    ] {
+        let rule = rules
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        assert!(rule.kind.needs_traces(), "{id}");
+        assert_eq!(
+            rule.inactive.as_deref(),
+            Some(format!("the site leaves {fact} empty").as_str()),
+            "{id}"
+        );
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -214,6 +250,11 @@ fn a_site_that_sets_the_facts_activates_the_rules() {
         allowed_countries: vec!["DE".into()],
         entry_services: vec!["api-gateway".into()],
         trusted_origins: vec![r"https://shop\.example\.com".into()],
+        allowed_edges: vec![
+            "api-gateway -> weather".into(),
+            "weather -> location".into(),
+        ],
+        third_parties: vec!["partner-.*".into()],
         ..Site::default()
     };
     let report = test_dir_for(&pack_dir(), &site);

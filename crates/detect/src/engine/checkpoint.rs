@@ -173,7 +173,7 @@ impl Engine {
                     summary.changed.push(saved.id);
                     continue;
                 }
-                (State::Match | State::TraceMatch, _) => {}
+                (State::Match | State::TraceMatch | State::Topology(_) | State::DataFlow, _) => {}
             }
             // The same digest means the same kind, so the same state shape.
             compiled.state = state;

@@ -1,8 +1,11 @@
 //! The rule engine: runs match, threshold, sequence, new_terms and baseline
-//! rules over spans as they arrive and returns detections. The history
-//! kinds document their own time and memory rules (`new_terms.rs`: terms
-//! never expire, nothing is late; `baseline.rs`: buckets, one bucket of
-//! grace); what follows is for the windowed kinds.
+//! rules (and the span part of data-flow rules) over spans as they arrive
+//! and returns detections; whole-trace rules (structural match, topology,
+//! data flow) run on traces it assembles (`traces.rs`,
+//! [`crate::assembly`]). The history kinds document their own time and
+//! memory rules (`new_terms.rs`: terms never expire, nothing is late;
+//! `baseline.rs`: buckets, one bucket of grace); what follows is for the
+//! windowed kinds.
 //!
 //! # Time
 //!
@@ -77,19 +80,22 @@
 
 mod baseline;
 mod checkpoint;
+mod data_flow;
 mod hashing;
 mod keys;
 mod logs;
 mod new_terms;
 mod sequence;
 mod threshold;
+mod topology;
+mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracewarden_model::{LogEntry, SpanRecord, TraceId};
-use tracewarden_traceql::TraceView;
 
+use crate::assembly::{AssembledTrace, AssemblyConfig, AssemblyStats, TraceBuffer};
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
 use baseline::BaselineState;
@@ -98,6 +104,7 @@ use keys::{KeyMap, Slot, build_key, decode_key};
 use new_terms::NewTermsState;
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
+use topology::TopologyState;
 
 /// A matching span: start time (unix nanoseconds) and trace id.
 pub(crate) type Hit = (u64, TraceId);
@@ -112,6 +119,8 @@ pub struct EngineConfig {
     /// How far in the future (after `now`) a span may start before its
     /// start time is clamped.
     pub max_future_skew: Duration,
+    /// The trace-assembly buffer, used when a rule needs whole traces.
+    pub assembly: AssemblyConfig,
 }
 
 impl Default for EngineConfig {
@@ -120,6 +129,7 @@ impl Default for EngineConfig {
             max_keys_per_rule: 100_000,
             max_trace_ids: 10,
             max_future_skew: Duration::from_secs(300),
+            assembly: AssemblyConfig::default(),
         }
     }
 }
@@ -130,7 +140,8 @@ pub struct Detection {
     pub rule_id: Arc<str>,
     pub title: Arc<str>,
     pub severity: Severity,
-    /// `match`, `threshold`, `sequence`, `new_terms` or `baseline`.
+    /// `match`, `threshold`, `sequence`, `new_terms`, `baseline`, `topology`
+    /// or `data_flow`.
     pub kind: &'static str,
     /// The actor: each `group_by` field (canonical TraceQL) and its value.
     /// Empty for match rules and rules without `group_by`.
@@ -153,6 +164,9 @@ pub struct Detection {
     /// for new_terms rules the new term (`new span.user_agent.original for
     /// span.enduser.id=alice: "curl/8.1"`); for baseline rules the bucket
     /// against its baseline (count, mean, sd, z-score, distinct values).
+    /// For topology and data-flow rules: the edge, service or data and
+    /// destination (personal data masked); `[partial trace: ...]` at the
+    /// end when the trace was evaluated partial.
     pub evidence: Option<String>,
 }
 
@@ -187,10 +201,12 @@ pub struct EngineStats {
     /// Log records seen by `source: logs` rules.
     pub logs: u64,
     pub detections: u64,
-    /// Enabled rules that need whole traces: they run in
-    /// [`Engine::process_trace`], not on single spans.
+    /// Enabled rules that need whole traces (whole-trace match, topology,
+    /// data flow): they run on assembled traces.
     pub trace_rules: usize,
     pub rules: Vec<RuleStats>,
+    /// The trace-assembly buffer (all zero when no rule needs traces).
+    pub assembly: AssemblyStats,
 }
 
 impl EngineStats {
@@ -211,6 +227,8 @@ enum State {
     Sequence(KeyMap<SequenceKey>),
     NewTerms(NewTermsState),
     Baseline(BaselineState),
+    Topology(Box<TopologyState>),
+    DataFlow,
 }
 
 struct Compiled {
@@ -234,6 +252,10 @@ pub struct Engine {
     /// The span-shaped view of the log record being evaluated, reused.
     log_view: SpanRecord,
     logs: u64,
+    /// Spans per trace, when a rule needs whole traces.
+    buffer: Option<TraceBuffer>,
+    /// Traces handed over by the buffer, waiting for evaluation (reused).
+    assembled: Vec<AssembledTrace>,
 }
 
 /// Buffers reused across spans, so keys and terms are built without
@@ -275,7 +297,12 @@ impl Engine {
             .into_iter()
             .filter(|rule| rule.enabled && rule.inactive.is_none())
             .map(|rule| compile(rule, &config))
-            .collect();
+            .collect::<Vec<Compiled>>();
+        // Spans are buffered (cloned) only when some rule needs traces.
+        let buffer = rules
+            .iter()
+            .any(|c| c.rule.kind.needs_traces())
+            .then(|| TraceBuffer::new(config.assembly.clone()));
         Engine {
             config,
             rules,
@@ -285,6 +312,8 @@ impl Engine {
             scratch: Scratch::default(),
             log_view: logs::empty_view(),
             logs: 0,
+            buffer,
+            assembled: Vec::new(),
         }
     }
 
@@ -325,6 +354,9 @@ impl Engine {
             }
         }
         summary.removed = old.into_iter().flatten().map(|c| c.rule.id).collect();
+        if self.buffer.is_none() && self.rules.iter().any(|c| c.rule.kind.needs_traces()) {
+            self.buffer = Some(TraceBuffer::new(self.config.assembly.clone()));
+        }
         summary
     }
 
@@ -341,7 +373,7 @@ impl Engine {
             trace_rules: self
                 .rules
                 .iter()
-                .filter(|c| matches!(c.state, State::TraceMatch))
+                .filter(|c| c.rule.kind.needs_traces())
                 .count(),
             rules: self
                 .rules
@@ -353,19 +385,35 @@ impl Engine {
                         State::Sequence(keys) => keys.len(),
                         State::NewTerms(state) => state.keys.len(),
                         State::Baseline(state) => state.keys.len(),
-                        State::Match | State::TraceMatch => 0,
+                        State::Match | State::TraceMatch | State::Topology(_) | State::DataFlow => {
+                            0
+                        }
                     };
                     stats
                 })
                 .collect(),
+            assembly: self
+                .buffer
+                .as_ref()
+                .map(TraceBuffer::stats)
+                .unwrap_or_default(),
         }
     }
 
-    /// Runs the span-level rules (match, threshold, sequence) over `spans`,
-    /// in order. `now_unix_nano` is the current time, used only to clamp
-    /// start times from the future. Whole-trace match rules do not run here
-    /// (see [`Engine::process_trace`]).
+    /// Runs the span-level rules (match, threshold, sequence, the span
+    /// part of data flow) over `spans`, in order, and, when a rule needs
+    /// whole traces, buffers a copy of each span for trace assembly
+    /// (see [`Engine::flush`]). `now_unix_nano` is the current time: it
+    /// clamps start times from the future and is the arrival time of the
+    /// spans for assembly. Returns the detections of the spans and of any
+    /// trace a buffer limit pushed out.
     pub fn process(&mut self, spans: &[SpanRecord], now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = self.run_span_rules(spans, now_unix_nano);
+        self.buffer_spans(spans, now_unix_nano, &mut detections);
+        detections
+    }
+
+    fn run_span_rules(&mut self, spans: &[SpanRecord], now_unix_nano: u64) -> Vec<Detection> {
         let mut detections = Vec::new();
         let horizon = now_unix_nano.saturating_add(
             u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
@@ -450,54 +498,13 @@ impl Engine {
         detections
     }
 
-    /// Runs the whole-trace match rules (structural TraceQL, pipelines) over
-    /// one complete trace: every span of it, in any order. One detection
-    /// per matching rule, with the number of spans in its result.
+    /// Runs the whole-trace rules (whole-trace match, topology, the
+    /// per-trace part of data flow) over one complete trace: every span
+    /// of it, in any order, bypassing the assembly buffer. Whole-trace
+    /// match rules give one detection per matching rule, with the number
+    /// of spans in its result.
     pub fn process_trace(&mut self, spans: &[SpanRecord]) -> Vec<Detection> {
-        let mut detections = Vec::new();
-        if spans.is_empty() {
-            return detections;
-        }
-        let view = TraceView::new(spans);
-        for compiled in &mut self.rules {
-            let (State::TraceMatch, RuleKind::Match(rule)) = (&compiled.state, &compiled.rule.kind)
-            else {
-                continue;
-            };
-            if !spans.iter().any(|s| rule.condition.matches_span(s)) {
-                continue;
-            }
-            let sets = rule.condition.query().evaluate(&view);
-            if sets.is_empty() {
-                continue;
-            }
-            let mut matched: Vec<usize> =
-                sets.iter().flat_map(|s| s.spans.iter().copied()).collect();
-            matched.sort_unstable();
-            matched.dedup();
-            let times = matched
-                .iter()
-                .filter_map(|&i| spans.get(i))
-                .map(|s| s.span.start_time_unix_nano);
-            let first = times.clone().min().unwrap_or(view.start_unix_nano());
-            let last = times.max().unwrap_or(view.start_unix_nano());
-            compiled.stats.matched_spans += matched.len() as u64;
-            compiled.stats.detections += 1;
-            detections.push(Detection {
-                rule_id: compiled.rule_id.clone(),
-                title: compiled.title.clone(),
-                severity: compiled.rule.severity,
-                kind: "match",
-                key: Vec::new(),
-                count: matched.len() as u64,
-                first_seen_unix_nano: first,
-                last_seen_unix_nano: last,
-                trace_ids: spans.first().map(|s| s.span.trace_id).into_iter().collect(),
-                evidence: None,
-            });
-        }
-        self.detections += detections.len() as u64;
-        detections
+        self.evaluate_trace(spans, None)
     }
 }
 
@@ -510,6 +517,8 @@ fn compile(rule: Rule, config: &EngineConfig) -> Compiled {
         RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
         RuleKind::NewTerms(_) => State::NewTerms(NewTermsState::new(config.max_keys_per_rule)),
         RuleKind::Baseline(b) => State::Baseline(BaselineState::new(b, config)),
+        RuleKind::Topology(t) => State::Topology(Box::new(TopologyState::new(t))),
+        RuleKind::DataFlow(_) => State::DataFlow,
     };
     Compiled {
         rule_id: Arc::from(rule.id.as_str()),
@@ -757,8 +766,26 @@ fn process_span(
                 detections.push(detection(&b.group_by, key, crossing, Some(evidence)));
             }
         }
+        (State::DataFlow, RuleKind::DataFlow(d)) => {
+            if let Some(flow) = data_flow::check_span(d, record) {
+                stats.matched_spans += 1;
+                stats.detections += 1;
+                detections.push(Detection {
+                    rule_id: rule_id.clone(),
+                    title: title.clone(),
+                    severity: rule.severity,
+                    kind: rule.kind.name(),
+                    key: flow.key,
+                    count: 1,
+                    first_seen_unix_nano: flow.ts,
+                    last_seen_unix_nano: flow.ts,
+                    trace_ids: vec![record.span.trace_id],
+                    evidence: Some(flow.evidence),
+                });
+            }
+        }
         // A state always matches its rule's kind (both set in `with_config`);
-        // whole-trace rules run in `process_trace`.
+        // whole-trace rules run on assembled traces (`traces.rs`).
         _ => {}
     }
 }

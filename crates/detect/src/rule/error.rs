@@ -46,7 +46,7 @@ pub enum RuleErrorKind {
     #[error("invalid duration `{text}`: {reason}")]
     BadDuration { text: String, reason: &'static str },
     #[error(
-        "unknown kind `{0}` (expected one of: match, threshold, sequence, new_terms, baseline)"
+        "unknown kind `{0}` (expected one of: match, threshold, sequence, new_terms, baseline, topology, data_flow)"
     )]
     UnknownKind(String),
     /// The TraceQL of a condition does not parse; the position of the error

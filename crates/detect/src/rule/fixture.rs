@@ -23,8 +23,16 @@
 //! `status` (unset, ok, error), `duration`, `trace_id` (32 hex digits;
 //! default: one new trace per copy), `attributes` and `resource` (string,
 //! integer, float or boolean values). `{i}` in the name and string values is
-//! replaced by the copy's index (0-based). Spans are fed to the engine in the
-//! order listed, all in one batch; whole-trace match rules get each trace.
+//! replaced by the copy's index (0-based). For trace structure: `span_id`
+//! (16 hex digits, with `repeat` 1), `parent_span_id`, `links` (span ids of
+//! the same trace) and `flags` (OTLP span flags). Spans are fed to the
+//! engine in the order listed, all in one batch, then the engine is drained:
+//! whole-trace rules (whole-trace match, topology, data flow) get each
+//! trace, assembled.
+//!
+//! A file may set `site` (the `[detection.site]` facts, over the defaults,
+//! e.g. `{ "allowed_edges": ["api-gateway -> weather"] }`): its rule is then
+//! loaded again with those facts.
 //!
 //! A file may set site facts for its cases with `site`, a mapping with
 //! the keys of `[detection.site]` (`{ "site": { "allowed_countries": ["DE"] },
@@ -45,13 +53,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tracewarden_model::{
-    AnyValue, KeyValue, LogEntry, LogRecord, Resource, Span, SpanId, SpanKind, SpanRecord,
+    AnyValue, KeyValue, Link, LogEntry, LogRecord, Resource, Span, SpanId, SpanKind, SpanRecord,
     StatusCode, TraceId,
 };
 
 use super::{
-    FACT_NAMES, Rule, RuleError, RuleKind, Site, Source, load_dir_for, load_file_for,
-    parse_duration,
+    FACT_NAMES, Rule, RuleError, Site, Source, load_dir_for, load_file_for, parse_duration,
 };
 use crate::engine::{Detection, Engine};
 
@@ -189,6 +196,18 @@ pub struct FixtureSpan {
     pub duration: Option<String>,
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// 16 hex digits; default an id per entry and copy. Only with `repeat` 1.
+    #[serde(default)]
+    pub span_id: Option<String>,
+    /// The parent's span id (16 hex digits); default none (a root span).
+    #[serde(default)]
+    pub parent_span_id: Option<String>,
+    /// Span ids of the same trace this span links to.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// OTLP span flags (e.g. 768 = 0x300: the parent context is remote).
+    #[serde(default)]
+    pub flags: Option<u32>,
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
@@ -429,7 +448,6 @@ pub fn read_fixture(path: &Path) -> Result<FixtureFile, FixtureError> {
 pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, String> {
     let mut rule = rule.clone();
     rule.enabled = true;
-    let whole_trace = matches!(&rule.kind, RuleKind::Match(m) if m.needs_whole_trace());
     let mut results = Vec::with_capacity(file.cases.len());
     let mut total_spans = 0usize;
     for (case_index, case) in file.cases.iter().enumerate() {
@@ -445,22 +463,17 @@ pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, S
                 .max()
                 .unwrap_or(FIXTURE_EPOCH_UNIX_NANO);
             engine.process_logs(&logs, now)
-        } else if whole_trace {
-            let mut traces: BTreeMap<TraceId, Vec<SpanRecord>> = BTreeMap::new();
-            for span in spans {
-                traces.entry(span.span.trace_id).or_default().push(span);
-            }
-            traces
-                .values()
-                .flat_map(|trace| engine.process_trace(trace))
-                .collect()
         } else {
             let now = spans
                 .iter()
                 .map(|s| s.span.start_time_unix_nano)
                 .max()
                 .unwrap_or(FIXTURE_EPOCH_UNIX_NANO);
-            engine.process(&spans, now)
+            // One batch, then every buffered trace evaluated (whole-trace
+            // rules run on the assembled traces, in the order listed).
+            let mut detections = engine.process_owned(spans, now);
+            detections.extend(engine.drain());
+            detections
         };
         let detail = compare(&case.expect, &detections);
         results.push(CaseResult {
@@ -607,6 +620,22 @@ fn expand_spans(
             Some(hex) => Some(TraceId::from_hex(hex).map_err(|e| format!("trace_id: {e}"))?),
             None => None,
         };
+        let hex_span =
+            |text: &str, what: &str| SpanId::from_hex(text).map_err(|e| format!("{what}: {e}"));
+        let fixed_span = match &entry.span_id {
+            Some(_) if repeat > 1 => return Err("`span_id` needs `repeat` 1".to_string()),
+            Some(hex) => Some(hex_span(hex, "span_id")?),
+            None => None,
+        };
+        let parent = match &entry.parent_span_id {
+            Some(hex) => Some(hex_span(hex, "parent_span_id")?),
+            None => None,
+        };
+        let links = entry
+            .links
+            .iter()
+            .map(|hex| hex_span(hex, "links"))
+            .collect::<Result<Vec<SpanId>, String>>()?;
         for i in 0..repeat {
             let resource = Resource {
                 attributes: attributes(&entry.resource, i)?,
@@ -619,7 +648,7 @@ fn expand_spans(
             id[12..16].copy_from_slice(&i.to_be_bytes());
             id[8] = 1;
             let trace_id = fixed_trace.unwrap_or(TraceId::from_bytes(id));
-            let span_id = SpanId::from_bytes([
+            let span_id = fixed_span.unwrap_or(SpanId::from_bytes([
                 id[4],
                 id[5],
                 id[6],
@@ -628,7 +657,7 @@ fn expand_spans(
                 id[13],
                 id[14],
                 id[15] | 1,
-            ]);
+            ]));
             let name = entry
                 .name
                 .as_deref()
@@ -642,6 +671,19 @@ fn expand_spans(
                 .saturating_add(every.saturating_mul(u64::from(i)));
             span.end_time_unix_nano = span.start_time_unix_nano.saturating_add(duration);
             span.attributes = attributes(&entry.attributes, i)?;
+            span.parent_span_id = parent;
+            span.flags = entry.flags.unwrap_or(0);
+            span.links = links
+                .iter()
+                .map(|&link| Link {
+                    trace_id,
+                    span_id: link,
+                    trace_state: Default::default(),
+                    attributes: Vec::new(),
+                    dropped_attributes_count: 0,
+                    flags: 0,
+                })
+                .collect();
             records.push(SpanRecord {
                 resource: Arc::new(resource),
                 scope: Arc::default(),

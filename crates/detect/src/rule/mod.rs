@@ -15,6 +15,10 @@
 //!   for its `group_by` key, after a `learning` period;
 //! - [`RuleKind::Baseline`]: a key's matching spans per `interval` far above
 //!   its own moving baseline (bursts, floods).
+//! - [`RuleKind::Topology`]: the service graph of assembled traces against
+//!   allowed edges and entry services (declared as site facts, or learned);
+//! - [`RuleKind::DataFlow`]: personal data reaching a third party or a
+//!   service outside an allowed set.
 //!
 //! Match and threshold rules may add a `payload` section ([`PayloadMatch`]):
 //! the span must also carry an attack payload (SQL injection, XSS, path
@@ -50,13 +54,16 @@
 
 mod baseline;
 mod builtin;
+mod data_flow;
 mod duration;
 mod error;
+mod facts;
 mod field;
 mod fixture;
 mod new_terms;
 mod payload;
 mod site;
+mod topology;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -73,6 +80,10 @@ pub use baseline::{
     MAX_BASELINE_LEARNING, MAX_INTERVAL, MIN_INTERVAL,
 };
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
+pub use data_flow::{
+    DEFAULT_CLASSIFICATION_KEYS, DEFAULT_CLASSIFICATION_VALUES, DESTINATION_KEYS, DataFlowRule,
+    Destination, PersonalData, PiiHit,
+};
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
 pub use field::{FieldRef, MAX_VALUE_BYTES};
@@ -88,6 +99,7 @@ pub use payload::{
     detector_from_name, detector_name,
 };
 pub use site::{FACT_NAMES, Site, UnknownFact};
+pub use topology::{TopologyCheck, TopologyRule};
 
 /// Largest rule file read, in bytes.
 pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
@@ -284,6 +296,8 @@ pub enum RuleKind {
     Sequence(SequenceRule),
     NewTerms(NewTermsRule),
     Baseline(BaselineRule),
+    Topology(TopologyRule),
+    DataFlow(DataFlowRule),
 }
 
 impl RuleKind {
@@ -294,6 +308,22 @@ impl RuleKind {
             RuleKind::Sequence(_) => "sequence",
             RuleKind::NewTerms(_) => "new_terms",
             RuleKind::Baseline(_) => "baseline",
+            RuleKind::Topology(_) => "topology",
+            RuleKind::DataFlow(_) => "data_flow",
+        }
+    }
+
+    /// Whether the rule runs on assembled traces (a whole-trace match, a
+    /// topology rule, the propagation part of a data-flow rule), so the
+    /// engine must buffer spans per trace.
+    pub fn needs_traces(&self) -> bool {
+        match self {
+            RuleKind::Match(m) => m.needs_whole_trace(),
+            RuleKind::Topology(_) | RuleKind::DataFlow(_) => true,
+            RuleKind::Threshold(_)
+            | RuleKind::Sequence(_)
+            | RuleKind::NewTerms(_)
+            | RuleKind::Baseline(_) => false,
         }
     }
 }
@@ -362,7 +392,7 @@ const COMMON_KEYS: [&str; 9] = [
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
-const KIND_KEYS: [&str; 15] = [
+const KIND_KEYS: [&str; 24] = [
     "condition",
     "group_by",
     "window",
@@ -378,9 +408,26 @@ const KIND_KEYS: [&str; 15] = [
     "deviations",
     "factor",
     "min_count",
+    "detect",
+    "allowed_edges",
+    "entry_services",
+    "learn",
+    "third_parties",
+    "allowed",
+    "classification_keys",
+    "classification_values",
+    "attribute_names",
 ];
-/// The kinds, as written in rule files.
-const KIND_NAMES: [&str; 5] = ["match", "threshold", "sequence", "new_terms", "baseline"];
+/// The kinds, as rule files name them.
+pub const KIND_NAMES: [&str; 7] = [
+    "match",
+    "threshold",
+    "sequence",
+    "new_terms",
+    "baseline",
+    "topology",
+    "data_flow",
+];
 const STEP_KEYS: [&str; 2] = ["condition", "count"];
 const PAYLOAD_KEYS: [&str; 2] = ["detect", "fields"];
 
@@ -398,6 +445,8 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
             "payload",
         ],
         "sequence" => &["group_by", "window", "steps"],
+        "topology" => &topology::KEYS,
+        "data_flow" => &data_flow::KEYS,
         _ => &KIND_KEYS,
     }
 }
@@ -1133,7 +1182,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
                 node,
                 RuleErrorKind::WrongType {
                     key: "kind".to_string(),
-                    expected: "a string (match, threshold, sequence, new_terms or baseline)",
+                    expected: "a string (match, threshold, sequence, new_terms, baseline, topology or data_flow)",
                 },
             );
             None
@@ -1144,6 +1193,8 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             "sequence" => parse_sequence(checker, root, &get),
             "new_terms" => new_terms::parse(checker, root, &get),
             "baseline" => baseline::parse(checker, root, &get),
+            "topology" => topology::parse(checker, root, &get),
+            "data_flow" => data_flow::parse(checker, root, &get),
             other => {
                 checker.error(node, RuleErrorKind::UnknownKind(other.to_string()));
                 None

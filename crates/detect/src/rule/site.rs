@@ -240,7 +240,7 @@ impl Site {
 }
 
 /// `caller -> callee`, both non-empty after trimming.
-fn parse_edge(edge: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_edge(edge: &str) -> Option<(&str, &str)> {
     let (caller, callee) = edge.split_once("->")?;
     let (caller, callee) = (caller.trim(), callee.trim());
     (!caller.is_empty() && !callee.is_empty() && !callee.contains("->")).then_some((caller, callee))

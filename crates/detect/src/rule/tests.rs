@@ -111,7 +111,7 @@ fn missing_keys_unknown_kind_and_kind_specific_keys() {
     assert_eq!(
         errors,
         vec![
-            "r.yaml:4:7: unknown kind `correlate` (expected one of: match, threshold, sequence, new_terms, baseline)"
+            "r.yaml:4:7: unknown kind `correlate` (expected one of: match, threshold, sequence, new_terms, baseline, topology, data_flow)"
         ]
     );
 
@@ -447,4 +447,166 @@ fn unknown_site_facts_and_traceql_errors_after_facts_have_positions() {
         "{}",
         errors[0]
     );
+}
+
+const TOPOLOGY: &str = "id: t\ntitle: t\nseverity: high\nkind: topology\n";
+
+fn with_site(text: &str, site: &Site) -> Rule {
+    parse_rule_for(text, Path::new("t.yaml"), site).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[test]
+fn topology_rules_take_site_facts_lists_or_learning() {
+    let site = Site {
+        allowed_edges: vec![
+            "api-gateway -> weather".into(),
+            "weather -> location".into(),
+        ],
+        entry_services: vec!["api-gateway".into()],
+        ..Site::default()
+    };
+    // Implicit: the site's facts.
+    let rule = with_site(
+        &format!("{TOPOLOGY}detect: [wrong_caller, no_parent]\n"),
+        &site,
+    );
+    let RuleKind::Topology(t) = &rule.kind else {
+        panic!("{:?}", rule.kind)
+    };
+    assert_eq!(t.allowed_edges.len(), 2);
+    assert_eq!(t.entry_services, vec!["api-gateway".to_string()]);
+    assert!(rule.inactive.is_none());
+    assert!(rule.kind.needs_traces());
+
+    // The same facts with an empty site: inactive, naming the facts.
+    let rule = with_site(
+        &format!(
+            "{TOPOLOGY}detect: [wrong_caller, spoofed_context]\nallowed_edges: $allowed_edges\n"
+        ),
+        &Site::default(),
+    );
+    assert_eq!(
+        rule.inactive.as_deref(),
+        Some("the site leaves site.allowed_edges, site.entry_services empty")
+    );
+    // Learning needs no facts.
+    let rule = with_site(
+        &format!("{TOPOLOGY}detect: [wrong_caller]\nlearn: 1d\n"),
+        &Site::default(),
+    );
+    assert!(rule.inactive.is_none());
+    assert!(
+        matches!(&rule.kind, RuleKind::Topology(t) if t.learn == Some(Duration::from_secs(86_400)))
+    );
+    // Inline lists.
+    let rule = with_site(
+        &format!("{TOPOLOGY}detect: [wrong_caller]\nallowed_edges: ['a -> b']\n"),
+        &Site::default(),
+    );
+    assert!(
+        matches!(&rule.kind, RuleKind::Topology(t) if t.allowed_edges == vec![("a".to_string(), "b".to_string())])
+    );
+}
+
+#[test]
+fn topology_and_data_flow_mistakes_are_positioned() {
+    for (text, expected) in [
+        (
+            format!("{TOPOLOGY}detect: [wrong_caler]\n"),
+            "t.yaml:5:10: invalid `detect`: unknown check `wrong_caler` (expected one of: wrong_caller, no_parent, spoofed_context)",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [no_parent, no_parent]\nlearn: 1h\n"),
+            "t.yaml:5:21: invalid `detect`: `no_parent` is listed twice",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [wrong_caller]\nallowed_edges: ['a - b']\n"),
+            "t.yaml:6:17: invalid `allowed_edges`: `a - b` is not written `caller -> callee`",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [wrong_caller]\nallowed_edges: $third_parties\n"),
+            "t.yaml:6:16: invalid `allowed_edges`: takes $allowed_edges",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [wrong_caller]\nallowed_edges: []\n"),
+            "t.yaml:6:16: invalid `allowed_edges`: empty, and the rule does not `learn`",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [wrong_caller]\nlearn: 30\n"),
+            "t.yaml:6:8: `learn` must be a duration such as 1d",
+        ),
+        (
+            format!("{TOPOLOGY}detect: [wrong_caller]\nthird_parties: $x\n"),
+            "t.yaml:6:1: key `third_parties` is not valid for kind `topology`",
+        ),
+        (
+            "id: d\ntitle: t\nseverity: high\nkind: data_flow\ndetect: [email, passport]\n"
+                .to_string(),
+            "t.yaml:5:17: invalid `detect`: unknown detector `passport` (expected one of: email, payment_card, phone, national_id, iban)",
+        ),
+        (
+            "id: d\ntitle: t\nseverity: high\nkind: data_flow\nthird_parties: ['(']\n".to_string(),
+            "t.yaml:5:17: invalid `third_parties`: `(` is not a regex",
+        ),
+        (
+            "id: d\ntitle: t\nseverity: high\nkind: data_flow\nthird_parties: $nope\n".to_string(),
+            "t.yaml:5:16: unknown site fact `$nope`",
+        ),
+    ] {
+        let errors = match parse_rule_for(&text, Path::new("t.yaml"), &Site::default()) {
+            Ok(rule) => panic!("accepted {text}: {rule:?}"),
+            Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "{text}\n{errors:?}"
+        );
+    }
+}
+
+#[test]
+fn data_flow_rules_default_to_the_sites_third_parties() {
+    let text = "id: d\ntitle: t\nseverity: high\nkind: data_flow\n";
+    let rule = with_site(text, &Site::default());
+    assert_eq!(
+        rule.inactive.as_deref(),
+        Some("the site leaves site.third_parties empty")
+    );
+    let site = Site {
+        third_parties: vec![r"partner\.example\.com".into(), "partner-api".into()],
+        ..Site::default()
+    };
+    let rule = with_site(text, &site);
+    assert!(rule.inactive.is_none());
+    let RuleKind::DataFlow(d) = &rule.kind else {
+        panic!("{:?}", rule.kind)
+    };
+    let third = d.third_parties.as_ref().unwrap();
+    assert!(third.is_match("partner.example.com"));
+    assert!(!third.is_match("partner.example.com.evil.test"), "anchored");
+    assert!(d.allowed.is_none());
+    // An allow-list alone is enough.
+    let rule = with_site(
+        &format!("{text}allowed: [api-gateway, weather]\n"),
+        &Site::default(),
+    );
+    assert!(rule.inactive.is_none());
+    let rule = with_site(
+        &format!(
+            "{text}attribute_names: [loyalty_id]\ndetect: [payment_card]\nclassification_values: [PII]\n"
+        ),
+        &site,
+    );
+    let RuleKind::DataFlow(d) = &rule.kind else {
+        panic!("{:?}", rule.kind)
+    };
+    assert_eq!(
+        d.personal_data.classification_values,
+        vec!["pii".to_string()]
+    );
+    assert_eq!(
+        d.personal_data.attribute_names.matches("app.loyalty_id"),
+        Some("loyalty_id")
+    );
+    assert_eq!(d.personal_data.attribute_names.matches("user.email"), None);
 }

@@ -1,0 +1,553 @@
+//! Trace assembly: spans arrive in batches, in any order, each service
+//! exporting on its own schedule; whole-trace rules need every span of a
+//! trace. [`TraceBuffer`] holds spans per trace id until the trace is
+//! complete, then hands the trace over once.
+//!
+//! # When a trace is complete
+//!
+//! Time is the `now` the caller passes (unix nanoseconds, the arrival
+//! clock); the buffer reads no clock of its own and never lets `now` go
+//! backwards. A trace is complete at [`TraceBuffer::complete`] when
+//!
+//! - no span of it arrived for [`AssemblyConfig::idle`], or
+//! - its root span (no parent span id) arrived `idle` ago, even if other
+//!   spans are still trickling in (the root ends last, so its arrival
+//!   says the request is over), or
+//! - it has been buffered for [`AssemblyConfig::max_wait`] (a trace that
+//!   never goes quiet); it is then marked partial ([`Partial::MaxWait`]).
+//!
+//! # Limits
+//!
+//! Memory is bounded by three caps. Nothing is dropped silently: a trace
+//! pushed out by a cap is handed over as it is, marked [`Partial`], and
+//! counted in [`AssemblyStats`].
+//!
+//! - [`AssemblyConfig::max_traces`]: a new trace in a full buffer first
+//!   pushes out the trace nearest its deadline ([`Partial::TraceLimit`]);
+//! - [`AssemblyConfig::max_spans`]: the same when the buffered spans of all
+//!   traces exceed it ([`Partial::SpanLimit`]);
+//! - [`AssemblyConfig::max_spans_per_trace`]: a trace reaching it is handed
+//!   over at once ([`Partial::TraceSpanLimit`]).
+//!
+//! Spans of a trace that was already handed over (late spans, or the rest
+//! of a split trace) start a new fragment, handed over marked
+//! [`Partial::LateSpans`]; the ids of the last
+//! [`AssemblyConfig::remember_completed`] traces are kept to tell.
+//!
+//! # Memory per buffered span
+//!
+//! A buffered span is an owned [`SpanRecord`]: `size_of::<SpanRecord>()`
+//! (264 bytes on x86-64) in its trace's `Vec`, plus what the span owns on
+//! the heap: 56 bytes per attribute (key and value; strings up to 24 bytes
+//! are inline), events and links, strings longer than 24 bytes, and its
+//! share of the resource and scope (`Arc`s, shared with the batch). An
+//! HTTP server span with ten attributes holds about 0.9 KiB, so the
+//! default `max_spans` of 500,000 bounds the buffer near 450 MiB. Per
+//! trace add about 100 bytes (map entry, deadline, remembered id).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use tracewarden_model::{SpanRecord, TraceId};
+
+/// Limits and timing of the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssemblyConfig {
+    /// A trace with no new span for this long is complete (default 5 s).
+    pub idle: Duration,
+    /// A trace buffered this long is handed over, partial (default 5 min).
+    pub max_wait: Duration,
+    /// Traces buffered at once (default 100,000).
+    pub max_traces: usize,
+    /// Spans of one trace (default 10,000).
+    pub max_spans_per_trace: usize,
+    /// Spans of all traces (default 500,000).
+    pub max_spans: usize,
+    /// Ids of handed-over traces remembered to recognise late spans
+    /// (default 100,000; about 50 bytes each).
+    pub remember_completed: usize,
+}
+
+impl Default for AssemblyConfig {
+    fn default() -> Self {
+        AssemblyConfig {
+            idle: Duration::from_secs(5),
+            max_wait: Duration::from_secs(300),
+            max_traces: 100_000,
+            max_spans_per_trace: 10_000,
+            max_spans: 500_000,
+            remember_completed: 100_000,
+        }
+    }
+}
+
+/// Why a trace was handed over before it was known to be complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Partial {
+    /// Pushed out by a new trace in a full buffer (`max_traces`).
+    TraceLimit,
+    /// Pushed out when the buffer held `max_spans` spans.
+    SpanLimit,
+    /// Reached `max_spans_per_trace`; later spans form a new fragment.
+    TraceSpanLimit,
+    /// Still receiving spans after `max_wait`.
+    MaxWait,
+    /// Spans that arrived after their trace was handed over.
+    LateSpans,
+}
+
+impl Partial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partial::TraceLimit => "evicted: trace limit",
+            Partial::SpanLimit => "evicted: span limit",
+            Partial::TraceSpanLimit => "split: spans per trace limit",
+            Partial::MaxWait => "max wait reached",
+            Partial::LateSpans => "late spans of an evaluated trace",
+        }
+    }
+}
+
+impl fmt::Display for Partial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A trace handed over by the buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssembledTrace {
+    pub trace_id: TraceId,
+    /// Its spans, in arrival order.
+    pub spans: Vec<SpanRecord>,
+    /// `None`: complete as far as the buffer can tell.
+    pub partial: Option<Partial>,
+}
+
+/// Counters of the buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssemblyStats {
+    /// Spans received.
+    pub spans: u64,
+    /// Traces held now.
+    pub buffered_traces: usize,
+    /// Spans held now.
+    pub buffered_spans: usize,
+    /// Traces handed over complete (idle, root and idle, drain).
+    pub complete_traces: u64,
+    /// Traces handed over partial: the sum of the five counters below.
+    pub partial_traces: u64,
+    /// Pushed out by `max_traces`.
+    pub evicted_trace_limit: u64,
+    /// Pushed out by `max_spans`.
+    pub evicted_span_limit: u64,
+    /// Split at `max_spans_per_trace`.
+    pub split_traces: u64,
+    /// Handed over at `max_wait`.
+    pub max_wait_traces: u64,
+    /// Fragments of late spans.
+    pub late_fragments: u64,
+}
+
+struct Pending {
+    spans: Vec<SpanRecord>,
+    first_arrival: u64,
+    last_arrival: u64,
+    root_arrival: Option<u64>,
+    /// Tells this buffering of the trace id from earlier ones in the
+    /// deadline heap.
+    generation: u64,
+    /// The trace id was handed over before.
+    late: bool,
+}
+
+/// Spans buffered per trace until their trace is complete. See the module
+/// documentation for completion, limits and memory.
+pub struct TraceBuffer {
+    config: AssemblyConfig,
+    traces: HashMap<TraceId, Pending>,
+    /// (deadline, generation, trace): at most one live entry per buffered
+    /// trace, possibly earlier than its real deadline (deadlines only move
+    /// later, so an entry is re-queued when it comes up early). Entries of
+    /// traces already handed over are skipped.
+    deadlines: BinaryHeap<Reverse<(u64, u64, TraceId)>>,
+    recent: VecDeque<TraceId>,
+    recent_set: HashSet<TraceId>,
+    buffered_spans: usize,
+    generation: u64,
+    now: u64,
+    stats: AssemblyStats,
+}
+
+impl fmt::Debug for TraceBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceBuffer")
+            .field("traces", &self.traces.len())
+            .field("spans", &self.buffered_spans)
+            .finish_non_exhaustive()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl TraceBuffer {
+    pub fn new(config: AssemblyConfig) -> TraceBuffer {
+        TraceBuffer {
+            config,
+            traces: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
+            buffered_spans: 0,
+            generation: 0,
+            now: 0,
+            stats: AssemblyStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &AssemblyConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> AssemblyStats {
+        AssemblyStats {
+            buffered_traces: self.traces.len(),
+            buffered_spans: self.buffered_spans,
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// The earliest time at which [`TraceBuffer::complete`] may hand a
+    /// trace over (possibly early: calling it then is harmless), or `None`
+    /// when nothing is buffered. For scheduling a timer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.traces.is_empty() {
+            return None;
+        }
+        self.deadlines.peek().map(|Reverse((d, _, _))| *d)
+    }
+
+    /// Buffers one span that arrived at `now`. Traces a limit pushes out
+    /// are appended to `out`.
+    pub fn push(&mut self, span: SpanRecord, now: u64, out: &mut Vec<AssembledTrace>) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.stats.spans += 1;
+        let id = span.span.trace_id;
+        let is_root = span.span.parent_span_id.is_none_or(|p| p.is_zero());
+        if let Some(pending) = self.traces.get_mut(&id) {
+            pending.last_arrival = now;
+            if is_root && pending.root_arrival.is_none() {
+                pending.root_arrival = Some(now);
+            }
+            pending.spans.push(span);
+            self.buffered_spans += 1;
+            if pending.spans.len() >= self.config.max_spans_per_trace {
+                self.hand_over(id, Some(Partial::TraceSpanLimit), out);
+            }
+        } else {
+            while self.traces.len() >= self.config.max_traces.max(1) {
+                if !self.evict_one(Partial::TraceLimit, out) {
+                    break;
+                }
+            }
+            self.generation += 1;
+            let pending = Pending {
+                spans: vec![span],
+                first_arrival: now,
+                last_arrival: now,
+                root_arrival: is_root.then_some(now),
+                generation: self.generation,
+                late: self.recent_set.contains(&id),
+            };
+            let deadline = self.deadline(&pending);
+            self.deadlines
+                .push(Reverse((deadline, pending.generation, id)));
+            self.traces.insert(id, pending);
+            self.buffered_spans += 1;
+            if self.config.max_spans_per_trace <= 1 {
+                self.hand_over(id, Some(Partial::TraceSpanLimit), out);
+            }
+        }
+        while self.buffered_spans > self.config.max_spans.max(1) {
+            if !self.evict_one(Partial::SpanLimit, out) {
+                break;
+            }
+        }
+    }
+
+    /// Hands over, into `out`, every trace complete at `now`.
+    pub fn complete(&mut self, now: u64, out: &mut Vec<AssembledTrace>) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        while let Some(&Reverse((queued, generation, id))) = self.deadlines.peek() {
+            if queued > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(pending) = self.traces.get(&id) else {
+                continue;
+            };
+            if pending.generation != generation {
+                continue;
+            }
+            let deadline = self.deadline(pending);
+            if deadline > now {
+                self.deadlines.push(Reverse((deadline, generation, id)));
+                continue;
+            }
+            let quiet = self.quiet_deadline(pending) <= now;
+            let partial = if pending.late {
+                Some(Partial::LateSpans)
+            } else if quiet {
+                None
+            } else {
+                Some(Partial::MaxWait)
+            };
+            self.hand_over(id, partial, out);
+        }
+    }
+
+    /// Hands over every buffered trace, in the order they started arriving
+    /// (shutdown, the end of an offline scan). Traces are taken as
+    /// complete: no more spans will come.
+    pub fn drain(&mut self, out: &mut Vec<AssembledTrace>) {
+        let mut ids: Vec<(u64, TraceId)> = self
+            .traces
+            .iter()
+            .map(|(id, p)| (p.generation, *id))
+            .collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            let late = self.traces.get(&id).is_some_and(|p| p.late);
+            self.hand_over(id, late.then_some(Partial::LateSpans), out);
+        }
+        self.deadlines.clear();
+    }
+
+    /// When the trace goes quiet: `idle` after its root arrived, else
+    /// `idle` after its last span.
+    fn quiet_deadline(&self, pending: &Pending) -> u64 {
+        pending
+            .root_arrival
+            .unwrap_or(pending.last_arrival)
+            .saturating_add(nanos(self.config.idle))
+    }
+
+    fn deadline(&self, pending: &Pending) -> u64 {
+        let max_wait = pending
+            .first_arrival
+            .saturating_add(nanos(self.config.max_wait));
+        self.quiet_deadline(pending).min(max_wait)
+    }
+
+    /// Pushes out the trace whose queued deadline is earliest. False when
+    /// nothing is buffered.
+    fn evict_one(&mut self, reason: Partial, out: &mut Vec<AssembledTrace>) -> bool {
+        while let Some(Reverse((_, generation, id))) = self.deadlines.pop() {
+            if self
+                .traces
+                .get(&id)
+                .is_some_and(|p| p.generation == generation)
+            {
+                self.hand_over(id, Some(reason), out);
+                return true;
+            }
+        }
+        // Every buffered trace has a queued entry; reaching this means the
+        // buffer is empty.
+        false
+    }
+
+    fn hand_over(&mut self, id: TraceId, partial: Option<Partial>, out: &mut Vec<AssembledTrace>) {
+        let Some(pending) = self.traces.remove(&id) else {
+            return;
+        };
+        self.buffered_spans = self.buffered_spans.saturating_sub(pending.spans.len());
+        let partial = match partial {
+            None if pending.late => Some(Partial::LateSpans),
+            other => other,
+        };
+        match partial {
+            None => self.stats.complete_traces += 1,
+            Some(reason) => {
+                self.stats.partial_traces += 1;
+                match reason {
+                    Partial::TraceLimit => self.stats.evicted_trace_limit += 1,
+                    Partial::SpanLimit => self.stats.evicted_span_limit += 1,
+                    Partial::TraceSpanLimit => self.stats.split_traces += 1,
+                    Partial::MaxWait => self.stats.max_wait_traces += 1,
+                    Partial::LateSpans => self.stats.late_fragments += 1,
+                }
+            }
+        }
+        self.remember(id);
+        out.push(AssembledTrace {
+            trace_id: id,
+            spans: pending.spans,
+            partial,
+        });
+    }
+
+    fn remember(&mut self, id: TraceId) {
+        if self.config.remember_completed == 0 || !self.recent_set.insert(id) {
+            return;
+        }
+        self.recent.push_back(id);
+        while self.recent.len() > self.config.remember_completed {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tracewarden_model::{Span, SpanId};
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn span(trace: u8, id: u8, parent: Option<u8>) -> SpanRecord {
+        let mut span = Span::new(
+            TraceId::from_bytes([trace; 16]),
+            SpanId::from_bytes([id; 8]),
+            "op",
+        );
+        span.parent_span_id = parent.map(|p| SpanId::from_bytes([p; 8]));
+        SpanRecord {
+            resource: Arc::default(),
+            scope: Arc::default(),
+            span,
+        }
+    }
+
+    fn buffer(config: AssemblyConfig) -> (TraceBuffer, Vec<AssembledTrace>) {
+        (TraceBuffer::new(config), Vec::new())
+    }
+
+    fn summary(out: &[AssembledTrace]) -> Vec<(u8, usize, Option<Partial>)> {
+        out.iter()
+            .map(|t| (t.trace_id.as_bytes()[0], t.spans.len(), t.partial))
+            .collect()
+    }
+
+    #[test]
+    fn complete_after_idle_without_new_spans() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        b.push(span(1, 2, Some(1)), 0, &mut out);
+        b.push(span(1, 3, Some(1)), 3 * S, &mut out);
+        b.complete(7 * S, &mut out);
+        assert!(out.is_empty(), "a span arrived 4 s ago");
+        assert_eq!(b.next_deadline(), Some(8 * S));
+        b.complete(8 * S, &mut out);
+        assert_eq!(summary(&out), vec![(1, 2, None)]);
+        assert!(b.is_empty());
+        assert_eq!(b.stats().complete_traces, 1);
+    }
+
+    #[test]
+    fn root_arrival_starts_the_idle_clock() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        b.push(span(1, 1, None), 0, &mut out);
+        b.push(span(1, 2, Some(1)), 2 * S, &mut out);
+        b.push(span(1, 3, Some(1)), 4 * S, &mut out);
+        b.complete(5 * S, &mut out);
+        assert_eq!(summary(&out), vec![(1, 3, None)]);
+    }
+
+    #[test]
+    fn max_wait_hands_over_a_trace_that_never_goes_quiet() {
+        let config = AssemblyConfig {
+            max_wait: Duration::from_secs(20),
+            ..AssemblyConfig::default()
+        };
+        let (mut b, mut out) = buffer(config);
+        for t in 0..10 {
+            b.push(span(1, t + 2, Some(1)), u64::from(t) * 3 * S, &mut out);
+            b.complete(u64::from(t) * 3 * S, &mut out);
+        }
+        assert_eq!(summary(&out), vec![(1, 8, Some(Partial::MaxWait))]);
+        assert_eq!(b.stats().max_wait_traces, 1);
+    }
+
+    #[test]
+    fn limits_evict_and_count_never_lose_spans() {
+        let config = AssemblyConfig {
+            max_traces: 2,
+            max_spans: 3,
+            max_spans_per_trace: 3,
+            ..AssemblyConfig::default()
+        };
+        let (mut b, mut out) = buffer(config);
+        b.push(span(1, 1, None), 0, &mut out);
+        b.push(span(2, 1, None), S, &mut out);
+        b.push(span(3, 1, None), 2 * S, &mut out);
+        // A third trace in a buffer of two: the oldest goes.
+        assert_eq!(summary(&out), vec![(1, 1, Some(Partial::TraceLimit))]);
+        b.push(span(2, 2, Some(1)), 2 * S, &mut out);
+        b.push(span(2, 3, Some(1)), 2 * S, &mut out);
+        assert_eq!(
+            summary(&out[1..]),
+            vec![(2, 3, Some(Partial::TraceSpanLimit))]
+        );
+        // The rest of trace 2 is a late fragment.
+        b.push(span(2, 4, Some(1)), 3 * S, &mut out);
+        b.push(span(3, 2, Some(1)), 3 * S, &mut out);
+        b.push(span(2, 5, Some(1)), 3 * S, &mut out);
+        // 4 spans buffered > 3: the trace nearest its deadline (3) goes.
+        assert_eq!(summary(&out[2..]), vec![(3, 2, Some(Partial::SpanLimit))]);
+        b.drain(&mut out);
+        assert_eq!(summary(&out[3..]), vec![(2, 2, Some(Partial::LateSpans))]);
+        let stats = b.stats();
+        let handed: usize = out.iter().map(|t| t.spans.len()).sum();
+        assert_eq!(handed as u64, stats.spans, "every span handed over once");
+        assert_eq!(
+            (
+                stats.evicted_trace_limit,
+                stats.split_traces,
+                stats.evicted_span_limit,
+                stats.late_fragments,
+                stats.partial_traces,
+                stats.complete_traces
+            ),
+            (1, 1, 1, 1, 4, 0)
+        );
+        assert_eq!((stats.buffered_traces, stats.buffered_spans), (0, 0));
+    }
+
+    #[test]
+    fn late_spans_of_a_completed_trace_are_a_partial_fragment() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        b.push(span(1, 1, None), 0, &mut out);
+        b.complete(5 * S, &mut out);
+        b.push(span(1, 2, Some(1)), 6 * S, &mut out);
+        b.complete(11 * S, &mut out);
+        assert_eq!(
+            summary(&out),
+            vec![(1, 1, None), (1, 1, Some(Partial::LateSpans))]
+        );
+    }
+
+    #[test]
+    fn now_never_goes_backwards() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        b.push(span(1, 1, Some(9)), 10 * S, &mut out);
+        // A caller clock stepping back does not extend the trace's life.
+        b.push(span(1, 2, Some(9)), 2 * S, &mut out);
+        b.complete(15 * S, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,451 @@
+//! Topology rules over one assembled trace: the service edges it shows,
+//! its parentless server spans and its context taken from outside, checked
+//! against declared and learned facts.
+//!
+//! Edges: a server or consumer span of service B whose parent span (in the
+//! trace) is of service A gives `A -> B`; a consumer span linked to a
+//! producer span of A in the same trace does too (messaging). Spans without
+//! `service.name` and calls within one service give no edge. Links to
+//! other traces are not followed.
+//!
+//! A span's parent context is remote when OTLP's span flags say so
+//! (`SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE` 0x100 set, `..._IS_REMOTE` 0x200
+//! set); with 0x100 set and 0x200 clear the parent is local (in-process),
+//! so a missing parent is a missing span, not context from outside. When
+//! the flags say nothing, a parent span id that is not in a complete trace
+//! counts as remote; in a partial trace it proves nothing and is skipped.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use tracewarden_model::{AnyValue, SpanId, SpanKind, SpanRecord};
+use tracewarden_traceql::TraceView;
+
+use crate::assembly::Partial;
+use crate::rule::{TopologyCheck, TopologyRule};
+
+/// OTLP `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`.
+const HAS_IS_REMOTE: u32 = 0x100;
+/// OTLP `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`.
+const IS_REMOTE: u32 = 0x200;
+/// Most edges and services a rule learns (each a few dozen bytes); past
+/// this, new ones still fire but are not remembered.
+pub(crate) const MAX_LEARNED: usize = 10_000;
+
+type Edges = HashMap<Box<str>, HashSet<Box<str>>>;
+
+fn contains(edges: &Edges, caller: &str, callee: &str) -> bool {
+    edges.get(caller).is_some_and(|c| c.contains(callee))
+}
+
+/// What a rule learned and declared (checkpointed: learned edges and entry
+/// services survive restarts).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TopologyState {
+    declared_edges: Edges,
+    declared_entries: HashSet<Box<str>>,
+    learned_edges: Edges,
+    learned_edge_count: usize,
+    learned_entries: HashSet<Box<str>>,
+    /// Entry services seen taking context from outside while learning
+    /// (browser or partner tracing): not reported as spoofed.
+    remote_ok: HashSet<Box<str>>,
+    /// End of learning (event time), set by the first trace evaluated.
+    learn_until: Option<u64>,
+}
+
+/// One finding of a topology rule in one trace.
+#[derive(Debug)]
+pub(crate) struct Finding {
+    pub check: TopologyCheck,
+    pub key: Vec<(String, String)>,
+    pub evidence: String,
+    pub first: u64,
+    pub last: u64,
+    pub count: u64,
+}
+
+pub(crate) fn service_of(record: &SpanRecord) -> &str {
+    record
+        .resource
+        .attribute("service.name")
+        .and_then(AnyValue::as_str)
+        .unwrap_or("")
+}
+
+impl TopologyState {
+    pub(crate) fn new(rule: &TopologyRule) -> TopologyState {
+        let mut declared_edges = Edges::new();
+        for (caller, callee) in &rule.allowed_edges {
+            declared_edges
+                .entry(Box::from(caller.as_str()))
+                .or_default()
+                .insert(Box::from(callee.as_str()));
+        }
+        TopologyState {
+            declared_edges,
+            declared_entries: rule
+                .entry_services
+                .iter()
+                .map(|s| Box::from(s.as_str()))
+                .collect(),
+            learned_edges: Edges::new(),
+            learned_edge_count: 0,
+            learned_entries: HashSet::new(),
+            remote_ok: HashSet::new(),
+            learn_until: None,
+        }
+    }
+
+    fn allowed(&self, caller: &str, callee: &str) -> bool {
+        contains(&self.declared_edges, caller, callee)
+            || contains(&self.learned_edges, caller, callee)
+    }
+
+    fn is_entry(&self, service: &str) -> bool {
+        self.declared_entries.contains(service) || self.learned_entries.contains(service)
+    }
+
+    fn learn_edge(&mut self, caller: &str, callee: &str) {
+        if self.learned_edge_count >= MAX_LEARNED || contains(&self.learned_edges, caller, callee) {
+            return;
+        }
+        self.learned_edges
+            .entry(Box::from(caller))
+            .or_default()
+            .insert(Box::from(callee));
+        self.learned_edge_count += 1;
+    }
+
+    fn learn_entry(&mut self, service: &str) {
+        if self.learned_entries.len() < MAX_LEARNED && !self.learned_entries.contains(service) {
+            self.learned_entries.insert(Box::from(service));
+        }
+    }
+
+    /// Runs the rule's checks over one trace, appending findings (one per
+    /// check and edge or service, with the spans that showed it counted).
+    pub(crate) fn evaluate(
+        &mut self,
+        rule: &TopologyRule,
+        view: &TraceView<'_>,
+        partial: Option<Partial>,
+        out: &mut Vec<Finding>,
+    ) {
+        let spans = view.spans();
+        let learning = match rule.learn {
+            None => false,
+            Some(period) => {
+                let start = view.start_unix_nano();
+                let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                start < *self.learn_until.get_or_insert(start.saturating_add(period))
+            }
+        };
+        let learns = rule.learn.is_some();
+        let wrong_caller = rule.checks(TopologyCheck::WrongCaller);
+        let mut links: Option<HashMap<SpanId, usize>> = None;
+        for (i, record) in spans.iter().enumerate() {
+            let span = &record.span;
+            let service = service_of(record);
+            if service.is_empty() || !matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
+                continue;
+            }
+            if wrong_caller {
+                if let Some(p) = view.parent(i) {
+                    self.edge(spans, p, i, "parent", learning, learns, out);
+                }
+                if span.kind == SpanKind::Consumer {
+                    for link in span.links.iter().filter(|l| l.trace_id == span.trace_id) {
+                        let index = links.get_or_insert_with(|| {
+                            spans
+                                .iter()
+                                .enumerate()
+                                .map(|(j, r)| (r.span.span_id, j))
+                                .collect()
+                        });
+                        if let Some(&j) = index.get(&link.span_id)
+                            && spans
+                                .get(j)
+                                .is_some_and(|r| r.span.kind == SpanKind::Producer)
+                        {
+                            self.edge(spans, j, i, "link", learning, learns, out);
+                        }
+                    }
+                }
+            }
+            if span.kind != SpanKind::Server {
+                continue;
+            }
+            match span.parent_span_id.filter(|p| !p.is_zero()) {
+                None => {
+                    if learning {
+                        self.learn_entry(service);
+                    } else if rule.checks(TopologyCheck::NoParent) && !self.is_entry(service) {
+                        let evidence = format!(
+                            "no_parent: {service} is not an entry service, yet its server span \"{}\" has no parent span",
+                            span.name
+                        );
+                        push(
+                            out,
+                            TopologyCheck::NoParent,
+                            &[("service", service)],
+                            evidence,
+                            record,
+                        );
+                        if learns {
+                            self.learn_entry(service);
+                        }
+                    }
+                }
+                Some(parent) if view.parent(i).is_none() => {
+                    let remote =
+                        (span.flags & HAS_IS_REMOTE != 0).then_some(span.flags & IS_REMOTE != 0);
+                    let how = match (remote, partial) {
+                        (Some(true), _) => "marked remote by the span flags",
+                        (None, None) => "not in the trace",
+                        // A local parent (per the flags) that is missing, or
+                        // a partial trace: not evidence of outside context.
+                        _ => continue,
+                    };
+                    if learning {
+                        if self.remote_ok.len() < MAX_LEARNED {
+                            self.remote_ok.insert(Box::from(service));
+                        }
+                    } else if rule.checks(TopologyCheck::SpoofedContext)
+                        && self.is_entry(service)
+                        && !self.remote_ok.contains(service)
+                    {
+                        let mut evidence = format!(
+                            "spoofed_context: entry service {service} took trace context from outside: server span \"{}\" has parent span ",
+                            span.name
+                        );
+                        for b in parent.as_bytes() {
+                            let _ = write!(evidence, "{b:02x}");
+                        }
+                        let _ = write!(evidence, ", {how}");
+                        push(
+                            out,
+                            TopologyCheck::SpoofedContext,
+                            &[("service", service)],
+                            evidence,
+                            record,
+                        );
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The edge from span `caller_index` to span `callee_index`: learned,
+    /// allowed, or a finding.
+    #[allow(clippy::too_many_arguments)]
+    fn edge(
+        &mut self,
+        spans: &[SpanRecord],
+        caller_index: usize,
+        callee_index: usize,
+        via: &str,
+        learning: bool,
+        learns: bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let (Some(caller_span), Some(callee_span)) =
+            (spans.get(caller_index), spans.get(callee_index))
+        else {
+            return;
+        };
+        let (caller, callee) = (service_of(caller_span), service_of(callee_span));
+        if caller.is_empty() || caller == callee {
+            return;
+        }
+        if learning {
+            self.learn_edge(caller, callee);
+            return;
+        }
+        if self.allowed(caller, callee) {
+            return;
+        }
+        let evidence = format!(
+            "wrong_caller: {caller} -> {callee} is not an allowed edge: {} span \"{}\" of {callee} called from {} span \"{}\" of {caller} ({via})",
+            callee_span.span.kind.as_str(),
+            callee_span.span.name,
+            caller_span.span.kind.as_str(),
+            caller_span.span.name,
+        );
+        push(
+            out,
+            TopologyCheck::WrongCaller,
+            &[("caller", caller), ("callee", callee)],
+            evidence,
+            callee_span,
+        );
+        if learns {
+            self.learn_edge(caller, callee);
+        }
+    }
+}
+
+/// Adds a finding, or counts the span into the same check and key.
+fn push(
+    out: &mut Vec<Finding>,
+    check: TopologyCheck,
+    key: &[(&str, &str)],
+    evidence: String,
+    record: &SpanRecord,
+) {
+    let ts = record.span.start_time_unix_nano;
+    let same = |f: &&mut Finding| {
+        f.check == check
+            && f.key.len() == key.len()
+            && f.key
+                .iter()
+                .zip(key)
+                .all(|((a, b), (c, d))| a == c && b == d)
+    };
+    if let Some(f) = out.iter_mut().find(same) {
+        f.count += 1;
+        f.first = f.first.min(ts);
+        f.last = f.last.max(ts);
+        return;
+    }
+    out.push(Finding {
+        check,
+        key: key
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+        evidence,
+        first: ts,
+        last: ts,
+        count: 1,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tracewarden_model::{KeyValue, Link, Resource, Span, TraceId};
+
+    use super::*;
+
+    fn span(id: u8, parent: Option<u8>, service: &str, kind: SpanKind, flags: u32) -> SpanRecord {
+        let mut span = Span::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([id; 8]),
+            "op",
+        );
+        span.parent_span_id = parent.map(|p| SpanId::from_bytes([p; 8]));
+        span.kind = kind;
+        span.flags = flags;
+        SpanRecord {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", service)],
+                ..Resource::default()
+            }),
+            scope: Arc::default(),
+            span,
+        }
+    }
+
+    fn rule(detect: &[TopologyCheck], learn: Option<Duration>) -> TopologyRule {
+        TopologyRule {
+            detect: detect.to_vec(),
+            allowed_edges: vec![("gw".into(), "weather".into())],
+            entry_services: vec!["gw".into()],
+            learn,
+        }
+    }
+
+    fn run(
+        state: &mut TopologyState,
+        rule: &TopologyRule,
+        spans: &[SpanRecord],
+        partial: Option<Partial>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        state.evaluate(rule, &TraceView::new(spans), partial, &mut out);
+        out.into_iter().map(|f| f.evidence).collect()
+    }
+
+    #[test]
+    fn links_to_other_traces_and_non_producers_give_no_edge() {
+        let rule = rule(&[TopologyCheck::WrongCaller], None);
+        let mut state = TopologyState::new(&rule);
+        let mut consumer = span(2, None, "location", SpanKind::Consumer, 0);
+        let link = |trace: [u8; 16], id: u8| Link {
+            trace_id: TraceId::from_bytes(trace),
+            span_id: SpanId::from_bytes([id; 8]),
+            trace_state: Default::default(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        consumer.span.links = vec![link([9; 16], 1), link([7; 16], 3)];
+        let spans = [
+            span(1, None, "billing", SpanKind::Producer, 0),
+            consumer,
+            span(3, None, "billing", SpanKind::Internal, 0),
+        ];
+        assert!(run(&mut state, &rule, &spans, None).is_empty());
+        let mut consumer = spans[1].clone();
+        consumer.span.links = vec![link([7; 16], 1)];
+        let found = run(&mut state, &rule, &[spans[0].clone(), consumer], None);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("wrong_caller: billing -> location"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn spoofed_context_needs_a_complete_trace_or_the_remote_flag() {
+        let rule = rule(&[TopologyCheck::SpoofedContext], None);
+        let mut state = TopologyState::new(&rule);
+        let outside = [span(1, Some(9), "gw", SpanKind::Server, 0)];
+        assert_eq!(run(&mut state, &rule, &outside, None).len(), 1);
+        assert!(run(&mut state, &rule, &outside, Some(Partial::TraceLimit)).is_empty());
+        let remote = [span(
+            1,
+            Some(9),
+            "gw",
+            SpanKind::Server,
+            HAS_IS_REMOTE | IS_REMOTE,
+        )];
+        assert_eq!(
+            run(&mut state, &rule, &remote, Some(Partial::TraceLimit)).len(),
+            1
+        );
+        let local = [span(1, Some(9), "gw", SpanKind::Server, HAS_IS_REMOTE)];
+        assert!(run(&mut state, &rule, &local, None).is_empty());
+        // Not an entry service: another rule's business.
+        assert!(
+            run(
+                &mut state,
+                &rule,
+                &[span(1, Some(9), "weather", SpanKind::Server, 0)],
+                None
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn outside_context_seen_while_learning_is_not_reported() {
+        let rule = rule(
+            &[TopologyCheck::SpoofedContext],
+            Some(Duration::from_secs(60)),
+        );
+        let mut state = TopologyState::new(&rule);
+        let mut browser = span(1, Some(9), "gw", SpanKind::Server, 0);
+        browser.span.start_time_unix_nano = 1_000;
+        assert!(run(&mut state, &rule, std::slice::from_ref(&browser), None).is_empty());
+        browser.span.start_time_unix_nano = 120_000_000_000;
+        assert!(
+            run(&mut state, &rule, &[browser], None).is_empty(),
+            "learned as normal"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Whole-trace evaluation: the engine's trace-assembly buffer
+//! ([`crate::assembly`]) and the rules that run on assembled traces
+//! (whole-trace `match`, `topology`, the per-trace part of `data_flow`).
+//!
+//! # Driving it
+//!
+//! ```text
+//! engine.process(&spans, now)        // span rules; buffers spans when a rule needs traces
+//! engine.process_owned(spans, now)   // the same, moving the spans into the buffer
+//! engine.flush(now)                  // on a timer: evaluates traces complete at `now`
+//! engine.next_flush_due()            // when the next trace may complete (for that timer)
+//! engine.drain()                     // shutdown, end of an offline scan: everything
+//! engine.process_trace(&trace)       // one trace known to be complete, bypassing the buffer
+//! ```
+//!
+//! `process` also returns the detections of traces a buffer limit pushed
+//! out. Nothing is buffered (and no span cloned) when no enabled rule needs
+//! whole traces. A trace handed over partial ([`crate::assembly::Partial`])
+//! is evaluated as it is; its detections say so in their evidence, and
+//! checks that rely on a span's absence (spoofed context without span
+//! flags) skip it.
+
+use tracewarden_model::SpanRecord;
+use tracewarden_traceql::TraceView;
+
+use super::{Detection, Engine, State, data_flow};
+use crate::assembly::{AssembledTrace, Partial};
+use crate::rule::RuleKind;
+
+impl Engine {
+    /// Whether some enabled rule runs on assembled traces (then `process`
+    /// buffers spans and `flush` must be called).
+    pub fn needs_traces(&self) -> bool {
+        self.buffer.is_some()
+    }
+
+    /// Like [`Engine::process`], taking the spans: when a rule needs whole
+    /// traces they move into the buffer instead of being cloned.
+    pub fn process_owned(&mut self, spans: Vec<SpanRecord>, now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = self.run_span_rules(&spans, now_unix_nano);
+        if let Some(buffer) = &mut self.buffer {
+            for record in spans {
+                buffer.push(record, now_unix_nano, &mut self.assembled);
+            }
+        }
+        self.evaluate_assembled(&mut detections);
+        detections
+    }
+
+    /// Evaluates the traces complete at `now` (no new span for the idle
+    /// time, or root arrived and idle time passed, or buffered for the
+    /// maximum wait). Call it on a timer, e.g. every second.
+    pub fn flush(&mut self, now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if let Some(buffer) = &mut self.buffer {
+            buffer.complete(now_unix_nano, &mut self.assembled);
+        }
+        self.evaluate_assembled(&mut detections);
+        detections
+    }
+
+    /// Evaluates every buffered trace, complete or not (shutdown, the end
+    /// of an offline scan), in the order they started arriving.
+    pub fn drain(&mut self) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if let Some(buffer) = &mut self.buffer {
+            buffer.drain(&mut self.assembled);
+        }
+        self.evaluate_assembled(&mut detections);
+        detections
+    }
+
+    /// The earliest arrival time (unix nanoseconds) at which `flush` may
+    /// have a trace to evaluate; `None` when nothing is buffered.
+    pub fn next_flush_due(&self) -> Option<u64> {
+        self.buffer.as_ref().and_then(|b| b.next_deadline())
+    }
+
+    /// Feeds spans to the buffer (cloned) after the span rules ran.
+    pub(super) fn buffer_spans(
+        &mut self,
+        spans: &[SpanRecord],
+        now: u64,
+        detections: &mut Vec<Detection>,
+    ) {
+        if let Some(buffer) = &mut self.buffer {
+            for record in spans {
+                buffer.push(record.clone(), now, &mut self.assembled);
+            }
+        }
+        self.evaluate_assembled(detections);
+    }
+
+    fn evaluate_assembled(&mut self, detections: &mut Vec<Detection>) {
+        let traces = std::mem::take(&mut self.assembled);
+        for AssembledTrace { spans, partial, .. } in &traces {
+            detections.extend(self.evaluate_trace(spans, *partial));
+        }
+        // Keep the allocation for the next hand-over.
+        self.assembled = traces;
+        self.assembled.clear();
+    }
+
+    /// Runs the whole-trace rules over one trace.
+    pub(super) fn evaluate_trace(
+        &mut self,
+        spans: &[SpanRecord],
+        partial: Option<Partial>,
+    ) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if spans.is_empty() {
+            return detections;
+        }
+        let view = TraceView::new(spans);
+        let trace_id = spans.first().map(|s| s.span.trace_id);
+        let note = |evidence: String| match partial {
+            None => evidence,
+            Some(reason) => format!("{evidence} [partial trace: {reason}]"),
+        };
+        let mut findings = Vec::new();
+        let mut flows = Vec::new();
+        for compiled in &mut self.rules {
+            let rule = &compiled.rule;
+            let make = |key: Vec<(String, String)>,
+                        count: u64,
+                        first: u64,
+                        last: u64,
+                        evidence: Option<String>| Detection {
+                rule_id: compiled.rule_id.clone(),
+                title: compiled.title.clone(),
+                severity: rule.severity,
+                kind: rule.kind.name(),
+                key,
+                count,
+                first_seen_unix_nano: first,
+                last_seen_unix_nano: last,
+                trace_ids: trace_id.into_iter().collect(),
+                evidence,
+            };
+            let before = detections.len();
+            match (&mut compiled.state, &rule.kind) {
+                (State::TraceMatch, RuleKind::Match(m)) => {
+                    if !spans.iter().any(|s| m.condition.matches_span(s)) {
+                        continue;
+                    }
+                    let sets = m.condition.query().evaluate(&view);
+                    if sets.is_empty() {
+                        continue;
+                    }
+                    let mut matched: Vec<usize> =
+                        sets.iter().flat_map(|s| s.spans.iter().copied()).collect();
+                    matched.sort_unstable();
+                    matched.dedup();
+                    let times = matched
+                        .iter()
+                        .filter_map(|&i| spans.get(i))
+                        .map(|s| s.span.start_time_unix_nano);
+                    let first = times.clone().min().unwrap_or(view.start_unix_nano());
+                    let last = times.max().unwrap_or(view.start_unix_nano());
+                    compiled.stats.matched_spans += matched.len() as u64;
+                    let evidence = partial.map(|reason| format!("partial trace: {reason}"));
+                    detections.push(make(
+                        Vec::new(),
+                        matched.len() as u64,
+                        first,
+                        last,
+                        evidence,
+                    ));
+                }
+                (State::Topology(state), RuleKind::Topology(t)) => {
+                    findings.clear();
+                    state.evaluate(t, &view, partial, &mut findings);
+                    for f in findings.drain(..) {
+                        compiled.stats.matched_spans += f.count;
+                        detections.push(make(
+                            f.key,
+                            f.count,
+                            f.first,
+                            f.last,
+                            Some(note(f.evidence)),
+                        ));
+                    }
+                }
+                (State::DataFlow, RuleKind::DataFlow(d)) => {
+                    flows.clear();
+                    data_flow::check_trace(d, &view, &mut flows);
+                    for f in flows.drain(..) {
+                        compiled.stats.matched_spans += 1;
+                        detections.push(make(f.key, 1, f.ts, f.ts, Some(note(f.evidence))));
+                    }
+                }
+                _ => {}
+            }
+            compiled.stats.detections += (detections.len() - before) as u64;
+        }
+        self.detections += detections.len() as u64;
+        detections
+    }
+}
