@@ -62,8 +62,47 @@ pub struct DetectionConfig {
     /// `data_dir/detection/` (`"off"`: never; a restart then starts empty).
     #[serde(with = "optional_interval")]
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// A trace is complete (and whole-trace rules run on it) after this
+    /// long without a new span.
+    #[serde(with = "interval")]
+    pub trace_idle: std::time::Duration,
+    /// A trace still receiving spans after this long is evaluated as it is
+    /// (partial).
+    #[serde(with = "interval")]
+    pub trace_max_wait: std::time::Duration,
+    /// Traces held for assembly at once; beyond, the oldest is evaluated
+    /// partial (counted).
+    pub max_traces: usize,
+    /// Spans of one trace held; beyond, it is split (counted).
+    pub max_spans_per_trace: usize,
+    /// Spans held for assembly in all; beyond, the oldest trace is
+    /// evaluated partial (counted).
+    pub max_buffered_spans: usize,
     /// The `[detection.site]` section: facts rules reference as `$name`.
     pub site: Site,
+}
+
+/// A duration such as `"5s"`, at least 100 ms.
+mod interval {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tracewarden_detect::rule::{format_duration, parse_duration};
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let value = parse_duration(&text).map_err(serde::de::Error::custom)?;
+        if value < Duration::from_millis(100) {
+            return Err(serde::de::Error::custom(
+                "a duration must be at least 100ms",
+            ));
+        }
+        Ok(value)
+    }
 }
 
 /// `"2s"` or `"off"`.
@@ -104,6 +143,11 @@ impl Default for DetectionConfig {
             queue_batches: 1024,
             reload_interval: Some(std::time::Duration::from_secs(2)),
             checkpoint_interval: Some(std::time::Duration::from_secs(10)),
+            trace_idle: std::time::Duration::from_secs(5),
+            trace_max_wait: std::time::Duration::from_secs(300),
+            max_traces: 100_000,
+            max_spans_per_trace: 10_000,
+            max_buffered_spans: 500_000,
             site: Site::default(),
         }
     }

@@ -25,6 +25,7 @@ use tracewarden_store::{Lsn, LsnSet};
 
 use crate::checkpoint;
 
+use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
 use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
@@ -119,6 +120,8 @@ struct Shared {
     /// skipped while it was behind. Checkpointed with the engine state.
     covered: Mutex<LsnSet>,
     sinks: Mutex<Vec<Arc<dyn DetectionSink>>>,
+    /// The trace-assembly buffer's counters, as of the last publication.
+    assembly: Mutex<AssemblyStats>,
 }
 
 /// Where detections go besides the log and the API's recent list: the
@@ -199,7 +202,18 @@ impl Detector {
     ) -> std::io::Result<Detector> {
         let infos = rule_infos(&rules);
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
-        let mut engine = Engine::with_config(rules, EngineConfig::default());
+        let engine_config = EngineConfig {
+            assembly: AssemblyConfig {
+                idle: config.trace_idle,
+                max_wait: config.trace_max_wait,
+                max_traces: config.max_traces,
+                max_spans_per_trace: config.max_spans_per_trace,
+                max_spans: config.max_buffered_spans,
+                ..AssemblyConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::with_config(rules, engine_config);
         let checkpoint_dir = match (data_dir, config.checkpoint_interval) {
             (Some(dir), Some(_)) => Some(dir.join(CHECKPOINT_DIR)),
             _ => None,
@@ -214,6 +228,7 @@ impl Detector {
             rule_stats: Mutex::new(engine.stats().rules),
             covered: Mutex::new(covered),
             sinks: Mutex::new(Vec::new()),
+            assembly: Mutex::new(AssemblyStats::default()),
         });
         let runner = Runner {
             engine,
@@ -389,6 +404,16 @@ impl Detector {
             .unwrap_or_default()
     }
 
+    /// The trace-assembly buffer's counters (all zero when no rule needs
+    /// whole traces).
+    pub fn assembly_stats(&self) -> AssemblyStats {
+        self.shared
+            .assembly
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     pub fn stats(&self) -> DetectorStats {
         let c = &self.shared.counters;
         DetectorStats {
@@ -440,30 +465,26 @@ struct Runner {
 }
 
 fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
-    // The per-rule counters are copied out for the API when the queue runs
-    // dry and before detections are published, not after every batch.
-    let publish_stats = |engine: &Engine| {
-        if let Ok(mut stats) = shared.rule_stats.lock() {
-            *stats = engine.stats().rules;
-        }
-    };
     loop {
         let message = match batches.try_recv() {
             Ok(message) => message,
             Err(TryRecvError::Empty) => {
-                publish_stats(&runner.engine);
+                // The queue ran dry: time for the counters, due traces and
+                // a checkpoint; then wait, waking for the next of those.
+                runner.publish_stats(shared);
+                runner.flush_traces(shared);
                 runner.checkpoint_if_due(shared);
-                match batches.recv_timeout(runner.interval) {
+                match batches.recv_timeout(runner.wait()) {
                     Ok(message) => message,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => {
-                        runner.checkpoint(shared);
+                        runner.stop(shared);
                         return;
                     }
                 }
             }
             Err(TryRecvError::Disconnected) => {
-                runner.checkpoint(shared);
+                runner.stop(shared);
                 return;
             }
         };
@@ -471,12 +492,12 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             Message::Batch(lsn, batch) => (lsn, batch),
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
-                publish_stats(&runner.engine);
+                runner.publish_stats(shared);
                 let _ = reply.send(summary);
                 continue;
             }
             Message::Shutdown(reply) => {
-                runner.checkpoint(shared);
+                runner.stop(shared);
                 let _ = reply.send(());
                 return;
             }
@@ -486,42 +507,52 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             covered.insert(lsn);
         }
         runner.dirty = true;
+        publish(detections, &runner.engine, shared);
+        // Under a steady stream the queue never runs dry: due traces and
+        // checkpoints are handled between batches too.
+        runner.flush_traces(shared);
         runner.checkpoint_if_due(shared);
-        if detections.is_empty() {
-            continue;
+    }
+}
+
+/// Logs detections and hands them to the sinks and the API's recent list.
+fn publish(detections: Vec<Detection>, engine: &Engine, shared: &Shared) {
+    if detections.is_empty() {
+        return;
+    }
+    if let Ok(mut stats) = shared.rule_stats.lock() {
+        *stats = engine.stats().rules;
+    }
+    shared
+        .counters
+        .detections
+        .fetch_add(detections.len() as u64, Ordering::Relaxed);
+    for detection in &detections {
+        let actor: Vec<String> = detection
+            .key
+            .iter()
+            .map(|(field, value)| format!("{field}={value}"))
+            .collect();
+        tracing::warn!(
+            rule = %detection.rule_id,
+            severity = detection.severity.as_str(),
+            actor = %actor.join(" "),
+            count = detection.count,
+            "detection: {}",
+            detection.title
+        );
+    }
+    if let Ok(sinks) = shared.sinks.lock() {
+        for sink in sinks.iter() {
+            sink.deliver(&detections);
         }
-        publish_stats(&runner.engine);
-        shared
-            .counters
-            .detections
-            .fetch_add(detections.len() as u64, Ordering::Relaxed);
-        for detection in &detections {
-            let actor: Vec<String> = detection
-                .key
-                .iter()
-                .map(|(field, value)| format!("{field}={value}"))
-                .collect();
-            tracing::warn!(
-                rule = %detection.rule_id,
-                severity = detection.severity.as_str(),
-                actor = %actor.join(" "),
-                count = detection.count,
-                "detection: {}",
-                detection.title
-            );
-        }
-        if let Ok(sinks) = shared.sinks.lock() {
-            for sink in sinks.iter() {
-                sink.deliver(&detections);
+    }
+    if let Ok(mut recent) = shared.recent.lock() {
+        for detection in detections {
+            if recent.len() == RECENT_DETECTIONS {
+                recent.pop_front();
             }
-        }
-        if let Ok(mut recent) = shared.recent.lock() {
-            for detection in detections {
-                if recent.len() == RECENT_DETECTIONS {
-                    recent.pop_front();
-                }
-                recent.push_back(detection);
-            }
+            recent.push_back(detection);
         }
     }
 }
@@ -555,13 +586,57 @@ impl Runner {
             }
         }
         let now = now_unix_nano();
-        let mut detections = self.engine.process(spans, now);
+        let span_count = spans.len() as u64;
+        // Moved, not cloned, into the trace-assembly buffer when a rule
+        // needs whole traces.
+        let mut detections = self.engine.process_owned(std::mem::take(spans), now);
         detections.extend(self.engine.process_logs(logs, now));
         let c = &shared.counters;
         c.batches.fetch_add(1, Ordering::Relaxed);
-        c.spans.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        c.spans.fetch_add(span_count, Ordering::Relaxed);
         c.logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
         detections
+    }
+
+    /// Copies the engine's counters out for the API.
+    fn publish_stats(&self, shared: &Shared) {
+        let stats = self.engine.stats();
+        if let Ok(mut rules) = shared.rule_stats.lock() {
+            *rules = stats.rules;
+        }
+        if let Ok(mut assembly) = shared.assembly.lock() {
+            *assembly = stats.assembly;
+        }
+    }
+
+    /// Evaluates the traces the assembly buffer holds complete by now.
+    fn flush_traces(&mut self, shared: &Shared) {
+        let now = now_unix_nano();
+        if self.engine.next_flush_due().is_some_and(|due| due <= now) {
+            let detections = self.engine.flush(now);
+            publish(detections, &self.engine, shared);
+            self.publish_stats(shared);
+        }
+    }
+
+    /// How long to wait for the next batch: until the next trace may
+    /// complete or the next checkpoint is due, whichever is first.
+    fn wait(&self) -> Duration {
+        let mut wait = self.interval;
+        if let Some(due) = self.engine.next_flush_due() {
+            let until = Duration::from_nanos(due.saturating_sub(now_unix_nano()));
+            wait = wait.min(until.max(Duration::from_millis(10)));
+        }
+        wait
+    }
+
+    /// Shutdown: buffered traces are evaluated as they are, then a last
+    /// checkpoint is written.
+    fn stop(&mut self, shared: &Shared) {
+        let detections = self.engine.drain();
+        publish(detections, &self.engine, shared);
+        self.publish_stats(shared);
+        self.checkpoint(shared);
     }
 
     fn checkpoint_if_due(&mut self, shared: &Shared) {

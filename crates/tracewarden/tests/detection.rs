@@ -578,6 +578,94 @@ async fn detection_state_survives_kill_9_without_counting_twice() {
     assert_eq!(rule_matched(&server, "failed-logins").await, 6);
 }
 
+/// One span of the geo-weather example: (trace, span, parent, service, kind, name).
+fn graph_span(
+    trace: u32,
+    span: u32,
+    parent: Option<u32>,
+    service: &str,
+    kind: u8,
+    start: u64,
+) -> Value {
+    let mut v = json!({
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": format!("{trace:032x}"), "spanId": format!("{span:016x}"),
+            "name": "GET /api/v1/locations/{city}", "kind": kind,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 1_000_000).to_string(),
+            "attributes": [{"key": "http.route", "value": {"stringValue": "/api/v1/locations/{city}"}}],
+        }]}],
+    });
+    if let Some(parent) = parent {
+        v["scopeSpans"][0]["spans"][0]["parentSpanId"] = json!(format!("{parent:016x}"));
+    }
+    v
+}
+
+/// Whole-trace rules run on traces the server assembles: the location
+/// service called straight from the gateway (not through weather) raises
+/// topology-wrong-caller once the trace is idle; the allowed path does not.
+#[tokio::test]
+async fn topology_rules_run_on_assembled_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        "[detection]\ntrace_idle = \"200ms\"\n[detection.site]\nentry_services = [\"api-gateway\"]\nallowed_edges = [\"api-gateway -> weather\", \"weather -> location\"]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let url = server.otlp_http_url("/v1/traces");
+    let t = now_nanos() - 2_000_000_000;
+    // Trace 1: gateway -> weather -> location (allowed). Trace 2: gateway
+    // -> location (not allowed). Spans arrive in separate requests, children
+    // first, as SDKs export them when they end.
+    let send = |spans: Vec<Value>| {
+        let url = url.clone();
+        async move {
+            let body = json!({"resourceSpans": spans}).to_string();
+            let answer = post(&url, "application/json", body).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        }
+    };
+    send(vec![
+        graph_span(1, 3, Some(2), "location", 2, t + 20),
+        graph_span(2, 12, Some(11), "location", 2, t + 20),
+    ])
+    .await;
+    send(vec![
+        graph_span(1, 2, Some(1), "weather", 2, t + 10),
+        graph_span(1, 1, None, "api-gateway", 2, t),
+        graph_span(2, 11, Some(10), "api-gateway", 3, t + 10),
+        graph_span(2, 10, None, "api-gateway", 2, t),
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let body = detections(&server).await;
+        if body["stats"]["assembly"]["completeTraces"].as_u64() == Some(2) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "traces not assembled: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let found: Vec<&Value> = body["detections"].as_array().unwrap().iter().collect();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "topology-wrong-caller");
+    assert_eq!(found[0]["traceIds"][0], format!("{:032x}", 2));
+    let evidence = found[0]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("api-gateway") && evidence.contains("location"),
+        "{evidence}"
+    );
+    assert_eq!(body["stats"]["assembly"]["partialTraces"], 0, "{body:#}");
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
@@ -624,7 +712,8 @@ fn rules_test_and_lint_commands() {
         .unwrap();
     let out = String::from_utf8_lossy(&test.stdout);
     assert!(test.status.success(), "{out}");
-    assert!(out.contains("(1 inactive with this site)"), "{out}");
+    // Still off: CSRF (trusted_origins), wrong caller (allowed_edges), PII (third_parties).
+    assert!(out.contains("(3 inactive with this site)"), "{out}");
     std::fs::write(
         &config,
         "[detection.site]\nallowed_countries = [\"germany\"]\n",

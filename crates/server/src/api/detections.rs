@@ -55,6 +55,24 @@ pub struct StatsJson {
     pub replayed_batches: u64,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// The trace-assembly buffer of whole-trace rules.
+    pub assembly: AssemblyJson,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssemblyJson {
+    pub buffered_traces: usize,
+    pub buffered_spans: usize,
+    pub complete_traces: u64,
+    /// Evaluated before they were known complete (limits, maximum wait,
+    /// late spans); the detections of such traces say so.
+    pub partial_traces: u64,
+    pub evicted_trace_limit: u64,
+    pub evicted_span_limit: u64,
+    pub split_traces: u64,
+    pub max_wait_traces: u64,
+    pub late_fragments: u64,
 }
 
 fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
@@ -93,6 +111,20 @@ pub async fn list(
             replayed_batches: stats.replayed_batches,
             checkpoints: stats.checkpoints,
             checkpoint_failures: stats.checkpoint_failures,
+            assembly: {
+                let a = detector.assembly_stats();
+                AssemblyJson {
+                    buffered_traces: a.buffered_traces,
+                    buffered_spans: a.buffered_spans,
+                    complete_traces: a.complete_traces,
+                    partial_traces: a.partial_traces,
+                    evicted_trace_limit: a.evicted_trace_limit,
+                    evicted_span_limit: a.evicted_span_limit,
+                    split_traces: a.split_traces,
+                    max_wait_traces: a.max_wait_traces,
+                    late_fragments: a.late_fragments,
+                }
+            },
         },
     }))
 }
