@@ -39,6 +39,7 @@
 //! ```
 
 mod ast;
+mod cost;
 mod error;
 mod eval;
 mod lexer;
@@ -67,11 +68,19 @@ pub const MAX_DEPTH: usize = 64;
 pub fn parse(text: &str) -> Result<Query, ParseError> {
     let pipeline = parser::parse(text)?;
     let needs_whole_trace = plan::needs_whole_trace(&pipeline);
-    let leaves = plan::leaf_filters(&pipeline);
+    let leaves = plan::leaf_filters(&pipeline)
+        .iter()
+        .map(cost::ordered)
+        .collect();
+    let span_filter = match (&pipeline.head, needs_whole_trace) {
+        (ast::SpansetExpr::Filter(head), false) => Some(cost::ordered(head)),
+        _ => None,
+    };
     Ok(Query {
         pipeline,
         needs_whole_trace,
         leaves,
+        span_filter,
     })
 }
 
@@ -81,8 +90,11 @@ pub fn parse(text: &str) -> Result<Query, ParseError> {
 pub struct Query {
     pipeline: ast::Pipeline,
     needs_whole_trace: bool,
-    /// Every spanset filter, for `matches_span` on whole-trace queries.
+    /// Every spanset filter, for `matches_span` on whole-trace queries,
+    /// cheap tests first ([`cost`]).
     leaves: Vec<ast::Expr>,
+    /// For span-level queries: the first filter, cheap tests first.
+    span_filter: Option<ast::Expr>,
 }
 
 impl Query {
@@ -112,10 +124,8 @@ impl Query {
     ///
     /// Allocates nothing.
     pub fn matches_span(&self, span: &SpanRecord) -> bool {
-        if !self.needs_whole_trace
-            && let ast::SpansetExpr::Filter(head) = &self.pipeline.head
-        {
-            return eval::filter::eval(head, span, None) == eval::filter::Tri::True;
+        if let Some(filter) = &self.span_filter {
+            return eval::filter::eval(filter, span, None) == eval::filter::Tri::True;
         }
         self.leaves
             .iter()
