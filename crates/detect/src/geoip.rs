@@ -180,5 +180,39 @@ impl Lookup {
     }
 }
 
+/// The attribute [`Lookup::enrich`] sets (OpenTelemetry's geo namespace).
+pub const COUNTRY_ATTRIBUTE: &str = "geo.country.iso_code";
+
+impl Lookup {
+    /// Adds `geo.country.iso_code` to a span from its `client.address`,
+    /// unless the span already carries a country (from the collector's
+    /// geoip processor, say) or the address is not found. Returns whether
+    /// it added one. Allocates only the attribute it adds.
+    pub fn enrich(&self, record: &mut tracewarden_model::SpanRecord) -> bool {
+        let span = &mut record.span;
+        if span.attributes.iter().any(|kv| kv.key == COUNTRY_ATTRIBUTE) {
+            return false;
+        }
+        let Some(address) = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "client.address")
+            .and_then(|kv| kv.value.as_str())
+        else {
+            return false;
+        };
+        // A lookup error is a damaged database region: the span simply
+        // gets no country (the rule then does not judge it).
+        let Ok(Some(country)) = self.country_of(address) else {
+            return false;
+        };
+        span.attributes.push(tracewarden_model::KeyValue::new(
+            COUNTRY_ATTRIBUTE,
+            country.as_str(),
+        ));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests;

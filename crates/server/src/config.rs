@@ -78,6 +78,11 @@ pub struct DetectionConfig {
     /// Spans held for assembly in all; beyond, the oldest trace is
     /// evaluated partial (counted).
     pub max_buffered_spans: usize,
+    /// A MaxMind GeoIP2/GeoLite2 Country or City database: spans with a
+    /// `client.address` and no country get `geo.country.iso_code` before
+    /// the rules run (for `geo-policy`). None: no lookup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geoip_database: Option<PathBuf>,
     /// The `[detection.site]` section: facts rules reference as `$name`.
     pub site: Site,
 }
@@ -148,6 +153,7 @@ impl Default for DetectionConfig {
             max_traces: 100_000,
             max_spans_per_trace: 10_000,
             max_buffered_spans: 500_000,
+            geoip_database: None,
             site: Site::default(),
         }
     }

@@ -27,6 +27,7 @@ use crate::checkpoint;
 
 use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
+use tracewarden_detect::geoip::Lookup;
 use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
@@ -213,6 +214,13 @@ impl Detector {
             },
             ..EngineConfig::default()
         };
+        let geo = match &config.geoip_database {
+            Some(path) => Some(
+                Lookup::open(path)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            ),
+            None => None,
+        };
         let mut engine = Engine::with_config(rules, engine_config);
         let checkpoint_dir = match (data_dir, config.checkpoint_interval) {
             (Some(dir), Some(_)) => Some(dir.join(CHECKPOINT_DIR)),
@@ -238,6 +246,7 @@ impl Detector {
             dirty: false,
             spans: Vec::new(),
             logs: Vec::new(),
+            geo,
         };
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -462,6 +471,8 @@ struct Runner {
     dirty: bool,
     spans: Vec<SpanRecord>,
     logs: Vec<LogEntry>,
+    /// Client countries for `geo.country.iso_code`, when configured.
+    geo: Option<Lookup>,
 }
 
 fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
@@ -583,6 +594,11 @@ impl Runner {
                         record,
                     });
                 }
+            }
+        }
+        if let Some(geo) = &self.geo {
+            for record in spans.iter_mut() {
+                geo.enrich(record);
             }
         }
         let now = now_unix_nano();

@@ -666,6 +666,36 @@ async fn topology_rules_run_on_assembled_traces() {
     assert_eq!(body["stats"]["assembly"]["partialTraces"], 0, "{body:#}");
 }
 
+#[tokio::test]
+async fn a_geoip_database_that_cannot_be_read_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("GeoLite2-Country.mmdb");
+    std::fs::write(&bogus, b"not a MaxMind database").unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\ngeoip_database = {:?}\n",
+            bogus.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let failure = match TestServer::spawn(&args, &data).await {
+        Ok(_) => panic!("started with an unreadable GeoIP database"),
+        Err(failure) => failure,
+    };
+    assert!(
+        failure.stderr.contains("GeoIP database")
+            && failure.stderr.contains("GeoLite2-Country.mmdb"),
+        "{}",
+        failure.stderr
+    );
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");

@@ -275,3 +275,53 @@ fn country_codes_are_two_capitals() {
         assert_eq!(CountryCode::new(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn enriches_spans_from_client_address() {
+    use std::sync::Arc;
+    use tracewarden_model::{KeyValue, Span, SpanId, SpanRecord, TraceId};
+    let geo = lookup(4, Vec::new());
+    let record = |attrs: &[(&str, &str)]| {
+        let mut span = Span::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([1; 8]),
+            "GET /",
+        );
+        for (k, v) in attrs {
+            span.attributes.push(KeyValue::new(*k, *v));
+        }
+        SpanRecord {
+            resource: Arc::default(),
+            scope: Arc::default(),
+            span,
+        }
+    };
+    let country = |r: &SpanRecord| {
+        r.span
+            .attributes
+            .iter()
+            .filter(|kv| kv.key == super::COUNTRY_ATTRIBUTE)
+            .map(|kv| kv.value.as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut gb = record(&[("client.address", "81.2.69.160")]);
+    assert!(geo.enrich(&mut gb));
+    assert_eq!(country(&gb), vec!["GB"]);
+    // Already set by the collector: kept, not doubled.
+    let mut set = record(&[
+        ("client.address", "81.2.69.160"),
+        ("geo.country.iso_code", "FR"),
+    ]);
+    assert!(!geo.enrich(&mut set));
+    assert_eq!(country(&set), vec!["FR"]);
+    // Unknown or missing addresses: nothing added.
+    for attrs in [
+        &[("client.address", "10.0.0.1")][..],
+        &[][..],
+        &[("client.address", "host.example")][..],
+    ] {
+        let mut r = record(attrs);
+        assert!(!geo.enrich(&mut r));
+        assert!(country(&r).is_empty());
+    }
+}
