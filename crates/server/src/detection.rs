@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracewarden_store::{Lsn, LsnSet};
 
 use crate::checkpoint;
+use crate::latency::Histogram;
 
 use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
@@ -123,6 +124,8 @@ struct Shared {
     sinks: Mutex<Vec<Arc<dyn DetectionSink>>>,
     /// The trace-assembly buffer's counters, as of the last publication.
     assembly: Mutex<AssemblyStats>,
+    /// Hand-over to processed, per batch.
+    latency: Histogram,
 }
 
 /// Where detections go besides the log and the API's recent list: the
@@ -135,8 +138,9 @@ pub trait DetectionSink: Send + Sync {
 
 /// What the detection thread is sent.
 enum Message {
-    /// An acknowledged (or replayed) batch and its WAL position.
-    Batch(Lsn, Batch),
+    /// An acknowledged (or replayed) batch, its WAL position and when it
+    /// was handed over (for the detection latency).
+    Batch(Lsn, Batch, Instant),
     /// New rules, and where to say what changed.
     Reload(Vec<Rule>, std::sync::mpsc::Sender<ReloadSummary>),
     /// Write a last checkpoint and stop.
@@ -237,6 +241,7 @@ impl Detector {
             covered: Mutex::new(covered),
             sinks: Mutex::new(Vec::new()),
             assembly: Mutex::new(AssemblyStats::default()),
+            latency: Histogram::default(),
         });
         let runner = Runner {
             engine,
@@ -288,7 +293,11 @@ impl Detector {
             .counters
             .replayed_batches
             .fetch_add(1, Ordering::Relaxed);
-        if self.sender.send(Message::Batch(lsn, batch)).is_err() {
+        if self
+            .sender
+            .send(Message::Batch(lsn, batch, Instant::now()))
+            .is_err()
+        {
             tracing::error!(
                 "the detection thread has stopped; replayed batches are not detected on"
             );
@@ -369,7 +378,10 @@ impl Detector {
             self.skip(lsn);
             return;
         }
-        match self.sender.try_send(Message::Batch(lsn, batch)) {
+        match self
+            .sender
+            .try_send(Message::Batch(lsn, batch, Instant::now()))
+        {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Never detected on, now or at a replay.
@@ -421,6 +433,13 @@ impl Detector {
             .lock()
             .map(|a| a.clone())
             .unwrap_or_default()
+    }
+
+    /// Time from a batch's WAL acknowledgement to the rules having run on
+    /// it: (p50, p99, batches measured).
+    pub fn latency(&self) -> (Option<Duration>, Option<Duration>, u64) {
+        let h = &self.shared.latency;
+        (h.quantile(0.5), h.quantile(0.99), h.count())
     }
 
     pub fn stats(&self) -> DetectorStats {
@@ -499,8 +518,8 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
                 return;
             }
         };
-        let (lsn, batch) = match message {
-            Message::Batch(lsn, batch) => (lsn, batch),
+        let (lsn, batch, offered) = match message {
+            Message::Batch(lsn, batch, offered) => (lsn, batch, offered),
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
                 runner.publish_stats(shared);
@@ -514,6 +533,9 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             }
         };
         let detections = runner.process(batch, shared);
+        // From the WAL acknowledgement to the rules having run: the delay
+        // of every span and window detection in this batch.
+        shared.latency.record(offered.elapsed());
         if let Ok(mut covered) = shared.covered.lock() {
             covered.insert(lsn);
         }

@@ -17,6 +17,7 @@ pub mod api;
 mod checkpoint;
 pub mod config;
 pub mod detection;
+mod latency;
 pub mod pipeline;
 
 use std::future::Future;

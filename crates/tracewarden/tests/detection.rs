@@ -79,6 +79,9 @@ async fn attacks_raise_detections_and_benign_traffic_does_not() {
         let body = detections(&server).await;
         if body["stats"]["spans"].as_u64() == Some(60) {
             assert_eq!(body["detections"], json!([]), "{body:#}");
+            // The delay from acknowledgement to the rules having run.
+            let p99 = body["stats"]["latencyP99Ms"].as_f64().unwrap();
+            assert!(p99 > 0.0 && p99 < 60_000.0, "{body:#}");
             break;
         }
         assert!(

@@ -57,6 +57,13 @@ pub struct StatsJson {
     pub checkpoint_failures: u64,
     /// The trace-assembly buffer of whole-trace rules.
     pub assembly: AssemblyJson,
+    /// From a batch's WAL acknowledgement to the rules having run on it
+    /// (milliseconds, bucket upper bounds within 25%): the delay of span and
+    /// window detections. Whole-trace rules add the trace idle time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +106,7 @@ pub async fn list(
     };
     let detector = detector(&state)?;
     let stats = detector.stats();
+    let latency = detector.latency();
     Ok(Json(DetectionsResponse {
         detections: detector.recent(limit).iter().map(detection).collect(),
         stats: StatsJson {
@@ -111,6 +119,8 @@ pub async fn list(
             replayed_batches: stats.replayed_batches,
             checkpoints: stats.checkpoints,
             checkpoint_failures: stats.checkpoint_failures,
+            latency_p50_ms: latency.0.map(|d| d.as_secs_f64() * 1e3),
+            latency_p99_ms: latency.1.map(|d| d.as_secs_f64() * 1e3),
             assembly: {
                 let a = detector.assembly_stats();
                 AssemblyJson {
