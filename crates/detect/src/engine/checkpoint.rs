@@ -163,6 +163,7 @@ impl Engine {
             match (&mut state, &compiled.rule.kind) {
                 (State::Threshold(keys), _) => keys.set_cap(cap),
                 (State::Sequence(keys), _) => keys.set_cap(cap),
+                (State::MatchSuppressed(keys), _) => keys.set_cap(cap),
                 (State::NewTerms(terms), _) => terms.keys.set_cap(cap),
                 (State::Baseline(baseline), RuleKind::Baseline(rule)) => {
                     baseline.set_params(rule, &self.config);

@@ -131,6 +131,26 @@ pub(crate) fn build_key(
     true
 }
 
+/// Like [`build_key`], with a missing field taken as an empty value (a
+/// `suppress` key: the span is still reported).
+pub(crate) fn build_key_lenient(
+    fields: &[FieldRef],
+    record: &SpanRecord,
+    key: &mut String,
+    value: &mut String,
+) {
+    key.clear();
+    for field in fields {
+        value.clear();
+        if !field.write_value(record, value) {
+            value.clear();
+        }
+        // Cannot fail: writing to a String.
+        let _ = write!(key, "{}:", value.len());
+        key.push_str(value);
+    }
+}
+
 /// The values of a key built by [`build_key`].
 pub(crate) fn decode_key(key: &str) -> Vec<String> {
     let mut values = Vec::new();

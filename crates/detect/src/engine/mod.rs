@@ -100,7 +100,7 @@ use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, 
 
 use baseline::BaselineState;
 pub use checkpoint::{CheckpointError, RestoreSummary};
-use keys::{KeyMap, Slot, build_key, decode_key};
+use keys::{KeyMap, Slot, build_key, build_key_lenient, decode_key};
 use new_terms::NewTermsState;
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
@@ -187,6 +187,9 @@ pub struct RuleStats {
     pub evicted_keys: u64,
     /// Keys dropped after a window without spans.
     pub expired_keys: u64,
+    /// Matching spans of `suppress` rules not reported (their key fired
+    /// within the period).
+    pub suppressed: u64,
     /// Terms a new_terms rule forgot because a key reached
     /// `max_terms_per_key` (the least recently seen one each time).
     pub evicted_terms: u64,
@@ -222,6 +225,8 @@ impl EngineStats {
 #[derive(serde::Serialize, serde::Deserialize)]
 enum State {
     Match,
+    /// A match rule with `suppress`: per key, the last firing (`newest`).
+    MatchSuppressed(KeyMap<()>),
     TraceMatch,
     Threshold(KeyMap<ThresholdKey>),
     Sequence(KeyMap<SequenceKey>),
@@ -382,6 +387,7 @@ impl Engine {
                     let mut stats = c.stats.clone();
                     stats.keys = match &c.state {
                         State::Threshold(keys) => keys.len(),
+                        State::MatchSuppressed(keys) => keys.len(),
                         State::Sequence(keys) => keys.len(),
                         State::NewTerms(state) => state.keys.len(),
                         State::Baseline(state) => state.keys.len(),
@@ -512,7 +518,10 @@ impl Engine {
 fn compile(rule: Rule, config: &EngineConfig) -> Compiled {
     let state = match &rule.kind {
         RuleKind::Match(m) if m.needs_whole_trace() => State::TraceMatch,
-        RuleKind::Match(_) => State::Match,
+        RuleKind::Match(m) => match m.suppress {
+            Some(_) => State::MatchSuppressed(KeyMap::new(config.max_keys_per_rule)),
+            None => State::Match,
+        },
         RuleKind::Threshold(_) => State::Threshold(KeyMap::new(config.max_keys_per_rule)),
         RuleKind::Sequence(_) => State::Sequence(KeyMap::new(config.max_keys_per_rule)),
         RuleKind::NewTerms(_) => State::NewTerms(NewTermsState::new(config.max_keys_per_rule)),
@@ -602,6 +611,43 @@ fn process_span(
             detections.push(make(
                 &[],
                 "",
+                Crossing {
+                    count: 1,
+                    first_seen: ts,
+                    last_seen: ts,
+                    trace_ids: vec![record.span.trace_id],
+                },
+                payload,
+            ));
+        }
+        (State::MatchSuppressed(keys), RuleKind::Match(m)) => {
+            let Some(suppress) = &m.suppress else {
+                return;
+            };
+            if !m.condition.matches_span(record) {
+                return;
+            }
+            let Some(payload) = find_payload(m.payload.as_ref(), record) else {
+                return;
+            };
+            stats.matched_spans += 1;
+            stats.future_spans += u64::from(future);
+            let period = duration_nanos(suppress.period);
+            keys.sweep(watermark, period, stats);
+            build_key_lenient(&suppress.by, record, key, value);
+            let Some(slot) = keys.slot(key, stats) else {
+                return;
+            };
+            // A fresh key has `newest` 0: it fires.
+            if slot.newest != 0 && ts < slot.newest.saturating_add(period) {
+                stats.suppressed += 1;
+                return;
+            }
+            slot.newest = ts;
+            stats.detections += 1;
+            detections.push(make(
+                &suppress.by,
+                key,
                 Crossing {
                     count: 1,
                     first_seen: ts,

@@ -334,6 +334,18 @@ pub struct MatchRule {
     pub condition: Condition,
     /// Also requires an attack payload in the span (span-level rules only).
     pub payload: Option<PayloadMatch>,
+    /// One detection per key and period instead of one per span.
+    pub suppress: Option<Suppress>,
+}
+
+/// `suppress:` of a match rule: after a detection, matching spans with the
+/// same `by` values are not reported again for `for` (event time). The
+/// detection carries the `by` values as its key (the actor); a span lacking
+/// one of them still fires, with an empty value for it.
+#[derive(Clone, Debug)]
+pub struct Suppress {
+    pub by: Vec<FieldRef>,
+    pub period: Duration,
 }
 
 impl MatchRule {
@@ -392,8 +404,9 @@ const COMMON_KEYS: [&str; 9] = [
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
-const KIND_KEYS: [&str; 24] = [
+const KIND_KEYS: [&str; 25] = [
     "condition",
+    "suppress",
     "group_by",
     "window",
     "count",
@@ -435,7 +448,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "new_terms" => &new_terms::KEYS,
         "baseline" => &baseline::KEYS,
-        "match" => &["condition", "payload"],
+        "match" => &["condition", "payload", "suppress"],
         "threshold" => &[
             "condition",
             "group_by",
@@ -835,6 +848,46 @@ impl<'s> Checker<'s> {
             }
         }
         (out.len() == items.len()).then_some(out)
+    }
+
+    /// `suppress: { by: [fields], for: <duration> }`.
+    fn suppress(&mut self, node: &MarkedYaml<'_>) -> Option<Suppress> {
+        let entries = self.mapping(node, "suppress", &["by", "for"], None)?;
+        let get = |name: &str| {
+            entries
+                .iter()
+                .find(|(k, _, _)| *k == name)
+                .map(|(_, _, v)| *v)
+        };
+        let by = match get("by") {
+            Some(by) => self.group_by(by),
+            None => {
+                self.error(node, RuleErrorKind::MissingKey("suppress.by"));
+                None
+            }
+        };
+        let period = match get("for") {
+            Some(period) => self.window(period),
+            None => {
+                self.error(node, RuleErrorKind::MissingKey("suppress.for"));
+                None
+            }
+        };
+        let by = by?;
+        if by.is_empty() {
+            self.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: "suppress.by".to_string(),
+                    reason: "name at least one field (the actor)".to_string(),
+                },
+            );
+            return None;
+        }
+        Some(Suppress {
+            by,
+            period: period?,
+        })
     }
 
     /// Parses a TraceQL condition; a parse error points at the line and
@@ -1252,8 +1305,24 @@ fn parse_match(
         None => Some(None),
         Some(node) => checker.payload(node).map(Some),
     };
+    let suppress_node = get("suppress");
+    let suppress = match suppress_node {
+        None => Some(None),
+        Some(node) => checker.suppress(node).map(Some),
+    };
     let node = required(checker, root, get, "condition")?;
     let condition = checker.condition(node, false)?;
+    if let (Some(node), false) = (suppress_node, condition.is_span_level()) {
+        checker.error(
+            node,
+            RuleErrorKind::Invalid {
+                key: "suppress".to_string(),
+                reason: "needs a condition decided span by span (one spanset filter `{ ... }`)"
+                    .to_string(),
+            },
+        );
+        return None;
+    }
     if let (Some(node), false) = (payload_node, condition.is_span_level()) {
         // The payload is read from one span; a whole-trace condition has no
         // single span to read it from.
@@ -1270,6 +1339,7 @@ fn parse_match(
     Some(RuleKind::Match(MatchRule {
         condition,
         payload: payload?,
+        suppress: suppress?,
     }))
 }
 

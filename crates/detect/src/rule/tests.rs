@@ -610,3 +610,36 @@ fn data_flow_rules_default_to_the_sites_third_parties() {
     );
     assert_eq!(d.personal_data.attribute_names.matches("user.email"), None);
 }
+
+#[test]
+fn suppress_sections_and_their_mistakes() {
+    let ok = "id: s\ntitle: t\nseverity: low\nkind: match\ncondition: '{ kind = server }'\nsuppress:\n  by: [span.client.address]\n  for: 10m\n";
+    let rule = parse_rule(ok, Path::new("s.yaml")).unwrap();
+    let RuleKind::Match(m) = &rule.kind else {
+        panic!("match")
+    };
+    let suppress = m.suppress.as_ref().unwrap();
+    assert_eq!(suppress.by[0].as_str(), "span.client.address");
+    assert_eq!(suppress.period, std::time::Duration::from_secs(600));
+
+    let errors = |text: &str| -> Vec<String> {
+        parse_rule(text, Path::new("s.yaml"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let e = errors(&ok.replace("  for: 10m\n", ""));
+    assert_eq!(e, vec!["s.yaml:7:3: missing required key `suppress.for`"]);
+    let e = errors(&ok.replace("[span.client.address]", "[]"));
+    assert!(e[0].contains("suppress.by"), "{e:?}");
+    let e = errors(&ok.replace("10m", "10 minutes"));
+    assert!(e[0].starts_with("s.yaml:8:8: invalid duration"), "{e:?}");
+    let e = errors(&ok.replace("  for: 10m\n", "  for: 10m\n  per: x\n"));
+    assert!(e[0].contains("unknown key `per`"), "{e:?}");
+    let e = errors(&ok.replace(
+        "'{ kind = server }'",
+        "'{ kind = server } >> { kind = client }'",
+    ));
+    assert!(e.iter().any(|e| e.contains("`suppress`")), "{e:?}");
+}
