@@ -7,13 +7,18 @@
 //! postcard body (covered LSN ranges, engine checkpoint bytes), the CRC-32C
 //! of the body. Written to a temporary file, synced, renamed over the old
 //! one and the directory synced: a crash leaves the old or the new file,
-//! never a torn one.
+//! never a torn one. With encryption at rest configured the whole file is
+//! sealed with the store's key ([`EncryptionKey::seal_file`]): the state
+//! holds actors (addresses, user names) like the data it was computed from.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tracewarden_store::LsnSet;
+use tracewarden_store::{EncryptionKey, LsnSet};
+
+/// What the sealed file is, bound into its key.
+const PURPOSE: &str = "detection checkpoint";
 
 const MAGIC: &[u8; 8] = b"TWDCHK01";
 /// Largest checkpoint read back (state is bounded by the per-rule key caps;
@@ -58,7 +63,12 @@ fn io(path: &Path, source: std::io::Error) -> CheckpointFileError {
 }
 
 /// Writes a checkpoint atomically into `dir` (created if needed).
-pub fn write(dir: &Path, covered: &LsnSet, engine: Vec<u8>) -> Result<(), CheckpointFileError> {
+pub fn write(
+    dir: &Path,
+    covered: &LsnSet,
+    engine: Vec<u8>,
+    key: Option<&EncryptionKey>,
+) -> Result<(), CheckpointFileError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let body = Body {
         covered: covered.ranges().to_vec(),
@@ -71,6 +81,9 @@ pub fn write(dir: &Path, covered: &LsnSet, engine: Vec<u8>) -> Result<(), Checkp
     })?;
     let crc = crc32c::crc32c(bytes.get(MAGIC.len()..).unwrap_or(&[]));
     bytes.extend_from_slice(&crc.to_le_bytes());
+    if let Some(key) = key {
+        bytes = key.seal_file(PURPOSE, &bytes).map_err(|e| io(dir, e))?;
+    }
 
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
@@ -87,7 +100,7 @@ pub fn write(dir: &Path, covered: &LsnSet, engine: Vec<u8>) -> Result<(), Checkp
 }
 
 /// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet.
-pub fn read(dir: &Path) -> Result<Option<Saved>, CheckpointFileError> {
+pub fn read(dir: &Path, key: Option<&EncryptionKey>) -> Result<Option<Saved>, CheckpointFileError> {
     let path = dir.join(FILE_NAME);
     let metadata = match std::fs::metadata(&path) {
         Ok(m) => m,
@@ -101,7 +114,11 @@ pub fn read(dir: &Path) -> Result<Option<Saved>, CheckpointFileError> {
     if metadata.len() > MAX_BYTES {
         return Err(invalid("larger than any checkpoint"));
     }
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let mut bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    if EncryptionKey::is_sealed(&bytes) {
+        let key = key.ok_or_else(|| invalid("encrypted, and no encryption key is configured"))?;
+        bytes = key.open_file(PURPOSE, &bytes).map_err(|e| invalid(&e))?;
+    }
     let body = bytes
         .strip_prefix(MAGIC)
         .ok_or_else(|| invalid("bad magic"))?;
@@ -125,29 +142,52 @@ mod tests {
     #[test]
     fn round_trip_and_damage() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read(dir.path()).unwrap().is_none());
+        assert!(read(dir.path(), None).unwrap().is_none());
         let covered = LsnSet::from_ranges([(1, 10), (12, 12)]);
-        write(dir.path(), &covered, vec![1, 2, 3]).unwrap();
-        let saved = read(dir.path()).unwrap().unwrap();
+        write(dir.path(), &covered, vec![1, 2, 3], None).unwrap();
+        let saved = read(dir.path(), None).unwrap().unwrap();
         assert_eq!(saved.covered, covered);
         assert_eq!(saved.engine, vec![1, 2, 3]);
         // Overwritten whole.
-        write(dir.path(), &LsnSet::from_ranges([(1, 20)]), vec![9]).unwrap();
-        assert_eq!(read(dir.path()).unwrap().unwrap().engine, vec![9]);
+        write(dir.path(), &LsnSet::from_ranges([(1, 20)]), vec![9], None).unwrap();
+        assert_eq!(read(dir.path(), None).unwrap().unwrap().engine, vec![9]);
 
         let path = dir.path().join(FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 5;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let error = read(dir.path()).unwrap_err().to_string();
+        let error = read(dir.path(), None).unwrap_err().to_string();
         assert!(error.contains("checksum mismatch"), "{error}");
         std::fs::write(&path, b"TWDC").unwrap();
         assert!(
-            read(dir.path())
+            read(dir.path(), None)
                 .unwrap_err()
                 .to_string()
                 .contains("bad magic")
+        );
+    }
+
+    #[test]
+    fn encrypted_with_the_store_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptionKey::from_bytes(&[3; 32]);
+        let covered = LsnSet::from_ranges([(1, 4)]);
+        write(dir.path(), &covered, b"203.0.113.7".to_vec(), Some(&key)).unwrap();
+        let raw = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        assert!(!raw.windows(11).any(|w| w == b"203.0.113.7"));
+        let saved = read(dir.path(), Some(&key)).unwrap().unwrap();
+        assert_eq!(saved.engine, b"203.0.113.7");
+        assert_eq!(saved.covered, covered);
+        let e = read(dir.path(), None).unwrap_err().to_string();
+        assert!(e.contains("no encryption key is configured"), "{e}");
+        let other = EncryptionKey::from_bytes(&[4; 32]);
+        assert!(read(dir.path(), Some(&other)).is_err());
+        // A plain checkpoint from before encryption was switched on reads.
+        write(dir.path(), &covered, vec![1], None).unwrap();
+        assert_eq!(
+            read(dir.path(), Some(&key)).unwrap().unwrap().engine,
+            vec![1]
         );
     }
 }

@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TryS
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracewarden_store::{Lsn, LsnSet};
+use tracewarden_store::{EncryptionKey, Lsn, LsnSet};
 
 use crate::checkpoint;
 use crate::latency::Histogram;
@@ -40,8 +40,8 @@ pub const CHECKPOINT_DIR: &str = "detection";
 /// Restores the engine from the checkpoint in `dir`, if any; the LSNs it
 /// covers. A checkpoint that cannot be read is logged and ignored: the
 /// engine starts empty and the replay feeds it everything the WAL holds.
-fn restore(engine: &mut Engine, dir: &Path) -> LsnSet {
-    let saved = match checkpoint::read(dir) {
+fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnSet {
+    let saved = match checkpoint::read(dir, key) {
         Ok(Some(saved)) => saved,
         Ok(None) => return LsnSet::new(),
         Err(error) => {
@@ -193,9 +193,13 @@ impl Detector {
     /// `config.queue_batches` batches may wait. With `data_dir`, the state
     /// is restored from `data_dir/detection/checkpoint` and checkpointed
     /// there every `config.checkpoint_interval`.
-    pub fn start(config: &DetectionConfig, data_dir: Option<&Path>) -> Result<Detector, String> {
+    pub fn start(
+        config: &DetectionConfig,
+        data_dir: Option<&Path>,
+        key: Option<Arc<EncryptionKey>>,
+    ) -> Result<Detector, String> {
         let rules = load_rules(config)?;
-        Detector::start_with(rules, config.clone(), data_dir)
+        Detector::start_with(rules, config.clone(), data_dir, key)
             .map_err(|e| format!("cannot start the detection thread: {e}"))
     }
 
@@ -204,6 +208,7 @@ impl Detector {
         rules: Vec<Rule>,
         config: DetectionConfig,
         data_dir: Option<&Path>,
+        key: Option<Arc<EncryptionKey>>,
     ) -> std::io::Result<Detector> {
         let infos = rule_infos(&rules);
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
@@ -232,7 +237,7 @@ impl Detector {
         };
         let covered = checkpoint_dir
             .as_deref()
-            .map(|dir| restore(&mut engine, dir))
+            .map(|dir| restore(&mut engine, dir, key.as_deref()))
             .unwrap_or_default();
         let shared = Arc::new(Shared {
             counters: Counters::default(),
@@ -252,6 +257,7 @@ impl Detector {
             spans: Vec::new(),
             logs: Vec::new(),
             geo,
+            key,
         };
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -492,6 +498,8 @@ struct Runner {
     logs: Vec<LogEntry>,
     /// Client countries for `geo.country.iso_code`, when configured.
     geo: Option<Lookup>,
+    /// Encryption at rest for the checkpoint (the store's key).
+    key: Option<Arc<EncryptionKey>>,
 }
 
 fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
@@ -698,7 +706,10 @@ impl Runner {
             .engine
             .checkpoint()
             .map_err(|e| e.to_string())
-            .and_then(|bytes| checkpoint::write(dir, &covered, bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| {
+                checkpoint::write(dir, &covered, bytes, self.key.as_deref())
+                    .map_err(|e| e.to_string())
+            });
         match written {
             Ok(()) => {
                 self.dirty = false;

@@ -58,6 +58,22 @@ pub enum ServerError {
     Rules(String),
 }
 
+/// The store's encryption key, for the server's own state files, when
+/// encryption at rest is configured.
+fn encryption_key(
+    config: &Config,
+) -> Result<Option<Arc<tracewarden_store::EncryptionKey>>, ServerError> {
+    match &config.store.encryption_key_file {
+        None => Ok(None),
+        Some(path) => tracewarden_store::EncryptionKey::from_file(path)
+            .map(|key| Some(Arc::new(key)))
+            .map_err(|source| ServerError::Store {
+                path: path.display().to_string(),
+                source,
+            }),
+    }
+}
+
 /// The addresses actually bound (ports resolved when the config said 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoundAddrs {
@@ -92,8 +108,12 @@ impl Server {
         let pipeline = Arc::new(Pipeline::new());
         if config.detection.enabled {
             let detector = Arc::new(
-                detection::Detector::start(&config.detection, Some(&config.data_dir))
-                    .map_err(ServerError::Rules)?,
+                detection::Detector::start(
+                    &config.detection,
+                    Some(&config.data_dir),
+                    encryption_key(&config)?,
+                )
+                .map_err(ServerError::Rules)?,
             );
             tracing::info!(rules = detector.rules().len(), "detection on");
             if let Some(interval) = config.detection.reload_interval {

@@ -89,6 +89,8 @@ pub struct EncryptionKey {
     id: KeyId,
     wal: Zeroizing<[u8; 32]>,
     segment: Zeroizing<[u8; 32]>,
+    /// For the server's own state files (detection checkpoints, alerts).
+    file: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for EncryptionKey {
@@ -116,10 +118,13 @@ impl EncryptionKey {
         expand(&prk, &[b"tracewarden wal v1"], wal.as_mut());
         let mut segment = Zeroizing::new([0u8; 32]);
         expand(&prk, &[b"tracewarden segment v1"], segment.as_mut());
+        let mut file = Zeroizing::new([0u8; 32]);
+        expand(&prk, &[b"tracewarden state file v1"], file.as_mut());
         EncryptionKey {
             id: KeyId(id),
             wal,
             segment,
+            file,
         }
     }
 
@@ -188,6 +193,85 @@ impl EncryptionKey {
         let prk = Salt::new(HKDF_SHA256, salt).extract(self.segment.as_ref());
         expand(&prk, &[b"tracewarden segment file v1"], key.as_mut());
         key
+    }
+}
+
+/// The first bytes of a sealed state file.
+const SEALED_MAGIC: &[u8; 8] = b"TWSEAL01";
+
+impl EncryptionKey {
+    /// Encrypts the whole content of a state file (a detection checkpoint,
+    /// the alert state): `TWSEAL01`, the key id, a random salt, then the
+    /// content under AES-256-GCM with a key derived (HKDF) from the salt and
+    /// `purpose`, which also names what the file is (a checkpoint cannot be
+    /// passed off as alert state). A fresh salt per file gives a fresh key,
+    /// so the fixed nonce is never reused.
+    pub fn seal_file(&self, purpose: &str, content: &[u8]) -> io::Result<Vec<u8>> {
+        let mut salt = [0u8; FILE_SALT_LEN];
+        random_bytes(&mut salt)?;
+        let cipher = self
+            .state_file_cipher(purpose, &salt)
+            .map_err(io::Error::other)?;
+        let mut out =
+            Vec::with_capacity(SEALED_MAGIC.len() + 8 + FILE_SALT_LEN + content.len() + TAG_LEN);
+        out.extend_from_slice(SEALED_MAGIC);
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&salt);
+        let body = out.len();
+        out.extend_from_slice(content);
+        out.resize(out.len() + TAG_LEN, 0);
+        cipher
+            .seal(0, out.get_mut(body..).unwrap_or_default())
+            .map_err(io::Error::other)?;
+        Ok(out)
+    }
+
+    /// Whether `bytes` is a sealed state file (of any key).
+    pub fn is_sealed(bytes: &[u8]) -> bool {
+        bytes.starts_with(SEALED_MAGIC)
+    }
+
+    /// Decrypts a file written by [`EncryptionKey::seal_file`] with the
+    /// same `purpose`. Errors say whether the key is another one or the
+    /// content was altered.
+    pub fn open_file(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        let rest = sealed
+            .strip_prefix(SEALED_MAGIC)
+            .ok_or("not an encrypted state file")?;
+        let (id, rest) = rest.split_at_checked(8).ok_or("truncated")?;
+        if id != self.id.0 {
+            let mut other = [0u8; 8];
+            other.copy_from_slice(id);
+            return Err(format!(
+                "encrypted with key {}, not with the configured key {}",
+                KeyId(other),
+                self.id
+            ));
+        }
+        let (salt, body) = rest.split_at_checked(FILE_SALT_LEN).ok_or("truncated")?;
+        let mut salt_bytes = [0u8; FILE_SALT_LEN];
+        salt_bytes.copy_from_slice(salt);
+        let cipher = self.state_file_cipher(purpose, &salt_bytes)?;
+        let mut body = body.to_vec();
+        let plain = cipher
+            .open(0, &mut body)
+            .map_err(|()| "damaged or altered (authentication failed)".to_string())?;
+        Ok(plain.to_vec())
+    }
+
+    fn state_file_cipher(
+        &self,
+        purpose: &str,
+        salt: &[u8; FILE_SALT_LEN],
+    ) -> Result<RecordCipher, &'static str> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        let prk = Salt::new(HKDF_SHA256, salt).extract(self.file.as_ref());
+        expand(
+            &prk,
+            &[b"tracewarden state file v1 ", purpose.as_bytes()],
+            key.as_mut(),
+        );
+        RecordCipher::new(&key)
     }
 }
 
@@ -327,6 +411,50 @@ pub fn generate_key_file(path: &Path) -> Result<KeyId> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn sealed_state_files_round_trip_and_refuse_the_wrong_key_or_purpose() {
+        let key = EncryptionKey::from_bytes(&[7; 32]);
+        let content = b"client 203.0.113.7 tried 12 passwords";
+        let sealed = key.seal_file("detection checkpoint", content).unwrap();
+        assert!(EncryptionKey::is_sealed(&sealed));
+        assert!(
+            !sealed.windows(11).any(|w| w == b"203.0.113.7"),
+            "no clear text"
+        );
+        assert_eq!(
+            key.open_file("detection checkpoint", &sealed).unwrap(),
+            content
+        );
+        // Two seals of the same content differ (fresh salt).
+        assert_ne!(
+            sealed,
+            key.seal_file("detection checkpoint", content).unwrap()
+        );
+        assert!(
+            key.open_file("alert state", &sealed).is_err(),
+            "another purpose"
+        );
+        let other = EncryptionKey::from_bytes(&[8; 32]);
+        let e = other
+            .open_file("detection checkpoint", &sealed)
+            .unwrap_err();
+        assert!(e.contains("not with the configured key"), "{e}");
+        let mut altered = sealed.clone();
+        let last = altered.len() - 20;
+        altered[last] ^= 1;
+        assert!(
+            key.open_file("detection checkpoint", &altered)
+                .unwrap_err()
+                .contains("altered")
+        );
+        for len in 0..sealed.len() {
+            assert!(
+                key.open_file("detection checkpoint", &sealed[..len])
+                    .is_err()
+            );
+        }
+    }
 
     #[test]
     fn sub_keys_and_ids_differ_per_key_and_purpose() {
