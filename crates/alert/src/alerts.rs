@@ -68,6 +68,21 @@ pub enum Observed {
 struct RuleText {
     description: String,
     response: String,
+    tags: String,
+}
+
+fn rule_texts(rules: &[Rule]) -> HashMap<String, RuleText> {
+    rules
+        .iter()
+        .map(|r| {
+            let text = RuleText {
+                description: r.description.clone(),
+                response: r.response.clone(),
+                tags: r.tags.join(","),
+            };
+            (r.id.clone(), text)
+        })
+        .collect()
 }
 
 /// Every alert, by fingerprint.
@@ -84,19 +99,16 @@ impl AlertSet {
     pub fn new(lifecycle: Lifecycle, rules: &[Rule]) -> AlertSet {
         AlertSet {
             alerts: HashMap::new(),
-            rules: rules
-                .iter()
-                .map(|r| {
-                    let text = RuleText {
-                        description: r.description.clone(),
-                        response: r.response.clone(),
-                    };
-                    (r.id.clone(), text)
-                })
-                .collect(),
+            rules: rule_texts(rules),
             lifecycle,
             dropped: 0,
         }
+    }
+
+    /// Replaces the rules whose texts annotate new alerts (after a rule
+    /// reload); alerts already held keep theirs.
+    pub fn set_rules(&mut self, rules: &[Rule]) {
+        self.rules = rule_texts(rules);
     }
 
     /// Sets the resolve timeout of one rule's alerts.
@@ -169,6 +181,9 @@ impl AlertSet {
         }
         if !text.response.is_empty() {
             annotations.insert(alert::RESPONSE.to_string(), text.response);
+        }
+        if !text.tags.is_empty() {
+            annotations.insert(alert::TAGS.to_string(), text.tags);
         }
         let mut alert = Alert {
             fingerprint,
@@ -500,6 +515,8 @@ pub(crate) mod tests {
         );
         assert_eq!(alert.annotation(alert::DESCRIPTION), rule.description);
         assert_eq!(alert.annotation(alert::RESPONSE), rule.response);
+        assert!(!rule.tags.is_empty());
+        assert_eq!(alert.annotation(alert::TAGS), rule.tags.join(","));
         assert_eq!(
             alert.annotation(alert::EVIDENCE),
             "sql_injection in url.query: union select"

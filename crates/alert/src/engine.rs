@@ -194,6 +194,11 @@ impl Alerting {
         self.silences.list()
     }
 
+    /// Replaces the rules that annotate new alerts (after a rule reload).
+    pub fn set_rules(&mut self, rules: &[Rule]) {
+        self.alerts.set_rules(rules);
+    }
+
     /// Overrides the resolve timeout of one rule's alerts.
     pub fn set_resolve_timeout(&mut self, rule_id: &str, timeout: Duration) {
         self.alerts.set_resolve_timeout(rule_id, timeout);
