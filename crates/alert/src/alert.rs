@@ -52,6 +52,9 @@ pub struct Evidence {
 pub struct Acknowledgement {
     pub by: String,
     pub at_unix_nano: u64,
+    /// Why, or what is being done; may be empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
 }
 
 /// One alert: a rule firing for one actor. Alerts with the same labels are

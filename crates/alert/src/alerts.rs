@@ -261,13 +261,27 @@ impl AlertSet {
         gone
     }
 
-    /// Records who acknowledged an alert.
-    pub fn acknowledge(&mut self, fingerprint: Fingerprint, by: &str, now: u64) -> Result<()> {
+    /// Records who acknowledged an alert, and why.
+    pub fn acknowledge(
+        &mut self,
+        fingerprint: Fingerprint,
+        by: &str,
+        comment: &str,
+        now: u64,
+    ) -> Result<()> {
         if by.trim().is_empty() {
             return Err(AlertError::Invalid {
                 field: "by",
                 message: "who acknowledges must be named".to_string(),
             });
+        }
+        for (field, text) in [("by", by), ("comment", comment)] {
+            if text.len() > crate::silence::MAX_TEXT_BYTES {
+                return Err(AlertError::Invalid {
+                    field,
+                    message: format!("longer than {} bytes", crate::silence::MAX_TEXT_BYTES),
+                });
+            }
         }
         let alert = self
             .alerts
@@ -276,6 +290,7 @@ impl AlertSet {
         alert.acknowledged = Some(Acknowledgement {
             by: by.to_string(),
             at_unix_nano: now,
+            comment: comment.to_string(),
         });
         Ok(())
     }
@@ -426,7 +441,9 @@ pub(crate) mod tests {
             panic!()
         };
         alerts.observe(&detection("r", "a", 2), T0 + 60 * SEC);
-        alerts.acknowledge(fp, "ana", T0 + 61 * SEC).unwrap();
+        alerts
+            .acknowledge(fp, "ana", "on it", T0 + 61 * SEC)
+            .unwrap();
         // Quiet for 4m59s: still firing.
         assert!(alerts.resolve_quiet(T0 + 359 * SEC).is_empty());
         // Ticks may be late: ends_at is when the quiet period was over.
@@ -521,7 +538,7 @@ pub(crate) mod tests {
             alert.annotation(alert::EVIDENCE),
             "sql_injection in url.query: union select"
         );
-        assert!(alerts.acknowledge(Fingerprint(1), "x", T0).is_err());
-        assert!(alerts.acknowledge(fp, " ", T0).is_err());
+        assert!(alerts.acknowledge(Fingerprint(1), "x", "", T0).is_err());
+        assert!(alerts.acknowledge(fp, " ", "", T0).is_err());
     }
 }
