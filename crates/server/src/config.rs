@@ -38,6 +38,9 @@ pub struct Config {
     pub store: LifecycleOptions,
     /// The `[detection]` section: which rules run on what arrives.
     pub detection: DetectionConfig,
+    /// The `[alerts]` section: routes, receivers, inhibit rules and timings
+    /// of the alerts raised from detections (docs/ALERTS.md).
+    pub alerts: tracewarden_alert::Config,
 }
 
 /// Detection settings.
@@ -144,6 +147,7 @@ impl Default for Config {
             wal: WalOptions::default(),
             store: LifecycleOptions::default(),
             detection: DetectionConfig::default(),
+            alerts: tracewarden_alert::Config::default(),
         }
     }
 }
