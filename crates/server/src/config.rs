@@ -212,6 +212,18 @@ mod tests {
     }
 
     #[test]
+    fn alerts_section_of_the_docs_parses_and_validates() {
+        let docs = include_str!("../../../docs/ALERTS.md");
+        let section = &docs[docs.find("## In the server").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.alerts.route.receiver.as_deref(), Some("soc"));
+        assert_eq!(config.alerts.receivers.len(), 2);
+        config.alerts.validate().unwrap();
+    }
+
+    #[test]
     fn store_section_maps_to_the_store_options() {
         let config = Config::from_toml(
             "data_dir = \"/d\"\n\
