@@ -11,6 +11,8 @@ pub const TITLE: &str = "title";
 pub const DESCRIPTION: &str = "description";
 pub const RESPONSE: &str = "response";
 pub const EVIDENCE: &str = "evidence";
+/// The rule's tags (ATT&CK techniques and the like), comma-separated.
+pub const TAGS: &str = "tags";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +52,9 @@ pub struct Evidence {
 pub struct Acknowledgement {
     pub by: String,
     pub at_unix_nano: u64,
+    /// Why, or what is being done; may be empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
 }
 
 /// One alert: a rule firing for one actor. Alerts with the same labels are
@@ -58,7 +63,7 @@ pub struct Acknowledgement {
 pub struct Alert {
     pub fingerprint: Fingerprint,
     pub labels: LabelSet,
-    /// `title`, `description`, `response` and, for payload rules,
+    /// `title`, `description`, `response`, `tags` and, for payload rules,
     /// `evidence` (what the latest detection found).
     pub annotations: BTreeMap<String, String>,
     pub state: AlertState,

@@ -68,6 +68,21 @@ pub enum Observed {
 struct RuleText {
     description: String,
     response: String,
+    tags: String,
+}
+
+fn rule_texts(rules: &[Rule]) -> HashMap<String, RuleText> {
+    rules
+        .iter()
+        .map(|r| {
+            let text = RuleText {
+                description: r.description.clone(),
+                response: r.response.clone(),
+                tags: r.tags.join(","),
+            };
+            (r.id.clone(), text)
+        })
+        .collect()
 }
 
 /// Every alert, by fingerprint.
@@ -84,19 +99,16 @@ impl AlertSet {
     pub fn new(lifecycle: Lifecycle, rules: &[Rule]) -> AlertSet {
         AlertSet {
             alerts: HashMap::new(),
-            rules: rules
-                .iter()
-                .map(|r| {
-                    let text = RuleText {
-                        description: r.description.clone(),
-                        response: r.response.clone(),
-                    };
-                    (r.id.clone(), text)
-                })
-                .collect(),
+            rules: rule_texts(rules),
             lifecycle,
             dropped: 0,
         }
+    }
+
+    /// Replaces the rules whose texts annotate new alerts (after a rule
+    /// reload); alerts already held keep theirs.
+    pub fn set_rules(&mut self, rules: &[Rule]) {
+        self.rules = rule_texts(rules);
     }
 
     /// Sets the resolve timeout of one rule's alerts.
@@ -169,6 +181,9 @@ impl AlertSet {
         }
         if !text.response.is_empty() {
             annotations.insert(alert::RESPONSE.to_string(), text.response);
+        }
+        if !text.tags.is_empty() {
+            annotations.insert(alert::TAGS.to_string(), text.tags);
         }
         let mut alert = Alert {
             fingerprint,
@@ -246,13 +261,27 @@ impl AlertSet {
         gone
     }
 
-    /// Records who acknowledged an alert.
-    pub fn acknowledge(&mut self, fingerprint: Fingerprint, by: &str, now: u64) -> Result<()> {
+    /// Records who acknowledged an alert, and why.
+    pub fn acknowledge(
+        &mut self,
+        fingerprint: Fingerprint,
+        by: &str,
+        comment: &str,
+        now: u64,
+    ) -> Result<()> {
         if by.trim().is_empty() {
             return Err(AlertError::Invalid {
                 field: "by",
                 message: "who acknowledges must be named".to_string(),
             });
+        }
+        for (field, text) in [("by", by), ("comment", comment)] {
+            if text.len() > crate::silence::MAX_TEXT_BYTES {
+                return Err(AlertError::Invalid {
+                    field,
+                    message: format!("longer than {} bytes", crate::silence::MAX_TEXT_BYTES),
+                });
+            }
         }
         let alert = self
             .alerts
@@ -261,6 +290,7 @@ impl AlertSet {
         alert.acknowledged = Some(Acknowledgement {
             by: by.to_string(),
             at_unix_nano: now,
+            comment: comment.to_string(),
         });
         Ok(())
     }
@@ -411,7 +441,9 @@ pub(crate) mod tests {
             panic!()
         };
         alerts.observe(&detection("r", "a", 2), T0 + 60 * SEC);
-        alerts.acknowledge(fp, "ana", T0 + 61 * SEC).unwrap();
+        alerts
+            .acknowledge(fp, "ana", "on it", T0 + 61 * SEC)
+            .unwrap();
         // Quiet for 4m59s: still firing.
         assert!(alerts.resolve_quiet(T0 + 359 * SEC).is_empty());
         // Ticks may be late: ends_at is when the quiet period was over.
@@ -500,11 +532,13 @@ pub(crate) mod tests {
         );
         assert_eq!(alert.annotation(alert::DESCRIPTION), rule.description);
         assert_eq!(alert.annotation(alert::RESPONSE), rule.response);
+        assert!(!rule.tags.is_empty());
+        assert_eq!(alert.annotation(alert::TAGS), rule.tags.join(","));
         assert_eq!(
             alert.annotation(alert::EVIDENCE),
             "sql_injection in url.query: union select"
         );
-        assert!(alerts.acknowledge(Fingerprint(1), "x", T0).is_err());
-        assert!(alerts.acknowledge(fp, " ", T0).is_err());
+        assert!(alerts.acknowledge(Fingerprint(1), "x", "", T0).is_err());
+        assert!(alerts.acknowledge(fp, " ", "", T0).is_err());
     }
 }

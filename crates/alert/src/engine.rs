@@ -166,9 +166,16 @@ impl Alerting {
         })
     }
 
-    /// Records an acknowledgement and saves the state.
-    pub fn acknowledge(&mut self, fingerprint: Fingerprint, by: &str, now: u64) -> Result<()> {
-        self.alerts.acknowledge(fingerprint, by, now)?;
+    /// Records an acknowledgement (who, and an optional comment) and saves
+    /// the state.
+    pub fn acknowledge(
+        &mut self,
+        fingerprint: Fingerprint,
+        by: &str,
+        comment: &str,
+        now: u64,
+    ) -> Result<()> {
+        self.alerts.acknowledge(fingerprint, by, comment, now)?;
         self.dirty = true;
         self.persist().map(|_| ())
     }
@@ -192,6 +199,11 @@ impl Alerting {
     /// oldest first.
     pub fn silences(&self) -> &[Silence] {
         self.silences.list()
+    }
+
+    /// Replaces the rules that annotate new alerts (after a rule reload).
+    pub fn set_rules(&mut self, rules: &[Rule]) {
+        self.alerts.set_rules(rules);
     }
 
     /// Overrides the resolve timeout of one rule's alerts.
@@ -365,7 +377,9 @@ url = "http://127.0.0.1:1/hook"
         engine.observe(&[detection("brute-force-login", "203.0.113.9", 1)], T0);
         assert_eq!(engine.tick(T0 + 10 * SEC).len(), 1);
         let fp = engine.alerts()[0].fingerprint;
-        engine.acknowledge(fp, "ana", T0 + 11 * SEC).unwrap();
+        engine
+            .acknowledge(fp, "ana", "blocking at the WAF", T0 + 11 * SEC)
+            .unwrap();
         let silence = engine
             .create_silence(
                 NewSilence {
@@ -385,7 +399,11 @@ url = "http://127.0.0.1:1/hook"
         let mut engine = Alerting::open(config(), &[], dir.path(), T0 + 30 * SEC).unwrap();
         assert_eq!(engine.snapshot(), before);
         let alert = engine.alert(fp).unwrap();
-        assert_eq!(alert.acknowledged.as_ref().unwrap().by, "ana");
+        let ack = alert.acknowledged.as_ref().unwrap();
+        assert_eq!(
+            (ack.by.as_str(), ack.comment.as_str()),
+            ("ana", "blocking at the WAF")
+        );
         assert_eq!(engine.silences()[0].id, silence);
         // Still firing and already announced: nothing new to say.
         engine.observe(

@@ -6,7 +6,7 @@
 //!   becomes an [`alert::Alert`] with labels (`alertname` = rule id,
 //!   `severity`, `rule_kind`, and one label per key field: see
 //!   [`labels::key_label_names`]) and annotations (`title`, `description`,
-//!   `response`, `evidence`). Its fingerprint is the hash of its labels
+//!   `response`, `tags`, `evidence`). Its fingerprint is the hash of its labels
 //!   ([`labels::LabelSet::fingerprint`], Prometheus' own), so detections
 //!   with the same labels update one alert. A firing alert resolves after
 //!   a quiet `resolve_timeout`.

@@ -38,6 +38,9 @@ pub struct Config {
     pub store: LifecycleOptions,
     /// The `[detection]` section: which rules run on what arrives.
     pub detection: DetectionConfig,
+    /// The `[alerts]` section: routes, receivers, inhibit rules and timings
+    /// of the alerts raised from detections (docs/ALERTS.md).
+    pub alerts: tracewarden_alert::Config,
 }
 
 /// Detection settings.
@@ -194,6 +197,7 @@ impl Default for Config {
             wal: WalOptions::default(),
             store: LifecycleOptions::default(),
             detection: DetectionConfig::default(),
+            alerts: tracewarden_alert::Config::default(),
         }
     }
 }
@@ -255,6 +259,18 @@ mod tests {
         assert!(err.contains("apii"), "{err}");
         let err = Config::from_toml("[listen]\napi = \"nonsense\"\n").unwrap_err();
         assert!(err.contains("api"), "{err}");
+    }
+
+    #[test]
+    fn alerts_section_of_the_docs_parses_and_validates() {
+        let docs = include_str!("../../../docs/ALERTS.md");
+        let section = &docs[docs.find("## In the server").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.alerts.route.receiver.as_deref(), Some("soc"));
+        assert_eq!(config.alerts.receivers.len(), 2);
+        config.alerts.validate().unwrap();
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!  OTLP HTTP :4318 ─┼─> decode ─> Pipeline (normalise) ─> Store::append (WAL fsync) ─> ack
 //!  Zipkin    :9411 ─┘                                         └─> hot tier
 //!  API       :7700 ─> /api/v1/traces/{id}, /healthz, /readyz ─┘
+//!
+//!  acknowledged batch ─> Detector (thread) ─> DetectionSink ─> AlertService (thread) ─> receivers
+//!  API ─> /api/v1/alerts, /api/v1/silences ─┘
 //! ```
 //!
 //! Start-up order matters for "ready only after WAL replay": every listener
@@ -13,6 +16,7 @@
 //! the WAL is replayed on a blocking thread; until it is done receivers
 //! answer 503 / `UNAVAILABLE` and `/readyz` answers 503.
 
+pub mod alerting;
 pub mod api;
 mod checkpoint;
 pub mod config;
@@ -56,6 +60,8 @@ pub enum ServerError {
     Task(String),
     #[error("detection rules: {0}")]
     Rules(String),
+    #[error("alerts: {0}")]
+    Alerts(#[from] alerting::AlertingError),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -123,6 +129,8 @@ impl Server {
             }
             pipeline.set_detector(detector);
         }
+        let alerts = alerting::AlertService::start(&config, addrs.api, pipeline.detector())?;
+        pipeline.set_alerts(alerts);
         Ok(Server {
             config,
             addrs,
@@ -265,6 +273,10 @@ impl Server {
         // The last detection checkpoint covers everything acknowledged.
         if let Some(detector) = pipeline.detector().cloned() {
             let _ = tokio::task::spawn_blocking(move || detector.shutdown()).await;
+        }
+        // After the detector: its last detections are alerted on and saved.
+        if let Some(alerts) = pipeline.alerts().cloned() {
+            alerts.shutdown().await;
         }
         // Closing flushes the hot tier into a segment (seconds for a full
         // one): off the async workers.

@@ -15,6 +15,7 @@ use tracewarden_ingest::{BatchSink, SinkError};
 use tracewarden_model::{Batch, normalise};
 use tracewarden_store::{Store, StoreError};
 
+use crate::alerting::AlertService;
 use crate::detection::Detector;
 
 /// The pipeline. Cheap to share: clone the `Arc`.
@@ -22,6 +23,7 @@ use crate::detection::Detector;
 pub struct Pipeline {
     store: OnceLock<Arc<Store>>,
     detector: OnceLock<Arc<Detector>>,
+    alerts: OnceLock<Arc<AlertService>>,
 }
 
 impl Pipeline {
@@ -48,6 +50,16 @@ impl Pipeline {
     /// The detector, when detection is on.
     pub fn detector(&self) -> Option<&Arc<Detector>> {
         self.detector.get()
+    }
+
+    /// Keeps the alerting service for the API.
+    pub fn set_alerts(&self, alerts: Arc<AlertService>) {
+        let _ = self.alerts.set(alerts);
+    }
+
+    /// The alerting service, once the server is bound.
+    pub fn alerts(&self) -> Option<&Arc<AlertService>> {
+        self.alerts.get()
     }
 
     pub fn is_ready(&self) -> bool {

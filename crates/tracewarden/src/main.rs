@@ -29,6 +29,10 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
     Query(cmd::query::QueryArgs),
+    /// List, show and acknowledge a running server's alerts.
+    Alerts(cmd::alerts::AlertsArgs),
+    /// Add, list and expire a running server's silences.
+    Silence(cmd::silence::SilenceArgs),
     /// Test and lint detection rules.
     Rules(cmd::rules::RulesArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => cmd::rules::run(args),
+        Command::Alerts(args) => cmd::alerts::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Silence(args) => cmd::silence::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),

@@ -2,7 +2,7 @@
 //! functions, so their shapes are tested against golden files.
 //!
 //! Annotations sent are the alert's (`title`, `description`, `response`,
-//! `evidence`) plus its evidence as text: `count`, `first_seen`,
+//! `tags`, `evidence`) plus its evidence as text: `count`, `first_seen`,
 //! `last_seen` (RFC 3339) and `trace_ids` (comma-separated, most recent
 //! first).
 

@@ -1,5 +1,6 @@
 //! The HTTP API on the API port: traces, health and readiness.
 
+mod alerts;
 mod detections;
 mod error;
 mod health;
@@ -35,6 +36,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/rules", get(detections::rules))
         .route("/api/v1/rules/reload", post(detections::reload))
         .route("/api/search", get(search::search_tempo))
+        // Alerts and silences (reads and actions apart, for auth to guard).
+        .merge(alerts::routes())
         .merge(tempo::routes())
         .fallback(error::not_found)
         .with_state(state)

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod alerts;
 pub mod bench;
+pub mod client;
 pub mod encryption_key;
 pub mod query;
 pub mod rules;
 pub mod serve;
 pub mod signing_key;
+pub mod silence;
 pub mod verify;

@@ -6,20 +6,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use http::header::{ACCEPT, HOST};
-use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tracewarden_search::format_time;
 use tracewarden_server::Config;
 use tracewarden_server::api::{SearchParams, native_json};
 use tracewarden_store::Store;
 
-/// Largest response read from the server.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+use super::client;
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
@@ -46,7 +40,7 @@ pub struct QueryArgs {
     /// The server's API address.
     #[arg(
         long,
-        default_value = "http://127.0.0.1:7700",
+        default_value = client::DEFAULT_SERVER,
         conflicts_with = "data_dir"
     )]
     pub server: String,
@@ -113,88 +107,20 @@ fn search_directory(
 }
 
 fn search_server(server: &str, params: &SearchParams) -> anyhow::Result<Value> {
-    let base: Uri = server
-        .parse()
-        .with_context(|| format!("`{server}` is not a URL"))?;
-    if base.scheme_str() != Some("http") {
-        bail!("--server must be an http:// URL, not `{server}`");
-    }
-    let authority = base
-        .authority()
-        .with_context(|| format!("`{server}` has no host"))?
-        .clone();
-    let mut query = String::new();
-    for (name, value) in [
-        ("q", &params.q),
-        ("start", &params.start),
-        ("end", &params.end),
-        ("since", &params.since),
-        ("limit", &params.limit),
-        ("spss", &params.spss),
-    ] {
-        if let Some(value) = value {
-            if !query.is_empty() {
-                query.push('&');
-            }
-            let _ = write!(query, "{name}={}", percent_encode(value));
-        }
-    }
-    let path = format!(
-        "{}/api/v1/search?{query}",
-        base.path().trim_end_matches('/')
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((authority.host(), port))
-            .await
-            .with_context(|| {
-                format!("cannot reach tracewarden at {server} (is `tracewarden serve` running?)")
-            })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let request = Request::get(path)
-            .header(HOST, authority.as_str())
-            .header(ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the response: {e}"))?
-            .to_bytes();
-        let json: Value = serde_json::from_slice(&body).with_context(|| {
-            format!(
-                "the server answered {status} with a body that is not JSON: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )
-        })?;
-        if !status.is_success() {
-            let message = json
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            bail!("the server answered {status}: {message}");
-        }
-        Ok(json)
-    })
-}
-
-/// Percent-encodes a query-string value (RFC 3986 unreserved kept).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    let query = client::query_string([
+        ("q", params.q.as_deref()),
+        ("start", params.start.as_deref()),
+        ("end", params.end.as_deref()),
+        ("since", params.since.as_deref()),
+        ("limit", params.limit.as_deref()),
+        ("spss", params.spss.as_deref()),
+    ]);
+    client::request(
+        server,
+        http::Method::GET,
+        &format!("/api/v1/search{query}"),
+        None,
+    )
 }
 
 /// The response as a table: a line per trace, then its spansets.
@@ -311,9 +237,5 @@ mod tests {
         assert_eq!(format_duration(1_500_000_000), "1.50s");
         assert_eq!(format_duration(2_500_000), "2.50ms");
         assert_eq!(format_duration(999), "999ns");
-        assert_eq!(
-            percent_encode(r#"{ .a = "b c" }"#),
-            "%7B%20.a%20%3D%20%22b%20c%22%20%7D"
-        );
     }
 }

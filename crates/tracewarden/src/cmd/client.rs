@@ -1,0 +1,136 @@
+//! A minimal client for a running server's JSON API (plain HTTP/1.1, one
+//! request per connection), shared by the commands that take `--server`.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HOST};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// Largest response read from the server.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The default `--server`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7700";
+
+/// Sends `method path` (with a JSON body, if any) to the server at
+/// `server` and returns the JSON answer; an error status becomes an error
+/// carrying the server's message.
+pub fn request(
+    server: &str,
+    method: Method,
+    path_and_query: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let base: Uri = server
+        .parse()
+        .with_context(|| format!("`{server}` is not a URL"))?;
+    if base.scheme_str() != Some("http") {
+        bail!("--server must be an http:// URL, not `{server}`");
+    }
+    let authority = base
+        .authority()
+        .with_context(|| format!("`{server}` has no host"))?
+        .clone();
+    let path = format!("{}{path_and_query}", base.path().trim_end_matches('/'));
+    let body = match body {
+        Some(json) => Bytes::from(serde_json::to_vec(json)?),
+        None => Bytes::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((authority.host(), port))
+            .await
+            .with_context(|| {
+                format!("cannot reach tracewarden at {server} (is `tracewarden serve` running?)")
+            })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, authority.as_str())
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the response: {e}"))?
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "the server answered {status} with a body that is not JSON: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        })?;
+        if !status.is_success() {
+            let message = json
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(json)
+    })
+}
+
+/// `?a=1&b=2` from the pairs whose value is set (percent-encoded); empty
+/// when none is.
+pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> String {
+    let mut query = String::new();
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            query.push(if query.is_empty() { '?' } else { '&' });
+            let _ = write!(query, "{name}={}", percent_encode(value));
+        }
+    }
+    query
+}
+
+/// Percent-encodes a query-string value or path segment (RFC 3986
+/// unreserved kept).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// The text at `pointer` in `json`, or `""`.
+pub fn text<'a>(json: &'a Value, pointer: &str) -> &'a str {
+    json.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding() {
+        assert_eq!(
+            percent_encode(r#"{ .a = "b c" }"#),
+            "%7B%20.a%20%3D%20%22b%20c%22%20%7D"
+        );
+        assert_eq!(
+            query_string([("a", Some("1 2")), ("b", None), ("c", Some("x=y"))]),
+            "?a=1%202&c=x%3Dy"
+        );
+        assert_eq!(query_string([("a", None)]), "");
+    }
+}
