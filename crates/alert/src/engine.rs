@@ -76,7 +76,18 @@ impl Alerting {
     /// Restored alerts go back into their groups; the notification log
     /// keeps them from being announced again.
     pub fn open(config: ValidConfig, rules: &[Rule], dir: &Path, now: u64) -> Result<Alerting> {
-        let file = StateFile::in_dir(dir);
+        Alerting::open_sealed(config, rules, dir, now, None)
+    }
+
+    /// [`Alerting::open`] with the state file encrypted by `sealer`.
+    pub fn open_sealed(
+        config: ValidConfig,
+        rules: &[Rule],
+        dir: &Path,
+        now: u64,
+        sealer: Option<std::sync::Arc<dyn crate::state::Sealer>>,
+    ) -> Result<Alerting> {
+        let file = StateFile::in_dir(dir).sealed_with(sealer);
         let saved = file.load()?;
         let mut engine = Alerting::new(config, rules);
         if let Some(state) = saved {

@@ -35,10 +35,23 @@ pub struct State {
     pub notification_log: Vec<LogEntry>,
 }
 
+/// Encryption at rest of the state file: the server plugs in the store's
+/// key, so alerts (which name actors) are not kept in clear when the data
+/// they come from is not.
+pub trait Sealer: Send + Sync + std::fmt::Debug {
+    /// The encrypted form of the file's content.
+    fn seal(&self, plain: &[u8]) -> std::io::Result<Vec<u8>>;
+    /// The content of a file read back: `Ok(None)` when it is not sealed
+    /// (written before encryption was switched on), `Err` when it is sealed
+    /// and cannot be opened.
+    fn open(&self, bytes: &[u8]) -> std::result::Result<Option<Vec<u8>>, String>;
+}
+
 #[derive(Clone, Debug)]
 pub struct StateFile {
     path: PathBuf,
     dir: PathBuf,
+    sealer: Option<std::sync::Arc<dyn Sealer>>,
 }
 
 impl StateFile {
@@ -47,7 +60,14 @@ impl StateFile {
         StateFile {
             path: dir.join(STATE_FILE_NAME),
             dir: dir.to_path_buf(),
+            sealer: None,
         }
+    }
+
+    /// The same file, encrypted with `sealer`.
+    pub fn sealed_with(mut self, sealer: Option<std::sync::Arc<dyn Sealer>>) -> StateFile {
+        self.sealer = sealer;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -64,6 +84,10 @@ impl StateFile {
         let corrupt = |message: String| AlertError::CorruptState {
             path: self.path.clone(),
             message,
+        };
+        let bytes = match &self.sealer {
+            Some(sealer) => sealer.open(&bytes).map_err(corrupt)?.unwrap_or(bytes),
+            None => bytes,
         };
         // The version first, so a newer format is reported as such rather
         // than as whichever field it changed.
@@ -89,6 +113,10 @@ impl StateFile {
             path: self.path.clone(),
             message: format!("cannot encode state: {e}"),
         })?;
+        let bytes = match &self.sealer {
+            Some(sealer) => sealer.seal(&bytes).map_err(|e| self.io("encrypt", e))?,
+            None => bytes,
+        };
         fs::create_dir_all(&self.dir).map_err(|e| self.io("create the directory of", e))?;
         let mut temp_name = self.path.as_os_str().to_owned();
         temp_name.push(TEMP_SUFFIX);

@@ -24,8 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracewarden_alert::engine::{Alerting, AlertingStats};
 use tracewarden_alert::receiver::{Notifier, ReceiverStats};
+use tracewarden_alert::state::Sealer;
 use tracewarden_alert::{AlertError, ValidConfig};
 use tracewarden_detect::engine::Detection;
+use tracewarden_store::EncryptionKey;
 
 use crate::config::{Config, DetectionConfig};
 use crate::detection::{DetectionSink, Detector, load_rules};
@@ -108,6 +110,25 @@ pub fn external_url(configured: &str, api: SocketAddr) -> String {
     }
 }
 
+/// The alert state encrypted with the store's key.
+#[derive(Debug)]
+struct StateSealer(Arc<EncryptionKey>);
+
+const STATE_PURPOSE: &str = "alert state";
+
+impl Sealer for StateSealer {
+    fn seal(&self, plain: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.0.seal_file(STATE_PURPOSE, plain)
+    }
+
+    fn open(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        if !EncryptionKey::is_sealed(bytes) {
+            return Ok(None);
+        }
+        self.0.open_file(STATE_PURPOSE, bytes).map(Some)
+    }
+}
+
 impl AlertService {
     /// Validates `[alerts]`, opens the state in `data_dir/alerts/`, starts
     /// the receivers (on the current tokio runtime) and the alerting
@@ -116,8 +137,20 @@ impl AlertService {
         config: &Config,
         api: SocketAddr,
         detector: Option<&Arc<Detector>>,
+        key: Option<Arc<EncryptionKey>>,
     ) -> Result<Arc<AlertService>, AlertingError> {
         let mut alerts = config.alerts.clone();
+        if key.is_some() && alerts.receivers == tracewarden_alert::Config::default().receivers {
+            // Encryption at rest: the default receiver would keep a plain
+            // JSON-lines log of alerts (actors, evidence) in the data
+            // directory. The encrypted state and the API keep them.
+            for receiver in &mut alerts.receivers {
+                receiver.file = None;
+            }
+            tracing::info!(
+                "encryption at rest is on: the default alerts.jsonl receiver is left out (alerts stay in the encrypted state and the API)"
+            );
+        }
         alerts.external_url = external_url(&alerts.external_url, api);
         let valid = alerts.validate().map_err(AlertingError::Config)?;
         let rules = match detector {
@@ -125,7 +158,8 @@ impl AlertService {
             None => Vec::new(),
         };
         let dir = config.data_dir.join(ALERTS_DIR);
-        let engine = Alerting::open(valid.clone(), &rules, &dir, now_unix_nano())?;
+        let sealer = key.map(|key| Arc::new(StateSealer(key)) as Arc<dyn Sealer>);
+        let engine = Alerting::open_sealed(valid.clone(), &rules, &dir, now_unix_nano(), sealer)?;
         let notifier = Arc::new(Notifier::start(&valid, &dir)?);
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
         let engine = Arc::new(Mutex::new(engine));

@@ -112,14 +112,11 @@ impl Server {
             api: local_addr(&api, "the API", config.listen.api)?,
         };
         let pipeline = Arc::new(Pipeline::new());
+        let key = encryption_key(&config)?;
         if config.detection.enabled {
             let detector = Arc::new(
-                detection::Detector::start(
-                    &config.detection,
-                    Some(&config.data_dir),
-                    encryption_key(&config)?,
-                )
-                .map_err(ServerError::Rules)?,
+                detection::Detector::start(&config.detection, Some(&config.data_dir), key.clone())
+                    .map_err(ServerError::Rules)?,
             );
             tracing::info!(rules = detector.rules().len(), "detection on");
             if let Some(interval) = config.detection.reload_interval {
@@ -129,7 +126,7 @@ impl Server {
             }
             pipeline.set_detector(detector);
         }
-        let alerts = alerting::AlertService::start(&config, addrs.api, pipeline.detector())?;
+        let alerts = alerting::AlertService::start(&config, addrs.api, pipeline.detector(), key)?;
         pipeline.set_alerts(alerts);
         Ok(Server {
             config,

@@ -270,10 +270,57 @@ async fn encryption_at_rest_end_to_end() {
     send_all(&server).await;
     wait_for_segment(&server, &data_dir).await;
     check_all(&server).await;
+    // A brute force from 192.0.2.250: its detection and alert name the
+    // address, in the detection checkpoint and the alert state.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let spans: Vec<serde_json::Value> = (0..12u64)
+        .map(|i| {
+            let start = now - 2_000_000_000 + i * 1_000;
+            serde_json::json!({
+                "traceId": format!("{:032x}", 90_000 + i), "spanId": format!("{:016x}", 90_000 + i),
+                "name": "POST /login", "kind": 2,
+                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 1_000).to_string(),
+                "attributes": [
+                    {"key": "http.route", "value": {"stringValue": "/login"}},
+                    {"key": "http.response.status_code", "value": {"intValue": "401"}},
+                    {"key": "client.address", "value": {"stringValue": "192.0.2.250"}},
+                ],
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    let answer = Http::new()
+        .send(
+            Method::POST,
+            &server.otlp_http_url("/v1/traces"),
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alerts = common::get(&server.api_url("/api/v1/alerts")).await.text();
+        if alerts.contains("192.0.2.250") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alert: {alerts}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(server.terminate().success(), "{}", server.stderr());
     drop(server);
+    assert!(
+        data_dir.join("detection").join("checkpoint").exists()
+            && data_dir.join("alerts").join("alerts-state.json").exists(),
+        "{:?}",
+        files_under(&data_dir)
+    );
 
-    // Neither the WAL nor the segments hold a value in clear.
+    // Neither the WAL, the segments, the detection checkpoint nor the alert
+    // state hold a value in clear.
     let files = files_under(&data_dir);
     assert!(
         files
