@@ -449,7 +449,7 @@ mod tests {
         for (text, field) in cases {
             let mut config = Config::from_toml(text).unwrap();
             config.data_dir = dir.path().to_path_buf();
-            let err = AlertService::start(&config, api, None)
+            let err = AlertService::start(&config, api, None, None)
                 .err()
                 .unwrap_or_else(|| panic!("{text}: accepted"));
             assert!(matches!(err, AlertingError::Config(_)), "{text}: {err}");
