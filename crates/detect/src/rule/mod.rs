@@ -44,6 +44,7 @@
 //! assert_eq!(errors[0].to_string(), "x.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)");
 //! ```
 
+mod block;
 mod builtin;
 mod duration;
 mod error;
@@ -62,6 +63,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use tracewarden_model::SpanRecord;
 use tracewarden_traceql::{ParseError, Query};
 
+pub use block::{ActorKind, BlockAction, DEFAULT_TOKEN_FIELD, MAX_BLOCK};
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
@@ -230,6 +232,8 @@ pub struct Rule {
     /// What the rule reads: spans (default) or log records.
     pub source: Source,
     pub kind: RuleKind,
+    /// What to block when the rule fires (`block:`; see [`BlockAction`]).
+    pub block: Option<BlockAction>,
     /// The file the rule came from.
     pub file: PathBuf,
     /// 1-based line of the `id` value in the file.
@@ -332,7 +336,7 @@ pub struct Step {
     pub count: u64,
 }
 
-const COMMON_KEYS: [&str; 9] = [
+const COMMON_KEYS: [&str; 10] = [
     "id",
     "title",
     "description",
@@ -342,6 +346,7 @@ const COMMON_KEYS: [&str; 9] = [
     "enabled",
     "source",
     "kind",
+    "block",
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
@@ -1079,6 +1084,11 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         },
     };
 
+    let block = match get("block") {
+        None => Some(None),
+        Some(node) => checker.block(node, get("group_by")).map(Some),
+    };
+
     Some(Rule {
         id: id?,
         title: title?,
@@ -1097,6 +1107,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         }),
         source: source?,
         kind: kind?,
+        block: block?,
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,
