@@ -26,7 +26,7 @@ use tracewarden_store::{Lsn, LsnSet};
 use crate::checkpoint;
 
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
-use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
+use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::{Batch, LogEntry, SpanRecord};
@@ -78,6 +78,8 @@ pub struct RuleInfo {
     pub enabled: bool,
     /// Why an enabled rule does not run (a site fact left empty).
     pub inactive: Option<String>,
+    /// The rule's `block:` response.
+    pub block: Option<BlockAction>,
 }
 
 /// Counters of the detector.
@@ -176,6 +178,7 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
             tags: rule.tags.clone(),
             enabled: rule.enabled,
             inactive: rule.inactive.clone(),
+            block: rule.block.clone(),
         })
         .collect()
 }
@@ -406,6 +409,12 @@ impl Detector {
 
     pub fn rules(&self) -> Vec<RuleInfo> {
         self.rules.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The `block:` response of the rule `id`, if it has one.
+    pub fn rule_block(&self, id: &str) -> Option<BlockAction> {
+        let rules = self.rules.lock().ok()?;
+        rules.iter().find(|r| r.id == id)?.block.clone()
     }
 
     /// The engine's counters per rule, as of the last time the queue ran

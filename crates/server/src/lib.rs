@@ -14,6 +14,7 @@
 //! answer 503 / `UNAVAILABLE` and `/readyz` answers 503.
 
 pub mod api;
+pub mod blocks;
 mod checkpoint;
 pub mod config;
 pub mod detection;
