@@ -38,6 +38,8 @@ pub struct Config {
     pub store: LifecycleOptions,
     /// The `[detection]` section: which rules run on what arrives.
     pub detection: DetectionConfig,
+    /// The `[blocks]` section: block decisions for gateways.
+    pub blocks: crate::blocks::BlocksConfig,
 }
 
 /// Detection settings.
@@ -144,6 +146,7 @@ impl Default for Config {
             wal: WalOptions::default(),
             store: LifecycleOptions::default(),
             detection: DetectionConfig::default(),
+            blocks: crate::blocks::BlocksConfig::default(),
         }
     }
 }

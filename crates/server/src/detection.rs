@@ -98,6 +98,8 @@ pub struct DetectorStats {
     pub replayed_batches: u64,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// Batches waiting in the queue now.
+    pub queued_batches: u64,
 }
 
 #[derive(Default)]
@@ -111,6 +113,7 @@ struct Counters {
     replayed_batches: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
+    queued_batches: AtomicU64,
 }
 
 struct Shared {
@@ -267,7 +270,11 @@ impl Detector {
             .counters
             .replayed_batches
             .fetch_add(1, Ordering::Relaxed);
+        // Counted before it is sent: the thread may take it at once.
+        let queued = &self.shared.counters.queued_batches;
+        queued.fetch_add(1, Ordering::Relaxed);
         if self.sender.send(Message::Batch(lsn, batch)).is_err() {
+            queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(
                 "the detection thread has stopped; replayed batches are not detected on"
             );
@@ -348,7 +355,14 @@ impl Detector {
             self.skip(lsn);
             return;
         }
-        match self.sender.try_send(Message::Batch(lsn, batch)) {
+        // Counted before it is sent: the thread may take it at once.
+        let queued = &self.shared.counters.queued_batches;
+        queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.sender.try_send(Message::Batch(lsn, batch));
+        if sent.is_err() {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Never detected on, now or at a replay.
@@ -404,6 +418,7 @@ impl Detector {
             replayed_batches: c.replayed_batches.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
+            queued_batches: c.queued_batches.load(Ordering::Relaxed),
         }
     }
 
@@ -477,7 +492,13 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             }
         };
         let (lsn, batch) = match message {
-            Message::Batch(lsn, batch) => (lsn, batch),
+            Message::Batch(lsn, batch) => {
+                shared
+                    .counters
+                    .queued_batches
+                    .fetch_sub(1, Ordering::Relaxed);
+                (lsn, batch)
+            }
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
                 publish_stats(&runner.engine);

@@ -18,6 +18,7 @@ pub mod blocks;
 mod checkpoint;
 pub mod config;
 pub mod detection;
+pub mod metrics;
 pub mod pipeline;
 
 use std::future::Future;
@@ -56,6 +57,8 @@ pub enum ServerError {
     Task(String),
     #[error("detection rules: {0}")]
     Rules(String),
+    #[error("blocks: {0}")]
+    Blocks(String),
 }
 
 /// The addresses actually bound (ports resolved when the config said 0).
@@ -74,6 +77,9 @@ pub struct Server {
     listeners: [TcpListener; 4],
     pipeline: Arc<Pipeline>,
     stats: Arc<IngestStats>,
+    blocks: Option<Arc<api::blocks::Gate>>,
+    /// Applies rule blocks and sweeps expired ones while it lives.
+    rule_blocks: Option<Arc<blocks::RuleBlocks>>,
 }
 
 impl Server {
@@ -103,12 +109,20 @@ impl Server {
             }
             pipeline.set_detector(detector);
         }
+        let (blocks, rule_blocks) = if config.blocks.enabled {
+            let (gate, rule_blocks) = start_blocks(&config, &pipeline)?;
+            (Some(gate), Some(rule_blocks))
+        } else {
+            (None, None)
+        };
         Ok(Server {
             config,
             addrs,
             listeners: [grpc, http, zipkin, api],
             pipeline,
             stats: Arc::new(IngestStats::default()),
+            blocks,
+            rule_blocks,
         })
     }
 
@@ -131,6 +145,8 @@ impl Server {
             listeners,
             pipeline,
             stats,
+            blocks,
+            rule_blocks,
             ..
         } = self;
         let [grpc, http, zipkin, api] = listeners;
@@ -159,6 +175,8 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         let api_router = api::router(api::ApiState {
             pipeline: pipeline.clone(),
+            blocks,
+            metrics: Arc::new(metrics::Metrics::new(stats.clone())),
         });
         tasks.spawn(serve_http("the API", api, api_router, stopped()));
         tasks.spawn(serve_http(
@@ -246,6 +264,7 @@ impl Server {
         if let Some(detector) = pipeline.detector().cloned() {
             let _ = tokio::task::spawn_blocking(move || detector.shutdown()).await;
         }
+        drop(rule_blocks);
         // Closing flushes the hot tier into a segment (seconds for a full
         // one): off the async workers.
         let closing = store.clone();
@@ -254,6 +273,30 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Opens the blocklist in `data_dir/blocks` and starts the thread that
+/// applies rule blocks (as a sink of the detector, when there is one and
+/// `rule_blocks` is on) and sweeps expired blocks.
+fn start_blocks(
+    config: &Config,
+    pipeline: &Pipeline,
+) -> Result<(Arc<api::blocks::Gate>, Arc<blocks::RuleBlocks>), ServerError> {
+    let dir = config.data_dir.join(blocks::BLOCKS_DIR);
+    let list = blocks::Blocklist::open(&dir, config.blocks.max_blocks, blocks::now_unix_ms())
+        .map(Arc::new)
+        .map_err(|e| ServerError::Blocks(e.to_string()))?;
+    let gate = api::blocks::Gate::new(list.clone(), &config.blocks).map_err(ServerError::Blocks)?;
+    let detector = pipeline.detector().map(Arc::downgrade).unwrap_or_default();
+    let rule_blocks = blocks::RuleBlocks::start(detector, list)
+        .map(Arc::new)
+        .map_err(|e| ServerError::Task(format!("cannot start the blocks thread: {e}")))?;
+    if config.blocks.rule_blocks
+        && let Some(detector) = pipeline.detector()
+    {
+        detector.add_sink(rule_blocks.clone());
+    }
+    Ok((Arc::new(gate), rule_blocks))
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {

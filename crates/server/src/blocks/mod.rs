@@ -13,6 +13,7 @@
 //! `history.jsonl` (see [`files`]). Expired blocks stop denying at once
 //! and are removed (with an `expire` history entry) by the next sweep.
 
+mod config;
 mod files;
 pub mod net;
 mod sink;
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use config::BlocksConfig;
 pub use net::IpNet;
 pub use sink::RuleBlocks;
 pub use tracewarden_detect::rule::ActorKind as BlockKind;
@@ -607,3 +609,26 @@ impl Blocklist {
 
 #[cfg(test)]
 mod tests;
+
+/// Unix milliseconds as RFC 3339 in UTC, to the second
+/// (`2026-01-01T00:00:00Z`), for people reading the API and reason headers.
+pub fn format_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = secs / 86_400 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

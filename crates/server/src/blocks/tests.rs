@@ -171,3 +171,11 @@ fn saved_with_history_and_expired_while_down() {
         Err(BlocksError::Corrupt { .. })
     ));
 }
+
+#[test]
+fn times_for_people() {
+    assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+    assert_eq!(format_time(T0), "2026-01-01T00:00:00Z");
+    assert_eq!(format_time(951_782_400_123), "2000-02-29T00:00:00Z");
+    assert_eq!(format_time(4_107_542_399_999), "2100-02-28T23:59:59Z");
+}
