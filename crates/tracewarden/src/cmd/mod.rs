@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod block;
 pub mod encryption_key;
 pub mod query;
 pub mod rules;

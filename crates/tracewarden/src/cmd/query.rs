@@ -185,7 +185,7 @@ fn search_server(server: &str, params: &SearchParams) -> anyhow::Result<Value> {
 }
 
 /// Percent-encodes a query-string value (RFC 3986 unreserved kept).
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
