@@ -78,6 +78,7 @@ pub struct Server {
     pipeline: Arc<Pipeline>,
     stats: Arc<IngestStats>,
     blocks: Option<Arc<api::blocks::Gate>>,
+    metrics: Arc<metrics::Metrics>,
     /// Applies rule blocks and sweeps expired ones while it lives.
     rule_blocks: Option<Arc<blocks::RuleBlocks>>,
 }
@@ -115,12 +116,14 @@ impl Server {
         } else {
             (None, None)
         };
+        let stats = Arc::new(IngestStats::default());
         Ok(Server {
             config,
             addrs,
             listeners: [grpc, http, zipkin, api],
             pipeline,
-            stats: Arc::new(IngestStats::default()),
+            metrics: Arc::new(metrics::Metrics::new(stats.clone())),
+            stats,
             blocks,
             rule_blocks,
         })
@@ -132,6 +135,12 @@ impl Server {
 
     pub fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.clone()
+    }
+
+    /// What `GET /metrics` reports: add a [`metrics::MetricsSource`] to it
+    /// before [`Server::run`].
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets
@@ -147,6 +156,7 @@ impl Server {
             stats,
             blocks,
             rule_blocks,
+            metrics,
             ..
         } = self;
         let [grpc, http, zipkin, api] = listeners;
@@ -176,7 +186,7 @@ impl Server {
         let api_router = api::router(api::ApiState {
             pipeline: pipeline.clone(),
             blocks,
-            metrics: Arc::new(metrics::Metrics::new(stats.clone())),
+            metrics,
         });
         tasks.spawn(serve_http("the API", api, api_router, stopped()));
         tasks.spawn(serve_http(

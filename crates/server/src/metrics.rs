@@ -440,4 +440,34 @@ mod tests {
              # HELP g A gauge.\n# TYPE g gauge\ng +Inf\n"
         );
     }
+
+    struct Alerts;
+
+    impl MetricsSource for Alerts {
+        fn collect(&self, out: &mut Exposition) {
+            out.family("tracewarden_alerts", Kind::Gauge, "Alerts by state.")
+                .sample("tracewarden_alerts", &[("state", "firing")], 2.0);
+        }
+    }
+
+    #[test]
+    fn sources_add_their_families() {
+        let ingest = Arc::new(IngestStats::new());
+        ingest.record_accepted(5, 0);
+        let metrics = Metrics::new(ingest);
+        metrics.add_source(Arc::new(Alerts));
+        let text = metrics.render(&Pipeline::new(), None);
+        assert!(
+            text.contains("tracewarden_ingest_accepted_total{signal=\"spans\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "# TYPE tracewarden_alerts gauge\ntracewarden_alerts{state=\"firing\"} 2\n"
+            ),
+            "{text}"
+        );
+        // Without detection, a store or blocks: their families are absent.
+        assert!(!text.contains("tracewarden_wal_"), "{text}");
+    }
 }
