@@ -461,3 +461,94 @@ mod tests {
         );
     }
 }
+
+/// Alerts by state and severity, receivers' deliveries and failures, and
+/// the alerting queue, for `GET /metrics`.
+impl crate::metrics::MetricsSource for AlertService {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        use std::collections::BTreeMap;
+
+        use crate::metrics::Kind;
+        let mut by_state: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
+        self.read(|engine| {
+            for alert in engine.alerts() {
+                let state = if alert.is_firing() {
+                    "firing"
+                } else {
+                    "resolved"
+                };
+                *by_state
+                    .entry((state, alert.labels.get("severity").to_string()))
+                    .or_default() += 1;
+            }
+        });
+        out.family(
+            "tracewarden_alerts",
+            Kind::Gauge,
+            "Alerts held, by state and severity.",
+        );
+        for ((state, severity), count) in &by_state {
+            out.sample(
+                "tracewarden_alerts",
+                &[("state", state), ("severity", severity)],
+                *count as f64,
+            );
+        }
+        let stats = self.stats();
+        out.single(
+            "tracewarden_silences_active",
+            Kind::Gauge,
+            "Silences in force now.",
+            stats.engine.silences_active as f64,
+        );
+        out.single(
+            "tracewarden_alerts_dropped_detections_total",
+            Kind::Counter,
+            "Detections not turned into alerts because the alerting queue was full.",
+            stats.dropped_detections as f64,
+        );
+        for (name, help, value) in [
+            (
+                "tracewarden_alert_notifications_sent_total",
+                "Notifications a receiver delivered.",
+                (|r: &ReceiverStats| r.sent) as fn(&ReceiverStats) -> u64,
+            ),
+            (
+                "tracewarden_alert_notifications_failed_total",
+                "Notifications a receiver gave up on (retries exhausted or a permanent error).",
+                |r: &ReceiverStats| r.failed,
+            ),
+            (
+                "tracewarden_alert_notifications_dropped_total",
+                "Notifications dropped because the receiver's queue was full.",
+                |r: &ReceiverStats| r.dropped,
+            ),
+            (
+                "tracewarden_alert_notification_retries_total",
+                "Delivery attempts after the first.",
+                |r: &ReceiverStats| r.retries,
+            ),
+        ] {
+            out.family(name, Kind::Counter, help);
+            for receiver in &stats.receivers {
+                out.sample(
+                    name,
+                    &[("receiver", &receiver.name), ("kind", receiver.kind)],
+                    value(receiver) as f64,
+                );
+            }
+        }
+        out.family(
+            "tracewarden_alert_notifications_queued",
+            Kind::Gauge,
+            "Notifications waiting in a receiver's queue.",
+        );
+        for receiver in &stats.receivers {
+            out.sample(
+                "tracewarden_alert_notifications_queued",
+                &[("receiver", &receiver.name), ("kind", receiver.kind)],
+                receiver.queued as f64,
+            );
+        }
+    }
+}

@@ -41,6 +41,8 @@ pub struct Config {
     /// The `[alerts]` section: routes, receivers, inhibit rules and timings
     /// of the alerts raised from detections (docs/ALERTS.md).
     pub alerts: tracewarden_alert::Config,
+    /// The `[blocks]` section: block decisions for gateways.
+    pub blocks: crate::blocks::BlocksConfig,
 }
 
 /// Detection settings.
@@ -198,6 +200,7 @@ impl Default for Config {
             store: LifecycleOptions::default(),
             detection: DetectionConfig::default(),
             alerts: tracewarden_alert::Config::default(),
+            blocks: crate::blocks::BlocksConfig::default(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::latency::Histogram;
 use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
 use tracewarden_detect::geoip::Lookup;
-use tracewarden_detect::rule::{Rule, builtin_rules_for, load_dir_for};
+use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::{Batch, LogEntry, SpanRecord};
@@ -81,6 +81,8 @@ pub struct RuleInfo {
     pub enabled: bool,
     /// Why an enabled rule does not run (a site fact left empty).
     pub inactive: Option<String>,
+    /// The rule's `block:` response.
+    pub block: Option<BlockAction>,
 }
 
 /// Counters of the detector.
@@ -99,6 +101,8 @@ pub struct DetectorStats {
     pub replayed_batches: u64,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// Batches waiting in the queue now.
+    pub queued_batches: u64,
 }
 
 #[derive(Default)]
@@ -112,6 +116,7 @@ struct Counters {
     replayed_batches: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
+    queued_batches: AtomicU64,
 }
 
 struct Shared {
@@ -184,6 +189,7 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
             tags: rule.tags.clone(),
             enabled: rule.enabled,
             inactive: rule.inactive.clone(),
+            block: rule.block.clone(),
         })
         .collect()
 }
@@ -299,11 +305,15 @@ impl Detector {
             .counters
             .replayed_batches
             .fetch_add(1, Ordering::Relaxed);
+        // Counted before it is sent: the thread may take it at once.
+        let queued = &self.shared.counters.queued_batches;
+        queued.fetch_add(1, Ordering::Relaxed);
         if self
             .sender
             .send(Message::Batch(lsn, batch, Instant::now()))
             .is_err()
         {
+            queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(
                 "the detection thread has stopped; replayed batches are not detected on"
             );
@@ -384,10 +394,16 @@ impl Detector {
             self.skip(lsn);
             return;
         }
-        match self
+        // Counted before it is sent: the thread may take it at once.
+        let queued = &self.shared.counters.queued_batches;
+        queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self
             .sender
-            .try_send(Message::Batch(lsn, batch, Instant::now()))
-        {
+            .try_send(Message::Batch(lsn, batch, Instant::now()));
+        if sent.is_err() {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Never detected on, now or at a replay.
@@ -460,11 +476,18 @@ impl Detector {
             replayed_batches: c.replayed_batches.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
+            queued_batches: c.queued_batches.load(Ordering::Relaxed),
         }
     }
 
     pub fn rules(&self) -> Vec<RuleInfo> {
         self.rules.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The `block:` response of the rule `id`, if it has one.
+    pub fn rule_block(&self, id: &str) -> Option<BlockAction> {
+        let rules = self.rules.lock().ok()?;
+        rules.iter().find(|r| r.id == id)?.block.clone()
     }
 
     /// The engine's counters per rule, as of the last time the queue ran
@@ -527,7 +550,13 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             }
         };
         let (lsn, batch, offered) = match message {
-            Message::Batch(lsn, batch, offered) => (lsn, batch, offered),
+            Message::Batch(lsn, batch, offered) => {
+                shared
+                    .counters
+                    .queued_batches
+                    .fetch_sub(1, Ordering::Relaxed);
+                (lsn, batch, offered)
+            }
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
                 runner.publish_stats(shared);

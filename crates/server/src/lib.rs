@@ -18,10 +18,12 @@
 
 pub mod alerting;
 pub mod api;
+pub mod blocks;
 mod checkpoint;
 pub mod config;
 pub mod detection;
 mod latency;
+pub mod metrics;
 pub mod pipeline;
 
 use std::future::Future;
@@ -62,6 +64,8 @@ pub enum ServerError {
     Rules(String),
     #[error("alerts: {0}")]
     Alerts(#[from] alerting::AlertingError),
+    #[error("blocks: {0}")]
+    Blocks(String),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -96,6 +100,10 @@ pub struct Server {
     listeners: [TcpListener; 4],
     pipeline: Arc<Pipeline>,
     stats: Arc<IngestStats>,
+    blocks: Option<Arc<api::blocks::Gate>>,
+    metrics: Arc<metrics::Metrics>,
+    /// Applies rule blocks and sweeps expired ones while it lives.
+    rule_blocks: Option<Arc<blocks::RuleBlocks>>,
 }
 
 impl Server {
@@ -128,12 +136,26 @@ impl Server {
         }
         let alerts = alerting::AlertService::start(&config, addrs.api, pipeline.detector(), key)?;
         pipeline.set_alerts(alerts);
+        let (blocks, rule_blocks) = if config.blocks.enabled {
+            let (gate, rule_blocks) = start_blocks(&config, &pipeline)?;
+            (Some(gate), Some(rule_blocks))
+        } else {
+            (None, None)
+        };
+        let stats = Arc::new(IngestStats::default());
+        let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
+        if let Some(alerts) = pipeline.alerts() {
+            metrics.add_source(alerts.clone());
+        }
         Ok(Server {
             config,
             addrs,
             listeners: [grpc, http, zipkin, api],
             pipeline,
-            stats: Arc::new(IngestStats::default()),
+            metrics,
+            stats,
+            blocks,
+            rule_blocks,
         })
     }
 
@@ -143,6 +165,12 @@ impl Server {
 
     pub fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.clone()
+    }
+
+    /// What `GET /metrics` reports: add a [`metrics::MetricsSource`] to it
+    /// before [`Server::run`].
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets
@@ -156,6 +184,9 @@ impl Server {
             listeners,
             pipeline,
             stats,
+            blocks,
+            rule_blocks,
+            metrics,
             ..
         } = self;
         let [grpc, http, zipkin, api] = listeners;
@@ -184,6 +215,8 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         let api_router = api::router(api::ApiState {
             pipeline: pipeline.clone(),
+            blocks,
+            metrics,
         });
         tasks.spawn(serve_http("the API", api, api_router, stopped()));
         tasks.spawn(serve_http(
@@ -275,6 +308,7 @@ impl Server {
         if let Some(alerts) = pipeline.alerts().cloned() {
             alerts.shutdown().await;
         }
+        drop(rule_blocks);
         // Closing flushes the hot tier into a segment (seconds for a full
         // one): off the async workers.
         let closing = store.clone();
@@ -283,6 +317,30 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Opens the blocklist in `data_dir/blocks` and starts the thread that
+/// applies rule blocks (as a sink of the detector, when there is one and
+/// `rule_blocks` is on) and sweeps expired blocks.
+fn start_blocks(
+    config: &Config,
+    pipeline: &Pipeline,
+) -> Result<(Arc<api::blocks::Gate>, Arc<blocks::RuleBlocks>), ServerError> {
+    let dir = config.data_dir.join(blocks::BLOCKS_DIR);
+    let list = blocks::Blocklist::open(&dir, config.blocks.max_blocks, blocks::now_unix_ms())
+        .map(Arc::new)
+        .map_err(|e| ServerError::Blocks(e.to_string()))?;
+    let gate = api::blocks::Gate::new(list.clone(), &config.blocks).map_err(ServerError::Blocks)?;
+    let detector = pipeline.detector().map(Arc::downgrade).unwrap_or_default();
+    let rule_blocks = blocks::RuleBlocks::start(detector, list)
+        .map(Arc::new)
+        .map_err(|e| ServerError::Task(format!("cannot start the blocks thread: {e}")))?;
+    if config.blocks.rule_blocks
+        && let Some(detector) = pipeline.detector()
+    {
+        detector.add_sink(rule_blocks.clone());
+    }
+    Ok((Arc::new(gate), rule_blocks))
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {

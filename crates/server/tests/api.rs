@@ -84,9 +84,7 @@ fn batch() -> Batch {
 async fn trace_round_trip_through_pipeline_and_api() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Pipeline::new());
-    let app = router(ApiState {
-        pipeline: pipeline.clone(),
-    });
+    let app = router(ApiState::new(pipeline.clone()));
 
     // Before the WAL replay is done: not ready, receivers get "unavailable".
     let (status, body) = get(&app, "/readyz").await;
@@ -136,9 +134,7 @@ async fn trace_round_trip_through_pipeline_and_api() {
 async fn unknown_and_malformed_ids() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Pipeline::new());
-    let app = router(ApiState {
-        pipeline: pipeline.clone(),
-    });
+    let app = router(ApiState::new(pipeline.clone()));
     let (status, body) = get(&app, "/api/v1/traces/5b8efff798038103d269b633813fc60c").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
@@ -198,9 +194,7 @@ async fn unknown_and_malformed_ids() {
 async fn a_trace_with_an_unreadable_segment_is_marked_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Pipeline::new());
-    let app = router(ApiState {
-        pipeline: pipeline.clone(),
-    });
+    let app = router(ApiState::new(pipeline.clone()));
     let (store, _) = Store::open(StoreOptions {
         lifecycle_thread: false,
         ..StoreOptions::new(dir.path().to_path_buf())

@@ -97,7 +97,7 @@ async fn app(dir: &std::path::Path) -> axum::Router {
     ] {
         pipeline.submit(login(n, status, address)).await.unwrap();
     }
-    router(ApiState { pipeline })
+    router(ApiState::new(pipeline))
 }
 
 fn encode(q: &str) -> String {

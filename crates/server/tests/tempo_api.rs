@@ -308,9 +308,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Pipeline::new());
-    let app = router(ApiState {
-        pipeline: pipeline.clone(),
-    });
+    let app = router(ApiState::new(pipeline.clone()));
     let (store, _report) = Store::open(StoreOptions {
         wal: WalOptions::default(),
         ..StoreOptions::new(dir.path().to_path_buf())
@@ -787,9 +785,7 @@ async fn bad_requests_are_plain_text() {
 async fn probes_and_buildinfo() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Arc::new(Pipeline::new());
-    let app = router(ApiState {
-        pipeline: pipeline.clone(),
-    });
+    let app = router(ApiState::new(pipeline.clone()));
 
     let echo = get(&app, "/api/echo").await;
     assert_eq!(echo.status, StatusCode::OK);

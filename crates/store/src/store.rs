@@ -94,6 +94,8 @@ pub struct StoreStats {
     pub appends: u64,
     /// `fdatasync` calls on WAL files since open; with group commit, fewer than appends.
     pub fsyncs: u64,
+    /// How long those WAL file fsyncs took.
+    pub wal_fsync: crate::wal::FsyncHistogram,
     /// Encoded bytes waiting for the WAL writer.
     pub pending_bytes: u64,
     /// Appends waiting for the WAL writer.
@@ -528,6 +530,7 @@ impl Store {
             last_lsn: shared.last_lsn.load(Ordering::Acquire),
             appends: shared.appends.load(Ordering::Relaxed),
             fsyncs: shared.fsyncs.load(Ordering::Relaxed),
+            wal_fsync: shared.fsync_latency.snapshot(),
             pending_bytes: shared.pending_bytes.load(Ordering::Relaxed) as u64,
             pending_appends: shared.pending_appends.load(Ordering::Relaxed) as u64,
             segments: load(&lifecycle.segments),

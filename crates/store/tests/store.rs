@@ -90,6 +90,14 @@ async fn append_then_trace_round_trip_and_after_reopen() {
         stats.fsyncs, 3,
         "the new file's header, then one per append"
     );
+    assert_eq!(
+        stats.wal_fsync.count, stats.fsyncs,
+        "every fsync of a WAL file is timed"
+    );
+    assert_eq!(
+        stats.wal_fsync.cumulative.len(),
+        tracewarden_store::FSYNC_BUCKETS.len()
+    );
     assert_eq!(stats.wal_files, 1);
     assert_eq!(
         stats.wal_bytes,

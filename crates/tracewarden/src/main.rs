@@ -41,6 +41,8 @@ enum Command {
     SigningKey(cmd::signing_key::SigningKeyArgs),
     /// Manage the key that encrypts the WAL and segments at rest.
     EncryptionKey(cmd::encryption_key::EncryptionKeyArgs),
+    /// Block or unblock an address, a user or a token on a running server.
+    Block(cmd::block::BlockArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Block(args) => cmd::block::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

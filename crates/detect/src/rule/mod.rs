@@ -53,6 +53,7 @@
 //! ```
 
 mod baseline;
+mod block;
 mod builtin;
 mod data_flow;
 mod duration;
@@ -79,6 +80,7 @@ pub use baseline::{
     BaselineRule, DEFAULT_BASELINE_LEARNING, DEFAULT_DEVIATIONS, DEFAULT_MIN_COUNT, DistinctGate,
     MAX_BASELINE_LEARNING, MAX_INTERVAL, MIN_INTERVAL,
 };
+pub use block::{ActorKind, BlockAction, DEFAULT_TOKEN_FIELD, MAX_BLOCK};
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
 pub use data_flow::{
     DEFAULT_CLASSIFICATION_KEYS, DEFAULT_CLASSIFICATION_VALUES, DESTINATION_KEYS, DataFlowRule,
@@ -255,6 +257,8 @@ pub struct Rule {
     /// What the rule reads: spans (default) or log records.
     pub source: Source,
     pub kind: RuleKind,
+    /// What to block when the rule fires (`block:`; see [`BlockAction`]).
+    pub block: Option<BlockAction>,
     /// The file the rule came from.
     pub file: PathBuf,
     /// 1-based line of the `id` value in the file.
@@ -391,7 +395,7 @@ pub struct Step {
     pub count: u64,
 }
 
-const COMMON_KEYS: [&str; 9] = [
+const COMMON_KEYS: [&str; 10] = [
     "id",
     "title",
     "description",
@@ -401,6 +405,7 @@ const COMMON_KEYS: [&str; 9] = [
     "enabled",
     "source",
     "kind",
+    "block",
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
@@ -1255,6 +1260,11 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         },
     };
 
+    let block = match get("block") {
+        None => Some(None),
+        Some(node) => checker.block(node, get("group_by")).map(Some),
+    };
+
     Some(Rule {
         id: id?,
         title: title?,
@@ -1273,6 +1283,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         }),
         source: source?,
         kind: kind?,
+        block: block?,
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,

@@ -1,10 +1,12 @@
 //! The HTTP API on the API port: traces, health and readiness.
 
 mod alerts;
+pub mod blocks;
 mod detections;
 mod error;
 mod health;
 mod json;
+mod metrics;
 mod search;
 mod tempo;
 mod traces;
@@ -12,7 +14,7 @@ mod traces;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
 pub use search::{SearchParams, native_json};
@@ -23,6 +25,22 @@ use crate::pipeline::Pipeline;
 #[derive(Clone)]
 pub struct ApiState {
     pub pipeline: Arc<Pipeline>,
+    /// The blocklist, when `[blocks] enabled`.
+    pub blocks: Option<Arc<blocks::Gate>>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl ApiState {
+    /// The state with only the pipeline: no blocklist, metrics without
+    /// ingest counters (tests, tools).
+    pub fn new(pipeline: Arc<Pipeline>) -> ApiState {
+        ApiState {
+            pipeline,
+            blocks: None,
+            metrics: Arc::new(crate::metrics::Metrics::new(Default::default())),
+        }
+    }
 }
 
 /// The API router.
@@ -35,6 +53,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/detections", get(detections::list))
         .route("/api/v1/rules", get(detections::rules))
         .route("/api/v1/rules/reload", post(detections::reload))
+        .route("/api/v1/decision", get(blocks::decision))
+        .route("/api/v1/decision/nginx", get(blocks::nginx))
+        .route("/api/v1/blocks", get(blocks::list).post(blocks::add))
+        .route("/api/v1/blocks.txt", get(blocks::list_text))
+        .route("/api/v1/blocks/history", get(blocks::history))
+        .route("/api/v1/blocks/{kind}/{value}", delete(blocks::remove))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/search", get(search::search_tempo))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())

@@ -104,6 +104,7 @@
 //! (see [`crate::lifecycle`]).
 
 pub mod directory;
+pub(crate) mod latency;
 pub(crate) mod replay;
 pub(crate) mod trim;
 pub(crate) mod writer;
@@ -113,6 +114,7 @@ use serde::{Deserialize, Serialize};
 use crate::encryption::{FILE_SALT_LEN, KeyId, RecordCipher, TAG_LEN};
 
 pub use directory::{FsWalDirectory, WalDirectory, WalFile, WalFileReader};
+pub use latency::{FSYNC_BUCKETS, FsyncHistogram};
 pub use replay::ReplayReport;
 
 /// A log sequence number: the position of a record in the WAL, from 1.

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub appends: AtomicU64,
     /// `fdatasync` calls on WAL files.
     pub fsyncs: AtomicU64,
+    /// How long they took.
+    pub fsync_latency: super::latency::FsyncLatency,
 }
 
 impl Shared {
@@ -357,9 +359,11 @@ impl Writer {
 
     fn sync_file(&mut self) -> Result<(), Failure> {
         if self.options.fsync {
+            let started = std::time::Instant::now();
             self.file
                 .sync_data()
                 .map_err(|error| self.failure("fsync WAL file", error))?;
+            self.shared.fsync_latency.record(started.elapsed());
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

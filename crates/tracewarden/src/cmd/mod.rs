@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod bench;
+pub mod block;
 pub mod client;
 pub mod encryption_key;
 pub mod query;

@@ -1,0 +1,166 @@
+//! `GET /metrics` of the real server after some traffic, checked by
+//! Prometheus' own `promtool check metrics` (Debian package prometheus).
+//!
+//! Skipped without promtool, unless `TW_REQUIRE_PROMTOOL` is set (CI sets it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, get, now_nanos, post};
+use http::StatusCode;
+use serde_json::json;
+
+fn promtool() -> Option<&'static str> {
+    let found = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TW_REQUIRE_PROMTOOL").is_none(),
+            "TW_REQUIRE_PROMTOOL is set but promtool is not installed (apt-get install prometheus)"
+        );
+        eprintln!("skipping: promtool is not installed");
+    }
+    found
+}
+
+/// The value of the sample written exactly `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let now = now_nanos();
+    let spans: Vec<_> = (0..12u64)
+        .map(|i| {
+            json!({
+                "traceId": format!("{:032x}", i + 1), "spanId": format!("{:016x}", i + 1),
+                "name": "POST /login", "kind": 2,
+                "startTimeUnixNano": (now - 1_000_000_000 + i).to_string(),
+                "endTimeUnixNano": (now - 900_000_000 + i).to_string(),
+                "attributes": [
+                    {"key": "http.route", "value": {"stringValue": "/api/login"}},
+                    {"key": "http.response.status_code", "value": {"intValue": "401"}},
+                    {"key": "client.address", "value": {"stringValue": "198.51.100.9"}},
+                ],
+            })
+        })
+        .collect();
+    let body = json!({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]});
+    let url = server.otlp_http_url("/v1/traces");
+    assert_eq!(
+        post(&url, "application/json", body.to_string())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // One malformed request, counted by reason.
+    assert_eq!(
+        post(&url, "application/json", "{").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let block = json!({"kind": "user", "value": "mallory", "reason": "r\"x", "by": "a"});
+    let answer = post(
+        &server.api_url("/api/v1/blocks"),
+        "application/json",
+        block.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+
+    // Detection runs behind ingest: wait for the built-in brute-force rule.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let answer = get(&server.api_url("/metrics")).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let text = answer.text();
+        // The detection, and the alert made of it.
+        if sample(
+            &text,
+            "tracewarden_rule_detections_total{rule=\"brute-force-login\"}",
+        ) >= Some(1.0)
+            && sample(
+                &text,
+                "tracewarden_alerts{state=\"firing\",severity=\"high\"}",
+            ) >= Some(1.0)
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no detection yet:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (series, value) in [
+        ("tracewarden_ingest_accepted_total{signal=\"spans\"}", 12.0),
+        (
+            "tracewarden_ingest_failed_requests_total{reason=\"malformed\"}",
+            1.0,
+        ),
+        (
+            "tracewarden_ingest_requests_total{protocol=\"otlp_http\"}",
+            2.0,
+        ),
+        (
+            "tracewarden_rule_matched_total{rule=\"brute-force-login\"}",
+            12.0,
+        ),
+        ("tracewarden_detection_spans_total", 12.0),
+        ("tracewarden_blocks_active{kind=\"user\"}", 1.0),
+        ("tracewarden_block_changes_total{action=\"block\"}", 1.0),
+        ("tracewarden_wal_appends_total", 1.0),
+        (
+            "tracewarden_alert_notifications_failed_total{receiver=\"default\",kind=\"file\"}",
+            0.0,
+        ),
+        ("tracewarden_silences_active", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
+    let fsyncs = sample(&text, "tracewarden_wal_fsyncs_total").unwrap();
+    assert_eq!(
+        sample(&text, "tracewarden_wal_fsync_duration_seconds_count"),
+        Some(fsyncs)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tracewarden_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(fsyncs)
+    );
+
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
