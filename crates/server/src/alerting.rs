@@ -412,56 +412,6 @@ fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn external_url_defaults_to_the_api_address() {
-        let api: SocketAddr = "127.0.0.1:7700".parse().unwrap();
-        assert_eq!(external_url("", api), "http://127.0.0.1:7700");
-        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(external_url("", any), "http://localhost:8080");
-        assert_eq!(
-            external_url("https://tw.example.com/", api),
-            "https://tw.example.com"
-        );
-    }
-
-    #[test]
-    fn configuration_mistakes_stop_the_start_naming_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let api: SocketAddr = "127.0.0.1:7700".parse().unwrap();
-        let cases = [
-            (
-                "[alerts.route]\nreceiver = \"soc\"\n",
-                "alerts.route.receiver: no receiver named `soc`",
-            ),
-            (
-                "[[alerts.receivers]]\nname = \"default\"\n[alerts.receivers.webhook]\nurl = \"ftp://x\"\n",
-                "alerts.receivers[0].webhook.url",
-            ),
-            (
-                "[alerts]\nexternal_url = \"not a url\"\n",
-                "alerts.external_url",
-            ),
-        ];
-        for (text, field) in cases {
-            let mut config = Config::from_toml(text).unwrap();
-            config.data_dir = dir.path().to_path_buf();
-            let err = AlertService::start(&config, api, None, None)
-                .err()
-                .unwrap_or_else(|| panic!("{text}: accepted"));
-            assert!(matches!(err, AlertingError::Config(_)), "{text}: {err}");
-            assert!(err.to_string().contains(field), "{text}: {err}");
-        }
-        assert!(
-            !dir.path().join(ALERTS_DIR).exists(),
-            "nothing written for a refused configuration"
-        );
-    }
-}
-
 /// Alerts by state and severity, receivers' deliveries and failures, and
 /// the alerting queue, for `GET /metrics`.
 impl crate::metrics::MetricsSource for AlertService {
@@ -550,5 +500,55 @@ impl crate::metrics::MetricsSource for AlertService {
                 receiver.queued as f64,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_url_defaults_to_the_api_address() {
+        let api: SocketAddr = "127.0.0.1:7700".parse().unwrap();
+        assert_eq!(external_url("", api), "http://127.0.0.1:7700");
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(external_url("", any), "http://localhost:8080");
+        assert_eq!(
+            external_url("https://tw.example.com/", api),
+            "https://tw.example.com"
+        );
+    }
+
+    #[test]
+    fn configuration_mistakes_stop_the_start_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let api: SocketAddr = "127.0.0.1:7700".parse().unwrap();
+        let cases = [
+            (
+                "[alerts.route]\nreceiver = \"soc\"\n",
+                "alerts.route.receiver: no receiver named `soc`",
+            ),
+            (
+                "[[alerts.receivers]]\nname = \"default\"\n[alerts.receivers.webhook]\nurl = \"ftp://x\"\n",
+                "alerts.receivers[0].webhook.url",
+            ),
+            (
+                "[alerts]\nexternal_url = \"not a url\"\n",
+                "alerts.external_url",
+            ),
+        ];
+        for (text, field) in cases {
+            let mut config = Config::from_toml(text).unwrap();
+            config.data_dir = dir.path().to_path_buf();
+            let err = AlertService::start(&config, api, None, None)
+                .err()
+                .unwrap_or_else(|| panic!("{text}: accepted"));
+            assert!(matches!(err, AlertingError::Config(_)), "{text}: {err}");
+            assert!(err.to_string().contains(field), "{text}: {err}");
+        }
+        assert!(
+            !dir.path().join(ALERTS_DIR).exists(),
+            "nothing written for a refused configuration"
+        );
     }
 }
