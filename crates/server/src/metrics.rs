@@ -270,6 +270,15 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
         out.single(name, Kind::Counter, help, value as f64);
     }
     let rules = detector.rule_stats();
+    let name = "tracewarden_rule_evaluations_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Spans (or log records) the rule's condition was evaluated on, plus assembled traces for whole-trace rules, since the rule was loaded.",
+    );
+    for rule in &rules {
+        out.sample(name, &[("rule", &rule.rule_id)], rule.evaluated as f64);
+    }
     let name = "tracewarden_rule_matched_total";
     out.family(
         name,

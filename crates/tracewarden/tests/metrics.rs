@@ -116,6 +116,11 @@ async fn metrics_pass_promtool_and_count_what_happened() {
             12.0,
         ),
         ("tracewarden_detection_spans_total", 12.0),
+        // Every span rule evaluates every span.
+        (
+            "tracewarden_rule_evaluations_total{rule=\"brute-force-login\"}",
+            12.0,
+        ),
         ("tracewarden_blocks_active{kind=\"user\"}", 1.0),
         ("tracewarden_block_changes_total{action=\"block\"}", 1.0),
         ("tracewarden_wal_appends_total", 1.0),

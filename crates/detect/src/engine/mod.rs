@@ -174,6 +174,9 @@ pub struct Detection {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleStats {
     pub rule_id: String,
+    /// Spans (or log records) the rule was evaluated on, plus assembled
+    /// traces for whole-trace rules.
+    pub evaluated: u64,
     /// Spans that satisfied the condition (any step for sequences).
     pub matched_spans: u64,
     pub detections: u64,
@@ -576,6 +579,9 @@ fn process_span(
         watermark,
     } = time;
     let Scratch { key, value, term } = scratch;
+    if !matches!(state, State::TraceMatch | State::Topology(_)) {
+        stats.evaluated += 1;
+    }
     let hit = (ts, record.span.trace_id);
     let detection = |group_by: &[FieldRef], key: &str, crossing: Crossing, evidence| Detection {
         rule_id: rule_id.clone(),

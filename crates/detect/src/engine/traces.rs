@@ -120,6 +120,9 @@ impl Engine {
         let mut findings = Vec::new();
         let mut flows = Vec::new();
         for compiled in &mut self.rules {
+            if compiled.rule.kind.needs_traces() {
+                compiled.stats.evaluated += 1;
+            }
             let rule = &compiled.rule;
             let make = |key: Vec<(String, String)>,
                         count: u64,
