@@ -424,25 +424,9 @@ impl Engine {
 
     fn run_span_rules(&mut self, spans: &[SpanRecord], now_unix_nano: u64) -> Vec<Detection> {
         let mut detections = Vec::new();
-        let horizon = now_unix_nano.saturating_add(
-            u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
-        );
         for record in spans {
             self.spans += 1;
-            let start = record.span.start_time_unix_nano;
-            let (ts, future) = if start > horizon {
-                (now_unix_nano, true)
-            } else {
-                (start, false)
-            };
-            // Spans ahead of `now` (within the skew) count at their own
-            // time but do not move the watermark past `now`.
-            self.watermark = self.watermark.max(ts.min(now_unix_nano));
-            let time = SpanTime {
-                ts,
-                future,
-                watermark: self.watermark,
-            };
+            let time = self.span_time(record.span.start_time_unix_nano, now_unix_nano);
             for compiled in self
                 .rules
                 .iter_mut()
@@ -462,6 +446,27 @@ impl Engine {
         detections
     }
 
+    /// When a span (or record) starting at `start` counts, advancing the
+    /// watermark: a start more than `max_future_skew` after `now` is taken
+    /// at `now` (a wrong clock); a start ahead of `now` within the skew
+    /// counts at its own time but does not move the watermark past `now`.
+    fn span_time(&mut self, start: u64, now_unix_nano: u64) -> SpanTime {
+        let horizon = now_unix_nano.saturating_add(
+            u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
+        );
+        let (ts, future) = if start > horizon {
+            (now_unix_nano, true)
+        } else {
+            (start, false)
+        };
+        self.watermark = self.watermark.max(ts.min(now_unix_nano));
+        SpanTime {
+            ts,
+            future,
+            watermark: self.watermark,
+        }
+    }
+
     /// Runs the rules with `source: logs` over log records, each through
     /// its span-shaped view (see `logs.rs`), with the same windows, late
     /// and future handling as spans (a record's time is its start time).
@@ -470,24 +475,10 @@ impl Engine {
         if !self.rules.iter().any(|c| c.rule.source == Source::Logs) {
             return detections;
         }
-        let horizon = now_unix_nano.saturating_add(
-            u64::try_from(self.config.max_future_skew.as_nanos()).unwrap_or(u64::MAX),
-        );
         for entry in entries {
             self.logs += 1;
             logs::view_into(entry, &mut self.log_view);
-            let start = self.log_view.span.start_time_unix_nano;
-            let (ts, future) = if start > horizon {
-                (now_unix_nano, true)
-            } else {
-                (start, false)
-            };
-            self.watermark = self.watermark.max(ts.min(now_unix_nano));
-            let time = SpanTime {
-                ts,
-                future,
-                watermark: self.watermark,
-            };
+            let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
             for compiled in self
                 .rules
                 .iter_mut()

@@ -1,19 +1,16 @@
 //! `tracewarden block add|remove|list|history`: the blocklist of a running
 //! server, through its API (`/api/v1/blocks`; docs/PREVENTION.md).
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use http::header::{ACCEPT, CONTENT_TYPE, HOST};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{Value, json};
 
 use super::client::percent_encode;
 
-/// Largest response read from the server.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The server's answer to `method path` with an optional JSON body.
+fn request(server: &str, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    super::client::request(server, method, path, body.as_ref())
+}
 
 #[derive(Args, Debug)]
 pub struct BlockArgs {
@@ -177,65 +174,4 @@ pub fn run(args: BlockArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// One request to the API; the JSON answer, or the server's error message.
-fn request(server: &str, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let base: Uri = server
-        .parse()
-        .with_context(|| format!("`{server}` is not a URL"))?;
-    if base.scheme_str() != Some("http") {
-        bail!("--server must be an http:// URL, not `{server}`");
-    }
-    let authority = base
-        .authority()
-        .with_context(|| format!("`{server}` has no host"))?
-        .clone();
-    let path = format!("{}{path}", base.path().trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((authority.host(), port))
-            .await
-            .with_context(|| {
-                format!("cannot reach tracewarden at {server} (is `tracewarden serve` running?)")
-            })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let bytes = match &body {
-            Some(body) => Bytes::from(serde_json::to_vec(body)?),
-            None => Bytes::new(),
-        };
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, authority.as_str())
-            .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(bytes))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the response: {e}"))?
-            .to_bytes();
-        let json: Value = serde_json::from_slice(&body).with_context(|| {
-            format!(
-                "the server answered {status} with a body that is not JSON: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )
-        })?;
-        if !status.is_success() {
-            let message = json
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            bail!("the server answered {status}: {message}");
-        }
-        Ok(json)
-    })
 }
