@@ -1,0 +1,590 @@
+//! The redactor: the compiled rules, applied to every batch in one pass.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use tracewarden_model::{AnyValue, Batch, KeyValue, Resource, Scope, Span, Str};
+
+use crate::config::RedactionConfig;
+use crate::detector::Detector;
+use crate::error::{RedactError, Result};
+use crate::hash::HashKey;
+use crate::rule::{self, Action, Rule};
+
+/// Where the hash key lives when the configuration names no file.
+pub const DEFAULT_KEY_FILE: &str = "redaction.key";
+
+/// Distinct keys whose decision is remembered; beyond, decisions are
+/// computed each time (keys are chosen by senders: bounded memory).
+const KEY_CACHE_CAPACITY: usize = 8192;
+
+/// Rule sets as bit masks over rule indices.
+type RuleMask = u64;
+
+/// What the rules say about an attribute key.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyDecision {
+    /// A rule acting on the whole value.
+    whole: Option<u8>,
+    /// Detector rules that run on the value.
+    detectors: RuleMask,
+}
+
+/// FNV-1a: keys are short, and the cache is not exposed to collisions an
+/// attacker could exploit beyond its fixed capacity.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type KeyCache = HashMap<Str, KeyDecision, BuildHasherDefault<Fnv>>;
+
+/// The compiled rules, shared by every ingest task.
+pub struct Redactor {
+    rules: Vec<Rule>,
+    marker: String,
+    key: Option<HashKey>,
+    /// Detector rules without a key pattern: they run on every string.
+    everywhere: RuleMask,
+    /// Rules whose detector is anchored on a trigger.
+    triggered: RuleMask,
+    /// Rules whose detector scans values itself.
+    scanning: RuleMask,
+    /// One automaton over every trigger of every detector in use.
+    triggers: Option<AhoCorasick>,
+    /// The detector of each trigger pattern.
+    trigger_detector: Vec<Detector>,
+    /// The shortest trigger: shorter strings hold none.
+    min_trigger: usize,
+    cache: RwLock<KeyCache>,
+    counts: Vec<AtomicU64>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.rule_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    /// Compiles `config`; `key` is required when a rule hashes.
+    pub fn new(config: &RedactionConfig, key: Option<HashKey>) -> Result<Redactor> {
+        let rules = rule::compile(config)?;
+        if config.marker.is_empty() {
+            return Err(RedactError::Config(
+                "`marker` must not be empty".to_string(),
+            ));
+        }
+        if let Some(rule) = rules
+            .iter()
+            .find(|r| matches!(r.action, Action::Hash(_)))
+            .filter(|_| key.is_none())
+        {
+            return Err(RedactError::rule(
+                &rule.name,
+                "hashes, but no hash key was given",
+            ));
+        }
+        let mut everywhere = 0;
+        let mut triggered = 0;
+        let mut scanning = 0;
+        let mut patterns: Vec<&'static str> = Vec::new();
+        let mut trigger_detector = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(detector) = rule.detector else {
+                continue;
+            };
+            let bit = 1 << i;
+            if rule.keys.is_none() {
+                everywhere |= bit;
+            }
+            if detector.scans() {
+                scanning |= bit;
+            } else {
+                triggered |= bit;
+                if !trigger_detector.contains(&detector) {
+                    for trigger in detector.all_triggers() {
+                        patterns.push(trigger);
+                        trigger_detector.push(detector);
+                    }
+                }
+            }
+        }
+        let triggers = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&patterns)
+                    .map_err(|e| RedactError::Config(format!("cannot build the triggers: {e}")))?,
+            )
+        };
+        let min_trigger = patterns.iter().map(|p| p.len()).min().unwrap_or(0);
+        let counts = rules.iter().map(|_| AtomicU64::new(0)).collect();
+        Ok(Redactor {
+            rules,
+            marker: config.marker.clone(),
+            key,
+            everywhere,
+            triggered,
+            scanning,
+            triggers,
+            trigger_detector,
+            min_trigger,
+            cache: RwLock::new(KeyCache::default()),
+            counts,
+        })
+    }
+
+    /// The redactor of a server configuration, or `None` when redaction is
+    /// off. The hash key is read from `hash_key_file`, else from (or
+    /// created in) `data_dir/redaction.key`, only when a rule hashes.
+    pub fn from_config(config: &RedactionConfig, data_dir: &Path) -> Result<Option<Redactor>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let hashes = rule::compile(config)?
+            .iter()
+            .any(|r| matches!(r.action, Action::Hash(_)));
+        let key = if hashes {
+            let path = config
+                .hash_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join(DEFAULT_KEY_FILE));
+            Some(HashKey::load_or_create(&path)?)
+        } else {
+            None
+        };
+        Redactor::new(config, key).map(Some)
+    }
+
+    /// The rules in force, in the order they are tried.
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// Redactions made since start, per rule (values masked or hashed,
+    /// attributes dropped), in rule order.
+    pub fn counts(&self) -> Vec<(&str, u64)> {
+        self.rules
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, c)| (r.name.as_str(), c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Redacts every span and log record of `batch` in place, with their
+    /// resources and scopes. Allocates nothing when nothing matches (beyond
+    /// remembering the decision for keys seen the first time).
+    pub fn batch(&self, batch: &mut Batch) {
+        let fresh = {
+            let cache = match self.cache.read() {
+                Ok(cache) => cache,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut pass = Pass::new(self, &cache);
+            for rs in &mut batch.resource_spans {
+                pass.shared(&mut rs.resource, Pass::resource);
+                for ss in &mut rs.scope_spans {
+                    pass.shared(&mut ss.scope, Pass::scope);
+                    for span in &mut ss.spans {
+                        pass.span(span);
+                    }
+                }
+            }
+            for rl in &mut batch.resource_logs {
+                pass.shared(&mut rl.resource, Pass::resource);
+                for sl in &mut rl.scope_logs {
+                    pass.shared(&mut sl.scope, Pass::scope);
+                    for record in &mut sl.log_records {
+                        pass.attributes(&mut record.attributes);
+                        pass.attributes(&mut record.original_attributes);
+                        if pass.value(&mut record.body, self.everywhere) {
+                            record.body = AnyValue::Empty;
+                        }
+                        pass.text_field(&mut record.event_name);
+                    }
+                }
+            }
+            for (rule, count) in pass.counts.iter().enumerate() {
+                if *count > 0
+                    && let Some(total) = self.counts.get(rule)
+                {
+                    total.fetch_add(*count, Ordering::Relaxed);
+                }
+            }
+            pass.fresh
+        };
+        if !fresh.is_empty() {
+            let mut cache = match self.cache.write() {
+                Ok(cache) => cache,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for (key, decision) in fresh {
+                if cache.len() >= KEY_CACHE_CAPACITY {
+                    break;
+                }
+                cache.insert(key, decision);
+            }
+        }
+    }
+
+    fn decide(&self, key: &str) -> KeyDecision {
+        let mut decision = KeyDecision {
+            whole: None,
+            detectors: self.everywhere,
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            let Some(keys) = &rule.keys else { continue };
+            if !keys.matches(key) {
+                continue;
+            }
+            match rule.detector {
+                None => {
+                    decision.whole = u8::try_from(i).ok();
+                    return decision;
+                }
+                Some(_) => decision.detectors |= 1 << i,
+            }
+        }
+        decision
+    }
+}
+
+/// One hit of a detector in a string.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    start: usize,
+    end: usize,
+    rule: usize,
+}
+
+/// The state of redacting one batch.
+struct Pass<'a> {
+    redactor: &'a Redactor,
+    cache: &'a KeyCache,
+    /// Decisions computed during this pass, stored in the cache after it.
+    fresh: Vec<(Str, KeyDecision)>,
+    hits: Vec<Hit>,
+    /// Per rule; allocated at the first redaction.
+    counts: Vec<u64>,
+    edits: u64,
+}
+
+/// Decisions computed per pass at most before the rest are computed
+/// without being remembered.
+const FRESH_PER_PASS: usize = 256;
+
+impl<'a> Pass<'a> {
+    fn new(redactor: &'a Redactor, cache: &'a KeyCache) -> Pass<'a> {
+        Pass {
+            redactor,
+            cache,
+            fresh: Vec::new(),
+            hits: Vec::new(),
+            counts: Vec::new(),
+            edits: 0,
+        }
+    }
+
+    fn count(&mut self, rule: usize) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; self.redactor.rules.len()];
+        }
+        if let Some(c) = self.counts.get_mut(rule) {
+            *c += 1;
+        }
+        self.edits += 1;
+    }
+
+    /// Redacts a shared resource or scope, copying it only when it changes
+    /// and is shared.
+    fn shared<T: Clone>(&mut self, shared: &mut Arc<T>, redact: fn(&mut Pass<'a>, &mut T)) {
+        if let Some(owned) = Arc::get_mut(shared) {
+            redact(self, owned);
+            return;
+        }
+        let before = self.edits;
+        let mut copy = (**shared).clone();
+        redact(self, &mut copy);
+        if self.edits != before {
+            *shared = Arc::new(copy);
+        }
+    }
+
+    fn resource(&mut self, resource: &mut Resource) {
+        self.attributes(&mut resource.attributes);
+        self.attributes(&mut resource.original_attributes);
+    }
+
+    fn scope(&mut self, scope: &mut Scope) {
+        self.attributes(&mut scope.attributes);
+    }
+
+    fn span(&mut self, span: &mut Span) {
+        self.attributes(&mut span.attributes);
+        self.attributes(&mut span.original_attributes);
+        self.text_field(&mut span.name);
+        self.text_field(&mut span.status.message);
+        for event in &mut span.events {
+            self.text_field(&mut event.name);
+            self.attributes(&mut event.attributes);
+        }
+        for link in &mut span.links {
+            self.attributes(&mut link.attributes);
+        }
+    }
+
+    fn decision(&mut self, key: &Str) -> KeyDecision {
+        if let Some(decision) = self.cache.get(key.as_str()) {
+            return *decision;
+        }
+        if let Some((_, decision)) = self.fresh.iter().find(|(k, _)| k == key) {
+            return *decision;
+        }
+        let decision = self.redactor.decide(key);
+        if self.fresh.len() < FRESH_PER_PASS {
+            self.fresh.push((key.clone(), decision));
+        }
+        decision
+    }
+
+    /// Applies key rules and detectors to each attribute; drops those a
+    /// `drop` rule matched.
+    fn attributes(&mut self, attributes: &mut Vec<KeyValue>) {
+        let mut i = 0;
+        while let Some(kv) = attributes.get_mut(i) {
+            let decision = self.decision(&kv.key);
+            let drop = match decision.whole {
+                Some(rule) => self.whole(&mut kv.value, usize::from(rule)),
+                None => self.value(&mut kv.value, decision.detectors),
+            };
+            if drop {
+                attributes.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Applies rule `rule` to all of `value`; true when it is to be dropped.
+    fn whole(&mut self, value: &mut AnyValue, rule: usize) -> bool {
+        let Some(action) = self.redactor.rules.get(rule).map(|r| r.action) else {
+            return false;
+        };
+        match value {
+            AnyValue::Empty => false,
+            _ if action == Action::Drop => {
+                self.count(rule);
+                true
+            }
+            // Each element of a header's string array keeps its place.
+            AnyValue::Array(items) => {
+                for item in items {
+                    self.whole(item, rule);
+                }
+                false
+            }
+            AnyValue::KvList(kvs) => {
+                for kv in kvs {
+                    self.whole(&mut kv.value, rule);
+                }
+                false
+            }
+            AnyValue::Str(s) => {
+                let mut out = String::new();
+                self.replacement(s, action, &mut out);
+                *s = Str::from(out);
+                self.count(rule);
+                false
+            }
+            other => {
+                let text = other.to_text();
+                let mut out = String::new();
+                self.replacement(&text, action, &mut out);
+                *other = AnyValue::Str(Str::from(out));
+                self.count(rule);
+                false
+            }
+        }
+    }
+
+    /// Runs the detectors of `mask` over the strings in `value` (and the key
+    /// rules over nested key-value lists); true when a `drop` rule found
+    /// something.
+    fn value(&mut self, value: &mut AnyValue, mask: RuleMask) -> bool {
+        match value {
+            AnyValue::Str(s) => mask != 0 && self.text(s, mask),
+            AnyValue::Array(items) => {
+                let mut drop = false;
+                for item in items {
+                    drop |= self.value(item, mask);
+                }
+                drop
+            }
+            AnyValue::KvList(kvs) => {
+                self.attributes(kvs);
+                false
+            }
+            AnyValue::Bytes(_)
+            | AnyValue::Empty
+            | AnyValue::Bool(_)
+            | AnyValue::Int(_)
+            | AnyValue::Double(_) => false,
+        }
+    }
+
+    /// A string outside attributes (span name, status message, event name):
+    /// emptied when a `drop` rule finds something in it.
+    fn text_field(&mut self, text: &mut Str) {
+        if self.text(text, self.redactor.everywhere) {
+            *text = Str::default();
+        }
+    }
+
+    /// Replaces what the detectors of `mask` find in `text`; true when a
+    /// `drop` rule found something (then `text` is left as it is).
+    fn text(&mut self, text: &mut Str, mask: RuleMask) -> bool {
+        let redactor = self.redactor;
+        if mask == 0 || text.is_empty() {
+            return false;
+        }
+        self.hits.clear();
+        let bytes = text.as_bytes();
+        if mask & redactor.triggered != 0
+            && bytes.len() >= redactor.min_trigger
+            && let Some(triggers) = &redactor.triggers
+        {
+            for found in triggers.find_iter(bytes) {
+                let Some(&detector) = redactor.trigger_detector.get(found.pattern().as_usize())
+                else {
+                    continue;
+                };
+                let Some(rule) = first_rule(redactor, mask & redactor.triggered, detector) else {
+                    continue;
+                };
+                if let Some((start, end)) = detector.at_trigger(bytes, found.start(), found.len()) {
+                    self.hits.push(Hit { start, end, rule });
+                }
+            }
+        }
+        let mut scanning = mask & redactor.scanning;
+        while scanning != 0 {
+            let rule = scanning.trailing_zeros() as usize;
+            scanning &= scanning - 1;
+            let Some(detector) = redactor.rules.get(rule).and_then(|r| r.detector) else {
+                continue;
+            };
+            let hits = &mut self.hits;
+            detector.scan(text, &mut |start, end| hits.push(Hit { start, end, rule }));
+        }
+        if self.hits.is_empty() {
+            return false;
+        }
+        let hits = std::mem::take(&mut self.hits);
+        let drop = self.apply(text, &hits);
+        self.hits = hits;
+        drop
+    }
+
+    /// Rewrites `text` with `hits` replaced.
+    fn apply(&mut self, text: &mut Str, hits: &[Hit]) -> bool {
+        let rules = &self.redactor.rules;
+        if let Some(hit) = hits
+            .iter()
+            .find(|h| rules.get(h.rule).is_some_and(|r| r.action == Action::Drop))
+        {
+            self.count(hit.rule);
+            return true;
+        }
+        let mut sorted = hits.to_vec();
+        sorted.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+        // Overlapping hits (a JWT after `Bearer `) become one.
+        let mut merged: Vec<Hit> = Vec::with_capacity(sorted.len());
+        for hit in sorted {
+            match merged.last_mut() {
+                Some(last) if hit.start < last.end => last.end = last.end.max(hit.end),
+                _ => merged.push(hit),
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for hit in &merged {
+            let (Some(before), Some(secret)) =
+                (text.get(pos..hit.start), text.get(hit.start..hit.end))
+            else {
+                continue;
+            };
+            let Some(action) = rules.get(hit.rule).map(|r| r.action) else {
+                continue;
+            };
+            out.push_str(before);
+            self.replacement(secret, action, &mut out);
+            pos = hit.end;
+            self.count(hit.rule);
+        }
+        out.push_str(text.get(pos..).unwrap_or(""));
+        *text = Str::from(out);
+        false
+    }
+
+    /// What replaces `secret` under `action` (never `Drop`).
+    fn replacement(&self, secret: &str, action: Action, out: &mut String) {
+        match action {
+            Action::Drop => {}
+            Action::Mask { keep_last } => {
+                out.push_str(&self.redactor.marker);
+                let count = secret.chars().count();
+                if keep_last > 0 && count > keep_last {
+                    out.extend(secret.chars().skip(count - keep_last));
+                }
+            }
+            Action::Hash(encoding) => {
+                if let Some(key) = &self.redactor.key {
+                    encoding.write(&key.mac(secret.as_bytes()), out);
+                } else {
+                    // Unreachable: `new` refuses hash rules without a key.
+                    out.push_str(&self.redactor.marker);
+                }
+            }
+        }
+    }
+}
+
+/// The first rule of `mask` using `detector`.
+fn first_rule(redactor: &Redactor, mask: RuleMask, detector: Detector) -> Option<usize> {
+    let mut rest = mask;
+    while rest != 0 {
+        let rule = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if redactor.rules.get(rule).and_then(|r| r.detector) == Some(detector) {
+            return Some(rule);
+        }
+    }
+    None
+}
