@@ -43,6 +43,9 @@ pub struct Config {
     pub alerts: tracewarden_alert::Config,
     /// The `[blocks]` section: block decisions for gateways.
     pub blocks: crate::blocks::BlocksConfig,
+    /// The `[redaction]` section: secrets dropped, masked or hashed before
+    /// the WAL (docs/REDACTION.md).
+    pub redaction: tracewarden_redact::RedactionConfig,
 }
 
 /// Detection settings.
@@ -201,6 +204,7 @@ impl Default for Config {
             detection: DetectionConfig::default(),
             alerts: tracewarden_alert::Config::default(),
             blocks: crate::blocks::BlocksConfig::default(),
+            redaction: tracewarden_redact::RedactionConfig::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  OTLP gRPC :4317 ─┐
-//!  OTLP HTTP :4318 ─┼─> decode ─> Pipeline (normalise) ─> Store::append (WAL fsync) ─> ack
+//!  OTLP HTTP :4318 ─┼─> decode ─> Pipeline (normalise, redact) ─> Store::append (WAL fsync) ─> ack
 //!  Zipkin    :9411 ─┘                                         └─> hot tier
 //!  API       :7700 ─> /api/v1/traces/{id}, /healthz, /readyz ─┘
 //!
@@ -25,6 +25,7 @@ pub mod detection;
 mod latency;
 pub mod metrics;
 pub mod pipeline;
+mod redaction;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ pub enum ServerError {
     Alerts(#[from] alerting::AlertingError),
     #[error("blocks: {0}")]
     Blocks(String),
+    #[error(transparent)]
+    Redaction(#[from] tracewarden_redact::RedactError),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -120,6 +123,14 @@ impl Server {
             api: local_addr(&api, "the API", config.listen.api)?,
         };
         let pipeline = Arc::new(Pipeline::new());
+        if let Some(redactor) =
+            tracewarden_redact::Redactor::from_config(&config.redaction, &config.data_dir)?
+        {
+            tracing::info!(rules = %redactor.rule_names().join(","), "redaction on");
+            pipeline.set_redactor(Arc::new(redactor));
+        } else {
+            tracing::warn!("redaction off: secrets in spans and logs are stored as received");
+        }
         let key = encryption_key(&config)?;
         if config.detection.enabled {
             let detector = Arc::new(
@@ -146,6 +157,9 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
         if let Some(alerts) = pipeline.alerts() {
             metrics.add_source(alerts.clone());
+        }
+        if let Some(redactor) = pipeline.redactor() {
+            metrics.add_source(Arc::new(redaction::RedactionMetrics(redactor.clone())));
         }
         Ok(Server {
             config,

@@ -2,8 +2,9 @@
 //!
 //! Receivers decode a request into a [`Batch`] and call
 //! [`BatchSink::submit`]; the pipeline maps legacy attribute names onto current
-//! semantic conventions and appends the batch to the store, whose future
-//! resolves only after the WAL is fsynced. Until the WAL replay has finished
+//! semantic conventions, redacts secrets (so nothing after this point, the
+//! WAL included, sees them in clear) and appends the batch to the store,
+//! whose future resolves only after the WAL is fsynced. Until the WAL replay has finished
 //! the pipeline answers "unavailable", so senders retry instead of racing
 //! the replay.
 
@@ -13,6 +14,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracewarden_ingest::{BatchSink, SinkError};
 use tracewarden_model::{Batch, normalise};
+use tracewarden_redact::Redactor;
 use tracewarden_store::{Store, StoreError};
 
 use crate::alerting::AlertService;
@@ -24,6 +26,7 @@ pub struct Pipeline {
     store: OnceLock<Arc<Store>>,
     detector: OnceLock<Arc<Detector>>,
     alerts: OnceLock<Arc<AlertService>>,
+    redactor: OnceLock<Arc<Redactor>>,
 }
 
 impl Pipeline {
@@ -52,6 +55,16 @@ impl Pipeline {
         self.detector.get()
     }
 
+    /// Redacts every batch submitted from now on, before the WAL.
+    pub fn set_redactor(&self, redactor: Arc<Redactor>) {
+        let _ = self.redactor.set(redactor);
+    }
+
+    /// The redactor, when redaction is on.
+    pub fn redactor(&self) -> Option<&Arc<Redactor>> {
+        self.redactor.get()
+    }
+
     /// Keeps the alerting service for the API.
     pub fn set_alerts(&self, alerts: Arc<AlertService>) {
         let _ = self.alerts.set(alerts);
@@ -76,8 +89,14 @@ impl BatchSink for Pipeline {
             .boxed();
         };
         let detector = self.detector.get().cloned();
+        let redactor = self.redactor.get().cloned();
         async move {
             normalise::batch(&mut batch);
+            // After normalisation, so rules see current names; before the
+            // WAL, so no secret reaches the disk.
+            if let Some(redactor) = redactor {
+                redactor.batch(&mut batch);
+            }
             // Detection sees only what is acknowledged: a copy goes to it
             // once the WAL holds the batch.
             let copy = detector.as_ref().map(|_| batch.clone());
