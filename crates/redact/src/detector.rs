@@ -101,21 +101,28 @@ impl Detector {
         Detector::ALL.into_iter().find(|d| d.as_str() == name)
     }
 
-    /// The literals every match contains (ASCII case-insensitive); empty
-    /// for the scanning detectors.
+    /// The literals every match contains: exactly, or ASCII
+    /// case-insensitively when [`Detector::folds_case`]; empty for the
+    /// scanning detectors.
     pub(crate) fn triggers(self) -> &'static [&'static str] {
         match self {
             Detector::Bearer => &["bearer ", "basic "],
-            Detector::Jwt => &["eyj"],
+            Detector::Jwt => &["eyJ"],
             Detector::SecretParam => &[],
             Detector::PaymentCard | Detector::Email => &[],
-            Detector::AwsAccessKey => &["akia", "asia"],
+            Detector::AwsAccessKey => &["AKIA", "ASIA"],
             Detector::GithubToken => &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
             Detector::SlackToken => &["xoxb-", "xoxp-", "xoxa-", "xoxs-"],
             Detector::StripeKey => &["sk_live_", "rk_live_"],
-            Detector::GoogleApiKey => &["aiza"],
-            Detector::PrivateKey => &["-----begin "],
+            Detector::GoogleApiKey => &["AIza"],
+            Detector::PrivateKey => &["-----BEGIN "],
         }
+    }
+
+    /// Whether the triggers match in any ASCII case (`Bearer`, `PASSWORD=`);
+    /// the others are searched exactly, which is faster.
+    pub(crate) fn folds_case(self) -> bool {
+        matches!(self, Detector::Bearer | Detector::SecretParam)
     }
 
     /// Triggers including the secret parameter names (kept apart so the
@@ -128,6 +135,23 @@ impl Detector {
                 all
             }
             other => other.triggers().to_vec(),
+        }
+    }
+
+    /// The byte classes ([`Profile`]) every match needs: a value lacking
+    /// one is skipped without searching it.
+    pub(crate) fn required(self) -> u16 {
+        match self {
+            Detector::Bearer => class::SPACE | class::LETTER_B,
+            Detector::Jwt => class::DOT | class::UPPER_J,
+            Detector::SecretParam => class::EQ_COLON,
+            Detector::AwsAccessKey | Detector::GoogleApiKey => class::UPPER_A | class::UPPER_I,
+            Detector::GithubToken | Detector::StripeKey => class::UNDERSCORE,
+            Detector::SlackToken => class::DASH | class::LOWER_X,
+            Detector::PrivateKey => class::DASH | class::SPACE | class::LETTER_B,
+            Detector::Email => class::AT,
+            // Gated by the digit run instead.
+            Detector::PaymentCard => 0,
         }
     }
 
@@ -186,19 +210,8 @@ impl Detector {
     /// Every range the scanning detectors find in `text`.
     pub(crate) fn scan(self, text: &str, found: &mut impl FnMut(usize, usize)) {
         let kind = match self {
-            Detector::PaymentCard => {
-                // The cheap prefilter: a card has at least 13 digits.
-                if text.bytes().filter(u8::is_ascii_digit).count() < 13 {
-                    return;
-                }
-                PiiKind::PaymentCard
-            }
-            Detector::Email => {
-                if !text.contains('@') {
-                    return;
-                }
-                PiiKind::Email
-            }
+            Detector::PaymentCard => PiiKind::PaymentCard,
+            Detector::Email => PiiKind::Email,
             _ => return,
         };
         let kinds = PiiKinds::NONE.with(kind);
@@ -209,6 +222,99 @@ impl Detector {
         {
             found(from + start, from + end);
             from += end.max(start + 1);
+        }
+    }
+}
+
+/// Classes of bytes that matches need, as bits of [`Profile::present`];
+/// the two high bits of the table drive the digit-run count.
+pub(crate) mod class {
+    pub const EQ_COLON: u16 = 1;
+    pub const SPACE: u16 = 1 << 1;
+    pub const DOT: u16 = 1 << 2;
+    pub const UPPER_J: u16 = 1 << 3;
+    pub const UPPER_A: u16 = 1 << 4;
+    pub const UNDERSCORE: u16 = 1 << 5;
+    pub const DASH: u16 = 1 << 6;
+    pub const AT: u16 = 1 << 7;
+    /// `b` or `B` (`Bearer`, `Basic`, `BEGIN`).
+    pub const LETTER_B: u16 = 1 << 8;
+    /// `x` (`xoxb-`).
+    pub const LOWER_X: u16 = 1 << 9;
+    /// `I` (`AKIA`, `ASIA`, `AIza`).
+    pub const UPPER_I: u16 = 1 << 10;
+    /// Bits of the classes above: [`Profile::present`] has no others.
+    pub const CLASSES: u16 = (1 << 11) - 1;
+    pub(super) const DIGIT: u16 = 1 << 14;
+    /// Spaces and dashes between the digit groups of a card number.
+    pub(super) const GROUP_SEPARATOR: u16 = 1 << 15;
+
+    pub(super) const TABLE: [u16; 256] = {
+        let mut table = [0u16; 256];
+        table[b'=' as usize] = EQ_COLON;
+        table[b':' as usize] = EQ_COLON;
+        table[b' ' as usize] = SPACE | GROUP_SEPARATOR;
+        table[b'.' as usize] = DOT;
+        table[b'J' as usize] = UPPER_J;
+        table[b'A' as usize] = UPPER_A;
+        table[b'_' as usize] = UNDERSCORE;
+        table[b'-' as usize] = DASH | GROUP_SEPARATOR;
+        table[b'@' as usize] = AT;
+        table[b'b' as usize] = LETTER_B;
+        table[b'B' as usize] = LETTER_B;
+        table[b'x' as usize] = LOWER_X;
+        table[b'I' as usize] = UPPER_I;
+        let mut digit = b'0';
+        while digit <= b'9' {
+            table[digit as usize] = DIGIT;
+            digit += 1;
+        }
+        table
+    };
+}
+
+/// What one pass over a value's bytes tells the redactor: which byte
+/// classes occur, and whether a run of digits, spaces and dashes is long
+/// enough to be a card number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Profile {
+    pub present: u16,
+    pub card_run: bool,
+}
+
+/// Digits a card number has at least.
+pub(crate) const CARD_MIN_DIGITS: usize = 13;
+
+impl Profile {
+    pub(crate) fn of(text: &[u8]) -> Profile {
+        // This runs on every string value: branch-free, and every
+        // loop-carried value is a one-cycle OR or conditional move, so the
+        // bytes pipeline.
+        let mut present = 0u16;
+        let mut run_start = 0usize;
+        let mut long_run = false;
+        for (i, &b) in text.iter().enumerate() {
+            let c = class::TABLE[usize::from(b)];
+            present |= c;
+            if c & (class::DIGIT | class::GROUP_SEPARATOR) == 0 {
+                run_start = i + 1;
+            }
+            // Separators count too: a loose bound, the scanner checks.
+            long_run |= i + 1 - run_start >= CARD_MIN_DIGITS;
+        }
+        Profile {
+            present: present & class::CLASSES,
+            card_run: long_run && present & class::DIGIT != 0,
+        }
+    }
+
+    /// Whether `detector` can match a value of this profile (the
+    /// redactor precomputes this per rule set; tests ask directly).
+    #[cfg(test)]
+    pub(crate) fn admits(self, detector: Detector) -> bool {
+        match detector {
+            Detector::PaymentCard => self.card_run,
+            other => self.present & other.required() == other.required(),
         }
     }
 }
@@ -390,13 +496,20 @@ mod tests {
     /// What `detector` finds in `text`, via its triggers or its scan.
     fn found(detector: Detector, text: &str) -> Vec<String> {
         let mut ranges = Vec::new();
+        if !Profile::of(text.as_bytes()).admits(detector) {
+            return Vec::new();
+        }
         if detector.scans() {
             detector.scan(text, &mut |s, e| ranges.push((s, e)));
         } else {
-            let lower = text.to_ascii_lowercase();
+            let haystack = if detector.folds_case() {
+                text.to_ascii_lowercase()
+            } else {
+                text.to_string()
+            };
             for trigger in detector.all_triggers() {
                 let mut from = 0;
-                while let Some(i) = lower.get(from..).and_then(|t| t.find(trigger)) {
+                while let Some(i) = haystack.get(from..).and_then(|t| t.find(trigger)) {
                     let at = from + i;
                     if let Some(range) = detector.at_trigger(text.as_bytes(), at, trigger.len()) {
                         ranges.push(range);
@@ -537,6 +650,18 @@ mod tests {
                 "{detector:?} in {text}"
             );
         }
+    }
+
+    #[test]
+    fn profiles() {
+        let p = Profile::of(b"Basic card 4111 1111-1111 1111 x");
+        assert!(p.card_run);
+        assert!(p.admits(Detector::PaymentCard) && p.admits(Detector::Bearer));
+        assert!(!p.admits(Detector::SecretParam) && !p.admits(Detector::Jwt));
+        let hex = Profile::of(b"4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(!hex.card_run);
+        assert_eq!(Profile::of(b"/api/v1/orders").present, 0);
+        assert!(Profile::of(b"a@b.c").admits(Detector::Email));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use tracewarden_model::{AnyValue, Batch, KeyValue, Resource, Scope, Span, Str};
 
 use crate::config::RedactionConfig;
-use crate::detector::Detector;
+use crate::detector::{Detector, Profile};
 use crate::error::{RedactError, Result};
 use crate::hash::HashKey;
 use crate::rule::{self, Action, Rule};
@@ -34,31 +34,46 @@ struct KeyDecision {
     detectors: RuleMask,
 }
 
-/// FNV-1a: keys are short, and the cache is not exposed to collisions an
-/// attacker could exploit beyond its fixed capacity.
+/// A multiply-rotate hash over 8-byte words (as rustc's FxHash): keys are
+/// short and hashed once per attribute, and the cache is bounded, so
+/// collisions forced by a sender cost it little.
 #[derive(Default)]
-struct Fnv(u64);
+struct WordHash(u64);
 
-impl Hasher for Fnv {
+impl WordHash {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for WordHash {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
-        self.0 = hash;
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            tail[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(tail));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
     }
 }
 
-type KeyCache = HashMap<Str, KeyDecision, BuildHasherDefault<Fnv>>;
+type KeyCache = HashMap<Str, KeyDecision, BuildHasherDefault<WordHash>>;
 
 /// The compiled rules, shared by every ingest task.
 pub struct Redactor {
@@ -67,16 +82,18 @@ pub struct Redactor {
     key: Option<HashKey>,
     /// Detector rules without a key pattern: they run on every string.
     everywhere: RuleMask,
-    /// Rules whose detector is anchored on a trigger.
-    triggered: RuleMask,
     /// Rules whose detector scans values itself.
     scanning: RuleMask,
-    /// One automaton over every trigger of every detector in use.
-    triggers: Option<AhoCorasick>,
-    /// The detector of each trigger pattern.
-    trigger_detector: Vec<Detector>,
-    /// The shortest trigger: shorter strings hold none.
-    min_trigger: usize,
+    /// The triggers matched in any case (parameter names, `Bearer`).
+    folded: Option<Triggers>,
+    /// The triggers matched exactly (`eyJ`, `AKIA`, `ghp_`...).
+    exact: Option<Triggers>,
+    /// The shortest string any detector matches.
+    min_length: usize,
+    /// The detector rules (cards aside) each set of byte classes admits.
+    admitted_by_class: Vec<RuleMask>,
+    /// The rules of the card detector, admitted by a long digit run.
+    card_rules: RuleMask,
     cache: RwLock<KeyCache>,
     counts: Vec<AtomicU64>,
 }
@@ -109,10 +126,8 @@ impl Redactor {
             ));
         }
         let mut everywhere = 0;
-        let mut triggered = 0;
         let mut scanning = 0;
-        let mut patterns: Vec<&'static str> = Vec::new();
-        let mut trigger_detector = Vec::new();
+        let mut in_use: Vec<Detector> = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let Some(detector) = rule.detector else {
                 continue;
@@ -124,38 +139,43 @@ impl Redactor {
             if detector.scans() {
                 scanning |= bit;
             } else {
-                triggered |= bit;
-                if !trigger_detector.contains(&detector) {
-                    for trigger in detector.all_triggers() {
-                        patterns.push(trigger);
-                        trigger_detector.push(detector);
-                    }
+                if !in_use.contains(&detector) {
+                    in_use.push(detector);
                 }
             }
         }
-        let triggers = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(&patterns)
-                    .map_err(|e| RedactError::Config(format!("cannot build the triggers: {e}")))?,
-            )
-        };
-        let min_trigger = patterns.iter().map(|p| p.len()).min().unwrap_or(0);
+        let folded = Triggers::build(&rules, &in_use, true)?;
+        let exact = Triggers::build(&rules, &in_use, false)?;
+        // `pwd=x` and `a@b.c` are the shortest secrets found in a value.
+        let min_length = 5;
+        let mut card_rules = 0;
+        let mut admitted_by_class = vec![0; usize::from(crate::detector::class::CLASSES) + 1];
+        for (i, rule) in rules.iter().enumerate() {
+            match rule.detector {
+                Some(Detector::PaymentCard) => card_rules |= 1 << i,
+                Some(detector) => {
+                    let required = usize::from(detector.required());
+                    for (present, mask) in admitted_by_class.iter_mut().enumerate() {
+                        if present & required == required {
+                            *mask |= 1 << i;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
         let counts = rules.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(Redactor {
             rules,
             marker: config.marker.clone(),
             key,
             everywhere,
-            triggered,
             scanning,
-            triggers,
-            trigger_detector,
-            min_trigger,
+            folded,
+            exact,
+            min_length,
+            admitted_by_class,
+            card_rules,
             cache: RwLock::new(KeyCache::default()),
             counts,
         })
@@ -254,6 +274,20 @@ impl Redactor {
         }
     }
 
+    /// The detector rules that can match a value of `profile`.
+    fn admitted(&self, profile: Profile) -> RuleMask {
+        let by_class = self
+            .admitted_by_class
+            .get(usize::from(profile.present))
+            .copied()
+            .unwrap_or(0);
+        if profile.card_run {
+            by_class | self.card_rules
+        } else {
+            by_class
+        }
+    }
+
     fn decide(&self, key: &str) -> KeyDecision {
         let mut decision = KeyDecision {
             whole: None,
@@ -276,6 +310,54 @@ impl Redactor {
     }
 }
 
+/// One automaton over the triggers of some detectors.
+struct Triggers {
+    automaton: AhoCorasick,
+    /// The detector of each pattern.
+    detectors: Vec<Detector>,
+    /// The rules using those detectors.
+    rules: RuleMask,
+}
+
+impl Triggers {
+    /// The triggers of the detectors in `in_use` that fold case (or not).
+    fn build(rules: &[Rule], in_use: &[Detector], folds_case: bool) -> Result<Option<Triggers>> {
+        let mut patterns = Vec::new();
+        let mut detectors = Vec::new();
+        for &detector in in_use.iter().filter(|d| d.folds_case() == folds_case) {
+            for trigger in detector.all_triggers() {
+                patterns.push(trigger);
+                detectors.push(detector);
+            }
+        }
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let rules = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.detector.is_some_and(|d| detectors.contains(&d)))
+            .fold(0, |mask, (i, _)| mask | 1 << i);
+        let mut builder = AhoCorasick::builder();
+        builder
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .match_kind(MatchKind::LeftmostLongest);
+        if folds_case {
+            // Names start with common letters: a prefilter on their first
+            // bytes would stop at most bytes.
+            builder.ascii_case_insensitive(true).prefilter(false);
+        }
+        let automaton = builder
+            .build(&patterns)
+            .map_err(|e| RedactError::Config(format!("cannot build the triggers: {e}")))?;
+        Ok(Some(Triggers {
+            automaton,
+            detectors,
+            rules,
+        }))
+    }
+}
+
 /// One hit of a detector in a string.
 #[derive(Clone, Copy, Debug)]
 struct Hit {
@@ -291,10 +373,15 @@ struct Pass<'a> {
     /// Decisions computed during this pass, stored in the cache after it.
     fresh: Vec<(Str, KeyDecision)>,
     hits: Vec<Hit>,
+    /// The key and decision last seen at each attribute position.
+    memo: Vec<(Str, KeyDecision)>,
     /// Per rule; allocated at the first redaction.
     counts: Vec<u64>,
     edits: u64,
 }
+
+/// Attribute positions remembered per pass.
+const MEMO_POSITIONS: usize = 64;
 
 /// Decisions computed per pass at most before the rest are computed
 /// without being remembered.
@@ -307,6 +394,7 @@ impl<'a> Pass<'a> {
             cache,
             fresh: Vec::new(),
             hits: Vec::new(),
+            memo: Vec::new(),
             counts: Vec::new(),
             edits: 0,
         }
@@ -360,7 +448,27 @@ impl<'a> Pass<'a> {
         }
     }
 
-    fn decision(&mut self, key: &Str) -> KeyDecision {
+    fn decision(&mut self, key: &Str, position: usize) -> KeyDecision {
+        // Spans of a batch mostly repeat one shape: the key at this position
+        // in the previous list is the likely one, and comparing it is
+        // cheaper than hashing.
+        if let Some((memo, decision)) = self.memo.get(position)
+            && memo == key
+        {
+            return *decision;
+        }
+        let decision = self.lookup(key);
+        if position < MEMO_POSITIONS {
+            if let Some(slot) = self.memo.get_mut(position) {
+                *slot = (key.clone(), decision);
+            } else if position == self.memo.len() {
+                self.memo.push((key.clone(), decision));
+            }
+        }
+        decision
+    }
+
+    fn lookup(&mut self, key: &Str) -> KeyDecision {
         if let Some(decision) = self.cache.get(key.as_str()) {
             return *decision;
         }
@@ -379,7 +487,7 @@ impl<'a> Pass<'a> {
     fn attributes(&mut self, attributes: &mut Vec<KeyValue>) {
         let mut i = 0;
         while let Some(kv) = attributes.get_mut(i) {
-            let decision = self.decision(&kv.key);
+            let decision = self.decision(&kv.key, i);
             let drop = match decision.whole {
                 Some(rule) => self.whole(&mut kv.value, usize::from(rule)),
                 None => self.value(&mut kv.value, decision.detectors),
@@ -476,16 +584,25 @@ impl<'a> Pass<'a> {
         }
         self.hits.clear();
         let bytes = text.as_bytes();
-        if mask & redactor.triggered != 0
-            && bytes.len() >= redactor.min_trigger
-            && let Some(triggers) = &redactor.triggers
-        {
-            for found in triggers.find_iter(bytes) {
-                let Some(&detector) = redactor.trigger_detector.get(found.pattern().as_usize())
-                else {
+        if bytes.len() < redactor.min_length {
+            return false;
+        }
+        // One cheap pass decides which detectors can match at all; most
+        // values (methods, paths, addresses, ids) rule out every one.
+        let profile = Profile::of(bytes);
+        let admitted = mask & redactor.admitted(profile);
+        if admitted == 0 {
+            return false;
+        }
+        for triggers in [&redactor.folded, &redactor.exact].into_iter().flatten() {
+            if admitted & triggers.rules == 0 {
+                continue;
+            }
+            for found in triggers.automaton.find_iter(bytes) {
+                let Some(&detector) = triggers.detectors.get(found.pattern().as_usize()) else {
                     continue;
                 };
-                let Some(rule) = first_rule(redactor, mask & redactor.triggered, detector) else {
+                let Some(rule) = first_rule(redactor, admitted & triggers.rules, detector) else {
                     continue;
                 };
                 if let Some((start, end)) = detector.at_trigger(bytes, found.start(), found.len()) {
@@ -493,7 +610,7 @@ impl<'a> Pass<'a> {
                 }
             }
         }
-        let mut scanning = mask & redactor.scanning;
+        let mut scanning = admitted & redactor.scanning;
         while scanning != 0 {
             let rule = scanning.trailing_zeros() as usize;
             scanning &= scanning - 1;
