@@ -61,6 +61,14 @@ pub struct Record {
     pub results: Option<u64>,
 }
 
+impl Record {
+    pub fn set_key(&mut self, key: &super::keys::KeyInfo) {
+        self.key_id = Some(key.id.clone());
+        self.key_name = key.name.clone();
+        self.role = Some(key.role.as_str());
+    }
+}
+
 /// An entry as written (field order is the format: do not reorder).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -80,6 +80,13 @@ impl Refusal {
     }
 }
 
+/// Why a request was refused, and by which key (when one was found).
+struct Denial {
+    refusal: Refusal,
+    message: String,
+    key: Option<KeyInfo>,
+}
+
 /// Who is calling, for handlers (a request extension): a key, or anyone
 /// when auth is off.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,32 +226,39 @@ impl Guard {
     }
 
     /// Who presents `headers`, if `access` lets them in.
-    fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Caller, (Refusal, String)> {
+    fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Caller, Denial> {
         if access == Access::Open || !self.enforcing() {
             return Ok(Caller::Anonymous);
         }
         let Some(key) = credential(headers) else {
-            return Err((
-                Refusal::Unauthenticated,
-                "an API key is required: send `Authorization: Bearer <key>` (make one with `tracewarden keys create`)".into(),
-            ));
+            return Err(Denial {
+                refusal: Refusal::Unauthenticated,
+                message: "an API key is required: send `Authorization: Bearer <key>` (make one with `tracewarden keys create`)".into(),
+                key: None,
+            });
         };
         match self.ring().lookup(key) {
-            Lookup::Unknown => Err((Refusal::Unauthenticated, "unknown API key".into())),
-            Lookup::Revoked(info) => Err((
-                Refusal::Unauthenticated,
-                format!("the API key `{}` was revoked", info.name),
-            )),
+            Lookup::Unknown => Err(Denial {
+                refusal: Refusal::Unauthenticated,
+                message: "unknown API key".into(),
+                key: None,
+            }),
+            Lookup::Revoked(info) => Err(Denial {
+                refusal: Refusal::Unauthenticated,
+                message: format!("the API key `{}` was revoked", info.name),
+                key: Some(info),
+            }),
             Lookup::Valid(info) if info.role.grants(access) => Ok(Caller::Key(info)),
-            Lookup::Valid(info) => Err((
-                Refusal::Forbidden,
-                format!(
+            Lookup::Valid(info) => Err(Denial {
+                refusal: Refusal::Forbidden,
+                message: format!(
                     "the key `{}` has the role {}; this needs {}",
                     info.name,
                     info.role,
                     access.least_role()
                 ),
-            )),
+                key: Some(info),
+            }),
         }
     }
 
@@ -335,23 +349,22 @@ pub async fn api_layer(
     let audited = access != Access::Open;
     let caller = match guard.admit(request.headers(), access) {
         Ok(caller) => caller,
-        Err((refusal, message)) => {
-            guard.count(Listener::Api, refusal);
-            let response = refusal_response(refusal, &message);
+        Err(denial) => {
+            guard.count(Listener::Api, denial.refusal);
+            let response = refusal_response(denial.refusal, &denial.message);
             if audited {
+                if let Some(key) = &denial.key {
+                    record.set_key(key);
+                }
                 record.status = response.status().as_u16();
-                record.reason = Some(message);
+                record.reason = Some(denial.message);
                 guard.audit(record);
             }
             return response;
         }
     };
     match &caller {
-        Caller::Key(key) => {
-            record.key_id = Some(key.id.clone());
-            record.key_name = key.name.clone();
-            record.role = Some(key.role.as_str());
-        }
+        Caller::Key(key) => record.set_key(key),
         Caller::Anonymous => record.key_name = "anonymous".into(),
     }
     if access.rate_limited()
@@ -412,7 +425,9 @@ pub async fn ingest_layer(
 ) -> Response {
     match gate.guard.admit(request.headers(), Access::Ingest) {
         Ok(_) => next.run(request).await,
-        Err((refusal, message)) => {
+        Err(Denial {
+            refusal, message, ..
+        }) => {
             gate.guard.count(gate.listener, refusal);
             if gate.listener == Listener::OtlpGrpc {
                 let status = match refusal {
