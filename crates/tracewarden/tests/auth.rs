@@ -624,16 +624,10 @@ async fn otel_sdk_exports_carry_the_key_over_grpc_and_http() {
         send_span(tracer(grpc(Some(&viewer))), "viewer-grpc").await,
         send_span(tracer(http(Some(&viewer))), "viewer-http").await,
     ];
-    assert_eq!(
-        refused(&server, &admin, "otlp_grpc", "unauthenticated").await,
-        1
-    );
-    assert_eq!(
-        refused(&server, &admin, "otlp_http", "unauthenticated").await,
-        1
-    );
-    assert_eq!(refused(&server, &admin, "otlp_grpc", "forbidden").await, 1);
-    assert_eq!(refused(&server, &admin, "otlp_http", "forbidden").await, 1);
+    assert!(refused(&server, &admin, "otlp_grpc", "unauthenticated").await >= 1);
+    assert!(refused(&server, &admin, "otlp_http", "unauthenticated").await >= 1);
+    assert!(refused(&server, &admin, "otlp_grpc", "forbidden").await >= 1);
+    assert!(refused(&server, &admin, "otlp_http", "forbidden").await >= 1);
     for id in lost {
         let trace = get(&server, &format!("/api/v1/traces/{id}"), Some(&admin)).await;
         assert_eq!(
@@ -643,4 +637,169 @@ async fn otel_sdk_exports_carry_the_key_over_grpc_and_http() {
             trace.text()
         );
     }
+}
+
+/// Polls `path` with `key` until `found` picks something out of it.
+async fn poll(
+    server: &TestServer,
+    path: &str,
+    key: &str,
+    found: impl Fn(&Value) -> Option<Value>,
+) -> Value {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let body = get(server, path, Some(key)).await.json();
+        if let Some(value) = found(&body) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{path}: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_see_what_fired_but_not_on_whom() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "root", "admin");
+    let viewer = create_key(dir.path(), "victor", "viewer");
+    let ingest = create_key(dir.path(), "exporter", "ingest");
+    let server = start(dir.path(), "").await;
+    let start_nanos = common::now_nanos() - 1_000_000_000;
+    let attacker = "192.0.2.77";
+    let injection = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": format!("{:032x}", 5000), "spanId": format!("{:016x}", 5000),
+            "name": "GET /api/products", "kind": 2,
+            "startTimeUnixNano": start_nanos.to_string(),
+            "endTimeUnixNano": (start_nanos + 1_000_000).to_string(),
+            "attributes": [
+                {"key": "http.route", "value": {"stringValue": "/api/products"}},
+                {"key": "url.query", "value": {"stringValue": "id=1' UNION SELECT username, password FROM users--"}},
+                {"key": "client.address", "value": {"stringValue": attacker}},
+            ],
+        }]}],
+    }]});
+    let bearer = format!("Bearer {ingest}");
+    let sent = Http::new()
+        .send(
+            Method::POST,
+            &server.otlp_http_url("/v1/traces"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            injection.to_string(),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text());
+
+    let sqli = |body: &Value| {
+        body["detections"]
+            .as_array()?
+            .iter()
+            .find(|d| d["ruleId"] == "sql-injection")
+            .cloned()
+    };
+    let full = poll(&server, "/api/v1/detections", &admin, sqli).await;
+    assert!(full.to_string().contains(attacker), "{full:#}");
+    let masked = poll(&server, "/api/v1/detections", &viewer, sqli).await;
+    assert!(!masked.to_string().contains(attacker), "{masked:#}");
+    assert_eq!(masked["evidence"], "[masked]", "{masked:#}");
+    assert!(
+        masked["key"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v == "[masked]")
+    );
+
+    let alert = |body: &Value| {
+        body["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["ruleId"] == "sql-injection")
+            .cloned()
+    };
+    let full = poll(&server, "/api/v1/alerts", &admin, alert).await;
+    assert!(full.to_string().contains(attacker), "{full:#}");
+    let masked = poll(&server, "/api/v1/alerts", &viewer, alert).await;
+    assert!(!masked.to_string().contains(attacker), "{masked:#}");
+    let fingerprint = masked["fingerprint"].as_str().unwrap().to_string();
+    let shown = get(
+        &server,
+        &format!("/api/v1/alerts/{fingerprint}"),
+        Some(&viewer),
+    )
+    .await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(!shown.text().contains(attacker), "{}", shown.text());
+
+    // An acknowledgement is recorded under the key's name, not the body's.
+    let bearer = format!("Bearer {admin}");
+    let acked = Http::new()
+        .send(
+            Method::POST,
+            &server.api_url(&format!("/api/v1/alerts/{fingerprint}/ack")),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            r#"{"by": "somebody-else", "comment": "looking"}"#,
+        )
+        .await;
+    assert_eq!(acked.status, StatusCode::OK, "{}", acked.text());
+    assert_eq!(
+        acked.json()["acknowledged"]["by"],
+        "root",
+        "{}",
+        acked.text()
+    );
+}
+
+/// A raw OTLP/gRPC export (an empty request) and the status it gets.
+async fn grpc_status(server: &TestServer, key: Option<&str>) -> String {
+    use http_body_util::{BodyExt as _, Full};
+    use tower::ServiceExt as _;
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // The gRPC frame of an empty message: no compression, length 0.
+    let frame = Bytes::from_static(&[0, 0, 0, 0, 0]);
+    let mut request = http::Request::new(tonic::body::Body::new(Full::new(frame)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() =
+        http::Uri::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    let headers = request.headers_mut();
+    headers.insert("content-type", "application/grpc".parse().unwrap());
+    headers.insert("te", "trailers".parse().unwrap());
+    if let Some(key) = key {
+        headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    let response = channel.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    if let Some(status) = parts.headers.get("grpc-status") {
+        return status.to_str().unwrap().to_string();
+    }
+    let collected = body.collect().await.unwrap();
+    collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|s| s.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refusals_are_unauthenticated_or_permission_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = create_key(dir.path(), "exporter", "ingest");
+    let analyst = create_key(dir.path(), "alice", "analyst");
+    let server = start(dir.path(), "").await;
+    // 0 OK, 16 UNAUTHENTICATED, 7 PERMISSION_DENIED.
+    assert_eq!(grpc_status(&server, Some(&ingest)).await, "0");
+    assert_eq!(grpc_status(&server, None).await, "16");
+    assert_eq!(grpc_status(&server, Some("twk_nope")).await, "16");
+    assert_eq!(grpc_status(&server, Some(&analyst)).await, "7");
 }

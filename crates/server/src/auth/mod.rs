@@ -86,3 +86,9 @@ pub struct AuthConfig {
 /// Handlers add it as a response extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResultCount(pub u64);
+
+/// What a viewer sees in place of an actor (an address, a user id, a
+/// payload).
+pub fn masked() -> String {
+    "[masked]".to_string()
+}
