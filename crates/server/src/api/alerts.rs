@@ -797,7 +797,7 @@ mod tests {
         let parse = |text: &str| {
             serde_json::from_str::<PostSilence>(text)
                 .map_err(|e| e.to_string())
-                .and_then(|b| b.into_new(NOW).map_err(|e| e.to_string()))
+                .and_then(|b| b.into_new(NOW, None).map_err(|e| e.to_string()))
         };
         let ok = parse(
             r#"{"matchers": [{"name": "client_address", "value": "203.0.113.7"}],
