@@ -320,6 +320,19 @@ fn refusal_response(refusal: Refusal, message: &str) -> Response {
     }
 }
 
+/// Whose rate-limit bucket a request spends: its key's; without auth, its
+/// remote address's. Local clients without a key (a quick start's scripts
+/// and dashboards) are not limited.
+fn bucket(caller: &Caller, client: Option<SocketAddr>) -> Option<String> {
+    match (caller, client) {
+        (Caller::Key(key), _) => Some(format!("key:{}", key.id)),
+        (Caller::Anonymous, Some(addr)) if !addr.ip().is_loopback() => {
+            Some(format!("addr:{}", addr.ip()))
+        }
+        (Caller::Anonymous, _) => None,
+    }
+}
+
 fn client_address(request: &Request) -> Option<SocketAddr> {
     request
         .extensions()
@@ -370,12 +383,9 @@ pub async fn api_layer(
     if access.rate_limited()
         && let Some(limiter) = &guard.limiter
     {
-        let who = match (&caller, client) {
-            (Caller::Key(key), _) => format!("key:{}", key.id),
-            (Caller::Anonymous, Some(addr)) => format!("addr:{}", addr.ip()),
-            (Caller::Anonymous, None) => "anonymous".to_string(),
-        };
-        if let Err(wait) = limiter.check(&who, Instant::now()) {
+        if let Some(who) = bucket(&caller, client)
+            && let Err(wait) = limiter.check(&who, Instant::now())
+        {
             guard.count(Listener::Api, Refusal::RateLimited);
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
             let message = format!(
@@ -481,6 +491,25 @@ impl MetricsSource for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_buckets() {
+        let key = Caller::Key(KeyInfo {
+            id: "abc".into(),
+            name: "alice".into(),
+            role: Role::Analyst,
+        });
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        assert_eq!(bucket(&key, Some(local)).as_deref(), Some("key:abc"));
+        assert_eq!(bucket(&key, None).as_deref(), Some("key:abc"));
+        assert_eq!(
+            bucket(&Caller::Anonymous, Some(remote)).as_deref(),
+            Some("addr:203.0.113.9")
+        );
+        assert_eq!(bucket(&Caller::Anonymous, Some(local)), None);
+        assert_eq!(bucket(&Caller::Anonymous, None), None);
+    }
 
     #[test]
     fn credentials_from_headers() {
