@@ -382,25 +382,23 @@ pub async fn api_layer(
     }
     if access.rate_limited()
         && let Some(limiter) = &guard.limiter
+        && let Some(who) = bucket(&caller, client)
+        && let Err(wait) = limiter.check(&who, Instant::now())
     {
-        if let Some(who) = bucket(&caller, client)
-            && let Err(wait) = limiter.check(&who, Instant::now())
-        {
-            guard.count(Listener::Api, Refusal::RateLimited);
-            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let message = format!(
-                "rate limit of {} requests/s exceeded; retry in {seconds} s",
-                limiter.rate()
-            );
-            let mut response = refusal_response(Refusal::RateLimited, &message);
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(seconds));
-            record.status = response.status().as_u16();
-            record.reason = Some(message);
-            guard.audit(record);
-            return response;
-        }
+        guard.count(Listener::Api, Refusal::RateLimited);
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let message = format!(
+            "rate limit of {} requests/s exceeded; retry in {seconds} s",
+            limiter.rate()
+        );
+        let mut response = refusal_response(Refusal::RateLimited, &message);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        record.status = response.status().as_u16();
+        record.reason = Some(message);
+        guard.audit(record);
+        return response;
     }
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
