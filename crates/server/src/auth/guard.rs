@@ -237,7 +237,12 @@ impl Guard {
                 key: None,
             });
         };
-        match self.ring().lookup(key) {
+        let found = if key.len() > MAX_KEY_BYTES {
+            Lookup::Unknown
+        } else {
+            self.ring().lookup(key)
+        };
+        match found {
             Lookup::Unknown => Err(Denial {
                 refusal: Refusal::Unauthenticated,
                 message: "unknown API key".into(),
@@ -287,17 +292,23 @@ fn watch_keys(guard: Weak<Guard>, mut last: FileStamp) {
     }
 }
 
+/// Longer presented keys are refused unhashed (ours are 47 bytes).
+const MAX_KEY_BYTES: usize = 256;
+
 /// The key a request presents: `X-Tracewarden-Key`, else a bearer token.
 fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(key.trim());
-    }
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let key = match headers.get(KEY_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(key) => key.trim(),
+        None => {
+            let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+            let (scheme, token) = value.split_once(' ')?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return None;
+            }
+            token.trim()
+        }
+    };
+    (!key.is_empty()).then_some(key)
 }
 
 fn error_json(status: StatusCode, message: &str) -> Response {
@@ -489,6 +500,67 @@ impl MetricsSource for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(key: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        map
+    }
+
+    #[test]
+    fn admission() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path());
+        let (viewer, _) = store.create("victor", Role::Viewer).unwrap();
+        let (gone, _) = store.create("gone", Role::Admin).unwrap();
+        store.revoke("gone").unwrap();
+        let guard = Guard::start(dir.path(), AuthMode::Auto, &AuthConfig::default()).unwrap();
+        assert!(guard.enforcing());
+        let refusal = |h: &HeaderMap, access| guard.admit(h, access).err().map(|d| d.refusal);
+        let long = format!("twk_{}", "a".repeat(MAX_KEY_BYTES));
+        let cases = [
+            (
+                HeaderMap::new(),
+                Access::Viewer,
+                Some(Refusal::Unauthenticated),
+            ),
+            (HeaderMap::new(), Access::Open, None),
+            (
+                headers("twk_unknown"),
+                Access::Gateway,
+                Some(Refusal::Unauthenticated),
+            ),
+            (
+                headers(&long),
+                Access::Gateway,
+                Some(Refusal::Unauthenticated),
+            ),
+            (
+                headers(&gone),
+                Access::Viewer,
+                Some(Refusal::Unauthenticated),
+            ),
+            (headers(&viewer), Access::Viewer, None),
+            (headers(&viewer), Access::Gateway, None),
+            (headers(&viewer), Access::Analyst, Some(Refusal::Forbidden)),
+            (headers(&viewer), Access::Ingest, Some(Refusal::Forbidden)),
+        ];
+        for (i, (h, access, want)) in cases.iter().enumerate() {
+            assert_eq!(refusal(h, *access), *want, "case {i}: {access:?}");
+        }
+        guard.close();
+
+        // Off: everyone is anonymous.
+        let off = Guard::start(dir.path(), AuthMode::Off, &AuthConfig::default()).unwrap();
+        assert_eq!(
+            off.admit(&HeaderMap::new(), Access::Admin).ok(),
+            Some(Caller::Anonymous)
+        );
+        off.close();
+    }
 
     #[test]
     fn rate_limit_buckets() {
