@@ -122,7 +122,7 @@ pub struct Guard {
     /// `auto` mode, revoking every key must not open the server.
     any_key: std::sync::atomic::AtomicBool,
     limiter: Option<RateLimiter>,
-    audit: Option<AuditLog>,
+    audit: AuditLog,
     refused: [[AtomicU64; Refusal::ALL.len()]; Listener::ALL.len()],
     audited: AtomicU64,
 }
@@ -165,7 +165,7 @@ impl Guard {
             keys: RwLock::new(Arc::new(KeyRing::new(&records))),
             store,
             limiter: RateLimiter::new(&config.rate_limit),
-            audit: Some(audit),
+            audit,
             refused: Default::default(),
             audited: AtomicU64::new(0),
         });
@@ -181,15 +181,13 @@ impl Guard {
         &self.store
     }
 
-    pub fn audit_dir(&self) -> Option<&Path> {
-        self.audit.as_ref().map(AuditLog::dir)
+    pub fn audit_dir(&self) -> &Path {
+        self.audit.dir()
     }
 
     /// Writes the queued audit entries and stops the writer (shutdown).
     pub fn close(&self) {
-        if let Some(audit) = &self.audit {
-            audit.close();
-        }
+        self.audit.close();
     }
 
     /// Whether requests must carry a key now.
@@ -272,10 +270,8 @@ impl Guard {
     }
 
     fn audit(&self, record: Record) {
-        if let Some(audit) = &self.audit {
-            self.audited.fetch_add(1, Ordering::Relaxed);
-            audit.append(record);
-        }
+        self.audited.fetch_add(1, Ordering::Relaxed);
+        self.audit.append(record);
     }
 }
 
