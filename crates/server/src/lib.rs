@@ -11,6 +11,10 @@
 //!  API ─> /api/v1/alerts, /api/v1/silences ─┘
 //! ```
 //!
+//! Every listener passes [`auth::Guard`] first (API keys and roles; the
+//! API also rate limits and audits), and [`exposure::check`] refuses to
+//! open a non-loopback listener without protection.
+//!
 //! Start-up order matters for "ready only after WAL replay": every listener
 //! is bound first (so a port clash fails at once and the probes answer), then
 //! the WAL is replayed on a blocking thread; until it is done receivers
