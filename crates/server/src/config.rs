@@ -46,6 +46,9 @@ pub struct Config {
     /// The `[redaction]` section: secrets dropped, masked or hashed before
     /// the WAL (docs/REDACTION.md).
     pub redaction: tracewarden_redact::RedactionConfig,
+    /// The `[auth]` section: API keys, the start-up protection check and
+    /// rate limits (docs/SECURITY.md).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Detection settings.
@@ -205,6 +208,7 @@ impl Default for Config {
             alerts: tracewarden_alert::Config::default(),
             blocks: crate::blocks::BlocksConfig::default(),
             redaction: tracewarden_redact::RedactionConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -278,6 +282,21 @@ mod tests {
         assert_eq!(config.alerts.route.receiver.as_deref(), Some("soc"));
         assert_eq!(config.alerts.receivers.len(), 2);
         config.alerts.validate().unwrap();
+    }
+
+    #[test]
+    fn auth_section() {
+        let config = Config::from_toml(
+            "[auth]\nenabled = \"on\"\nallow_unauthenticated = true\n\
+             [auth.rate_limit]\nrequests_per_second = 2.5\nburst = 7\n",
+        )
+        .unwrap();
+        assert_eq!(config.auth.enabled, crate::auth::AuthMode::On);
+        assert!(config.auth.allow_unauthenticated);
+        assert_eq!(config.auth.rate_limit.requests_per_second, 2.5);
+        assert_eq!(config.auth.rate_limit.burst, 7);
+        let err = Config::from_toml("[auth]\nenabled = \"maybe\"\n").unwrap_err();
+        assert!(err.contains("maybe"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //!  API ─> /api/v1/alerts, /api/v1/silences ─┘
 //! ```
 //!
+//! Every listener passes [`auth::Guard`] first (API keys and roles; the
+//! API also rate limits and audits), and [`exposure::check`] refuses to
+//! open a non-loopback listener without protection.
+//!
 //! Start-up order matters for "ready only after WAL replay": every listener
 //! is bound first (so a port clash fails at once and the probes answer), then
 //! the WAL is replayed on a blocking thread; until it is done receivers
@@ -18,10 +22,12 @@
 
 pub mod alerting;
 pub mod api;
+pub mod auth;
 pub mod blocks;
 mod checkpoint;
 pub mod config;
 pub mod detection;
+pub mod exposure;
 mod latency;
 pub mod metrics;
 pub mod pipeline;
@@ -69,6 +75,10 @@ pub enum ServerError {
     Blocks(String),
     #[error(transparent)]
     Redaction(#[from] tracewarden_redact::RedactError),
+    #[error(transparent)]
+    Unprotected(#[from] exposure::Unprotected),
+    #[error("auth: {0}")]
+    Auth(#[from] auth::AuthError),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -107,11 +117,16 @@ pub struct Server {
     metrics: Arc<metrics::Metrics>,
     /// Applies rule blocks and sweeps expired ones while it lives.
     rule_blocks: Option<Arc<blocks::RuleBlocks>>,
+    /// Keys, rate limits and the audit log, on every listener.
+    guard: Arc<auth::Guard>,
 }
 
 impl Server {
     /// Binds every listener of the configuration.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        // Before any port is bound: an unprotected public listener never opens.
+        let keys = auth::KeyStore::new(&config.data_dir).load()?;
+        let mode = exposure::check(&config, &keys)?;
         let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc).await?;
         let http = bind("OTLP/HTTP", config.listen.otlp_http).await?;
         let zipkin = bind("Zipkin", config.listen.zipkin).await?;
@@ -155,6 +170,8 @@ impl Server {
         };
         let stats = Arc::new(IngestStats::default());
         let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
+        let guard = auth::Guard::start(&config.data_dir, mode, &config.auth)?;
+        metrics.add_source(guard.clone());
         if let Some(alerts) = pipeline.alerts() {
             metrics.add_source(alerts.clone());
         }
@@ -170,6 +187,7 @@ impl Server {
             stats,
             blocks,
             rule_blocks,
+            guard,
         })
     }
 
@@ -201,6 +219,7 @@ impl Server {
             blocks,
             rule_blocks,
             metrics,
+            guard,
             ..
         } = self;
         let [grpc, http, zipkin, api] = listeners;
@@ -225,24 +244,46 @@ impl Server {
                 stats.clone(),
             ),
         );
+        // Every listener gets the guard as a layer; ingest stays auth-agnostic.
+        let ingest_gate = |listener| {
+            axum::middleware::from_fn_with_state(
+                auth::IngestGate {
+                    guard: guard.clone(),
+                    listener,
+                },
+                auth::ingest_layer,
+            )
+        };
+        let grpc_routes = tonic::service::Routes::from(
+            grpc_routes
+                .into_axum_router()
+                .layer(ingest_gate(auth::Listener::OtlpGrpc)),
+        );
 
         let mut tasks = tokio::task::JoinSet::new();
         let api_router = api::router(api::ApiState {
             pipeline: pipeline.clone(),
             blocks,
             metrics,
-        });
+            auth: Some(guard.clone()),
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            auth::api_layer,
+        ));
         tasks.spawn(serve_http("the API", api, api_router, stopped()));
         tasks.spawn(serve_http(
             "OTLP/HTTP",
             http,
-            tracewarden_ingest::receiver::http::otlp_router(receiver_state.clone()),
+            tracewarden_ingest::receiver::http::otlp_router(receiver_state.clone())
+                .layer(ingest_gate(auth::Listener::OtlpHttp)),
             stopped(),
         ));
         tasks.spawn(serve_http(
             "Zipkin",
             zipkin,
-            tracewarden_ingest::receiver::http::zipkin_router(receiver_state),
+            tracewarden_ingest::receiver::http::zipkin_router(receiver_state)
+                .layer(ingest_gate(auth::Listener::Zipkin)),
             stopped(),
         ));
         let grpc_stop = stopped();
@@ -323,6 +364,9 @@ impl Server {
             alerts.shutdown().await;
         }
         drop(rule_blocks);
+        // The last audit entries reach the disk.
+        let closing = guard.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close()).await;
         // Closing flushes the hot tier into a segment (seconds for a full
         // one): off the async workers.
         let closing = store.clone();
@@ -386,8 +430,13 @@ async fn serve_http(
             tracing::debug!(%error, "failed to set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stopped)
-        .await
-        .map_err(|source| ServerError::Serve { what, source })
+    // The client address: the audit log records it, and rate limits fall
+    // back to it when auth is off.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped)
+    .await
+    .map_err(|source| ServerError::Serve { what, source })
 }

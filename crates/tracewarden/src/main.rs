@@ -19,6 +19,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// API key for the commands that talk to a running server (query,
+    /// alerts, silence, block, rules reload, bench); default: the
+    /// environment variable TRACEWARDEN_API_KEY (not shown in `ps`).
+    #[arg(long, global = true, value_name = "KEY")]
+    api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -43,10 +48,13 @@ enum Command {
     EncryptionKey(cmd::encryption_key::EncryptionKeyArgs),
     /// Block or unblock an address, a user or a token on a running server.
     Block(cmd::block::BlockArgs),
+    /// Create, list and revoke API keys (offline, in the data directory).
+    Keys(cmd::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cmd::client::set_api_key(cli.api_key);
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::Block(args) => cmd::block::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

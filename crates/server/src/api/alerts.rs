@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get, post};
+use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracewarden_alert::alert::{Alert, TITLE};
@@ -27,6 +27,7 @@ use tracewarden_search::{parse_duration, parse_time};
 
 use super::{ApiError, ApiState};
 use crate::alerting::AlertService;
+use crate::auth::{Caller, ResultCount, masked};
 
 /// Alerts answered at most by one list request.
 pub const MAX_LIMIT: usize = 10_000;
@@ -48,9 +49,12 @@ pub fn routes() -> Router<ApiState> {
     reads.merge(actions)
 }
 
-/// Who performs an action: for now the name the client gives. The one
-/// place that changes when requests carry an authenticated identity.
-fn who(field: &str, given: &str) -> Result<String, ApiError> {
+/// Who performs an action: the name of the API key the request carries;
+/// without one (auth off), the name the client gives.
+fn who(field: &str, given: &str, caller: Option<&Caller>) -> Result<String, ApiError> {
+    if let Some(name) = caller.and_then(Caller::name) {
+        return Ok(name.to_string());
+    }
     let name = given.trim();
     if name.is_empty() {
         return Err(ApiError::BadRequest(format!("{field} must name who acts")));
@@ -310,6 +314,22 @@ pub struct AckJson {
 }
 
 impl AlertJson {
+    /// For a viewer: who the alert is about (the actor's values, in its
+    /// labels too) and the annotations that may quote it are masked.
+    fn mask(&mut self) {
+        for (name, value) in self.actor.iter_mut() {
+            *value = masked();
+            if let Some(label) = self.labels.get_mut(name) {
+                *label = masked();
+            }
+        }
+        for (name, value) in self.annotations.iter_mut() {
+            if name != TITLE {
+                *value = masked();
+            }
+        }
+    }
+
     fn new(alert: &Alert) -> AlertJson {
         let labels = alert.labels.as_map().clone();
         let label = |name: &str| alert.labels.get(name).to_string();
@@ -348,8 +368,9 @@ impl AlertJson {
 /// time), `limit`; newest first.
 pub async fn list(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Query(params): Query<AlertParams>,
-) -> Result<Json<AlertsResponse>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<AlertsResponse>), ApiError> {
     let filter = AlertFilter::parse(&params, now_unix_nano())?;
     let response = blocking(&state, move |service| {
         Ok(service.read(|engine| {
@@ -374,7 +395,19 @@ pub async fn list(
         }))
     })
     .await?;
-    Ok(Json(response))
+    let mut response = response;
+    if masks(caller.as_deref()) {
+        response.alerts.iter_mut().for_each(AlertJson::mask);
+    }
+    Ok((
+        Extension(ResultCount(response.alerts.len() as u64)),
+        Json(response),
+    ))
+}
+
+/// Whether the caller sees actors masked (a viewer key).
+fn masks(caller: Option<&Caller>) -> bool {
+    caller.is_some_and(|c| c.role().masks_actors())
 }
 
 #[derive(Serialize)]
@@ -426,12 +459,15 @@ fn detail(service: &AlertService, fp: Fingerprint) -> Result<AlertDetailJson, Ap
 /// and whether it is muted.
 pub async fn show(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path(text): Path<String>,
 ) -> Result<Json<AlertDetailJson>, ApiError> {
     let fp = fingerprint(&text)?;
-    blocking(&state, move |service| detail(service, fp))
-        .await
-        .map(Json)
+    let mut detail = blocking(&state, move |service| detail(service, fp)).await?;
+    if masks(caller.as_deref()) {
+        detail.alert.mask();
+    }
+    Ok(Json(detail))
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,12 +483,13 @@ struct AckBody {
 /// alert as `GET` shows it.
 pub async fn acknowledge(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Path(text): Path<String>,
     body: Bytes,
 ) -> Result<Json<AlertDetailJson>, ApiError> {
     let fp = fingerprint(&text)?;
     let body: AckBody = json_body(&body)?;
-    let by = who("by", &body.by)?;
+    let by = who("by", &body.by, caller.as_deref())?;
     blocking(&state, move |service| {
         service
             .write(|engine| engine.acknowledge(fp, &by, body.comment.trim(), now_unix_nano()))
@@ -603,7 +640,7 @@ struct PostSilence {
 }
 
 impl PostSilence {
-    fn into_new(self, now: u64) -> Result<NewSilence, ApiError> {
+    fn into_new(self, now: u64, caller: Option<&Caller>) -> Result<NewSilence, ApiError> {
         let bad = |m: String| ApiError::BadRequest(m);
         if self.id.as_deref().is_some_and(|id| !id.is_empty()) {
             return Err(bad(
@@ -637,7 +674,7 @@ impl PostSilence {
             matchers,
             starts_at_unix_nano: starts,
             ends_at_unix_nano: ends,
-            created_by: who("createdBy", &self.created_by)?,
+            created_by: who("createdBy", &self.created_by, caller)?,
             comment: self.comment.trim().to_string(),
         })
     }
@@ -652,11 +689,12 @@ pub struct SilenceCreated {
 /// `POST /api/v1/silences`: creates a silence; answers its id.
 pub async fn create_silence(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     body: Bytes,
 ) -> Result<Json<SilenceCreated>, ApiError> {
     let body: PostSilence = json_body(&body)?;
     let now = now_unix_nano();
-    let silence = body.into_new(now)?;
+    let silence = body.into_new(now, caller.as_deref())?;
     let id = blocking(&state, move |service| {
         service
             .write(|engine| engine.create_silence(silence, now))
@@ -759,7 +797,7 @@ mod tests {
         let parse = |text: &str| {
             serde_json::from_str::<PostSilence>(text)
                 .map_err(|e| e.to_string())
-                .and_then(|b| b.into_new(NOW).map_err(|e| e.to_string()))
+                .and_then(|b| b.into_new(NOW, None).map_err(|e| e.to_string()))
         };
         let ok = parse(
             r#"{"matchers": [{"name": "client_address", "value": "203.0.113.7"}],

@@ -2,12 +2,13 @@
 //! `GET /api/v1/rules` (the rules loaded, with their counters). Alerts with
 //! a lifecycle, grouping and routing build on these (issue 6).
 
-use axum::Json;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tracewarden_detect::engine::Detection;
 
 use super::{ApiError, ApiState};
+use crate::auth::{Caller, ResultCount, masked};
 use crate::detection::{Detector, RECENT_DETECTIONS};
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,8 +91,9 @@ fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
 
 pub async fn list(
     State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
     Query(params): Query<DetectionParams>,
-) -> Result<Json<DetectionsResponse>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<DetectionsResponse>), ApiError> {
     let limit = match params.limit.as_deref().map(str::trim) {
         None | Some("") => 100,
         Some(text) => text
@@ -107,36 +109,50 @@ pub async fn list(
     let detector = detector(&state)?;
     let stats = detector.stats();
     let latency = detector.latency();
-    Ok(Json(DetectionsResponse {
-        detections: detector.recent(limit).iter().map(detection).collect(),
-        stats: StatsJson {
-            batches: stats.batches,
-            spans: stats.spans,
-            logs: stats.logs,
-            dropped_batches: stats.dropped_batches,
-            dropped_spans: stats.dropped_spans,
-            detections: stats.detections,
-            replayed_batches: stats.replayed_batches,
-            checkpoints: stats.checkpoints,
-            checkpoint_failures: stats.checkpoint_failures,
-            latency_p50_ms: latency.0.map(|d| d.as_secs_f64() * 1e3),
-            latency_p99_ms: latency.1.map(|d| d.as_secs_f64() * 1e3),
-            assembly: {
-                let a = detector.assembly_stats();
-                AssemblyJson {
-                    buffered_traces: a.buffered_traces,
-                    buffered_spans: a.buffered_spans,
-                    complete_traces: a.complete_traces,
-                    partial_traces: a.partial_traces,
-                    evicted_trace_limit: a.evicted_trace_limit,
-                    evicted_span_limit: a.evicted_span_limit,
-                    split_traces: a.split_traces,
-                    max_wait_traces: a.max_wait_traces,
-                    late_fragments: a.late_fragments,
-                }
+    let mut detections: Vec<DetectionJson> = detector.recent(limit).iter().map(detection).collect();
+    // A viewer sees what fired, not on whom.
+    if caller.is_some_and(|c| c.role().masks_actors()) {
+        for d in &mut detections {
+            d.key.values_mut().for_each(|v| *v = masked().into());
+            if let Some(evidence) = &mut d.evidence {
+                *evidence = masked();
+            }
+        }
+    }
+    let count = ResultCount(detections.len() as u64);
+    Ok((
+        Extension(count),
+        Json(DetectionsResponse {
+            detections,
+            stats: StatsJson {
+                batches: stats.batches,
+                spans: stats.spans,
+                logs: stats.logs,
+                dropped_batches: stats.dropped_batches,
+                dropped_spans: stats.dropped_spans,
+                detections: stats.detections,
+                replayed_batches: stats.replayed_batches,
+                checkpoints: stats.checkpoints,
+                checkpoint_failures: stats.checkpoint_failures,
+                latency_p50_ms: latency.0.map(|d| d.as_secs_f64() * 1e3),
+                latency_p99_ms: latency.1.map(|d| d.as_secs_f64() * 1e3),
+                assembly: {
+                    let a = detector.assembly_stats();
+                    AssemblyJson {
+                        buffered_traces: a.buffered_traces,
+                        buffered_spans: a.buffered_spans,
+                        complete_traces: a.complete_traces,
+                        partial_traces: a.partial_traces,
+                        evicted_trace_limit: a.evicted_trace_limit,
+                        evicted_span_limit: a.evicted_span_limit,
+                        split_traces: a.split_traces,
+                        max_wait_traces: a.max_wait_traces,
+                        late_fragments: a.late_fragments,
+                    }
+                },
             },
-        },
-    }))
+        }),
+    ))
 }
 
 fn detection(d: &Detection) -> DetectionJson {

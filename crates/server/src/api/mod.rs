@@ -1,6 +1,7 @@
 //! The HTTP API on the API port: traces, health and readiness.
 
 mod alerts;
+mod audit;
 pub mod blocks;
 mod detections;
 mod error;
@@ -29,6 +30,9 @@ pub struct ApiState {
     pub blocks: Option<Arc<blocks::Gate>>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Keys and the audit log (`/api/v1/keys`, `/api/v1/audit`); None in
+    /// tests and tools that build the router alone.
+    pub auth: Option<Arc<crate::auth::Guard>>,
 }
 
 impl ApiState {
@@ -39,6 +43,7 @@ impl ApiState {
             pipeline,
             blocks: None,
             metrics: Arc::new(crate::metrics::Metrics::new(Default::default())),
+            auth: None,
         }
     }
 }
@@ -61,6 +66,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/blocks/{kind}/{value}", delete(blocks::remove))
         .route("/metrics", get(metrics::metrics))
         .route("/api/search", get(search::search_tempo))
+        .route("/api/v1/keys", get(audit::keys))
+        .route("/api/v1/audit", get(audit::audit))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())
         .merge(tempo::routes())

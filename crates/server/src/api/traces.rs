@@ -1,12 +1,13 @@
 //! `GET /api/v1/traces/{trace_id}`: a whole trace with its log records.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde::Serialize;
 use tracewarden_model::TraceId;
 
 use super::json::{LogJson, SpanJson};
 use super::{ApiError, ApiState};
+use crate::auth::ResultCount;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,7 +30,7 @@ pub struct TraceResponse {
 pub async fn get_trace(
     State(state): State<ApiState>,
     Path(trace_id): Path<String>,
-) -> Result<Json<TraceResponse>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<TraceResponse>), ApiError> {
     // Zipkin's 64-bit ids are left-padded, as Tempo reads them.
     let id = TraceId::from_hex_padded(trace_id.trim())
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id: {e}")))?;
@@ -66,13 +67,18 @@ pub async fn get_trace(
         .iter()
         .map(|e| LogJson::new(&e.resource, &e.scope, &e.record))
         .collect();
-    Ok(Json(TraceResponse {
-        trace_id: id.to_hex(),
-        span_count: spans.len(),
-        log_count: logs.len(),
-        incomplete: !unreadable_segments.is_empty(),
-        unreadable_segments,
-        spans,
-        logs,
-    }))
+    // Spans and log records read, for the audit log.
+    let read = (spans.len() + logs.len()) as u64;
+    Ok((
+        Extension(ResultCount(read)),
+        Json(TraceResponse {
+            trace_id: id.to_hex(),
+            span_count: spans.len(),
+            log_count: logs.len(),
+            incomplete: !unreadable_segments.is_empty(),
+            unreadable_segments,
+            spans,
+            logs,
+        }),
+    ))
 }

@@ -2,10 +2,11 @@
 //! request per connection), shared by the commands that take `--server`.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -16,6 +17,37 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The default `--server`.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7700";
+
+/// The environment variable with the API key when `--api-key` is not given.
+pub const API_KEY_ENV: &str = "TRACEWARDEN_API_KEY";
+
+static API_KEY: OnceLock<Option<String>> = OnceLock::new();
+
+/// The global `--api-key` flag (set once, by `main`).
+pub fn set_api_key(key: Option<String>) {
+    let _ = API_KEY.set(key.filter(|k| !k.trim().is_empty()));
+}
+
+/// The key to send: `--api-key`, else `TRACEWARDEN_API_KEY`.
+pub fn api_key() -> Option<String> {
+    API_KEY.get().cloned().flatten().or_else(|| {
+        std::env::var(API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+    })
+}
+
+/// `Authorization: Bearer <key>`, when there is a key.
+pub fn authorization() -> anyhow::Result<Option<http::HeaderValue>> {
+    api_key()
+        .map(|key| {
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .context("the API key is not a valid header value")?;
+            value.set_sensitive(true);
+            Ok(value)
+        })
+        .transpose()
+}
 
 /// Sends `method path` (with a JSON body, if any) to the server at
 /// `server` and returns the JSON answer; an error status becomes an error
@@ -41,6 +73,7 @@ pub fn request(
         Some(json) => Bytes::from(serde_json::to_vec(json)?),
         None => Bytes::new(),
     };
+    let authorization = authorization()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -54,13 +87,16 @@ pub fn request(
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(HOST, authority.as_str())
             .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(body))?;
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request.body(Full::new(body))?;
         let response = sender.send_request(request).await?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)

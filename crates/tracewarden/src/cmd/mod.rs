@@ -5,6 +5,7 @@ pub mod bench;
 pub mod block;
 pub mod client;
 pub mod encryption_key;
+pub mod keys;
 pub mod query;
 pub mod rules;
 pub mod serve;

@@ -28,6 +28,11 @@ pub struct ServeArgs {
     /// API listen address [default: 127.0.0.1:7700].
     #[arg(long, value_name = "HOST:PORT")]
     pub api: Option<SocketAddr>,
+    /// Start without API keys even on non-loopback addresses (`[auth]
+    /// allow_unauthenticated = true`): anyone who reaches the listeners can
+    /// read every trace. Logged loudly.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 impl ServeArgs {
@@ -50,6 +55,9 @@ impl ServeArgs {
             if let Some(addr) = flag {
                 *slot = addr;
             }
+        }
+        if self.insecure_no_auth {
+            config.auth.allow_unauthenticated = true;
         }
         Ok(config)
     }

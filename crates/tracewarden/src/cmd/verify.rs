@@ -1,5 +1,6 @@
 //! `tracewarden verify`: checks the segments of a data directory against
-//! their manifest chain (hashes, links, signatures, retention records).
+//! their manifest chain (hashes, links, signatures, retention records), and
+//! the hash chain of its audit log (`audit/`).
 //!
 //! Exit status 0 only when everything verifies; 1 when something does not,
 //! or verification could not run (a missing data directory, a bad key file).
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use tracewarden_server::auth::audit;
 use tracewarden_store::integrity::{VerifyReport, load_verifying_key, verify};
 
 #[derive(Args, Debug)]
@@ -42,12 +44,15 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let report = verify(&args.data_dir, key.as_ref())
         .with_context(|| format!("cannot verify `{}`", args.data_dir.display()))?;
+    let audit_dir = args.data_dir.join(audit::AUDIT_DIR);
+    let audit = audit::verify(&audit_dir)
+        .with_context(|| format!("cannot verify `{}`", audit_dir.display()))?;
     let output = match args.format {
-        Format::Text => text(&report),
-        Format::Json => json(&report)?,
+        Format::Text => text(&report) + &audit_text(&audit),
+        Format::Json => json(&report, &audit)?,
     };
     print!("{output}");
-    Ok(if report.ok {
+    Ok(if report.ok && audit.failure.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -97,8 +102,44 @@ fn text(report: &VerifyReport) -> String {
     out
 }
 
-fn json(report: &VerifyReport) -> anyhow::Result<String> {
+/// The audit log's verdict, after the store's.
+fn audit_text(audit: &audit::VerifyReport) -> String {
+    let mut out = String::new();
+    if !audit.present {
+        let _ = writeln!(out, "audit log: none");
+        return out;
+    }
+    if let Some(failure) = &audit.failure {
+        let _ = writeln!(out, "FAIL: audit log: {failure}");
+        let _ = writeln!(
+            out,
+            "audit log: FAILED after {} intact entries",
+            audit.entries
+        );
+        return out;
+    }
+    if audit.torn_tail {
+        let _ = writeln!(
+            out,
+            "info: audit log: a torn last line (a crash mid-write; cut off at the next start)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "audit log: OK: {} entries chained, head sha256 {}",
+        audit.entries,
+        audit.head.as_deref().unwrap_or("none")
+    );
+    out
+}
+
+fn json(report: &VerifyReport, audit: &audit::VerifyReport) -> anyhow::Result<String> {
     let mut value = serde_json::to_value(report)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("audit".into(), serde_json::to_value(audit)?);
+        let ok = report.ok && audit.failure.is_none();
+        object.insert("ok".into(), ok.into());
+    }
     // Each finding gets its message and severity next to its fields.
     let messages = report
         .findings

@@ -6,33 +6,40 @@ mod native;
 mod params;
 mod tempo;
 
-use axum::Json;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use tracewarden_search::{SearchError, SearchRequest, SearchResult};
 
 pub use params::SearchParams;
 
 use super::{ApiError, ApiState};
+use crate::auth::ResultCount;
 
 /// `GET /api/v1/search?q=&start=&end=&since=&limit=&spss=`
 pub async fn search_v1(
     State(state): State<ApiState>,
     Query(params): Query<SearchParams>,
-) -> Result<Json<native::SearchResponse>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<native::SearchResponse>), ApiError> {
     let request = params.request()?;
     let result = run(&state, request).await?;
-    Ok(Json(native::SearchResponse::new(&result)))
+    Ok((
+        Extension(ResultCount(result.traces.len() as u64)),
+        Json(native::SearchResponse::new(&result)),
+    ))
 }
 
 /// `GET /api/search?q=&tags=&start=&end=&limit=&spss=&minDuration=&maxDuration=`
 pub async fn search_tempo(
     State(state): State<ApiState>,
     Query(params): Query<SearchParams>,
-) -> Result<Json<tempo::SearchResponse>, ApiError> {
+) -> Result<(Extension<ResultCount>, Json<tempo::SearchResponse>), ApiError> {
     let request = params.request()?;
     let fields = tempo::shown_fields(&request);
     let result = run(&state, request).await?;
-    Ok(Json(tempo::SearchResponse::new(&result, &fields)))
+    Ok((
+        Extension(ResultCount(result.traces.len() as u64)),
+        Json(tempo::SearchResponse::new(&result, &fields)),
+    ))
 }
 
 /// The native response for `result` as JSON (what `GET /api/v1/search`

@@ -37,6 +37,8 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 pub struct GrpcExporter {
     channel: Channel,
     gzip: bool,
+    /// `authorization: Bearer <key>` metadata from `--api-key`.
+    authorization: Option<HeaderValue>,
 }
 
 impl GrpcExporter {
@@ -49,7 +51,11 @@ impl GrpcExporter {
         // One `connect` is one HTTP/2 connection; the worker keeps one
         // request in flight on it, as an OTLP exporter does.
         let channel = Endpoint::from(uri).tcp_nodelay(true).connect().await?;
-        Ok(GrpcExporter { channel, gzip })
+        Ok(GrpcExporter {
+            channel,
+            gzip,
+            authorization: crate::cmd::client::authorization()?,
+        })
     }
 
     /// Sends one length-prefixed `ExportTraceServiceRequest`.
@@ -62,6 +68,9 @@ impl GrpcExporter {
         headers.insert(TE, HeaderValue::from_static("trailers"));
         if self.gzip {
             headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        }
+        if let Some(value) = &self.authorization {
+            headers.insert(http::header::AUTHORIZATION, value.clone());
         }
         let response = match self.channel.clone().oneshot(request).await {
             Ok(response) => response,

@@ -29,6 +29,8 @@ pub struct HttpExporter {
     authority: Authority,
     path: PathAndQuery,
     gzip: bool,
+    /// `Authorization: Bearer <key>` from `--api-key`.
+    authorization: Option<http::HeaderValue>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -39,6 +41,7 @@ impl HttpExporter {
             authority: target.authority.clone(),
             path: target.path.clone(),
             gzip,
+            authorization: crate::cmd::client::authorization()?,
             sender: Some(sender),
         })
     }
@@ -70,6 +73,9 @@ impl HttpExporter {
             .header(CONTENT_TYPE, "application/x-protobuf");
         if self.gzip {
             request = request.header(CONTENT_ENCODING, "gzip");
+        }
+        if let Some(value) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
