@@ -43,6 +43,8 @@ pub struct Config {
     pub alerts: tracewarden_alert::Config,
     /// The `[blocks]` section: block decisions for gateways.
     pub blocks: crate::blocks::BlocksConfig,
+    /// The `[tls]` section: TLS on every listener, client certificates.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Detection settings.
@@ -93,7 +95,7 @@ pub struct DetectionConfig {
 }
 
 /// A duration such as `"5s"`, at least 100 ms.
-mod interval {
+pub(crate) mod interval {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -201,6 +203,7 @@ impl Default for Config {
             detection: DetectionConfig::default(),
             alerts: tracewarden_alert::Config::default(),
             blocks: crate::blocks::BlocksConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }

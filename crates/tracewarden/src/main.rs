@@ -19,6 +19,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CA certificate (PEM) to trust for an https:// --server [env: TRACEWARDEN_CA_CERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a server that requires mutual TLS [env: TRACEWARDEN_CLIENT_CERT].
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM) [env: TRACEWARDEN_CLIENT_KEY].
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -43,10 +52,18 @@ enum Command {
     EncryptionKey(cmd::encryption_key::EncryptionKeyArgs),
     /// Block or unblock an address, a user or a token on a running server.
     Block(cmd::block::BlockArgs),
+    /// Write certificates for trying TLS and mutual TLS (`certs dev`).
+    Certs(cmd::certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cmd::client::ClientTls {
+        ca_cert: cli.ca_cert,
+        client_cert: cli.client_cert,
+        client_key: cli.client_key,
+    }
+    .install();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
@@ -58,6 +75,7 @@ fn main() -> ExitCode {
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::Block(args) => cmd::block::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// API listen address [default: 127.0.0.1:7700].
     #[arg(long, value_name = "HOST:PORT")]
     pub api: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) for every listener; needs --tls-key (`[tls] cert`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) (`[tls] key`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -51,6 +57,10 @@ impl ServeArgs {
                 *slot = addr;
             }
         }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls.cert = Some(cert.clone());
+            config.tls.key = Some(key.clone());
+        }
         Ok(config)
     }
 }
@@ -70,18 +80,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config.clone()).await?;
     let addrs = server.addrs();
     // Printed on stdout, one line per listener, so scripts and tests can read them.
-    println!("tracewarden {} listening:", env!("CARGO_PKG_VERSION"));
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "tracewarden {} listening{}:",
+        env!("CARGO_PKG_VERSION"),
+        if config.tls.enabled() {
+            " (TLS only)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  otlp-grpc  {}  (OTLP/gRPC: TraceService, LogsService)",
         addrs.otlp_grpc
     );
     println!(
-        "  otlp-http  http://{}  (POST /v1/traces, /v1/logs)",
+        "  otlp-http  {scheme}://{}  (POST /v1/traces, /v1/logs)",
         addrs.otlp_http
     );
-    println!("  zipkin     http://{}  (POST /api/v2/spans)", addrs.zipkin);
     println!(
-        "  api        http://{}  (/api/v1/search, /api/v1/traces/{{id}}, /api/v1/detections, Tempo API, /healthz)",
+        "  zipkin     {scheme}://{}  (POST /api/v2/spans)",
+        addrs.zipkin
+    );
+    println!(
+        "  api        {scheme}://{}  (/api/v1/search, /api/v1/traces/{{id}}, /api/v1/detections, Tempo API, /healthz)",
         addrs.api
     );
     println!("  data-dir   {}", config.data_dir.display());
