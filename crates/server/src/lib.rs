@@ -15,6 +15,10 @@
 //! is bound first (so a port clash fails at once and the probes answer), then
 //! the WAL is replayed on a blocking thread; until it is done receivers
 //! answer 503 / `UNAVAILABLE` and `/readyz` answers 503.
+//!
+//! With a `[tls]` certificate every listener serves TLS only: [`tls`] wraps
+//! each TCP listener in a [`tls::TlsListener`] (concurrent handshakes, a
+//! timeout each) that axum and tonic serve as they would plain TCP.
 
 pub mod alerting;
 pub mod api;
