@@ -49,6 +49,8 @@ pub struct Config {
     /// The `[auth]` section: API keys, the start-up protection check and
     /// rate limits (docs/SECURITY.md).
     pub auth: crate::auth::AuthConfig,
+    /// The `[tls]` section: TLS on every listener, client certificates.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Detection settings.
@@ -99,7 +101,7 @@ pub struct DetectionConfig {
 }
 
 /// A duration such as `"5s"`, at least 100 ms.
-mod interval {
+pub(crate) mod interval {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -209,6 +211,7 @@ impl Default for Config {
             blocks: crate::blocks::BlocksConfig::default(),
             redaction: tracewarden_redact::RedactionConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }

@@ -19,6 +19,10 @@
 //! is bound first (so a port clash fails at once and the probes answer), then
 //! the WAL is replayed on a blocking thread; until it is done receivers
 //! answer 503 / `UNAVAILABLE` and `/readyz` answers 503.
+//!
+//! With a `[tls]` certificate every listener serves TLS only: [`tls`] wraps
+//! each TCP listener in a [`tls::TlsListener`] (concurrent handshakes, a
+//! timeout each) that axum and tonic serve as they would plain TCP.
 
 pub mod alerting;
 pub mod api;
@@ -32,6 +36,7 @@ mod latency;
 pub mod metrics;
 pub mod pipeline;
 mod redaction;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,6 +84,7 @@ pub enum ServerError {
     Unprotected(#[from] exposure::Unprotected),
     #[error("auth: {0}")]
     Auth(#[from] auth::AuthError),
+    Tls(#[from] tls::TlsError),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -119,11 +125,16 @@ pub struct Server {
     rule_blocks: Option<Arc<blocks::RuleBlocks>>,
     /// Keys, rate limits and the audit log, on every listener.
     guard: Arc<auth::Guard>,
+    /// The loaded `[tls]` section, when TLS is on.
+    tls: Option<tls::ServerTls>,
+    handshakes: Arc<tls::HandshakeCounts>,
 }
 
 impl Server {
     /// Binds every listener of the configuration.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        // Certificates first: a bad file stops the start before any port is taken.
+        let tls = config.tls.load()?;
         // Before any port is bound: an unprotected public listener never opens.
         let keys = auth::KeyStore::new(&config.data_dir).load()?;
         let mode = exposure::check(&config, &keys)?;
@@ -177,6 +188,9 @@ impl Server {
         }
         if let Some(redactor) = pipeline.redactor() {
             metrics.add_source(Arc::new(redaction::RedactionMetrics(redactor.clone())));
+        let handshakes = Arc::new(tls::HandshakeCounts::default());
+        if tls.is_some() {
+            metrics.add_source(handshakes.clone());
         }
         Ok(Server {
             config,
@@ -188,6 +202,8 @@ impl Server {
             blocks,
             rule_blocks,
             guard,
+            tls,
+            handshakes,
         })
     }
 
@@ -220,8 +236,23 @@ impl Server {
             rule_blocks,
             metrics,
             guard,
+            tls,
+            handshakes,
             ..
         } = self;
+        // The TLS configuration of a listener: the API's may ask for client
+        // certificates differently from the receivers'.
+        let tls_for = |api: bool| {
+            tls.as_ref().map(|tls| HttpTls {
+                config: if api {
+                    tls.api.clone()
+                } else {
+                    tls.receivers.clone()
+                },
+                handshake_timeout: tls.handshake_timeout,
+                counts: handshakes.clone(),
+            })
+        };
         let [grpc, http, zipkin, api] = listeners;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
@@ -271,33 +302,51 @@ impl Server {
             guard.clone(),
             auth::api_layer,
         ));
-        tasks.spawn(serve_http("the API", api, api_router, stopped()));
         tasks.spawn(serve_http(
-            "OTLP/HTTP",
+            ("the API", "api"),
+            api,
+            tls_for(true),
+            api_router,
+            stopped(),
+        ));
+        tasks.spawn(serve_http(
+            ("OTLP/HTTP", "otlp_http"),
             http,
+            tls_for(false),
             tracewarden_ingest::receiver::http::otlp_router(receiver_state.clone())
                 .layer(ingest_gate(auth::Listener::OtlpHttp)),
             stopped(),
         ));
         tasks.spawn(serve_http(
-            "Zipkin",
+            ("Zipkin", "zipkin"),
             zipkin,
+            tls_for(false),
             tracewarden_ingest::receiver::http::zipkin_router(receiver_state)
                 .layer(ingest_gate(auth::Listener::Zipkin)),
             stopped(),
         ));
         let grpc_stop = stopped();
+        let grpc_tls = tls_for(false);
         tasks.spawn(async move {
-            tonic::transport::Server::builder()
-                .add_routes(grpc_routes)
+            let server = tonic::transport::Server::builder().add_routes(grpc_routes);
+            match grpc_tls {
                 // Without TCP_NODELAY, Nagle plus the client's delayed ACK held every
                 // response ~40 ms (measured: 23k -> 296k spans/s on one connection).
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
-                    grpc_stop,
-                )
-                .await
-                .map_err(ServerError::from)
+                None => server
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                        grpc_stop,
+                    )
+                    .await
+                    .map_err(ServerError::from),
+                Some(tls) => {
+                    let listener = tls.start("OTLP/gRPC", "otlp_grpc", grpc)?;
+                    server
+                        .serve_with_incoming_shutdown(listener.into_grpc_incoming(), grpc_stop)
+                        .await
+                        .map_err(ServerError::from)
+                }
+            }
         });
 
         // Replay the WAL while the listeners already answer (503 until ready).
@@ -417,13 +466,47 @@ fn local_addr(
         .map_err(|source| ServerError::Bind { what, addr, source })
 }
 
+/// What a listener needs to serve TLS.
+struct HttpTls {
+    config: Arc<rustls::ServerConfig>,
+    handshake_timeout: std::time::Duration,
+    counts: Arc<tls::HandshakeCounts>,
+}
+
+impl HttpTls {
+    /// `label` names the listener in `/metrics`.
+    fn start(
+        self,
+        what: &'static str,
+        label: &'static str,
+        listener: TcpListener,
+    ) -> Result<tls::TlsListener, ServerError> {
+        tls::TlsListener::start(
+            what,
+            listener,
+            self.config,
+            self.handshake_timeout,
+            self.counts.listener(label),
+        )
+        .map_err(|source| ServerError::Serve { what, source })
+    }
+}
+
 async fn serve_http(
-    what: &'static str,
+    (what, label): (&'static str, &'static str),
     listener: TcpListener,
+    tls: Option<HttpTls>,
     router: axum::Router,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     use axum::serve::ListenerExt;
+    if let Some(tls) = tls {
+        // TCP_NODELAY is set by the TLS accept loop.
+        return axum::serve(tls.start(what, label, listener)?, router)
+            .with_graceful_shutdown(stopped)
+            .await
+            .map_err(|source| ServerError::Serve { what, source });
+    }
     let listener = listener.tap_io(|tcp| {
         // Responses are small; don't let Nagle hold them back.
         if let Err(error) = tcp.set_nodelay(true) {

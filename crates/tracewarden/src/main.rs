@@ -24,6 +24,15 @@ struct Cli {
     /// environment variable TRACEWARDEN_API_KEY (not shown in `ps`).
     #[arg(long, global = true, value_name = "KEY")]
     api_key: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// --server [env: TRACEWARDEN_CA_CERT].
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a server that requires mutual TLS [env: TRACEWARDEN_CLIENT_CERT].
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM) [env: TRACEWARDEN_CLIENT_KEY].
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -50,11 +59,19 @@ enum Command {
     Block(cmd::block::BlockArgs),
     /// Create, list and revoke API keys (offline, in the data directory).
     Keys(cmd::keys::KeysArgs),
+    /// Write certificates for trying TLS and mutual TLS (`certs dev`).
+    Certs(cmd::certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cmd::client::set_api_key(cli.api_key);
+    cmd::client::ClientTls {
+        ca_cert: cli.ca_cert,
+        client_cert: cli.client_cert,
+        client_key: cli.client_key,
+    }
+    .install();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
@@ -67,6 +84,7 @@ fn main() -> ExitCode {
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::Block(args) => cmd::block::run(args).map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

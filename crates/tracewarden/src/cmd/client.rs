@@ -1,8 +1,10 @@
-//! A minimal client for a running server's JSON API (plain HTTP/1.1, one
-//! request per connection), shared by the commands that take `--server`.
+//! A minimal client for a running server's JSON API (HTTP/1.1, one request
+//! per connection, over TLS for an `https://` server), shared by the
+//! commands that take `--server`.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -49,6 +51,91 @@ pub fn authorization() -> anyhow::Result<Option<http::HeaderValue>> {
         .transpose()
 }
 
+/// How to trust an `https://` server (and prove who we are to it): the
+/// global `--ca-cert`, `--client-cert`, `--client-key` flags, set once by
+/// `main` before any command runs; unset flags fall back to the environment.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// CA bundle (PEM) the server certificate must chain to; without it,
+    /// the public web PKI roots are trusted.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and key (PEM), for a server that requires mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+static CLIENT_TLS: OnceLock<ClientTls> = OnceLock::new();
+
+impl ClientTls {
+    /// Records the flags for every later request (the first call wins).
+    pub fn install(self) {
+        let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        let _ = CLIENT_TLS.set(ClientTls {
+            ca_cert: self.ca_cert.or_else(|| from_env("TRACEWARDEN_CA_CERT")),
+            client_cert: self
+                .client_cert
+                .or_else(|| from_env("TRACEWARDEN_CLIENT_CERT")),
+            client_key: self
+                .client_key
+                .or_else(|| from_env("TRACEWARDEN_CLIENT_KEY")),
+        });
+    }
+
+    fn rustls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| {
+                        format!("cannot read the CA certificate `{}`", path.display())
+                    })?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    bail!("no CA certificate found in `{}`", path.display());
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        let config = match (&self.client_cert, &self.client_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| {
+                        format!("cannot read the client certificate `{}`", cert.display())
+                    })?;
+                let key_der = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("cannot read the client key `{}`", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .context("the client certificate and key do not go together")?
+            }
+            _ => bail!("--client-cert and --client-key go together"),
+        };
+        Ok(config)
+    }
+}
+
+/// An HTTP/1.1 exchange on an open connection.
+async fn send<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<http::Response<hyper::body::Incoming>>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(connection);
+    Ok(sender.send_request(request).await?)
+}
+
 /// Sends `method path` (with a JSON body, if any) to the server at
 /// `server` and returns the JSON answer; an error status becomes an error
 /// carrying the server's message.
@@ -61,9 +148,11 @@ pub fn request(
     let base: Uri = server
         .parse()
         .with_context(|| format!("`{server}` is not a URL"))?;
-    if base.scheme_str() != Some("http") {
-        bail!("--server must be an http:// URL, not `{server}`");
-    }
+    let tls = match base.scheme_str() {
+        Some("http") => None,
+        Some("https") => Some(CLIENT_TLS.get_or_init(ClientTls::default).rustls_config()?),
+        _ => bail!("--server must be an http:// or https:// URL, not `{server}`"),
+    };
     let authority = base
         .authority()
         .with_context(|| format!("`{server}` has no host"))?
@@ -78,15 +167,19 @@ pub fn request(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((authority.host(), port))
+        let port = authority
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
+        // `[::1]` in a URL, `::1` for the resolver and the certificate check.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let stream = tokio::net::TcpStream::connect((host, port))
             .await
             .with_context(|| {
                 format!("cannot reach tracewarden at {server} (is `tracewarden serve` running?)")
             })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -97,7 +190,18 @@ pub fn request(
             request = request.header(AUTHORIZATION, value);
         }
         let request = request.body(Full::new(body))?;
-        let response = sender.send_request(request).await?;
+        let response = match tls {
+            None => send(TokioIo::new(stream), request).await?,
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .with_context(|| format!("`{host}` is not a valid server name"))?;
+                let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+                    .connect(name, stream)
+                    .await
+                    .with_context(|| format!("TLS handshake with {server} failed"))?;
+                send(TokioIo::new(stream), request).await?
+            }
+        };
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod bench;
 pub mod block;
+pub mod certs;
 pub mod client;
 pub mod encryption_key;
 pub mod keys;

@@ -33,6 +33,12 @@ pub struct ServeArgs {
     /// read every trace. Logged loudly.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// TLS certificate chain (PEM) for every listener; needs --tls-key (`[tls] cert`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) (`[tls] key`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -59,6 +65,10 @@ impl ServeArgs {
         if self.insecure_no_auth {
             config.auth.allow_unauthenticated = true;
         }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls.cert = Some(cert.clone());
+            config.tls.key = Some(key.clone());
+        }
         Ok(config)
     }
 }
@@ -78,18 +88,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config.clone()).await?;
     let addrs = server.addrs();
     // Printed on stdout, one line per listener, so scripts and tests can read them.
-    println!("tracewarden {} listening:", env!("CARGO_PKG_VERSION"));
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "tracewarden {} listening{}:",
+        env!("CARGO_PKG_VERSION"),
+        if config.tls.enabled() {
+            " (TLS only)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  otlp-grpc  {}  (OTLP/gRPC: TraceService, LogsService)",
         addrs.otlp_grpc
     );
     println!(
-        "  otlp-http  http://{}  (POST /v1/traces, /v1/logs)",
+        "  otlp-http  {scheme}://{}  (POST /v1/traces, /v1/logs)",
         addrs.otlp_http
     );
-    println!("  zipkin     http://{}  (POST /api/v2/spans)", addrs.zipkin);
     println!(
-        "  api        http://{}  (/api/v1/search, /api/v1/traces/{{id}}, /api/v1/detections, Tempo API, /healthz)",
+        "  zipkin     {scheme}://{}  (POST /api/v2/spans)",
+        addrs.zipkin
+    );
+    println!(
+        "  api        {scheme}://{}  (/api/v1/search, /api/v1/traces/{{id}}, /api/v1/detections, Tempo API, /healthz)",
         addrs.api
     );
     println!("  data-dir   {}", config.data_dir.display());

@@ -53,7 +53,8 @@ pub fn parse_addrs(lines: &[String]) -> Option<Addrs> {
                 return None;
             }
             let addr = words.next()?;
-            addr.strip_prefix("http://").unwrap_or(addr).parse().ok()
+            let addr = addr.strip_prefix("http://").unwrap_or(addr);
+            addr.strip_prefix("https://").unwrap_or(addr).parse().ok()
         })
     };
     Some(Addrs {
