@@ -1,8 +1,8 @@
 //! Secure by default: the one start-up check of how the server is
 //! protected, given where it listens. On loopback a quick start may run
-//! without keys (with a warning); on any other address it refuses to start
-//! without keys unless the operator opts out explicitly. Further
-//! protections (TLS) add their conditions here.
+//! without keys and without TLS (with a warning); on any other address it
+//! refuses to start without keys, and without TLS, unless the operator opts
+//! out of each explicitly.
 
 use std::net::SocketAddr;
 
@@ -28,9 +28,41 @@ pub fn public_listeners(config: &Config) -> Vec<(&'static str, SocketAddr)> {
     .collect()
 }
 
-/// The auth mode the server runs with, or why it must not start. Logs
-/// what the operator must know (auth off, opt-outs) as warnings.
+/// The auth mode the server runs with, or why it must not start (every
+/// missing protection named in one message). Logs what the operator must
+/// know (auth off, plain text, opt-outs) as warnings.
 pub fn check(config: &Config, keys: &[KeyRecord]) -> Result<AuthMode, Unprotected> {
+    match (check_auth(config, keys), check_tls(config)) {
+        (Ok(mode), Ok(())) => Ok(mode),
+        (Err(auth), Err(tls)) => Err(Unprotected(format!("{}; and {}", auth.0, tls.0))),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Plain text on a non-loopback listener: refused unless `[tls]
+/// allow_plaintext` says the operator terminates TLS elsewhere.
+fn check_tls(config: &Config) -> Result<(), Unprotected> {
+    let public = public_listeners(config);
+    if public.is_empty() || config.tls.enabled() {
+        return Ok(());
+    }
+    let where_ = public
+        .iter()
+        .map(|(name, addr)| format!("{name} on {addr}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if config.tls.allow_plaintext {
+        tracing::warn!(listeners = %where_, "PLAIN TEXT ON NON-LOOPBACK LISTENERS (`[tls] allow_plaintext`): keys and traces cross the network unencrypted");
+        return Ok(());
+    }
+    Err(Unprotected(format!(
+        "refusing to start without TLS on non-loopback addresses ({where_}): set `[tls] cert` and \
+         `key` (`tracewarden certs dev` writes some to try), bind every listener to 127.0.0.1, \
+         or opt out explicitly with `[tls] allow_plaintext = true` (`tracewarden serve --insecure-no-tls`)"
+    )))
+}
+
+fn check_auth(config: &Config, keys: &[KeyRecord]) -> Result<AuthMode, Unprotected> {
     let auth = &config.auth;
     let public = public_listeners(config);
     let where_ = public
@@ -95,6 +127,8 @@ mod tests {
         config.listen.api = api.parse().unwrap();
         config.auth.enabled = mode;
         config.auth.allow_unauthenticated = allow;
+        // These cases are about keys; plain text is checked on its own.
+        config.tls.allow_plaintext = true;
         config
     }
 
@@ -146,5 +180,33 @@ mod tests {
                 (got, want) => panic!("{api} {mode:?} {allow} {has_key}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn plain_text_on_a_public_address_is_refused_unless_opted_out() {
+        let mut plain = config("0.0.0.0:7700", AuthMode::Auto, false);
+        plain.tls.allow_plaintext = false;
+        let keys = [key()];
+        let refused = check(&plain, &keys).unwrap_err();
+        assert!(refused.0.contains("without TLS"), "{refused}");
+        assert!(refused.0.contains("--insecure-no-tls"), "{refused}");
+        assert!(refused.0.contains("0.0.0.0:7700"), "{refused}");
+
+        // Both protections missing: one message names both.
+        let both = check(&plain, &[]).unwrap_err();
+        assert!(both.0.contains("without API keys"), "{both}");
+        assert!(both.0.contains("without TLS"), "{both}");
+
+        // A certificate (or the opt-out) satisfies the check.
+        let mut tls = plain.clone();
+        tls.tls.cert = Some("server.pem".into());
+        assert_eq!(check(&tls, &keys).unwrap(), AuthMode::Auto);
+        plain.tls.allow_plaintext = true;
+        assert_eq!(check(&plain, &keys).unwrap(), AuthMode::Auto);
+
+        // Loopback needs neither.
+        let mut local = config("127.0.0.1:7700", AuthMode::Auto, false);
+        local.tls.allow_plaintext = false;
+        assert_eq!(check(&local, &[]).unwrap(), AuthMode::Auto);
     }
 }

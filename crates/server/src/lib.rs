@@ -84,6 +84,7 @@ pub enum ServerError {
     Unprotected(#[from] exposure::Unprotected),
     #[error("auth: {0}")]
     Auth(#[from] auth::AuthError),
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
 
@@ -188,6 +189,7 @@ impl Server {
         }
         if let Some(redactor) = pipeline.redactor() {
             metrics.add_source(Arc::new(redaction::RedactionMetrics(redactor.clone())));
+        }
         let handshakes = Arc::new(tls::HandshakeCounts::default());
         if tls.is_some() {
             metrics.add_source(handshakes.clone());
@@ -499,7 +501,9 @@ async fn serve_http(
     router: axum::Router,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    use axum::serve::ListenerExt;
+    // The client address: the audit log records it, and rate limits fall
+    // back to it when auth is off.
+    let router = router.into_make_service_with_connect_info::<auth::PeerAddr>();
     if let Some(tls) = tls {
         // TCP_NODELAY is set by the TLS accept loop.
         return axum::serve(tls.start(what, label, listener)?, router)
@@ -507,19 +511,30 @@ async fn serve_http(
             .await
             .map_err(|source| ServerError::Serve { what, source });
     }
-    let listener = listener.tap_io(|tcp| {
-        // Responses are small; don't let Nagle hold them back.
+    axum::serve(PlainListener(listener), router)
+        .with_graceful_shutdown(stopped)
+        .await
+        .map_err(|source| ServerError::Serve { what, source })
+}
+
+/// A plain TCP listener whose connections have TCP_NODELAY set (responses
+/// are small; Nagle would hold them back) and whose peers' addresses reach
+/// the handlers as [`auth::PeerAddr`].
+pub struct PlainListener(TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "failed to set TCP_NODELAY");
         }
-    });
-    // The client address: the audit log records it, and rate limits fall
-    // back to it when auth is off.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped)
-    .await
-    .map_err(|source| ServerError::Serve { what, source })
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
 }

@@ -397,6 +397,19 @@ async fn without_keys_a_public_address_is_refused_unless_the_operator_opts_out()
     let mut args = port_zero_args(dir.path());
     let api = args.iter().position(|a| a == "--api").unwrap();
     args[api + 1] = "0.0.0.0:0".into();
+    // Plain text on a public address is refused on its own account, named
+    // in the same message; this test is about keys, so it opts out of TLS.
+    let failure = match TestServer::spawn(&args, dir.path()).await {
+        Ok(_) => panic!("started on 0.0.0.0 without keys and without TLS"),
+        Err(failure) => failure,
+    };
+    assert!(failure.stderr.contains("without TLS"), "{}", failure.stderr);
+    assert!(
+        failure.stderr.contains("--insecure-no-tls"),
+        "{}",
+        failure.stderr
+    );
+    args.push("--insecure-no-tls".into());
     let failure = match TestServer::spawn(&args, dir.path()).await {
         Ok(_) => panic!("started on 0.0.0.0 without keys"),
         Err(failure) => failure,
@@ -414,6 +427,11 @@ async fn without_keys_a_public_address_is_refused_unless_the_operator_opts_out()
     );
     assert!(
         failure.stderr.contains("--insecure-no-auth"),
+        "{}",
+        failure.stderr
+    );
+    assert!(
+        !failure.stderr.contains("without TLS"),
         "{}",
         failure.stderr
     );

@@ -343,8 +343,31 @@ fn bucket(caller: &Caller, client: Option<SocketAddr>) -> Option<String> {
 fn client_address(request: &Request) -> Option<SocketAddr> {
     request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|c| c.0.0)
+}
+
+/// The connection's remote address, for plain TCP and TLS listeners alike
+/// (axum only provides `SocketAddr` connect info for its own listeners).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl<'a>
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, crate::PlainListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'a, crate::PlainListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl<'a>
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, crate::tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'a, crate::tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
 }
 
 /// The API layer: authenticates, authorises by [`routes::ROUTES`], rate

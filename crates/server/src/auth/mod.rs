@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use guard::{Caller, Guard, IngestGate, KEY_HEADER, Listener, api_layer, ingest_layer};
+pub use guard::{
+    Caller, Guard, IngestGate, KEY_HEADER, Listener, PeerAddr, api_layer, ingest_layer,
+};
 pub use keys::{KeyRecord, KeyStore};
 pub use limit::RateLimitConfig;
 pub use role::{Access, Role};

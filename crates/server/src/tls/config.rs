@@ -28,6 +28,9 @@ pub struct TlsConfig {
     /// closed (a silent client holds no more than a socket until then).
     #[serde(with = "crate::config::interval")]
     pub handshake_timeout: Duration,
+    /// Let listeners on non-loopback addresses serve plain text (the
+    /// explicit opt-out of the start-up check in `exposure.rs`).
+    pub allow_plaintext: bool,
 }
 
 /// Whether a listener asks for a client certificate.
@@ -53,6 +56,7 @@ impl Default for TlsConfig {
             client_auth: ClientAuth::None,
             api_client_auth: ClientAuth::None,
             handshake_timeout: Duration::from_secs(10),
+            allow_plaintext: false,
         }
     }
 }

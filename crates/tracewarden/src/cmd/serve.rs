@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// read every trace. Logged loudly.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve plain text even on non-loopback addresses (`[tls]
+    /// allow_plaintext = true`), e.g. behind a TLS-terminating proxy. Logged loudly.
+    #[arg(long)]
+    pub insecure_no_tls: bool,
     /// TLS certificate chain (PEM) for every listener; needs --tls-key (`[tls] cert`).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -64,6 +68,9 @@ impl ServeArgs {
         }
         if self.insecure_no_auth {
             config.auth.allow_unauthenticated = true;
+        }
+        if self.insecure_no_tls {
+            config.tls.allow_plaintext = true;
         }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls.cert = Some(cert.clone());
