@@ -569,7 +569,7 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
                 return;
             }
         };
-        let detections = runner.process(batch, shared);
+        let (detections, counts) = runner.process(batch);
         // From the WAL acknowledgement to the rules having run: the delay
         // of every span and window detection in this batch.
         shared.latency.record(offered.elapsed());
@@ -578,10 +578,27 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
         }
         runner.dirty = true;
         publish(detections, &runner.engine, shared);
+        // Counted after the detections are listed: a reader who sees a
+        // batch counted also sees what it raised.
+        counts.add_to(&shared.counters);
         // Under a steady stream the queue never runs dry: due traces and
         // checkpoints are handled between batches too.
         runner.flush_traces(shared);
         runner.checkpoint_if_due(shared);
+    }
+}
+
+/// What one batch adds to the detection counters.
+struct BatchCounts {
+    spans: u64,
+    logs: u64,
+}
+
+impl BatchCounts {
+    fn add_to(&self, c: &Counters) {
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.spans.fetch_add(self.spans, Ordering::Relaxed);
+        c.logs.fetch_add(self.logs, Ordering::Relaxed);
     }
 }
 
@@ -629,7 +646,7 @@ fn publish(detections: Vec<Detection>, engine: &Engine, shared: &Shared) {
 
 impl Runner {
     /// Runs the rules over one batch's spans and log records.
-    fn process(&mut self, batch: Batch, shared: &Shared) -> Vec<Detection> {
+    fn process(&mut self, batch: Batch) -> (Vec<Detection>, BatchCounts) {
         let (spans, logs) = (&mut self.spans, &mut self.logs);
         spans.clear();
         for resource_spans in batch.resource_spans {
@@ -666,11 +683,11 @@ impl Runner {
         // needs whole traces.
         let mut detections = self.engine.process_owned(std::mem::take(spans), now);
         detections.extend(self.engine.process_logs(logs, now));
-        let c = &shared.counters;
-        c.batches.fetch_add(1, Ordering::Relaxed);
-        c.spans.fetch_add(span_count, Ordering::Relaxed);
-        c.logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
-        detections
+        let counts = BatchCounts {
+            spans: span_count,
+            logs: logs.len() as u64,
+        };
+        (detections, counts)
     }
 
     /// Copies the engine's counters out for the API.
