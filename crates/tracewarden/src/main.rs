@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Receive spans and logs (OTLP gRPC/HTTP, Zipkin), store them durably, serve the API.
     Serve(cmd::serve::ServeArgs),
+    /// The geo-weather system under attack: a server and a simulator, alerts within a minute.
+    Demo(cmd::demo::DemoArgs),
     /// Load generators that reproduce the figures in docs/BENCHMARKS.md.
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => cmd::rules::run(args),

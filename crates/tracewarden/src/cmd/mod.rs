@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod bench;
 pub mod block;
 pub mod client;
+pub mod demo;
 pub mod encryption_key;
 pub mod query;
 pub mod rules;
