@@ -162,7 +162,7 @@ fn attack(name: &str) -> (Vec<(&'static str, Span)>, Vec<String>) {
     (spans, logs)
 }
 
-fn gateway_servers(spans: &[(&'static str, Span)]) -> Vec<&Span> {
+fn gateway_servers<'a>(spans: &'a [(&'static str, Span)]) -> Vec<&'a Span> {
     spans
         .iter()
         .filter(|(s, span)| *s == GATEWAY && is_server(span))
