@@ -176,6 +176,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn demo(args: DemoArgs, settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     let (stop_tx, stop_rx) = signal::channel(false);
+    // The server stops after the last alerts are read.
+    let (server_stop, server_stopped) = signal::channel(false);
     // Ctrl-C or SIGTERM stops the simulator, then the server.
     let ctrl_c = stop_tx.clone();
     tokio::spawn(async move {
@@ -214,7 +216,7 @@ async fn demo(args: DemoArgs, settings: Settings) -> anyhow::Result<()> {
                 "demo site facts ([detection.site]) and trace_idle = {}s applied",
                 site::TRACE_IDLE.as_secs()
             );
-            let mut stopped = stop_rx.clone();
+            let mut stopped = server_stopped.clone();
             server_task = Some(tokio::spawn(server.run(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             })));
@@ -253,7 +255,7 @@ async fn demo(args: DemoArgs, settings: Settings) -> anyhow::Result<()> {
     let seen = tokio::task::spawn_blocking(move || watcher.finish())
         .await
         .unwrap_or_default();
-    let _ = stop_tx.send(true);
+    let _ = server_stop.send(true);
     if let Some(task) = server_task {
         match task.await {
             Ok(result) => result?,
