@@ -79,9 +79,9 @@ pub struct DemoArgs {
 
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(rate) if rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        Ok(rate) if rate > 0.0 && rate <= 200_000.0 => Ok(rate),
         _ => Err(format!(
-            "`{text}` is not a rate between 0 and 1000000 requests per second"
+            "`{text}` is not a rate above 0 and up to 200000 requests per second"
         )),
     }
 }

@@ -24,6 +24,16 @@ use crate::cmd::bench::driver::{Exporter, Outcome, Signal};
 const LIVE_TICK: Duration = Duration::from_millis(100);
 /// A tick while catching up: fewer, larger exports.
 const CATCH_UP_TICK: Duration = Duration::from_secs(5);
+/// The shortest tick, at high rates.
+const MIN_TICK: Duration = Duration::from_millis(10);
+/// Benign requests per export at most (about 3 spans each, 600 bytes a
+/// span: a few MB, well under the receivers' 20 MiB body limit).
+const MAX_REQUESTS_PER_TICK: f64 = 2000.0;
+
+/// The tick for `rate`: at most [`MAX_REQUESTS_PER_TICK`] requests.
+fn tick_length(rate: f64, longest: Duration) -> Duration {
+    Duration::from_secs_f64(MAX_REQUESTS_PER_TICK / rate.max(1.0)).clamp(MIN_TICK, longest)
+}
 /// The first attack comes this long after live traffic starts.
 const FIRST_ATTACK: Duration = Duration::from_secs(2);
 /// How often progress is printed.
@@ -175,6 +185,8 @@ pub async fn drive(
         .with_context(|| format!("cannot connect to {}", run.target))?;
     let protocol = run.target.protocol;
     let warm_up = simulator.settings.warm_up;
+    let live_tick = nanos(tick_length(simulator.settings.rate, LIVE_TICK));
+    let catch_up_tick = nanos(tick_length(simulator.settings.rate, CATCH_UP_TICK));
     let mut clock = now_nanos().saturating_sub(nanos(warm_up));
     let mut live_since: Option<u64> = None;
     let mut sent = Sent::default();
@@ -194,7 +206,7 @@ pub async fn drive(
             break;
         }
         let wall = now_nanos();
-        let live = clock + nanos(LIVE_TICK) >= wall;
+        let live = clock + live_tick >= wall;
         if live && live_since.is_none() {
             live_since = Some(clock);
             if !warm_up.is_zero() {
@@ -206,8 +218,8 @@ pub async fn drive(
         {
             break;
         }
-        let tick = if live { LIVE_TICK } else { CATCH_UP_TICK };
-        let end = (clock + nanos(tick)).min(wall.max(clock + nanos(LIVE_TICK)));
+        let tick = if live { live_tick } else { catch_up_tick };
+        let end = (clock + tick).min(wall.max(clock + live_tick));
         let (telemetry, launched) = simulator.tick(clock, end, live);
         for attack in launched {
             println!(
@@ -308,4 +320,17 @@ pub fn now_nanos() -> u64 {
 /// A random seed when none is given.
 pub fn random_seed() -> u64 {
     rand::rng().random()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_stay_small_at_high_rates() {
+        assert_eq!(tick_length(20.0, LIVE_TICK), LIVE_TICK);
+        assert_eq!(tick_length(20.0, CATCH_UP_TICK), Duration::from_secs(5));
+        assert_eq!(tick_length(100_000.0, LIVE_TICK), Duration::from_millis(20));
+        assert_eq!(tick_length(200_000.0, CATCH_UP_TICK), MIN_TICK);
+    }
 }
