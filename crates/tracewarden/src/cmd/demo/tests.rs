@@ -319,3 +319,81 @@ fn injection_payloads_are_what_the_detectors_find_and_benign_queries_are_not() {
         }
     }
 }
+
+mod flags {
+    use clap::Parser;
+
+    use super::super::DemoArgs;
+    use crate::cmd::bench::args::Protocol;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        demo: DemoArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DemoArgs, String> {
+        Cli::try_parse_from(std::iter::once("demo").chain(args.iter().copied()))
+            .map(|cli| cli.demo)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn scenarios_are_repeated_or_comma_separated_and_checked() {
+        let args = parse(&["--scenario", "csrf,ddos", "--scenario", "scanner"]).unwrap();
+        let names: Vec<&str> = args.scenarios().unwrap().iter().map(|s| s.name).collect();
+        assert_eq!(names, ["csrf", "ddos", "scanner"]);
+        assert_eq!(parse(&[]).unwrap().scenarios().unwrap().len(), 14);
+        assert!(
+            parse(&["--no-attacks"])
+                .unwrap()
+                .scenarios()
+                .unwrap()
+                .is_empty()
+        );
+        let unknown = parse(&["--scenario", "sqli"])
+            .unwrap()
+            .scenarios()
+            .unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .starts_with("unknown scenario `sqli` (expected one of: scanner, injection"),
+            "{unknown}"
+        );
+        assert!(parse(&["--no-attacks", "--scenario", "csrf"]).is_err());
+    }
+
+    #[test]
+    fn rates_durations_and_endpoints() {
+        for bad in ["0", "-5", "abc", "300000"] {
+            assert!(parse(&["--rate", bad]).is_err(), "--rate {bad}");
+        }
+        let args = parse(&["--rate", "2.5", "--duration", "1m30s", "--seed", "9"]).unwrap();
+        assert_eq!(args.rate, 2.5);
+        assert_eq!(args.duration, Some(std::time::Duration::from_secs(90)));
+        assert_eq!(args.seed, Some(9));
+        // --server only goes with --endpoint.
+        assert!(parse(&["--server", "http://127.0.0.1:7700"]).is_err());
+        for (endpoint, protocol) in [
+            ("http://127.0.0.1:4317", Protocol::Grpc),
+            ("grpc://collector:4317", Protocol::Grpc),
+            ("http://127.0.0.1:4318", Protocol::Http),
+            ("http://127.0.0.1:9000", Protocol::Http),
+        ] {
+            let args = parse(&["--endpoint", endpoint]).unwrap();
+            assert_eq!(
+                args.target(endpoint).unwrap().protocol,
+                protocol,
+                "{endpoint}"
+            );
+        }
+        assert!(parse(&[]).unwrap().target("127.0.0.1:4317").is_err());
+        assert!(!parse(&[]).unwrap().serve_flags_given());
+        assert!(
+            parse(&["--data-dir", "/tmp/x"])
+                .unwrap()
+                .serve_flags_given()
+        );
+    }
+}
