@@ -46,7 +46,7 @@ impl Signal {
 
     /// The OTLP/HTTP path: the target's for traces; for logs, its
     /// `/v1/traces` ending replaced by `/v1/logs` (the OTLP exporter's
-    /// per-signal paths under one base endpoint).
+    /// per-signal paths under one base endpoint), else `/v1/logs`.
     pub fn http_path(self, traces: &PathAndQuery) -> PathAndQuery {
         match self {
             Signal::Traces => traces.clone(),
@@ -98,22 +98,18 @@ pub enum Exporter {
 
 impl Exporter {
     pub async fn connect(target: &Target, gzip: bool) -> anyhow::Result<Exporter> {
-        let exporter = match target.protocol {
-            Protocol::Grpc => {
-                Exporter::Grpc(GrpcExporter::connect(target, gzip, Signal::Traces).await?)
-            }
-            Protocol::Http => {
-                Exporter::Http(HttpExporter::connect(target, gzip, Signal::Traces).await?)
-            }
-        };
-        Ok(exporter)
+        Exporter::connect_for(target, gzip, Signal::Traces).await
     }
 
-    /// A connection for `signal`'s exports (uncompressed bodies).
-    pub async fn connect_signal(target: &Target, signal: Signal) -> anyhow::Result<Exporter> {
+    /// A connection for `signal`'s exports.
+    pub async fn connect_for(
+        target: &Target,
+        gzip: bool,
+        signal: Signal,
+    ) -> anyhow::Result<Exporter> {
         let exporter = match target.protocol {
-            Protocol::Grpc => Exporter::Grpc(GrpcExporter::connect(target, false, signal).await?),
-            Protocol::Http => Exporter::Http(HttpExporter::connect(target, false, signal).await?),
+            Protocol::Grpc => Exporter::Grpc(GrpcExporter::connect(target, gzip, signal).await?),
+            Protocol::Http => Exporter::Http(HttpExporter::connect(target, gzip, signal).await?),
         };
         Ok(exporter)
     }
@@ -274,6 +270,32 @@ async fn pause(wait: Duration, deadline: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_have_their_paths_and_partial_success() {
+        let traces = PathAndQuery::from_static("/otlp/v1/traces");
+        assert_eq!(Signal::Traces.http_path(&traces), traces);
+        assert_eq!(Signal::Logs.http_path(&traces).as_str(), "/otlp/v1/logs");
+        let custom = PathAndQuery::from_static("/ingest");
+        assert_eq!(Signal::Logs.http_path(&custom).as_str(), "/v1/logs");
+        assert!(Signal::Logs.grpc_path().ends_with("LogsService/Export"));
+        let response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess {
+                    rejected_log_records: 4,
+                    error_message: "too deep".to_string(),
+                },
+            ),
+        };
+        let encoded = Bytes::from(response.encode_to_vec());
+        assert_eq!(Signal::Logs.rejected(encoded), Ok(4));
+        assert_eq!(Signal::Logs.rejected(Bytes::new()), Ok(0));
+        assert!(
+            Signal::Traces
+                .rejected(Bytes::from_static(b"\xff\xff"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn errors_are_counted_by_message_up_to_a_bound() {

@@ -177,10 +177,10 @@ pub async fn drive(
     run: &Run,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(Sent, Vec<Launched>)> {
-    let mut traces = Exporter::connect_signal(&run.target, Signal::Traces)
+    let mut traces = Exporter::connect_for(&run.target, false, Signal::Traces)
         .await
         .with_context(|| format!("cannot connect to {}", run.target))?;
-    let mut logs = Exporter::connect_signal(&run.target, Signal::Logs)
+    let mut logs = Exporter::connect_for(&run.target, false, Signal::Logs)
         .await
         .with_context(|| format!("cannot connect to {}", run.target))?;
     let protocol = run.target.protocol;
