@@ -39,6 +39,8 @@ struct Cli {
 enum Command {
     /// Receive spans and logs (OTLP gRPC/HTTP, Zipkin), store them durably, serve the API.
     Serve(cmd::serve::ServeArgs),
+    /// The geo-weather system under attack: a server and a simulator, alerts within a minute.
+    Demo(cmd::demo::DemoArgs),
     /// Load generators that reproduce the figures in docs/BENCHMARKS.md.
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     .install();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => cmd::rules::run(args),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod block;
 pub mod certs;
 pub mod client;
+pub mod demo;
 pub mod encryption_key;
 pub mod keys;
 pub mod query;

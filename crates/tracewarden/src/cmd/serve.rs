@@ -81,7 +81,7 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info");
     let config = args.config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,8 +93,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config.clone()).await?;
-    let addrs = server.addrs();
-    // Printed on stdout, one line per listener, so scripts and tests can read them.
+    print_listening(server.addrs(), &config);
+    server.run(shutdown_signal()).await?;
+    println!("tracewarden stopped");
+    Ok(())
+}
+
+/// Printed on stdout, one line per listener, so scripts and tests can read them.
+pub(crate) fn print_listening(addrs: tracewarden_server::BoundAddrs, config: &Config) {
     let scheme = if config.tls.enabled() {
         "https"
     } else {
@@ -126,14 +132,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         addrs.api
     );
     println!("  data-dir   {}", config.data_dir.display());
-    server.run(shutdown_signal()).await?;
-    println!("tracewarden stopped");
-    Ok(())
 }
 
-fn init_logging() {
+/// Logs to stderr at `default` level unless `TRACEWARDEN_LOG` says otherwise.
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRACEWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -142,7 +146,7 @@ fn init_logging() {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

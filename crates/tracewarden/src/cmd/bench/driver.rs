@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
 use tokio::task::JoinSet;
 
 use super::args::{Protocol, Target};
@@ -24,10 +28,55 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(10);
 const MAX_DISTINCT_ERRORS: usize = 8;
 const OTHER_ERRORS: &str = "(other errors)";
 
+/// What an exporter sends: OTLP's trace or log export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    /// The gRPC method's path.
+    pub fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+
+    /// The OTLP/HTTP path: the target's for traces; for logs, its
+    /// `/v1/traces` ending replaced by `/v1/logs` (the OTLP exporter's
+    /// per-signal paths under one base endpoint), else `/v1/logs`.
+    pub fn http_path(self, traces: &PathAndQuery) -> PathAndQuery {
+        match self {
+            Signal::Traces => traces.clone(),
+            Signal::Logs => {
+                let base = traces.path().strip_suffix("/v1/traces").unwrap_or("");
+                PathAndQuery::try_from(format!("{base}/v1/logs"))
+                    .unwrap_or(PathAndQuery::from_static("/v1/logs"))
+            }
+        }
+    }
+
+    /// The spans or log records the server rejected, from an export response.
+    pub fn rejected(self, response: Bytes) -> Result<u64, String> {
+        let rejected = match self {
+            Signal::Traces => ExportTraceServiceResponse::decode(response)
+                .map(|r| r.partial_success.map_or(0, |p| p.rejected_spans)),
+            Signal::Logs => ExportLogsServiceResponse::decode(response)
+                .map(|r| r.partial_success.map_or(0, |p| p.rejected_log_records)),
+        };
+        rejected
+            .map(|n| n.max(0) as u64)
+            .map_err(|error| format!("response: {error}"))
+    }
+}
+
 /// What became of one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Durably acknowledged; the server may have rejected some spans (partial success).
+    /// Durably acknowledged; the server may have rejected some spans or log
+    /// records (partial success).
     Accepted { rejected_spans: u64 },
     /// HTTP 429, or gRPC `RESOURCE_EXHAUSTED` with a `RetryInfo`.
     Throttled { retry_after: Option<Duration> },
@@ -49,14 +98,23 @@ pub enum Exporter {
 
 impl Exporter {
     pub async fn connect(target: &Target, gzip: bool) -> anyhow::Result<Exporter> {
+        Exporter::connect_for(target, gzip, Signal::Traces).await
+    }
+
+    /// A connection for `signal`'s exports.
+    pub async fn connect_for(
+        target: &Target,
+        gzip: bool,
+        signal: Signal,
+    ) -> anyhow::Result<Exporter> {
         let exporter = match target.protocol {
-            Protocol::Grpc => Exporter::Grpc(GrpcExporter::connect(target, gzip).await?),
-            Protocol::Http => Exporter::Http(HttpExporter::connect(target, gzip).await?),
+            Protocol::Grpc => Exporter::Grpc(GrpcExporter::connect(target, gzip, signal).await?),
+            Protocol::Http => Exporter::Http(HttpExporter::connect(target, gzip, signal).await?),
         };
         Ok(exporter)
     }
 
-    async fn export(&mut self, body: Bytes) -> Outcome {
+    pub async fn export(&mut self, body: Bytes) -> Outcome {
         match self {
             Exporter::Grpc(exporter) => exporter.export(body).await,
             Exporter::Http(exporter) => exporter.export(body).await,
@@ -212,6 +270,32 @@ async fn pause(wait: Duration, deadline: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_have_their_paths_and_partial_success() {
+        let traces = PathAndQuery::from_static("/otlp/v1/traces");
+        assert_eq!(Signal::Traces.http_path(&traces), traces);
+        assert_eq!(Signal::Logs.http_path(&traces).as_str(), "/otlp/v1/logs");
+        let custom = PathAndQuery::from_static("/ingest");
+        assert_eq!(Signal::Logs.http_path(&custom).as_str(), "/v1/logs");
+        assert!(Signal::Logs.grpc_path().ends_with("LogsService/Export"));
+        let response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess {
+                    rejected_log_records: 4,
+                    error_message: "too deep".to_string(),
+                },
+            ),
+        };
+        let encoded = Bytes::from(response.encode_to_vec());
+        assert_eq!(Signal::Logs.rejected(encoded), Ok(4));
+        assert_eq!(Signal::Logs.rejected(Bytes::new()), Ok(0));
+        assert!(
+            Signal::Traces
+                .rejected(Bytes::from_static(b"\xff\xff"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn errors_are_counted_by_message_up_to_a_bound() {

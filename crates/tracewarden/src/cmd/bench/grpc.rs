@@ -19,7 +19,6 @@ use http::header::{CONTENT_TYPE, HeaderValue, TE};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -27,9 +26,8 @@ use tower::ServiceExt;
 use tracewarden_ingest::receiver::rpc;
 
 use super::args::Target;
-use super::driver::Outcome;
+use super::driver::{Outcome, Signal};
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// Enough for any response this client expects; a larger one is an error.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -39,10 +37,15 @@ pub struct GrpcExporter {
     gzip: bool,
     /// `authorization: Bearer <key>` metadata from `--api-key`.
     authorization: Option<HeaderValue>,
+    signal: Signal,
 }
 
 impl GrpcExporter {
-    pub async fn connect(target: &Target, gzip: bool) -> anyhow::Result<GrpcExporter> {
+    pub async fn connect(
+        target: &Target,
+        gzip: bool,
+        signal: Signal,
+    ) -> anyhow::Result<GrpcExporter> {
         let uri = Uri::builder()
             .scheme("http")
             .authority(target.authority.clone())
@@ -55,14 +58,16 @@ impl GrpcExporter {
             channel,
             gzip,
             authorization: crate::cmd::client::authorization()?,
+            signal,
         })
     }
 
-    /// Sends one length-prefixed `ExportTraceServiceRequest`.
+    /// Sends one length-prefixed `ExportTraceServiceRequest` (or
+    /// `ExportLogsServiceRequest`, for logs).
     pub async fn export(&mut self, message: Bytes) -> Outcome {
         let mut request = Request::new(tonic::body::Body::new(Full::new(message)));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = Uri::from(PathAndQuery::from_static(EXPORT_PATH));
+        *request.uri_mut() = Uri::from(PathAndQuery::from_static(self.signal.grpc_path()));
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -82,7 +87,7 @@ impl GrpcExporter {
         // A "trailers-only" answer (every error) carries the status in the headers.
         let (parts, body) = response.into_parts();
         if let Some(status) = CallStatus::from_headers(&parts.headers) {
-            return status_outcome(&status, &Bytes::new());
+            return status_outcome(self.signal, &status, &Bytes::new());
         }
         let collected = match body.collect().await {
             Ok(collected) => collected,
@@ -91,7 +96,7 @@ impl GrpcExporter {
         let status = collected.trailers().and_then(CallStatus::from_headers);
         let message = collected.to_bytes();
         match status {
-            Some(status) => status_outcome(&status, &message),
+            Some(status) => status_outcome(self.signal, &status, &message),
             None => Outcome::failed("response without grpc-status".to_string()),
         }
     }
@@ -132,14 +137,10 @@ impl CallStatus {
     }
 }
 
-fn status_outcome(status: &CallStatus, message: &Bytes) -> Outcome {
+fn status_outcome(signal: Signal, status: &CallStatus, message: &Bytes) -> Outcome {
     match status.code {
-        Code::Ok => match decode_response(message) {
-            Ok(response) => Outcome::Accepted {
-                rejected_spans: response
-                    .partial_success
-                    .map_or(0, |p| p.rejected_spans.max(0) as u64),
-            },
+        Code::Ok => match unframe(message).and_then(|m| signal.rejected(m)) {
+            Ok(rejected_spans) => Outcome::Accepted { rejected_spans },
             Err(reason) => Outcome::failed(reason),
         },
         // Overload is RESOURCE_EXHAUSTED with a RetryInfo; without one it
@@ -157,10 +158,10 @@ fn status_outcome(status: &CallStatus, message: &Bytes) -> Outcome {
     }
 }
 
-/// Unframes and decodes the response message; an empty message is an empty response.
-fn decode_response(message: &Bytes) -> Result<ExportTraceServiceResponse, String> {
+/// The response message without its gRPC frame; an empty message is an empty response.
+fn unframe(message: &Bytes) -> Result<Bytes, String> {
     if message.is_empty() {
-        return Ok(ExportTraceServiceResponse::default());
+        return Ok(Bytes::new());
     }
     let mut framed = message.clone();
     if framed.len() < 5 {
@@ -178,8 +179,7 @@ fn decode_response(message: &Bytes) -> Result<ExportTraceServiceResponse, String
             framed.len()
         ));
     }
-    ExportTraceServiceResponse::decode(framed.slice(..len))
-        .map_err(|error| format!("response: {error}"))
+    Ok(framed.slice(..len))
 }
 
 fn retry_delay(status: &CallStatus) -> Option<Duration> {
@@ -192,7 +192,13 @@ fn retry_delay(status: &CallStatus) -> Option<Duration> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+
+    fn status_outcome(status: &CallStatus, message: &Bytes) -> Outcome {
+        super::status_outcome(Signal::Traces, status, message)
+    }
 
     fn status(code: Code, details: Vec<u8>) -> CallStatus {
         CallStatus {

@@ -11,12 +11,10 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
 use tokio::net::TcpStream;
 
 use super::args::Target;
-use super::driver::Outcome;
+use super::driver::{Outcome, Signal};
 
 /// Enough for any response this client expects; a larger one is an error.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -31,22 +29,29 @@ pub struct HttpExporter {
     gzip: bool,
     /// `Authorization: Bearer <key>` from `--api-key`.
     authorization: Option<http::HeaderValue>,
+    signal: Signal,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl HttpExporter {
-    pub async fn connect(target: &Target, gzip: bool) -> anyhow::Result<HttpExporter> {
+    pub async fn connect(
+        target: &Target,
+        gzip: bool,
+        signal: Signal,
+    ) -> anyhow::Result<HttpExporter> {
         let sender = open(&target.authority).await?;
         Ok(HttpExporter {
             authority: target.authority.clone(),
-            path: target.path.clone(),
+            path: signal.http_path(&target.path),
             gzip,
             authorization: crate::cmd::client::authorization()?,
+            signal,
             sender: Some(sender),
         })
     }
 
-    /// Sends one encoded `ExportTraceServiceRequest`.
+    /// Sends one encoded `ExportTraceServiceRequest` (or
+    /// `ExportLogsServiceRequest`, for logs).
     pub async fn export(&mut self, body: Bytes) -> Outcome {
         let sender = match self.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
@@ -95,21 +100,22 @@ impl HttpExporter {
             Err(error) => return (Outcome::failed(format!("response body: {error}")), None),
         };
         (
-            response_outcome(parts.status, &parts.headers, &body),
+            response_outcome(self.signal, parts.status, &parts.headers, &body),
             Some(sender),
         )
     }
 }
 
-fn response_outcome(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Outcome {
+fn response_outcome(
+    signal: Signal,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Outcome {
     match status {
-        StatusCode::OK => match ExportTraceServiceResponse::decode(body.clone()) {
-            Ok(response) => Outcome::Accepted {
-                rejected_spans: response
-                    .partial_success
-                    .map_or(0, |p| p.rejected_spans.max(0) as u64),
-            },
-            Err(error) => Outcome::failed(format!("response: {error}")),
+        StatusCode::OK => match signal.rejected(body.clone()) {
+            Ok(rejected_spans) => Outcome::Accepted { rejected_spans },
+            Err(reason) => Outcome::failed(reason),
         },
         StatusCode::TOO_MANY_REQUESTS => Outcome::Throttled {
             retry_after: retry_after(headers),
@@ -157,7 +163,14 @@ pub async fn get_status(authority: &Authority, path: &str) -> anyhow::Result<Sta
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+
+    fn response_outcome(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Outcome {
+        super::response_outcome(Signal::Traces, status, headers, body)
+    }
 
     #[test]
     fn ok_counts_the_spans_the_server_rejected() {

@@ -19,10 +19,11 @@
 //! the timed run; per request the client only copies a body and rewrites its
 //! trace ids in place, so the server never sees the same trace twice.
 
-mod args;
-mod driver;
+// `args` and `driver` (the OTLP exporters) are shared with `tracewarden demo`.
+pub(crate) mod args;
+pub(crate) mod driver;
 mod grpc;
-mod http;
+pub(crate) mod http;
 mod ingest;
 mod report;
 mod spawn;
