@@ -221,18 +221,7 @@ impl AlertFilter {
                 })?,
             }),
         };
-        let limit = match given(&params.limit) {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "limit must be between 1 and {MAX_LIMIT}, not `{text}`"
-                    ))
-                })?,
-        };
+        let limit = super::params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok(AlertFilter {
             state,
             severities,

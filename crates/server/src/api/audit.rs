@@ -62,18 +62,7 @@ pub async fn audit(
     Query(params): Query<AuditParams>,
 ) -> Result<(Extension<ResultCount>, Json<Value>), ApiError> {
     let dir = guard(&state)?.audit_dir().to_path_buf();
-    let limit = match params.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be between 1 and {MAX_LIMIT}, not `{text}`"
-                ))
-            })?,
-    };
+    let limit = super::params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let now = crate::blocks::now_unix_ms();
     let since_unix_ms = match params.since.as_deref().map(str::trim) {
         None | Some("") => None,

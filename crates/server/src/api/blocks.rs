@@ -417,18 +417,7 @@ pub async fn history(
     Query(params): Query<HistoryParams>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let gate = gate(&state)?.clone();
-    let limit = match params.limit.as_deref().map(str::trim) {
-        None | Some("") => 100,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_HISTORY).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be between 1 and {MAX_HISTORY}, not `{text}`"
-                ))
-            })?,
-    };
+    let limit = super::params::limit(params.limit.as_deref(), 100, MAX_HISTORY)?;
     let entries = tokio::task::spawn_blocking(move || gate.list.history(limit))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

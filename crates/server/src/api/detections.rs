@@ -94,18 +94,7 @@ pub async fn list(
     caller: Option<Extension<Caller>>,
     Query(params): Query<DetectionParams>,
 ) -> Result<(Extension<ResultCount>, Json<DetectionsResponse>), ApiError> {
-    let limit = match params.limit.as_deref().map(str::trim) {
-        None | Some("") => 100,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=RECENT_DETECTIONS).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be between 1 and {RECENT_DETECTIONS}, not `{text}`"
-                ))
-            })?,
-    };
+    let limit = super::params::limit(params.limit.as_deref(), 100, RECENT_DETECTIONS)?;
     let detector = detector(&state)?;
     let stats = detector.stats();
     let latency = detector.latency();

@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod json;
 mod metrics;
+mod params;
 mod search;
 mod tempo;
 mod traces;
