@@ -269,26 +269,13 @@ async fn roles_decide_and_every_decision_is_audited() {
     for secret in &secrets {
         assert!(!stderr.contains(secret), "a key in the server log");
     }
-    for path in walk(dir.path()) {
+    for path in common::files_under(dir.path()) {
         let bytes = std::fs::read(&path).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for secret in &secrets {
             assert!(!text.contains(secret), "a key in {}", path.display());
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,27 +148,10 @@ async fn start(data_dir: &Path, config: &Path) -> TestServer {
     server
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
 /// Which of `needles` some file under `dir` holds in clear, with the file.
 fn found_in_files(dir: &Path, needles: &[&str]) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
-    for file in files_under(dir) {
+    for file in common::files_under(dir) {
         let bytes = std::fs::read(&file).unwrap();
         for needle in needles {
             let needle = needle.as_bytes();
@@ -274,7 +257,7 @@ async fn no_secret_reaches_the_data_directory() {
         "the WAL should hold the non-secret text in clear: the scan proves nothing otherwise"
     );
     let key = data_dir.join("redaction.key");
-    assert!(key.exists(), "{:?}", files_under(&data_dir));
+    assert!(key.exists(), "{:?}", common::files_under(&data_dir));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -289,11 +272,11 @@ async fn no_secret_reaches_the_data_directory() {
     assert!(server.terminate().success(), "{}", server.stderr());
     drop(server);
     assert!(
-        files_under(&data_dir)
+        common::files_under(&data_dir)
             .iter()
             .any(|f| f.to_string_lossy().ends_with(".spans.parquet")),
         "{:?}",
-        files_under(&data_dir)
+        common::files_under(&data_dir)
     );
     assert_eq!(found_in_files(&data_dir, SECRETS), vec![]);
 

@@ -228,23 +228,6 @@ async fn segments_are_written_flushed_on_sigterm_and_verify() {
     );
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn encryption_at_rest_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -316,12 +299,12 @@ async fn encryption_at_rest_end_to_end() {
         data_dir.join("detection").join("checkpoint").exists()
             && data_dir.join("alerts").join("alerts-state.json").exists(),
         "{:?}",
-        files_under(&data_dir)
+        common::files_under(&data_dir)
     );
 
     // Neither the WAL, the segments, the detection checkpoint nor the alert
     // state hold a value in clear.
-    let files = files_under(&data_dir);
+    let files = common::files_under(&data_dir);
     assert!(
         files
             .iter()

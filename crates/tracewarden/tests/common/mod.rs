@@ -407,6 +407,23 @@ pub async fn get_trace(server: &TestServer, trace_id: &str) -> serde_json::Value
 }
 
 /// Lowercase hex of bytes (ids as the API shows them).
+/// Every file under `dir`, recursively (the data-directory scans).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
