@@ -218,17 +218,7 @@ impl Detector {
     ) -> std::io::Result<Detector> {
         let infos = rule_infos(&rules);
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
-        let engine_config = EngineConfig {
-            assembly: AssemblyConfig {
-                idle: config.trace_idle,
-                max_wait: config.trace_max_wait,
-                max_traces: config.max_traces,
-                max_spans_per_trace: config.max_spans_per_trace,
-                max_spans: config.max_buffered_spans,
-                ..AssemblyConfig::default()
-            },
-            ..EngineConfig::default()
-        };
+        let engine_config = engine_config(&config);
         let geo = match &config.geoip_database {
             Some(path) => Some(
                 Lookup::open(path)
@@ -588,6 +578,50 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
     }
 }
 
+/// The engine settings of a `[detection]` section (trace assembly limits).
+pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
+    EngineConfig {
+        assembly: AssemblyConfig {
+            idle: config.trace_idle,
+            max_wait: config.trace_max_wait,
+            max_traces: config.max_traces,
+            max_spans_per_trace: config.max_spans_per_trace,
+            max_spans: config.max_buffered_spans,
+            ..AssemblyConfig::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// A batch's spans and log records as the engine takes them (each with
+/// its resource and scope), into `spans` and `logs` (cleared first).
+pub fn batch_records(batch: Batch, spans: &mut Vec<SpanRecord>, logs: &mut Vec<LogEntry>) {
+    spans.clear();
+    for resource_spans in batch.resource_spans {
+        for scope_spans in resource_spans.scope_spans {
+            for span in scope_spans.spans {
+                spans.push(SpanRecord {
+                    resource: Arc::clone(&resource_spans.resource),
+                    scope: Arc::clone(&scope_spans.scope),
+                    span,
+                });
+            }
+        }
+    }
+    logs.clear();
+    for resource_logs in batch.resource_logs {
+        for scope_logs in resource_logs.scope_logs {
+            for record in scope_logs.log_records {
+                logs.push(LogEntry {
+                    resource: Arc::clone(&resource_logs.resource),
+                    scope: Arc::clone(&scope_logs.scope),
+                    record,
+                });
+            }
+        }
+    }
+}
+
 /// What one batch adds to the detection counters.
 struct BatchCounts {
     spans: u64,
@@ -648,30 +682,7 @@ impl Runner {
     /// Runs the rules over one batch's spans and log records.
     fn process(&mut self, batch: Batch) -> (Vec<Detection>, BatchCounts) {
         let (spans, logs) = (&mut self.spans, &mut self.logs);
-        spans.clear();
-        for resource_spans in batch.resource_spans {
-            for scope_spans in resource_spans.scope_spans {
-                for span in scope_spans.spans {
-                    spans.push(SpanRecord {
-                        resource: Arc::clone(&resource_spans.resource),
-                        scope: Arc::clone(&scope_spans.scope),
-                        span,
-                    });
-                }
-            }
-        }
-        logs.clear();
-        for resource_logs in batch.resource_logs {
-            for scope_logs in resource_logs.scope_logs {
-                for record in scope_logs.log_records {
-                    logs.push(LogEntry {
-                        resource: Arc::clone(&resource_logs.resource),
-                        scope: Arc::clone(&scope_logs.scope),
-                        record,
-                    });
-                }
-            }
-        }
+        batch_records(batch, spans, logs);
         if let Some(geo) = &self.geo {
             for record in spans.iter_mut() {
                 geo.enrich(record);

@@ -57,6 +57,8 @@ enum Command {
     SigningKey(cmd::signing_key::SigningKeyArgs),
     /// Manage the key that encrypts the WAL and segments at rest.
     EncryptionKey(cmd::encryption_key::EncryptionKeyArgs),
+    /// Run the rule pack over exported OTLP or Zipkin files, without a server.
+    Scan(cmd::scan::ScanArgs),
     /// Block or unblock an address, a user or a token on a running server.
     Block(cmd::block::BlockArgs),
     /// Create, list and revoke API keys (offline, in the data directory).
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Scan(args) => cmd::scan::run(args),
         Command::Block(args) => cmd::block::run(args).map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => cmd::keys::run(args).map(|()| ExitCode::SUCCESS),
         Command::Certs(args) => cmd::certs::run(args).map(|()| ExitCode::SUCCESS),

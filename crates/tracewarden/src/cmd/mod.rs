@@ -10,6 +10,7 @@ pub mod encryption_key;
 pub mod keys;
 pub mod query;
 pub mod rules;
+pub mod scan;
 pub mod serve;
 pub mod signing_key;
 pub mod silence;

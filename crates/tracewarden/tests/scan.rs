@@ -1,0 +1,156 @@
+//! `tracewarden scan`: the rule pack over exported files, without a server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+/// One OTLP/JSON request of HTTP server spans at the gateway, one per
+/// `(route, status, client address, user agent)`.
+fn export(requests: &[(&str, i64, &str, &str)], first_trace: u32) -> String {
+    let now = common::now_nanos();
+    let spans: Vec<Value> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, (route, status, address, agent))| {
+            let n = first_trace + i as u32;
+            let start = now - 5_000_000_000 + u64::from(n) * 1_000;
+            json!({
+                "traceId": format!("{n:032x}"), "spanId": format!("{n:016x}"),
+                "name": format!("POST {route}"), "kind": 2,
+                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 2_000_000).to_string(),
+                "attributes": [
+                    {"key": "http.route", "value": {"stringValue": route}},
+                    {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
+                    {"key": "client.address", "value": {"stringValue": address}},
+                    {"key": "user_agent.original", "value": {"stringValue": agent}},
+                ],
+            })
+        })
+        .collect();
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+    }]})
+    .to_string()
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+fn scan(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let output = Command::new(common::binary())
+        .arg("scan")
+        .args(args)
+        .output()
+        .expect("run tracewarden scan");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_export_with_attacks_raises_their_detections_and_a_benign_one_none() {
+    let dir = tempfile::tempdir().unwrap();
+    // A JSON-lines export (as the Collector's file exporter writes it): a
+    // brute force spread over two requests, a line that is not OTLP, then a
+    // scanner; gzipped, as exports often are.
+    let brute: Vec<(&str, i64, &str, &str)> = (0..6)
+        .map(|_| ("/api/login", 401, "198.51.100.9", BROWSER))
+        .collect();
+    let lines = [
+        export(&brute, 1),
+        "{\"resourceSpans\": 7}".to_string(),
+        export(&brute, 100),
+        export(
+            &[(
+                "/api/search",
+                200,
+                "192.0.2.66",
+                "sqlmap/1.8.11#stable (https://sqlmap.org)",
+            )],
+            200,
+        ),
+    ]
+    .join("\n");
+    let attacks = dir.path().join("attacks.jsonl.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&attacks).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(lines.as_bytes()).unwrap();
+    gz.finish().unwrap();
+
+    let (ok, stdout, stderr) = scan(&[attacks.as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert!(ok, "{stderr}");
+    let detections: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let brute = detections
+        .iter()
+        .find(|d| d["ruleId"] == "brute-force-login")
+        .unwrap_or_else(|| panic!("no brute force in {stdout}\n{stderr}"));
+    assert_eq!(
+        brute["key"]["span.client.address"], "198.51.100.9",
+        "{brute}"
+    );
+    assert!(!brute["traceIds"].as_array().unwrap().is_empty(), "{brute}");
+    let scanner = detections
+        .iter()
+        .find(|d| d["ruleId"] == "scanner-user-agent")
+        .unwrap_or_else(|| panic!("no scanner in {stdout}"));
+    assert_eq!(scanner["traceIds"][0], format!("{:032x}", 200), "{scanner}");
+    // The bad line is named and skipped; the lines after it were scanned.
+    assert!(stderr.contains("attacks.jsonl.gz: skipped"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("13 spans"), "{stderr}");
+    assert!(stderr.contains("1 requests skipped"), "{stderr}");
+
+    // The same traffic without the attacks: nothing.
+    let benign: Vec<(&str, i64, String, &str)> = (0..40)
+        .map(|i| {
+            let status = if i % 7 == 0 { 401 } else { 200 };
+            ("/api/login", status, format!("203.0.113.{i}"), BROWSER)
+        })
+        .collect();
+    let benign: Vec<(&str, i64, &str, &str)> = benign
+        .iter()
+        .map(|(r, s, a, u)| (*r, *s, a.as_str(), *u))
+        .collect();
+    let quiet = dir.path().join("benign.json");
+    std::fs::write(&quiet, export(&benign, 1)).unwrap();
+    let (ok, stdout, stderr) = scan(&[quiet.as_os_str()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "", "{stderr}");
+    assert!(stderr.contains("40 spans"), "{stderr}");
+    assert!(stderr.contains("0 detections"), "{stderr}");
+}
+
+#[test]
+fn the_fixture_exports_scan_and_a_missing_file_is_an_error() {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/zipkin-v2");
+    let files: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(!files.is_empty());
+    let args: Vec<&std::ffi::OsStr> = files.iter().map(|p| p.as_os_str()).collect();
+    let (ok, _stdout, stderr) = scan(&args);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("0 requests skipped"), "{stderr}");
+    assert!(!stderr.contains(" 0 spans"), "{stderr}");
+
+    let (ok, _, stderr) = scan(&["/nonexistent/export.json".as_ref()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot open /nonexistent/export.json"),
+        "{stderr}"
+    );
+}
