@@ -271,6 +271,25 @@ async fn https_api_and_otlp_http_with_a_rustls_client_and_plain_http_is_refused(
             .await
             .contains("GET /over-tls")
     );
+    // The audit log knows who read it over TLS too (the client address
+    // comes through the TLS listener's connect info).
+    let audit = dir.path().join("data").join("audit").join("audit.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let entry = text
+            .lines()
+            .find(|l| l.contains(&format!("/api/v1/traces/{trace_id}")));
+        if let Some(entry) = entry {
+            assert!(entry.contains("\"client\":\"127.0.0.1\""), "{entry}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit entry for the read over TLS: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Plain HTTP to a TLS port gets no HTTP answer, and the listener keeps serving.
     for url in [
