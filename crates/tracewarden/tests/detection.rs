@@ -13,35 +13,6 @@ use common::{TestServer, binary, get, now_nanos, post};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-/// One gateway server span per request: (route, status, client address, user agent).
-fn export(requests: &[(&str, i64, &str, &str)], first_trace: u32) -> String {
-    let now = now_nanos();
-    let spans: Vec<Value> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, (route, status, address, agent))| {
-            let n = first_trace + i as u32;
-            let start = now - 5_000_000_000 + u64::from(n) * 1_000;
-            json!({
-                "traceId": format!("{n:032x}"), "spanId": format!("{n:016x}"),
-                "name": format!("POST {route}"), "kind": 2,
-                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 2_000_000).to_string(),
-                "attributes": [
-                    {"key": "http.route", "value": {"stringValue": route}},
-                    {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
-                    {"key": "client.address", "value": {"stringValue": address}},
-                    {"key": "user_agent.original", "value": {"stringValue": agent}},
-                ],
-            })
-        })
-        .collect();
-    json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
-    }]})
-    .to_string()
-}
-
 async fn detections(server: &TestServer) -> Value {
     let answer = get(&server.api_url("/api/v1/detections?limit=100")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -70,7 +41,7 @@ async fn attacks_raise_detections_and_benign_traffic_does_not() {
         .iter()
         .map(|(r, s, a, u)| (*r, *s, a.as_str(), *u))
         .collect();
-    let answer = post(&url, "application/json", export(&benign, 1)).await;
+    let answer = post(&url, "application/json", common::gateway_export(&benign, 1)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     // Detection runs behind ingest: give it the time to catch up, then
     // nothing must have fired.
@@ -101,7 +72,12 @@ async fn attacks_raise_detections_and_benign_traffic_does_not() {
         "192.0.2.66",
         "sqlmap/1.8.11#stable (https://sqlmap.org)",
     ));
-    let answer = post(&url, "application/json", export(&attack, 1000)).await;
+    let answer = post(
+        &url,
+        "application/json",
+        common::gateway_export(&attack, 1000),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
@@ -306,7 +282,7 @@ async fn rule_files_reload_on_change_without_losing_windows() {
         .map(|_| ("/api/login", 401, "198.51.100.4", agent))
         .collect();
     assert_eq!(
-        post(&url, "application/json", export(&three, 1))
+        post(&url, "application/json", common::gateway_export(&three, 1))
             .await
             .status,
         StatusCode::OK
@@ -343,7 +319,7 @@ async fn rule_files_reload_on_change_without_losing_windows() {
         .map(|_| ("/api/login", 401, "198.51.100.4", agent))
         .collect();
     assert_eq!(
-        post(&url, "application/json", export(&two, 100))
+        post(&url, "application/json", common::gateway_export(&two, 100))
             .await
             .status,
         StatusCode::OK
@@ -476,13 +452,14 @@ async fn detection_state_survives_kill_9_without_counting_twice() {
     let mut server = TestServer::spawn(&args, &data).await.unwrap();
     server.wait_ready().await;
     let url = server.otlp_http_url("/v1/traces");
-    let failure = |n: u32| export(&[("/api/login", 401, "198.51.100.8", "test")], n);
+    let failure =
+        |n: u32| common::gateway_export(&[("/api/login", 401, "198.51.100.8", "test")], n);
 
     let three: Vec<(&str, i64, &str, &str)> = (0..3)
         .map(|_| ("/api/login", 401, "198.51.100.8", "test"))
         .collect();
     assert_eq!(
-        post(&url, "application/json", export(&three, 1))
+        post(&url, "application/json", common::gateway_export(&three, 1))
             .await
             .status,
         StatusCode::OK
@@ -525,7 +502,7 @@ async fn detection_state_survives_kill_9_without_counting_twice() {
     }
     // Another address, acknowledged just before the kill: whether or not a
     // checkpoint holds it, it counts once after the restart.
-    let other = export(&[("/api/login", 401, "192.0.2.200", "test")], 30);
+    let other = common::gateway_export(&[("/api/login", 401, "192.0.2.200", "test")], 30);
     assert_eq!(
         post(&url, "application/json", other).await.status,
         StatusCode::OK

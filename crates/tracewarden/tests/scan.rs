@@ -6,37 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::Command;
 
-use serde_json::{Value, json};
-
-/// One OTLP/JSON request of HTTP server spans at the gateway, one per
-/// `(route, status, client address, user agent)`.
-fn export(requests: &[(&str, i64, &str, &str)], first_trace: u32) -> String {
-    let now = common::now_nanos();
-    let spans: Vec<Value> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, (route, status, address, agent))| {
-            let n = first_trace + i as u32;
-            let start = now - 5_000_000_000 + u64::from(n) * 1_000;
-            json!({
-                "traceId": format!("{n:032x}"), "spanId": format!("{n:016x}"),
-                "name": format!("POST {route}"), "kind": 2,
-                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 2_000_000).to_string(),
-                "attributes": [
-                    {"key": "http.route", "value": {"stringValue": route}},
-                    {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
-                    {"key": "client.address", "value": {"stringValue": address}},
-                    {"key": "user_agent.original", "value": {"stringValue": agent}},
-                ],
-            })
-        })
-        .collect();
-    json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
-    }]})
-    .to_string()
-}
+use serde_json::Value;
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
@@ -63,10 +33,10 @@ fn an_export_with_attacks_raises_their_detections_and_a_benign_one_none() {
         .map(|_| ("/api/login", 401, "198.51.100.9", BROWSER))
         .collect();
     let lines = [
-        export(&brute, 1),
+        common::gateway_export(&brute, 1),
         "{\"resourceSpans\": 7}".to_string(),
-        export(&brute, 100),
-        export(
+        common::gateway_export(&brute, 100),
+        common::gateway_export(
             &[(
                 "/api/search",
                 200,
@@ -123,7 +93,7 @@ fn an_export_with_attacks_raises_their_detections_and_a_benign_one_none() {
         .map(|(r, s, a, u)| (*r, *s, a.as_str(), *u))
         .collect();
     let quiet = dir.path().join("benign.json");
-    std::fs::write(&quiet, export(&benign, 1)).unwrap();
+    std::fs::write(&quiet, common::gateway_export(&benign, 1)).unwrap();
     let (ok, stdout, stderr) = scan(&[quiet.as_os_str()]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "", "{stderr}");

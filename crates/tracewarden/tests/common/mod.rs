@@ -407,6 +407,35 @@ pub async fn get_trace(server: &TestServer, trace_id: &str) -> serde_json::Value
 }
 
 /// Lowercase hex of bytes (ids as the API shows them).
+/// One gateway server span per request: (route, status, client address, user agent).
+pub fn gateway_export(requests: &[(&str, i64, &str, &str)], first_trace: u32) -> String {
+    let now = now_nanos();
+    let spans: Vec<serde_json::Value> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, (route, status, address, agent))| {
+            let n = first_trace + i as u32;
+            let start = now - 5_000_000_000 + u64::from(n) * 1_000;
+            serde_json::json!({
+                "traceId": format!("{n:032x}"), "spanId": format!("{n:016x}"),
+                "name": format!("POST {route}"), "kind": 2,
+                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 2_000_000).to_string(),
+                "attributes": [
+                    {"key": "http.route", "value": {"stringValue": route}},
+                    {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
+                    {"key": "client.address", "value": {"stringValue": address}},
+                    {"key": "user_agent.original", "value": {"stringValue": agent}},
+                ],
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+    }]})
+    .to_string()
+}
+
 /// Every file under `dir`, recursively (the data-directory scans).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
