@@ -138,7 +138,9 @@ async fn a_body_is_stored_redacted_read_by_analysts_only_and_survives_kill_9() {
     assert_eq!(reference["redactions"], 2, "{reference:#}");
 
     // Refusals, each with a JSON message, none stored.
-    let cases: [(&str, &str, &str, Vec<u8>, StatusCode, &str); 7] = [
+    // (key, query, content type, body, status, in the message)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, StatusCode, &'a str);
+    let cases: [Case; 7] = [
         (
             "viewer",
             &target,

@@ -70,10 +70,11 @@ pub fn build(spans: &[SpanLink]) -> Vec<TreeNode> {
     let mut owner: HashMap<SpanId, usize> = HashMap::with_capacity(spans.len());
     let mut duplicate = vec![false; spans.len()];
     for &i in &order {
-        if owner.contains_key(&spans[i].span_id) {
-            duplicate[i] = true;
-        } else {
-            owner.insert(spans[i].span_id, i);
+        match owner.entry(spans[i].span_id) {
+            std::collections::hash_map::Entry::Occupied(_) => duplicate[i] = true,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
         }
     }
     // Children by start time, under the owner of their parent id.
