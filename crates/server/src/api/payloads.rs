@@ -246,7 +246,7 @@ async fn store(
             tracing::error!(%error, "a payload could not be stored");
             Err(Refused(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Rejection::BadRequest,
+                Rejection::Failed,
                 "the payload could not be stored".into(),
             ))
         }
@@ -254,7 +254,7 @@ async fn store(
             tracing::error!(%error, "the payload store task failed");
             Err(Refused(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Rejection::BadRequest,
+                Rejection::Failed,
                 "the payload could not be stored".into(),
             ))
         }

@@ -77,14 +77,17 @@ pub enum Rejection {
     TooLarge,
     UnsupportedType,
     Disabled,
+    /// The disk write failed (logged).
+    Failed,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 4] = [
+    const ALL: [Rejection; 5] = [
         Rejection::BadRequest,
         Rejection::TooLarge,
         Rejection::UnsupportedType,
         Rejection::Disabled,
+        Rejection::Failed,
     ];
 
     fn as_str(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Rejection {
             Rejection::TooLarge => "too_large",
             Rejection::UnsupportedType => "unsupported_type",
             Rejection::Disabled => "disabled",
+            Rejection::Failed => "failed",
         }
     }
 }
@@ -103,7 +107,7 @@ pub struct Payloads {
     pub config: PayloadsConfig,
     stored: AtomicU64,
     stored_bytes: AtomicU64,
-    rejected: [AtomicU64; 4],
+    rejected: [AtomicU64; 5],
     swept: AtomicU64,
 }
 
