@@ -4,12 +4,14 @@
 //! media type is not textual is refused (415). JSON bodies are parsed and
 //! redacted as attributes are (object keys are attribute keys, so
 //! `{"password": "x"}` is masked by the `secret_keys` rule as
-//! `db.password` would be), then written back compactly; a JSON body that
+//! `db.password` would be), then written back compactly with members in
+//! their order and repeated keys kept; a JSON body that
 //! does not parse (an attacker's malformed request is evidence too) and
 //! every other textual body are redacted as log bodies are, by the value
 //! detectors (bearer tokens, JWTs, `password=` parameters, card numbers...).
 
-use serde_json::{Map, Number, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Number;
 use tracewarden_model::{AnyValue, KeyValue, Str};
 use tracewarden_redact::Redactor;
 
@@ -107,9 +109,9 @@ pub fn redact(redactor: Option<&Redactor>, kind: TextKind, body: &[u8]) -> Redac
         };
     };
     if kind == TextKind::Json
-        && let Ok(value) = serde_json::from_str::<Value>(&text)
+        && let Ok(document) = serde_json::from_str::<Json>(&text)
     {
-        return redact_json(redactor, value);
+        return redact_json(redactor, document);
     }
     let mut text = Str::from(text);
     let (redactions, dropped) = redactor.text(&mut text);
@@ -124,32 +126,148 @@ pub fn redact(redactor: Option<&Redactor>, kind: TextKind, body: &[u8]) -> Redac
     }
 }
 
-fn redact_json(redactor: &Redactor, value: Value) -> Redacted {
+fn redact_json(redactor: &Redactor, document: Json) -> Redacted {
     // The whole document under an empty key: objects are attribute lists,
     // and a top-level string or array is scanned by the detectors.
-    let mut attributes = vec![KeyValue::new("", to_any(&value))];
+    let mut attributes = vec![KeyValue::new("", to_any(&document))];
     let redactions = redactor.attributes(&mut attributes);
     let redacted = match attributes.pop() {
-        Some(kv) => from_any(&value, kv.value),
-        None => Value::Null,
+        Some(kv) => from_any(&document, kv.value),
+        None => Json::Null,
     };
-    Redacted {
-        text: redacted.to_string(),
-        redactions,
+    let mut text = String::new();
+    redacted.write(&mut text);
+    Redacted { text, redactions }
+}
+
+/// A JSON document as it was written: members in their order, repeated
+/// keys kept (`{"role":"user","role":"admin"}` is evidence), numbers as
+/// their text.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+        Ok(Json::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+        Ok(Json::Number(n.to_string()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+        Ok(Json::Number(n.to_string()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+        // JSON has no NaN or infinities; serde_json parses none.
+        Ok(Number::from_f64(n).map_or(Json::Null, |n| Json::Number(n.to_string())))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+        Ok(Json::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Json, E> {
+        Ok(Json::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry::<String, Json>()? {
+            members.push(member);
+        }
+        Ok(Json::Object(members))
+    }
+}
+
+impl Json {
+    /// Compact JSON text (nesting is bounded by the parser's 128 levels).
+    fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(n) => out.push_str(n),
+            Json::String(s) => write_string(s, out),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(key, out);
+                    out.push(':');
+                    value.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        // Unreachable: a string always serialises.
+        Err(_) => out.push_str("\"\""),
     }
 }
 
 /// JSON as attribute values. Numbers become their text, so detectors see
-/// them (a card number sent as a number) and they come back exact.
-fn to_any(value: &Value) -> AnyValue {
+/// them (a card number sent as a number).
+fn to_any(value: &Json) -> AnyValue {
     match value {
-        Value::Null => AnyValue::Empty,
-        Value::Bool(b) => AnyValue::Bool(*b),
-        Value::Number(n) => AnyValue::Str(Str::from(n.to_string())),
-        Value::String(s) => AnyValue::Str(Str::from(s.as_str())),
-        Value::Array(items) => AnyValue::Array(items.iter().map(to_any).collect()),
-        Value::Object(map) => AnyValue::KvList(
-            map.iter()
+        Json::Null => AnyValue::Empty,
+        Json::Bool(b) => AnyValue::Bool(*b),
+        Json::Number(n) => AnyValue::Str(Str::from(n.as_str())),
+        Json::String(s) => AnyValue::Str(Str::from(s.as_str())),
+        Json::Array(items) => AnyValue::Array(items.iter().map(to_any).collect()),
+        Json::Object(members) => AnyValue::KvList(
+            members
+                .iter()
                 .map(|(k, v)| KeyValue::new(k.as_str(), to_any(v)))
                 .collect(),
         ),
@@ -157,45 +275,47 @@ fn to_any(value: &Value) -> AnyValue {
 }
 
 /// Back to JSON, with `original` as the guide: unchanged numbers stay
-/// numbers, object members a rule dropped are left out.
-fn from_any(original: &Value, redacted: AnyValue) -> Value {
+/// numbers; members a rule dropped are left out (the redactor keeps the
+/// order of the rest, so the two lists are walked side by side).
+fn from_any(original: &Json, redacted: AnyValue) -> Json {
     match (original, redacted) {
-        (Value::Number(n), AnyValue::Str(s)) if s.as_str() == n.to_string() => {
-            Value::Number(n.clone())
-        }
-        (Value::Object(map), AnyValue::KvList(kvs)) => {
-            let mut out = Map::new();
+        (Json::Number(n), AnyValue::Str(s)) if s.as_str() == n.as_str() => Json::Number(n.clone()),
+        (Json::Object(members), AnyValue::KvList(kvs)) => {
+            let mut before = members.iter();
+            let mut out = Vec::with_capacity(kvs.len());
             for kv in kvs {
-                let value = match map.get(kv.key.as_str()) {
-                    Some(before) => from_any(before, kv.value),
-                    None => from_any(&Value::Null, kv.value),
-                };
-                out.insert(kv.key.to_string(), value);
+                let guide = before
+                    .by_ref()
+                    .find(|(key, _)| key.as_str() == kv.key.as_str())
+                    .map_or(&Json::Null, |(_, value)| value);
+                out.push((kv.key.to_string(), from_any(guide, kv.value)));
             }
-            Value::Object(out)
+            Json::Object(out)
         }
-        (Value::Array(items), AnyValue::Array(values)) => Value::Array(
+        (Json::Array(items), AnyValue::Array(values)) => Json::Array(
             values
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| from_any(items.get(i).unwrap_or(&Value::Null), v))
+                .map(|(i, v)| from_any(items.get(i).unwrap_or(&Json::Null), v))
                 .collect(),
         ),
-        (_, AnyValue::Empty) => Value::Null,
-        (_, AnyValue::Bool(b)) => Value::Bool(b),
-        (_, AnyValue::Int(i)) => Value::Number(Number::from(i)),
-        (_, AnyValue::Double(d)) => Number::from_f64(d).map_or(Value::Null, Value::Number),
-        (_, AnyValue::Str(s)) => Value::String(s.to_string()),
-        (_, AnyValue::Bytes(b)) => Value::String(String::from_utf8_lossy(&b).into_owned()),
-        (_, AnyValue::Array(values)) => Value::Array(
+        (_, AnyValue::Empty) => Json::Null,
+        (_, AnyValue::Bool(b)) => Json::Bool(b),
+        (_, AnyValue::Int(i)) => Json::Number(i.to_string()),
+        (_, AnyValue::Double(d)) => {
+            Number::from_f64(d).map_or(Json::Null, |n| Json::Number(n.to_string()))
+        }
+        (_, AnyValue::Str(s)) => Json::String(s.to_string()),
+        (_, AnyValue::Bytes(b)) => Json::String(String::from_utf8_lossy(&b).into_owned()),
+        (_, AnyValue::Array(values)) => Json::Array(
             values
                 .into_iter()
-                .map(|v| from_any(&Value::Null, v))
+                .map(|v| from_any(&Json::Null, v))
                 .collect(),
         ),
-        (_, AnyValue::KvList(kvs)) => Value::Object(
+        (_, AnyValue::KvList(kvs)) => Json::Object(
             kvs.into_iter()
-                .map(|kv| (kv.key.to_string(), from_any(&Value::Null, kv.value)))
+                .map(|kv| (kv.key.to_string(), from_any(&Json::Null, kv.value)))
                 .collect(),
         ),
     }
@@ -204,6 +324,7 @@ fn from_any(original: &Value, redacted: AnyValue) -> Value {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use serde_json::Value;
     use tracewarden_redact::RedactionConfig;
 
     use super::*;
@@ -298,6 +419,21 @@ mod tests {
         for secret in ["hunter2", "4111111111111111", "t-1", JWT] {
             assert!(!out.text.contains(secret), "{secret} in {}", out.text);
         }
+    }
+
+    #[test]
+    fn json_keeps_member_order_repeated_keys_and_number_text() {
+        let body = r#"{"role":"user","password":"a","role":"admin","n":1.50,"e":1e3,"z":[1,{"b":2,"a":3}]}"#;
+        let out = redact(Some(&redactor()), TextKind::Json, body.as_bytes());
+        assert_eq!(
+            out.text,
+            r#"{"role":"user","password":"[REDACTED]","role":"admin","n":1.5,"e":1000.0,"z":[1,{"b":2,"a":3}]}"#
+        );
+        // Escapes survive the round trip.
+        let body = r#"{"q":"\"<\u0000>\n\u00e9"}"#;
+        let out = redact(Some(&redactor()), TextKind::Json, body.as_bytes());
+        let value: Value = serde_json::from_str(&out.text).unwrap();
+        assert_eq!(value["q"], "\"<\u{0}>\n\u{e9}");
     }
 
     #[test]
