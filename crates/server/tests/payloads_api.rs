@@ -68,6 +68,7 @@ async fn a_streamed_body_over_the_limit_is_refused_and_a_text_body_is_redacted()
     let dir = tempfile::tempdir().unwrap();
     let config = PayloadsConfig {
         max_bytes: 1000,
+        max_total_bytes: 150,
         ..PayloadsConfig::default()
     };
     let app = app(dir.path(), config);

@@ -219,6 +219,24 @@ async fn store(
         return Err(too_large(limit));
     }
     let raw = read_limited(body, limit).await?;
+    // Checked before the write; concurrent posts may pass the bound by a
+    // few bodies at most.
+    let total = payloads.config.max_total_bytes;
+    if payloads
+        .store
+        .stats()
+        .bytes
+        .saturating_add(raw.len() as u64)
+        > total
+    {
+        return Err(Refused(
+            StatusCode::INSUFFICIENT_STORAGE,
+            Rejection::Full,
+            format!(
+                "the payload store holds its limit of {total} bytes (`[payloads] max_total_bytes`); payloads are freed as their retention passes"
+            ),
+        ));
+    }
     let redactor = state.pipeline.redactor().cloned();
     let payloads = payloads.clone();
     let stored = tokio::task::spawn_blocking(move || {

@@ -32,6 +32,9 @@ pub struct PayloadsConfig {
     pub enabled: bool,
     /// The largest body accepted; larger ones are refused with 413.
     pub max_bytes: usize,
+    /// The bytes all stored bodies may take; a body that would pass it
+    /// is refused with 507 (a leaked ingest key cannot fill the disk).
+    pub max_total_bytes: u64,
     /// How long a payload is kept after it was stored (`"7d"`, `"90d"`,
     /// `"12h"`).
     #[serde(with = "retention")]
@@ -64,6 +67,7 @@ impl Default for PayloadsConfig {
         PayloadsConfig {
             enabled: true,
             max_bytes: 1024 * 1024,
+            max_total_bytes: 10 * 1024 * 1024 * 1024,
             retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -77,16 +81,19 @@ pub enum Rejection {
     TooLarge,
     UnsupportedType,
     Disabled,
+    /// `max_total_bytes` reached.
+    Full,
     /// The disk write failed (logged).
     Failed,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 5] = [
+    const ALL: [Rejection; 6] = [
         Rejection::BadRequest,
         Rejection::TooLarge,
         Rejection::UnsupportedType,
         Rejection::Disabled,
+        Rejection::Full,
         Rejection::Failed,
     ];
 
@@ -96,6 +103,7 @@ impl Rejection {
             Rejection::TooLarge => "too_large",
             Rejection::UnsupportedType => "unsupported_type",
             Rejection::Disabled => "disabled",
+            Rejection::Full => "full",
             Rejection::Failed => "failed",
         }
     }
@@ -107,7 +115,7 @@ pub struct Payloads {
     pub config: PayloadsConfig,
     stored: AtomicU64,
     stored_bytes: AtomicU64,
-    rejected: [AtomicU64; 5],
+    rejected: [AtomicU64; 6],
     swept: AtomicU64,
 }
 
@@ -303,6 +311,7 @@ mod tests {
             PayloadsConfig {
                 enabled: false,
                 max_bytes: 4096,
+                max_total_bytes: 10 * 1024 * 1024 * 1024,
                 retention: Duration::from_secs(30 * 24 * 3600),
             }
         );
