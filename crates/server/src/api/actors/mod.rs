@@ -1,0 +1,629 @@
+//! `GET /api/v1/actors/{kind}/{value}/timeline`: every request of one actor
+//! (an address, a user, a session) in time order, with what each touched,
+//! the alerts citing its trace and the trace's log records, paged, and a
+//! summary of the whole period. docs/INVESTIGATION.md describes it.
+//!
+//! Two reads, both off the async workers: a scan of every tier for the
+//! actor's spans (pushed down to the dedicated column and its bloom
+//! filters, time-bounded, decoding only the dedicated columns), then the
+//! whole traces of the page's requests only.
+
+mod timeline;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::ControlFlow;
+
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use tracewarden_alert::alert::Alert;
+use tracewarden_alert::labels;
+use tracewarden_detect::pii::{self, PiiKinds};
+use tracewarden_model::{AnyValue, SpanRecord, Trace};
+use tracewarden_search::{parse_duration, parse_time};
+use tracewarden_store::segment::{DedicatedColumn, SpanFilter, SpanProjection};
+use tracewarden_store::{Snapshot, StoreError};
+
+use self::timeline::{ActorKind, Key, Request, Summary};
+use super::json::value;
+use super::{ApiError, ApiState};
+use crate::auth::ResultCount;
+
+const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+/// The period when `start` is not given: a day before `end`.
+const DEFAULT_PERIOD_NANOS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// Attributes whose value names the class of data a span touched.
+const CLASSIFICATION_KEYS: [&str; 3] = [
+    "app.data.classification",
+    "data.classification",
+    "db.data.classification",
+];
+
+/// A parameter's text, `None` when absent or blank.
+fn given(param: &Option<String>) -> Option<&str> {
+    param.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TimelineParams {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub since: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A checked request.
+#[derive(Debug)]
+struct Timeline {
+    kind: ActorKind,
+    value: String,
+    start: u64,
+    end: u64,
+    limit: usize,
+    after: Option<Key>,
+}
+
+impl Timeline {
+    fn parse(
+        kind: &str,
+        value: &str,
+        params: &TimelineParams,
+        now: u64,
+    ) -> Result<Timeline, ApiError> {
+        let kind = ActorKind::parse(kind.trim()).map_err(ApiError::BadRequest)?;
+        let value = timeline::actor_value(kind, value).map_err(ApiError::BadRequest)?;
+        let end = match given(&params.end) {
+            Some(text) => {
+                parse_time(text).map_err(|e| ApiError::BadRequest(format!("end: {e}")))?
+            }
+            None => now,
+        };
+        let start = match (given(&params.start), given(&params.since)) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give start or since, not both".to_string(),
+                ));
+            }
+            (Some(text), None) => {
+                parse_time(text).map_err(|e| ApiError::BadRequest(format!("start: {e}")))?
+            }
+            (None, Some(text)) => end.saturating_sub(
+                parse_duration(text).map_err(|e| ApiError::BadRequest(format!("since: {e}")))?,
+            ),
+            (None, None) => end.saturating_sub(DEFAULT_PERIOD_NANOS),
+        };
+        if start >= end {
+            return Err(ApiError::BadRequest("start must be before end".to_string()));
+        }
+        let limit = super::params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+        let after = given(&params.cursor)
+            .map(timeline::decode_cursor)
+            .transpose()
+            .map_err(ApiError::BadRequest)?;
+        Ok(Timeline {
+            kind,
+            value,
+            start,
+            end,
+            limit,
+            after,
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineResponse {
+    pub actor: ActorJson,
+    pub start: String,
+    pub end: String,
+    pub summary: SummaryJson,
+    pub requests: Vec<RequestJson>,
+    pub next_cursor: Option<String>,
+    /// True when part of the store could not be read (`unreadableSegments`
+    /// says which): the timeline may miss requests.
+    pub incomplete: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_segments: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct ActorJson {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryJson {
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub requests: u64,
+    pub traces: u64,
+    pub by_status: Vec<StatusCountJson>,
+    pub by_route: Vec<RouteCountJson>,
+    pub identities: Vec<IdentityJson>,
+    pub alerts: Vec<AlertRefJson>,
+}
+
+#[derive(Serialize)]
+pub struct StatusCountJson {
+    pub status: String,
+    pub count: u64,
+}
+
+#[derive(Serialize)]
+pub struct RouteCountJson {
+    pub route: String,
+    pub count: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityJson {
+    pub kind: &'static str,
+    pub value: String,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRefJson {
+    pub fingerprint: String,
+    pub rule_id: String,
+    pub severity: String,
+    pub state: &'static str,
+    pub title: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestJson {
+    pub time: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub service: String,
+    pub name: String,
+    pub method: String,
+    pub route: String,
+    pub path: String,
+    pub status: String,
+    pub duration_ns: String,
+    /// Every service of the trace, sorted.
+    pub services: Vec<String>,
+    /// Classification values and personal-data kinds found in the trace.
+    pub classifications: Vec<String>,
+    pub alerts: Vec<AlertRefJson>,
+    pub logs: Vec<TimelineLogJson>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineLogJson {
+    pub time: String,
+    pub severity_text: String,
+    pub body: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    pub service: String,
+}
+
+pub async fn timeline(
+    State(state): State<ApiState>,
+    Path((kind, value)): Path<(String, String)>,
+    Query(params): Query<TimelineParams>,
+) -> Result<(Extension<ResultCount>, Json<TimelineResponse>), ApiError> {
+    let request = Timeline::parse(&kind, &value, &params, now_unix_nano())?;
+    let store = state.pipeline.store().cloned().ok_or_else(|| {
+        ApiError::Unavailable("the write-ahead log is being replayed".to_string())
+    })?;
+    let alerts = alert_index(&state).await?;
+    // Scans read segment files: keep them off the async workers.
+    let response = tokio::task::spawn_blocking(move || build(&store.snapshot(), &request, &alerts))
+        .await
+        .map_err(|e| ApiError::Internal(format!("timeline task failed: {e}")))??;
+    let read = response.requests.len() as u64;
+    Ok((Extension(ResultCount(read)), Json(response)))
+}
+
+/// What the timeline needs of the alerts: each one's labels and the
+/// traces its evidence cites.
+struct AlertIndex {
+    alerts: Vec<(AlertRefJson, Vec<(String, String)>, Vec<String>)>,
+}
+
+async fn alert_index(state: &ApiState) -> Result<AlertIndex, ApiError> {
+    let Some(service) = state.pipeline.alerts().cloned() else {
+        // Alerting off: no alert to cite.
+        return Ok(AlertIndex { alerts: Vec::new() });
+    };
+    tokio::task::spawn_blocking(move || {
+        service.read(|engine| AlertIndex {
+            alerts: engine
+                .alerts()
+                .into_iter()
+                .map(|a| {
+                    let labels = a
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    (alert_ref(a), labels, a.evidence.trace_ids.clone())
+                })
+                .collect(),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("alerts task failed: {e}")))
+}
+
+fn alert_ref(alert: &Alert) -> AlertRefJson {
+    AlertRefJson {
+        fingerprint: alert.fingerprint.to_string(),
+        rule_id: alert.labels.get(labels::ALERTNAME).to_string(),
+        severity: alert.labels.get(labels::SEVERITY).to_string(),
+        state: alert.state.as_str(),
+        title: alert
+            .annotation(tracewarden_alert::alert::TITLE)
+            .to_string(),
+    }
+}
+
+/// The timeline from one snapshot.
+fn build(
+    snapshot: &Snapshot,
+    request: &Timeline,
+    alerts: &AlertIndex,
+) -> Result<TimelineResponse, ApiError> {
+    let mut unreadable = Vec::new();
+    let spans = actor_spans(snapshot, request, &mut unreadable);
+    let requests = timeline::select_requests(&spans);
+    let summary = timeline::summarise(request.kind, &requests, &spans);
+    let (page, next) = timeline::page(&requests, request.after, request.limit);
+
+    // The page's traces, whole (logs with them), each looked up once.
+    let mut traces: HashMap<_, Trace> = HashMap::new();
+    for r in page {
+        if traces.contains_key(&r.trace_id) {
+            continue;
+        }
+        let lookup = snapshot.trace_checked(r.trace_id);
+        for u in &lookup.unreadable {
+            note(
+                &mut unreadable,
+                format!("segment {}: {}", u.segment, u.error),
+            );
+        }
+        if let Some(trace) = lookup.trace {
+            traces.insert(r.trace_id, trace);
+        }
+    }
+    let citing = |trace_hex: &str| -> Vec<AlertRefJson> {
+        alerts
+            .alerts
+            .iter()
+            .filter(|(_, _, cited)| cited.iter().any(|t| t == trace_hex))
+            .map(|(a, _, _)| a.clone())
+            .collect()
+    };
+    let requests_json: Vec<RequestJson> = page
+        .iter()
+        .map(|r| {
+            let trace_hex = r.trace_id.to_hex();
+            let alerts = citing(&trace_hex);
+            request_json(r, trace_hex, traces.get(&r.trace_id), alerts)
+        })
+        .collect();
+    let summary_alerts = summary_alerts(request, &requests, alerts);
+    Ok(TimelineResponse {
+        actor: ActorJson {
+            kind: request.kind.as_str(),
+            value: request.value.clone(),
+        },
+        start: request.start.to_string(),
+        end: request.end.to_string(),
+        summary: summary_json(summary, summary_alerts),
+        requests: requests_json,
+        next_cursor: next.map(timeline::encode_cursor),
+        incomplete: !unreadable.is_empty(),
+        unreadable_segments: unreadable,
+    })
+}
+
+fn note(unreadable: &mut Vec<String>, what: String) {
+    if !unreadable.contains(&what) {
+        tracing::error!(%what, "a timeline could not read part of the store");
+        unreadable.push(what);
+    }
+}
+
+/// Every span of the period carrying the actor, with the dedicated columns
+/// only (the scan's cost is the actor's spans, not the store's).
+fn actor_spans(
+    snapshot: &Snapshot,
+    request: &Timeline,
+    unreadable: &mut Vec<String>,
+) -> Vec<SpanRecord> {
+    let filter = SpanFilter {
+        start_unix_nano: Some(request.start),
+        end_unix_nano: Some(request.end),
+        equals: vec![(request.kind.column(), request.value.clone())],
+        ..SpanFilter::default()
+    };
+    let projection = DedicatedColumn::ALL
+        .into_iter()
+        .fold(SpanProjection::NONE, SpanProjection::with_dedicated);
+    let mut spans = Vec::new();
+    for unit in snapshot.units() {
+        if !unit.may_overlap(request.start, request.end) {
+            continue;
+        }
+        let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            spans.push(record.into_owned());
+            ControlFlow::Continue(())
+        });
+        if let Err(error) = scanned {
+            note(unreadable, unit_error(unit.segment_id(), &error));
+        }
+    }
+    spans
+}
+
+fn unit_error(segment: Option<u64>, error: &StoreError) -> String {
+    match segment {
+        Some(id) => format!("segment {id}: {error}"),
+        None => format!("memory tier: {error}"),
+    }
+}
+
+fn request_json(
+    r: &Request,
+    trace_id: String,
+    trace: Option<&Trace>,
+    alerts: Vec<AlertRefJson>,
+) -> RequestJson {
+    let (services, classifications, logs) = match trace {
+        Some(trace) => (services(trace), classifications(trace), logs(trace)),
+        None => Default::default(),
+    };
+    RequestJson {
+        time: r.time.to_string(),
+        trace_id,
+        span_id: hex(&r.span_id),
+        service: r.service.clone(),
+        name: r.name.clone(),
+        method: r.method.clone(),
+        route: r.route.clone(),
+        path: r.path.clone(),
+        status: r.status.clone(),
+        duration_ns: (r.end - r.time).to_string(),
+        services,
+        classifications,
+        alerts,
+        logs,
+    }
+}
+
+fn services(trace: &Trace) -> Vec<String> {
+    let names: BTreeSet<&str> = trace
+        .spans
+        .iter()
+        .map(|r| r.resource.service_name())
+        .filter(|s| !s.is_empty())
+        .collect();
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// The classification attributes' values (lowercase) and the kinds of
+/// personal data the detection pack's value detectors find in the trace's
+/// string attributes (`email`, `payment_card`, ...).
+fn classifications(trace: &Trace) -> Vec<String> {
+    let mut found: BTreeSet<String> = BTreeSet::new();
+    for record in &trace.spans {
+        for kv in &record.span.attributes {
+            let AnyValue::Str(text) = &kv.value else {
+                continue;
+            };
+            if CLASSIFICATION_KEYS.contains(&kv.key.as_ref()) {
+                if !text.is_empty() {
+                    found.insert(text.to_lowercase().to_string());
+                }
+            } else if let Some(pii) = pii::find(text, PiiKinds::ALL) {
+                found.insert(pii.kind.as_str().to_string());
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+fn logs(trace: &Trace) -> Vec<TimelineLogJson> {
+    trace
+        .logs
+        .iter()
+        .map(|e| TimelineLogJson {
+            time: e.record.effective_time_unix_nano().to_string(),
+            severity_text: e.record.severity_text.to_string(),
+            body: value(&e.record.body),
+            span_id: e.record.span_id.map(|id| id.to_hex()),
+            service: e.resource.service_name().to_string(),
+        })
+        .collect()
+}
+
+/// The alerts whose labels name the actor (a rule grouping by the actor's
+/// attribute), then those citing any of its traces.
+fn summary_alerts(
+    request: &Timeline,
+    requests: &[Request],
+    alerts: &AlertIndex,
+) -> Vec<AlertRefJson> {
+    let label = request.kind.label_name();
+    let traces: HashSet<String> = requests.iter().map(|r| r.trace_id.to_hex()).collect();
+    let naming = alerts.alerts.iter().filter(|(_, labels, _)| {
+        labels
+            .iter()
+            .any(|(name, value)| name == label && *value == request.value)
+    });
+    let citing = alerts
+        .alerts
+        .iter()
+        .filter(|(_, _, cited)| cited.iter().any(|t| traces.contains(t)));
+    let mut seen = HashSet::new();
+    naming
+        .chain(citing)
+        .filter(|(a, _, _)| seen.insert(a.fingerprint.clone()))
+        .map(|(a, _, _)| a.clone())
+        .collect()
+}
+
+fn summary_json(summary: Summary, alerts: Vec<AlertRefJson>) -> SummaryJson {
+    SummaryJson {
+        first_seen: summary.first_seen.map(|t| t.to_string()),
+        last_seen: summary.last_seen.map(|t| t.to_string()),
+        requests: summary.requests,
+        traces: summary.traces,
+        by_status: summary
+            .by_status
+            .into_iter()
+            .map(|c| StatusCountJson {
+                status: c.value,
+                count: c.count,
+            })
+            .collect(),
+        by_route: summary
+            .by_route
+            .into_iter()
+            .map(|c| RouteCountJson {
+                route: c.value,
+                count: c.count,
+            })
+            .collect(),
+        identities: summary
+            .identities
+            .into_iter()
+            .map(|i| IdentityJson {
+                kind: i.kind,
+                value: i.value,
+                count: i.count,
+                first_seen: i.first_seen.to_string(),
+                last_seen: i.last_seen.to_string(),
+            })
+            .collect(),
+        alerts,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> TimelineParams {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        TimelineParams {
+            start: get("start"),
+            end: get("end"),
+            since: get("since"),
+            limit: get("limit"),
+            cursor: get("cursor"),
+        }
+    }
+
+    const NOW: u64 = 1_733_340_000_000_000_000;
+
+    #[test]
+    fn defaults_are_the_last_day_and_a_hundred_requests() {
+        let t = Timeline::parse("client.address", "203.0.113.7", &params(&[]), NOW).unwrap();
+        assert_eq!(
+            (t.start, t.end, t.limit),
+            (NOW - DEFAULT_PERIOD_NANOS, NOW, 100)
+        );
+        assert_eq!(t.after, None);
+        let t = Timeline::parse("enduser.id", "alice", &params(&[("since", "1h")]), NOW).unwrap();
+        assert_eq!(t.start, NOW - 3_600_000_000_000);
+        let t = Timeline::parse(
+            "session.id",
+            "s1",
+            &params(&[
+                ("start", "1733000000"),
+                ("end", "2024-12-04T19:20:00Z"),
+                ("limit", "1000"),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.start, t.end, t.limit),
+            (1_733_000_000_000_000_000, NOW, 1000)
+        );
+    }
+
+    #[test]
+    fn bad_requests_name_what_is_wrong() {
+        let bad = |kind: &str, value: &str, pairs: &[(&str, &str)], says: &str| {
+            let error = Timeline::parse(kind, value, &params(pairs), NOW).unwrap_err();
+            assert!(matches!(error, ApiError::BadRequest(_)), "{error}");
+            assert!(error.to_string().contains(says), "{error} lacks {says}");
+        };
+        bad("token", "sha256:00", &[], "supported kinds: client.address");
+        bad("ip", "1.2.3.4", &[], "unknown actor kind");
+        bad("client.address", " ", &[], "empty");
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("start", "yesterday")],
+            "start:",
+        );
+        bad("client.address", "1.2.3.4", &[("end", "soon")], "end:");
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("since", "a while")],
+            "since:",
+        );
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("since", "1h"), ("start", "1")],
+            "not both",
+        );
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("start", "1733340001")],
+            "before end",
+        );
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("limit", "1001")],
+            "between 1 and 1000",
+        );
+        bad(
+            "client.address",
+            "1.2.3.4",
+            &[("cursor", "abc")],
+            "invalid cursor",
+        );
+    }
+}
