@@ -1,13 +1,14 @@
 //! The actor timeline's logic, apart from the store and HTTP: which of an
 //! actor's spans are requests, the summary over all of them, and paging.
 //!
-//! A **request** is an entry point of the actor into the system: among the
-//! spans carrying the actor's attribute in one trace, the root spans and the
-//! spans of kind server, except those that start inside an earlier one's
-//! interval (a downstream hop of the same request that also records the
-//! client's address or user is nested in the entry span). A trace whose
-//! actor spans are all internal or client spans counts its earliest one,
-//! so no activity of the actor is dropped.
+//! A **request** is a span carrying the actor's attribute that is a root
+//! span or of kind server: where the actor entered a service. Zipkin's
+//! address is the immediate peer's, so every server span with it is a call
+//! from that address; an OpenTelemetry service records `client.address`
+//! on its server spans. A trace whose actor spans are all internal or
+//! client spans counts its earliest one, so no activity of the actor is
+//! dropped. (A deployment that copies the end client's address onto every
+//! downstream hop sees each hop as a request of its service.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -197,20 +198,9 @@ pub fn select_requests(spans: &[SpanRecord]) -> Vec<Request> {
             .filter(|r| r.span.parent_span_id.is_none() || r.span.kind == SpanKind::Server)
             .collect();
         if entries.is_empty() {
-            if let Some(first) = spans.first() {
-                requests.push(Request::new(first));
-            }
-            continue;
-        }
-        let mut kept: Vec<(u64, u64)> = Vec::new();
-        for record in entries {
-            let start = record.span.start_time_unix_nano;
-            if kept.iter().any(|&(s, e)| s <= start && start < e) {
-                continue;
-            }
-            let request = Request::new(record);
-            kept.push((request.time, request.end));
-            requests.push(request);
+            requests.extend(spans.first().map(|r| Request::new(r)));
+        } else {
+            requests.extend(entries.into_iter().map(Request::new));
         }
     }
     requests.sort_by_key(Request::key);
@@ -455,26 +445,28 @@ mod tests {
     }
 
     #[test]
-    fn entry_spans_are_requests_and_nested_hops_are_not() {
+    fn root_and_server_spans_are_requests() {
         let spans = vec![
-            // Trace 1: a root span, and a downstream server span inside it
-            // that also records the address: one request.
-            span(1, 1, None, SpanKind::Server, 100, 200, &[addr()]),
+            // Trace 1: a root span (any kind), and a server span: two; a
+            // client span carrying the address is not a request.
+            span(1, 1, None, SpanKind::Internal, 100, 200, &[addr()]),
             span(1, 2, Some(9), SpanKind::Server, 120, 150, &[addr()]),
-            // Trace 2: two sequential server spans under a browser root
+            span(1, 3, Some(2), SpanKind::Client, 125, 130, &[addr()]),
+            // Trace 2: two concurrent server spans under a browser root
             // that is not the actor's: two requests.
             span(2, 1, Some(7), SpanKind::Server, 300, 310, &[addr()]),
-            span(2, 2, Some(7), SpanKind::Server, 320, 330, &[addr()]),
-            // Trace 3: only an internal span carries the actor: it counts.
-            span(3, 5, Some(4), SpanKind::Internal, 50, 60, &[addr()]),
+            span(2, 2, Some(7), SpanKind::Server, 300, 330, &[addr()]),
+            // Trace 3: only an internal and a client span carry the actor:
+            // the earliest counts.
             span(3, 6, Some(4), SpanKind::Client, 55, 58, &[addr()]),
+            span(3, 5, Some(4), SpanKind::Internal, 50, 60, &[addr()]),
         ];
         let requests = select_requests(&spans);
         let keys: Vec<(u8, u8)> = requests
             .iter()
             .map(|r| (r.trace_id.to_bytes()[0], r.span_id[0]))
             .collect();
-        assert_eq!(keys, vec![(3, 5), (1, 1), (2, 1), (2, 2)]);
+        assert_eq!(keys, vec![(3, 5), (1, 1), (1, 2), (2, 1), (2, 2)]);
     }
 
     #[test]
