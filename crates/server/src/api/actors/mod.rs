@@ -234,7 +234,14 @@ pub async fn timeline(
 /// What the timeline needs of the alerts: each one's labels and the
 /// traces its evidence cites.
 struct AlertIndex {
-    alerts: Vec<(AlertRefJson, Vec<(String, String)>, Vec<String>)>,
+    alerts: Vec<IndexedAlert>,
+}
+
+struct IndexedAlert {
+    json: AlertRefJson,
+    labels: Vec<(String, String)>,
+    /// The evidence's trace ids (hex).
+    traces: Vec<String>,
 }
 
 async fn alert_index(state: &ApiState) -> Result<AlertIndex, ApiError> {
@@ -247,13 +254,14 @@ async fn alert_index(state: &ApiState) -> Result<AlertIndex, ApiError> {
             alerts: engine
                 .alerts()
                 .into_iter()
-                .map(|a| {
-                    let labels = a
+                .map(|a| IndexedAlert {
+                    json: alert_ref(a),
+                    labels: a
                         .labels
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect();
-                    (alert_ref(a), labels, a.evidence.trace_ids.clone())
+                        .collect(),
+                    traces: a.evidence.trace_ids.clone(),
                 })
                 .collect(),
         })
@@ -307,8 +315,8 @@ fn build(
         alerts
             .alerts
             .iter()
-            .filter(|(_, _, cited)| cited.iter().any(|t| t == trace_hex))
-            .map(|(a, _, _)| a.clone())
+            .filter(|a| a.traces.iter().any(|t| t == trace_hex))
+            .map(|a| a.json.clone())
             .collect()
     };
     let requests_json: Vec<RequestJson> = page
@@ -464,20 +472,20 @@ fn summary_alerts(
 ) -> Vec<AlertRefJson> {
     let label = request.kind.label_name();
     let traces: HashSet<String> = requests.iter().map(|r| r.trace_id.to_hex()).collect();
-    let naming = alerts.alerts.iter().filter(|(_, labels, _)| {
-        labels
+    let naming = alerts.alerts.iter().filter(|a| {
+        a.labels
             .iter()
             .any(|(name, value)| name == label && *value == request.value)
     });
     let citing = alerts
         .alerts
         .iter()
-        .filter(|(_, _, cited)| cited.iter().any(|t| traces.contains(t)));
+        .filter(|a| a.traces.iter().any(|t| traces.contains(t)));
     let mut seen = HashSet::new();
     naming
         .chain(citing)
-        .filter(|(a, _, _)| seen.insert(a.fingerprint.clone()))
-        .map(|(a, _, _)| a.clone())
+        .filter(|a| seen.insert(a.json.fingerprint.clone()))
+        .map(|a| a.json.clone())
         .collect()
 }
 
