@@ -12,6 +12,7 @@ mod timeline;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tracewarden_alert::alert::Alert;
 use tracewarden_alert::labels;
 use tracewarden_detect::pii::{self, PiiKinds};
-use tracewarden_model::{AnyValue, SpanRecord, Trace};
+use tracewarden_model::{AnyValue, SpanRecord, Trace, TraceId};
 use tracewarden_search::{parse_duration, parse_time};
 use tracewarden_store::segment::{DedicatedColumn, SpanFilter, SpanProjection};
 use tracewarden_store::{Snapshot, StoreError};
@@ -294,23 +295,7 @@ fn build(
     let summary = timeline::summarise(request.kind, &requests, &spans);
     let (page, next) = timeline::page(&requests, request.after, request.limit);
 
-    // The page's traces, whole (logs with them), each looked up once.
-    let mut traces: HashMap<_, Trace> = HashMap::new();
-    for r in page {
-        if traces.contains_key(&r.trace_id) {
-            continue;
-        }
-        let lookup = snapshot.trace_checked(r.trace_id);
-        for u in &lookup.unreadable {
-            note(
-                &mut unreadable,
-                format!("segment {}: {}", u.segment, u.error),
-            );
-        }
-        if let Some(trace) = lookup.trace {
-            traces.insert(r.trace_id, trace);
-        }
-    }
+    let traces = page_traces(snapshot, page, &mut unreadable);
     let citing = |trace_hex: &str| -> Vec<AlertRefJson> {
         alerts
             .alerts
@@ -380,6 +365,80 @@ fn actor_spans(
         }
     }
     spans
+}
+
+/// How far from its request a trace's other spans are looked for: the
+/// tiers holding data within this of the page's requests are read.
+const TRACE_SLACK_NANOS: u64 = 3600 * 1_000_000_000;
+
+/// The page's traces, spans (without events and links) and log records,
+/// from one read per tier for all of them (a lookup per trace would read a
+/// page of every column per trace). Tiers whose time range is more than
+/// [`TRACE_SLACK_NANOS`] away from every request of the page are not read.
+fn page_traces(
+    snapshot: &Snapshot,
+    page: &[Request],
+    unreadable: &mut Vec<String>,
+) -> HashMap<TraceId, Trace> {
+    let mut traces: HashMap<TraceId, Trace> = HashMap::with_capacity(page.len());
+    let (Some(first), Some(last)) = (
+        page.iter().map(|r| r.time).min(),
+        page.iter().map(|r| r.end).max(),
+    ) else {
+        return traces;
+    };
+    let ids: Arc<HashSet<TraceId>> = Arc::new(page.iter().map(|r| r.trace_id).collect());
+    let filter = SpanFilter {
+        trace_ids: Some(Arc::clone(&ids)),
+        ..SpanFilter::default()
+    };
+    let projection = SpanProjection {
+        attributes: true,
+        ..DedicatedColumn::ALL
+            .into_iter()
+            .fold(SpanProjection::NONE, SpanProjection::with_dedicated)
+    };
+    let (from, to) = (
+        first.saturating_sub(TRACE_SLACK_NANOS),
+        last.saturating_add(TRACE_SLACK_NANOS),
+    );
+    for unit in snapshot.units() {
+        if !unit.may_overlap(from, to) {
+            continue;
+        }
+        let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            let record = record.into_owned();
+            let id = record.span.trace_id;
+            trace_of(&mut traces, id).spans.push(record);
+            ControlFlow::Continue(())
+        });
+        let logs = scanned.and_then(|_| unit.logs_of_traces(&ids));
+        match logs {
+            Ok(logs) => {
+                for entry in logs {
+                    if let Some(id) = entry.record.trace_id {
+                        trace_of(&mut traces, id).logs.push(entry);
+                    }
+                }
+            }
+            Err(error) => note(unreadable, unit_error(unit.segment_id(), &error)),
+        }
+    }
+    for trace in traces.values_mut() {
+        trace.spans.sort_by_key(|r| r.span.start_time_unix_nano);
+        trace
+            .logs
+            .sort_by_key(|e| e.record.effective_time_unix_nano());
+    }
+    traces
+}
+
+fn trace_of(traces: &mut HashMap<TraceId, Trace>, id: TraceId) -> &mut Trace {
+    traces.entry(id).or_insert_with(|| Trace {
+        trace_id: id,
+        spans: Vec::new(),
+        logs: Vec::new(),
+    })
 }
 
 fn unit_error(segment: Option<u64>, error: &StoreError) -> String {
