@@ -12,7 +12,8 @@ mod timeline;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -23,7 +24,7 @@ use tracewarden_detect::pii::{self, PiiKinds};
 use tracewarden_model::{AnyValue, SpanRecord, Trace, TraceId};
 use tracewarden_search::{parse_duration, parse_time};
 use tracewarden_store::segment::{DedicatedColumn, SpanFilter, SpanProjection};
-use tracewarden_store::{Snapshot, StoreError};
+use tracewarden_store::{ScanUnit, Snapshot, StoreError};
 
 use self::timeline::{ActorKind, Key, Request, Summary};
 use super::json::value;
@@ -348,23 +349,83 @@ fn actor_spans(
         equals: vec![(request.kind.column(), request.value.clone())],
         ..SpanFilter::default()
     };
-    let projection = DedicatedColumn::ALL
+    let projection = READ_COLUMNS
         .into_iter()
         .fold(SpanProjection::NONE, SpanProjection::with_dedicated);
+    let units: Vec<ScanUnit> = snapshot
+        .units()
+        .into_iter()
+        .filter(|unit| unit.may_overlap(request.start, request.end))
+        .collect();
     let mut spans = Vec::new();
-    for unit in snapshot.units() {
-        if !unit.may_overlap(request.start, request.end) {
-            continue;
-        }
-        let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
-            spans.push(record.into_owned());
+    for (unit, scanned) in in_parallel(&units, |unit| {
+        let mut found = Vec::new();
+        unit.for_each_span_projected(&filter, projection, &mut |record| {
+            found.push(record.into_owned());
             ControlFlow::Continue(())
-        });
-        if let Err(error) = scanned {
-            note(unreadable, unit_error(unit.segment_id(), &error));
+        })
+        .map(|_| found)
+    }) {
+        match scanned {
+            Ok(found) => spans.extend(found),
+            Err(error) => note(unreadable, unit_error(unit.segment_id(), &error)),
         }
     }
     spans
+}
+
+/// The dedicated columns a timeline reads: the identities, and what a
+/// request shows (not the user agent, query or peer names: long strings
+/// no answer uses).
+const READ_COLUMNS: [DedicatedColumn; 7] = [
+    DedicatedColumn::ClientAddress,
+    DedicatedColumn::EnduserId,
+    DedicatedColumn::SessionId,
+    DedicatedColumn::HttpRoute,
+    DedicatedColumn::UrlPath,
+    DedicatedColumn::HttpRequestMethod,
+    DedicatedColumn::HttpResponseStatusCode,
+];
+
+/// `read` on every unit, on up to four threads (segments are independent
+/// files), with each unit's outcome in the units' order.
+fn in_parallel<'u, T: Send>(
+    units: &'u [ScanUnit],
+    read: impl Fn(&ScanUnit) -> T + Sync,
+) -> Vec<(&'u ScanUnit, T)> {
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(units.len());
+    if threads <= 1 {
+        return units.iter().map(|unit| (unit, read(unit))).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(units.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(unit) = units.get(index) else {
+                        break;
+                    };
+                    let outcome = read(unit);
+                    if let Ok(mut done) = done.lock() {
+                        done.push((index, outcome));
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter()
+        .filter_map(|(index, outcome)| Some((units.get(index)?, outcome)))
+        .collect()
 }
 
 /// How far from its request a trace's other spans are looked for: the
@@ -402,19 +463,28 @@ fn page_traces(
         first.saturating_sub(TRACE_SLACK_NANOS),
         last.saturating_add(TRACE_SLACK_NANOS),
     );
-    for unit in snapshot.units() {
-        if !unit.may_overlap(from, to) {
-            continue;
-        }
-        let scanned = unit.for_each_span_projected(&filter, projection, &mut |record| {
-            let record = record.into_owned();
-            let id = record.span.trace_id;
-            trace_of(&mut traces, id).spans.push(record);
+    let units: Vec<ScanUnit> = snapshot
+        .units()
+        .into_iter()
+        .filter(|unit| unit.may_overlap(from, to))
+        .collect();
+    let read = in_parallel(&units, |unit| {
+        let mut spans = Vec::new();
+        // The visitor never breaks.
+        let _ = unit.for_each_span_projected(&filter, projection, &mut |record| {
+            spans.push(record.into_owned());
             ControlFlow::Continue(())
-        });
-        let logs = scanned.and_then(|_| unit.logs_of_traces(&ids));
-        match logs {
-            Ok(logs) => {
+        })?;
+        Ok::<_, StoreError>((spans, unit.logs_of_traces(&ids)?))
+    });
+    for (unit, outcome) in read {
+        match outcome {
+            Ok((spans, logs)) => {
+                for record in spans {
+                    trace_of(&mut traces, record.span.trace_id)
+                        .spans
+                        .push(record);
+                }
                 for entry in logs {
                     if let Some(id) = entry.record.trace_id {
                         trace_of(&mut traces, id).logs.push(entry);
@@ -692,5 +762,109 @@ mod tests {
             &[("cursor", "abc")],
             "invalid cursor",
         );
+    }
+
+    /// Requests spread over three segments and the hot tier: read in
+    /// parallel, in time order, each with its trace's spans and logs.
+    #[tokio::test]
+    async fn a_timeline_reads_segments_and_memory_alike() {
+        use tracewarden_model::{
+            Batch, KeyValue, LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs,
+            ScopeSpans, Span, SpanId, SpanKind,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = tracewarden_store::StoreOptions::new(dir.path());
+        options.lifecycle_thread = false;
+        let (store, _) = tracewarden_store::Store::open(options).unwrap();
+        let resource = |name: &str| {
+            Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", name)],
+                ..Resource::default()
+            })
+        };
+        let base = NOW - 3_600_000_000_000;
+        for n in 1..=8u8 {
+            let trace = TraceId::from_bytes([n; 16]);
+            let mut root = Span::new(trace, SpanId::from_bytes([n; 8]), "POST /login");
+            root.kind = SpanKind::Server;
+            root.start_time_unix_nano = base + u64::from(9 - n) * 1_000_000_000;
+            root.end_time_unix_nano = root.start_time_unix_nano + 1000;
+            root.attributes = vec![KeyValue::new("client.address", "203.0.113.7")];
+            let mut child = Span::new(trace, SpanId::from_bytes([n + 100; 8]), "SELECT users");
+            child.parent_span_id = Some(root.span_id);
+            child.start_time_unix_nano = root.start_time_unix_nano + 10;
+            child.attributes = vec![KeyValue::new("app.data.classification", "PII")];
+            let log = LogRecord {
+                time_unix_nano: root.start_time_unix_nano + 20,
+                body: AnyValue::from("login failed"),
+                trace_id: Some(trace),
+                ..LogRecord::default()
+            };
+            let batch = Batch {
+                resource_spans: vec![
+                    ResourceSpans {
+                        resource: resource("gateway"),
+                        scope_spans: vec![ScopeSpans {
+                            scope: Arc::default(),
+                            spans: vec![root],
+                        }],
+                    },
+                    ResourceSpans {
+                        resource: resource("users"),
+                        scope_spans: vec![ScopeSpans {
+                            scope: Arc::default(),
+                            spans: vec![child],
+                        }],
+                    },
+                ],
+                resource_logs: vec![ResourceLogs {
+                    resource: resource("users"),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Arc::default(),
+                        log_records: vec![log],
+                    }],
+                }],
+            };
+            store.append(batch).await.unwrap();
+            if n % 3 == 0 {
+                store.flush().unwrap();
+            }
+        }
+        assert_eq!(store.segment_ids().len(), 2);
+        let request = Timeline::parse(
+            "client.address",
+            "203.0.113.7",
+            &params(&[("limit", "5")]),
+            NOW,
+        )
+        .unwrap();
+        let alerts = AlertIndex { alerts: Vec::new() };
+        let first = build(&store.snapshot(), &request, &alerts).unwrap();
+        assert_eq!(first.summary.requests, 8);
+        assert!(!first.incomplete);
+        let order: Vec<String> = first.requests.iter().map(|r| r.trace_id.clone()).collect();
+        let expected: Vec<String> = (4..=8u8)
+            .rev()
+            .map(|n| TraceId::from_bytes([n; 16]).to_hex())
+            .collect();
+        assert_eq!(order, expected);
+        for r in &first.requests {
+            assert_eq!(r.services, vec!["gateway", "users"]);
+            assert_eq!(r.classifications, vec!["pii"]);
+            assert_eq!(r.logs.len(), 1);
+            assert_eq!(r.logs[0].body, "login failed");
+        }
+        let mut next = request;
+        next.after = Some(timeline::decode_cursor(first.next_cursor.as_deref().unwrap()).unwrap());
+        let second = build(&store.snapshot(), &next, &alerts).unwrap();
+        let order: Vec<String> = second.requests.iter().map(|r| r.trace_id.clone()).collect();
+        let expected: Vec<String> = (1..=3u8)
+            .rev()
+            .map(|n| TraceId::from_bytes([n; 16]).to_hex())
+            .collect();
+        assert_eq!(order, expected);
+        assert!(second.next_cursor.is_none());
+        assert!(second.requests.iter().all(|r| r.logs.len() == 1));
+        store.close();
     }
 }
