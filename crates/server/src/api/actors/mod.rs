@@ -389,10 +389,10 @@ const READ_COLUMNS: [DedicatedColumn; 7] = [
 
 /// `read` on every unit, on up to four threads (segments are independent
 /// files), with each unit's outcome in the units' order.
-fn in_parallel<'u, T: Send>(
-    units: &'u [ScanUnit],
+fn in_parallel<T: Send>(
+    units: &[ScanUnit],
     read: impl Fn(&ScanUnit) -> T + Sync,
-) -> Vec<(&'u ScanUnit, T)> {
+) -> Vec<(&ScanUnit, T)> {
     let threads = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
