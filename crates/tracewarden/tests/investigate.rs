@@ -2,8 +2,9 @@
 //! server (OTLP/HTTP and Zipkin), then `GET /api/v1/actors/{kind}/{value}/
 //! timeline` and `tracewarden investigate` checked against them: order,
 //! counts, identities, the alerts citing a brute force, the logs of each
-//! trace, paging, and 400s on bad requests. The SmartThings fixtures'
-//! expected answers are computed here from the files themselves.
+//! trace, paging, and 400s on bad requests. The expected answers of the
+//! SmartThings fixtures (the copies in crates/ingest/tests/fixtures) are
+//! computed here from the files themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -620,8 +621,8 @@ fn expected(file: &Value, address: &str) -> Expected {
 async fn smartthings_zipkin_traces_give_the_addresses_requests() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/trace-fixtures/zipkin-v2");
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/zipkin-v2");
     let oauth_text = std::fs::read(fixtures.join("smartthings-oauth-authorization.json")).unwrap();
     let install_text = std::fs::read(fixtures.join("smartthings-mobile-web-install.json")).unwrap();
     for body in [&oauth_text, &install_text] {
