@@ -45,6 +45,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
     Query(cmd::query::QueryArgs),
+    /// An actor's requests in time order, with a summary (a running server).
+    Investigate(cmd::investigate::InvestigateArgs),
     /// List, show and acknowledge a running server's alerts.
     Alerts(cmd::alerts::AlertsArgs),
     /// Add, list and expire a running server's silences.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => cmd::rules::run(args),
+        Command::Investigate(args) => cmd::investigate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => cmd::alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Silence(args) => cmd::silence::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),

@@ -1,5 +1,6 @@
 //! The HTTP API on the API port: traces, health and readiness.
 
+mod actors;
 mod alerts;
 mod audit;
 pub mod blocks;
@@ -58,6 +59,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/search", get(search::search_v1))
+        .route(
+            "/api/v1/actors/{kind}/{value}/timeline",
+            get(actors::timeline),
+        )
         .route("/api/v1/detections", get(detections::list))
         .route("/api/v1/rules", get(detections::rules))
         .route("/api/v1/rules/reload", post(detections::reload))

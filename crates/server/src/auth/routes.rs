@@ -31,6 +31,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // The traces themselves: search, trace lookups, the Tempo API.
     ("GET", "/api/v1/search", Access::Analyst),
     ("GET", "/api/v1/traces/{trace_id}", Access::Analyst),
+    (
+        "GET",
+        "/api/v1/actors/{kind}/{value}/timeline",
+        Access::Analyst,
+    ),
     ("GET", "/api/search", Access::Analyst),
     ("GET", "/api/traces/{trace_id}", Access::Analyst),
     ("GET", "/api/v2/traces/{trace_id}", Access::Analyst),

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod client;
 pub mod demo;
 pub mod encryption_key;
+pub mod investigate;
 pub mod keys;
 pub mod query;
 pub mod rules;
