@@ -5,10 +5,13 @@ mod audit;
 pub mod blocks;
 mod detections;
 mod error;
+mod graph;
 mod health;
 mod json;
 mod metrics;
 mod params;
+mod period;
+mod reports;
 mod search;
 mod tempo;
 mod traces;
@@ -69,6 +72,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/search", get(search::search_tempo))
         .route("/api/v1/keys", get(audit::keys))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/service-graph", get(graph::service_graph))
+        .route("/api/dependencies", get(graph::dependencies))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())
         .merge(tempo::routes())
