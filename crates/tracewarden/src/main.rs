@@ -51,6 +51,8 @@ enum Command {
     Silence(cmd::silence::SilenceArgs),
     /// Test and lint detection rules.
     Rules(cmd::rules::RulesArgs),
+    /// Reports over a running server's store (`report compliance`).
+    Report(cmd::report::ReportArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
     Verify(cmd::verify::VerifyArgs),
     /// Manage the ed25519 key that signs manifests.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => cmd::rules::run(args),
         Command::Alerts(args) => cmd::alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Silence(args) => cmd::silence::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => cmd::report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),

@@ -444,6 +444,7 @@ mod tests {
 
     #[test]
     fn the_policy_lists_declared_and_learned_edges() {
+        let other = rule(&[TopologyCheck::NoParent], None);
         let rule = rule(&[TopologyCheck::WrongCaller], Some(Duration::from_secs(60)));
         let mut state = TopologyState::new(&rule);
         let spans = [
@@ -465,7 +466,6 @@ mod tests {
         );
         assert_eq!(state.learned_edge_count(), 1);
         // A rule that does not check callers allows and forbids nothing.
-        let other = rule(&[TopologyCheck::NoParent], None);
         let mut policy = TopologyPolicy::default();
         TopologyState::new(&other).add_to(&other, &mut policy);
         assert_eq!(policy, TopologyPolicy::default());

@@ -78,14 +78,16 @@ mod tests {
             learned: pairs(&[("gw", "billing")]),
         };
         let none = TopologyPolicy::default();
-        let cases: [(
-            &str,
+        // (case, site edges, rules' policy, caller, callee, mark)
+        type Case<'a> = (
+            &'a str,
             Vec<(String, String)>,
-            &TopologyPolicy,
-            &str,
-            &str,
+            &'a TopologyPolicy,
+            &'a str,
+            &'a str,
             EdgePolicy,
-        ); 8] = [
+        );
+        let cases: [Case<'_>; 8] = [
             ("site edge", site.clone(), &none, "gw", "weather", Allowed),
             (
                 "undeclared",

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod encryption_key;
 pub mod keys;
 pub mod query;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod serve;
