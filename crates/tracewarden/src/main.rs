@@ -20,7 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// API key for the commands that talk to a running server (query,
-    /// alerts, silence, block, rules reload, bench); default: the
+    /// alerts, silence, block, report, rules reload, bench); default: the
     /// environment variable TRACEWARDEN_API_KEY (not shown in `ps`).
     #[arg(long, global = true, value_name = "KEY")]
     api_key: Option<String>,
