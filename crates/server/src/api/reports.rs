@@ -55,14 +55,14 @@ pub async fn compliance(
             .map(|a| a.read(|engine| engine.alerts().into_iter().cloned().collect()))
             .unwrap_or_default();
         let snapshot = store.snapshot();
-        let verified = store.verify_integrity().map_err(|e| e.to_string());
+        let verify = || store.verify_integrity().map_err(|e| e.to_string());
         let inputs = Inputs {
             start,
             end,
             now,
             site: &site,
             alerts: &alerts,
-            verified,
+            verify: &verify,
         };
         compliance::build(&snapshot, inputs)
     })

@@ -230,7 +230,9 @@ pub struct Inputs<'a> {
     pub site: &'a Site,
     /// Every alert (those in the period and of [`VIOLATION_KINDS`] are kept).
     pub alerts: &'a [Alert],
-    pub verified: Result<VerifyReport, String>,
+    /// Verifies the store (run on its own thread, beside the scan: hashing
+    /// files is I/O, the scan CPU), or says why it could not.
+    pub verify: &'a (dyn Fn() -> Result<VerifyReport, String> + Sync),
 }
 
 /// (count, first, last) of a group of spans.
@@ -409,7 +411,9 @@ pub fn build(snapshot: &Snapshot, inputs: Inputs<'_>) -> Result<ComplianceReport
         }
     }
     let mut tally = Tally::default();
-    std::thread::scope(|scope| {
+    let verify = inputs.verify;
+    let verified = std::thread::scope(|scope| {
+        let verifying = scope.spawn(verify);
         let handles: Vec<_> = shares
             .iter()
             .map(|share| scope.spawn(|| scan(share, &filter, &rule)))
@@ -422,11 +426,19 @@ pub fn build(snapshot: &Snapshot, inputs: Inputs<'_>) -> Result<ComplianceReport
                     .push("a scan thread failed; its segments are missing".to_string()),
             }
         }
+        verifying
+            .join()
+            .unwrap_or_else(|_| Err("the verification thread failed".to_string()))
     });
-    Ok(assemble(tally, inputs, segments_in_period))
+    Ok(assemble(tally, inputs, verified, segments_in_period))
 }
 
-fn assemble(tally: Tally, inputs: Inputs<'_>, segments_in_period: Vec<u64>) -> ComplianceReport {
+fn assemble(
+    tally: Tally,
+    inputs: Inputs<'_>,
+    verified: Result<VerifyReport, String>,
+    segments_in_period: Vec<u64>,
+) -> ComplianceReport {
     let (start, end) = (inputs.start, inputs.end);
     let mut accesses: Vec<Access> = tally
         .accesses
@@ -528,7 +540,7 @@ fn assemble(tally: Tally, inputs: Inputs<'_>, segments_in_period: Vec<u64>) -> C
         accesses,
         third_party_flows: flows,
         violations,
-        integrity: Integrity::new(inputs.verified, segments_in_period),
+        integrity: Integrity::new(verified, segments_in_period),
         incomplete: !tally.unreadable.is_empty(),
         unreadable_segments: tally.unreadable,
     }

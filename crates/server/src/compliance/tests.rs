@@ -56,9 +56,9 @@ fn report_of(spans: &[SpanRecord]) -> ComplianceReport {
         now: 2000,
         site: &site,
         alerts: &[],
-        verified: Err("no store".to_string()),
+        verify: &|| Err("not asked".to_string()),
     };
-    assemble(tally, inputs, vec![3])
+    assemble(tally, inputs, Err("no store".to_string()), vec![3])
 }
 
 #[test]
