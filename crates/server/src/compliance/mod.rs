@@ -25,7 +25,7 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 use tracewarden_alert::Alert;
-use tracewarden_detect::rule::{DataFlowRule, PersonalData, Site};
+use tracewarden_detect::rule::{DataFlowRule, NameCache, PersonalData, Site};
 use tracewarden_model::AnyValue;
 use tracewarden_model::semconv::{ENDUSER_ID, SERVICE_NAME};
 use tracewarden_store::{ScanUnit, Snapshot, SpanFilter, SpanProjection, SpanRecord, VerifyReport};
@@ -278,6 +278,8 @@ struct Tally {
     /// (service, destination, field).
     flows: HashMap<(String, String, String), FlowTally>,
     unreadable: Vec<String>,
+    /// Attribute names that say personal data, per key (keys repeat).
+    names: NameCache,
 }
 
 fn add_seen<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Seen>, key: K, seen: Seen) {
@@ -293,7 +295,9 @@ impl Tally {
             .attribute(SERVICE_NAME)
             .and_then(AnyValue::as_str)
             .unwrap_or("");
-        let hit = rule.personal_data.find(&record.span.attributes);
+        let hit = rule
+            .personal_data
+            .find_cached(&record.span.attributes, &mut self.names);
         if let Some(hit) = &hit {
             self.personal += 1;
             let user = record

@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tracewarden_model::{SpanId, SpanKind};
+use tracewarden_model::{SpanId, SpanKind, TraceId};
 
 /// Interned name index meaning "none".
 pub const NONE: u32 = u32::MAX;
@@ -28,6 +28,7 @@ pub const NONE: u32 = u32::MAX;
 /// What the graph needs of a span (a few dozen bytes, for millions).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpanFacts {
+    pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent: Option<SpanId>,
     /// Interned `service.name`, or [`NONE`].
@@ -74,19 +75,58 @@ pub struct Call {
     pub duration_nanos: u64,
 }
 
-/// Appends the calls of one trace's spans to `out`.
-pub fn calls(spans: &[SpanFacts], out: &mut Vec<Call>) {
-    // Span id -> index; a server span wins over a span sharing its id.
-    let mut index: HashMap<SpanId, usize> = HashMap::with_capacity(spans.len());
-    for (i, span) in spans.iter().enumerate() {
-        let replace = match index.get(&span.span_id).and_then(|&j| spans.get(j)) {
-            None => true,
-            Some(other) => span.kind == SpanKind::Server && other.kind != SpanKind::Server,
-        };
-        if replace {
-            index.insert(span.span_id, i);
+/// Traces up to this many spans are searched linearly (no hashing).
+const SMALL_TRACE: usize = 32;
+
+/// The span with `id` in `spans`; a server span wins over a span sharing
+/// its id (Zipkin).
+struct Index<'a> {
+    spans: &'a [SpanFacts],
+    map: Option<HashMap<SpanId, usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(spans: &'a [SpanFacts]) -> Index<'a> {
+        if spans.len() <= SMALL_TRACE {
+            return Index { spans, map: None };
+        }
+        let mut map: HashMap<SpanId, usize> = HashMap::with_capacity(spans.len());
+        for (i, span) in spans.iter().enumerate() {
+            let replace = match map.get(&span.span_id).and_then(|&j| spans.get(j)) {
+                None => true,
+                Some(other) => span.kind == SpanKind::Server && other.kind != SpanKind::Server,
+            };
+            if replace {
+                map.insert(span.span_id, i);
+            }
+        }
+        Index {
+            spans,
+            map: Some(map),
         }
     }
+
+    fn get(&self, id: &SpanId) -> Option<&'a SpanFacts> {
+        match &self.map {
+            Some(map) => map.get(id).and_then(|&i| self.spans.get(i)),
+            None => {
+                let mut found: Option<&SpanFacts> = None;
+                for span in self.spans.iter().filter(|s| s.span_id == *id) {
+                    if found
+                        .is_none_or(|f| span.kind == SpanKind::Server && f.kind != SpanKind::Server)
+                    {
+                        found = Some(span);
+                    }
+                }
+                found
+            }
+        }
+    }
+}
+
+/// Appends the calls of one trace's spans to `out`.
+pub fn calls(spans: &[SpanFacts], out: &mut Vec<Call>) {
+    let index = Index::new(spans);
     // Client and producer spans some server or consumer span answers.
     let mut answered: HashSet<SpanId> = HashSet::new();
     for span in spans {
@@ -98,10 +138,7 @@ pub fn calls(spans: &[SpanFacts], out: &mut Vec<Call>) {
             answered.insert(parent);
         }
         let callee = span.service;
-        let parent = span
-            .parent
-            .and_then(|p| index.get(&p))
-            .and_then(|&p| spans.get(p));
+        let parent = span.parent.and_then(|p| index.get(&p));
         if let Some(parent) = parent
             && callee != NONE
             && parent.service != NONE
@@ -128,7 +165,7 @@ pub fn calls(spans: &[SpanFacts], out: &mut Vec<Call>) {
             continue;
         }
         for link in span.links.iter().flat_map(|l| l.iter()) {
-            let Some(producer) = index.get(link).and_then(|&j| spans.get(j)) else {
+            let Some(producer) = index.get(link) else {
                 continue;
             };
             answered.insert(*link);
@@ -180,6 +217,7 @@ mod tests {
     // Services: 0 gateway, 1 weather, 2 location, 3 partner (a peer).
     fn span(id: u8, parent: Option<u8>, service: u32, kind: SpanKind) -> SpanFacts {
         SpanFacts {
+            trace_id: TraceId::from_bytes([1; 16]),
             span_id: SpanId::from_bytes([id; 8]),
             parent: parent.map(|p| SpanId::from_bytes([p; 8])),
             service,
@@ -310,9 +348,12 @@ mod tests {
             span(4, Some(3), 2, SpanKind::Server),
             to_dove,
         ];
-        assert_eq!(
-            edges(&spans),
-            vec![(0, 1, "http", false, 2000), (1, 2, "http", false, 4000)]
-        );
+        let want = vec![(0, 1, "http", false, 2000), (1, 2, "http", false, 4000)];
+        assert_eq!(edges(&spans), want);
+        // The same in a trace large enough to be indexed by a hash map.
+        let mut large = spans.to_vec();
+        large.extend((100..140).map(|id| span(id, Some(3), 1, SpanKind::Internal)));
+        assert!(large.len() > SMALL_TRACE);
+        assert_eq!(edges(&large), want);
     }
 }

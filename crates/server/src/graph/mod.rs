@@ -23,9 +23,13 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use tracewarden_detect::engine::TopologyPolicy;
 use tracewarden_detect::rule::Site;
-use tracewarden_model::semconv::{SERVER_ADDRESS, SERVICE_NAME, SERVICE_PEER_NAME};
-use tracewarden_model::{AnyValue, SpanKind, StatusCode, TraceId};
-use tracewarden_store::{DedicatedColumn, Snapshot, SpanFilter, SpanProjection, SpanRecord};
+use tracewarden_model::semconv::{
+    HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVER_ADDRESS, SERVICE_NAME, SERVICE_PEER_NAME,
+};
+use tracewarden_model::{AnyValue, SpanKind, StatusCode};
+use tracewarden_store::{
+    DedicatedColumn, ScanUnit, Snapshot, SpanFilter, SpanProjection, SpanRecord,
+};
 
 use edges::{Call, EdgeKind, NONE, SpanFacts};
 pub use policy::{EdgePolicy, Policy};
@@ -170,84 +174,63 @@ pub fn build(
         end_unix_nano: Some(end),
         ..SpanFilter::default()
     };
-    let projection = projection();
-    let mut names = Interner::default();
-    let mut services: HashMap<u32, ServiceCounts> = HashMap::new();
-    let mut facts: Vec<(TraceId, SpanFacts)> = Vec::new();
-    let mut unreadable = Vec::new();
-    for unit in snapshot.units() {
-        if !unit.may_overlap(start, end) {
-            continue;
-        }
-        let mut visit = |record: Cow<'_, SpanRecord>| {
-            let record = record.as_ref();
-            let span = &record.span;
-            let service = names.id(record
-                .resource
-                .attribute(SERVICE_NAME)
-                .and_then(AnyValue::as_str)
-                .unwrap_or(""));
-            let error = span.status.code == StatusCode::Error;
-            let parent = span.parent_span_id.filter(|p| !p.is_zero());
-            if service != NONE {
-                let counts = services.entry(service).or_default();
-                counts.spans += 1;
-                counts.errors += u64::from(error);
-                counts.entry |=
-                    parent.is_none() && matches!(span.kind, SpanKind::Server | SpanKind::Consumer);
-            }
-            let peer = match span.kind {
-                SpanKind::Client | SpanKind::Producer => {
-                    names.id(str_attribute(record, SERVICE_PEER_NAME)
-                        .or_else(|| str_attribute(record, SERVER_ADDRESS))
-                        .unwrap_or(""))
-                }
-                _ => NONE,
-            };
-            let links: Vec<_> = span
-                .links
-                .iter()
-                .filter(|l| l.trace_id == span.trace_id)
-                .map(|l| l.span_id)
-                .collect();
-            let http = span
-                .attribute(tracewarden_model::semconv::HTTP_REQUEST_METHOD)
-                .is_some()
-                || span
-                    .attribute(tracewarden_model::semconv::HTTP_ROUTE)
-                    .is_some();
-            facts.push((
-                span.trace_id,
-                SpanFacts {
-                    span_id: span.span_id,
-                    parent,
-                    service,
-                    kind: span.kind,
-                    error,
-                    http,
-                    duration_nanos: span.duration_nanos(),
-                    peer,
-                    links: (!links.is_empty()).then(|| links.into_boxed_slice()),
-                },
-            ));
-            ControlFlow::Continue(())
-        };
-        if let Err(e) = unit.for_each_span_projected(&filter, projection, &mut visit) {
-            let which = unit
-                .segment_id()
-                .map_or_else(|| "memory".to_string(), |id| id.to_string());
-            unreadable.push(format!("segment {which}: {e}"));
+    let units: Vec<ScanUnit> = snapshot
+        .units()
+        .into_iter()
+        .filter(|u| u.may_overlap(start, end))
+        .collect();
+    // Segments dealt round-robin to one thread per core, then the parts'
+    // names mapped onto one interner.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, units.len().max(1));
+    let mut shares: Vec<Vec<ScanUnit>> = vec![Vec::new(); threads];
+    for (i, unit) in units.into_iter().enumerate() {
+        if let Some(share) = shares.get_mut(i % threads) {
+            share.push(unit);
         }
     }
+    let parts: Vec<Part> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| scope.spawn(|| scan_units(share, &filter)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Part {
+                    unreadable: vec!["a scan thread failed; its segments are missing".into()],
+                    ..Part::default()
+                })
+            })
+            .collect()
+    });
+    let mut names = Interner::default();
+    let mut services: HashMap<u32, ServiceCounts> = HashMap::new();
+    let mut facts: Vec<SpanFacts> = Vec::with_capacity(parts.iter().map(|p| p.facts.len()).sum());
+    let mut unreadable = Vec::new();
+    for part in parts {
+        let map: Vec<u32> = part.names.names.iter().map(|n| names.id(n)).collect();
+        let global = |id: u32| map.get(id as usize).copied().unwrap_or(NONE);
+        for (id, counts) in part.services {
+            let mine = services.entry(global(id)).or_default();
+            mine.spans += counts.spans;
+            mine.errors += counts.errors;
+            mine.entry |= counts.entry;
+        }
+        facts.extend(part.facts.into_iter().map(|mut f| {
+            f.service = global(f.service);
+            f.peer = global(f.peer);
+            f
+        }));
+        unreadable.extend(part.unreadable);
+    }
     let span_count = facts.len() as u64;
-    // Group by trace; stable, so each trace keeps its spans' read order.
-    facts.sort_by_key(|(trace, _)| *trace);
+    // Group by trace (the order within a trace does not matter).
+    facts.sort_unstable_by_key(|f| f.trace_id);
     let mut calls: Vec<Call> = Vec::new();
-    let mut trace_spans: Vec<SpanFacts> = Vec::new();
-    for group in facts.chunk_by(|a, b| a.0 == b.0) {
-        trace_spans.clear();
-        trace_spans.extend(group.iter().map(|(_, f)| f.clone()));
-        edges::calls(&trace_spans, &mut calls);
+    for trace in facts.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        edges::calls(trace, &mut calls);
     }
     drop(facts);
     let mut by_edge: HashMap<(u32, u32, EdgeKind), (u64, Vec<u64>)> = HashMap::new();
@@ -302,6 +285,100 @@ pub fn build(
         incomplete: !unreadable.is_empty(),
         unreadable_segments: unreadable,
     })
+}
+
+/// What one thread read of its segments: names interned its own way.
+#[derive(Default)]
+struct Part {
+    names: Interner,
+    services: HashMap<u32, ServiceCounts>,
+    facts: Vec<SpanFacts>,
+    unreadable: Vec<String>,
+}
+
+/// Reads `units` into span facts.
+fn scan_units(units: &[ScanUnit], filter: &SpanFilter) -> Part {
+    let projection = projection();
+    let Part {
+        mut names,
+        mut services,
+        mut facts,
+        mut unreadable,
+    } = Part::default();
+    let most = units.iter().map(ScanUnit::span_count).sum::<u64>();
+    facts.reserve(usize::try_from(most).unwrap_or(0));
+    for unit in units {
+        let mut visit = |record: Cow<'_, SpanRecord>| {
+            let record = record.as_ref();
+            let span = &record.span;
+            let service = names.id(record
+                .resource
+                .attribute(SERVICE_NAME)
+                .and_then(AnyValue::as_str)
+                .unwrap_or(""));
+            let error = span.status.code == StatusCode::Error;
+            let parent = span.parent_span_id.filter(|p| !p.is_zero());
+            if service != NONE {
+                let counts = services.entry(service).or_default();
+                counts.spans += 1;
+                counts.errors += u64::from(error);
+                counts.entry |=
+                    parent.is_none() && matches!(span.kind, SpanKind::Server | SpanKind::Consumer);
+            }
+            // Attribute lookups scan the span's attributes: only where needed.
+            let (peer, http) = match span.kind {
+                SpanKind::Client | SpanKind::Producer => (
+                    names.id(str_attribute(record, SERVICE_PEER_NAME)
+                        .or_else(|| str_attribute(record, SERVER_ADDRESS))
+                        .unwrap_or("")),
+                    span.attribute(HTTP_REQUEST_METHOD).is_some()
+                        || span.attribute(HTTP_ROUTE).is_some(),
+                ),
+                SpanKind::Server => (
+                    NONE,
+                    span.attribute(HTTP_REQUEST_METHOD).is_some()
+                        || span.attribute(HTTP_ROUTE).is_some(),
+                ),
+                _ => (NONE, false),
+            };
+            let links = if span.links.is_empty() {
+                None
+            } else {
+                let same: Vec<_> = span
+                    .links
+                    .iter()
+                    .filter(|l| l.trace_id == span.trace_id)
+                    .map(|l| l.span_id)
+                    .collect();
+                (!same.is_empty()).then(|| same.into_boxed_slice())
+            };
+            facts.push(SpanFacts {
+                trace_id: span.trace_id,
+                span_id: span.span_id,
+                parent,
+                service,
+                kind: span.kind,
+                error,
+                http,
+                duration_nanos: span.duration_nanos(),
+                peer,
+                links,
+            });
+            ControlFlow::Continue(())
+        };
+        if let Err(e) = unit.for_each_span_projected(&filter, projection, &mut visit) {
+            let which = unit
+                .segment_id()
+                .map_or_else(|| "memory".to_string(), |id| id.to_string());
+            unreadable.push(format!("segment {which}: {e}"));
+        }
+    }
+    Part {
+        names,
+        services,
+        facts,
+        unreadable,
+    }
 }
 
 /// The `q`th percentile (nearest rank) of `values`, 0 when empty.
