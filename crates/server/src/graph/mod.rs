@@ -366,7 +366,7 @@ fn scan_units(units: &[ScanUnit], filter: &SpanFilter) -> Part {
             });
             ControlFlow::Continue(())
         };
-        if let Err(e) = unit.for_each_span_projected(&filter, projection, &mut visit) {
+        if let Err(e) = unit.for_each_span_projected(filter, projection, &mut visit) {
             let which = unit
                 .segment_id()
                 .map_or_else(|| "memory".to_string(), |id| id.to_string());
