@@ -20,7 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// API key for the commands that talk to a running server (query,
-    /// alerts, silence, block, rules reload, bench); default: the
+    /// alerts, silence, block, report, rules reload, bench); default: the
     /// environment variable TRACEWARDEN_API_KEY (not shown in `ps`).
     #[arg(long, global = true, value_name = "KEY")]
     api_key: Option<String>,
@@ -53,6 +53,8 @@ enum Command {
     Silence(cmd::silence::SilenceArgs),
     /// Test and lint detection rules.
     Rules(cmd::rules::RulesArgs),
+    /// Reports over a running server's store (`report compliance`).
+    Report(cmd::report::ReportArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
     Verify(cmd::verify::VerifyArgs),
     /// Manage the ed25519 key that signs manifests.
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Investigate(args) => cmd::investigate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => cmd::alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Silence(args) => cmd::silence::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => cmd::report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),

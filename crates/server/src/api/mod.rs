@@ -6,11 +6,14 @@ mod audit;
 pub mod blocks;
 mod detections;
 mod error;
+mod graph;
 mod health;
 mod json;
 mod metrics;
 mod params;
 mod payloads;
+mod period;
+mod reports;
 mod search;
 mod tempo;
 mod trace_tree;
@@ -78,6 +81,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/payloads", get(payloads::list).post(payloads::post))
         .route("/api/v1/payloads/{id}", get(payloads::get))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/service-graph", get(graph::service_graph))
+        .route("/api/dependencies", get(graph::dependencies))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())
         .merge(tempo::routes())

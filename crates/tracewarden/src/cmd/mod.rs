@@ -10,6 +10,7 @@ pub mod encryption_key;
 pub mod investigate;
 pub mod keys;
 pub mod query;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod serve;
