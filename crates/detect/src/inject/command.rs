@@ -9,7 +9,10 @@
 //! boundary such as `|` or `` ` ``, or a shell-looking argument (`-la`, `/etc`).
 //! Independent markers (`${IFS}`, shellshock `() {`, `/dev/tcp/`, `cmd /c`,
 //! `Invoke-Expression`), batch `FOR /F` and `IF EXIST` constructs, and SMTP/IMAP/POP3
-//! verbs injected after a line break complete the picture.
+//! verbs injected after a line break complete the picture. A value that is a whole
+//! command line with no shell syntax counts only when the command's name is one
+//! prose never spells (`ansible-config`, `python3.10`, `visudo`), and directory-stack
+//! tilde expansion (`~+`, `~-1`) only as a word of its own.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
