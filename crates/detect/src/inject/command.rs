@@ -539,6 +539,23 @@ impl Scanner {
             };
             let close = open + 1 + len;
             let body = bytes.get(open + 1..close).unwrap_or(&[]);
+            // `{,echo,#test}`, `{,$'whoami',}`: an empty first alternative (only
+            // bash writes `{,`) and a command, spelled with anything a word holds.
+            if let Some(rest) = body.strip_prefix(b",")
+                && !body.iter().any(u8::is_ascii_whitespace)
+            {
+                let alt = rest.split(|b| *b == b',').next().unwrap_or(&[]);
+                let name: Vec<u8> = alt
+                    .iter()
+                    .copied()
+                    .filter(|b| !matches!(b, b'$' | b'\'' | b'"'))
+                    .collect();
+                if std::str::from_utf8(&name)
+                    .is_ok_and(|w| !w.is_empty() && self.lookup(w).is_some())
+                {
+                    return Some(("brace expansion", open));
+                }
+            }
             if !body.contains(&b',')
                 || !body
                     .iter()
@@ -736,6 +753,16 @@ impl Scanner {
                         quote_at = Some(len);
                     }
                     i += 1;
+                }
+                // Empty substitutions vanish from the word: `pi``ng`, `pi$()ng`,
+                // `ping<()`.
+                b'`' if at(bytes, i + 1) == b'`' => {
+                    obfuscated = true;
+                    i += 2;
+                }
+                b'$' | b'<' | b'>' if at(bytes, i + 1) == b'(' && at(bytes, i + 2) == b')' => {
+                    obfuscated = true;
+                    i += 3;
                 }
                 b'\\' if at(bytes, i + 1).is_ascii_alphanumeric() => {
                     obfuscated = true;
@@ -1404,6 +1431,21 @@ mod tests {
     }
 
     #[test]
+    fn undoes_empty_substitutions_and_bare_brace_lists() {
+        for attack in [
+            "wh``oami",
+            "ca$()t /etc/hosts",
+            "uname<() -a",
+            "wget>() x",
+            "{,cat,/etc/hosts}",
+            "{,$'id',}",
+            "{,\"uname\",-a}",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+    }
+
+    #[test]
     fn passes_ordinary_text() {
         for benign in [
             "rock & roll",
@@ -1462,6 +1504,11 @@ mod tests {
             "~/notes",
             "see https://x.io/a|b for details",
             "Salt & pepper; to taste",
+            "use ``code`` spans",
+            "f() returns $() in docs",
+            "{,a,b}",
+            "{,name,}",
+            "{, cat, dog}",
         ] {
             assert!(!hit(benign), "flagged {benign:?}");
         }
