@@ -741,7 +741,7 @@ impl Scanner {
         let mut obfuscated = spacer;
         let mut path = false;
         let mut switch = false;
-        let mut quote_at: Option<usize> = None;
+        let mut quoted = false;
         let brace = start > 0 && at(bytes, start - 1) == b'{';
         loop {
             let b = at(bytes, i);
@@ -750,7 +750,7 @@ impl Scanner {
                     // Quoting inside a word vanishes: `c'a't`, `w"h"o`. Quotes around a
                     // whole word (`"TRUE"`) prove nothing.
                     if len > 0 {
-                        quote_at = Some(len);
+                        quoted = true;
                     }
                     i += 1;
                 }
@@ -832,6 +832,10 @@ impl Scanner {
                     return matched.then_some(("globbed command", start));
                 }
                 _ if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') => {
+                    // A quote with letters on both sides: `c'a't`, `""p""y""`.
+                    if quoted {
+                        obfuscated = true;
+                    }
                     if let Some(slot) = word.get_mut(len) {
                         *slot = b;
                         len += 1;
@@ -865,9 +869,6 @@ impl Scanner {
                 let (family, _) = word.split_once('-')?;
                 (family.len() > 2).then(|| self.lookup(family)).flatten()
             })?;
-        if quote_at.is_some_and(|at_len| len > at_len) {
-            obfuscated = true;
-        }
         let after = at(bytes, i);
         if after == b',' {
             // Bash brace expansion `{cat,/etc/passwd}`; elsewhere a list ("gzip, br").
@@ -1440,6 +1441,8 @@ mod tests {
             "{,cat,/etc/hosts}",
             "{,$'id',}",
             "{,\"uname\",-a}",
+            // Quotes between every letter, trailing ones included.
+            "\"\"u\"\"n\"\"a\"\"m\"\"e\"\" \"\"-a\"\"",
         ] {
             assert!(hit(attack), "missed {attack:?}");
         }
