@@ -360,7 +360,7 @@ fn detection_and_false_positive_rates_hold() {
         (AttackClass::SqlInjection, 95.0),
         (AttackClass::CrossSiteScripting, 96.0),
         (AttackClass::PathTraversal, 96.0),
-        (AttackClass::CommandInjection, 88.5),
+        (AttackClass::CommandInjection, 94.0),
     ];
     for (class, floor) in crs_pl1_floor {
         let got = rate(&m.crs_pl1, class);
@@ -375,7 +375,7 @@ fn detection_and_false_positive_rates_hold() {
         (AttackClass::SqlInjection, 38.5),
         (AttackClass::CrossSiteScripting, 47.0),
         (AttackClass::PathTraversal, 100.0),
-        (AttackClass::CommandInjection, 63.5),
+        (AttackClass::CommandInjection, 80.0),
     ];
     for (class, floor) in crs_pl2_floor {
         let got = rate(&m.crs_pl2plus, class);

@@ -9,7 +9,10 @@
 //! boundary such as `|` or `` ` ``, or a shell-looking argument (`-la`, `/etc`).
 //! Independent markers (`${IFS}`, shellshock `() {`, `/dev/tcp/`, `cmd /c`,
 //! `Invoke-Expression`), batch `FOR /F` and `IF EXIST` constructs, and SMTP/IMAP/POP3
-//! verbs injected after a line break complete the picture.
+//! verbs injected after a line break complete the picture. A value that is a whole
+//! command line with no shell syntax counts only when the command's name is one
+//! prose never spells (`ansible-config`, `python3.10`, `visudo`), and directory-stack
+//! tilde expansion (`~+`, `~-1`) only as a word of its own.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
@@ -228,6 +231,17 @@ const RARE: &[&str] = &[
     "unxz",
     "xzcat",
     "ansible",
+    // Ansible's executables, each a command line of its own.
+    "ansible-config",
+    "ansible-console",
+    "ansible-doc",
+    "ansible-galaxy",
+    "ansible-inventory",
+    "ansible-playbook",
+    "ansible-pull",
+    "ansible-vault",
+    "ansible-lint",
+    "ansible-test",
     "cscli",
     "flock",
     "cpulimit",
@@ -282,6 +296,24 @@ const COMMON: &[&str] = &[
     "apt", "yum", "dnf", "apk", "crash", "view", "script", "screen", "tmux", "watch", "xterm",
     "lynx", "links", "pico", "telnet", "exit", "logout", "sync", "true", "false", "id", "exec",
     "eval", "alias", "declare", "trap", "ip",
+];
+
+/// Privileged administration tools with no everyday meaning: a value that starts
+/// with one and has only plain words after it (`visudo`, `cscli alerts list`) is a
+/// command line. Language and product names (`python`, `ansible`) are topics people
+/// search for ("python tutorial"), so they are not here.
+const ADMIN: &[&str] = &[
+    "visudo",
+    "cscli",
+    "useradd",
+    "userdel",
+    "usermod",
+    "groupadd",
+    "setenforce",
+    "vssadmin",
+    "wevtutil",
+    "bcdedit",
+    "auditpol",
 ];
 
 /// Commands that run the command after them (`time sh -c id`, `nohup ifconfig`).
@@ -507,6 +539,23 @@ impl Scanner {
             };
             let close = open + 1 + len;
             let body = bytes.get(open + 1..close).unwrap_or(&[]);
+            // `{,echo,#test}`, `{,$'whoami',}`: an empty first alternative (only
+            // bash writes `{,`) and a command, spelled with anything a word holds.
+            if let Some(rest) = body.strip_prefix(b",")
+                && !body.iter().any(u8::is_ascii_whitespace)
+            {
+                let alt = rest.split(|b| *b == b',').next().unwrap_or(&[]);
+                let name: Vec<u8> = alt
+                    .iter()
+                    .copied()
+                    .filter(|b| !matches!(b, b'$' | b'\'' | b'"'))
+                    .collect();
+                if std::str::from_utf8(&name)
+                    .is_ok_and(|w| !w.is_empty() && self.lookup(w).is_some())
+                {
+                    return Some(("brace expansion", open));
+                }
+            }
             if !body.contains(&b',')
                 || !body
                     .iter()
@@ -585,7 +634,10 @@ impl Scanner {
         if let Some(m) = self.alias.find(text) {
             return Some(("shell alias", m.start()));
         }
-        if let Some(hit) = expansion(text.as_bytes()).or_else(|| history(text.as_bytes())) {
+        if let Some(hit) = expansion(text.as_bytes())
+            .or_else(|| history(text.as_bytes()))
+            .or_else(|| tilde_expansion(text.as_bytes()))
+        {
             return Some(hit);
         }
         if let Some(hit) = self
@@ -689,7 +741,7 @@ impl Scanner {
         let mut obfuscated = spacer;
         let mut path = false;
         let mut switch = false;
-        let mut quote_at: Option<usize> = None;
+        let mut quoted = false;
         let brace = start > 0 && at(bytes, start - 1) == b'{';
         loop {
             let b = at(bytes, i);
@@ -698,9 +750,19 @@ impl Scanner {
                     // Quoting inside a word vanishes: `c'a't`, `w"h"o`. Quotes around a
                     // whole word (`"TRUE"`) prove nothing.
                     if len > 0 {
-                        quote_at = Some(len);
+                        quoted = true;
                     }
                     i += 1;
+                }
+                // Empty substitutions vanish from the word: `pi``ng`, `pi$()ng`,
+                // `ping<()`.
+                b'`' if at(bytes, i + 1) == b'`' => {
+                    obfuscated = true;
+                    i += 2;
+                }
+                b'$' | b'<' | b'>' if at(bytes, i + 1) == b'(' && at(bytes, i + 2) == b')' => {
+                    obfuscated = true;
+                    i += 3;
                 }
                 b'\\' if at(bytes, i + 1).is_ascii_alphanumeric() => {
                     obfuscated = true;
@@ -770,6 +832,10 @@ impl Scanner {
                     return matched.then_some(("globbed command", start));
                 }
                 _ if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') => {
+                    // A quote with letters on both sides: `c'a't`, `""p""y""`.
+                    if quoted {
+                        obfuscated = true;
+                    }
                     if let Some(slot) = word.get_mut(len) {
                         *slot = b;
                         len += 1;
@@ -787,11 +853,13 @@ impl Scanner {
         let word = std::str::from_utf8(word.get(..len)?).ok()?;
         let word = word.strip_suffix(".exe").unwrap_or(word);
         // `python3.10`, `php7`: versioned binaries; `ansible-config`: tool families.
-        let strength = self
-            .lookup(word)
+        let direct = self.lookup(word);
+        let mut dotted_version = false;
+        let strength = direct
             .or_else(|| {
                 let base = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
                 if base.len() < word.len() && base.len() > 1 {
+                    dotted_version = word.get(base.len()..).is_some_and(|v| v.contains('.'));
                     self.lookup(base)
                 } else {
                     None
@@ -801,9 +869,6 @@ impl Scanner {
                 let (family, _) = word.split_once('-')?;
                 (family.len() > 2).then(|| self.lookup(family)).flatten()
             })?;
-        if quote_at.is_some_and(|at_len| len > at_len) {
-            obfuscated = true;
-        }
         let after = at(bytes, i);
         if after == b',' {
             // Bash brace expansion `{cat,/etc/passwd}`; elsewhere a list ("gzip, br").
@@ -840,6 +905,9 @@ impl Scanner {
             (Boundary::Start, _) => {
                 start_argument(bytes, i)
                     || (strength == Strength::Rare && later_option(bytes, i))
+                    || (strength == Strength::Rare && glued_separator(bytes, i))
+                    || (command_line_name(word, direct.is_some(), dotted_version)
+                        && (arg_end(bytes, i) || plain_argument(bytes, i)))
                     || obfuscated
                     // A prefix command running a shell: `time sh -c id`, `nohup bash -i`.
                     || (matches!(at(bytes, i), b' ' | b'\t' | b'+')
@@ -945,6 +1013,60 @@ fn start_argument(bytes: &[u8], i: usize) -> bool {
         }
         _ => false,
     }
+}
+
+/// A command name that only a command line spells: an executable whose name is
+/// joined with `-` (`ansible-config`, `chef-shell`, `aa-disable`; listed as such, so
+/// a service called `php-fpm` is not one), a binary with a dotted version
+/// (`python3.10`; prose writes "Python 3.10"), or a privileged administration tool.
+fn command_line_name(word: &str, listed: bool, dotted_version: bool) -> bool {
+    (listed && word.contains('-'))
+        || dotted_version
+        || ADMIN.iter().any(|name| name.eq_ignore_ascii_case(word))
+}
+
+/// A separator glued to the command word and followed by more (`whoami;0`,
+/// `uname|x`): a command list. Prose puts a blank after its semicolon.
+fn glued_separator(bytes: &[u8], i: usize) -> bool {
+    matches!(at(bytes, i), b';' | b'|' | b'&')
+        && !matches!(at(bytes, i + 1), 0 | b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Bash tilde expansion of the directory stack (`~+` = `$PWD`, `~-` = `$OLDPWD`,
+/// `~+2`, `~-1`) as a word of its own: at the start or after a blank or shell
+/// punctuation, and ending the value or followed by a blank, `/` or a separator.
+/// No text writes it: an approximate number has a decimal point or no sign
+/// (`~-0.3`, `~5`), an emoticon more tildes (`~-~`).
+fn tilde_expansion(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let mut from = 0;
+    while let Some(p) = bytes
+        .get(from..)
+        .and_then(|r| r.iter().position(|b| *b == b'~'))
+    {
+        let i = from + p;
+        from = i + 1;
+        let before = if i == 0 { b' ' } else { at(bytes, i - 1) };
+        if !matches!(
+            before,
+            b' ' | b'\t' | b';' | b'|' | b'&' | b'`' | b'(' | b'='
+        ) {
+            continue;
+        }
+        if !matches!(at(bytes, i + 1), b'+' | b'-') {
+            continue;
+        }
+        let mut j = i + 2;
+        while j < i + 4 && at(bytes, j).is_ascii_digit() {
+            j += 1;
+        }
+        if matches!(
+            at(bytes, j),
+            0 | b' ' | b'\t' | b'\n' | b'\r' | b'/' | b';' | b'|' | b'&' | b')'
+        ) {
+            return Some(("tilde expansion", i));
+        }
+    }
+    None
 }
 
 /// An option among the first few arguments (`ansible all -m ping`): enough at the
@@ -1283,6 +1405,50 @@ mod tests {
     }
 
     #[test]
+    fn reads_command_lines_without_shell_syntax() {
+        for attack in [
+            // Executables joined with `-`, alone or with plain arguments.
+            "ansible-pull repo.git",
+            "ansible-inventory\n",
+            "chef-client",
+            "aa-complain nginx",
+            // A binary with a dotted version, privileged administration tools.
+            "php7.4 info.php",
+            "visudo",
+            "cscli decisions list",
+            "\"useradd\" eve",
+            // A separator glued to a rare command.
+            "uname;x",
+            "wget|sh",
+            // Directory-stack tilde expansion.
+            "~+",
+            "~-",
+            "~-2",
+            "~+/uploads",
+            "x;~-/secret",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+    }
+
+    #[test]
+    fn undoes_empty_substitutions_and_bare_brace_lists() {
+        for attack in [
+            "wh``oami",
+            "ca$()t /etc/hosts",
+            "uname<() -a",
+            "wget>() x",
+            "{,cat,/etc/hosts}",
+            "{,$'id',}",
+            "{,\"uname\",-a}",
+            // Quotes between every letter, trailing ones included.
+            "\"\"u\"\"n\"\"a\"\"m\"\"e\"\" \"\"-a\"\"",
+        ] {
+            assert!(hit(attack), "missed {attack:?}");
+        }
+    }
+
+    #[test]
     fn passes_ordinary_text() {
         for benign in [
             "rock & roll",
@@ -1325,6 +1491,27 @@ mod tests {
             "ansible tutorial",
             "red;$5 each",
             ";$a $b $c",
+            // Neighbours of the command-line, glued-separator and tilde rules.
+            "php-fpm",
+            "node-exporter",
+            "python-requests/2.31.0",
+            "Python 3.10 release notes",
+            "python3 tutorial",
+            "ansible tutorial",
+            "chef knife set",
+            "ls engine",
+            "python; java; go",
+            "~5 minutes",
+            "~-0.3 correlation",
+            "~-~ hi ~-~",
+            "~/notes",
+            "see https://x.io/a|b for details",
+            "Salt & pepper; to taste",
+            "use ``code`` spans",
+            "f() returns $() in docs",
+            "{,a,b}",
+            "{,name,}",
+            "{, cat, dog}",
         ] {
             assert!(!hit(benign), "flagged {benign:?}");
         }

@@ -17,10 +17,23 @@ const PERCENT_ROUNDS: usize = 3;
 /// fullwidth and lookalike forms of `.`, `/` and `\`. NUL bytes are kept (as
 /// `\0`): null-byte truncation is itself a signal for the path traversal scanner.
 pub fn url(value: &str) -> Cow<'_, str> {
-    if !value.bytes().any(|b| b == b'%' || b == b'+' || b >= 0x80) {
+    url_with(value, true)
+}
+
+/// [`url`] for text that is not form-encoded (JSON strings, XML attribute values and
+/// text): a `+` stays a plus.
+pub fn url_literal_plus(value: &str) -> Cow<'_, str> {
+    url_with(value, false)
+}
+
+fn url_with(value: &str, plus_is_space: bool) -> Cow<'_, str> {
+    if !value
+        .bytes()
+        .any(|b| b == b'%' || (b == b'+' && plus_is_space) || b >= 0x80)
+    {
         return Cow::Borrowed(value);
     }
-    let mut bytes = percent_once(value.as_bytes(), true);
+    let mut bytes = percent_once(value.as_bytes(), plus_is_space);
     for _ in 1..PERCENT_ROUNDS {
         if !bytes.contains(&b'%') {
             break;
@@ -292,6 +305,13 @@ mod tests {
         assert_eq!(url("100%"), "100%");
         assert_eq!(url("%2b"), "+");
         assert!(matches!(url("plain/value"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn literal_plus_keeps_plus_signs() {
+        assert_eq!(url_literal_plus("~+ a%20b"), "~+ a b");
+        assert_eq!(url_literal_plus("%252b"), "+");
+        assert!(matches!(url_literal_plus("c++"), Cow::Borrowed(_)));
     }
 
     #[test]

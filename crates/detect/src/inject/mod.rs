@@ -164,14 +164,14 @@ impl Detector {
         } else {
             wanted
         };
-        self.scan_part(value, 0, whole, &mut found, out);
+        self.scan_part(value, 0, whole, Plus::Space, &mut found, out);
         if found & wanted != wanted {
             // JSON and XML bodies: scan each string, attribute value and text node.
             for (offset, part) in structured_parts(value) {
                 if found & wanted == wanted {
                     break;
                 }
-                self.scan_part(&part, offset, wanted, &mut found, out);
+                self.scan_part(&part, offset, wanted, Plus::Literal, &mut found, out);
             }
         }
         if !split {
@@ -191,7 +191,7 @@ impl Detector {
                 None => (piece, "", piece_offset),
             };
             if !val.is_empty() && val.len() < value.len() {
-                self.scan_part(val, val_offset, wanted, &mut found, out);
+                self.scan_part(val, val_offset, wanted, Plus::Space, &mut found, out);
             }
             let name = name.trim_start();
             if !name.is_empty()
@@ -200,7 +200,7 @@ impl Detector {
                     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']')
                 })
             {
-                self.scan_part(name, piece_offset, wanted, &mut found, out);
+                self.scan_part(name, piece_offset, wanted, Plus::Space, &mut found, out);
             }
         }
     }
@@ -210,10 +210,14 @@ impl Detector {
         raw: &str,
         offset: usize,
         wanted: u8,
+        plus: Plus,
         found: &mut u8,
         out: &mut Vec<Finding>,
     ) {
-        let decoded = decode::url(raw);
+        let decoded = match plus {
+            Plus::Space => decode::url(raw),
+            Plus::Literal => decode::url_literal_plus(raw),
+        };
         let text = decoded.as_ref();
         for class in AttackClass::ALL {
             let bit = class.bit();
@@ -236,6 +240,14 @@ impl Detector {
             }
         }
     }
+}
+
+/// What a `+` means in a part: a blank in a query string or form body, itself in
+/// a JSON string or XML attribute (`probe="~+"` is not `~ `).
+#[derive(Clone, Copy)]
+enum Plus {
+    Space,
+    Literal,
 }
 
 /// Most parts taken from one structured body: bounds the work on a hostile body made
@@ -430,6 +442,9 @@ mod tests {
     fn scans_json_and_xml_bodies() {
         let xml = r#"<?xml version="1.0"?><root><a probe="1234 OR 1=1"></a></root>"#;
         assert_eq!(classes(xml), vec![AttackClass::SqlInjection]);
+        // A `+` in XML or JSON is a plus, not a form-encoded blank.
+        let xml = r#"<?xml version="1.0"?><root><a probe="~+"></a></root>"#;
+        assert_eq!(classes(xml), vec![AttackClass::CommandInjection]);
         let json = r#"{"user": {"name": "x' OR '1'='1"}, "n": 2}"#;
         assert_eq!(classes(json), vec![AttackClass::SqlInjection]);
         let json = r#"{"comment": "\u003cscript\u003ealert(1)\u003c/script\u003e"}"#;
