@@ -36,6 +36,7 @@ pub mod exposure;
 pub mod graph;
 mod latency;
 pub mod metrics;
+pub mod parallel;
 pub mod payloads;
 pub mod pipeline;
 mod redaction;

@@ -30,7 +30,8 @@ fn given(text: Option<&str>) -> Option<&str> {
 
 impl PeriodParams {
     /// `[start, end)` in Unix nanoseconds: `end` defaults to `now`, `start`
-    /// to `since` before now, else 24 hours before `end`.
+    /// to `since` before `end` (before now when `end` is omitted), else 24
+    /// hours before `end`.
     pub fn resolve(&self, now: u64) -> Result<(u64, u64), ApiError> {
         let bad = |name: &str, e: String| ApiError::BadRequest(format!("{name}: {e}"));
         let end = match given(self.end.as_deref()) {
@@ -45,7 +46,7 @@ impl PeriodParams {
             }
             (Some(text), None) => parse_time(text).map_err(|e| bad("start", e))?,
             (None, Some(text)) => {
-                now.saturating_sub(parse_duration(text).map_err(|e| bad("since", e))?)
+                end.saturating_sub(parse_duration(text).map_err(|e| bad("since", e))?)
             }
             (None, None) => end.saturating_sub(DEFAULT_PERIOD_NANOS),
         };
@@ -77,6 +78,10 @@ mod tests {
         let ok = |p: PeriodParams| p.resolve(now).unwrap();
         assert_eq!(ok(params(None, None, None)), (now - 86_400 * S, now));
         assert_eq!(ok(params(None, None, Some("1h"))), (now - 3600 * S, now));
+        assert_eq!(
+            ok(params(None, Some("1700000000"), Some("1h"))),
+            (1_699_996_400 * S, 1_700_000_000 * S)
+        );
         assert_eq!(
             ok(params(
                 Some("1700000000"),

@@ -403,32 +403,16 @@ pub fn build(snapshot: &Snapshot, inputs: Inputs<'_>) -> Result<ComplianceReport
         .collect();
     let mut segments_in_period: Vec<u64> = units.iter().filter_map(ScanUnit::segment_id).collect();
     segments_in_period.sort_unstable();
-    // Segments dealt round-robin to one thread per core: the value
-    // detectors make the scan CPU-bound.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, units.len().max(1));
-    let mut shares: Vec<Vec<ScanUnit>> = vec![Vec::new(); threads];
-    for (i, unit) in units.into_iter().enumerate() {
-        if let Some(share) = shares.get_mut(i % threads) {
-            share.push(unit);
-        }
-    }
+    // Each tier read on its own thread (several at once: the value
+    // detectors make the scan CPU-bound), the chain verified beside them.
     let mut tally = Tally::default();
     let verify = inputs.verify;
     let verified = std::thread::scope(|scope| {
         let verifying = scope.spawn(verify);
-        let handles: Vec<_> = shares
-            .iter()
-            .map(|share| scope.spawn(|| scan(share, &filter, &rule)))
-            .collect();
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => tally.merge(part),
-                Err(_) => tally
-                    .unreadable
-                    .push("a scan thread failed; its segments are missing".to_string()),
-            }
+        for (_, part) in crate::parallel::in_parallel(&units, |unit| {
+            scan(std::slice::from_ref(unit), &filter, &rule)
+        }) {
+            tally.merge(part);
         }
         verifying
             .join()

@@ -179,32 +179,14 @@ pub fn build(
         .into_iter()
         .filter(|u| u.may_overlap(start, end))
         .collect();
-    // Segments dealt round-robin to one thread per core, then the parts'
+    // Each tier read on its own thread (several at once), then the parts'
     // names mapped onto one interner.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, units.len().max(1));
-    let mut shares: Vec<Vec<ScanUnit>> = vec![Vec::new(); threads];
-    for (i, unit) in units.into_iter().enumerate() {
-        if let Some(share) = shares.get_mut(i % threads) {
-            share.push(unit);
-        }
-    }
-    let parts: Vec<Part> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .iter()
-            .map(|share| scope.spawn(|| scan_units(share, &filter)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| Part {
-                    unreadable: vec!["a scan thread failed; its segments are missing".into()],
-                    ..Part::default()
-                })
-            })
-            .collect()
-    });
+    let parts: Vec<Part> = crate::parallel::in_parallel(&units, |unit| {
+        scan_units(std::slice::from_ref(unit), &filter)
+    })
+    .into_iter()
+    .map(|(_, part)| part)
+    .collect();
     let mut names = Interner::default();
     let mut services: HashMap<u32, ServiceCounts> = HashMap::new();
     let mut facts: Vec<SpanFacts> = Vec::with_capacity(parts.iter().map(|p| p.facts.len()).sum());

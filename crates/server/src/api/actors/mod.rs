@@ -12,8 +12,7 @@ mod timeline;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -22,19 +21,18 @@ use tracewarden_alert::alert::Alert;
 use tracewarden_alert::labels;
 use tracewarden_detect::pii::{self, PiiKinds};
 use tracewarden_model::{AnyValue, SpanRecord, Trace, TraceId};
-use tracewarden_search::{parse_duration, parse_time};
 use tracewarden_store::segment::{DedicatedColumn, SpanFilter, SpanProjection};
 use tracewarden_store::{ScanUnit, Snapshot, StoreError};
 
 use self::timeline::{ActorKind, Key, Request, Summary};
 use super::json::value;
+use super::period::{PeriodParams, now_unix_nano};
 use super::{ApiError, ApiState};
 use crate::auth::ResultCount;
+use crate::parallel::in_parallel;
 
 const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
-/// The period when `start` is not given: a day before `end`.
-const DEFAULT_PERIOD_NANOS: u64 = 24 * 3600 * 1_000_000_000;
 
 /// Attributes whose value names the class of data a span touched.
 const CLASSIFICATION_KEYS: [&str; 3] = [
@@ -77,29 +75,12 @@ impl Timeline {
     ) -> Result<Timeline, ApiError> {
         let kind = ActorKind::parse(kind.trim()).map_err(ApiError::BadRequest)?;
         let value = timeline::actor_value(kind, value).map_err(ApiError::BadRequest)?;
-        let end = match given(&params.end) {
-            Some(text) => {
-                parse_time(text).map_err(|e| ApiError::BadRequest(format!("end: {e}")))?
-            }
-            None => now,
-        };
-        let start = match (given(&params.start), given(&params.since)) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::BadRequest(
-                    "give start or since, not both".to_string(),
-                ));
-            }
-            (Some(text), None) => {
-                parse_time(text).map_err(|e| ApiError::BadRequest(format!("start: {e}")))?
-            }
-            (None, Some(text)) => end.saturating_sub(
-                parse_duration(text).map_err(|e| ApiError::BadRequest(format!("since: {e}")))?,
-            ),
-            (None, None) => end.saturating_sub(DEFAULT_PERIOD_NANOS),
-        };
-        if start >= end {
-            return Err(ApiError::BadRequest("start must be before end".to_string()));
+        let (start, end) = PeriodParams {
+            start: params.start.clone(),
+            end: params.end.clone(),
+            since: params.since.clone(),
         }
+        .resolve(now)?;
         let limit = super::params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         let after = given(&params.cursor)
             .map(timeline::decode_cursor)
@@ -387,47 +368,6 @@ const READ_COLUMNS: [DedicatedColumn; 7] = [
     DedicatedColumn::HttpResponseStatusCode,
 ];
 
-/// `read` on every unit, on up to four threads (segments are independent
-/// files), with each unit's outcome in the units' order.
-fn in_parallel<T: Send>(
-    units: &[ScanUnit],
-    read: impl Fn(&ScanUnit) -> T + Sync,
-) -> Vec<(&ScanUnit, T)> {
-    let threads = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 4)
-        .min(units.len());
-    if threads <= 1 {
-        return units.iter().map(|unit| (unit, read(unit))).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(units.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(unit) = units.get(index) else {
-                        break;
-                    };
-                    let outcome = read(unit);
-                    if let Ok(mut done) = done.lock() {
-                        done.push((index, outcome));
-                    }
-                }
-            });
-        }
-    });
-    let mut done = done
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    done.sort_by_key(|(index, _)| *index);
-    done.into_iter()
-        .filter_map(|(index, outcome)| Some((units.get(index)?, outcome)))
-        .collect()
-}
-
 /// How far from its request a trace's other spans are looked for: the
 /// tiers holding data within this of the page's requests are read.
 const TRACE_SLACK_NANOS: u64 = 3600 * 1_000_000_000;
@@ -659,13 +599,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_unix_nano() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,7 +626,7 @@ mod tests {
         let t = Timeline::parse("client.address", "203.0.113.7", &params(&[]), NOW).unwrap();
         assert_eq!(
             (t.start, t.end, t.limit),
-            (NOW - DEFAULT_PERIOD_NANOS, NOW, 100)
+            (NOW - super::super::period::DEFAULT_PERIOD_NANOS, NOW, 100)
         );
         assert_eq!(t.after, None);
         let t = Timeline::parse("enduser.id", "alice", &params(&[("since", "1h")]), NOW).unwrap();
