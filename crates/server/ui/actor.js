@@ -4,7 +4,7 @@
 
 import { actorLink, blockActions, blockOf } from './actions.js';
 import { api, optional } from './api.js';
-import { badge, empty, facts, h, notice, route, section, seg, severityBadge, table } from './dom.js';
+import { badge, empty, facts, h, notice, route, section, seg, severityBadge, table, put } from './dom.js';
 import { count, durationNs, time } from './format.js';
 
 const KINDS = ['client.address', 'enduser.id', 'session.id', 'token'];
@@ -49,7 +49,7 @@ export async function render(frame, [kind, value], query) {
     h('h1', null, 'Actor ', h('code', null, kind), ' ', h('code', { id: 'actor-value' }, value)),
   ];
   if (!KINDS.includes(kind)) {
-    frame.append(head, notice('error', `Unknown actor kind ${kind} (expected ${KINDS.join(', ')}).`));
+    put(frame, head, notice('error', `Unknown actor kind ${kind} (expected ${KINDS.join(', ')}).`));
     return;
   }
   const [data, block] = await Promise.all([optional(path(kind, value, query)), blockOf(kind, value)]);
@@ -57,12 +57,12 @@ export async function render(frame, [kind, value], query) {
     [['1h', 'last hour'], ['24h', 'last 24 hours'], ['7d', 'last 7 days'], ['30d', 'last 30 days']]
       .map(([v, text]) => h('option', { value: v, selected: (query.get('since') || '24h') === v }, text)));
   since.addEventListener('change', () => { location.hash = route(`/actors/${seg(kind)}/${seg(value)}`, { since: since.value }); });
-  frame.append(head, h('div', { class: 'row' }, since),
+  put(frame, head, h('div', { class: 'row' }, since),
     block ? notice('warn', `Blocked (${block.kind}) by ${block.by} since ${time(block.created)}` +
       (block.until ? ` until ${time(block.until)}` : ' until removed') + `: ${block.reason}`) : null,
     blockActions(kind, value, block));
   if (!data) {
-    frame.append(notice('info', 'This server has no actor timeline (GET /api/v1/actors/…/timeline answered 404).'));
+    put(frame, notice('info', 'This server has no actor timeline (GET /api/v1/actors/…/timeline answered 404).'));
     return;
   }
   const s = data.summary || {};
@@ -81,7 +81,7 @@ export async function render(frame, [kind, value], query) {
     }, 'Load more'));
   };
   showMore(data.nextCursor);
-  frame.append(
+  put(frame, 
     section('Summary', facts([
       ['First seen', time(s.firstSeen)],
       ['Last seen', time(s.lastSeen)],

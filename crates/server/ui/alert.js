@@ -3,7 +3,7 @@
 
 import { actorKind, actorLink, alertActions, blockActions, blockOf } from './actions.js';
 import { api, may } from './api.js';
-import { attributeTable, badge, empty, facts, h, notice, route, section, seg, severityBadge } from './dom.js';
+import { attributeTable, badge, empty, facts, h, notice, route, section, seg, severityBadge, put } from './dom.js';
 import { ago, count, time } from './format.js';
 
 async function actorPanel(alert) {
@@ -27,7 +27,7 @@ export async function render(frame, [fingerprint]) {
   const alert = await api(`/api/v1/alerts/${seg(fingerprint)}`);
   const actor = await actorPanel(alert);
   const traces = alert.traces || [];
-  frame.append(
+  put(frame, 
     h('p', { class: 'crumbs' }, h('a', { href: route('/alerts') }, '← Alerts')),
     h('h1', null, severityBadge(alert.severity), ' ', alert.title || alert.ruleId),
     h('div', { class: 'state-line' },

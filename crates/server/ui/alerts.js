@@ -3,7 +3,7 @@
 import { alertActions, actorKind, actorLink } from './actions.js';
 import { api } from './api.js';
 import { count, ago, time } from './format.js';
-import { badge, empty, h, route, seg, severityBadge, table } from './dom.js';
+import { badge, empty, h, route, seg, severityBadge, table, put } from './dom.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
 
@@ -55,7 +55,7 @@ export async function render(frame, _parts, query) {
     h('td', { title: time(alert.evidence.lastSeen) }, ago(alert.evidence.lastSeen)),
     h('td', { class: 'num' }, count(alert.evidence.count)),
     h('td', null, alertActions(alert))));
-  frame.append(
+  put(frame, 
     h('h1', null, 'Alerts'),
     filters(query),
     h('p', { class: 'sub', id: 'alert-count' }, `${data.alerts.length} shown of ${data.total}`),

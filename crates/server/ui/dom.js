@@ -48,6 +48,12 @@ export function svg(tag, props, ...children) {
   return el;
 }
 
+// Appends children to `el` (null, false and undefined left out).
+export function put(el, ...children) {
+  add(el, children);
+  return el;
+}
+
 // Replaces the children of `el`.
 export function fill(el, ...children) {
   el.replaceChildren();

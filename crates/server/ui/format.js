@@ -4,7 +4,8 @@
 export function nsToMs(ns) {
   if (ns == null || ns === '') return NaN;
   try {
-    return Number(BigInt(ns) / 1000000n) + Number(BigInt(ns) % 1000000n) / 1e6;
+    const big = BigInt(ns);
+    return Number(big / 1000000n) + Number(big % 1000000n) / 1e6;
   } catch {
     return NaN;
   }

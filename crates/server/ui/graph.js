@@ -3,7 +3,7 @@
 // by policy (allowed, violating, new, unknown).
 
 import { optional } from './api.js';
-import { badge, empty, h, notice, route, svg, table } from './dom.js';
+import { badge, empty, h, notice, route, svg, table, put } from './dom.js';
 import { count, durationNs } from './format.js';
 
 const COLUMN = 220;
@@ -92,17 +92,17 @@ export async function render(frame, _parts, query) {
     [['1h', 'last hour'], ['24h', 'last 24 hours'], ['7d', 'last 7 days']]
       .map(([v, text]) => h('option', { value: v, selected: since === v }, text)));
   select.addEventListener('change', () => { location.hash = route('/graph', { since: select.value }); });
-  frame.append(h('h1', null, 'Service graph'), h('div', { class: 'row' }, select));
+  put(frame, h('h1', null, 'Service graph'), h('div', { class: 'row' }, select));
   const data = await optional('/api/v1/service-graph?' + new URLSearchParams({ since }));
   if (!data) {
-    frame.append(notice('info', 'This server has no service graph (GET /api/v1/service-graph answered 404).'));
+    put(frame, notice('info', 'This server has no service graph (GET /api/v1/service-graph answered 404).'));
     return;
   }
   if (!data.services.length) {
-    frame.append(empty('No service seen in this time range.'));
+    put(frame, empty('No service seen in this time range.'));
     return;
   }
-  frame.append(
+  put(frame, 
     h('div', { class: 'legend' }, ['allowed', 'violating', 'new', 'unknown'].map((p) => h('span', { class: 'legend-item' },
       h('span', { class: `swatch policy-${p}` }), p)), h('span', { class: 'legend-item' }, h('span', { class: 'swatch entry' }), 'entry point')),
     h('div', { class: 'graph-wrap' }, drawing(data.services, data.edges)),

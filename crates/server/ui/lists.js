@@ -2,7 +2,7 @@
 
 import { blockActions } from './actions.js';
 import { api, may } from './api.js';
-import { badge, empty, h, notice, route, section, seg, severityBadge, table } from './dom.js';
+import { badge, empty, h, notice, route, section, seg, severityBadge, table, put } from './dom.js';
 import { count, time } from './format.js';
 
 function refresh() {
@@ -20,12 +20,12 @@ async function rules(frame, query) {
         await api('/api/v1/rules/reload', { method: 'POST' });
         refresh();
       } catch (error) {
-        frame.append(notice('error', error.message));
+        put(frame, notice('error', error.message));
       }
     },
   }, 'Reload rule files') : null;
   const r = data.reload;
-  frame.append(h('h1', null, 'Rules'),
+  put(frame, h('h1', null, 'Rules'),
     h('p', { class: 'sub' }, `${data.rules.filter((x) => x.active).length} active of ${data.rules.length}`,
       r.lastReloadUnixNano ? ` · last reload ${time(r.lastReloadUnixNano)}` : '', ' ', reload),
     r.lastError ? notice('error', 'The last reload failed; the previous rules run: ', h('pre', null, r.lastError)) : null,
@@ -57,7 +57,7 @@ async function silences(frame) {
       }
     },
   }, 'Expire') : null;
-  frame.append(h('h1', null, 'Silences'),
+  put(frame, h('h1', null, 'Silences'),
     h('p', { class: 'sub' }, 'Create one from an alert (Silence…).'),
     data.silences.length ? table(['State', 'Matchers', 'Starts', 'Ends', 'By', 'Comment', ''], data.silences.map((s) => h('tr', null,
       h('td', null, badge(s.status.state, 'silence-' + s.status.state)),
@@ -70,19 +70,19 @@ async function silences(frame) {
 const BLOCK_TO_ACTOR = { address: 'client.address', user: 'enduser.id', token: 'token' };
 
 async function blocks(frame) {
-  frame.append(h('h1', null, 'Blocks'));
+  put(frame, h('h1', null, 'Blocks'));
   let data;
   try {
     data = await api('/api/v1/blocks');
   } catch (error) {
     if (error.status !== 404) throw error;
-    frame.append(notice('info', error.message));
+    put(frame, notice('info', error.message));
     return;
   }
   const history = await api('/api/v1/blocks/history?limit=50').catch(() => ({ history: [] }));
   // Newest first.
   const entries = (history.history || []).slice().reverse();
-  frame.append(
+  put(frame, 
     data.blocks.length ? table(['Kind', 'Value', 'Reason', 'By', 'Since', 'Until', ''], data.blocks.map((b) => {
       const actor = BLOCK_TO_ACTOR[b.kind];
       return h('tr', null, h('td', null, b.kind),

@@ -2,7 +2,7 @@
 // its position in the query; results are traces with their matched spans.
 
 import { api } from './api.js';
-import { attributeTable, empty, h, notice, route, seg, table } from './dom.js';
+import { attributeTable, empty, h, notice, route, seg, table, put } from './dom.js';
 import { colour, count, durationNs, time } from './format.js';
 
 const EXAMPLES = [
@@ -77,10 +77,10 @@ function result(trace) {
 }
 
 export async function render(frame, _parts, query) {
-  frame.append(h('h1', null, 'Search'), form(query));
+  put(frame, h('h1', null, 'Search'), form(query));
   const text = (query.get('q') || '').trim();
   if (!text) {
-    frame.append(empty('Write a TraceQL query (docs/TRACEQL.md) and search.'));
+    put(frame, empty('Write a TraceQL query (docs/TRACEQL.md) and search.'));
     return;
   }
   let data;
@@ -88,11 +88,11 @@ export async function render(frame, _parts, query) {
     data = await api('/api/v1/search?' + new URLSearchParams({ q: text, since: query.get('since') || '24h', limit: query.get('limit') || '50', spss: '10' }));
   } catch (error) {
     if (error.status !== 400) throw error;
-    frame.append(syntaxError(text, error));
+    put(frame, syntaxError(text, error));
     return;
   }
   const m = data.metrics;
-  frame.append(
+  put(frame, 
     h('p', { class: 'sub', id: 'search-summary' },
       `${data.traces.length} traces · ${count(m.inspectedSpans)} spans in ${count(m.inspectedTraces)} traces inspected`),
     m.partial ? notice('warn', `Partial result: ${m.partial}`) : null,

@@ -3,7 +3,7 @@
 // selected span (shareable through `span=`).
 
 import { api } from './api.js';
-import { attributeTable, badge, empty, facts, fill, h, notice, route, section, seg, severityBadge, show } from './dom.js';
+import { attributeTable, badge, empty, facts, fill, h, notice, route, section, seg, severityBadge, show, put } from './dom.js';
 import { durationNs, nsToMs, time } from './format.js';
 import { waterfall } from './waterfall.js';
 
@@ -86,7 +86,7 @@ export async function render(frame, [id], query) {
   const services = [...new Set((trace.spans || []).map((s) => s.serviceName))];
   const root = wf.rows.length ? wf.rows[0].span : null;
   const end = Math.max(...(trace.spans || []).map((s) => nsToMs(s.endTimeUnixNano)));
-  frame.append(
+  put(frame, 
     h('p', { class: 'crumbs' }, h('a', { href: route('/search') }, '← Search')),
     h('h1', null, 'Trace ', h('code', { id: 'trace-id' }, trace.traceId)),
     h('p', { class: 'sub' },

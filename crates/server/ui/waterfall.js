@@ -26,8 +26,9 @@ export function order(spans) {
       roots.push({ span, orphan: Boolean(parent) });
     }
   }
-  const start = (s) => nsToMs(s.startTimeUnixNano);
-  const byStart = (a, b) => start(a) - start(b);
+  // Start times parsed once, not at each comparison.
+  const starts = new Map(spans.map((s) => [s, nsToMs(s.startTimeUnixNano)]));
+  const byStart = (a, b) => starts.get(a) - starts.get(b);
   for (const list of children.values()) list.sort(byStart);
   roots.sort((a, b) => byStart(a.span, b.span));
   const out = [];
@@ -68,6 +69,21 @@ function logText(log) {
 
 const INDENT_PX = 12;
 const MAX_INDENT = 40;
+// Distinct colours for the services of one trace, in order of appearance.
+const PALETTE = ['#3b7dd8', '#d9822b', '#2f9e6e', '#c2417a', '#7a5cc7', '#1a9bb3',
+  '#b5a01f', '#d0493a', '#5b7a2e', '#8c6d52', '#3f4fa8', '#d66fb0'];
+
+// One span row, cloned for every span (much cheaper than building each).
+let template = null;
+function spanTemplate() {
+  if (!template) {
+    template = h('div', { class: 'wf-row wf-span', tabindex: '0', role: 'button' },
+      h('div', { class: 'wf-name' }, h('span', { class: 'chip' }), h('span', { class: 'wf-service' }), ' ',
+        h('span', { class: 'wf-span-name' })),
+      h('div', { class: 'wf-track' }, h('div', { class: 'wf-bar' }), h('span', { class: 'wf-dur' })));
+  }
+  return template;
+}
 
 // The waterfall element; `select(span)` is called when a span row is clicked.
 export function waterfall(trace, select) {
@@ -84,7 +100,9 @@ export function waterfall(trace, select) {
   const logs = logsBySpan(trace.logs, new Set(spans.map((s) => s.spanId)));
   const colours = new Map();
   const colourOf = (service) => {
-    if (!colours.has(service)) colours.set(service, colour(service));
+    if (!colours.has(service)) {
+      colours.set(service, colours.size < PALETTE.length ? PALETTE[colours.size] : colour(service));
+    }
     return colours.get(service);
   };
 
@@ -99,26 +117,29 @@ export function waterfall(trace, select) {
     return h('div', { class: 'wf-row wf-log', title: logText(log) }, name,
       h('div', { class: 'wf-track' }, mark, h('span', { class: 'wf-at' }, '+' + duration(at - t0))));
   };
+  const tpl = spanTemplate();
   rows.forEach(({ span, depth, orphan }, index) => {
     const start = nsToMs(span.startTimeUnixNano);
     const end = nsToMs(span.endTimeUnixNano);
     const service = span.serviceName || '?';
-    const chip = h('span', { class: 'chip' });
-    chip.style.background = colourOf(service);
-    const name = h('div', { class: 'wf-name' }, chip,
-      h('span', { class: 'wf-service' }, service), ' ', h('span', { class: 'wf-span-name' }, span.name),
-      orphan ? h('span', { class: 'badge muted' }, 'parent missing') : null);
+    const error = span.status && span.status.code === 'error';
+    const row = tpl.cloneNode(true);
+    const [name, track] = row.children;
+    const [chip, serviceEl, spanName] = name.children;
+    const [bar, dur] = track.children;
+    row.dataset.i = String(index);
+    row.dataset.spanId = span.spanId;
+    if (error) row.classList.add('error');
     name.style.paddingLeft = `${Math.min(depth, MAX_INDENT) * INDENT_PX + 4}px`;
-    const bar = h('div', { class: 'wf-bar' });
+    chip.style.background = colourOf(service);
+    serviceEl.textContent = service;
+    spanName.textContent = span.name;
+    if (orphan) name.append(h('span', { class: 'badge muted' }, 'parent missing'));
     bar.style.left = pct(start);
     bar.style.width = `${Math.max(0.15, ((end - start) / total) * 100)}%`;
     bar.style.background = colourOf(service);
-    const error = span.status && span.status.code === 'error';
-    fragment.append(h('div', {
-      class: 'wf-row wf-span' + (error ? ' error' : ''), dataset: { i: String(index), spanId: span.spanId },
-      tabindex: '0', role: 'button',
-    }, name, h('div', { class: 'wf-track' }, bar,
-      h('span', { class: 'wf-dur' }, duration(end - start) + (error ? ' · error' : '')))));
+    dur.textContent = duration(end - start) + (error ? ' · error' : '');
+    fragment.append(row);
     for (const log of logs.get(span.spanId) || []) fragment.append(logRow(log, depth + 1));
   });
   const loose = logs.get(null) || [];
