@@ -8,16 +8,11 @@ import { durationNs, nsToMs, time } from './format.js';
 import { waterfall } from './waterfall.js';
 
 // The alerts citing the trace: the API's list when it has one (`alerts`),
-// else found among the alerts' evidence.
-async function citing(trace) {
+// else found among the alerts' evidence (`list`, fetched alongside).
+function citing(trace, list) {
   if (Array.isArray(trace.alerts)) return trace.alerts;
-  try {
-    const data = await api('/api/v1/alerts?limit=10000');
-    return data.alerts.filter((a) => (a.evidence.traceIds || []).includes(trace.traceId))
-      .map((a) => ({ fingerprint: a.fingerprint, ruleId: a.ruleId, title: a.title, severity: a.severity, state: a.status }));
-  } catch {
-    return [];
-  }
+  return ((list && list.alerts) || []).filter((a) => (a.evidence.traceIds || []).includes(trace.traceId))
+    .map((a) => ({ fingerprint: a.fingerprint, ruleId: a.ruleId, title: a.title, severity: a.severity, state: a.status }));
 }
 
 function alertsPanel(alerts) {
@@ -74,8 +69,9 @@ function spanDetail(panel, span, logs, t0) {
 }
 
 export async function render(frame, [id], query) {
+  const list = api('/api/v1/alerts?limit=10000').catch(() => null);
   const trace = await api(`/api/v1/traces/${seg(id)}`);
-  const alerts = await citing(trace);
+  const alerts = citing(trace, await list);
   const started = performance.now();
   const panel = h('aside', { class: 'span-detail', id: 'span-detail' }, empty('Click a span to see its attributes.'));
   const wf = waterfall(trace, (span, logs) => {
@@ -101,13 +97,16 @@ export async function render(frame, [id], query) {
     alertsPanel(alerts),
     payloadsPanel(trace.payloads),
     h('div', { class: 'trace-layout' }, wf.element, panel));
+  // The span named in the URL, once its row is built.
   const wanted = query.get('span');
-  const row = wanted && frame.querySelector(`.wf-span[data-span-id="${CSS.escape(wanted)}"]`);
-  if (row) {
+  wf.done.then(() => {
+    performance.measure('tw:waterfall-complete', { start: started, end: performance.now() });
+    const row = wanted && frame.querySelector(`.wf-span[data-span-id="${CSS.escape(wanted)}"]`);
+    if (!row) return;
     row.classList.add('selected');
-    const i = Number(row.dataset.i);
-    spanDetail(panel, wf.rows[i].span, wf.logs.get(wanted) || [], wf.t0);
-  }
-  // How long building the waterfall took (docs/BENCHMARKS.md reads it).
+    spanDetail(panel, wf.rows[Number(row.dataset.i)].span, wf.logs.get(wanted) || [], wf.t0);
+    if (row.isConnected) row.scrollIntoView({ block: 'center' });
+  });
+  // How long building the first rows took (docs/BENCHMARKS.md reads it).
   performance.measure('tw:waterfall', { start: started, end: performance.now() });
 }

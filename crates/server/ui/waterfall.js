@@ -1,11 +1,12 @@
 // The waterfall: spans in tree order with their bars on the trace's time
 // axis, and each log record in line under its span at its time.
 //
-// Built for large traces (5,000 spans and more): rows are created into one
-// fragment and attached once; positions are written (never read) through
-// the CSSOM, so there is one layout; rows are `content-visibility: auto`,
-// so the browser lays out and paints only those on screen; one click
-// listener serves every row.
+// Built for large traces (5,000 spans and more): each span row is a clone
+// of one template, given its place in one CSSOM write of custom properties
+// (never a read, so no layout in between); the first rows are built at
+// once and the rest in slices between frames, each slice one fragment
+// attached once; rows are `content-visibility: auto`, so the browser lays
+// out and paints only those on screen; one click listener serves them all.
 
 import { h } from './dom.js';
 import { colour, duration, nsToMs } from './format.js';
@@ -69,6 +70,10 @@ function logText(log) {
 
 const INDENT_PX = 12;
 const MAX_INDENT = 40;
+// Rows built before the waterfall is shown (a screenful and more), then
+// per slice.
+const FIRST_ROWS = 300;
+const SLICE_ROWS = 1000;
 // Distinct colours for the services of one trace, in order of appearance.
 const PALETTE = ['#3b7dd8', '#d9822b', '#2f9e6e', '#c2417a', '#7a5cc7', '#1a9bb3',
   '#b5a01f', '#d0493a', '#5b7a2e', '#8c6d52', '#3f4fa8', '#d66fb0'];
@@ -106,7 +111,6 @@ export function waterfall(trace, select) {
     return colours.get(service);
   };
 
-  const fragment = document.createDocumentFragment();
   const logRow = (log, depth) => {
     const at = nsToMs(log.timeUnixNano);
     const mark = h('div', { class: 'wf-mark sev-' + String(log.severityText || '').toLowerCase().replace(/[^a-z]/g, '') });
@@ -118,35 +122,67 @@ export function waterfall(trace, select) {
       h('div', { class: 'wf-track' }, mark, h('span', { class: 'wf-at' }, '+' + duration(at - t0))));
   };
   const tpl = spanTemplate();
-  rows.forEach(({ span, depth, orphan }, index) => {
+  const spanRow = ({ span, depth, orphan }, index) => {
     const start = nsToMs(span.startTimeUnixNano);
     const end = nsToMs(span.endTimeUnixNano);
     const service = span.serviceName || '?';
     const error = span.status && span.status.code === 'error';
+    // Walked by sibling links: iterating `children` costs more than the row.
     const row = tpl.cloneNode(true);
-    const [name, track] = row.children;
-    const [chip, serviceEl, spanName] = name.children;
-    const [bar, dur] = track.children;
-    row.dataset.i = String(index);
-    row.dataset.spanId = span.spanId;
+    const name = row.firstChild;
+    const serviceEl = name.firstChild.nextSibling;
+    const spanName = serviceEl.nextSibling.nextSibling;
+    const dur = name.nextSibling.firstChild.nextSibling;
+    row.setAttribute('data-i', index);
+    row.setAttribute('data-span-id', span.spanId);
     if (error) row.classList.add('error');
-    name.style.paddingLeft = `${Math.min(depth, MAX_INDENT) * INDENT_PX + 4}px`;
-    chip.style.background = colourOf(service);
+    // Indent, bar and colour in one write (style.css reads the properties).
+    row.style.cssText = `--pad:${Math.min(depth, MAX_INDENT) * INDENT_PX + 4}px;--left:${pct(start)};` +
+      `--width:${Math.max(0.15, ((end - start) / total) * 100)}%;--colour:${colourOf(service)}`;
     serviceEl.textContent = service;
     spanName.textContent = span.name;
     if (orphan) name.append(h('span', { class: 'badge muted' }, 'parent missing'));
-    bar.style.left = pct(start);
-    bar.style.width = `${Math.max(0.15, ((end - start) / total) * 100)}%`;
-    bar.style.background = colourOf(service);
     dur.textContent = duration(end - start) + (error ? ' · error' : '');
-    fragment.append(row);
-    for (const log of logs.get(span.spanId) || []) fragment.append(logRow(log, depth + 1));
+    return row;
+  };
+  const body = h('div', { class: 'wf-body', id: 'waterfall', dataset: { spans: String(rows.length) } });
+  // Rows [from, to) with their log records, attached in one go.
+  const slice = (from, to) => {
+    const fragment = document.createDocumentFragment();
+    for (let i = from; i < to; i++) {
+      fragment.append(spanRow(rows[i], i));
+      for (const log of logs.get(rows[i].span.spanId) || []) fragment.append(logRow(log, rows[i].depth + 1));
+    }
+    if (to === rows.length) {
+      const loose = logs.get(null) || [];
+      if (loose.length) {
+        fragment.append(h('div', { class: 'wf-row wf-group' }, h('div', { class: 'wf-name' }, 'Log records of the trace without a span'), h('div')));
+        for (const log of loose) fragment.append(logRow(log, 0));
+      }
+    }
+    body.append(fragment);
+  };
+  const first = Math.min(rows.length, FIRST_ROWS);
+  slice(0, first);
+  // The rest between frames; `done` resolves when every row is there.
+  const done = new Promise((resolve) => {
+    let next = first;
+    const more = () => {
+      const to = Math.min(rows.length, next + SLICE_ROWS);
+      slice(next, to);
+      next = to;
+      if (next < rows.length) setTimeout(more, 0);
+      else {
+        body.dataset.complete = 'true';
+        resolve();
+      }
+    };
+    if (first < rows.length) setTimeout(more, 0);
+    else {
+      body.dataset.complete = 'true';
+      resolve();
+    }
   });
-  const loose = logs.get(null) || [];
-  if (loose.length) {
-    fragment.append(h('div', { class: 'wf-row wf-group' }, h('div', { class: 'wf-name' }, 'Log records of the trace without a span'), h('div')));
-    for (const log of loose) fragment.append(logRow(log, 0));
-  }
 
   const axis = h('div', { class: 'wf-row wf-axis' }, h('div', { class: 'wf-name' }, `${spans.length} spans · ${(trace.logs || []).length} log records`),
     h('div', { class: 'wf-track' }, [0, 0.25, 0.5, 0.75, 1].map((f) => {
@@ -154,8 +190,6 @@ export function waterfall(trace, select) {
       tick.style.left = `${f * 100}%`;
       return tick;
     })));
-  const body = h('div', { class: 'wf-body', id: 'waterfall', dataset: { spans: String(rows.length) } });
-  body.append(fragment);
   const activate = (event) => {
     const row = event.target.closest('.wf-span');
     if (!row) return;
@@ -170,5 +204,5 @@ export function waterfall(trace, select) {
       activate(event);
     }
   });
-  return { element: h('div', { class: 'waterfall' }, axis, body), rows, t0, colourOf, logs };
+  return { element: h('div', { class: 'waterfall' }, axis, body), rows, t0, colourOf, logs, done };
 }
