@@ -20,7 +20,15 @@ async function actorPanel(alert) {
         (block.until ? ` until ${time(block.until)}` : ' until removed') + `: ${block.reason}`) : null,
       kind ? blockActions(kind, value, block) : null);
   }));
-  return section('Actor', rows);
+  // The response taken: blocks and unblocks of the actor's values.
+  const values = new Set(entries.map(([, value]) => value));
+  const history = await api('/api/v1/blocks/history?limit=1000').catch(() => null);
+  const taken = ((history && history.history) || []).filter((e) => values.has(e.value)).reverse();
+  return section('Actor', rows, h('h3', null, 'Response taken'), taken.length
+    ? h('ul', { class: 'plain', id: 'alert-response' }, taken.map((e) => h('li', null,
+      `${time(e.at)} · ${e.action} ${e.kind} `, h('code', null, e.value), ` by ${e.by}: ${e.reason}`,
+      e.until ? ` (until ${time(e.until)})` : '')))
+    : empty('No block or unblock of this actor.'));
 }
 
 export async function render(frame, [fingerprint]) {

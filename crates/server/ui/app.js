@@ -1,7 +1,7 @@
 // The app: hash routes (shareable, bookmarkable), the key prompt, and the
 // frame every view renders into.
 
-import { api, ApiError, key, role, setKey, whoami } from './api.js';
+import { api, ApiError, key, may, role, setKey, whoami } from './api.js';
 import { fill, h, notice } from './dom.js';
 
 // `#/path/a/b?x=1` -> view, decoded path segments, query.
@@ -82,6 +82,9 @@ async function render() {
 function showWho() {
   const who = document.getElementById('who');
   whoami().then((me) => {
+    // Searching and reading traces need an analyst key.
+    const search = document.querySelector('#nav a[data-view=search]');
+    if (search) search.hidden = !may('investigate');
     fill(who,
       me.auth ? h('span', { class: 'role', title: 'the role of your API key' },
         `${me.key || 'key'} · ${me.role}`) : h('span', { class: 'role' }, 'no keys required'),

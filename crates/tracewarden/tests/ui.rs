@@ -1,4 +1,5 @@
-//! The web UI end to end: the shell and its assets as served (headers,
+//! The web UI end to end: its pure logic under node's test runner; the
+//! shell and its assets as served (headers,
 //! caching, compression, public with keys on), then the UI itself in
 //! Debian's chromium driven by playwright-core (`tests/ui/e2e.mjs`) against
 //! the real server holding fixture data: alerts from a brute force and a
@@ -106,7 +107,15 @@ async fn send_fixtures(server: &TestServer, key: Option<&str>) {
     for (s, service) in services.iter().enumerate() {
         let spans: Vec<Value> = (0..BIG_SPANS)
             .filter(|n| n % services.len() == s)
-            .map(|n| span(BIG_TRACE, n, n.checked_sub(1).map(|p| p / 4), start, service))
+            .map(|n| {
+                span(
+                    BIG_TRACE,
+                    n,
+                    n.checked_sub(1).map(|p| p / 4),
+                    start,
+                    service,
+                )
+            })
             .collect();
         resource_spans.push(json!({
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
@@ -145,18 +154,10 @@ async fn wait_for_fixtures(server: &TestServer, headers: &[(&str, &str)]) {
             .as_array()
             .map(|a| a.iter().filter_map(|a| a["ruleId"].as_str()).collect())
             .unwrap_or_default();
-        let trace = api(
-            server,
-            &format!("/api/v1/traces/{BIG_TRACE:032x}"),
-            headers,
-        )
-        .await;
+        let trace = api(server, &format!("/api/v1/traces/{BIG_TRACE:032x}"), headers).await;
         let whole = trace.status == StatusCode::OK
             && trace.json()["spanCount"].as_u64() == Some(BIG_SPANS as u64);
-        if whole
-            && rules.contains(&"brute-force-login")
-            && rules.contains(&"scanner-user-agent")
-        {
+        if whole && rules.contains(&"brute-force-login") && rules.contains(&"scanner-user-agent") {
             return;
         }
         assert!(
@@ -273,6 +274,33 @@ fn run_script(chromium: &Path, server: &TestServer, scenario: &str, fixture: &Va
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
+/// The UI's pure logic (span order, graph layers, time formats) under
+/// node's test runner (`tests/ui/units.test.mjs`); needs node only.
+#[test]
+fn ui_logic_in_node() {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("TW_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "TW_REQUIRE_CHROMIUM=1 but node is not installed"
+        );
+        eprintln!("skipping the UI's unit tests: node not found");
+        return;
+    }
+    let output = Command::new("node")
+        .args(["--test", "units.test.mjs"])
+        .current_dir(script_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("# fail 0"), "{text}");
+}
+
 #[tokio::test]
 async fn shell_and_assets_are_served_with_their_headers() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,7 +317,11 @@ async fn shell_and_assets_are_served_with_their_headers() {
     assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(shell.header("x-content-type-options"), Some("nosniff"));
-    assert!(shell.text().contains("<script type=\"module\" src=\"/ui/app.js\">"));
+    assert!(
+        shell
+            .text()
+            .contains("<script type=\"module\" src=\"/ui/app.js\">")
+    );
 
     // Revalidation answers 304 with the same tag.
     let etag = shell.header("etag").unwrap().to_string();
@@ -315,7 +347,9 @@ async fn shell_and_assets_are_served_with_their_headers() {
         .unwrap();
     assert_eq!(unpacked, plain.body);
     assert_eq!(
-        api(&server, "/ui/style.css", &[]).await.header("content-type"),
+        api(&server, "/ui/style.css", &[])
+            .await
+            .header("content-type"),
         Some("text/css; charset=utf-8")
     );
 
@@ -370,10 +404,7 @@ async fn with_keys_the_page_is_public_and_whoami_tells_the_role() {
     let me = api(&server, "/api/v1/whoami", &[("authorization", &bearer)])
         .await
         .json();
-    assert_eq!(
-        me,
-        json!({"role": "viewer", "key": "viewer", "auth": true})
-    );
+    assert_eq!(me, json!({"role": "viewer", "key": "viewer", "auth": true}));
 }
 
 #[tokio::test]

@@ -144,6 +144,8 @@ async function scenarioOpen() {
   await page.waitForSelector('body[data-state=ready]');
   check((await text('main')).includes('Blocked (address)'), 'the actor is blocked from its page');
   await shot('actor');
+  await go(alertUrl.slice(alertUrl.indexOf('#')));
+  check((await text('#alert-response')).includes('block'), 'the alert shows the response taken', await text('#alert-response'));
   await go('#/blocks');
   check((await text('#blocks')).includes(fixture.attacker), 'the block is listed');
   await shot('blocks');
@@ -251,6 +253,7 @@ async function scenarioKeys() {
   await page.waitForSelector('#alerts');
   check((await text('#who')).includes('viewer'), 'the role is shown', await text('#who'));
   check(await page.locator('[data-action=silence], [data-action=ack]').count() === 0, 'a viewer sees no Silence or Acknowledge');
+  check(await page.locator('#nav a[data-view=search]').isHidden(), 'a viewer is not offered the search');
   check((await text('#alerts')).includes('[masked]'), 'a viewer sees actors masked');
   await shot('viewer-alerts');
   await go(`#/traces/${fixture.bigTraceId}`);
