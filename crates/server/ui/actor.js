@@ -81,7 +81,7 @@ export async function render(frame, [kind, value], query) {
     }, 'Load more'));
   };
   showMore(data.nextCursor);
-  put(frame, 
+  put(frame,
     section('Summary', facts([
       ['First seen', time(s.firstSeen)],
       ['Last seen', time(s.lastSeen)],

@@ -35,7 +35,7 @@ export async function render(frame, [fingerprint]) {
   const alert = await api(`/api/v1/alerts/${seg(fingerprint)}`);
   const actor = await actorPanel(alert);
   const traces = alert.traces || [];
-  put(frame, 
+  put(frame,
     h('p', { class: 'crumbs' }, h('a', { href: route('/alerts') }, '← Alerts')),
     h('h1', null, severityBadge(alert.severity), ' ', alert.title || alert.ruleId),
     h('div', { class: 'state-line' },

@@ -55,7 +55,7 @@ export async function render(frame, _parts, query) {
     h('td', { title: time(alert.evidence.lastSeen) }, ago(alert.evidence.lastSeen)),
     h('td', { class: 'num' }, count(alert.evidence.count)),
     h('td', null, alertActions(alert))));
-  put(frame, 
+  put(frame,
     h('h1', null, 'Alerts'),
     filters(query),
     h('p', { class: 'sub', id: 'alert-count' }, `${data.alerts.length} shown of ${data.total}`),

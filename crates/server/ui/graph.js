@@ -102,7 +102,10 @@ export async function render(frame, _parts, query) {
     put(frame, empty('No service seen in this time range.'));
     return;
   }
-  put(frame, 
+  put(frame,
+    h('p', { class: 'sub' }, `${data.services.length} services, ${data.edges.length} edges` +
+      (data.spans != null ? ` from ${count(data.spans)} spans` : '')),
+    data.incomplete ? notice('warn', 'Incomplete: ', (data.unreadableSegments || []).join('; ')) : null,
     h('div', { class: 'legend' }, ['allowed', 'violating', 'new', 'unknown'].map((p) => h('span', { class: 'legend-item' },
       h('span', { class: `swatch policy-${p}` }), p)), h('span', { class: 'legend-item' }, h('span', { class: 'swatch entry' }), 'entry point')),
     h('div', { class: 'graph-wrap' }, drawing(data.services, data.edges)),

@@ -82,7 +82,7 @@ async function blocks(frame) {
   const history = await api('/api/v1/blocks/history?limit=50').catch(() => ({ history: [] }));
   // Newest first.
   const entries = (history.history || []).slice().reverse();
-  put(frame, 
+  put(frame,
     data.blocks.length ? table(['Kind', 'Value', 'Reason', 'By', 'Since', 'Until', ''], data.blocks.map((b) => {
       const actor = BLOCK_TO_ACTOR[b.kind];
       return h('tr', null, h('td', null, b.kind),

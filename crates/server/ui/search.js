@@ -92,7 +92,7 @@ export async function render(frame, _parts, query) {
     return;
   }
   const m = data.metrics;
-  put(frame, 
+  put(frame,
     h('p', { class: 'sub', id: 'search-summary' },
       `${data.traces.length} traces · ${count(m.inspectedSpans)} spans in ${count(m.inspectedTraces)} traces inspected`),
     m.partial ? notice('warn', `Partial result: ${m.partial}`) : null,

@@ -82,7 +82,7 @@ export async function render(frame, [id], query) {
   const services = [...new Set((trace.spans || []).map((s) => s.serviceName))];
   const root = wf.rows.length ? wf.rows[0].span : null;
   const end = Math.max(...(trace.spans || []).map((s) => nsToMs(s.endTimeUnixNano)));
-  put(frame, 
+  put(frame,
     h('p', { class: 'crumbs' }, h('a', { href: route('/search') }, '← Search')),
     h('h1', null, 'Trace ', h('code', { id: 'trace-id' }, trace.traceId)),
     h('p', { class: 'sub' },
