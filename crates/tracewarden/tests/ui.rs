@@ -53,7 +53,9 @@ async fn api(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Respo
 fn span(trace: u32, n: usize, parent: Option<usize>, start: u64, service_attr: &str) -> Value {
     let mut span = json!({
         "traceId": format!("{trace:032x}"), "spanId": format!("{:016x}", n + 1),
-        "name": format!("{service_attr} op {}", n % 17), "kind": 1,
+        // Server spans: each call from one service to the next is an edge
+        // of the service graph.
+        "name": format!("{service_attr} op {}", n % 17), "kind": 2,
         "startTimeUnixNano": (start + n as u64 * 20_000).to_string(),
         "endTimeUnixNano": (start + n as u64 * 20_000 + 1_000_000 + (n as u64 % 7) * 300_000).to_string(),
         "attributes": [{"key": "work.item", "value": {"intValue": n.to_string()}}],
@@ -142,6 +144,28 @@ async fn send_fixtures(server: &TestServer, key: Option<&str>) {
     }]});
     let answer = send(server, "/v1/logs", key, logs.to_string()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
+/// Posts a request body for the markup trace's span; false when this
+/// server keeps no payloads (no such endpoint: a 404).
+async fn send_payload(server: &TestServer, key: Option<&str>) -> bool {
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
+    }
+    let url = server.api_url(&format!(
+        "/api/v1/payloads?traceId={XSS_TRACE:032x}&spanId={XSS_TRACE:016x}&kind=request"
+    ));
+    let body = r#"{"comment": "<img src=x onerror=\"window.__pwned = 3\">"}"#;
+    let answer = Http::new()
+        .send(Method::POST, &url, &headers, body.to_string())
+        .await;
+    match answer.status {
+        StatusCode::CREATED => true,
+        StatusCode::NOT_FOUND => false,
+        other => panic!("POST /api/v1/payloads: {other} {}", answer.text()),
+    }
 }
 
 /// Waits until the brute force and the scanner have raised alerts and the
@@ -415,9 +439,11 @@ async fn the_ui_in_chromium_without_keys() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     send_fixtures(&server, None).await;
+    let payloads = send_payload(&server, None).await;
     wait_for_fixtures(&server, &[]).await;
     let fixture = json!({
         "attacker": ATTACKER,
+        "payloads": payloads,
         "xssTraceId": format!("{XSS_TRACE:032x}"),
         "bigTraceId": format!("{BIG_TRACE:032x}"),
     });

@@ -171,6 +171,16 @@ async function scenarioOpen() {
   check(shown.includes('<img src=x onerror='), 'markup in an attribute is shown as text', shown.slice(0, 200));
   check(await page.evaluate(() => window.__pwned === undefined), 'markup in an attribute does not run');
   check(await page.locator('#span-detail img').count() === 0, 'no element is made from an attribute');
+  if (fixture.payloads) {
+    await page.click('#trace-payloads button');
+    await page.waitForSelector('pre.payload');
+    check((await text('pre.payload')).includes('<img src=x onerror='), 'a payload opens from the trace, as text');
+    check(await page.locator('.payload-view img').count() === 0 && await page.evaluate(() => window.__pwned === undefined),
+      'markup in a payload does not run');
+    await shot('trace-payload');
+  } else {
+    console.log('     (this build keeps no payloads: the payload step is skipped)');
+  }
 
   // Silence and acknowledge.
   await go('#/alerts?rule=scanner-user-agent');
@@ -199,6 +209,7 @@ async function scenarioOpen() {
     console.log('     (this build has no /api/v1/service-graph: the graph step is skipped)');
   } else {
     check(await page.locator('#service-graph g.node[data-service=gateway]').count() === 1, 'the graph draws the gateway');
+    check(await page.locator('#service-graph path.edge').count() > 0, 'the graph draws the calls between services');
     await shot('graph');
   }
 
