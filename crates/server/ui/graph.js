@@ -53,7 +53,8 @@ function drawing(services, edges) {
   const position = new Map();
   columns.forEach((list, c) => (list || []).sort((a, b) => a.name.localeCompare(b.name))
     .forEach((s, r) => position.set(s.name, { x: 20 + c * COLUMN, y: 20 + r * ROW })));
-  const width = 40 + Math.max(1, columns.length) * COLUMN;
+  // Room on the right for the loops of the last layer.
+  const width = 120 + Math.max(1, columns.length) * COLUMN;
   const height = 40 + Math.max(1, ...columns.map((l) => (l || []).length)) * ROW;
   const marker = (policy) => svg('marker', {
     id: `arrow-${policy}`, viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '7', markerHeight: '7', orient: 'auto-start-reverse',
@@ -66,11 +67,20 @@ function drawing(services, edges) {
     const policy = policies.includes(e.policy) ? e.policy : 'unknown';
     const x1 = a.x + NODE_W;
     const y1 = a.y + NODE_H / 2;
-    const x2 = b.x;
     const y2 = b.y + NODE_H / 2;
-    // Backward or same-layer edges curve around.
-    const bend = x2 > x1 ? (x2 - x1) / 2 : 80;
-    const d = `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
+    let d;
+    if (b.x > a.x) {
+      // Forward, to the callee's left side.
+      const x2 = b.x;
+      const bend = (x2 - x1) / 2;
+      d = `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
+    } else {
+      // Within a layer or backward: a loop out to the right, into the
+      // callee's right side.
+      const x2 = b.x + NODE_W;
+      const out = Math.max(x1, x2) + 30 + Math.abs(y2 - y1) / 3;
+      d = `M ${x1} ${y1} C ${out} ${y1}, ${out} ${y2}, ${x2} ${y2}`;
+    }
     return svg('path', { d, class: `edge policy-${policy}`, 'marker-end': `url(#arrow-${policy})`, dataset: { edge: `${e.caller}>${e.callee}` } },
       svg('title', null, `${e.caller} → ${e.callee} (${e.kind}): ${e.calls} calls, ${e.errors} errors, ${policy}`));
   });

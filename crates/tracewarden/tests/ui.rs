@@ -104,20 +104,19 @@ async fn send_fixtures(server: &TestServer, key: Option<&str>) {
     let answer = send(server, "/v1/traces", key, markup.to_string()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 
+    // A 4-ary call tree; each level of it one service further from the
+    // gateway (the deepest levels all in the ledger).
     let services = ["gateway", "orders", "inventory", "payments", "ledger"];
+    let parent = |n: usize| n.checked_sub(1).map(|p| p / 4);
+    let mut depth = vec![0usize; BIG_SPANS];
+    for n in 1..BIG_SPANS {
+        depth[n] = depth[(n - 1) / 4] + 1;
+    }
     let mut resource_spans = Vec::new();
     for (s, service) in services.iter().enumerate() {
         let spans: Vec<Value> = (0..BIG_SPANS)
-            .filter(|n| n % services.len() == s)
-            .map(|n| {
-                span(
-                    BIG_TRACE,
-                    n,
-                    n.checked_sub(1).map(|p| p / 4),
-                    start,
-                    service,
-                )
-            })
+            .filter(|&n| depth[n].min(services.len() - 1) == s)
+            .map(|n| span(BIG_TRACE, n, parent(n), start, service))
             .collect();
         resource_spans.push(json!({
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
