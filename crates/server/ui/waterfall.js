@@ -7,6 +7,7 @@
 // once and the rest in slices between frames, each slice one fragment
 // attached once; rows are `content-visibility: auto`, so the browser lays
 // out and paints only those on screen; one click listener serves them all.
+// A span's calls collapse under it (its toggle, or the arrow keys).
 
 import { h } from './dom.js';
 import { colour, duration, nsToMs } from './format.js';
@@ -83,7 +84,8 @@ let template = null;
 function spanTemplate() {
   if (!template) {
     template = h('div', { class: 'wf-row wf-span', tabindex: '0', role: 'button' },
-      h('div', { class: 'wf-name' }, h('span', { class: 'chip' }), h('span', { class: 'wf-service' }), ' ',
+      h('div', { class: 'wf-name' }, h('span', { class: 'wf-toggle', title: 'collapse or expand the calls below' }),
+        h('span', { class: 'chip' }), h('span', { class: 'wf-service' }), ' ',
         h('span', { class: 'wf-span-name' })),
       h('div', { class: 'wf-track' }, h('div', { class: 'wf-bar' }), h('span', { class: 'wf-dur' })));
   }
@@ -118,7 +120,7 @@ export function waterfall(trace, select) {
     const name = h('div', { class: 'wf-name' },
       h('span', { class: 'wf-sev' }, log.severityText || `sev ${log.severityNumber || '?'}`), ' ', logText(log));
     name.style.paddingLeft = `${Math.min(depth, MAX_INDENT) * INDENT_PX + 18}px`;
-    return h('div', { class: 'wf-row wf-log', title: logText(log) }, name,
+    return h('div', { class: 'wf-row wf-log', title: logText(log), dataset: { depth: String(depth) } }, name,
       h('div', { class: 'wf-track' }, mark, h('span', { class: 'wf-at' }, '+' + duration(at - t0))));
   };
   const tpl = spanTemplate();
@@ -130,11 +132,14 @@ export function waterfall(trace, select) {
     // Walked by sibling links: iterating `children` costs more than the row.
     const row = tpl.cloneNode(true);
     const name = row.firstChild;
-    const serviceEl = name.firstChild.nextSibling;
+    const toggle = name.firstChild;
+    const serviceEl = toggle.nextSibling.nextSibling;
     const spanName = serviceEl.nextSibling.nextSibling;
     const dur = name.nextSibling.firstChild.nextSibling;
     row.setAttribute('data-i', index);
     row.setAttribute('data-span-id', span.spanId);
+    row.setAttribute('data-depth', depth);
+    if (!(index + 1 < rows.length && rows[index + 1].depth > depth)) toggle.classList.add('leaf');
     if (error) row.classList.add('error');
     // Indent, bar and colour in one write (style.css reads the properties).
     row.style.cssText = `--pad:${Math.min(depth, MAX_INDENT) * INDENT_PX + 4}px;--left:${pct(start)};` +
@@ -190,9 +195,32 @@ export function waterfall(trace, select) {
       tick.style.left = `${f * 100}%`;
       return tick;
     })));
+  // Hides (or shows again) the rows below a span: its calls and their log
+  // records, which follow it in depth-first order; subtrees collapsed
+  // inside stay collapsed.
+  const collapse = async (row, shut) => {
+    await done;
+    row.classList.toggle('collapsed', shut);
+    const depth = Number(row.dataset.depth);
+    let inner = Infinity;
+    for (let el = row.nextElementSibling; el && Number(el.dataset.depth) > depth; el = el.nextElementSibling) {
+      const d = Number(el.dataset.depth);
+      if (shut) {
+        el.hidden = true;
+        continue;
+      }
+      if (d <= inner) inner = Infinity;
+      el.hidden = d > inner;
+      if (!el.hidden && el.classList.contains('collapsed')) inner = d;
+    }
+  };
   const activate = (event) => {
     const row = event.target.closest('.wf-span');
     if (!row) return;
+    if (event.target.closest('.wf-toggle:not(.leaf)')) {
+      collapse(row, !row.classList.contains('collapsed'));
+      return;
+    }
     for (const old of body.querySelectorAll('.wf-span.selected')) old.classList.remove('selected');
     row.classList.add('selected');
     select(rows[Number(row.dataset.i)].span, logs.get(row.dataset.spanId) || []);
@@ -202,6 +230,10 @@ export function waterfall(trace, select) {
     if (event.key === 'Enter' || event.key === ' ') {
       event.preventDefault();
       activate(event);
+    }
+    const row = event.target.closest('.wf-span');
+    if (row && (event.key === 'ArrowLeft' || event.key === 'ArrowRight')) {
+      collapse(row, event.key === 'ArrowLeft');
     }
   });
   return { element: h('div', { class: 'waterfall' }, axis, body), rows, t0, colourOf, logs, done };

@@ -243,6 +243,23 @@ async function scenarioOpen() {
   console.log(`     waterfall of 5000 spans (median of 3): first rows built in ${median('build')} ms, ` +
     `shown (fetch + build + paint) ${median('shown')} ms; every row built ${median('all')} ms, ` +
     `painted ${median('complete')} ms after navigation`);
+  // Collapsing the root hides every call below it; expanding shows them.
+  const visible = () => page.evaluate(() => document.querySelectorAll('#waterfall .wf-span:not([hidden])').length);
+  await page.click('#waterfall .wf-span .wf-toggle >> nth=0');
+  await page.waitForSelector('#waterfall .wf-span.collapsed');
+  check(await visible() === 1, 'collapsing the root hides its calls', await visible());
+  await shot('trace-5000-collapsed');
+  await page.click('#waterfall .wf-span .wf-toggle >> nth=0');
+  await page.waitForFunction(() => document.querySelectorAll('#waterfall .wf-span:not([hidden])').length === 5000);
+  check(true, 'expanding it shows them again');
+  // A subtree collapsed inside stays collapsed when its parent opens again.
+  const row = (i) => `#waterfall .wf-span[data-i="${i}"]`;
+  await page.click(`${row(1)} .wf-toggle`);
+  await page.click(`${row(0)} .wf-toggle`);
+  await page.waitForSelector(`${row(1)}[hidden]`, { state: 'attached' });
+  await page.click(`${row(0)} .wf-toggle`);
+  await page.waitForSelector(`${row(1)}:not([hidden])`);
+  check(await page.locator(row(2)).isHidden(), 'a collapsed subtree stays collapsed under a reopened parent');
   await page.mouse.wheel(0, 40000);
   await shot('trace-5000');
 }
