@@ -222,12 +222,7 @@ impl Redactor {
     /// resources and scopes. Allocates nothing when nothing matches (beyond
     /// remembering the decision for keys seen the first time).
     pub fn batch(&self, batch: &mut Batch) {
-        let fresh = {
-            let cache = match self.cache.read() {
-                Ok(cache) => cache,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let mut pass = Pass::new(self, &cache);
+        self.run(|pass| {
             for rs in &mut batch.resource_spans {
                 pass.shared(&mut rs.resource, Pass::resource);
                 for ss in &mut rs.scope_spans {
@@ -251,6 +246,36 @@ impl Redactor {
                     }
                 }
             }
+        });
+    }
+
+    /// Redacts an attribute list as span attributes are: key rules on the
+    /// keys (nested key-value lists too), detectors on the values; drops
+    /// what a `drop` rule matched. Returns the redactions made. (The
+    /// payload store runs JSON bodies through this, objects as lists.)
+    pub fn attributes(&self, attributes: &mut Vec<KeyValue>) -> u64 {
+        self.run(|pass| pass.attributes(attributes))
+    }
+
+    /// Redacts free text as a log body is: the detectors that run on every
+    /// value. Returns the redactions made and whether a `drop` rule found
+    /// something (the text is then left as it is: the caller discards it).
+    pub fn text(&self, text: &mut Str) -> (u64, bool) {
+        let mut drop = false;
+        let edits = self.run(|pass| drop = pass.text(text, self.everywhere));
+        (edits, drop)
+    }
+
+    /// Runs `f` with one pass, then adds its counts to the totals and
+    /// remembers the key decisions it made. Returns the redactions made.
+    fn run(&self, f: impl FnOnce(&mut Pass<'_>)) -> u64 {
+        let (fresh, edits) = {
+            let cache = match self.cache.read() {
+                Ok(cache) => cache,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut pass = Pass::new(self, &cache);
+            f(&mut pass);
             for (rule, count) in pass.counts.iter().enumerate() {
                 if *count > 0
                     && let Some(total) = self.counts.get(rule)
@@ -258,7 +283,7 @@ impl Redactor {
                     total.fetch_add(*count, Ordering::Relaxed);
                 }
             }
-            pass.fresh
+            (pass.fresh, pass.edits)
         };
         if !fresh.is_empty() {
             let mut cache = match self.cache.write() {
@@ -272,6 +297,7 @@ impl Redactor {
                 cache.insert(key, decision);
             }
         }
+        edits
     }
 
     /// The detector rules that can match a value of `profile`.

@@ -466,3 +466,41 @@ action = "mask"
         .to_string();
     assert!(err.contains("regex"), "{err}");
 }
+
+#[test]
+fn free_text_and_bare_attribute_lists() {
+    let redactor = defaults();
+    let mut text = tracewarden_model::Str::from(format!(
+        "POST /login\nAuthorization: Bearer {JWT}\n\nuser=ann&password=hunter2"
+    ));
+    let (edits, drop) = redactor.text(&mut text);
+    assert!(!drop);
+    assert_eq!(edits, 2, "{text}");
+    assert!(!text.contains("hunter2") && !text.contains(JWT), "{text}");
+    assert!(text.contains("user=ann"), "{text}");
+
+    let mut nested = vec![
+        KeyValue::new("user", "ann"),
+        KeyValue::new(
+            "credentials",
+            AnyValue::KvList(vec![KeyValue::new("password", "hunter2")]),
+        ),
+        KeyValue::new(
+            "profile",
+            AnyValue::KvList(vec![KeyValue::new("api_key", "k-123")]),
+        ),
+    ];
+    assert_eq!(redactor.attributes(&mut nested), 2);
+    assert_eq!(nested[0].value, s("ann"));
+    assert_eq!(
+        nested[1].value,
+        AnyValue::KvList(vec![KeyValue::new("password", "[REDACTED]")])
+    );
+    assert_eq!(
+        nested[2].value,
+        AnyValue::KvList(vec![KeyValue::new("api_key", "[REDACTED]")])
+    );
+    // The totals count these as they count batches.
+    let total: u64 = redactor.counts().iter().map(|(_, c)| c).sum();
+    assert_eq!(total, 4);
+}

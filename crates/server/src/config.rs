@@ -51,6 +51,9 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// The `[tls]` section: TLS on every listener, client certificates.
     pub tls: crate::tls::TlsConfig,
+    /// The `[payloads]` section: request and response bodies stored for
+    /// forensics (docs/PAYLOADS.md).
+    pub payloads: crate::payloads::PayloadsConfig,
 }
 
 /// Detection settings.
@@ -212,6 +215,7 @@ impl Default for Config {
             redaction: tracewarden_redact::RedactionConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            payloads: crate::payloads::PayloadsConfig::default(),
         }
     }
 }

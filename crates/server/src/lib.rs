@@ -34,6 +34,7 @@ pub mod detection;
 pub mod exposure;
 mod latency;
 pub mod metrics;
+pub mod payloads;
 pub mod pipeline;
 mod redaction;
 pub mod tls;
@@ -86,6 +87,8 @@ pub enum ServerError {
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("payloads: {0}")]
+    Payloads(String),
 }
 
 /// The store's encryption key, for the server's own state files, when
@@ -172,6 +175,7 @@ impl Server {
             }
             pipeline.set_detector(detector);
         }
+        let payloads = start_payloads(&config, key.clone())?;
         let alerts = alerting::AlertService::start(&config, addrs.api, pipeline.detector(), key)?;
         pipeline.set_alerts(alerts);
         let (blocks, rule_blocks) = if config.blocks.enabled {
@@ -190,6 +194,8 @@ impl Server {
         if let Some(redactor) = pipeline.redactor() {
             metrics.add_source(Arc::new(redaction::RedactionMetrics(redactor.clone())));
         }
+        metrics.add_source(payloads.clone());
+        pipeline.set_payloads(payloads);
         let handshakes = Arc::new(tls::HandshakeCounts::default());
         if tls.is_some() {
             metrics.add_source(handshakes.clone());
@@ -426,6 +432,25 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Opens the payload store in `data_dir/payloads` and starts its
+/// retention sweep.
+fn start_payloads(
+    config: &Config,
+    key: Option<Arc<tracewarden_store::EncryptionKey>>,
+) -> Result<Arc<payloads::Payloads>, ServerError> {
+    if config.payloads.max_bytes == 0 {
+        return Err(ServerError::Payloads(
+            "`[payloads] max_bytes` must be at least 1".to_string(),
+        ));
+    }
+    let payloads = payloads::Payloads::open(&config.payloads, &config.data_dir, key)
+        .map(Arc::new)
+        .map_err(|e| ServerError::Payloads(e.to_string()))?;
+    payloads::start_sweeper(&payloads)
+        .map_err(|e| ServerError::Task(format!("cannot start the payload sweep: {e}")))?;
+    Ok(payloads)
 }
 
 /// Opens the blocklist in `data_dir/blocks` and starts the thread that

@@ -27,6 +27,7 @@ pub struct Pipeline {
     detector: OnceLock<Arc<Detector>>,
     alerts: OnceLock<Arc<AlertService>>,
     redactor: OnceLock<Arc<Redactor>>,
+    payloads: OnceLock<Arc<crate::payloads::Payloads>>,
 }
 
 impl Pipeline {
@@ -73,6 +74,16 @@ impl Pipeline {
     /// The alerting service, once the server is bound.
     pub fn alerts(&self) -> Option<&Arc<AlertService>> {
         self.alerts.get()
+    }
+
+    /// Keeps the payload store for the API.
+    pub fn set_payloads(&self, payloads: Arc<crate::payloads::Payloads>) {
+        let _ = self.payloads.set(payloads);
+    }
+
+    /// The payload store, once the server is bound.
+    pub fn payloads(&self) -> Option<&Arc<crate::payloads::Payloads>> {
+        self.payloads.get()
     }
 
     pub fn is_ready(&self) -> bool {

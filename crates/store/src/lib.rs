@@ -94,6 +94,7 @@ pub mod error;
 pub mod hot;
 pub mod integrity;
 pub mod lifecycle;
+pub mod payloads;
 pub mod segment;
 mod snapshot;
 mod store;
@@ -110,6 +111,9 @@ pub use integrity::{
 pub use lifecycle::{
     CompactionOptions, FailPoint, FailPoints, LifecycleOptions, LsnSet, RetentionOptions,
     TraceLookup, UnreadableSegment,
+};
+pub use payloads::{
+    NewPayload, PayloadError, PayloadKind, PayloadMeta, PayloadStats, PayloadStore,
 };
 pub use segment::{
     DedicatedColumn, Segment, SegmentWriteOptions, SpanFilter, SpanProjection, WrittenFile,

@@ -10,8 +10,10 @@ mod health;
 mod json;
 mod metrics;
 mod params;
+mod payloads;
 mod search;
 mod tempo;
+mod trace_tree;
 mod traces;
 mod ui;
 
@@ -70,6 +72,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/search", get(search::search_tempo))
         .route("/api/v1/keys", get(audit::keys))
+        .route("/api/v1/payloads", get(payloads::list).post(payloads::post))
+        .route("/api/v1/payloads/{id}", get(payloads::get))
         .route("/api/v1/audit", get(audit::audit))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())

@@ -1,4 +1,6 @@
-//! `GET /api/v1/traces/{trace_id}`: a whole trace with its log records.
+//! `GET /api/v1/traces/{trace_id}`: a whole trace with its log records,
+//! its span tree, the alerts whose evidence cites it and the references of
+//! its stored payloads.
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -6,6 +8,8 @@ use serde::Serialize;
 use tracewarden_model::TraceId;
 
 use super::json::{LogJson, SpanJson};
+use super::payloads::PayloadRef;
+use super::trace_tree::{self, SpanLink, TreeNode};
 use super::{ApiError, ApiState};
 use crate::auth::ResultCount;
 
@@ -25,6 +29,61 @@ pub struct TraceResponse {
     pub spans: Vec<SpanJson>,
     /// Log records carrying the trace id, by time.
     pub logs: Vec<LogJson>,
+    /// The span tree (see [`trace_tree`]).
+    pub tree: Vec<TreeNode>,
+    /// Alerts whose evidence cites this trace, newest first.
+    pub alerts: Vec<TraceAlert>,
+    /// Request and response bodies stored for its spans, by time.
+    pub payloads: Vec<PayloadRef>,
+}
+
+/// An alert citing the trace (no actor values: a title, not who).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceAlert {
+    pub fingerprint: String,
+    pub rule_id: String,
+    pub title: String,
+    pub severity: String,
+    pub state: &'static str,
+    /// `/api/v1/alerts/{fingerprint}`.
+    pub href: String,
+}
+
+/// The alerts whose evidence sample holds `trace_hex`. A scan over the
+/// alerts in memory: at most `[alerts] max_alerts` (10 000), each with at
+/// most `max_trace_ids` (20) trace ids, so at worst 200 000 comparisons of
+/// short strings (about a millisecond), off the async workers; an index
+/// kept in step with the engine would cost more than it saves.
+fn citing_alerts(state: &ApiState, trace_hex: &str) -> Vec<TraceAlert> {
+    use tracewarden_alert::alert::TITLE;
+    use tracewarden_alert::labels;
+    let Some(service) = state.pipeline.alerts() else {
+        return Vec::new();
+    };
+    service.read(|engine| {
+        let mut citing: Vec<_> = engine
+            .alerts()
+            .into_iter()
+            .filter(|a| a.evidence.trace_ids.iter().any(|t| t == trace_hex))
+            .collect();
+        citing.sort_by(|a, b| {
+            b.starts_at_unix_nano
+                .cmp(&a.starts_at_unix_nano)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        citing
+            .into_iter()
+            .map(|a| TraceAlert {
+                fingerprint: a.fingerprint.to_string(),
+                rule_id: a.labels.get(labels::ALERTNAME).to_string(),
+                title: a.annotation(TITLE).to_string(),
+                severity: a.labels.get(labels::SEVERITY).to_string(),
+                state: a.state.as_str(),
+                href: format!("/api/v1/alerts/{}", a.fingerprint),
+            })
+            .collect()
+    })
 }
 
 pub async fn get_trace(
@@ -67,6 +126,30 @@ pub async fn get_trace(
         .iter()
         .map(|e| LogJson::new(&e.resource, &e.scope, &e.record))
         .collect();
+    let links: Vec<SpanLink> = trace
+        .spans
+        .iter()
+        .map(|r| SpanLink {
+            span_id: r.span.span_id,
+            parent_span_id: r.span.parent_span_id,
+            start_time_unix_nano: r.span.start_time_unix_nano,
+        })
+        .collect();
+    let trace_hex = id.to_hex();
+    let for_task = state.clone();
+    let (tree, alerts) = tokio::task::spawn_blocking(move || {
+        (
+            trace_tree::build(&links),
+            citing_alerts(&for_task, &trace_hex),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("trace view task failed: {e}")))?;
+    let payloads: Vec<PayloadRef> = state
+        .pipeline
+        .payloads()
+        .map(|p| p.store.list(&id).iter().map(PayloadRef::new).collect())
+        .unwrap_or_default();
     // Spans and log records read, for the audit log.
     let read = (spans.len() + logs.len()) as u64;
     Ok((
@@ -79,6 +162,9 @@ pub async fn get_trace(
             unreadable_segments,
             spans,
             logs,
+            tree,
+            alerts,
+            payloads,
         }),
     ))
 }

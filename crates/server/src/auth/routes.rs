@@ -43,6 +43,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v2/search/tags", Access::Analyst),
     ("GET", "/api/search/tag/{tag}/values", Access::Analyst),
     ("GET", "/api/v2/search/tag/{tag}/values", Access::Analyst),
+    // Stored request and response bodies (redacted).
+    ("GET", "/api/v1/payloads", Access::Analyst),
+    ("GET", "/api/v1/payloads/{id}", Access::Analyst),
+    // Services and gateways send bodies as they send spans.
+    ("POST", "/api/v1/payloads", Access::Ingest),
     // Actions and the security configuration.
     ("POST", "/api/v1/rules/reload", Access::Admin),
     ("POST", "/api/v1/alerts/{fingerprint}/ack", Access::Admin),
@@ -128,6 +133,10 @@ mod tests {
             ),
             (&get, "/api/v1/search", Access::Analyst),
             (&get, "/api/v1/audit", Access::Admin),
+            (&Method::POST, "/api/v1/payloads", Access::Ingest),
+            (&get, "/api/v1/payloads", Access::Analyst),
+            (&get, "/api/v1/payloads/0123", Access::Analyst),
+            (&Method::DELETE, "/api/v1/payloads/0123", Access::Admin),
             // Deny by default.
             (&get, "/no/such/route", Access::Admin),
             (&Method::PUT, "/healthz", Access::Admin),
