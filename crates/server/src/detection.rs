@@ -27,7 +27,9 @@ use crate::checkpoint;
 use crate::latency::Histogram;
 
 use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
-use tracewarden_detect::engine::{Detection, Engine, EngineConfig, ReloadSummary, RuleStats};
+use tracewarden_detect::engine::{
+    Detection, Engine, EngineConfig, ReloadSummary, RuleStats, TopologyPolicy,
+};
 use tracewarden_detect::geoip::Lookup;
 use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
@@ -131,6 +133,9 @@ struct Shared {
     assembly: Mutex<AssemblyStats>,
     /// Hand-over to processed, per batch.
     latency: Histogram,
+    /// The topology rules' declared and learned edges (for the service
+    /// graph), and the learned count it was taken at.
+    topology: Mutex<(usize, Arc<TopologyPolicy>)>,
 }
 
 /// Where detections go besides the log and the API's recent list: the
@@ -243,6 +248,7 @@ impl Detector {
             sinks: Mutex::new(Vec::new()),
             assembly: Mutex::new(AssemblyStats::default()),
             latency: Histogram::default(),
+            topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
         });
         let runner = Runner {
             engine,
@@ -470,6 +476,21 @@ impl Detector {
         }
     }
 
+    /// The topology rules' declared and learned edges, as of the last time
+    /// the queue ran dry.
+    pub fn topology_policy(&self) -> Arc<TopologyPolicy> {
+        self.shared
+            .topology
+            .lock()
+            .map(|t| Arc::clone(&t.1))
+            .unwrap_or_default()
+    }
+
+    /// The `[detection.site]` facts.
+    pub fn site(&self) -> &tracewarden_detect::rule::Site {
+        &self.config.site
+    }
+
     pub fn rules(&self) -> Vec<RuleInfo> {
         self.rules.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -550,6 +571,7 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
                 runner.publish_stats(shared);
+                runner.publish_topology(shared, true);
                 let _ = reply.send(summary);
                 continue;
             }
@@ -709,6 +731,18 @@ impl Runner {
         }
         if let Ok(mut assembly) = shared.assembly.lock() {
             *assembly = stats.assembly;
+        }
+        self.publish_topology(shared, false);
+    }
+
+    /// Copies the topology policy out when an edge was learned since the
+    /// last copy (or always, with `force`: the rules changed).
+    fn publish_topology(&self, shared: &Shared, force: bool) {
+        let learned = self.engine.learned_edges();
+        if let Ok(mut topology) = shared.topology.lock()
+            && (force || topology.0 != learned)
+        {
+            *topology = (learned, Arc::new(self.engine.topology_policy()));
         }
     }
 

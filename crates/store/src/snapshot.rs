@@ -7,10 +7,11 @@
 //! stay open even if compaction or retention removes them meanwhile.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use tracewarden_model::{SpanRecord, Trace, TraceId};
+use tracewarden_model::{LogEntry, SpanRecord, Trace, TraceId};
 
 use crate::Result;
 use crate::hot::HotTier;
@@ -105,6 +106,19 @@ impl ScanUnit {
         match &self.0 {
             Unit::Memory(tier) => Ok(tier.contains_trace(trace_id)),
             Unit::Segment(segment) => segment.may_contain_trace(trace_id),
+        }
+    }
+
+    /// The log records of any of `traces` held here (in no promised
+    /// order): one read of a segment's logs file for all of them.
+    pub fn logs_of_traces(&self, traces: &Arc<HashSet<TraceId>>) -> Result<Vec<LogEntry>> {
+        match &self.0 {
+            Unit::Memory(tier) => Ok(traces
+                .iter()
+                .filter_map(|id| tier.trace(*id))
+                .flat_map(|trace| trace.logs)
+                .collect()),
+            Unit::Segment(segment) => segment.logs_of_traces(traces),
         }
     }
 

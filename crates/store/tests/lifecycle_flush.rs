@@ -404,3 +404,41 @@ async fn appends_are_refused_while_flushes_are_behind() {
     acked.append(&store, full).await;
     assert_exactly_once(&store, &acked);
 }
+
+/// `ScanUnit::logs_of_traces` finds the log records of a set of traces in
+/// every tier with one read per segment, and nothing of other traces.
+#[tokio::test]
+async fn logs_of_many_traces_come_from_every_tier_in_one_read_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(manual(dir.path())).unwrap();
+    for trace in 1..=20u64 {
+        store.append(small_batch(trace)).await.unwrap();
+        if trace % 10 == 0 {
+            store.flush().unwrap();
+        }
+    }
+    // Two segments (traces 1-10, 11-20), then the hot tier (21-22).
+    store.append(small_batch(21)).await.unwrap();
+    store.append(small_batch(22)).await.unwrap();
+    let wanted: std::collections::HashSet<_> =
+        [2u64, 9, 15, 22, 99].into_iter().map(trace_id).collect();
+    let wanted = Arc::new(wanted);
+    let mut found: Vec<u64> = Vec::new();
+    let snapshot = store.snapshot();
+    let units = snapshot.units();
+    assert_eq!(units.len(), 3);
+    for unit in units {
+        for entry in unit.logs_of_traces(&wanted).unwrap() {
+            let id = entry.record.trace_id.unwrap();
+            let n = (1..=22).find(|&n| trace_id(n) == id).unwrap();
+            assert_eq!(entry.record.body, AnyValue::from("login attempt"));
+            found.push(n);
+        }
+    }
+    found.sort_unstable();
+    assert_eq!(found, vec![2, 9, 15, 22]);
+    let none = Arc::new(std::collections::HashSet::new());
+    for unit in store.snapshot().units() {
+        assert!(unit.logs_of_traces(&none).unwrap().is_empty());
+    }
+}

@@ -20,7 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// API key for the commands that talk to a running server (query,
-    /// alerts, silence, block, rules reload, bench); default: the
+    /// alerts, silence, block, report, rules reload, bench); default: the
     /// environment variable TRACEWARDEN_API_KEY (not shown in `ps`).
     #[arg(long, global = true, value_name = "KEY")]
     api_key: Option<String>,
@@ -45,12 +45,16 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Search stored traces with TraceQL (a running server, or --data-dir).
     Query(cmd::query::QueryArgs),
+    /// An actor's requests in time order, with a summary (a running server).
+    Investigate(cmd::investigate::InvestigateArgs),
     /// List, show and acknowledge a running server's alerts.
     Alerts(cmd::alerts::AlertsArgs),
     /// Add, list and expire a running server's silences.
     Silence(cmd::silence::SilenceArgs),
     /// Test and lint detection rules.
     Rules(cmd::rules::RulesArgs),
+    /// Reports over a running server's store (`report compliance`).
+    Report(cmd::report::ReportArgs),
     /// Check stored segments against their signed manifest chain (exit 0 only if intact).
     Verify(cmd::verify::VerifyArgs),
     /// Manage the ed25519 key that signs manifests.
@@ -82,8 +86,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => cmd::query::run(args).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => cmd::rules::run(args),
+        Command::Investigate(args) => cmd::investigate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => cmd::alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Silence(args) => cmd::silence::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => cmd::report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => cmd::verify::run(args),
         Command::SigningKey(args) => cmd::signing_key::run(args).map(|()| ExitCode::SUCCESS),
         Command::EncryptionKey(args) => cmd::encryption_key::run(args).map(|()| ExitCode::SUCCESS),

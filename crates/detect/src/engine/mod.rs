@@ -104,6 +104,7 @@ use keys::{KeyMap, Slot, build_key, build_key_lenient, decode_key};
 use new_terms::NewTermsState;
 use sequence::SequenceKey;
 use threshold::{Crossing, ThresholdKey};
+pub use topology::TopologyPolicy;
 use topology::TopologyState;
 
 /// A matching span: start time (unix nanoseconds) and trace id.
@@ -371,6 +372,29 @@ impl Engine {
     /// The enabled rules.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|c| &c.rule)
+    }
+
+    /// Edges the enabled topology rules learned, in all (changes when one
+    /// learns an edge: a cheap test before [`Engine::topology_policy`]).
+    pub fn learned_edges(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|c| match &c.state {
+                State::Topology(state) => state.learned_edge_count(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The edges the enabled topology rules allow, declared and learned.
+    pub fn topology_policy(&self) -> TopologyPolicy {
+        let mut policy = TopologyPolicy::default();
+        for c in &self.rules {
+            if let (State::Topology(state), RuleKind::Topology(rule)) = (&c.state, &c.rule.kind) {
+                state.add_to(rule, &mut policy);
+            }
+        }
+        policy
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -15,7 +15,7 @@
 //! the flags say nothing, a parent span id that is not in a complete trace
 //! counts as remote; in a partial trace it proves nothing and is skipped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use tracewarden_model::{AnyValue, SpanId, SpanKind, SpanRecord};
@@ -52,6 +52,21 @@ pub(crate) struct TopologyState {
     remote_ok: HashSet<Box<str>>,
     /// End of learning (event time), set by the first trace evaluated.
     learn_until: Option<u64>,
+}
+
+/// The edges topology rules allow, for showing a service graph against
+/// them: declared in the rules (the site's `$allowed_edges`) and learned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopologyPolicy {
+    /// An enabled topology rule checks callers (`wrong_caller`): without
+    /// one, no edge is allowed or forbidden by a rule.
+    pub checks_callers: bool,
+    /// A caller-checking rule learns edges (`learn:` set).
+    pub learns: bool,
+    /// `(caller, callee)` pairs declared.
+    pub declared: BTreeSet<(String, String)>,
+    /// `(caller, callee)` pairs learned so far.
+    pub learned: BTreeSet<(String, String)>,
 }
 
 /// One finding of a topology rule in one trace.
@@ -95,6 +110,33 @@ impl TopologyState {
             remote_ok: HashSet::new(),
             learn_until: None,
         }
+    }
+
+    /// Edges learned so far (cheap: tells a caller whether
+    /// [`TopologyState::add_to`] would add anything new).
+    pub(crate) fn learned_edge_count(&self) -> usize {
+        self.learned_edge_count
+    }
+
+    /// Adds this rule's declared and learned edges to `policy`.
+    pub(crate) fn add_to(&self, rule: &TopologyRule, policy: &mut TopologyPolicy) {
+        if !rule.checks(TopologyCheck::WrongCaller) {
+            return;
+        }
+        policy.checks_callers = true;
+        policy.learns |= rule.learn.is_some();
+        let pairs = |edges: &Edges| -> Vec<(String, String)> {
+            edges
+                .iter()
+                .flat_map(|(caller, callees)| {
+                    callees
+                        .iter()
+                        .map(move |callee| (caller.to_string(), callee.to_string()))
+                })
+                .collect()
+        };
+        policy.declared.extend(pairs(&self.declared_edges));
+        policy.learned.extend(pairs(&self.learned_edges));
     }
 
     fn allowed(&self, caller: &str, callee: &str) -> bool {
@@ -398,6 +440,35 @@ mod tests {
             found[0].starts_with("wrong_caller: billing -> location"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn the_policy_lists_declared_and_learned_edges() {
+        let other = rule(&[TopologyCheck::NoParent], None);
+        let rule = rule(&[TopologyCheck::WrongCaller], Some(Duration::from_secs(60)));
+        let mut state = TopologyState::new(&rule);
+        let spans = [
+            span(1, None, "gw", SpanKind::Server, 0),
+            span(2, Some(1), "billing", SpanKind::Server, 0),
+        ];
+        assert!(run(&mut state, &rule, &spans, None).is_empty(), "learning");
+        let mut policy = TopologyPolicy::default();
+        state.add_to(&rule, &mut policy);
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert!(policy.checks_callers && policy.learns);
+        assert_eq!(
+            policy.declared.iter().collect::<Vec<_>>(),
+            [&pair("gw", "weather")]
+        );
+        assert_eq!(
+            policy.learned.iter().collect::<Vec<_>>(),
+            [&pair("gw", "billing")]
+        );
+        assert_eq!(state.learned_edge_count(), 1);
+        // A rule that does not check callers allows and forbids nothing.
+        let mut policy = TopologyPolicy::default();
+        TopologyState::new(&other).add_to(&other, &mut policy);
+        assert_eq!(policy, TopologyPolicy::default());
     }
 
     #[test]

@@ -183,6 +183,25 @@ impl PersonalData {
     /// then attribute names, then values. Allocates only when found (and
     /// for percent-encoded values).
     pub fn find<'a>(&self, attributes: &'a [KeyValue]) -> Option<PiiHit<'a>> {
+        self.find_with(attributes, None)
+    }
+
+    /// [`PersonalData::find`], remembering which attribute names match in
+    /// `cache`: for scans of many spans, whose keys repeat (matching a key
+    /// splits it into words each time).
+    pub fn find_cached<'a>(
+        &self,
+        attributes: &'a [KeyValue],
+        cache: &mut NameCache,
+    ) -> Option<PiiHit<'a>> {
+        self.find_with(attributes, Some(cache))
+    }
+
+    fn find_with<'a>(
+        &self,
+        attributes: &'a [KeyValue],
+        mut cache: Option<&mut NameCache>,
+    ) -> Option<PiiHit<'a>> {
         for kv in attributes {
             if !self.classification_keys.iter().any(|k| *k == kv.key) {
                 continue;
@@ -196,7 +215,11 @@ impl PersonalData {
             }
         }
         for kv in attributes {
-            let Some(entry) = self.attribute_names.matches(&kv.key) else {
+            let entry = match cache.as_deref_mut() {
+                None => self.attribute_names.matches(&kv.key),
+                Some(cache) => cache.matches(&self.attribute_names, &kv.key),
+            };
+            let Some(entry) = entry else {
                 continue;
             };
             let shown = match &kv.value {
@@ -247,6 +270,28 @@ impl PersonalData {
             AnyValue::Array(items) => items.iter().filter_map(AnyValue::as_str).find(|w| hit(w)),
             _ => None,
         }
+    }
+}
+
+/// Most keys a [`NameCache`] remembers; others are matched each time.
+const NAME_CACHE_KEYS: usize = 4096;
+
+/// Which attribute names match a [`NameMatcher`], remembered per key.
+#[derive(Debug, Default)]
+pub struct NameCache {
+    keys: std::collections::HashMap<Box<str>, Option<Box<str>>>,
+}
+
+impl NameCache {
+    fn matches<'c>(&'c mut self, names: &'c NameMatcher, key: &str) -> Option<&'c str> {
+        if !self.keys.contains_key(key) {
+            if self.keys.len() >= NAME_CACHE_KEYS {
+                return names.matches(key);
+            }
+            let entry = names.matches(key).map(Box::from);
+            self.keys.insert(Box::from(key), entry);
+        }
+        self.keys.get(key).and_then(|e| e.as_deref())
     }
 }
 

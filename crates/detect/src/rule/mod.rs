@@ -84,7 +84,7 @@ pub use block::{ActorKind, BlockAction, DEFAULT_TOKEN_FIELD, MAX_BLOCK};
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
 pub use data_flow::{
     DEFAULT_CLASSIFICATION_KEYS, DEFAULT_CLASSIFICATION_VALUES, DESTINATION_KEYS, DataFlowRule,
-    Destination, PersonalData, PiiHit,
+    Destination, NameCache, PersonalData, PiiHit,
 };
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};

@@ -643,3 +643,36 @@ fn suppress_sections_and_their_mistakes() {
     ));
     assert!(e.iter().any(|e| e.contains("`suppress`")), "{e:?}");
 }
+
+/// The name cache gives what matching each time gives, on hits and misses,
+/// before and after the key is remembered.
+#[test]
+fn cached_personal_data_finds_what_uncached_finds() {
+    use tracewarden_model::KeyValue;
+
+    use super::{NameCache, PersonalData};
+    let data = PersonalData::default();
+    let spans: Vec<Vec<KeyValue>> = vec![
+        vec![KeyValue::new("user.email", "a@b.example")],
+        vec![
+            KeyValue::new("iphone.model", "x"),
+            KeyValue::new("customerPhoneNumber", "+1 415 555 0100"),
+        ],
+        vec![KeyValue::new("user.email", "***")],
+        vec![KeyValue::new("note", "card 4111 1111 1111 1111")],
+        vec![KeyValue::new("app.data.classification", "internal, pii")],
+        vec![KeyValue::new("iphone.model", "x")],
+        vec![KeyValue::new("user.email", "c@d.example")],
+    ];
+    let mut cache = NameCache::default();
+    for round in 0..2 {
+        for attributes in &spans {
+            assert_eq!(
+                data.find_cached(attributes, &mut cache),
+                data.find(attributes),
+                "round {round}: {attributes:?}"
+            );
+        }
+    }
+    assert!(data.find(&spans[0]).is_some() && data.find(&spans[5]).is_none());
+}

@@ -1,16 +1,20 @@
 //! The HTTP API on the API port: traces, health and readiness, and the web
 //! UI (`/`, `/ui/...`).
 
+mod actors;
 mod alerts;
 mod audit;
 pub mod blocks;
 mod detections;
 mod error;
+mod graph;
 mod health;
 mod json;
 mod metrics;
 mod params;
 mod payloads;
+mod period;
+mod reports;
 mod search;
 mod tempo;
 mod trace_tree;
@@ -60,6 +64,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/search", get(search::search_v1))
+        .route(
+            "/api/v1/actors/{kind}/{value}/timeline",
+            get(actors::timeline),
+        )
         .route("/api/v1/detections", get(detections::list))
         .route("/api/v1/rules", get(detections::rules))
         .route("/api/v1/rules/reload", post(detections::reload))
@@ -75,6 +83,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/payloads", get(payloads::list).post(payloads::post))
         .route("/api/v1/payloads/{id}", get(payloads::get))
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/service-graph", get(graph::service_graph))
+        .route("/api/dependencies", get(graph::dependencies))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())
         .merge(tempo::routes())

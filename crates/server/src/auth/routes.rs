@@ -32,10 +32,18 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/metrics", Access::Viewer),
     ("GET", "/ready", Access::Viewer),
     ("GET", "/api/echo", Access::Viewer),
+    // The service graph shows services and call counts, not trace contents.
+    ("GET", "/api/v1/service-graph", Access::Viewer),
+    ("GET", "/api/dependencies", Access::Viewer),
     ("GET", "/api/status/buildinfo", Access::Viewer),
     // The traces themselves: search, trace lookups, the Tempo API.
     ("GET", "/api/v1/search", Access::Analyst),
     ("GET", "/api/v1/traces/{trace_id}", Access::Analyst),
+    (
+        "GET",
+        "/api/v1/actors/{kind}/{value}/timeline",
+        Access::Analyst,
+    ),
     ("GET", "/api/search", Access::Analyst),
     ("GET", "/api/traces/{trace_id}", Access::Analyst),
     ("GET", "/api/v2/traces/{trace_id}", Access::Analyst),
@@ -48,6 +56,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/payloads/{id}", Access::Analyst),
     // Services and gateways send bodies as they send spans.
     ("POST", "/api/v1/payloads", Access::Ingest),
+    // Names the users who touched personal data.
+    ("GET", "/api/v1/reports/compliance", Access::Analyst),
     // Actions and the security configuration.
     ("POST", "/api/v1/rules/reload", Access::Admin),
     ("POST", "/api/v1/alerts/{fingerprint}/ack", Access::Admin),

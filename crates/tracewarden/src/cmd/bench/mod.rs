@@ -27,6 +27,7 @@ pub(crate) mod http;
 mod ingest;
 mod report;
 mod spawn;
+mod store;
 #[cfg(test)]
 mod tests;
 mod usage;
@@ -47,10 +48,15 @@ pub enum BenchCommand {
     /// Send pre-encoded OTLP trace batches over N connections for a fixed time
     /// and report the spans per second the server durably acknowledged.
     Ingest(IngestArgs),
+    /// Build a large data directory without the network (realistic traces
+    /// over 30 days, an actor to investigate) for the investigation and
+    /// compliance benchmarks.
+    Store(store::StoreArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Ingest(args) => ingest::run(args),
+        BenchCommand::Store(args) => store::run(args),
     }
 }
