@@ -1,6 +1,6 @@
 //! The web UI end to end: its pure logic under node's test runner; the
-//! shell and its assets as served (headers,
-//! caching, compression, public with keys on), then the UI itself in
+//! shell and its assets as served (headers, caching, compression, public
+//! with keys on); then the UI itself in
 //! Debian's chromium driven by playwright-core (`tests/ui/e2e.mjs`) against
 //! the real server holding fixture data: alerts from a brute force and a
 //! scanner, a trace with markup in its attributes and its payload, a
