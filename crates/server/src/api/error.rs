@@ -12,6 +12,10 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// TraceQL that does not parse: a 400 whose body also says where
+    /// (`position`: byte offset, line, column), for a UI to point at.
+    #[error("invalid TraceQL: {0}")]
+    InvalidQuery(tracewarden_traceql::ParseError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -27,7 +31,7 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -46,7 +50,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({ "error": { "code": status.as_u16(), "message": message } });
+        let mut body = json!({ "error": { "code": status.as_u16(), "message": message } });
+        if let ApiError::InvalidQuery(e) = &self {
+            body["error"]["position"] =
+                json!({ "offset": e.offset, "line": e.line, "column": e.column });
+        }
         (status, Json(body)).into_response()
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP API on the API port: traces, health and readiness.
+//! The HTTP API on the API port: traces, health and readiness, and the web
+//! UI (`/`, `/ui/...`).
 
 mod actors;
 mod alerts;
@@ -18,6 +19,7 @@ mod search;
 mod tempo;
 mod trace_tree;
 mod traces;
+mod ui;
 
 use std::sync::Arc;
 
@@ -87,6 +89,8 @@ pub fn router(state: ApiState) -> Router {
         // Alerts and silences (reads and actions apart, for auth to guard).
         .merge(alerts::routes())
         .merge(tempo::routes())
+        // The web UI (docs/UI.md).
+        .merge(ui::routes())
         .fallback(error::not_found)
         .with_state(state)
 }

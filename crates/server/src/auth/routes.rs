@@ -12,6 +12,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // Probes stay open: orchestrators have no key.
     ("GET", "/healthz", Access::Open),
     ("GET", "/readyz", Access::Open),
+    // The web UI's shell and assets hold no data; its API calls carry the key.
+    ("GET", "/", Access::Open),
+    ("GET", "/ui/{asset}", Access::Open),
+    // The caller's role, for the UI to hide what the key may not do.
+    ("GET", "/api/v1/whoami", Access::Gateway),
     // Gateways ask decisions with any key (an `ingest` one is enough).
     ("GET", "/api/v1/decision", Access::Gateway),
     ("GET", "/api/v1/decision/nginx", Access::Gateway),
@@ -122,6 +127,10 @@ mod tests {
         let cases = [
             (&get, "/healthz", Access::Open),
             (&Method::HEAD, "/readyz", Access::Open),
+            (&get, "/", Access::Open),
+            (&get, "/ui/app.js", Access::Open),
+            (&get, "/ui/a/b.js", Access::Admin),
+            (&Method::POST, "/", Access::Admin),
             (&get, "/api/v1/decision/nginx", Access::Gateway),
             (&get, "/api/v1/alerts/0123", Access::Viewer),
             (&Method::POST, "/api/v1/alerts/0123/ack", Access::Admin),
@@ -155,6 +164,7 @@ mod tests {
             include_str!("../api/mod.rs"),
             include_str!("../api/alerts.rs"),
             include_str!("../api/tempo/mod.rs"),
+            include_str!("../api/ui.rs"),
         ];
         let mut seen = 0;
         for source in sources {

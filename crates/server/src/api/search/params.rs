@@ -40,8 +40,7 @@ impl SearchParams {
             (_, Some(tags)) if !tags.trim().is_empty() => tags_to_traceql(tags).map_err(bad)?,
             _ => "{}".to_string(),
         };
-        let query = tracewarden_traceql::parse(&text)
-            .map_err(|e| ApiError::BadRequest(format!("invalid TraceQL: {e}")))?;
+        let query = tracewarden_traceql::parse(&text).map_err(ApiError::InvalidQuery)?;
         let now = now_unix_nano();
         let end = match self.end.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(end) => parse_time(end).map_err(bad)?,
