@@ -5,6 +5,25 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tracewarden_store::segment::SpanFilter;
+use tracewarden_store::{ScanUnit, Snapshot};
+
+/// The tiers of `snapshot` that may hold spans of `[start, end)`, and the
+/// filter that keeps only those spans: what a scan of a period reads.
+pub fn period_units(snapshot: &Snapshot, start: u64, end: u64) -> (SpanFilter, Vec<ScanUnit>) {
+    let filter = SpanFilter {
+        start_unix_nano: Some(start),
+        end_unix_nano: Some(end),
+        ..SpanFilter::default()
+    };
+    let units = snapshot
+        .units()
+        .into_iter()
+        .filter(|u| u.may_overlap(start, end))
+        .collect();
+    (filter, units)
+}
+
 /// `read` on every unit, on up to four threads (segments are independent
 /// files), with each unit's outcome in the units' order.
 pub fn in_parallel<U: Sync, T: Send>(units: &[U], read: impl Fn(&U) -> T + Sync) -> Vec<(&U, T)> {

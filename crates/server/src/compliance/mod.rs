@@ -391,16 +391,7 @@ pub fn build(snapshot: &Snapshot, inputs: Inputs<'_>) -> Result<ComplianceReport
         allowed: None,
         personal_data: PersonalData::default(),
     };
-    let filter = SpanFilter {
-        start_unix_nano: Some(start),
-        end_unix_nano: Some(end),
-        ..SpanFilter::default()
-    };
-    let units: Vec<ScanUnit> = snapshot
-        .units()
-        .into_iter()
-        .filter(|u| u.may_overlap(start, end))
-        .collect();
+    let (filter, units) = crate::parallel::period_units(snapshot, start, end);
     let mut segments_in_period: Vec<u64> = units.iter().filter_map(ScanUnit::segment_id).collect();
     segments_in_period.sort_unstable();
     // Each tier read on its own thread (several at once: the value

@@ -169,16 +169,7 @@ pub fn build(
 ) -> Result<ServiceGraph, GraphError> {
     let third_parties = third_parties(site)?;
     let policy = Policy::new(site.edges(), topology);
-    let filter = SpanFilter {
-        start_unix_nano: Some(start),
-        end_unix_nano: Some(end),
-        ..SpanFilter::default()
-    };
-    let units: Vec<ScanUnit> = snapshot
-        .units()
-        .into_iter()
-        .filter(|u| u.may_overlap(start, end))
-        .collect();
+    let (filter, units) = crate::parallel::period_units(snapshot, start, end);
     // Each tier read on its own thread (several at once), then the parts'
     // names mapped onto one interner.
     let parts: Vec<Part> = crate::parallel::in_parallel(&units, |unit| {
