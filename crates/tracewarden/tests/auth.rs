@@ -31,36 +31,6 @@ fn run(args: &[&str], data_dir: &Path) -> Output {
         .unwrap()
 }
 
-/// `tracewarden keys create`: the key is the only thing on stdout.
-fn create_key(data_dir: &Path, name: &str, role: &str) -> String {
-    let output = run(
-        &["keys", "create", "--role", role, "--name", name],
-        data_dir,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
-    assert!(key.starts_with("twk_") && key.len() > 40, "{key}");
-    key
-}
-
-/// A server on loopback with port 0, with a config file of `toml`.
-async fn start(data_dir: &Path, toml: &str) -> TestServer {
-    let config = data_dir.join("tracewarden.toml");
-    std::fs::write(&config, toml).unwrap();
-    let mut args = port_zero_args(data_dir);
-    args.push("--config".into());
-    args.push(config.into_os_string());
-    let server = TestServer::spawn(&args, data_dir)
-        .await
-        .unwrap_or_else(|f| panic!("start failed: {}\n{}", f.stdout, f.stderr));
-    server.wait_ready().await;
-    server
-}
-
 async fn call(method: Method, url: &str, key: Option<&str>) -> Response {
     let bearer = key.map(|k| format!("Bearer {k}"));
     let headers: Vec<(&str, &str)> = bearer
@@ -103,11 +73,11 @@ fn find<'a>(entries: &'a [Value], path: &str, status: u16) -> Option<&'a Value> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_decide_and_every_decision_is_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = create_key(dir.path(), "root", "admin");
-    let analyst = create_key(dir.path(), "alice", "analyst");
-    let viewer = create_key(dir.path(), "victor", "viewer");
-    let ingest = create_key(dir.path(), "gateway", "ingest");
-    let mut server = start(dir.path(), "").await;
+    let admin = common::create_key(dir.path(), "root", "admin");
+    let analyst = common::create_key(dir.path(), "alice", "analyst");
+    let viewer = common::create_key(dir.path(), "victor", "viewer");
+    let ingest = common::create_key(dir.path(), "gateway", "ingest");
+    let mut server = TestServer::start_with_config(dir.path(), "").await;
     let search = "/api/v1/search?q=%7B%7D";
 
     // No key: 401 with a JSON message and a Bearer challenge.
@@ -285,8 +255,8 @@ async fn roles_decide_and_every_decision_is_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_while_the_server_runs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = create_key(dir.path(), "alice", "analyst");
-    let server = start(dir.path(), "").await;
+    let alice = common::create_key(dir.path(), "alice", "analyst");
+    let server = TestServer::start_with_config(dir.path(), "").await;
     assert_eq!(
         get(&server, "/api/v1/search?q=%7B%7D", Some(&alice))
             .await
@@ -294,7 +264,7 @@ async fn a_key_revoked_while_the_server_runs_is_refused() {
         StatusCode::OK
     );
     // A key made after the start works without a restart.
-    let bob = create_key(dir.path(), "bob", "viewer");
+    let bob = common::create_key(dir.path(), "bob", "viewer");
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     while get(&server, "/api/v1/alerts", Some(&bob)).await.status != StatusCode::OK {
         assert!(Instant::now() < deadline, "the new key was never accepted");
@@ -343,10 +313,10 @@ async fn a_key_revoked_while_the_server_runs_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_key_exhausting_its_budget_does_not_starve_another() {
     let dir = tempfile::tempdir().unwrap();
-    let runaway = create_key(dir.path(), "runaway", "analyst");
-    let calm = create_key(dir.path(), "calm", "analyst");
+    let runaway = common::create_key(dir.path(), "runaway", "analyst");
+    let calm = common::create_key(dir.path(), "calm", "analyst");
     // A refill of one request per 1000 s: the budget is the burst.
-    let server = start(
+    let server = TestServer::start_with_config(
         dir.path(),
         "[auth.rate_limit]\nrequests_per_second = 0.001\nburst = 3\n",
     )
@@ -440,7 +410,7 @@ async fn without_keys_a_public_address_is_refused_unless_the_operator_opts_out()
     drop(server);
 
     // With a key it starts, and the key is required.
-    let admin = create_key(dir.path(), "admin", "admin");
+    let admin = common::create_key(dir.path(), "admin", "admin");
     let server = TestServer::spawn(&args, dir.path()).await.unwrap();
     server.wait_ready().await;
     let url = format!("http://127.0.0.1:{}/api/v1/alerts", server.addrs.api.port());
@@ -457,8 +427,8 @@ async fn without_keys_a_public_address_is_refused_unless_the_operator_opts_out()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sends_the_key_from_the_environment_or_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let analyst = create_key(dir.path(), "alice", "analyst");
-    let server = start(dir.path(), "").await;
+    let analyst = common::create_key(dir.path(), "alice", "analyst");
+    let server = TestServer::start_with_config(dir.path(), "").await;
     let url = server.api_url("");
     let query = |key_env: Option<&str>, flag: Option<&str>| {
         let mut command = Command::new(binary());
@@ -484,7 +454,7 @@ async fn the_cli_sends_the_key_from_the_environment_or_the_flag() {
 async fn verify_finds_an_edited_deleted_or_reordered_audit_entry() {
     let dir = tempfile::tempdir().unwrap();
     // No key on loopback: auth off, requests audited as anonymous.
-    let mut server = start(dir.path(), "").await;
+    let mut server = TestServer::start_with_config(dir.path(), "").await;
     for path in [
         "/api/v1/alerts",
         "/api/v1/rules",
@@ -585,10 +555,10 @@ async fn refused(server: &TestServer, admin: &str, listener: &str, reason: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otel_sdk_exports_carry_the_key_over_grpc_and_http() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = create_key(dir.path(), "admin", "admin");
-    let ingest = create_key(dir.path(), "exporter", "ingest");
-    let viewer = create_key(dir.path(), "viewer", "viewer");
-    let server = start(dir.path(), "").await;
+    let admin = common::create_key(dir.path(), "admin", "admin");
+    let ingest = common::create_key(dir.path(), "exporter", "ingest");
+    let viewer = common::create_key(dir.path(), "viewer", "viewer");
+    let server = TestServer::start_with_config(dir.path(), "").await;
     let bearer = |key: &str| format!("Bearer {key}");
 
     let grpc = |key: Option<&str>| {
@@ -669,10 +639,10 @@ async fn poll(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_see_what_fired_but_not_on_whom() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = create_key(dir.path(), "root", "admin");
-    let viewer = create_key(dir.path(), "victor", "viewer");
-    let ingest = create_key(dir.path(), "exporter", "ingest");
-    let server = start(dir.path(), "").await;
+    let admin = common::create_key(dir.path(), "root", "admin");
+    let viewer = common::create_key(dir.path(), "victor", "viewer");
+    let ingest = common::create_key(dir.path(), "exporter", "ingest");
+    let server = TestServer::start_with_config(dir.path(), "").await;
     let start_nanos = common::now_nanos() - 1_000_000_000;
     let attacker = "192.0.2.77";
     let injection = serde_json::json!({"resourceSpans": [{
@@ -803,9 +773,9 @@ async fn grpc_status(server: &TestServer, key: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_refusals_are_unauthenticated_or_permission_denied() {
     let dir = tempfile::tempdir().unwrap();
-    let ingest = create_key(dir.path(), "exporter", "ingest");
-    let analyst = create_key(dir.path(), "alice", "analyst");
-    let server = start(dir.path(), "").await;
+    let ingest = common::create_key(dir.path(), "exporter", "ingest");
+    let analyst = common::create_key(dir.path(), "alice", "analyst");
+    let server = TestServer::start_with_config(dir.path(), "").await;
     // 0 OK, 16 UNAUTHENTICATED, 7 PERMISSION_DENIED.
     assert_eq!(grpc_status(&server, Some(&ingest)).await, "0");
     assert_eq!(grpc_status(&server, None).await, "16");

@@ -8,45 +8,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Http, Response, TestServer, binary, files_under, get, now_nanos, port_zero_args};
+use common::{Http, Response, TestServer, files_under, get, now_nanos};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWJ5dGVz";
-
-fn create_key(data_dir: &Path, name: &str, role: &str) -> String {
-    let output = Command::new(binary())
-        .args(["keys", "create", "--role", role, "--name", name])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TRACEWARDEN_API_KEY")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-async fn start(data_dir: &Path, toml: &str) -> TestServer {
-    let config = data_dir.join("tracewarden.toml");
-    std::fs::write(&config, toml).unwrap();
-    let mut args = port_zero_args(data_dir);
-    args.push("--config".into());
-    args.push(config.into_os_string());
-    let server = TestServer::spawn(&args, data_dir)
-        .await
-        .unwrap_or_else(|f| panic!("start failed: {}\n{}", f.stdout, f.stderr));
-    server.wait_ready().await;
-    server
-}
 
 async fn send(
     method: Method,
@@ -98,11 +67,11 @@ fn error_message(response: &Response) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_is_stored_redacted_read_by_analysts_only_and_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let analyst = create_key(dir.path(), "alice", "analyst");
-    let viewer = create_key(dir.path(), "victor", "viewer");
-    let ingest = create_key(dir.path(), "gateway", "ingest");
+    let analyst = common::create_key(dir.path(), "alice", "analyst");
+    let viewer = common::create_key(dir.path(), "victor", "viewer");
+    let ingest = common::create_key(dir.path(), "gateway", "ingest");
     let config = "[payloads]\nmax_bytes = 4096\n";
-    let mut server = start(dir.path(), config).await;
+    let mut server = TestServer::start_with_config(dir.path(), config).await;
 
     // The trace the body belongs to, sent as a gateway sends it.
     let export = common::gateway_export(&[("/api/login", 200, "203.0.113.5", "curl/8.5")], 77);
@@ -309,7 +278,7 @@ async fn a_body_is_stored_redacted_read_by_analysts_only_and_survives_kill_9() {
     assert_eq!(created.status, StatusCode::CREATED);
     let second = created.json()["id"].as_str().unwrap().to_string();
     server.kill();
-    let server = start(dir.path(), config).await;
+    let server = TestServer::start_with_config(dir.path(), config).await;
     check_body(&read(&server, &path, &analyst).await);
     let answer = read(&server, &format!("/api/v1/payloads/{second}"), &analyst).await;
     assert_eq!(answer.status, StatusCode::OK);

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Http, Response, TestServer, binary, gateway_export, now_nanos};
+use common::{Http, Response, TestServer, gateway_export, now_nanos};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -393,26 +393,10 @@ async fn shell_and_assets_are_served_with_their_headers() {
     );
 }
 
-fn create_key(data_dir: &Path, role: &str) -> String {
-    let output = Command::new(binary())
-        .args(["keys", "create", "--role", role, "--name", role])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TRACEWARDEN_API_KEY")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
 #[tokio::test]
 async fn with_keys_the_page_is_public_and_whoami_tells_the_role() {
     let dir = tempfile::tempdir().unwrap();
-    let viewer = create_key(dir.path(), "viewer");
+    let viewer = common::create_key(dir.path(), "viewer", "viewer");
     let server = TestServer::start(dir.path()).await;
     // The page and its assets need no key; the API does.
     assert_eq!(api(&server, "/", &[]).await.status, StatusCode::OK);
@@ -451,8 +435,8 @@ async fn the_ui_in_chromium_with_keys() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let viewer = create_key(dir.path(), "viewer");
-    let admin = create_key(dir.path(), "admin");
+    let viewer = common::create_key(dir.path(), "viewer", "viewer");
+    let admin = common::create_key(dir.path(), "admin", "admin");
     let server = TestServer::start(dir.path()).await;
     send_fixtures(&server, Some(&admin)).await;
     let bearer = format!("Bearer {admin}");

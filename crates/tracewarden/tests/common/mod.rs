@@ -103,6 +103,21 @@ impl TestServer {
         server
     }
 
+    /// [`TestServer::start`] with a config file of `toml` (written into
+    /// `data_dir`).
+    pub async fn start_with_config(data_dir: &Path, toml: &str) -> TestServer {
+        let config = data_dir.join("tracewarden.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut args = port_zero_args(data_dir);
+        args.push("--config".into());
+        args.push(config.into_os_string());
+        let server = TestServer::spawn(&args, data_dir)
+            .await
+            .unwrap_or_else(|f| panic!("start failed: {}\n{}", f.stdout, f.stderr));
+        server.wait_ready().await;
+        server
+    }
+
     /// Runs `tracewarden serve ARGS` and waits for the listening lines on
     /// stdout; fails if the process exits first. Does not wait for readiness.
     pub async fn spawn(args: &[OsString], data_dir: &Path) -> Result<TestServer, StartFailure> {
@@ -500,4 +515,24 @@ pub fn now_nanos() -> u64 {
             .as_nanos(),
     )
     .unwrap()
+}
+
+/// `tracewarden keys create --role ROLE --name NAME` on `data_dir`: the key
+/// is the only thing on stdout.
+pub fn create_key(data_dir: &Path, name: &str, role: &str) -> String {
+    let output = Command::new(binary())
+        .args(["keys", "create", "--role", role, "--name", name])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("TRACEWARDEN_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("twk_") && key.len() > 40, "{key}");
+    key
 }
