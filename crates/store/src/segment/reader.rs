@@ -122,22 +122,10 @@ impl Segment {
         let id = trace_id.to_bytes();
         let mut spans = Vec::new();
         let plan = self.spans.trace_plan(&id)?;
-        self.spans.read(plan, None, |batch, sharing| {
-            let columns = SpanColumns::new(batch)?;
-            for row in 0..columns.len() {
-                spans.push(columns.record(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        self.spans.read_spans(plan, &mut spans)?;
         let mut logs = Vec::new();
         let plan = self.logs.trace_plan(&id)?;
-        self.logs.read(plan, None, |batch, sharing| {
-            let columns = LogColumns::new(batch)?;
-            for row in 0..columns.len() {
-                logs.push(columns.entry(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        self.logs.read_logs(plan, &mut logs)?;
         Ok((spans, logs))
     }
 
@@ -150,13 +138,7 @@ impl Segment {
         let Some(plan) = self.logs.traces_plan(traces)? else {
             return Ok(logs);
         };
-        self.logs.read(plan, None, |batch, sharing| {
-            let columns = LogColumns::new(batch)?;
-            for row in 0..columns.len() {
-                logs.push(columns.entry(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        self.logs.read_logs(plan, &mut logs)?;
         Ok(logs)
     }
 
@@ -239,21 +221,9 @@ impl Segment {
     /// Every span and log record, in file order (for compaction and tests).
     pub fn read_all(&self) -> Result<(Vec<SpanRecord>, Vec<LogEntry>)> {
         let mut spans = Vec::with_capacity(usize::try_from(self.span_count()).unwrap_or(0));
-        self.spans.read(self.spans.all(), None, |batch, sharing| {
-            let columns = SpanColumns::new(batch)?;
-            for row in 0..columns.len() {
-                spans.push(columns.record(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        self.spans.read_spans(self.spans.all(), &mut spans)?;
         let mut logs = Vec::with_capacity(usize::try_from(self.log_count()).unwrap_or(0));
-        self.logs.read(self.logs.all(), None, |batch, sharing| {
-            let columns = LogColumns::new(batch)?;
-            for row in 0..columns.len() {
-                logs.push(columns.entry(row, sharing)?);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+        self.logs.read_logs(self.logs.all(), &mut logs)?;
         Ok((spans, logs))
     }
 }
@@ -739,6 +709,28 @@ impl SegmentFileReader {
             filter: Some(RowFilter::new(vec![Box::new(predicate)])),
             skip: Vec::new(),
         }))
+    }
+
+    /// Every planned row of a spans file, decoded whole, onto `spans`.
+    fn read_spans(&self, plan: Plan, spans: &mut Vec<SpanRecord>) -> Result<()> {
+        self.read(plan, None, |batch, sharing| {
+            let columns = SpanColumns::new(batch)?;
+            for row in 0..columns.len() {
+                spans.push(columns.record(row, sharing)?);
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+    }
+
+    /// Every planned row of a logs file onto `logs`.
+    fn read_logs(&self, plan: Plan, logs: &mut Vec<LogEntry>) -> Result<()> {
+        self.read(plan, None, |batch, sharing| {
+            let columns = LogColumns::new(batch)?;
+            for row in 0..columns.len() {
+                logs.push(columns.entry(row, sharing)?);
+            }
+            Ok(ControlFlow::Continue(()))
+        })
     }
 
     /// Reads the planned rows, batch by batch, into `each`. A panic of the
