@@ -39,6 +39,7 @@ fn every_built_in_rule_loads() {
         "geo-policy",
         "scripting-user-agent",
         "excessive-request-rate-user",
+        "excessive-request-rate-token",
         "topology-wrong-caller",
         "topology-internal-no-parent",
         "topology-spoofed-context",

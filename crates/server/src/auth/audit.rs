@@ -132,6 +132,27 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
+/// The path with a raw token in it replaced by `[redacted]`: the value
+/// after `/actors/token/` or `/blocks/token/` unless it is already a
+/// fingerprint, and any segment that looks like one of our keys or an
+/// `Authorization` value. (Those routes take a fingerprint; a raw token
+/// sent by mistake must not be kept here.)
+pub fn redact_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let after_token =
+            i >= 2 && segments[i - 1] == "token" && matches!(segments[i - 2], "actors" | "blocks");
+        let lower = segment.to_ascii_lowercase();
+        let secret = (after_token
+            && !tracewarden_model::credential::is_fingerprint(&lower.replace("%3a", ":")))
+            || lower.contains("twk_")
+            || lower.starts_with("bearer");
+        out.push(if secret { "[redacted]" } else { segment });
+    }
+    out.join("/")
+}
+
 fn cut(mut text: String) -> String {
     if text.len() > MAX_TEXT {
         let mut end = MAX_TEXT;
@@ -504,6 +525,40 @@ fn check_line(raw: &[u8], seq: u64, prev: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn raw_tokens_in_paths_are_redacted() {
+        let fingerprint = tracewarden_model::credential::fingerprint("s3cret");
+        for (path, expect) in [
+            (
+                "/api/v1/actors/token/eyJhbGciOiJIUzI1NiJ9.x.y/timeline".to_string(),
+                "/api/v1/actors/token/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/blocks/token/Bearer%20s3cret".to_string(),
+                "/api/v1/blocks/token/[redacted]".to_string(),
+            ),
+            (
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+            ),
+            (
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+            ),
+            (
+                "/api/v1/actors/enduser.id/twk_abc/timeline".to_string(),
+                "/api/v1/actors/enduser.id/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+            ),
+            ("/api/v1/alerts".to_string(), "/api/v1/alerts".to_string()),
+        ] {
+            assert_eq!(redact_path(&path), expect, "{path}");
+        }
+    }
+
     use super::*;
 
     fn record(n: u64) -> Record {

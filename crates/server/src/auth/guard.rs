@@ -383,7 +383,7 @@ pub async fn api_layer(
         unix_ms: now_unix_ms(),
         client: client.map(|c| c.ip().to_string()),
         method: request.method().to_string(),
-        path: request.uri().path().to_string(),
+        path: audit::redact_path(request.uri().path()),
         query: request.uri().query().map(audit::redact_query),
         key_name: "-".into(),
         ..Record::default()

@@ -324,15 +324,34 @@ fn actor_spans(
     request: &Timeline,
     unreadable: &mut Vec<String>,
 ) -> Vec<SpanRecord> {
+    // A dedicated column is pushed down to the scan (statistics and bloom
+    // filters skip what cannot hold the actor); a token's fingerprint is a
+    // generic attribute, so the period's attributes are read and compared.
+    let (equals, attributes) = match request.kind.column() {
+        Some(column) => (vec![(column, request.value.clone())], false),
+        None => (Vec::new(), true),
+    };
     let filter = SpanFilter {
         start_unix_nano: Some(request.start),
         end_unix_nano: Some(request.end),
-        equals: vec![(request.kind.column(), request.value.clone())],
+        equals,
         ..SpanFilter::default()
     };
-    let projection = READ_COLUMNS
-        .into_iter()
-        .fold(SpanProjection::NONE, SpanProjection::with_dedicated);
+    let projection = SpanProjection {
+        attributes,
+        ..READ_COLUMNS
+            .into_iter()
+            .fold(SpanProjection::NONE, SpanProjection::with_dedicated)
+    };
+    let key = request.kind.attribute_key();
+    let is_actor = |record: &SpanRecord| {
+        !attributes
+            || record
+                .span
+                .attribute(key)
+                .and_then(AnyValue::as_str)
+                .is_some_and(|v| v == request.value)
+    };
     let units: Vec<ScanUnit> = snapshot
         .units()
         .into_iter()
@@ -342,7 +361,16 @@ fn actor_spans(
     for (unit, scanned) in in_parallel(&units, |unit| {
         let mut found = Vec::new();
         unit.for_each_span_projected(&filter, projection, &mut |record| {
-            found.push(record.into_owned());
+            if is_actor(&record) {
+                let mut record = record.into_owned();
+                if attributes {
+                    // Keep what the timeline reads, not every attribute.
+                    record.span.attributes.retain(|kv| {
+                        kv.key == key || READ_COLUMNS.iter().any(|c| c.attribute_key() == kv.key)
+                    });
+                }
+                found.push(record);
+            }
             ControlFlow::Continue(())
         })
         .map(|_| found)
@@ -655,7 +683,18 @@ mod tests {
             assert!(matches!(error, ApiError::BadRequest(_)), "{error}");
             assert!(error.to_string().contains(says), "{error} lacks {says}");
         };
-        bad("token", "sha256:00", &[], "supported kinds: client.address");
+        bad(
+            "token",
+            "sha256:00",
+            &[],
+            "a token actor is its fingerprint",
+        );
+        bad(
+            "user",
+            "alice",
+            &[],
+            "supported kinds: client.address, enduser.id, session.id, token",
+        );
         bad("ip", "1.2.3.4", &[], "unknown actor kind");
         bad("client.address", " ", &[], "empty");
         bad(
