@@ -326,32 +326,28 @@ fn actor_spans(
 ) -> Vec<SpanRecord> {
     // A dedicated column is pushed down to the scan (statistics and bloom
     // filters skip what cannot hold the actor); a token's fingerprint is a
-    // generic attribute, so the period's attributes are read and compared.
-    let (equals, attributes) = match request.kind.column() {
-        Some(column) => (vec![(column, request.value.clone())], false),
-        None => (Vec::new(), true),
+    // generic attribute, compared on the attribute column's keys and
+    // strings before a span is decoded.
+    let (equals, attribute_equals) = match request.kind.column() {
+        Some(column) => (vec![(column, request.value.clone())], Vec::new()),
+        None => (
+            Vec::new(),
+            vec![(
+                request.kind.attribute_key().to_string(),
+                request.value.clone(),
+            )],
+        ),
     };
     let filter = SpanFilter {
         start_unix_nano: Some(request.start),
         end_unix_nano: Some(request.end),
         equals,
+        attribute_equals,
         ..SpanFilter::default()
     };
-    let projection = SpanProjection {
-        attributes,
-        ..READ_COLUMNS
-            .into_iter()
-            .fold(SpanProjection::NONE, SpanProjection::with_dedicated)
-    };
-    let key = request.kind.attribute_key();
-    let is_actor = |record: &SpanRecord| {
-        !attributes
-            || record
-                .span
-                .attribute(key)
-                .and_then(AnyValue::as_str)
-                .is_some_and(|v| v == request.value)
-    };
+    let projection = READ_COLUMNS
+        .into_iter()
+        .fold(SpanProjection::NONE, SpanProjection::with_dedicated);
     let units: Vec<ScanUnit> = snapshot
         .units()
         .into_iter()
@@ -361,16 +357,7 @@ fn actor_spans(
     for (unit, scanned) in in_parallel(&units, |unit| {
         let mut found = Vec::new();
         unit.for_each_span_projected(&filter, projection, &mut |record| {
-            if is_actor(&record) {
-                let mut record = record.into_owned();
-                if attributes {
-                    // Keep what the timeline reads, not every attribute.
-                    record.span.attributes.retain(|kv| {
-                        kv.key == key || READ_COLUMNS.iter().any(|c| c.attribute_key() == kv.key)
-                    });
-                }
-                found.push(record);
-            }
+            found.push(record.into_owned());
             ControlFlow::Continue(())
         })
         .map(|_| found)
