@@ -611,6 +611,7 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
             max_spans: config.max_buffered_spans,
             ..AssemblyConfig::default()
         },
+        max_keys_per_rule: config.max_keys_per_rule,
         ..EngineConfig::default()
     }
 }
