@@ -141,7 +141,7 @@ pub(crate) mod interval {
 }
 
 /// `"2s"` or `"off"`.
-mod optional_interval {
+pub(crate) mod optional_interval {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
