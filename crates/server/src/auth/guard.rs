@@ -158,7 +158,8 @@ impl Guard {
         let store = KeyStore::new(data_dir);
         let first = stamp(store.path());
         let records = store.load()?;
-        let audit = AuditLog::open(&data_dir.join(audit::AUDIT_DIR))?;
+        let rotation = config.audit.rotation().map_err(AuthError::Invalid)?;
+        let audit = AuditLog::open_with(&data_dir.join(audit::AUDIT_DIR), rotation)?;
         let guard = Arc::new(Guard {
             mode,
             any_key: (!records.is_empty()).into(),
