@@ -20,6 +20,7 @@
 //! assert!(inject::detect("q=O%27Brien&page=2").is_empty());
 //! ```
 
+mod cache;
 mod command;
 mod decode;
 mod sqli;
@@ -374,6 +375,8 @@ pub fn detect(value: &str) -> Vec<Finding> {
 pub fn scan(class: AttackClass, value: &str) -> Option<Finding> {
     DETECTOR.scan(class, value)
 }
+
+pub use cache::{cache_counts, scan_cached};
 
 #[cfg(test)]
 mod tests {

@@ -93,7 +93,9 @@ impl PayloadMatch {
                 continue;
             }
             for &class in &self.detect {
-                if let Some(finding) = inject::scan(class, value) {
+                // Cached: the pack's four injection rules read the same
+                // fields of each span, and traffic repeats values.
+                if let Some(finding) = inject::scan_cached(class, value) {
                     return Some(PayloadHit {
                         class,
                         field,

@@ -1,0 +1,195 @@
+//! Verdicts remembered per value: the four injection rules of the pack scan
+//! the same fields of the same span one after the other, and real traffic
+//! repeats query strings, paths and bodies. So a value is decoded and
+//! scanned once for every class, and the findings are kept in a small
+//! per-thread table; the next rule (or the next span with the same value)
+//! reads them.
+//!
+//! A verdict depends on the value alone, so a hit is never stale. Slots are
+//! chosen by a hash keyed per thread at random (crafted values cannot aim at
+//! one slot) and checked by comparing the whole value, so a collision only
+//! costs a scan. Memory is bounded: [`SLOTS`] values of at most
+//! [`MAX_CACHED_BYTES`], and one longer value (the one most recently
+//! scanned, which is what the rules after the first ask for).
+//!
+//! Scanning for all classes at once finds, for each class, what a scan for
+//! that class alone finds: parts are scanned in the same order and a class
+//! stops only at its own first hit (`same_as_scanning_each_class`).
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, RandomState};
+
+use super::{AttackClass, DETECTOR, Finding};
+
+/// Values remembered per thread.
+const SLOTS: usize = 1024;
+/// Longest value kept in the table (longer ones use the single last slot).
+const MAX_CACHED_BYTES: usize = 1024;
+
+/// What a value holds: at most one finding per class.
+type Findings = [Option<Finding>; 4];
+
+struct Entry {
+    value: Box<str>,
+    findings: Findings,
+}
+
+/// A direct-mapped table of verdicts, and the last long value.
+pub(crate) struct VerdictCache {
+    slots: Vec<Option<Entry>>,
+    last_long: Option<Entry>,
+    hasher: RandomState,
+    hits: u64,
+    misses: u64,
+}
+
+impl VerdictCache {
+    pub(crate) fn with_slots(slots: usize) -> VerdictCache {
+        VerdictCache {
+            slots: (0..slots.max(1)).map(|_| None).collect(),
+            last_long: None,
+            hasher: RandomState::new(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// The finding of `class` in `value`, scanning it (for every class)
+    /// only when it is not remembered.
+    pub(crate) fn scan(&mut self, class: AttackClass, value: &str) -> Option<Finding> {
+        let entry = if value.len() <= MAX_CACHED_BYTES {
+            let at = (self.hasher.hash_one(value) as usize) % self.slots.len();
+            &mut self.slots[at]
+        } else {
+            &mut self.last_long
+        };
+        let findings = match entry {
+            Some(found) if *found.value == *value => {
+                self.hits += 1;
+                found.findings
+            }
+            _ => {
+                let findings = scan_all(value);
+                *entry = Some(Entry {
+                    value: value.into(),
+                    findings,
+                });
+                self.misses += 1;
+                findings
+            }
+        };
+        findings[class_index(class)]
+    }
+
+    /// (hits, misses) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}
+
+fn class_index(class: AttackClass) -> usize {
+    match class {
+        AttackClass::SqlInjection => 0,
+        AttackClass::CrossSiteScripting => 1,
+        AttackClass::PathTraversal => 2,
+        AttackClass::CommandInjection => 3,
+    }
+}
+
+fn scan_all(value: &str) -> Findings {
+    let mut findings = [None; 4];
+    let mut out = Vec::new();
+    DETECTOR.detect_into(value, &mut out);
+    for finding in out {
+        findings[class_index(finding.class)] = Some(finding);
+    }
+    findings
+}
+
+thread_local! {
+    static CACHE: RefCell<VerdictCache> = RefCell::new(VerdictCache::with_slots(SLOTS));
+}
+
+/// [`super::scan`] through this thread's verdict cache.
+pub fn scan_cached(class: AttackClass, value: &str) -> Option<Finding> {
+    CACHE.with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) => cache.scan(class, value),
+        // Not reentrant; scanning never calls back here, but stay correct.
+        Err(_) => super::scan(class, value),
+    })
+}
+
+/// This thread's (hits, misses) of the verdict cache.
+pub fn cache_counts() -> (u64, u64) {
+    CACHE.with(|cache| cache.try_borrow().map_or((0, 0), |c| c.counts()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALUES: [&str; 12] = [
+        "q=1' UNION SELECT password FROM users--",
+        "city=Berlin&days=3&units=metric",
+        "<script>alert(1)</script>",
+        "file=../../../../etc/passwd",
+        "host=example.com;cat /etc/passwd",
+        "/api/products/42",
+        "name=O'Brien&band=rock+%26+roll",
+        "q=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E&x=..%2f..%2fwin.ini",
+        "{\"cmd\": \"$(curl http://evil)\", \"q\": \"1 or 1=1\"}",
+        "",
+        "fields=lat,lon,tz",
+        "a=1;b=2",
+    ];
+
+    #[test]
+    fn same_as_scanning_each_class() {
+        let long = format!("q={}&x=<script>", "a".repeat(4000));
+        let mut cache = VerdictCache::with_slots(SLOTS);
+        for round in 0..2 {
+            for value in VALUES.iter().copied().chain([long.as_str()]) {
+                for class in AttackClass::ALL {
+                    assert_eq!(
+                        cache.scan(class, value),
+                        super::super::scan(class, value),
+                        "{class:?} in {value:?}, round {round}"
+                    );
+                }
+            }
+        }
+        let (hits, misses) = cache.counts();
+        // Each value scanned once per round at most; the rest are hits.
+        assert!(misses <= 2 * (VALUES.len() as u64 + 1), "{misses}");
+        assert!(hits >= 2 * 4 * VALUES.len() as u64 - misses, "{hits}");
+    }
+
+    #[test]
+    fn collisions_and_evictions_only_cost_a_scan() {
+        // Two slots for a dozen values: every lookup collides or evicts.
+        let mut cache = VerdictCache::with_slots(2);
+        for _ in 0..3 {
+            for value in VALUES {
+                for class in AttackClass::ALL {
+                    assert_eq!(
+                        cache.scan(class, value),
+                        super::super::scan(class, value),
+                        "{class:?} in {value:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_thread_cache_counts() {
+        let value = "q=1' UNION SELECT 1--";
+        let before = cache_counts();
+        for class in AttackClass::ALL {
+            assert_eq!(scan_cached(class, value), super::super::scan(class, value));
+        }
+        let after = cache_counts();
+        assert_eq!(after.1 - before.1, 1, "one scan for four classes");
+        assert_eq!(after.0 - before.0, 3);
+    }
+}
