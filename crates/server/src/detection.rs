@@ -31,6 +31,7 @@ use tracewarden_detect::engine::{
     Detection, Engine, EngineConfig, ReloadSummary, RuleStats, TopologyPolicy,
 };
 use tracewarden_detect::geoip::Lookup;
+use tracewarden_detect::log_join::{LogJoinConfig, LogJoinStats};
 use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
@@ -131,6 +132,8 @@ struct Shared {
     sinks: Mutex<Vec<Arc<dyn DetectionSink>>>,
     /// The trace-assembly buffer's counters, as of the last publication.
     assembly: Mutex<AssemblyStats>,
+    /// The log-join counters (records waiting for their span), likewise.
+    log_join: Mutex<LogJoinStats>,
     /// Hand-over to processed, per batch.
     latency: Histogram,
     /// The topology rules' declared and learned edges (for the service
@@ -247,6 +250,7 @@ impl Detector {
             covered: Mutex::new(covered),
             sinks: Mutex::new(Vec::new()),
             assembly: Mutex::new(AssemblyStats::default()),
+            log_join: Mutex::new(LogJoinStats::default()),
             latency: Histogram::default(),
             topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
         });
@@ -453,6 +457,16 @@ impl Detector {
             .unwrap_or_default()
     }
 
+    /// The counters of log records joined to their span (all zero when no
+    /// log rule has `join`).
+    pub fn log_join_stats(&self) -> LogJoinStats {
+        self.shared
+            .log_join
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     /// Time from a batch's WAL acknowledgement to the rules having run on
     /// it: (p50, p99, batches measured).
     pub fn latency(&self) -> (Option<Duration>, Option<Duration>, u64) {
@@ -611,6 +625,11 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
             max_spans: config.max_buffered_spans,
             ..AssemblyConfig::default()
         },
+        log_join: LogJoinConfig {
+            wait: config.log_join_wait,
+            max_pending: config.log_join_max_pending,
+            max_spans: config.log_join_max_spans,
+        },
         ..EngineConfig::default()
     }
 }
@@ -732,6 +751,9 @@ impl Runner {
         if let Ok(mut assembly) = shared.assembly.lock() {
             *assembly = stats.assembly;
         }
+        if let Ok(mut log_join) = shared.log_join.lock() {
+            *log_join = stats.log_join;
+        }
         self.publish_topology(shared, false);
     }
 
@@ -746,7 +768,8 @@ impl Runner {
         }
     }
 
-    /// Evaluates the traces the assembly buffer holds complete by now.
+    /// Evaluates the traces the assembly buffer holds complete by now, and
+    /// the log records whose wait for their span ended.
     fn flush_traces(&mut self, shared: &Shared) {
         let now = now_unix_nano();
         if self.engine.next_flush_due().is_some_and(|due| due <= now) {
@@ -767,8 +790,8 @@ impl Runner {
         wait
     }
 
-    /// Shutdown: buffered traces are evaluated as they are, then a last
-    /// checkpoint is written.
+    /// Shutdown: buffered traces, and log records still waiting for their
+    /// span, are evaluated as they are, then a last checkpoint is written.
     fn stop(&mut self, shared: &Shared) {
         let detections = self.engine.drain();
         publish(detections, &self.engine, shared);

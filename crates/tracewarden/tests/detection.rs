@@ -764,3 +764,115 @@ fn rules_test_and_lint_commands() {
         .unwrap();
     assert!(!test.status.success());
 }
+
+const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";
+
+/// A log rule with `join:` keys on the caller's address that only the
+/// server span carries: the records, exported first, wait for their spans
+/// and the detection's actor is the span's `client.address`.
+#[tokio::test]
+async fn log_records_wait_for_their_span_and_key_on_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("denied-by-caller.yaml"), JOIN_RULE).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // A long wait: the test's two requests may be far apart on a slow machine.
+    let server = TestServer::start_with_config(
+        &data,
+        &format!(
+            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\nlog_join_wait = \"60s\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .await;
+    let now = now_nanos() - 2_000_000_000;
+    let ids = |i: u64| {
+        (
+            format!("{:032x}", 0x5100 + i),
+            format!("{:016x}", 0x5100 + i),
+        )
+    };
+    let records: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            json!({
+                "timeUnixNano": (now + i * 1_000_000).to_string(),
+                "severityNumber": 13, "severityText": "WARN",
+                "body": {"stringValue": format!("Access denied to invoice {i}")},
+                "traceId": trace, "spanId": span,
+            })
+        })
+        .collect();
+    let logs = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeLogs": [{"scope": {"name": "app"}, "logRecords": records}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/logs"),
+        "application/json",
+        logs.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // The records wait: no span has told who the caller is yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = detections(&server).await;
+        if body["stats"]["logJoin"]["pendingRecords"].as_u64() == Some(3) {
+            assert_eq!(body["detections"].as_array().unwrap().len(), 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "records not held: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spans: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            json!({
+                "traceId": trace, "spanId": span, "name": "GET /invoices/{id}", "kind": 2,
+                "startTimeUnixNano": (now + i * 1_000_000).to_string(),
+                "endTimeUnixNano": (now + i * 1_000_000 + 500_000).to_string(),
+                "attributes": [
+                    {"key": "client.address", "value": {"stringValue": "203.0.113.77"}},
+                    {"key": "http.route", "value": {"stringValue": "/invoices/{id}"}},
+                ],
+            })
+        })
+        .collect();
+    let traces = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        traces.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        // The counters are published when the detection thread is idle,
+        // possibly after the detection: wait for both.
+        if !body["detections"].as_array().unwrap().is_empty()
+            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let found = body["detections"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "denied-by-caller");
+    assert_eq!(found[0]["key"]["span.client.address"], "203.0.113.77");
+    assert_eq!(found[0]["count"], 3);
+    // The evidence opens the request that logged the refusal.
+    assert_eq!(found[0]["traceIds"][0], ids(2).0, "{body:#}");
+    let join = &body["stats"]["logJoin"];
+    assert_eq!(join["joinedRecords"], 3, "{body:#}");
+    assert_eq!(join["pendingRecords"], 0, "{body:#}");
+}

@@ -58,6 +58,8 @@ pub struct StatsJson {
     pub checkpoint_failures: u64,
     /// The trace-assembly buffer of whole-trace rules.
     pub assembly: AssemblyJson,
+    /// Log records of `join` rules waiting for, or joined to, their span.
+    pub log_join: LogJoinJson,
     /// From a batch's WAL acknowledgement to the rules having run on it
     /// (milliseconds, bucket upper bounds within 25%): the delay of span and
     /// window detections. Whole-trace rules add the trace idle time.
@@ -81,6 +83,27 @@ pub struct AssemblyJson {
     pub split_traces: u64,
     pub max_wait_traces: u64,
     pub late_fragments: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogJoinJson {
+    /// Records waiting for their span now.
+    pub pending_records: usize,
+    /// Spans whose attributes are kept for records still to come.
+    pub index_spans: usize,
+    pub held_records: u64,
+    /// Evaluated with their span's attributes (after waiting or at once).
+    pub joined_records: u64,
+    /// Their span did not come within `log_join_wait`: evaluated alone.
+    pub expired_records: u64,
+    /// Pushed out by `log_join_max_pending`: evaluated alone.
+    pub evicted_records: u64,
+    /// Evaluated alone at shutdown.
+    pub drained_records: u64,
+    pub indexed_spans: u64,
+    /// Pushed out of the index by `log_join_max_spans`.
+    pub evicted_spans: u64,
 }
 
 fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
@@ -137,6 +160,20 @@ pub async fn list(
                         split_traces: a.split_traces,
                         max_wait_traces: a.max_wait_traces,
                         late_fragments: a.late_fragments,
+                    }
+                },
+                log_join: {
+                    let j = detector.log_join_stats();
+                    LogJoinJson {
+                        pending_records: j.pending_records,
+                        index_spans: j.index_spans,
+                        held_records: j.held_records,
+                        joined_records: j.joined_records,
+                        expired_records: j.expired_records,
+                        evicted_records: j.evicted_records,
+                        drained_records: j.drained_records,
+                        indexed_spans: j.indexed_spans,
+                        evicted_spans: j.evicted_spans,
                     }
                 },
             },
