@@ -203,7 +203,8 @@ impl JoinBuffer {
         if self.config.max_spans == 0 {
             return;
         }
-        if !self.index.contains_key(&span) {
+        // `contains_key` hashes only when full: one hash per span otherwise.
+        if self.index.len() >= self.config.max_spans && !self.index.contains_key(&span) {
             while self.index.len() >= self.config.max_spans {
                 let Some((arrived, old)) = self.index_order.pop_front() else {
                     break;

@@ -116,6 +116,11 @@ fn a_record_after_its_span_joins_at_once() {
     let mut engine = engine(100, 100);
     let now = BASE + 10 * SEC;
     let spans: Vec<SpanRecord> = (1..=3).map(|n| server_span(n, "198.51.100.7")).collect();
+    // Until a record has needed a join, spans are not indexed (a
+    // deployment without such logs pays nothing per span).
+    assert!(engine.process(&spans, now).is_empty());
+    assert_eq!(engine.stats().log_join.index_spans, 0);
+    assert!(engine.process_logs(&[refusal(9, None)], now).is_empty());
     assert!(engine.process(&spans, now).is_empty());
     assert_eq!(engine.stats().log_join.index_spans, 3);
     let logs: Vec<LogEntry> = (1..=3).map(|n| refusal(n, None)).collect();
@@ -123,7 +128,7 @@ fn a_record_after_its_span_joins_at_once() {
     assert_eq!(detections.len(), 1);
     assert_eq!(actor(&detections[0]), caller("198.51.100.7"));
     let stats = engine.stats().log_join;
-    assert_eq!((stats.held_records, stats.joined_records), (0, 3));
+    assert_eq!((stats.held_records, stats.joined_records), (1, 3));
 }
 
 #[test]
@@ -152,14 +157,16 @@ fn a_record_carrying_the_field_needs_no_wait_and_its_own_value_wins() {
     let mut engine = engine(100, 100);
     let now = BASE + 10 * SEC;
     // The spans say otherwise: the record's own address wins.
+    engine.process_logs(&[refusal(9, None)], now);
     let spans: Vec<SpanRecord> = (1..=3).map(|n| server_span(n, "192.0.2.1")).collect();
     engine.process(&spans, now);
+    assert_eq!(engine.stats().log_join.index_spans, 3);
     let logs: Vec<LogEntry> = (1..=3).map(|n| refusal(n, Some("203.0.113.9"))).collect();
     let detections = engine.process_logs(&logs, now);
     assert_eq!(detections.len(), 1);
     assert_eq!(actor(&detections[0]), caller("203.0.113.9"));
     let stats = engine.stats().log_join;
-    assert_eq!((stats.held_records, stats.joined_records), (0, 0));
+    assert_eq!((stats.held_records, stats.joined_records), (1, 0));
     // Without a span id there is nothing to wait for either.
     let mut alone = engine_without_ids();
     assert!(alone.0.process_logs(&alone.1, now).is_empty());

@@ -42,6 +42,10 @@ pub(super) struct LogJoin {
     fields: Vec<String>,
     /// The indexed span attributes of the record being evaluated (reused).
     span: Vec<KeyValue>,
+    /// A record has needed a join (it lacked a joined field and named its
+    /// span): from then on spans are indexed. A deployment that sends no
+    /// such records pays nothing per span.
+    wanted: bool,
 }
 
 impl LogJoin {
@@ -63,6 +67,7 @@ impl LogJoin {
                     buffer: JoinBuffer::new(config.log_join.clone()),
                     fields,
                     span: Vec::new(),
+                    wanted: false,
                 });
             }
             None => {}
@@ -126,18 +131,20 @@ impl Engine {
             let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
             // The span's attributes, copied out of the index when a joined
             // field is missing (records that carry them never look).
-            let mut indexed = None;
             let key = span_key(entry);
+            let mut indexed = None;
             if let Some(join) = &mut self.join
-                && lacks_any(entry, &join.fields)
                 && let Some(key) = &key
-                && let Some(attributes) = join.buffer.lookup(key, now_unix_nano)
+                && lacks_any(entry, &join.fields)
             {
-                let mut span = std::mem::take(&mut join.span);
-                span.clear();
-                span.extend_from_slice(attributes);
-                join.buffer.count_joined();
-                indexed = Some(span);
+                join.wanted = true;
+                if let Some(attributes) = join.buffer.lookup(key, now_unix_nano) {
+                    let mut span = std::mem::take(&mut join.span);
+                    span.clear();
+                    span.extend_from_slice(attributes);
+                    join.buffer.count_joined();
+                    indexed = Some(span);
+                }
             }
             let stage = Stage::Arrival {
                 span: indexed.as_deref(),
@@ -172,7 +179,7 @@ impl Engine {
         if self
             .join
             .as_ref()
-            .is_none_or(|j| j.fields.is_empty() && j.buffer.pending() == 0)
+            .is_none_or(|j| (j.fields.is_empty() || !j.wanted) && j.buffer.pending() == 0)
         {
             return;
         }
