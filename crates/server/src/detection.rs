@@ -80,6 +80,8 @@ pub struct RuleInfo {
     pub severity: &'static str,
     pub kind: &'static str,
     pub source: &'static str,
+    /// Span attributes a log rule takes from the record's span (`join:`).
+    pub join: Vec<String>,
     pub tags: Vec<String>,
     pub enabled: bool,
     /// Why an enabled rule does not run (a site fact left empty).
@@ -194,6 +196,7 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
             severity: rule.severity.as_str(),
             kind: rule.kind.name(),
             source: rule.source.as_str(),
+            join: rule.join.clone(),
             tags: rule.tags.clone(),
             enabled: rule.enabled,
             inactive: rule.inactive.clone(),

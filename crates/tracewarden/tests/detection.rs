@@ -236,6 +236,7 @@ async fn log_records_raise_detections_of_log_rules() {
         .find(|r| r["id"] == "access-denied-logs")
         .unwrap();
     assert_eq!(rule["source"], "logs");
+    assert_eq!(rule["join"], json!(["enduser.id"]));
     assert_eq!(rule["active"], true);
     assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
 }

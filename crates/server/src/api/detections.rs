@@ -216,6 +216,9 @@ pub struct RuleJson {
     pub kind: &'static str,
     /// `spans` or `logs`.
     pub source: &'static str,
+    /// Span attributes a log rule takes from the record's span (`join:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<String>,
     pub tags: Vec<String>,
     /// Whether the rule runs: `false` when disabled in its file or made
     /// inactive by a site fact left empty (`inactive` says which).
@@ -287,6 +290,7 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                     severity: rule.severity,
                     kind: rule.kind,
                     source: rule.source,
+                    join: rule.join.clone(),
                     tags: rule.tags.clone(),
                     active: rule.enabled && rule.inactive.is_none(),
                     inactive: rule.inactive.clone(),
