@@ -56,6 +56,7 @@ fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnS
         Ok(summary) => {
             tracing::info!(
                 restored = summary.restored.len(),
+                buffered_spans = summary.buffered_spans,
                 changed = ?summary.changed,
                 unknown = ?summary.unknown,
                 "detection state restored from its checkpoint"
@@ -777,6 +778,9 @@ impl Runner {
         let now = now_unix_nano();
         if self.engine.next_flush_due().is_some_and(|due| due <= now) {
             let detections = self.engine.flush(now);
+            // The buffered traces are in the checkpoint: one evaluated now
+            // must not come back from the current one after a crash.
+            self.dirty = true;
             publish(detections, &self.engine, shared);
             self.publish_stats(shared);
         }

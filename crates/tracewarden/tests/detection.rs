@@ -877,3 +877,109 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     assert_eq!(join["joinedRecords"], 3, "{body:#}");
     assert_eq!(join["pendingRecords"], 0, "{body:#}");
 }
+
+const NESTED_RULE: &str = "id: nested-failure\ntitle: A failed login under a page request\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
+
+/// A trace waiting for its idle time when the server is killed is in the
+/// detection checkpoint: after the restart the whole-trace rule runs on it,
+/// and span rules do not count its spans again.
+#[tokio::test]
+async fn a_trace_waiting_for_assembly_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("failed-logins.yaml"), RELOAD_RULE).unwrap();
+    std::fs::write(rules.join("nested-failure.yaml"), NESTED_RULE).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    let write_config = |idle: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\ncheckpoint_interval = \"100ms\"\ntrace_idle = \"{idle}\"\n",
+                rules.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    // Before the crash the trace cannot complete: it is still waiting.
+    write_config("1h");
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.clone().into_os_string());
+    let mut server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let t = now_nanos() - 1_000_000_000;
+    let span = |id: u32, parent: Option<u32>, name: &str, status: i64| {
+        let mut v = json!({
+            "traceId": format!("{:032x}", 0xabc), "spanId": format!("{id:016x}"),
+            "name": name, "kind": 2,
+            "startTimeUnixNano": t.to_string(), "endTimeUnixNano": (t + 1_000_000).to_string(),
+            "attributes": [
+                {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
+                {"key": "client.address", "value": {"stringValue": "198.51.100.9"}},
+            ],
+        });
+        if let Some(parent) = parent {
+            v["parentSpanId"] = json!(format!("{parent:016x}"));
+        }
+        v
+    };
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeSpans": [{"spans": [span(2, Some(1), "POST /login", 401), span(1, None, "GET /", 200)]}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // Wait for a checkpoint taken after the batch.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let stats = detections(&server).await["stats"].clone();
+        if stats["spans"] == 2 && stats["assembly"]["bufferedSpans"] == 2 {
+            break stats["checkpoints"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "spans not buffered: {stats:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    loop {
+        let stats = detections(&server).await["stats"].clone();
+        if stats["checkpoints"].as_u64().unwrap() > first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint: {stats:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(detections(&server).await["detections"], json!([]));
+    server.kill();
+    drop(server);
+
+    // After the restart the idle time is short: the restored trace completes.
+    write_config("200ms");
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        if !body["detections"].as_array().unwrap().is_empty() {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waiting trace was lost: {body:#}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let found = body["detections"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "nested-failure");
+    assert_eq!(found[0]["traceIds"][0], format!("{:032x}", 0xabc));
+    // Not replayed: the span rule counted the failure once, before the kill.
+    assert_eq!(body["stats"]["replayedBatches"], 0, "{body:#}");
+    assert_eq!(rule_matched(&server, "failed-logins").await, 1);
+}
