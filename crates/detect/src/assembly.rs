@@ -34,6 +34,13 @@
 //! [`Partial::LateSpans`]; the ids of the last
 //! [`AssemblyConfig::remember_completed`] traces are kept to tell.
 //!
+//! # Across restarts
+//!
+//! [`TraceBuffer::saved`] gives the buffered traces with their arrival
+//! times for the engine's checkpoint, and [`TraceBuffer::restore`] buffers
+//! them again: a trace waiting for its idle time at a crash is evaluated
+//! after the restart.
+//!
 //! # Memory per buffered span
 //!
 //! A buffered span is an owned [`SpanRecord`]: `size_of::<SpanRecord>()`

@@ -29,9 +29,11 @@
 //! strings over 24 bytes) and about 80 bytes of map and order entry.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tracewarden_model::{KeyValue, LogEntry, SpanId, TraceId};
+use serde::{Deserialize, Serialize};
+use tracewarden_model::{KeyValue, LogEntry, LogRecord, Resource, Scope, SpanId, TraceId};
 
 /// Limits and timing of the join.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,31 @@ pub type SpanKey = (TraceId, SpanId);
 struct Held {
     seq: u64,
     entry: LogEntry,
+}
+
+/// What a [`JoinBuffer`] holds, as a checkpoint keeps it
+/// ([`JoinBuffer::saved`], [`JoinBuffer::restore`]): the waiting records
+/// with their deadlines and the indexed spans with their arrival times;
+/// resources and scopes once each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedJoin {
+    resources: Vec<Resource>,
+    scopes: Vec<Scope>,
+    /// (deadline, span, resource index, scope index, record), oldest first.
+    held: Vec<(u64, SpanKey, u32, u32, LogRecord)>,
+    /// (arrival, span, joined attributes), oldest first.
+    index: Vec<(u64, SpanKey, Vec<KeyValue>)>,
+}
+
+impl SavedJoin {
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty() && self.index.is_empty()
+    }
+
+    /// Records saved waiting.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
 }
 
 struct Indexed {
@@ -267,6 +294,72 @@ impl JoinBuffer {
         // The front may be a released record's entry: an early wake-up at
         // worst, and `expire` removes it.
         self.pending_order.front().map(|&(deadline, _, _)| deadline)
+    }
+
+    /// The waiting records and indexed spans, for a checkpoint.
+    pub fn saved(&self) -> SavedJoin {
+        let mut saved = SavedJoin::default();
+        let mut resources: HashMap<*const Resource, u32> = HashMap::new();
+        let mut scopes: HashMap<*const Scope, u32> = HashMap::new();
+        for &(deadline, span, seq) in &self.pending_order {
+            let Some(held) = self
+                .pending
+                .get(&span)
+                .and_then(|held| held.iter().find(|h| h.seq == seq))
+            else {
+                continue;
+            };
+            let entry = &held.entry;
+            let resource = *resources
+                .entry(Arc::as_ptr(&entry.resource))
+                .or_insert_with(|| {
+                    saved.resources.push((*entry.resource).clone());
+                    u32::try_from(saved.resources.len() - 1).unwrap_or(u32::MAX)
+                });
+            let scope = *scopes.entry(Arc::as_ptr(&entry.scope)).or_insert_with(|| {
+                saved.scopes.push((*entry.scope).clone());
+                u32::try_from(saved.scopes.len() - 1).unwrap_or(u32::MAX)
+            });
+            saved
+                .held
+                .push((deadline, span, resource, scope, entry.record.clone()));
+        }
+        for &(arrived, span) in &self.index_order {
+            if let Some(indexed) = self.index.get(&span)
+                && indexed.arrived == arrived
+            {
+                saved
+                    .index
+                    .push((arrived, span, indexed.attributes.clone()));
+            }
+        }
+        saved
+    }
+
+    /// Holds and indexes again what a checkpoint saved, with its deadlines
+    /// and arrival times; caps apply as on arrival (records pushed out go
+    /// to `evicted`, to be evaluated alone).
+    pub fn restore(&mut self, saved: SavedJoin, evicted: &mut Vec<LogEntry>) {
+        let resources: Vec<Arc<Resource>> = saved.resources.into_iter().map(Arc::new).collect();
+        let scopes: Vec<Arc<Scope>> = saved.scopes.into_iter().map(Arc::new).collect();
+        for (arrived, span, attributes) in saved.index {
+            self.index(span, attributes, arrived);
+        }
+        for (deadline, span, resource, scope, record) in saved.held {
+            let (Some(resource), Some(scope)) =
+                (resources.get(resource as usize), scopes.get(scope as usize))
+            else {
+                continue;
+            };
+            let entry = LogEntry {
+                resource: Arc::clone(resource),
+                scope: Arc::clone(scope),
+                record,
+            };
+            // Held again with the deadline it had.
+            let arrived = deadline.saturating_sub(self.wait);
+            self.hold(span, entry, arrived, evicted);
+        }
     }
 
     pub fn stats(&self) -> LogJoinStats {

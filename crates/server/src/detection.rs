@@ -57,6 +57,7 @@ fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnS
             tracing::info!(
                 restored = summary.restored.len(),
                 buffered_spans = summary.buffered_spans,
+                held_logs = summary.held_logs,
                 changed = ?summary.changed,
                 unknown = ?summary.unknown,
                 "detection state restored from its checkpoint"

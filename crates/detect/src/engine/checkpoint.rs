@@ -2,12 +2,15 @@
 //! watermark, so a restart does not forget a brute force in progress.
 //!
 //! Format: the magic `TWDETCK1`, a postcard-encoded body, optionally the
-//! traces buffered for assembly ([`crate::assembly::SavedTraces`], postcard,
-//! absent when none are buffered and in checkpoints of earlier builds), and
-//! the CRC-32C of both (4 bytes, little endian). With the buffered traces
-//! in the checkpoint, a trace waiting for its idle time at a crash is
-//! evaluated after the restart: its spans are covered by the checkpoint, so
-//! replay does not feed them again, and span rules never see them twice. A rule's state is restored only
+//! buffers (postcard: the traces buffered for assembly,
+//! [`crate::assembly::SavedTraces`], and the log records waiting for their
+//! span with the recent-span index, [`crate::log_join::SavedJoin`]; absent
+//! when nothing is buffered and in checkpoints of earlier builds), and the
+//! CRC-32C of both (4 bytes, little endian). With the buffers in the
+//! checkpoint, a trace waiting for its idle time (or a record waiting for
+//! its span) at a crash is evaluated after the restart: its batch is
+//! covered by the checkpoint, so replay does not feed it again, and span
+//! rules never see it twice. A rule's state is restored only
 //! into a rule with the same id and the same file digest
 //! ([`crate::rule::Rule::digest`]): a changed rule starts afresh, as on a
 //! reload. Which input a checkpoint covers is the caller's business (the
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, RuleStats, State};
 use crate::assembly::SavedTraces;
+use crate::log_join::SavedJoin;
 use crate::rule::RuleKind;
 
 const MAGIC: &[u8; 8] = b"TWDETCK1";
@@ -51,6 +55,8 @@ pub struct RestoreSummary {
     pub unknown: Vec<String>,
     /// Spans of traces that were waiting for assembly, buffered again.
     pub buffered_spans: usize,
+    /// Log records that were waiting for their span, held again.
+    pub held_logs: usize,
 }
 
 #[derive(Serialize)]
@@ -89,6 +95,13 @@ struct RuleCheckpoint {
     state: State,
 }
 
+/// What follows the rule state when something is buffered.
+#[derive(Default, Serialize, Deserialize)]
+struct Buffers {
+    traces: SavedTraces,
+    log_join: SavedJoin,
+}
+
 /// The version is read first on its own, so a checkpoint of another version
 /// is told apart from a damaged one.
 #[derive(Deserialize)]
@@ -120,12 +133,13 @@ impl Engine {
         let out_len = out.len();
         out = postcard::to_extend(&body, out)
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-        if let Some(buffer) = &self.buffer {
-            let traces = buffer.saved();
-            if !traces.is_empty() {
-                out = postcard::to_extend(&traces, out)
-                    .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-            }
+        let buffers = Buffers {
+            traces: self.buffer.as_ref().map(|b| b.saved()).unwrap_or_default(),
+            log_join: self.join.as_ref().map(|j| j.saved()).unwrap_or_default(),
+        };
+        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
+            out = postcard::to_extend(&buffers, out)
+                .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
         }
         let crc = crc32c::crc32c(out.get(out_len..).unwrap_or(&[]));
         out.extend_from_slice(&crc.to_le_bytes());
@@ -158,10 +172,10 @@ impl Engine {
         }
         let (checkpoint, rest): (Checkpoint, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-        let traces: Option<SavedTraces> = if rest.is_empty() {
-            None
+        let buffers: Buffers = if rest.is_empty() {
+            Buffers::default()
         } else {
-            Some(postcard::from_bytes(rest).map_err(|e| CheckpointError::Encoding(e.to_string()))?)
+            postcard::from_bytes(rest).map_err(|e| CheckpointError::Encoding(e.to_string()))?
         };
         debug_assert_eq!(checkpoint.version, VERSION);
         let mut summary = RestoreSummary::default();
@@ -203,9 +217,18 @@ impl Engine {
         }
         // Traces a limit pushes out are evaluated at the next flush; with no
         // whole-trace rule running any more, the spans have nothing to feed.
-        if let (Some(traces), Some(buffer)) = (traces, &mut self.buffer) {
-            summary.buffered_spans = traces.spans();
-            buffer.restore(traces, &mut self.assembled);
+        if let Some(buffer) = &mut self.buffer
+            && !buffers.traces.is_empty()
+        {
+            summary.buffered_spans = buffers.traces.spans();
+            buffer.restore(buffers.traces, &mut self.assembled);
+        }
+        // Likewise records waiting for their span, when a rule still joins.
+        if let Some(join) = &mut self.join
+            && !buffers.log_join.is_empty()
+        {
+            summary.held_logs = buffers.log_join.held();
+            join.restore(buffers.log_join);
         }
         Ok(summary)
     }

@@ -228,3 +228,35 @@ fn rules_without_join_never_wait() {
     assert_eq!(stats.rules[0].missing_key, 0);
     assert_eq!(engine.next_flush_due(), None);
 }
+
+#[test]
+fn waiting_records_and_indexed_spans_survive_a_checkpoint() {
+    let mut before = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    // Records 1 and 2 wait; span 3 came first and is indexed.
+    before.process_logs(&[refusal(1, None), refusal(2, None)], now);
+    before.process(&[server_span(3, "203.0.113.5")], now);
+    let bytes = before.checkpoint().expect("checkpoint");
+
+    let mut after = engine(100, 100);
+    let summary = after.restore(&bytes).expect("restore");
+    assert_eq!(summary.held_logs, 2);
+    let stats = after.stats().log_join;
+    assert_eq!((stats.pending_records, stats.index_spans), (2, 1));
+    assert_eq!(
+        after.next_flush_due(),
+        Some(now + 5 * SEC),
+        "the same deadline"
+    );
+    // Record 3 joins the restored index; spans 1 and 2 release the others.
+    assert!(
+        after
+            .process_logs(&[refusal(3, None)], now + SEC)
+            .is_empty()
+    );
+    let spans: Vec<SpanRecord> = (1..=2).map(|n| server_span(n, "203.0.113.5")).collect();
+    let detections = after.process(&spans, now + SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(actor(&detections[0]), caller("203.0.113.5"));
+    assert_eq!(detections[0].count, 3);
+}

@@ -26,13 +26,15 @@
 //! index of recent spans; other rules evaluate it at once. When its span
 //! arrives the waiting rules evaluate it joined; when the wait ends, or the
 //! buffer is full, or at a drain, alone (counted in [`LogJoinStats`]).
+//! What waits, and the index, are in the engine's checkpoint
+//! (`checkpoint.rs`).
 
 use tracewarden_model::{
     AnyValue, KeyValue, LogEntry, SpanId, SpanRecord, TraceId, find_attribute,
 };
 
 use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
-use crate::log_join::{JoinBuffer, LogJoinStats, SpanKey};
+use crate::log_join::{JoinBuffer, LogJoinStats, SavedJoin, SpanKey};
 use crate::rule::Source;
 
 /// The join state of an engine whose log rules join span attributes.
@@ -46,6 +48,9 @@ pub(super) struct LogJoin {
     /// span): from then on spans are indexed. A deployment that sends no
     /// such records pays nothing per span.
     wanted: bool,
+    /// Records a restore could not hold again (smaller caps): evaluated
+    /// alone at the next flush.
+    overflow: Vec<LogEntry>,
 }
 
 impl LogJoin {
@@ -68,6 +73,7 @@ impl LogJoin {
                     fields,
                     span: Vec::new(),
                     wanted: false,
+                    overflow: Vec::new(),
                 });
             }
             None => {}
@@ -79,7 +85,21 @@ impl LogJoin {
     }
 
     pub(super) fn next_deadline(&self) -> Option<u64> {
+        if !self.overflow.is_empty() {
+            return Some(0);
+        }
         self.buffer.next_deadline()
+    }
+
+    /// What is held and indexed, for a checkpoint.
+    pub(super) fn saved(&self) -> SavedJoin {
+        self.buffer.saved()
+    }
+
+    /// Holds and indexes again what a checkpoint saved.
+    pub(super) fn restore(&mut self, saved: SavedJoin) {
+        self.wanted |= !saved.is_empty();
+        self.buffer.restore(saved, &mut self.overflow);
     }
 }
 
@@ -221,6 +241,7 @@ impl Engine {
     pub(super) fn expire_held(&mut self, now_unix_nano: u64, detections: &mut Vec<Detection>) {
         let mut out = Vec::new();
         if let Some(join) = &mut self.join {
+            out.append(&mut join.overflow);
             join.buffer.expire(now_unix_nano, &mut out);
         }
         let before = detections.len();
@@ -234,6 +255,7 @@ impl Engine {
     pub(super) fn drain_held(&mut self, detections: &mut Vec<Detection>) {
         let mut out = Vec::new();
         if let Some(join) = &mut self.join {
+            out.append(&mut join.overflow);
             join.buffer.drain(&mut out);
         }
         let before = detections.len();
