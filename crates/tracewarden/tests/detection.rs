@@ -925,6 +925,9 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
         }
         v
     };
+    let before = detections(&server).await["stats"]["checkpoints"]
+        .as_u64()
+        .unwrap();
     let body = json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
         "scopeSpans": [{"spans": [span(2, Some(1), "POST /login", 401), span(1, None, "GET /", 200)]}],
@@ -936,22 +939,21 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    // Wait for a checkpoint taken after the batch.
+    // Wait for a checkpoint taken after the batch: only the batch makes
+    // the state change, so any checkpoint after `before` holds the trace.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let first = loop {
-        let stats = detections(&server).await["stats"].clone();
-        if stats["spans"] == 2 && stats["assembly"]["bufferedSpans"] == 2 {
-            break stats["checkpoints"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "spans not buffered: {stats:#}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
     loop {
         let stats = detections(&server).await["stats"].clone();
-        if stats["checkpoints"].as_u64().unwrap() > first {
+        if stats["spans"] == 2
+            && stats["assembly"]["bufferedSpans"] == 2
+            && stats["checkpoints"].as_u64().unwrap() > before
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "no checkpoint: {stats:#}");
+        assert!(
+            Instant::now() < deadline,
+            "spans not buffered and checkpointed: {stats:#}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(detections(&server).await["detections"], json!([]));
