@@ -39,6 +39,7 @@ fn every_built_in_rule_loads() {
         "geo-policy",
         "scripting-user-agent",
         "excessive-request-rate-user",
+        "excessive-request-rate-token",
         "topology-wrong-caller",
         "topology-internal-no-parent",
         "topology-spoofed-context",
@@ -113,6 +114,37 @@ fn every_built_in_rule_meets_its_fixtures() {
         table.ends_with("failed") && table.contains(", 0 failed"),
         "{table}"
     );
+}
+
+/// The example policies in rules/examples (copied and adapted by sites, not
+/// built in) meet their fixtures too, and are not embedded in the pack.
+#[test]
+fn example_rules_meet_their_fixtures() {
+    let dir = pack_dir().join("examples");
+    let report = test_dir(&dir);
+    println!("{report}");
+    assert!(report.passed(), "\n{report}");
+    let files = tracewarden_detect::rule::rule_files(&dir).unwrap();
+    assert!(files.len() >= 2, "{} example rules", files.len());
+    assert_eq!(report.rules.len(), files.len(), "\n{report}");
+    let pack = tracewarden_detect::rule::builtin_rules().unwrap();
+    for example in &report.rules {
+        assert!(
+            example.cases.iter().any(|c| c.positive),
+            "{}",
+            example.rule_id
+        );
+        assert!(
+            example.cases.iter().any(|c| !c.positive),
+            "{}",
+            example.rule_id
+        );
+        assert!(
+            pack.iter().all(|r| r.id != example.rule_id),
+            "{} is in the built-in pack",
+            example.rule_id
+        );
+    }
 }
 
 #[test]

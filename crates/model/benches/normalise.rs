@@ -1,6 +1,8 @@
 //! How fast is normalisation on the ingest path? 1000 HTTP server spans with
 //! current names (the common case: one pass over the keys, no allocation)
-//! and 1000 with legacy names (everything rewritten).
+//! and 1000 with legacy names (everything rewritten); and the credential
+//! stamp that follows it on spans without and with an `Authorization`
+//! header (a JWT-sized bearer token: one SHA-256 per span).
 //!
 //! `cargo bench -p tracewarden-model --bench normalise`
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tracewarden_model::{
     AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind,
-    TraceId, normalise,
+    TraceId, credential, normalise,
 };
 
 const SPANS: usize = 1000;
@@ -115,6 +117,37 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut group = c.benchmark_group("credential_stamp");
+    group.throughput(Throughput::Elements(SPANS as u64));
+    for (name, make) in [
+        ("no_header", current as fn(usize) -> Span),
+        ("bearer_jwt", with_bearer),
+    ] {
+        let input = batch(make);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || input.clone(),
+                |batch| credential::stamp_batch(black_box(batch)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// A current span with a captured `Authorization` header (a 180-byte JWT).
+fn with_bearer(i: usize) -> Span {
+    let mut span = current(i);
+    let token = format!(
+        "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLXtpfSIsImlhdCI6MTcwMDAwMDAwMH0.{:0>64}",
+        i % 500
+    );
+    span.attributes.push(KeyValue::new(
+        "http.request.header.authorization",
+        AnyValue::Array(vec![AnyValue::from(token.as_str())]),
+    ));
+    span
 }
 
 criterion_group!(benches, bench);

@@ -23,6 +23,7 @@
 //! [`Arc`]: std::sync::Arc
 
 pub mod batch;
+pub mod credential;
 pub mod ids;
 pub mod log;
 pub mod normalise;

@@ -97,6 +97,9 @@ impl Pushdown {
             end_unix_nano: Some(end_unix_nano),
             service_name: self.service_name.clone(),
             equals: self.equals.clone(),
+            // Not used: TraceQL compares arrays element-wise, and a
+            // generic attribute's array is not in the string column.
+            attribute_equals: Vec::new(),
             trace_ids: None,
             limit: None,
         }

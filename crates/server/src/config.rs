@@ -94,6 +94,11 @@ pub struct DetectionConfig {
     /// Spans held for assembly in all; beyond, the oldest trace is
     /// evaluated partial (counted).
     pub max_buffered_spans: usize,
+    /// Keys of state per threshold, sequence, new_terms or baseline rule;
+    /// beyond, the least recently seen key is evicted (counted). Bounds
+    /// detection memory whatever the number of actors.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_keys_per_rule: usize,
     /// How long a log record waits for the span it was emitted in when a
     /// log rule joins span attributes (`join:`); also how long a span's
     /// attributes are kept for records arriving after it.
@@ -112,6 +117,15 @@ pub struct DetectionConfig {
     pub geoip_database: Option<PathBuf>,
     /// The `[detection.site]` section: facts rules reference as `$name`.
     pub site: Site,
+}
+
+/// A count that must be at least 1.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let value = <usize as serde::Deserialize>::deserialize(d)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
 }
 
 /// A duration such as `"5s"`, at least 100 ms.
@@ -138,7 +152,7 @@ pub(crate) mod interval {
 }
 
 /// `"2s"` or `"off"`.
-mod optional_interval {
+pub(crate) mod optional_interval {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -180,6 +194,7 @@ impl Default for DetectionConfig {
             max_traces: 100_000,
             max_spans_per_trace: 10_000,
             max_buffered_spans: 500_000,
+            max_keys_per_rule: 100_000,
             log_join_wait: std::time::Duration::from_secs(5),
             log_join_max_pending: 100_000,
             log_join_max_spans: 100_000,
@@ -303,6 +318,17 @@ mod tests {
         assert_eq!(config.alerts.route.receiver.as_deref(), Some("soc"));
         assert_eq!(config.alerts.receivers.len(), 2);
         config.alerts.validate().unwrap();
+    }
+
+    #[test]
+    fn key_cap_per_rule_reaches_the_engine_and_is_positive() {
+        let config = Config::from_toml("[detection]\nmax_keys_per_rule = 5000\n").unwrap();
+        assert_eq!(
+            crate::detection::engine_config(&config.detection).max_keys_per_rule,
+            5000
+        );
+        let err = Config::from_toml("[detection]\nmax_keys_per_rule = 0\n").unwrap_err();
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     #[test]

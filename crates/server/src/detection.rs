@@ -630,6 +630,7 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
             max_spans: config.max_buffered_spans,
             ..AssemblyConfig::default()
         },
+        max_keys_per_rule: config.max_keys_per_rule,
         log_join: LogJoinConfig {
             wait: config.log_join_wait,
             max_pending: config.log_join_max_pending,

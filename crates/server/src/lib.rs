@@ -264,6 +264,20 @@ impl Server {
                 counts: handshakes.clone(),
             })
         };
+        // Certificates replaced on disk apply to new connections.
+        if let (Some(tls), Some(interval)) = (&tls, config.tls.reload_interval) {
+            tls::reload::watch(
+                config.tls.clone(),
+                &tls.receivers,
+                &tls.api,
+                interval,
+                handshakes.clone(),
+            )
+            .map_err(|source| ServerError::Serve {
+                what: "the TLS certificate watcher",
+                source,
+            })?;
+        }
         let [grpc, http, zipkin, api] = listeners;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
@@ -498,7 +512,7 @@ fn local_addr(
 
 /// What a listener needs to serve TLS.
 struct HttpTls {
-    config: Arc<rustls::ServerConfig>,
+    config: Arc<tls::LiveConfig>,
     handshake_timeout: std::time::Duration,
     counts: Arc<tls::HandshakeCounts>,
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracewarden_ingest::{BatchSink, SinkError};
-use tracewarden_model::{Batch, normalise};
+use tracewarden_model::{Batch, credential, normalise};
 use tracewarden_redact::Redactor;
 use tracewarden_store::{Store, StoreError};
 
@@ -103,6 +103,9 @@ impl BatchSink for Pipeline {
         let redactor = self.redactor.get().cloned();
         async move {
             normalise::batch(&mut batch);
+            // Before redaction masks `Authorization`: the credential's
+            // fingerprint is what token rules, blocks and timelines match.
+            credential::stamp_batch(&mut batch);
             // After normalisation, so rules see current names; before the
             // WAL, so no secret reaches the disk.
             if let Some(redactor) = redactor {

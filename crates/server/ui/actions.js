@@ -12,6 +12,7 @@ const ACTOR_KINDS = {
   enduser_id: 'enduser.id',
   session_id: 'session.id',
   token: 'token',
+  tracewarden_token_fingerprint: 'token',
 };
 
 // Actor kinds -> block kinds (docs/PREVENTION.md).

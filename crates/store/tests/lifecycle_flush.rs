@@ -193,6 +193,7 @@ async fn find_spans_searches_every_tier() {
         service_name: Some("api-gateway".into()),
         equals: vec![(DedicatedColumn::HttpResponseStatusCode, "404".into())],
         trace_ids: None,
+        attribute_equals: Vec::new(),
         limit: None,
     };
     let found = store.find_spans(&filter).unwrap();

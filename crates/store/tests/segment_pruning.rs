@@ -167,6 +167,7 @@ fn scans_prune_by_bloom_filter_and_return_exactly_the_matches() {
             (DedicatedColumn::HttpRequestMethod, "GET".to_string()),
         ],
         trace_ids: None,
+        attribute_equals: Vec::new(),
         limit: None,
     };
     let found = segment.scan_spans(&filter).unwrap();
@@ -300,4 +301,77 @@ fn columns_empty_in_a_row_group_are_skipped_and_still_read_back() {
     assert!(read_without < read_with, "{read_without} >= {read_with}");
     // A read over both row groups reads the events of the first.
     assert_eq!(segment.read_all().unwrap().0, expected_spans(&spans));
+}
+
+#[test]
+fn scans_by_a_generic_attribute_return_exactly_its_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, expected) = segment(dir.path());
+    let dedicated: Vec<&str> = DedicatedColumn::ALL
+        .iter()
+        .map(|c| c.attribute_key())
+        .collect();
+    // A generic string attribute some spans have: the most frequent value
+    // of the first such key, so both outcomes occur in every row group.
+    let (key, value) = expected
+        .iter()
+        .flat_map(|s| s.span.attributes.iter())
+        .find_map(|kv| {
+            let text = kv.value.as_str()?;
+            (!dedicated.contains(&kv.key.as_str())).then(|| (kv.key.to_string(), text.to_string()))
+        })
+        .expect("a generic string attribute");
+    let has = |s: &SpanRecord, key: &str, value: &str| {
+        s.span.attribute(key).and_then(AnyValue::as_str) == Some(value)
+    };
+    let filter = SpanFilter {
+        attribute_equals: vec![(key.clone(), value.clone())],
+        ..SpanFilter::default()
+    };
+    let want: Vec<SpanRecord> = expected
+        .iter()
+        .filter(|s| has(s, &key, &value))
+        .cloned()
+        .collect();
+    assert!(
+        !want.is_empty() && want.len() < expected.len(),
+        "{key}={value}: {}",
+        want.len()
+    );
+    assert_eq!(segment.scan_spans(&filter).unwrap(), want, "{key}={value}");
+
+    // With a time range and a dedicated column; and a dedicated key given
+    // as an attribute reads its column.
+    let (min, max) = segment.time_range_unix_nano();
+    let middle = min + (max - min) / 2;
+    let filter = SpanFilter {
+        end_unix_nano: Some(middle),
+        attribute_equals: vec![
+            (key.clone(), value.clone()),
+            ("http.request.method".to_string(), "GET".to_string()),
+        ],
+        ..SpanFilter::default()
+    };
+    let want: Vec<SpanRecord> = expected
+        .iter()
+        .filter(|s| {
+            s.span.start_time_unix_nano < middle
+                && has(s, &key, &value)
+                && has(s, "http.request.method", "GET")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(segment.scan_spans(&filter).unwrap(), want);
+
+    // A value no span has, and a key no span has: nothing.
+    for (k, v) in [
+        (key.as_str(), "no such value"),
+        ("no.such.key", value.as_str()),
+    ] {
+        let filter = SpanFilter {
+            attribute_equals: vec![(k.to_string(), v.to_string())],
+            ..SpanFilter::default()
+        };
+        assert!(segment.scan_spans(&filter).unwrap().is_empty(), "{k}={v}");
+    }
 }

@@ -485,7 +485,11 @@ async fn a_brute_force_across_two_services_reads_in_order_with_its_alerts_and_lo
     for (query, says) in [
         (
             "/api/v1/actors/token/sha256:00/timeline",
-            "supported kinds: client.address, enduser.id, session.id",
+            "a token actor is its fingerprint",
+        ),
+        (
+            "/api/v1/actors/user/alice/timeline",
+            "supported kinds: client.address, enduser.id, session.id, token",
         ),
         ("/api/v1/actors/ip/1.2.3.4/timeline", "unknown actor kind"),
         ("/api/v1/actors/enduser.id/%20/timeline", "empty"),
@@ -730,4 +734,229 @@ async fn smartthings_zipkin_traces_give_the_addresses_requests() {
         want.requests,
         "no request twice across pages"
     );
+}
+
+/// A leaked bearer token used from three addresses: its requests are found
+/// by the fingerprint ingest stamps before redaction, the per-token rate
+/// rule names it, the CLI fingerprints a raw token locally (or read from
+/// standard input), and the token itself is nowhere on disk.
+#[tokio::test]
+async fn a_leaked_token_reads_by_its_fingerprint_and_never_reaches_the_disk() {
+    const LEAKED: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdmMtY3Jhd2xlciJ9.bGVha2VkLXNpZ25hdHVyZQ";
+    const OTHER: &str = "opaque-token-of-a-normal-client-4242";
+    let fingerprint = tracewarden_model::credential::fingerprint(LEAKED);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(dir.path()).await;
+    let base = now_nanos() - 600_000_000_000;
+    let span = |n: u32, start: u64, address: &str, user: &str, authorization: &str| {
+        json!({
+            "traceId": format!("{:032x}", 0x7000_0000u32 + n), "spanId": format!("{:016x}", 0x7000_0000u64 + u64::from(n)),
+            "name": "GET /api/products/{id}", "kind": 2,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 2_000_000).to_string(),
+            "attributes": [
+                attr("client.address", json!(address)),
+                attr("enduser.id", json!(user)),
+                attr("http.request.method", json!("GET")),
+                attr("http.route", json!("/api/products/{id}")),
+                attr("url.path", json!(format!("/api/products/{n}"))),
+                attr("http.response.status_code", json!(200)),
+                // As OpenTelemetry records a captured header: a string array.
+                {"key": "http.request.header.authorization",
+                 "value": {"arrayValue": {"values": [{"stringValue": authorization}]}}},
+            ],
+        })
+    };
+    // 650 requests with the leaked token in 65 s from three addresses
+    // (more than 600 in a minute); 5 with another token; 5 with Basic
+    // credentials of the same user (a password: never fingerprinted); one
+    // claiming the leaked token's fingerprint without a token.
+    let mut spans: Vec<Value> = (0..650u32)
+        .map(|n| {
+            let address = ["203.0.113.5", "203.0.113.6", "198.51.100.77"][(n % 3) as usize];
+            span(
+                n,
+                base + u64::from(n) * 100_000_000,
+                address,
+                "svc-crawler",
+                &format!("Bearer {LEAKED}"),
+            )
+        })
+        .collect();
+    spans.extend((0..5u32).map(|n| {
+        span(
+            1000 + n,
+            base + u64::from(n) * 1_000_000_000,
+            "192.0.2.9",
+            "carol",
+            &format!("Bearer {OTHER}"),
+        )
+    }));
+    spans.extend((0..5u32).map(|n| {
+        span(
+            2000 + n,
+            base + u64::from(n) * 1_000_000_000,
+            "192.0.2.9",
+            "svc-crawler",
+            "Basic c3ZjLWNyYXdsZXI6aHVudGVyMg==",
+        )
+    }));
+    let mut forged = span(3000, base, "192.0.2.66", "mallory", "");
+    forged["attributes"].as_array_mut().unwrap().pop();
+    forged["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .push(attr("tracewarden.token.fingerprint", json!(fingerprint)));
+    spans.push(forged);
+    let export = json!({"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", json!("catalog-api"))]},
+        "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        export.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    let path = format!("/api/v1/actors/token/{fingerprint}/timeline?since=1h&limit=1000");
+    let body = timeline_when(&server, &path, "the per-token rate alert", |b| {
+        b["summary"]["requests"] == 650
+            && b["summary"]["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["ruleId"] == "excessive-request-rate-token")
+            })
+    })
+    .await;
+    assert_eq!(
+        body["actor"],
+        json!({"kind": "token", "value": fingerprint})
+    );
+    let requests = body["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 650);
+    assert_eq!(requests[0]["time"], base.to_string());
+    assert_eq!(requests[0]["path"], "/api/products/0");
+    assert_eq!(requests[649]["path"], "/api/products/649");
+    let identities: Vec<(String, String, u64)> = body["summary"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_string(),
+                i["value"].as_str().unwrap().to_string(),
+                i["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities,
+        vec![
+            ("enduser.id".to_string(), "svc-crawler".to_string(), 650),
+            ("client.address".to_string(), "203.0.113.5".to_string(), 217),
+            ("client.address".to_string(), "203.0.113.6".to_string(), 217),
+            (
+                "client.address".to_string(),
+                "198.51.100.77".to_string(),
+                216
+            ),
+        ]
+    );
+
+    // The alert names the token by its fingerprint only.
+    let alerts = get(&server.api_url("/api/v1/alerts?rule=excessive-request-rate-token"))
+        .await
+        .json();
+    let alert = &alerts["alerts"].as_array().unwrap()[0];
+    assert_eq!(
+        alert["actor"]["tracewarden_token_fingerprint"], fingerprint,
+        "{alert:#}"
+    );
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts:#}");
+
+    // The other token has its own five requests; Basic credentials and
+    // the forged attribute gave no fingerprint.
+    let other = tracewarden_model::credential::fingerprint(OTHER);
+    let other_body = timeline(
+        &server,
+        &format!("/api/v1/actors/token/{other}/timeline?since=1h"),
+    )
+    .await;
+    assert_eq!(other_body["summary"]["requests"], 5);
+    let trace = common::get_trace(&server, &format!("{:032x}", 0x7000_0000u32 + 2000)).await;
+    let text = trace.to_string();
+    assert!(
+        !text.contains("tracewarden.token.fingerprint"),
+        "Basic was fingerprinted: {text}"
+    );
+    assert!(text.contains("[REDACTED]"), "the header is masked: {text}");
+    let forged = common::get_trace(&server, &format!("{:032x}", 0x7000_0000u32 + 3000)).await;
+    assert!(
+        !forged.to_string().contains(&fingerprint),
+        "a forged fingerprint was kept: {forged}"
+    );
+
+    // A raw token is refused in the URL, and the refusal does not echo it.
+    let raw = get(&server.api_url(&format!("/api/v1/actors/token/{LEAKED}/timeline"))).await;
+    assert_eq!(raw.status, StatusCode::BAD_REQUEST);
+    assert!(!raw.text().contains(LEAKED), "{}", raw.text());
+
+    // The CLI fingerprints the raw token (or `Bearer ...`) locally, or reads
+    // it from standard input.
+    for actor in [
+        format!("token={LEAKED}"),
+        format!("token=Bearer {LEAKED}"),
+        "token=-".to_string(),
+    ] {
+        let mut child = Command::new(binary())
+            .args([
+                "investigate",
+                "--actor",
+                &actor,
+                "--since",
+                "1h",
+                "--limit",
+                "3",
+                "--format",
+                "json",
+                "--server",
+                &server.api_url(""),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{LEAKED}").unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{actor}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(answer["actor"]["value"], fingerprint, "{actor}");
+        assert_eq!(answer["summary"]["requests"], 650, "{actor}");
+        assert_eq!(answer["requests"].as_array().unwrap().len(), 3, "{actor}");
+    }
+
+    // Neither token is anywhere on disk (WAL, segments, audit log) or in
+    // the server's log.
+    assert!(server.terminate().success(), "{}", server.stderr());
+    let stderr = server.stderr();
+    for secret in [LEAKED, OTHER, "c3ZjLWNyYXdsZXI6aHVudGVyMg"] {
+        assert!(!stderr.contains(secret), "a token in the server log");
+        for path in common::files_under(dir.path()) {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "a token in {}",
+                path.display()
+            );
+        }
+    }
 }

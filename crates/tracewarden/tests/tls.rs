@@ -634,3 +634,113 @@ async fn a_bad_key_stops_the_start_naming_the_file() {
         );
     }
 }
+
+/// Polls `https GET /readyz` with `config` until it is answered (`true`) or
+/// refused at the handshake (`false`) as `want` says, within 15 s.
+async fn until_handshake(server: &TestServer, config: Arc<rustls::ClientConfig>, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answered = https(server.addrs.api, config.clone(), Method::GET, "/readyz", "")
+            .await
+            .is_ok();
+        if answered == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "handshake still {} after 15 s\n{}",
+            if want { "refused" } else { "accepted" },
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Certificates rotated on disk (as cert-manager or an ACME client does)
+/// are served to new connections without a restart; files that do not
+/// load keep the running certificate and are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificates_are_served_without_a_restart() {
+    let (old, new) = (dev_certs(), dev_certs());
+    let dir = tempfile::tempdir().unwrap();
+    let live_cert = dir.path().join("tls.crt");
+    let live_key = dir.path().join("tls.key");
+    std::fs::copy(&old.server, &live_cert).unwrap();
+    std::fs::copy(&old.server_key, &live_key).unwrap();
+    let config = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nreload_interval = \"100ms\"\n",
+        live_cert.display().to_string(),
+        live_key.display().to_string()
+    );
+    let server = start(dir.path(), &config, &old).await;
+    let (trusts_old, trusts_new) = (client_config(&old, false), client_config(&new, false));
+    assert!(
+        https(
+            server.addrs.api,
+            trusts_new.clone(),
+            Method::GET,
+            "/readyz",
+            ""
+        )
+        .await
+        .is_err(),
+        "the new CA is not trusted yet"
+    );
+
+    // A half-written certificate does not load: the old one stays in use.
+    std::fs::write(&live_cert, b"-----BEGIN CERTIFICATE-----\nMIIB").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while metric(
+        &server,
+        trusts_old.clone(),
+        "tracewarden_tls_reloads_total{result=\"failed\"}",
+    )
+    .await
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bad file was not noticed\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_handshake(&server, trusts_old.clone(), true).await;
+    assert!(
+        server.stderr().contains("do not load"),
+        "{}",
+        server.stderr()
+    );
+
+    // The new pair, key first then certificate: new connections get it.
+    std::fs::copy(&new.server_key, &live_key).unwrap();
+    std::fs::copy(&new.server, &live_cert).unwrap();
+    until_handshake(&server, trusts_new.clone(), true).await;
+    until_handshake(&server, trusts_old.clone(), false).await;
+    assert!(
+        metric(
+            &server,
+            trusts_new.clone(),
+            "tracewarden_tls_reloads_total{result=\"ok\"}"
+        )
+        .await
+            >= 1.0
+    );
+    // The server kept running: it ingests over the new certificate.
+    let (trace_id, body) = otlp_json("after-rotation", 0x5c);
+    let answer = https(
+        server.addrs.otlp_http,
+        trusts_new.clone(),
+        Method::POST,
+        "/v1/traces",
+        &body,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert!(
+        read_trace(&server, trusts_new, &trace_id)
+            .await
+            .contains("after-rotation")
+    );
+}

@@ -31,6 +31,9 @@ const XSS_TRACE: u32 = 0x7777;
 /// The 5,000-span trace.
 const BIG_TRACE: u32 = 0xb16;
 const BIG_SPANS: usize = 5_000;
+/// A bearer token used too often, and the first of its traces' ids.
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzY3JhcGVyIn0.dWktdGVzdC1zaWduYXR1cmU";
+const TOKEN_TRACES: u64 = 0x70_0000;
 /// The browser script's whole run, at most.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -144,6 +147,34 @@ async fn send_fixtures(server: &TestServer, key: Option<&str>) {
     }]});
     let answer = send(server, "/v1/logs", key, logs.to_string()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    // 650 requests in 65 s carrying one bearer token (the per-token rate
+    // rule fires; its alert names the token by fingerprint only).
+    let spans: Vec<Value> = (0..650u64)
+        .map(|n| {
+            let at = start + n * 100_000_000;
+            json!({
+                "traceId": format!("{:032x}", TOKEN_TRACES + n), "spanId": format!("{:016x}", TOKEN_TRACES + n),
+                "name": "GET /api/products/{id}", "kind": 2,
+                "startTimeUnixNano": at.to_string(), "endTimeUnixNano": (at + 2_000_000).to_string(),
+                "attributes": [
+                    {"key": "client.address", "value": {"stringValue": "198.51.100.140"}},
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.route", "value": {"stringValue": "/api/products/{id}"}},
+                    {"key": "url.path", "value": {"stringValue": format!("/api/products/{n}")}},
+                    {"key": "http.response.status_code", "value": {"intValue": "200"}},
+                    {"key": "http.request.header.authorization",
+                     "value": {"arrayValue": {"values": [{"stringValue": format!("Bearer {TOKEN}")}]}}},
+                ],
+            })
+        })
+        .collect();
+    let tokened = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "catalog"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    let answer = send(server, "/v1/traces", key, tokened.to_string()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
 /// Posts a request body (with markup in it) for the markup trace's span.
@@ -176,7 +207,11 @@ async fn wait_for_fixtures(server: &TestServer, headers: &[(&str, &str)]) {
         let trace = api(server, &format!("/api/v1/traces/{BIG_TRACE:032x}"), headers).await;
         let whole = trace.status == StatusCode::OK
             && trace.json()["spanCount"].as_u64() == Some(BIG_SPANS as u64);
-        if whole && rules.contains(&"brute-force-login") && rules.contains(&"scanner-user-agent") {
+        if whole
+            && rules.contains(&"brute-force-login")
+            && rules.contains(&"scanner-user-agent")
+            && rules.contains(&"excessive-request-rate-token")
+        {
             return;
         }
         assert!(
@@ -422,6 +457,7 @@ async fn the_ui_in_chromium_without_keys() {
     wait_for_fixtures(&server, &[]).await;
     let fixture = json!({
         "attacker": ATTACKER,
+        "tokenFingerprint": tracewarden_model::credential::fingerprint(TOKEN),
         "xssTraceId": format!("{XSS_TRACE:032x}"),
         "bigTraceId": format!("{BIG_TRACE:032x}"),
     });

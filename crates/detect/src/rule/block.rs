@@ -22,8 +22,10 @@ use super::{Checker, FieldRef, RuleErrorKind, parse_duration, string_of};
 /// Longest block a rule may ask for.
 pub const MAX_BLOCK: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The field a `token` actor reads when `field` is not given.
-pub const DEFAULT_TOKEN_FIELD: &str = "span.http.request.header.authorization";
+/// The field a `token` actor reads when `field` is not given: the
+/// credential fingerprint ingest stamps on spans before redaction masks
+/// the `Authorization` header (`tracewarden_model::credential`).
+pub const DEFAULT_TOKEN_FIELD: &str = "span.tracewarden.token.fingerprint";
 
 /// What a block applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,7 +67,9 @@ impl ActorKind {
                 Some(ActorKind::Address)
             }
             "enduser.id" | "user.id" | "user.name" => Some(ActorKind::User),
-            "http.request.header.authorization" => Some(ActorKind::Token),
+            "tracewarden.token.fingerprint" | "http.request.header.authorization" => {
+                Some(ActorKind::Token)
+            }
             _ => None,
         }
     }
@@ -279,7 +283,7 @@ mod tests {
         format!(
             "id: brute\ntitle: t\nseverity: high\nkind: threshold\n\
              condition: '{{ span.http.response.status_code = 401 }}'\n\
-             group_by: [span.client.address, span.enduser.id, span.http.request.header.authorization]\n\
+             group_by: [span.client.address, span.enduser.id, span.tracewarden.token.fingerprint]\n\
              window: 5m\ncount: 3\n{extra}"
         )
     }
@@ -322,7 +326,7 @@ mod tests {
         assert_eq!(
             errors("block: { actor: span.http.route, for: 1h }\n"),
             vec![
-                "r.yaml:9:17: invalid `block.actor`: `span.http.route` is not a `group_by` field of this rule (span.client.address, span.enduser.id, span.http.request.header.authorization)"
+                "r.yaml:9:17: invalid `block.actor`: `span.http.route` is not a `group_by` field of this rule (span.client.address, span.enduser.id, span.tracewarden.token.fingerprint)"
             ]
         );
         assert_eq!(

@@ -684,6 +684,9 @@ fn expand_spans(
                 .saturating_add(every.saturating_mul(u64::from(i)));
             span.end_time_unix_nano = span.start_time_unix_nano.saturating_add(duration);
             span.attributes = attributes(&entry.attributes, i)?;
+            // As ingest does before redaction: a credential becomes its
+            // fingerprint attribute, which token rules key on.
+            tracewarden_model::credential::stamp(&mut span.attributes);
             span.parent_span_id = parent;
             span.flags = entry.flags.unwrap_or(0);
             span.links = links

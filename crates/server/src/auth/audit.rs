@@ -14,6 +14,13 @@
 //! Durability: requests hand entries to one writer thread, which writes
 //! what has queued up and fsyncs once per batch (group commit) after the
 //! response has gone: a crash can lose the last batch (milliseconds).
+//!
+//! Rotation: when `audit.log` reaches [`Rotation::max_bytes`] it is renamed
+//! `audit-<first seq, 12 digits>.log` and a new `audit.log` continues the
+//! same chain (its first entry's `prev` is the last hash of the file
+//! before). The oldest rotated files beyond [`Rotation::keep_files`] are
+//! removed; `verify` then checks from the oldest file kept and says where
+//! the kept history starts.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -32,6 +39,9 @@ use crate::blocks::format_time;
 
 pub const AUDIT_DIR: &str = "audit";
 const LOG_FILE: &str = "audit.log";
+/// Rotated files: `audit-000000000001.log` (the seq of their first entry).
+const ROTATED_PREFIX: &str = "audit-";
+const ROTATED_SUFFIX: &str = ".log";
 const HEAD_FILE: &str = "head";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const HASH_FIELD: &str = ",\"hash\":\"";
@@ -132,6 +142,27 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
+/// The path with a raw token in it replaced by `[redacted]`: the value
+/// after `/actors/token/` or `/blocks/token/` unless it is already a
+/// fingerprint, and any segment that looks like one of our keys or an
+/// `Authorization` value. (Those routes take a fingerprint; a raw token
+/// sent by mistake must not be kept here.)
+pub fn redact_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let after_token =
+            i >= 2 && segments[i - 1] == "token" && matches!(segments[i - 2], "actors" | "blocks");
+        let lower = segment.to_ascii_lowercase();
+        let secret = (after_token
+            && !tracewarden_model::credential::is_fingerprint(&lower.replace("%3a", ":")))
+            || lower.contains("twk_")
+            || lower.starts_with("bearer");
+        out.push(if secret { "[redacted]" } else { segment });
+    }
+    out.join("/")
+}
+
 fn cut(mut text: String) -> String {
     if text.len() > MAX_TEXT {
         let mut end = MAX_TEXT;
@@ -167,6 +198,33 @@ fn unseal(line: &str) -> Option<(String, &str)> {
 struct Head {
     seq: u64,
     hash: String,
+    /// The oldest entry kept: 1 until rotation removes old files (so
+    /// deleting the first lines of the log shows, while retention does not
+    /// look like tampering).
+    #[serde(default = "one")]
+    first: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// When the log is rotated and how much of it is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// `audit.log` is rotated once it holds this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (the oldest beyond are removed).
+    pub keep_files: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 64 * 1024 * 1024,
+            keep_files: 10,
+        }
+    }
 }
 
 /// The appending side: a writer thread fed by a channel.
@@ -177,8 +235,14 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (or starts) the log in `dir`, dropping a torn last line.
+    /// Opens (or starts) the log in `dir`, dropping a torn last line, with
+    /// the default rotation.
     pub fn open(dir: &Path) -> Result<AuditLog, AuthError> {
+        AuditLog::open_with(dir, Rotation::default())
+    }
+
+    /// [`AuditLog::open`] rotating as `rotation` says.
+    pub fn open_with(dir: &Path, rotation: Rotation) -> Result<AuditLog, AuthError> {
         create_private_dir(dir)?;
         let path = dir.join(LOG_FILE);
         let mut options = OpenOptions::new();
@@ -188,12 +252,33 @@ impl AuditLog {
         let mut file = options
             .open(&path)
             .map_err(|e| AuthError::io("open", &path, e))?;
-        let (seq, hash) = last_entry(&mut file, &path)?;
+        let (seq, hash) = match last_entry(&mut file, &path)? {
+            // A fresh `audit.log` after a rotation: the chain goes on from
+            // the last rotated file.
+            (0, _) => match rotated_files(dir)?.last() {
+                Some((_, last)) => last_entry(
+                    &mut File::open(last).map_err(|e| AuthError::io("open", last, e))?,
+                    last,
+                )?,
+                None => (0, GENESIS.to_string()),
+            },
+            found => found,
+        };
+        let first_seq = first_seq_of(&path)?.unwrap_or(seq + 1);
+        let oldest = rotated_files(dir)?.first().map_or(1, |(seq, _)| *seq);
         let (sender, receiver) = mpsc::channel();
-        let head = dir.join(HEAD_FILE);
+        let writer_dir = dir.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("tracewarden-audit".into())
-            .spawn(move || write_loop(file, path, head, receiver, seq, hash))
+            .spawn(move || {
+                let chain = Chain {
+                    seq,
+                    prev: hash,
+                    first_seq,
+                    oldest,
+                };
+                write_loop(file, &writer_dir, rotation, receiver, chain);
+            })
             .map_err(|e| AuthError::io("start the writer of", dir, e))?;
         Ok(AuditLog {
             sender: Mutex::new(Some(sender)),
@@ -274,14 +359,31 @@ fn last_entry(file: &mut File, path: &Path) -> Result<(u64, String), AuthError> 
     Ok((entry.seq, hash.to_string()))
 }
 
+/// Where the chain stands: the last entry's seq and hash, and the seq of
+/// the first entry of the current file (the name it gets when rotated).
+struct Chain {
+    seq: u64,
+    prev: String,
+    first_seq: u64,
+    /// The seq of the oldest entry kept (the head file records it).
+    oldest: u64,
+}
+
 fn write_loop(
     mut file: File,
-    path: PathBuf,
-    head: PathBuf,
+    dir: &Path,
+    rotation: Rotation,
     receiver: mpsc::Receiver<Record>,
-    mut seq: u64,
-    mut prev: String,
+    chain: Chain,
 ) {
+    let path = dir.join(LOG_FILE);
+    let head = dir.join(HEAD_FILE);
+    let Chain {
+        mut seq,
+        mut prev,
+        mut first_seq,
+        mut oldest,
+    } = chain;
     let mut batch = String::new();
     while let Ok(first) = receiver.recv() {
         batch.clear();
@@ -307,11 +409,114 @@ fn write_loop(
             .write_all(batch.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|e| AuthError::io("append to", &path, e))
-            .and_then(|()| write_head(&head, seq, &prev));
+            .and_then(|()| write_head(&head, seq, &prev, oldest));
         if let Err(error) = written {
             tracing::error!(%error, "the audit log could not be written");
+            continue;
+        }
+        let full = file.metadata().is_ok_and(|m| m.len() >= rotation.max_bytes);
+        if full {
+            match rotate(dir, first_seq, rotation.keep_files) {
+                Ok((fresh, kept_from)) => {
+                    file = fresh;
+                    first_seq = seq + 1;
+                    oldest = kept_from;
+                    if let Err(error) = write_head(&head, seq, &prev, oldest) {
+                        tracing::error!(%error, "the audit head could not be written");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "the audit log could not be rotated"),
+            }
         }
     }
+}
+
+/// Renames the full `audit.log` after its first entry and starts a new
+/// one; removes the oldest rotated files beyond `keep`. Returns the new
+/// file and the seq of the oldest entry kept.
+fn rotate(dir: &Path, first_seq: u64, keep: usize) -> Result<(File, u64), AuthError> {
+    let path = dir.join(LOG_FILE);
+    let rotated = dir.join(rotated_name(first_seq));
+    std::fs::rename(&path, &rotated).map_err(|e| AuthError::io("rotate", &path, e))?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&path)
+        .map_err(|e| AuthError::io("open", &path, e))?;
+    // The rename and the new file survive a crash.
+    if let Ok(handle) = File::open(dir) {
+        let _ = handle.sync_all();
+    }
+    let files = rotated_files(dir)?;
+    for (_, old) in files.iter().take(files.len().saturating_sub(keep)) {
+        match std::fs::remove_file(old) {
+            Ok(()) => {
+                tracing::info!(file = %old.display(), "removed an old audit log file (audit_keep_files)")
+            }
+            Err(error) => {
+                tracing::error!(file = %old.display(), %error, "an old audit log file could not be removed")
+            }
+        }
+    }
+    tracing::info!(file = %rotated.display(), "audit log rotated");
+    let kept_from = rotated_files(dir)?
+        .first()
+        .map_or(first_seq, |(seq, _)| *seq);
+    Ok((file, kept_from))
+}
+
+fn rotated_name(first_seq: u64) -> String {
+    format!("{ROTATED_PREFIX}{first_seq:012}{ROTATED_SUFFIX}")
+}
+
+/// The rotated files of `dir` with the seq of their first entry, oldest
+/// first.
+fn rotated_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuthError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(AuthError::io("list", dir, e)),
+    };
+    let mut files: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let seq = name
+                .to_str()?
+                .strip_prefix(ROTATED_PREFIX)?
+                .strip_suffix(ROTATED_SUFFIX)?
+                .parse::<u64>()
+                .ok()?;
+            Some((seq, entry.path()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every file of the chain, oldest first: the rotated ones, then
+/// `audit.log` (when present).
+fn chain_files(dir: &Path) -> Result<Vec<PathBuf>, AuthError> {
+    let mut files: Vec<PathBuf> = rotated_files(dir)?.into_iter().map(|(_, p)| p).collect();
+    let current = dir.join(LOG_FILE);
+    if current.exists() {
+        files.push(current);
+    }
+    Ok(files)
+}
+
+/// The seq of the first entry of a log file, `None` when it is empty.
+fn first_seq_of(path: &Path) -> Result<Option<u64>, AuthError> {
+    let file = File::open(path).map_err(|e| AuthError::io("open", path, e))?;
+    let mut line = String::new();
+    BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(|e| AuthError::io("read", path, e))?;
+    Ok(unseal(line.trim_end())
+        .and_then(|(body, _)| serde_json::from_str::<Entry>(&body).ok())
+        .map(|entry| entry.seq))
 }
 
 fn entry(record: Record, seq: u64, prev: String) -> Entry {
@@ -334,10 +539,11 @@ fn entry(record: Record, seq: u64, prev: String) -> Entry {
     }
 }
 
-fn write_head(path: &Path, seq: u64, hash: &str) -> Result<(), AuthError> {
+fn write_head(path: &Path, seq: u64, hash: &str, first: u64) -> Result<(), AuthError> {
     let text = serde_json::to_vec(&Head {
         seq,
         hash: hash.to_string(),
+        first,
     })
     .map_err(|e| AuthError::Invalid(e.to_string()))?;
     let tmp = path.with_extension("tmp");
@@ -363,38 +569,47 @@ pub struct Filter {
     pub limit: usize,
 }
 
-/// The newest `filter.limit` entries that match, newest first.
+/// The newest `filter.limit` entries that match, newest first, from the
+/// current file back through the rotated ones.
 pub fn read(dir: &Path, filter: &Filter) -> Result<Vec<serde_json::Value>, AuthError> {
-    let path = dir.join(LOG_FILE);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(AuthError::io("open", &path, e)),
-    };
-    let mut kept = VecDeque::with_capacity(filter.limit.min(1024));
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(|e| AuthError::io("read", &path, e))?;
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
+    let mut found: Vec<serde_json::Value> = Vec::new();
+    for path in chain_files(dir)?.into_iter().rev() {
+        let wanted = filter.limit.saturating_sub(found.len());
+        if wanted == 0 {
+            break;
+        }
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            // Rotated or removed since it was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AuthError::io("open", &path, e)),
         };
-        let text = |name: &str| value.get(name).and_then(|v| v.as_str());
-        if let Some(since) = filter.since_unix_ms
-            && value.get("unixMs").and_then(|v| v.as_u64()).unwrap_or(0) < since
-        {
-            continue;
+        let mut kept = VecDeque::with_capacity(wanted.min(1024));
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| AuthError::io("read", &path, e))?;
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let text = |name: &str| value.get(name).and_then(|v| v.as_str());
+            if let Some(since) = filter.since_unix_ms
+                && value.get("unixMs").and_then(|v| v.as_u64()).unwrap_or(0) < since
+            {
+                continue;
+            }
+            if let Some(key) = filter.key.as_deref()
+                && text("keyId") != Some(key)
+                && text("keyName") != Some(key)
+            {
+                continue;
+            }
+            if kept.len() == wanted {
+                kept.pop_front();
+            }
+            kept.push_back(value);
         }
-        if let Some(key) = filter.key.as_deref()
-            && text("keyId") != Some(key)
-            && text("keyName") != Some(key)
-        {
-            continue;
-        }
-        if kept.len() == filter.limit {
-            kept.pop_front();
-        }
-        kept.push_back(value);
+        found.extend(kept.into_iter().rev());
     }
-    Ok(kept.into_iter().rev().collect())
+    Ok(found)
 }
 
 /// What [`verify`] found.
@@ -411,63 +626,101 @@ pub struct VerifyReport {
     pub failure: Option<String>,
     /// A torn last line (a crash mid-write), not a break.
     pub torn_tail: bool,
+    /// The seq of the oldest entry kept: 1, or later when the oldest
+    /// rotated files were removed (`audit_keep_files`); 0 when empty.
+    pub first_seq: u64,
 }
 
-/// Checks the chain of `dir` line by line and against its head file.
+/// Checks the chain of `dir` line by line, across the rotated files and
+/// `audit.log`, and against its head file.
 pub fn verify(dir: &Path) -> Result<VerifyReport, AuthError> {
-    let path = dir.join(LOG_FILE);
     let mut report = VerifyReport::default();
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if dir.join(HEAD_FILE).exists() {
-                report.present = true;
-                report.failure = Some(format!(
-                    "`{}` is missing but its head file exists",
-                    path.display()
-                ));
-            }
-            return Ok(report);
+    let files = chain_files(dir)?;
+    if files.is_empty() {
+        if dir.join(HEAD_FILE).exists() {
+            report.present = true;
+            report.failure = Some(format!(
+                "`{}` is missing but its head file exists",
+                dir.join(LOG_FILE).display()
+            ));
         }
-        Err(e) => return Err(AuthError::io("read", &path, e)),
-    };
+        return Ok(report);
+    }
     report.present = true;
-    let mut prev = GENESIS.to_string();
-    let mut lines = bytes.split_inclusive(|b| *b == b'\n').peekable();
-    let mut number = 0u64;
-    while let Some(raw) = lines.next() {
-        number += 1;
-        let Some(raw) = raw.strip_suffix(b"\n") else {
-            // Only the last piece can lack its line end.
-            report.torn_tail = lines.peek().is_none();
-            break;
-        };
-        let expected_seq = report.entries + 1;
-        let problem = check_line(raw, expected_seq, &prev);
-        match problem {
-            Ok(hash) => {
-                report.entries += 1;
-                prev = hash;
-            }
-            Err(message) => {
-                report.failure = Some(format!("line {number} (entry {expected_seq}): {message}"));
-                return Ok(report);
+    let head: Option<Result<Head, String>> = std::fs::read(dir.join(HEAD_FILE))
+        .ok()
+        .map(|text| serde_json::from_slice::<Head>(&text).map_err(|e| e.to_string()));
+    // Where the kept history starts: 1, or what the head file says after
+    // retention removed old files.
+    let oldest = match &head {
+        Some(Ok(head)) => head.first.max(1),
+        _ => 1,
+    };
+    // `None` until the first entry.
+    let mut prev: Option<String> = None;
+    let mut last_seq = 0u64;
+    let count = files.len();
+    for (index, path) in files.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(|e| AuthError::io("read", path, e))?;
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut lines = bytes.split_inclusive(|b| *b == b'\n').peekable();
+        let mut number = 0u64;
+        while let Some(raw) = lines.next() {
+            number += 1;
+            let Some(raw) = raw.strip_suffix(b"\n") else {
+                // Only the last piece of the current file can lack its end.
+                if index + 1 == count && lines.peek().is_none() {
+                    report.torn_tail = true;
+                } else {
+                    report.failure =
+                        Some(format!("{name} line {number}: a torn line inside the log"));
+                    return Ok(report);
+                }
+                break;
+            };
+            let (expected_seq, expected_prev) = match &prev {
+                Some(prev) => (last_seq + 1, prev.clone()),
+                None if oldest > 1 => match first_entry(raw) {
+                    // Trusted: the entries before it were removed.
+                    Some(entry) if entry.seq == oldest => (entry.seq, entry.prev),
+                    _ => (oldest, String::new()),
+                },
+                None => (1, GENESIS.to_string()),
+            };
+            match check_line(raw, expected_seq, &expected_prev) {
+                Ok(hash) => {
+                    report.entries += 1;
+                    last_seq = expected_seq;
+                    prev = Some(hash);
+                }
+                Err(message) => {
+                    report.failure = Some(format!(
+                        "{name} line {number} (entry {expected_seq}): {message}"
+                    ));
+                    return Ok(report);
+                }
             }
         }
     }
     if report.entries > 0 {
+        report.first_seq = oldest;
+    }
+    let prev = prev.unwrap_or_else(|| GENESIS.to_string());
+    if report.entries > 0 {
         report.head = Some(prev.clone());
     }
-    if let Ok(text) = std::fs::read(dir.join(HEAD_FILE)) {
-        match serde_json::from_slice::<Head>(&text) {
+    if let Some(head) = head {
+        match head {
             Err(e) => report.failure = Some(format!("the head file is unreadable: {e}")),
-            Ok(head) if head.seq > report.entries => {
+            Ok(head) if head.seq > last_seq => {
                 report.failure = Some(format!(
-                    "the head file says {} entries but the log has {}: entries after {} were deleted",
-                    head.seq, report.entries, report.entries
+                    "the head file says {} entries but the log ends at entry {last_seq}: entries after {last_seq} were deleted",
+                    head.seq
                 ));
             }
-            Ok(head) if head.seq == report.entries && head.hash != prev => {
+            Ok(head) if head.seq == last_seq && head.hash != prev => {
                 report.failure = Some(format!(
                     "entry {} does not have the hash the head file anchors",
                     head.seq
@@ -479,6 +732,14 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, AuthError> {
         }
     }
     Ok(report)
+}
+
+/// The first entry of a history whose older files were removed: what it
+/// chains to (trusted: nothing before it is kept).
+fn first_entry(raw: &[u8]) -> Option<Entry> {
+    let line = std::str::from_utf8(raw).ok()?;
+    let (body, _) = unseal(line)?;
+    serde_json::from_str(&body).ok()
 }
 
 /// The hash of a line, if it is sealed and chained right.
@@ -504,6 +765,40 @@ fn check_line(raw: &[u8], seq: u64, prev: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn raw_tokens_in_paths_are_redacted() {
+        let fingerprint = tracewarden_model::credential::fingerprint("s3cret");
+        for (path, expect) in [
+            (
+                "/api/v1/actors/token/eyJhbGciOiJIUzI1NiJ9.x.y/timeline".to_string(),
+                "/api/v1/actors/token/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/blocks/token/Bearer%20s3cret".to_string(),
+                "/api/v1/blocks/token/[redacted]".to_string(),
+            ),
+            (
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+            ),
+            (
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+            ),
+            (
+                "/api/v1/actors/enduser.id/twk_abc/timeline".to_string(),
+                "/api/v1/actors/enduser.id/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+            ),
+            ("/api/v1/alerts".to_string(), "/api/v1/alerts".to_string()),
+        ] {
+            assert_eq!(redact_path(&path), expect, "{path}");
+        }
+    }
+
     use super::*;
 
     fn record(n: u64) -> Record {
@@ -528,6 +823,111 @@ mod tests {
             log.append(record(i));
         }
         log.close();
+    }
+
+    /// `n` openings of the log with one entry each: with a tiny
+    /// `max_bytes` every batch (here: every entry) rotates.
+    fn write_rotating(dir: &Path, n: u64, keep_files: usize) {
+        let rotation = Rotation {
+            max_bytes: 1,
+            keep_files,
+        };
+        for i in 0..n {
+            let log = AuditLog::open_with(dir, rotation).unwrap();
+            log.append(record(i));
+            log.close();
+        }
+    }
+
+    fn seqs(entries: &[serde_json::Value]) -> Vec<u64> {
+        entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn rotated_files_carry_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        write_rotating(dir.path(), 15, 100);
+        let rotated = rotated_files(dir.path()).unwrap();
+        let firsts: Vec<u64> = rotated.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(firsts, (1..=15).collect::<Vec<_>>());
+        assert_eq!(
+            rotated[1].1.file_name().unwrap().to_str().unwrap(),
+            "audit-000000000002.log"
+        );
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.failure, None);
+        assert_eq!((report.entries, report.first_seq), (15, 1));
+        // Reads run back across the files, newest first.
+        let filter = |limit| Filter {
+            limit,
+            ..Filter::default()
+        };
+        assert_eq!(
+            seqs(&read(dir.path(), &filter(4)).unwrap()),
+            [15, 14, 13, 12]
+        );
+        assert_eq!(read(dir.path(), &filter(100)).unwrap().len(), 15);
+        // A restart after a rotation goes on with the chain.
+        write(dir.path(), 2);
+        let report = verify(dir.path()).unwrap();
+        assert_eq!((report.failure, report.entries), (None, 17));
+        // An edit in a rotated file is found, and named.
+        let (_, second) = &rotated_files(dir.path()).unwrap()[1];
+        let text = std::fs::read_to_string(second).unwrap();
+        std::fs::write(second, text.replacen("alice", "mallo", 1)).unwrap();
+        let failure = verify(dir.path()).unwrap().failure.unwrap();
+        assert!(
+            failure.starts_with("audit-000000000002.log line 1 (entry 2)"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn retention_removes_the_oldest_files_and_verify_starts_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write_rotating(dir.path(), 5, 2);
+        let firsts: Vec<u64> = rotated_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert_eq!(firsts, [4, 5]);
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.failure, None);
+        assert_eq!((report.entries, report.first_seq), (2, 4));
+        // Deleting the oldest file kept is not retention: the head file
+        // says where the kept history starts.
+        std::fs::remove_file(&rotated_files(dir.path()).unwrap()[0].1).unwrap();
+        let failure = verify(dir.path()).unwrap().failure.unwrap();
+        assert!(failure.contains("sequence number 5 where 4"), "{failure}");
+    }
+
+    #[test]
+    fn without_rotation_deleting_the_first_lines_still_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 4);
+        let kept = lines(dir.path())[2..].to_vec();
+        rewrite(dir.path(), &kept);
+        let failure = verify(dir.path()).unwrap().failure.unwrap();
+        assert!(failure.contains("sequence number 3 where 1"), "{failure}");
+    }
+
+    #[test]
+    fn rotation_settings_are_checked() {
+        let config = crate::auth::AuditConfig {
+            max_bytes: 100,
+            keep_files: 3,
+        };
+        assert!(config.rotation().unwrap_err().contains("max_bytes"));
+        let config = crate::auth::AuditConfig {
+            max_bytes: 1 << 20,
+            keep_files: 0,
+        };
+        assert!(config.rotation().unwrap_err().contains("keep_files"));
+        assert_eq!(
+            crate::auth::AuditConfig::default().rotation().unwrap(),
+            Rotation::default()
+        );
     }
 
     fn lines(dir: &Path) -> Vec<String> {

@@ -158,7 +158,8 @@ impl Guard {
         let store = KeyStore::new(data_dir);
         let first = stamp(store.path());
         let records = store.load()?;
-        let audit = AuditLog::open(&data_dir.join(audit::AUDIT_DIR))?;
+        let rotation = config.audit.rotation().map_err(AuthError::Invalid)?;
+        let audit = AuditLog::open_with(&data_dir.join(audit::AUDIT_DIR), rotation)?;
         let guard = Arc::new(Guard {
             mode,
             any_key: (!records.is_empty()).into(),
@@ -383,7 +384,7 @@ pub async fn api_layer(
         unix_ms: now_unix_ms(),
         client: client.map(|c| c.ip().to_string()),
         method: request.method().to_string(),
-        path: request.uri().path().to_string(),
+        path: audit::redact_path(request.uri().path()),
         query: request.uri().query().map(audit::redact_query),
         key_name: "-".into(),
         ..Record::default()

@@ -82,6 +82,45 @@ pub struct AuthConfig {
     pub allow_unauthenticated: bool,
     /// `[auth.rate_limit]`: the per-key budget of the query API.
     pub rate_limit: RateLimitConfig,
+    /// `[auth.audit]`: rotation and retention of the audit log.
+    pub audit: AuditConfig,
+}
+
+/// The `[auth.audit]` section.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `audit.log` is rotated once it holds this many bytes (at least
+    /// 65536).
+    pub max_bytes: u64,
+    /// Rotated files kept; the oldest beyond are removed (at least 1).
+    pub keep_files: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let rotation = audit::Rotation::default();
+        AuditConfig {
+            max_bytes: rotation.max_bytes,
+            keep_files: rotation.keep_files,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The rotation it describes, or why it cannot be used.
+    pub fn rotation(&self) -> Result<audit::Rotation, String> {
+        if self.max_bytes < 65_536 {
+            return Err("[auth.audit] max_bytes must be at least 65536".to_string());
+        }
+        if self.keep_files == 0 {
+            return Err("[auth.audit] keep_files must be at least 1".to_string());
+        }
+        Ok(audit::Rotation {
+            max_bytes: self.max_bytes,
+            keep_files: self.keep_files,
+        })
+    }
 }
 
 /// How many results a handler answered; the audit layer records it.

@@ -1,48 +1,10 @@
 //! Token fingerprints: blocks name a bearer token by a SHA-256 prefix,
 //! never by the token, so the blocklist, its history and the API can be
-//! read without handing out credentials.
+//! read without handing out credentials. The fingerprint is the one ingest
+//! stamps on spans (`tracewarden_model::credential`), so a rule's token, a
+//! block and a timeline name the same thing.
 
-use sha2::{Digest, Sha256};
-
-/// Bytes of the SHA-256 kept (128 bits: no accidental collisions).
-const FINGERPRINT_BYTES: usize = 16;
-pub const PREFIX: &str = "sha256:";
-
-/// The credential of an `Authorization` value: what follows the scheme
-/// (`Bearer abc` -> `abc`), or the whole value when it has no scheme.
-pub fn credential(authorization: &str) -> &str {
-    let value = authorization.trim();
-    match value.split_once(char::is_whitespace) {
-        Some((scheme, rest)) if is_scheme(scheme) && !rest.trim().is_empty() => rest.trim(),
-        _ => value,
-    }
-}
-
-fn is_scheme(word: &str) -> bool {
-    !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// `sha256:` and 32 hex digits of the credential of `authorization`.
-pub fn fingerprint(authorization: &str) -> String {
-    let digest = Sha256::digest(credential(authorization).as_bytes());
-    let mut out = String::with_capacity(PREFIX.len() + 2 * FINGERPRINT_BYTES);
-    out.push_str(PREFIX);
-    for byte in digest.iter().take(FINGERPRINT_BYTES) {
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-    }
-    out
-}
-
-/// Whether `text` is already a fingerprint (`sha256:` and 32 lowercase hex).
-pub fn is_fingerprint(text: &str) -> bool {
-    text.strip_prefix(PREFIX).is_some_and(|hex| {
-        hex.len() == 2 * FINGERPRINT_BYTES
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
+pub use tracewarden_model::credential::{PREFIX, credential, fingerprint, is_fingerprint};
 
 /// Whether a detection key value was cut by the engine (values over 256
 /// bytes keep a prefix and `...#` and a 64-bit hash): its fingerprint would

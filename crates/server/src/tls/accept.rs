@@ -32,6 +32,9 @@ const QUEUE: usize = 128;
 #[derive(Debug, Default)]
 pub struct HandshakeCounts {
     listeners: Mutex<Vec<(&'static str, Arc<ListenerCounts>)>>,
+    /// Certificate reloads that took effect, and changes that did not load.
+    pub(crate) reloads_ok: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
 }
 
 /// One listener's handshake outcomes.
@@ -90,6 +93,18 @@ impl MetricsSource for HandshakeCounts {
                 );
             }
         }
+        out.family(
+            "tracewarden_tls_reloads_total",
+            Kind::Counter,
+            "Changes of the certificate files seen while running, by result (ok: in use; failed: did not load, the previous certificate stays)",
+        );
+        for (result, value) in [("ok", &self.reloads_ok), ("failed", &self.reloads_failed)] {
+            out.sample(
+                "tracewarden_tls_reloads_total",
+                &[("result", result)],
+                value.load(Ordering::Relaxed) as f64,
+            );
+        }
     }
 }
 
@@ -119,7 +134,7 @@ impl TlsListener {
     pub fn start(
         what: &'static str,
         listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
+        config: Arc<super::LiveConfig>,
         handshake_timeout: Duration,
         counts: Arc<ListenerCounts>,
     ) -> io::Result<TlsListener> {
@@ -128,7 +143,7 @@ impl TlsListener {
         let task = tokio::spawn(accept_loop(
             what,
             listener,
-            TlsAcceptor::from(config),
+            config,
             handshake_timeout,
             counts,
             tx,
@@ -156,7 +171,7 @@ impl TlsListener {
 async fn accept_loop(
     what: &'static str,
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    config: Arc<super::LiveConfig>,
     handshake_timeout: Duration,
     counts: Arc<ListenerCounts>,
     handshaken: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
@@ -179,7 +194,10 @@ async fn accept_loop(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "failed to set TCP_NODELAY");
         }
-        let (acceptor, counts, handshaken) = (acceptor.clone(), counts.clone(), handshaken.clone());
+        // The configuration in force now: a reload applies from the next
+        // connection on.
+        let acceptor = TlsAcceptor::from(config.current());
+        let (counts, handshaken) = (counts.clone(), handshaken.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {

@@ -31,6 +31,11 @@ pub struct TlsConfig {
     /// Let listeners on non-loopback addresses serve plain text (the
     /// explicit opt-out of the start-up check in `exposure.rs`).
     pub allow_plaintext: bool,
+    /// How often the certificate, key and client CA files are read for
+    /// changes, which then apply to new connections (`"off"`: only at
+    /// start-up).
+    #[serde(with = "crate::config::optional_interval")]
+    pub reload_interval: Option<Duration>,
 }
 
 /// Whether a listener asks for a client certificate.
@@ -57,6 +62,7 @@ impl Default for TlsConfig {
             api_client_auth: ClientAuth::None,
             handshake_timeout: Duration::from_secs(10),
             allow_plaintext: false,
+            reload_interval: Some(Duration::from_secs(10)),
         }
     }
 }

@@ -6,11 +6,13 @@
 //! the receivers (OTLP/gRPC, OTLP/HTTP, Zipkin: `client_auth`) and one for
 //! the API (`api_client_auth`). Every listener then runs a [`TlsListener`]:
 //! concurrent handshakes with a timeout, ALPN `h2` and `http/1.1`.
-//! Certificates are not reloaded while running: a restart picks up new ones.
+//! Both configurations are [`LiveConfig`]s: when the files change on disk,
+//! [`reload::watch`] builds them again and new connections use them.
 
 mod accept;
 mod config;
 mod pem;
+pub mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use rustls::server::WebPkiClientVerifier;
 
 pub use accept::{GrpcTlsStream, HandshakeCounts, ListenerCounts, TlsListener};
 pub use config::{ClientAuth, TlsConfig};
+pub use reload::LiveConfig;
 
 /// Why the TLS configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +65,9 @@ pub enum TlsError {
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     /// For OTLP/gRPC, OTLP/HTTP and Zipkin.
-    pub receivers: Arc<ServerConfig>,
+    pub receivers: Arc<LiveConfig>,
     /// For the API.
-    pub api: Arc<ServerConfig>,
+    pub api: Arc<LiveConfig>,
     pub handshake_timeout: Duration,
 }
 
@@ -127,8 +130,8 @@ impl TlsConfig {
             Ok(Arc::new(config))
         };
         Ok(Some(ServerTls {
-            receivers: build(self.client_auth)?,
-            api: build(self.api_client_auth)?,
+            receivers: LiveConfig::new(build(self.client_auth)?),
+            api: LiveConfig::new(build(self.api_client_auth)?),
             handshake_timeout: self.handshake_timeout,
         }))
     }

@@ -30,6 +30,9 @@ pub(crate) fn span_matches(filter: &SpanFilter, record: &SpanRecord) -> bool {
         .equals
         .iter()
         .all(|(column, value)| dedicated_equals(record, *column, value))
+        && filter.attribute_equals.iter().all(|(key, value)| {
+            matches!(record.span.attribute(key), Some(AnyValue::Str(actual)) if actual == value)
+        })
 }
 
 fn dedicated_equals(record: &SpanRecord, column: DedicatedColumn, expected: &str) -> bool {
@@ -132,5 +135,21 @@ mod tests {
         assert!(filter(traces(&[TraceId::from_bytes([1; 16])])));
         assert!(!filter(traces(&[TraceId::from_bytes([3; 16])])));
         assert!(!filter(traces(&[])));
+        let attributes = |pairs: &[(&str, &str)]| SpanFilter {
+            attribute_equals: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..SpanFilter::default()
+        };
+        assert!(filter(attributes(&[("client.address", "10.0.0.1")])));
+        assert!(!filter(attributes(&[("client.address", "10.0.0.2")])));
+        // Strings only: the integer status and user id are not matched as text.
+        assert!(!filter(attributes(&[("http.response.status_code", "401")])));
+        assert!(!filter(attributes(&[("enduser.id", "7")])));
+        assert!(!filter(attributes(&[
+            ("client.address", "10.0.0.1"),
+            ("no.such.key", "x")
+        ])));
     }
 }

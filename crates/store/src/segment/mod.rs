@@ -172,6 +172,13 @@ pub struct SpanFilter {
     /// Spans of these traces only (a query assembling many traces from
     /// every tier reads each tier once for all of them).
     pub trace_ids: Option<Arc<HashSet<TraceId>>>,
+    /// Spans with a string attribute of this key equal to the value (a
+    /// string, not an element of an array). A
+    /// generic attribute has no statistics to prune by, but a segment
+    /// compares it on the attribute column's keys and strings before a
+    /// span is decoded, so only matching spans are built. (A dedicated
+    /// column's key is read from its column.)
+    pub attribute_equals: Vec<(String, String)>,
     /// At most this many spans, the first in file order.
     pub limit: Option<usize>,
 }

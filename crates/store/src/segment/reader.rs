@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
-    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray,
+    Array, BooleanArray, FixedSizeBinaryArray, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, TimestampNanosecondArray,
 };
 use arrow_schema::{ArrowError, SchemaRef};
 use parquet::arrow::ProjectionMask;
@@ -25,7 +25,7 @@ use tracewarden_model::TraceId;
 use super::file::SegmentFile;
 use super::prune::{Condition, intersect, page_rows, row_group_bounds, selection};
 use super::records::{LogColumns, Sharing, SpanColumns};
-use super::schema::{LOGS_SCHEMA, SPANS_SCHEMA, same_fields};
+use super::schema::{ELEMENT, LOGS_SCHEMA, SPANS_SCHEMA, same_fields};
 use super::{
     DedicatedColumn, FORMAT_VERSION, SpanFilter, SpanProjection, logs_file_name, metadata_keys,
     spans_file_name,
@@ -649,6 +649,7 @@ impl SegmentFileReader {
             strings: Vec::new(),
             ints: Vec::new(),
             trace_ids: None,
+            attributes: Vec::new(),
         };
         if filter.start_unix_nano.is_some() || filter.end_unix_nano.is_some() {
             if filter.end_unix_nano.is_some_and(|end| end <= exact.start) {
@@ -693,22 +694,67 @@ impl SegmentFileReader {
             ));
             exact.trace_ids = Some(Arc::clone(traces));
         }
-        if conditions.is_empty() {
+        let mut attribute_leaves = Vec::new();
+        for (key, value) in &filter.attribute_equals {
+            match DedicatedColumn::ALL
+                .into_iter()
+                .find(|c| c.attribute_key() == key && !c.is_integer())
+            {
+                Some(column) => {
+                    let Some(&leaf) = self.dedicated.get(column.index()) else {
+                        continue;
+                    };
+                    conditions.push((leaf, Condition::BytesEqual(value.as_bytes().to_vec())));
+                    exact.strings.push((column.column_name(), value.clone()));
+                }
+                None => exact.attributes.push((key.clone(), value.clone())),
+            }
+        }
+        if !exact.attributes.is_empty() {
+            attribute_leaves = self.attribute_key_and_str_leaves()?;
+        }
+        if conditions.is_empty() && attribute_leaves.is_empty() {
             return Ok(Some(self.all()));
         }
-        let Some((row_groups, selection)) = self.prune(&conditions)? else {
-            return Ok(None);
+        let (row_groups, selection) = if conditions.is_empty() {
+            ((0..self.parquet().num_row_groups()).collect(), None)
+        } else {
+            let Some((row_groups, selection)) = self.prune(&conditions)? else {
+                return Ok(None);
+            };
+            (row_groups, Some(selection))
         };
-        let leaves: Vec<usize> = conditions.iter().map(|(leaf, _)| *leaf).collect();
+        let mut leaves: Vec<usize> = conditions.iter().map(|(leaf, _)| *leaf).collect();
+        leaves.extend(attribute_leaves);
         let mask = ProjectionMask::leaves(self.parquet().file_metadata().schema_descr(), leaves);
         let predicate =
             ArrowPredicateFn::new(mask, move |batch: RecordBatch| exact.evaluate(&batch));
         Ok(Some(Plan {
             row_groups,
-            selection: Some(selection),
+            selection,
             filter: Some(RowFilter::new(vec![Box::new(predicate)])),
             skip: Vec::new(),
         }))
+    }
+
+    /// The leaf columns of the span attributes' keys and string values.
+    fn attribute_key_and_str_leaves(&self) -> Result<Vec<usize>> {
+        ["key", "str"]
+            .into_iter()
+            .map(|field| {
+                self.parquet()
+                    .file_metadata()
+                    .schema_descr()
+                    .columns()
+                    .iter()
+                    .position(|c| c.path().parts() == ["attributes", "list", ELEMENT, field])
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: self.file.path().to_owned(),
+                        offset: 0,
+                        reason: format!("has no column `attributes.{field}`"),
+                    })
+            })
+            .collect()
     }
 
     /// Every planned row of a spans file, decoded whole, onto `spans`.
@@ -832,6 +878,8 @@ struct ExactFilter {
     strings: Vec<(&'static str, String)>,
     ints: Vec<(&'static str, i64)>,
     trace_ids: Option<Arc<std::collections::HashSet<TraceId>>>,
+    /// Generic string attributes that must be present with these values.
+    attributes: Vec<(String, String)>,
 }
 
 impl ExactFilter {
@@ -866,8 +914,52 @@ impl ExactFilter {
                         .is_ok_and(|id| traces.contains(&TraceId::from_bytes(id)));
             }
         }
+        if !self.attributes.is_empty() {
+            attributes_equal(&mut keep, batch, &self.attributes)?;
+        }
         Ok(BooleanArray::from(keep))
     }
+}
+
+/// Keeps the rows whose `attributes` list holds every `(key, string)`.
+fn attributes_equal(
+    keep: &mut [bool],
+    batch: &RecordBatch,
+    wanted: &[(String, String)],
+) -> Result<(), ArrowError> {
+    let list = typed::<ListArray>(batch, "attributes")?;
+    let missing = || ArrowError::SchemaError("filter column `attributes` is malformed".into());
+    let entries = list
+        .values()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .ok_or_else(missing)?;
+    let field = |name: &str| {
+        entries
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(missing)
+    };
+    let (keys, strings) = (field("key")?, field("str")?);
+    let offsets = list.value_offsets();
+    for (row, keep) in keep.iter_mut().enumerate() {
+        if !*keep {
+            continue;
+        }
+        let (Some(&from), Some(&to)) = (offsets.get(row), offsets.get(row + 1)) else {
+            return Err(missing());
+        };
+        let range = usize::try_from(from).unwrap_or(0)..usize::try_from(to).unwrap_or(0);
+        if range.end > keys.len() || range.end > strings.len() {
+            return Err(missing());
+        }
+        *keep = wanted.iter().all(|(key, value)| {
+            range
+                .clone()
+                .any(|i| keys.value(i) == key && strings.is_valid(i) && strings.value(i) == value)
+        });
+    }
+    Ok(())
 }
 
 fn strings_equal(keep: &mut [bool], column: &StringArray, value: &str) {

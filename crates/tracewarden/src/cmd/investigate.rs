@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use http::Method;
 use serde_json::Value;
+use tracewarden_model::credential;
 use tracewarden_search::format_time;
 
 use super::client::{self, DEFAULT_SERVER, percent_encode, query_string, text};
@@ -18,8 +19,11 @@ const PAGE: usize = 1000;
 
 #[derive(Args, Debug)]
 pub struct InvestigateArgs {
-    /// Who: KIND=VALUE with KIND client.address, enduser.id or session.id
-    /// (e.g. client.address=203.0.113.7).
+    /// Who: KIND=VALUE with KIND client.address, enduser.id, session.id or
+    /// token (e.g. client.address=203.0.113.7). A token is given as its
+    /// fingerprint (sha256:...), as the token or `Authorization` value
+    /// (fingerprinted here; only the fingerprint is sent), or as `-` to read
+    /// it from standard input (kept out of the shell's history).
     #[arg(long)]
     pub actor: String,
     /// The period: this long before --end (e.g. 24h, 7d); default 24h.
@@ -61,12 +65,41 @@ pub fn run(args: InvestigateArgs) -> anyhow::Result<()> {
     if args.limit == 0 {
         bail!("--limit must be at least 1");
     }
-    let timeline = fetch(&args, kind.trim(), value.trim())?;
+    let (kind, value) = (kind.trim(), value.trim());
+    let value = if kind == "token" {
+        token_fingerprint(value)?
+    } else {
+        value.to_string()
+    };
+    let timeline = fetch(&args, kind, &value)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&timeline)?),
         Format::Table => print!("{}", table(&timeline)),
     }
     Ok(())
+}
+
+/// The fingerprint of a token actor: given as one, as the token (or a
+/// whole `Authorization` value), or `-` for a line of standard input.
+fn token_fingerprint(value: &str) -> anyhow::Result<String> {
+    let token = if value == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the token from standard input")?;
+        line.trim().to_string()
+    } else {
+        value.to_string()
+    };
+    if token.is_empty() {
+        bail!("the token is empty");
+    }
+    let lower = token.to_ascii_lowercase();
+    Ok(if credential::is_fingerprint(&lower) {
+        lower
+    } else {
+        credential::fingerprint(&token)
+    })
 }
 
 /// The first page's answer with the requests of every page fetched, up to

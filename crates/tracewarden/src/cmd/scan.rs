@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use tracewarden_detect::engine::{Detection, Engine};
 use tracewarden_ingest::{DecodeError, Decoded, Limits};
-use tracewarden_model::normalise;
+use tracewarden_model::{credential, normalise};
 use tracewarden_server::Config;
 use tracewarden_server::detection::{batch_records, engine_config, load_rules};
 
@@ -135,6 +135,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: {message}", path.display());
             }
             normalise::batch(&mut decoded.batch);
+            // As ingest does: token rules key on the credential's fingerprint.
+            credential::stamp_batch(&mut decoded.batch);
             batch_records(decoded.batch, &mut spans, &mut logs);
             if let Some(geo) = &geo {
                 for record in spans.iter_mut() {

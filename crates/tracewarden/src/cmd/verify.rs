@@ -130,6 +130,13 @@ fn audit_text(audit: &audit::VerifyReport) -> String {
         audit.entries,
         audit.head.as_deref().unwrap_or("none")
     );
+    if audit.first_seq > 1 {
+        let _ = writeln!(
+            out,
+            "info: audit log: kept from entry {} (older rotated files removed by [auth.audit] keep_files)",
+            audit.first_seq
+        );
+    }
     out
 }
 

@@ -161,6 +161,21 @@ async function scenarioOpen() {
   check((await text('#query-error mark')) === '}', 'the error marks the character', await text('#query-error mark'));
   await shot('search-error');
 
+  // A bearer token's alert names it by fingerprint and opens its timeline.
+  await go('#/alerts?rule=excessive-request-rate-token');
+  await page.evaluate(() => { document.body.dataset.state = 'loading'; });
+  await page.click('#alerts a.alert-title');
+  await page.waitForSelector('body[data-state=ready]');
+  check((await text('main')).includes(fixture.tokenFingerprint), 'the token alert shows the fingerprint', fixture.tokenFingerprint);
+  await page.evaluate(() => { document.body.dataset.state = 'loading'; });
+  await page.click('a.timeline-link');
+  await page.waitForSelector('body[data-state=ready]');
+  check(page.url().includes('#/actors/token/sha256'), 'the token alert links the token\'s timeline', page.url());
+  const tokenRequests = await page.locator('#timeline tr.request').count();
+  check(tokenRequests >= 200, 'the token timeline lists its requests', tokenRequests);
+  check((await text('#actor-alerts')).includes('excessive-request-rate-token'), 'the token timeline names its alert');
+  await shot('token');
+
   // Attacker-controlled values render as text.
   await go(`#/traces/${fixture.xssTraceId}`);
   await page.click('#waterfall .wf-span');

@@ -324,10 +324,25 @@ fn actor_spans(
     request: &Timeline,
     unreadable: &mut Vec<String>,
 ) -> Vec<SpanRecord> {
+    // A dedicated column is pushed down to the scan (statistics and bloom
+    // filters skip what cannot hold the actor); a token's fingerprint is a
+    // generic attribute, compared on the attribute column's keys and
+    // strings before a span is decoded.
+    let (equals, attribute_equals) = match request.kind.column() {
+        Some(column) => (vec![(column, request.value.clone())], Vec::new()),
+        None => (
+            Vec::new(),
+            vec![(
+                request.kind.attribute_key().to_string(),
+                request.value.clone(),
+            )],
+        ),
+    };
     let filter = SpanFilter {
         start_unix_nano: Some(request.start),
         end_unix_nano: Some(request.end),
-        equals: vec![(request.kind.column(), request.value.clone())],
+        equals,
+        attribute_equals,
         ..SpanFilter::default()
     };
     let projection = READ_COLUMNS
@@ -655,7 +670,18 @@ mod tests {
             assert!(matches!(error, ApiError::BadRequest(_)), "{error}");
             assert!(error.to_string().contains(says), "{error} lacks {says}");
         };
-        bad("token", "sha256:00", &[], "supported kinds: client.address");
+        bad(
+            "token",
+            "sha256:00",
+            &[],
+            "a token actor is its fingerprint",
+        );
+        bad(
+            "user",
+            "alice",
+            &[],
+            "supported kinds: client.address, enduser.id, session.id, token",
+        );
         bad("ip", "1.2.3.4", &[], "unknown actor kind");
         bad("client.address", " ", &[], "empty");
         bad(

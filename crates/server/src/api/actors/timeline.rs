@@ -12,69 +12,85 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tracewarden_model::{AnyValue, SpanKind, SpanRecord, StatusCode, TraceId, semconv};
+use tracewarden_model::{AnyValue, SpanKind, SpanRecord, StatusCode, TraceId, credential, semconv};
 use tracewarden_store::segment::DedicatedColumn;
 
-/// Who a timeline is about: an identity kept in a dedicated column.
+/// Who a timeline is about: an identity kept in a dedicated column, or a
+/// bearer token by the fingerprint ingest stamps on spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActorKind {
     ClientAddress,
     EnduserId,
     SessionId,
+    Token,
 }
 
+/// The name of the token kind in the API.
+const TOKEN: &str = "token";
+
 /// The kinds the timeline answers, as the API spells them.
-pub const SUPPORTED_KINDS: [&str; 3] = [
+pub const SUPPORTED_KINDS: [&str; 4] = [
     semconv::CLIENT_ADDRESS,
     semconv::ENDUSER_ID,
     semconv::SESSION_ID,
+    TOKEN,
 ];
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 3] = [
+    pub const ALL: [ActorKind; 4] = [
         ActorKind::ClientAddress,
         ActorKind::EnduserId,
         ActorKind::SessionId,
+        ActorKind::Token,
     ];
 
-    /// The kind named `text`, or why not. `token` is refused with its
-    /// reason: stored spans carry no token a fingerprint could be matched
-    /// against (redaction masks `Authorization` and the like before the
-    /// store sees them).
+    /// The kind named `text`, or why not.
     pub fn parse(text: &str) -> Result<ActorKind, String> {
-        match text {
-            semconv::CLIENT_ADDRESS => Ok(ActorKind::ClientAddress),
-            semconv::ENDUSER_ID => Ok(ActorKind::EnduserId),
-            semconv::SESSION_ID => Ok(ActorKind::SessionId),
-            "token" => Err(format!(
-                "actor kind `token` is not supported: stored spans carry no token to match a \
-                 fingerprint against (redaction masks credentials before storage); supported \
-                 kinds: {}",
-                SUPPORTED_KINDS.join(", ")
-            )),
-            other => Err(format!(
-                "unknown actor kind `{other}`; supported kinds: {}",
-                SUPPORTED_KINDS.join(", ")
-            )),
+        ActorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown actor kind `{text}`; supported kinds: {}",
+                    SUPPORTED_KINDS.join(", ")
+                )
+            })
+    }
+
+    /// The kind as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Token => TOKEN,
+            other => other.attribute_key(),
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        self.column().attribute_key()
+    /// The span attribute holding the actor.
+    pub fn attribute_key(self) -> &'static str {
+        match self.column() {
+            Some(column) => column.attribute_key(),
+            None => credential::TOKEN_FINGERPRINT,
+        }
     }
 
-    pub fn column(self) -> DedicatedColumn {
+    /// The dedicated column holding the actor; `None` for tokens, read
+    /// from the generic attributes.
+    pub fn column(self) -> Option<DedicatedColumn> {
         match self {
-            ActorKind::ClientAddress => DedicatedColumn::ClientAddress,
-            ActorKind::EnduserId => DedicatedColumn::EnduserId,
-            ActorKind::SessionId => DedicatedColumn::SessionId,
+            ActorKind::ClientAddress => Some(DedicatedColumn::ClientAddress),
+            ActorKind::EnduserId => Some(DedicatedColumn::EnduserId),
+            ActorKind::SessionId => Some(DedicatedColumn::SessionId),
+            ActorKind::Token => None,
         }
     }
 
     /// The alert label a rule grouping by this attribute gets
     /// (`client.address` -> `client_address`).
     pub fn label_name(self) -> &'static str {
-        self.column().column_name()
+        match self.column() {
+            Some(column) => column.column_name(),
+            None => "tracewarden_token_fingerprint",
+        }
     }
 }
 
@@ -94,12 +110,28 @@ pub fn actor_value(kind: ActorKind, text: &str) -> Result<String, String> {
             kind.as_str()
         ));
     }
-    if kind == ActorKind::ClientAddress
-        && let Ok(address) = value.parse::<std::net::IpAddr>()
-    {
-        return Ok(address.to_canonical().to_string());
+    match kind {
+        ActorKind::ClientAddress => match value.parse::<std::net::IpAddr>() {
+            Ok(address) => Ok(address.to_canonical().to_string()),
+            Err(_) => Ok(value.to_string()),
+        },
+        ActorKind::Token => {
+            // Only the fingerprint: a raw token in a URL would end up in
+            // access logs and the audit log.
+            let fingerprint = value.to_ascii_lowercase();
+            if credential::is_fingerprint(&fingerprint) {
+                Ok(fingerprint)
+            } else {
+                Err(format!(
+                    "a token actor is its fingerprint, `{}` and 32 hex digits (`tracewarden \
+                     investigate --actor token=...` fingerprints a raw token locally); a raw \
+                     token does not belong in a URL",
+                    credential::PREFIX
+                ))
+            }
+        }
+        ActorKind::EnduserId | ActorKind::SessionId => Ok(value.to_string()),
     }
-    Ok(value.to_string())
 }
 
 /// What a timeline keeps of one request (from a span read with the
@@ -249,7 +281,7 @@ pub fn summarise(kind: ActorKind, requests: &[Request], spans: &[SpanRecord]) ->
         for other in ActorKind::ALL.into_iter().filter(|&k| k != kind) {
             let Some(value) = record
                 .span
-                .attribute(other.as_str())
+                .attribute(other.attribute_key())
                 .and_then(AnyValue::as_str)
                 .filter(|v| !v.is_empty())
             else {
@@ -424,17 +456,37 @@ mod tests {
         );
         assert_eq!(ActorKind::parse("enduser.id"), Ok(ActorKind::EnduserId));
         assert_eq!(ActorKind::parse("session.id"), Ok(ActorKind::SessionId));
-        let token = ActorKind::parse("token").unwrap_err();
+        assert_eq!(ActorKind::parse("token"), Ok(ActorKind::Token));
+        let unknown = ActorKind::parse("user").unwrap_err();
+        assert!(unknown.contains("unknown actor kind"), "{unknown}");
         assert!(
-            token.contains("client.address, enduser.id, session.id"),
-            "{token}"
-        );
-        assert!(
-            ActorKind::parse("user")
-                .unwrap_err()
-                .contains("unknown actor kind")
+            unknown.contains("client.address, enduser.id, session.id, token"),
+            "{unknown}"
         );
         assert_eq!(ActorKind::EnduserId.label_name(), "enduser_id");
+        // The label a rule keyed on the fingerprint gets in its alerts.
+        assert_eq!(
+            tracewarden_alert::labels::key_label_names(["span.tracewarden.token.fingerprint"]),
+            [ActorKind::Token.label_name()]
+        );
+        assert_eq!(
+            ActorKind::Token.attribute_key(),
+            tracewarden_model::credential::TOKEN_FINGERPRINT
+        );
+        // A token is named by its fingerprint (any case), never in clear.
+        let fingerprint = tracewarden_model::credential::fingerprint("Bearer s3cret");
+        assert_eq!(
+            actor_value(
+                ActorKind::Token,
+                &fingerprint.to_uppercase().replace("SHA256", "sha256")
+            )
+            .unwrap(),
+            fingerprint
+        );
+        let raw = actor_value(ActorKind::Token, "Bearer s3cret").unwrap_err();
+        assert!(raw.contains("fingerprint"), "{raw}");
+        assert!(!raw.contains("s3cret"), "{raw}");
+        assert!(actor_value(ActorKind::Token, "sha256:abc").is_err());
         assert_eq!(
             actor_value(ActorKind::ClientAddress, " ::ffff:203.0.113.7 ").unwrap(),
             "203.0.113.7"

@@ -13,7 +13,9 @@
 //!   `http.request.method`, `http.route`, `url.path`,
 //!   `http.response.status_code`, `session.id` (per address and day) and,
 //!   for 70% of requests, `enduser.id` (`user-N`, one of [`USERS`], tied to
-//!   the address);
+//!   the address) with the user's bearer token as ingest stores it: the
+//!   `Authorization` header masked by redaction and
+//!   `tracewarden.token.fingerprint` stamped before it;
 //! - `api-gateway` CLIENT span to the route's backend (`server.address`);
 //! - the backend's SERVER span (`auth`, `users`, `orders`, `payments`,
 //!   `catalog`, `weather`) with `enduser.id` and, on routes touching
@@ -34,7 +36,8 @@
 //! The actor under investigation, `--actor` (203.0.113.7), makes
 //! `--actor-requests` (10,000) requests spread over the last 24 hours of
 //! the period: mostly failed logins (401) as `mallory` and a few other
-//! user names, some successful, then personal-data reads. The directory
+//! user names, some successful, then personal-data reads, all with one
+//! bearer token (`actor-token`, its fingerprint in `token`). The directory
 //! gets `bench-store.json` with the parameters and the period, which
 //! `scripts/bench-investigate` reads.
 
@@ -48,7 +51,7 @@ use clap::Args;
 use serde_json::json;
 use tracewarden_model::{
     AnyValue, Batch, KeyValue, LogRecord, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs,
-    ScopeSpans, Span, SpanId, SpanKind, TraceId, semconv,
+    ScopeSpans, Span, SpanId, SpanKind, TraceId, credential, semconv,
 };
 use tracewarden_store::{Store, StoreOptions};
 
@@ -56,6 +59,8 @@ use tracewarden_store::{Store, StoreOptions};
 pub const ADDRESSES: u64 = 50_000;
 /// Distinct users of the ordinary traffic.
 pub const USERS: u64 = 20_000;
+/// The bearer token of the investigated actor.
+const ACTOR_TOKEN: &str = "actor-token";
 /// Spans per trace (see the module's description).
 const SPANS_PER_TRACE: u64 = 4;
 /// Traces per appended batch.
@@ -224,6 +229,8 @@ impl Rng {
 struct Client {
     address: String,
     user: Option<String>,
+    /// The bearer token sent (users only).
+    token: Option<String>,
     session: String,
     agent: &'static str,
 }
@@ -357,6 +364,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         "endUnixSeconds": end_seconds,
         "days": args.days,
         "actor": {"kind": "client.address", "value": args.actor, "requests": actor_done},
+        "token": credential::fingerprint(ACTOR_TOKEN),
         "addresses": ADDRESSES,
         "users": USERS,
         "services": SERVICES,
@@ -398,7 +406,9 @@ fn ordinary_client(rng: &mut Rng, time: u64) -> Client {
     let address = format!("198.{}.{}.{}", 18 + (n >> 16), (n >> 8) & 255, n & 255);
     // Users stay behind the same few addresses.
     let user = rng.chance(70).then(|| format!("user-{}", n % USERS));
+    let token = user.as_ref().map(|u| format!("tok-{u}"));
     Client {
+        token,
         session: format!("s-{n:x}-{}", time / DAY_NANOS),
         address,
         user,
@@ -432,6 +442,7 @@ fn actor_trace(
     let client = Client {
         address: actor.to_string(),
         user: Some(user.to_string()),
+        token: Some(ACTOR_TOKEN.to_string()),
         session: format!("s-actor-{}", n / 500),
         agent: "python-requests/2.32.3",
     };
@@ -476,6 +487,20 @@ fn shop_trace(
     ];
     if let Some(user) = &client.user {
         attributes.push(KeyValue::new(semconv::ENDUSER_ID, user.as_str()));
+    }
+    if let Some(token) = &client.token {
+        // What ingest stores: the fingerprint, then the header redacted.
+        attributes.push(KeyValue::new(
+            "http.request.header.authorization",
+            AnyValue::Str(format!("Bearer {token}").into()),
+        ));
+        credential::stamp(&mut attributes);
+        if let Some(header) = attributes
+            .iter_mut()
+            .find(|kv| kv.key == "http.request.header.authorization")
+        {
+            header.value = AnyValue::from("[REDACTED]");
+        }
     }
     root.attributes = attributes;
     push(pending, GATEWAY, root);
@@ -685,6 +710,14 @@ mod tests {
         assert!(actor.iter().all(|r| r.span.start_time_unix_nano >= last_day
             && r.span.parent_span_id.is_none()
             && r.resource.service_name() == "api-gateway"));
+        // Each carries the actor's token fingerprint, the header masked.
+        let token = description["token"].as_str().expect("token");
+        assert_eq!(token, credential::fingerprint("Bearer actor-token"));
+        assert!(actor.iter().all(|r| {
+            r.span.attribute(credential::TOKEN_FINGERPRINT) == Some(&AnyValue::from(token))
+                && r.span.attribute("http.request.header.authorization")
+                    == Some(&AnyValue::from("[REDACTED]"))
+        }));
         store.close();
     }
 
