@@ -281,5 +281,42 @@ fn assembly(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, assembly);
+/// The detection checkpoint with every span of `spans()` (10,240, about
+/// 2,000 traces) buffered for assembly: `Engine::checkpoint` (which now
+/// writes the buffered traces) and `Engine::restore` of its bytes.
+fn checkpoint(c: &mut Criterion) {
+    let ids = [
+        "topology-wrong-caller",
+        "topology-internal-no-parent",
+        "topology-spoofed-context",
+    ];
+    let mut engine = Engine::new(pack(&ids));
+    let spans = spans();
+    let count = spans.len() as u64;
+    engine.process_owned(spans, BASE);
+    let bytes = engine.checkpoint().unwrap();
+    let empty = Engine::new(pack(&ids)).checkpoint().unwrap();
+    eprintln!(
+        "checkpoint: {} bytes with {count} buffered spans, {} bytes without ({} bytes per span)",
+        bytes.len(),
+        empty.len(),
+        (bytes.len() - empty.len()) as u64 / count
+    );
+    let mut group = c.benchmark_group("assembly");
+    group.throughput(Throughput::Elements(count));
+    group.sample_size(20);
+    group.bench_function("checkpoint_10k_buffered_spans", |b| {
+        b.iter(|| black_box(engine.checkpoint().unwrap()));
+    });
+    group.bench_function("restore_10k_buffered_spans", |b| {
+        b.iter_batched(
+            || Engine::new(pack(&ids)),
+            |mut fresh| black_box(fresh.restore(&bytes).unwrap()),
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, assembly, checkpoint);
 criterion_main!(benches);

@@ -34,6 +34,13 @@
 //! [`Partial::LateSpans`]; the ids of the last
 //! [`AssemblyConfig::remember_completed`] traces are kept to tell.
 //!
+//! # Across restarts
+//!
+//! [`TraceBuffer::saved`] gives the buffered traces with their arrival
+//! times for the engine's checkpoint, and [`TraceBuffer::restore`] buffers
+//! them again: a trace waiting for its idle time at a crash is evaluated
+//! after the restart.
+//!
 //! # Memory per buffered span
 //!
 //! A buffered span is an owned [`SpanRecord`]: `size_of::<SpanRecord>()`
@@ -50,7 +57,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use tracewarden_model::{SpanRecord, TraceId};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracewarden_model::{Resource, Scope, Span, SpanRecord, TraceId};
 
 /// Limits and timing of the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +171,38 @@ struct Pending {
     generation: u64,
     /// The trace id was handed over before.
     late: bool,
+}
+
+/// The traces a buffer holds, as a checkpoint keeps them
+/// ([`TraceBuffer::saved`], [`TraceBuffer::restore`]): each trace's spans
+/// and arrival times, resources and scopes stored once each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedTraces {
+    resources: Vec<Resource>,
+    scopes: Vec<Scope>,
+    /// In the order they started arriving.
+    traces: Vec<SavedTrace>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedTrace {
+    first_arrival: u64,
+    last_arrival: u64,
+    root_arrival: Option<u64>,
+    late: bool,
+    /// (resource index, scope index, span).
+    spans: Vec<(u32, u32, Span)>,
+}
+
+impl SavedTraces {
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// Spans saved.
+    pub fn spans(&self) -> usize {
+        self.traces.iter().map(|t| t.spans.len()).sum()
+    }
 }
 
 /// Spans buffered per trace until their trace is complete. See the module
@@ -276,6 +318,109 @@ impl TraceBuffer {
             if self.config.max_spans_per_trace <= 1 {
                 self.hand_over(id, Some(Partial::TraceSpanLimit), out);
             }
+        }
+        while self.buffered_spans > self.config.max_spans.max(1) {
+            if !self.evict_one(Partial::SpanLimit, out) {
+                break;
+            }
+        }
+    }
+
+    /// The buffered traces, for a checkpoint. Resources and scopes shared
+    /// by spans (one per exporting service) are stored once.
+    pub fn saved(&self) -> SavedTraces {
+        let mut saved = SavedTraces::default();
+        let mut resources: HashMap<*const Resource, u32> = HashMap::new();
+        let mut scopes: HashMap<*const Scope, u32> = HashMap::new();
+        let mut order: Vec<(&u64, &TraceId)> = self
+            .traces
+            .iter()
+            .map(|(id, p)| (&p.generation, id))
+            .collect();
+        order.sort_unstable();
+        for (_, id) in order {
+            let Some(pending) = self.traces.get(id) else {
+                continue;
+            };
+            let spans = pending
+                .spans
+                .iter()
+                .map(|record| {
+                    let resource = *resources
+                        .entry(Arc::as_ptr(&record.resource))
+                        .or_insert_with(|| {
+                            saved.resources.push((*record.resource).clone());
+                            u32::try_from(saved.resources.len() - 1).unwrap_or(u32::MAX)
+                        });
+                    let scope = *scopes.entry(Arc::as_ptr(&record.scope)).or_insert_with(|| {
+                        saved.scopes.push((*record.scope).clone());
+                        u32::try_from(saved.scopes.len() - 1).unwrap_or(u32::MAX)
+                    });
+                    (resource, scope, record.span.clone())
+                })
+                .collect();
+            saved.traces.push(SavedTrace {
+                first_arrival: pending.first_arrival,
+                last_arrival: pending.last_arrival,
+                root_arrival: pending.root_arrival,
+                late: pending.late,
+                spans,
+            });
+        }
+        saved
+    }
+
+    /// Buffers the traces of a checkpoint again, with their arrival times:
+    /// those whose idle time passed while the server was down complete at
+    /// the next [`TraceBuffer::complete`]. A trace already buffered (spans
+    /// replayed before the restore) keeps both sets of spans. Limits apply
+    /// as on arrival; traces they push out go to `out`.
+    pub fn restore(&mut self, saved: SavedTraces, out: &mut Vec<AssembledTrace>) {
+        let resources: Vec<Arc<Resource>> = saved.resources.into_iter().map(Arc::new).collect();
+        let scopes: Vec<Arc<Scope>> = saved.scopes.into_iter().map(Arc::new).collect();
+        for trace in saved.traces {
+            let mut records = Vec::with_capacity(trace.spans.len());
+            for (resource, scope, span) in trace.spans {
+                let (Some(resource), Some(scope)) =
+                    (resources.get(resource as usize), scopes.get(scope as usize))
+                else {
+                    continue;
+                };
+                records.push(SpanRecord {
+                    resource: Arc::clone(resource),
+                    scope: Arc::clone(scope),
+                    span,
+                });
+            }
+            let Some(id) = records.first().map(|r| r.span.trace_id) else {
+                continue;
+            };
+            self.now = self.now.max(trace.last_arrival);
+            if let Some(pending) = self.traces.get_mut(&id) {
+                self.buffered_spans += records.len();
+                pending.spans.extend(records);
+                pending.first_arrival = pending.first_arrival.min(trace.first_arrival);
+                continue;
+            }
+            while self.traces.len() >= self.config.max_traces.max(1) {
+                if !self.evict_one(Partial::TraceLimit, out) {
+                    break;
+                }
+            }
+            self.generation += 1;
+            self.buffered_spans += records.len();
+            let pending = Pending {
+                spans: records,
+                first_arrival: trace.first_arrival,
+                last_arrival: trace.last_arrival,
+                root_arrival: trace.root_arrival,
+                generation: self.generation,
+                late: trace.late,
+            };
+            let deadline = self.deadline(&pending);
+            self.deadlines
+                .push(Reverse((deadline, pending.generation, id)));
+            self.traces.insert(id, pending);
         }
         while self.buffered_spans > self.config.max_spans.max(1) {
             if !self.evict_one(Partial::SpanLimit, out) {
@@ -456,6 +601,36 @@ mod tests {
         assert_eq!(summary(&out), vec![(1, 2, None)]);
         assert!(b.is_empty());
         assert_eq!(b.stats().complete_traces, 1);
+    }
+
+    #[test]
+    fn saved_traces_come_back_with_their_arrival_times() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        let shop = Arc::new(Resource {
+            attributes: vec![tracewarden_model::KeyValue::new("service.name", "shop")],
+            ..Resource::default()
+        });
+        for (trace, id, at) in [(1, 2, 0), (2, 5, S), (1, 3, 3 * S)] {
+            let mut record = span(trace, id, Some(1));
+            record.resource = Arc::clone(&shop);
+            b.push(record, at, &mut out);
+        }
+        let saved = b.saved();
+        assert_eq!((saved.traces.len(), saved.spans()), (2, 3));
+        assert_eq!(saved.resources.len(), 1, "the shared resource is kept once");
+        let bytes = postcard::to_allocvec(&saved).expect("encode");
+        let saved: SavedTraces = postcard::from_bytes(&bytes).expect("decode");
+        let (mut restored, mut out) = buffer(AssemblyConfig::default());
+        restored.restore(saved, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(restored.stats().buffered_spans, 3);
+        // Trace 2 went quiet at 6 s, trace 1 at 8 s, as before the save.
+        assert_eq!(restored.next_deadline(), Some(6 * S));
+        restored.complete(6 * S, &mut out);
+        assert_eq!(summary(&out), vec![(2, 1, None)]);
+        restored.complete(8 * S, &mut out);
+        assert_eq!(summary(&out), vec![(2, 1, None), (1, 2, None)]);
+        assert_eq!(out[1].spans[0].resource, shop);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`assembly`]: the trace-assembly buffer: spans held per trace id until
 //!   the trace is complete (idle time, root arrival, caps that hand traces
 //!   over early, partial and counted).
+//! - [`log_join`]: log records waiting for the span they were emitted in,
+//!   for log rules that read the span's attributes (`join:`).
 //! - [`inject`]: detectors for attack payloads (SQL injection, cross-site
 //!   scripting, path traversal, command injection) in request fields.
 //! - [`geoip`]: client country from a MaxMind GeoIP2/GeoLite2 database,
@@ -31,5 +33,6 @@ pub mod assembly;
 pub mod engine;
 pub mod geoip;
 pub mod inject;
+pub mod log_join;
 pub mod pii;
 pub mod rule;

@@ -99,6 +99,17 @@ pub struct DetectionConfig {
     /// detection memory whatever the number of actors.
     #[serde(deserialize_with = "at_least_one")]
     pub max_keys_per_rule: usize,
+    /// How long a log record waits for the span it was emitted in when a
+    /// log rule joins span attributes (`join:`); also how long a span's
+    /// attributes are kept for records arriving after it.
+    #[serde(with = "interval")]
+    pub log_join_wait: std::time::Duration,
+    /// Log records waiting for their span at once; beyond, the oldest is
+    /// evaluated without its span (counted).
+    pub log_join_max_pending: usize,
+    /// Spans whose attributes are kept for records arriving after them;
+    /// beyond, the oldest is forgotten (counted).
+    pub log_join_max_spans: usize,
     /// A MaxMind GeoIP2/GeoLite2 Country or City database: spans with a
     /// `client.address` and no country get `geo.country.iso_code` before
     /// the rules run (for `geo-policy`). None: no lookup.
@@ -184,6 +195,9 @@ impl Default for DetectionConfig {
             max_spans_per_trace: 10_000,
             max_buffered_spans: 500_000,
             max_keys_per_rule: 100_000,
+            log_join_wait: std::time::Duration::from_secs(5),
+            log_join_max_pending: 100_000,
+            log_join_max_spans: 100_000,
             geoip_database: None,
             site: Site::default(),
         }

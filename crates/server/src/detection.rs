@@ -31,6 +31,7 @@ use tracewarden_detect::engine::{
     Detection, Engine, EngineConfig, ReloadSummary, RuleStats, TopologyPolicy,
 };
 use tracewarden_detect::geoip::Lookup;
+use tracewarden_detect::log_join::{LogJoinConfig, LogJoinStats};
 use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
@@ -55,6 +56,8 @@ fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnS
         Ok(summary) => {
             tracing::info!(
                 restored = summary.restored.len(),
+                buffered_spans = summary.buffered_spans,
+                held_logs = summary.held_logs,
                 changed = ?summary.changed,
                 unknown = ?summary.unknown,
                 "detection state restored from its checkpoint"
@@ -79,6 +82,8 @@ pub struct RuleInfo {
     pub severity: &'static str,
     pub kind: &'static str,
     pub source: &'static str,
+    /// Span attributes a log rule takes from the record's span (`join:`).
+    pub join: Vec<String>,
     pub tags: Vec<String>,
     pub enabled: bool,
     /// Why an enabled rule does not run (a site fact left empty).
@@ -131,6 +136,8 @@ struct Shared {
     sinks: Mutex<Vec<Arc<dyn DetectionSink>>>,
     /// The trace-assembly buffer's counters, as of the last publication.
     assembly: Mutex<AssemblyStats>,
+    /// The log-join counters (records waiting for their span), likewise.
+    log_join: Mutex<LogJoinStats>,
     /// Hand-over to processed, per batch.
     latency: Histogram,
     /// The topology rules' declared and learned edges (for the service
@@ -191,6 +198,7 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
             severity: rule.severity.as_str(),
             kind: rule.kind.name(),
             source: rule.source.as_str(),
+            join: rule.join.clone(),
             tags: rule.tags.clone(),
             enabled: rule.enabled,
             inactive: rule.inactive.clone(),
@@ -247,6 +255,7 @@ impl Detector {
             covered: Mutex::new(covered),
             sinks: Mutex::new(Vec::new()),
             assembly: Mutex::new(AssemblyStats::default()),
+            log_join: Mutex::new(LogJoinStats::default()),
             latency: Histogram::default(),
             topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
         });
@@ -453,6 +462,16 @@ impl Detector {
             .unwrap_or_default()
     }
 
+    /// The counters of log records joined to their span (all zero when no
+    /// log rule has `join`).
+    pub fn log_join_stats(&self) -> LogJoinStats {
+        self.shared
+            .log_join
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     /// Time from a batch's WAL acknowledgement to the rules having run on
     /// it: (p50, p99, batches measured).
     pub fn latency(&self) -> (Option<Duration>, Option<Duration>, u64) {
@@ -612,6 +631,11 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
             ..AssemblyConfig::default()
         },
         max_keys_per_rule: config.max_keys_per_rule,
+        log_join: LogJoinConfig {
+            wait: config.log_join_wait,
+            max_pending: config.log_join_max_pending,
+            max_spans: config.log_join_max_spans,
+        },
         ..EngineConfig::default()
     }
 }
@@ -733,6 +757,9 @@ impl Runner {
         if let Ok(mut assembly) = shared.assembly.lock() {
             *assembly = stats.assembly;
         }
+        if let Ok(mut log_join) = shared.log_join.lock() {
+            *log_join = stats.log_join;
+        }
         self.publish_topology(shared, false);
     }
 
@@ -747,11 +774,15 @@ impl Runner {
         }
     }
 
-    /// Evaluates the traces the assembly buffer holds complete by now.
+    /// Evaluates the traces the assembly buffer holds complete by now, and
+    /// the log records whose wait for their span ended.
     fn flush_traces(&mut self, shared: &Shared) {
         let now = now_unix_nano();
         if self.engine.next_flush_due().is_some_and(|due| due <= now) {
             let detections = self.engine.flush(now);
+            // The buffered traces are in the checkpoint: one evaluated now
+            // must not come back from the current one after a crash.
+            self.dirty = true;
             publish(detections, &self.engine, shared);
             self.publish_stats(shared);
         }
@@ -768,8 +799,8 @@ impl Runner {
         wait
     }
 
-    /// Shutdown: buffered traces are evaluated as they are, then a last
-    /// checkpoint is written.
+    /// Shutdown: buffered traces, and log records still waiting for their
+    /// span, are evaluated as they are, then a last checkpoint is written.
     fn stop(&mut self, shared: &Shared) {
         let detections = self.engine.drain();
         publish(detections, &self.engine, shared);

@@ -236,6 +236,7 @@ async fn log_records_raise_detections_of_log_rules() {
         .find(|r| r["id"] == "access-denied-logs")
         .unwrap();
     assert_eq!(rule["source"], "logs");
+    assert_eq!(rule["join"], json!(["enduser.id"]));
     assert_eq!(rule["active"], true);
     assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
 }
@@ -763,4 +764,224 @@ fn rules_test_and_lint_commands() {
         .output()
         .unwrap();
     assert!(!test.status.success());
+}
+
+const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";
+
+/// A log rule with `join:` keys on the caller's address that only the
+/// server span carries: the records, exported first, wait for their spans
+/// and the detection's actor is the span's `client.address`.
+#[tokio::test]
+async fn log_records_wait_for_their_span_and_key_on_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("denied-by-caller.yaml"), JOIN_RULE).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // A long wait: the test's two requests may be far apart on a slow machine.
+    let server = TestServer::start_with_config(
+        &data,
+        &format!(
+            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\nlog_join_wait = \"60s\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .await;
+    let now = now_nanos() - 2_000_000_000;
+    let ids = |i: u64| {
+        (
+            format!("{:032x}", 0x5100 + i),
+            format!("{:016x}", 0x5100 + i),
+        )
+    };
+    let records: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            json!({
+                "timeUnixNano": (now + i * 1_000_000).to_string(),
+                "severityNumber": 13, "severityText": "WARN",
+                "body": {"stringValue": format!("Access denied to invoice {i}")},
+                "traceId": trace, "spanId": span,
+            })
+        })
+        .collect();
+    let logs = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeLogs": [{"scope": {"name": "app"}, "logRecords": records}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/logs"),
+        "application/json",
+        logs.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // The records wait: no span has told who the caller is yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = detections(&server).await;
+        if body["stats"]["logJoin"]["pendingRecords"].as_u64() == Some(3) {
+            assert_eq!(body["detections"].as_array().unwrap().len(), 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "records not held: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spans: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            json!({
+                "traceId": trace, "spanId": span, "name": "GET /invoices/{id}", "kind": 2,
+                "startTimeUnixNano": (now + i * 1_000_000).to_string(),
+                "endTimeUnixNano": (now + i * 1_000_000 + 500_000).to_string(),
+                "attributes": [
+                    {"key": "client.address", "value": {"stringValue": "203.0.113.77"}},
+                    {"key": "http.route", "value": {"stringValue": "/invoices/{id}"}},
+                ],
+            })
+        })
+        .collect();
+    let traces = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        traces.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        // The counters are published when the detection thread is idle,
+        // possibly after the detection: wait for both.
+        if !body["detections"].as_array().unwrap().is_empty()
+            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let found = body["detections"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "denied-by-caller");
+    assert_eq!(found[0]["key"]["span.client.address"], "203.0.113.77");
+    assert_eq!(found[0]["count"], 3);
+    // The evidence opens the request that logged the refusal.
+    assert_eq!(found[0]["traceIds"][0], ids(2).0, "{body:#}");
+    let join = &body["stats"]["logJoin"];
+    assert_eq!(join["joinedRecords"], 3, "{body:#}");
+    assert_eq!(join["pendingRecords"], 0, "{body:#}");
+}
+
+const NESTED_RULE: &str = "id: nested-failure\ntitle: A failed login under a page request\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
+
+/// A trace waiting for its idle time when the server is killed is in the
+/// detection checkpoint: after the restart the whole-trace rule runs on it,
+/// and span rules do not count its spans again.
+#[tokio::test]
+async fn a_trace_waiting_for_assembly_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("failed-logins.yaml"), RELOAD_RULE).unwrap();
+    std::fs::write(rules.join("nested-failure.yaml"), NESTED_RULE).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    let write_config = |idle: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\ncheckpoint_interval = \"100ms\"\ntrace_idle = \"{idle}\"\n",
+                rules.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    // Before the crash the trace cannot complete: it is still waiting.
+    write_config("1h");
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.clone().into_os_string());
+    let mut server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let t = now_nanos() - 1_000_000_000;
+    let span = |id: u32, parent: Option<u32>, name: &str, status: i64| {
+        let mut v = json!({
+            "traceId": format!("{:032x}", 0xabc), "spanId": format!("{id:016x}"),
+            "name": name, "kind": 2,
+            "startTimeUnixNano": t.to_string(), "endTimeUnixNano": (t + 1_000_000).to_string(),
+            "attributes": [
+                {"key": "http.response.status_code", "value": {"intValue": status.to_string()}},
+                {"key": "client.address", "value": {"stringValue": "198.51.100.9"}},
+            ],
+        });
+        if let Some(parent) = parent {
+            v["parentSpanId"] = json!(format!("{parent:016x}"));
+        }
+        v
+    };
+    let before = detections(&server).await["stats"]["checkpoints"]
+        .as_u64()
+        .unwrap();
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeSpans": [{"spans": [span(2, Some(1), "POST /login", 401), span(1, None, "GET /", 200)]}],
+    }]});
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // Wait for a checkpoint taken after the batch: only the batch makes
+    // the state change, so any checkpoint after `before` holds the trace.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = detections(&server).await["stats"].clone();
+        if stats["spans"] == 2
+            && stats["assembly"]["bufferedSpans"] == 2
+            && stats["checkpoints"].as_u64().unwrap() > before
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans not buffered and checkpointed: {stats:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(detections(&server).await["detections"], json!([]));
+    server.kill();
+    drop(server);
+
+    // After the restart the idle time is short: the restored trace completes.
+    write_config("200ms");
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        if !body["detections"].as_array().unwrap().is_empty() {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waiting trace was lost: {body:#}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let found = body["detections"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["ruleId"], "nested-failure");
+    assert_eq!(found[0]["traceIds"][0], format!("{:032x}", 0xabc));
+    // Not replayed: the span rule counted the failure once, before the kill.
+    assert_eq!(body["stats"]["replayedBatches"], 0, "{body:#}");
+    assert_eq!(rule_matched(&server, "failed-logins").await, 1);
 }

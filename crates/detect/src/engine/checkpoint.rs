@@ -1,8 +1,16 @@
 //! Checkpoints of the engine's state: windows, keys, counters and the
 //! watermark, so a restart does not forget a brute force in progress.
 //!
-//! Format: the magic `TWDETCK1`, a postcard-encoded body, and the CRC-32C
-//! of the body (4 bytes, little endian). A rule's state is restored only
+//! Format: the magic `TWDETCK1`, a postcard-encoded body, optionally the
+//! buffers (postcard: the traces buffered for assembly,
+//! [`crate::assembly::SavedTraces`], and the log records waiting for their
+//! span with the recent-span index, [`crate::log_join::SavedJoin`]; absent
+//! when nothing is buffered and in checkpoints of earlier builds), and the
+//! CRC-32C of both (4 bytes, little endian). With the buffers in the
+//! checkpoint, a trace waiting for its idle time (or a record waiting for
+//! its span) at a crash is evaluated after the restart: its batch is
+//! covered by the checkpoint, so replay does not feed it again, and span
+//! rules never see it twice. A rule's state is restored only
 //! into a rule with the same id and the same file digest
 //! ([`crate::rule::Rule::digest`]): a changed rule starts afresh, as on a
 //! reload. Which input a checkpoint covers is the caller's business (the
@@ -12,6 +20,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, RuleStats, State};
+use crate::assembly::SavedTraces;
+use crate::log_join::SavedJoin;
 use crate::rule::RuleKind;
 
 const MAGIC: &[u8; 8] = b"TWDETCK1";
@@ -43,6 +53,10 @@ pub struct RestoreSummary {
     pub changed: Vec<String>,
     /// Rules in the checkpoint that no longer run.
     pub unknown: Vec<String>,
+    /// Spans of traces that were waiting for assembly, buffered again.
+    pub buffered_spans: usize,
+    /// Log records that were waiting for their span, held again.
+    pub held_logs: usize,
 }
 
 #[derive(Serialize)]
@@ -81,6 +95,13 @@ struct RuleCheckpoint {
     state: State,
 }
 
+/// What follows the rule state when something is buffered.
+#[derive(Default, Serialize, Deserialize)]
+struct Buffers {
+    traces: SavedTraces,
+    log_join: SavedJoin,
+}
+
 /// The version is read first on its own, so a checkpoint of another version
 /// is told apart from a damaged one.
 #[derive(Deserialize)]
@@ -112,6 +133,14 @@ impl Engine {
         let out_len = out.len();
         out = postcard::to_extend(&body, out)
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        let buffers = Buffers {
+            traces: self.buffer.as_ref().map(|b| b.saved()).unwrap_or_default(),
+            log_join: self.join.as_ref().map(|j| j.saved()).unwrap_or_default(),
+        };
+        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
+            out = postcard::to_extend(&buffers, out)
+                .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        }
         let crc = crc32c::crc32c(out.get(out_len..).unwrap_or(&[]));
         out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
@@ -141,8 +170,13 @@ impl Engine {
                 found: version.version,
             });
         }
-        let checkpoint: Checkpoint =
-            postcard::from_bytes(body).map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        let (checkpoint, rest): (Checkpoint, &[u8]) = postcard::take_from_bytes(body)
+            .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        let buffers: Buffers = if rest.is_empty() {
+            Buffers::default()
+        } else {
+            postcard::from_bytes(rest).map_err(|e| CheckpointError::Encoding(e.to_string()))?
+        };
         debug_assert_eq!(checkpoint.version, VERSION);
         let mut summary = RestoreSummary::default();
         self.watermark = self.watermark.max(checkpoint.watermark);
@@ -180,6 +214,21 @@ impl Engine {
             compiled.state = state;
             compiled.stats = saved.stats;
             summary.restored.push(saved.id);
+        }
+        // Traces a limit pushes out are evaluated at the next flush; with no
+        // whole-trace rule running any more, the spans have nothing to feed.
+        if let Some(buffer) = &mut self.buffer
+            && !buffers.traces.is_empty()
+        {
+            summary.buffered_spans = buffers.traces.spans();
+            buffer.restore(buffers.traces, &mut self.assembled);
+        }
+        // Likewise records waiting for their span, when a rule still joins.
+        if let Some(join) = &mut self.join
+            && !buffers.log_join.is_empty()
+        {
+            summary.held_logs = buffers.log_join.held();
+            join.restore(buffers.log_join);
         }
         Ok(summary)
     }
@@ -258,6 +307,53 @@ mod tests {
             .map(|d| d.rule_id.to_string())
             .collect();
         assert_eq!(fresh, vec!["seq"]);
+    }
+
+    /// A whole-trace rule: a login failure under a request of the same trace.
+    const TRACE_RULE: &str = "id: nested\ntitle: t\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
+
+    #[test]
+    fn traces_waiting_for_assembly_survive_a_restart() {
+        let rules = || {
+            vec![
+                parse_rule(RULE, Path::new("r.yaml")).unwrap(),
+                parse_rule(TRACE_RULE, Path::new("t.yaml")).unwrap(),
+            ]
+        };
+        let mut before = Engine::new(rules());
+        let mut root = failure(1, 200);
+        root.span.name = "GET /".into();
+        root.span.span_id = SpanId::from_bytes([9; 8]);
+        let mut child = failure(1, 401);
+        child.span.parent_span_id = Some(root.span.span_id);
+        let now = BASE + 10 * SEC;
+        assert!(before.process(&[child, root], now).is_empty());
+        assert_eq!(before.stats().assembly.buffered_spans, 2);
+        let bytes = before.checkpoint().unwrap();
+
+        // The crash: a new engine from the checkpoint alone.
+        let mut after = Engine::new(rules());
+        let summary = after.restore(&bytes).unwrap();
+        assert_eq!(summary.buffered_spans, 2);
+        assert_eq!(after.stats().rules[0].matched_spans, 1, "counted once");
+        assert_eq!(after.next_flush_due(), Some(now + 5 * SEC));
+        let fired: Vec<String> = after
+            .flush(now + 5 * SEC)
+            .iter()
+            .map(|d| d.rule_id.to_string())
+            .collect();
+        assert_eq!(fired, vec!["nested"]);
+        assert_eq!(
+            after.stats().rules[0].matched_spans,
+            1,
+            "span rules saw nothing"
+        );
+        // A checkpoint of an engine without buffered traces has no such
+        // part, and one of an engine without whole-trace rules drops them.
+        let empty = Engine::new(rules()).checkpoint().unwrap();
+        assert!(empty.len() < bytes.len());
+        let mut span_only = Engine::new(vec![parse_rule(RULE, Path::new("r.yaml")).unwrap()]);
+        assert_eq!(span_only.restore(&bytes).unwrap().buffered_spans, 0);
     }
 
     #[test]

@@ -14,9 +14,327 @@
 //! - the start time is the record's time (or its observed time).
 //!
 //! Keys (`group_by`) come from the record and its resource: a log rule
-//! keys on what the log carries.
+//! keys on what the log carries, and with `join:` on what its span carries.
+//!
+//! # Joining a record to its span
+//!
+//! A rule with `join: [span.client.address]` reads `client.address` from
+//! the record, or, when the record lacks it, from the span the record was
+//! emitted in (same trace id and span id), appended to the view for that
+//! rule only. A record waits (in [`JoinBuffer`]) only when some rule joins
+//! a field it lacks, it carries a span id, and its span is not in the
+//! index of recent spans; other rules evaluate it at once. When its span
+//! arrives the waiting rules evaluate it joined; when the wait ends, or the
+//! buffer is full, or at a drain, alone (counted in [`LogJoinStats`]).
+//! What waits, and the index, are in the engine's checkpoint
+//! (`checkpoint.rs`).
 
-use tracewarden_model::{AnyValue, KeyValue, LogEntry, SpanId, SpanRecord, TraceId};
+use tracewarden_model::{
+    AnyValue, KeyValue, LogEntry, SpanId, SpanRecord, TraceId, find_attribute,
+};
+
+use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
+use crate::log_join::{JoinBuffer, LogJoinStats, SavedJoin, SpanKey};
+use crate::rule::Source;
+
+/// The join state of an engine whose log rules join span attributes.
+pub(super) struct LogJoin {
+    buffer: JoinBuffer,
+    /// Attribute names some enabled log rule joins (deduplicated).
+    fields: Vec<String>,
+    /// The indexed span attributes of the record being evaluated (reused).
+    span: Vec<KeyValue>,
+    /// A record has needed a join (it lacked a joined field and named its
+    /// span): from then on spans are indexed. A deployment that sends no
+    /// such records pays nothing per span.
+    wanted: bool,
+    /// Records a restore could not hold again (smaller caps): evaluated
+    /// alone at the next flush.
+    overflow: Vec<LogEntry>,
+}
+
+impl LogJoin {
+    /// Sets up (or updates after a reload) the join for `rules`: created
+    /// when a rule first joins; kept afterwards so held records still leave.
+    pub(super) fn update(join: &mut Option<LogJoin>, rules: &[Compiled], config: &EngineConfig) {
+        let mut fields: Vec<String> = Vec::new();
+        for c in rules.iter().filter(|c| c.rule.source == Source::Logs) {
+            for name in &c.rule.join {
+                if !fields.contains(name) {
+                    fields.push(name.clone());
+                }
+            }
+        }
+        match join {
+            Some(join) => join.fields = fields,
+            None if !fields.is_empty() => {
+                *join = Some(LogJoin {
+                    buffer: JoinBuffer::new(config.log_join.clone()),
+                    fields,
+                    span: Vec::new(),
+                    wanted: false,
+                    overflow: Vec::new(),
+                });
+            }
+            None => {}
+        }
+    }
+
+    pub(super) fn stats(&self) -> LogJoinStats {
+        self.buffer.stats()
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        if !self.overflow.is_empty() {
+            return Some(0);
+        }
+        self.buffer.next_deadline()
+    }
+
+    /// What is held and indexed, for a checkpoint.
+    pub(super) fn saved(&self) -> SavedJoin {
+        self.buffer.saved()
+    }
+
+    /// Holds and indexes again what a checkpoint saved.
+    pub(super) fn restore(&mut self, saved: SavedJoin) {
+        self.wanted |= !saved.is_empty();
+        self.buffer.restore(saved, &mut self.overflow);
+    }
+}
+
+/// Where a record is in its join.
+#[derive(Clone, Copy)]
+enum Stage<'a> {
+    /// Just arrived: rules that join a missing field use the indexed span
+    /// (`span`), or wait when `can_wait`, or else read the record alone.
+    Arrival {
+        span: Option<&'a [KeyValue]>,
+        can_wait: bool,
+    },
+    /// Leaving the buffer: only the rules that waited run, with the span's
+    /// attributes when it came (`Some`), alone otherwise.
+    Release { span: Option<&'a [KeyValue]> },
+}
+
+/// The (trace, span) a record was emitted in; `None` when it carries no
+/// (or a zero) span id: nothing to wait for.
+fn span_key(entry: &LogEntry) -> Option<SpanKey> {
+    let trace = entry.record.trace_id?;
+    let span = entry.record.span_id?;
+    (trace.as_bytes() != &[0; 16] && span.as_bytes() != &[0; 8]).then_some((trace, span))
+}
+
+/// Whether the record lacks one of `names` among its own attributes.
+fn lacks_any(entry: &LogEntry, names: &[String]) -> bool {
+    names
+        .iter()
+        .any(|name| find_attribute(&entry.record.attributes, name).is_none())
+}
+
+impl Engine {
+    /// Runs the rules with `source: logs` over log records, each through
+    /// its span-shaped view, with the same windows, late and future
+    /// handling as spans (a record's time is its start time). A record a
+    /// `join` rule must see with its span's attributes may wait for its
+    /// span: its detections then come from a later `process`, `flush` or
+    /// `drain` (see [`crate::log_join`]).
+    pub fn process_logs(&mut self, entries: &[LogEntry], now_unix_nano: u64) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        if !self.rules.iter().any(|c| c.rule.source == Source::Logs) {
+            return detections;
+        }
+        let mut evicted = Vec::new();
+        for entry in entries {
+            self.logs += 1;
+            view_into(entry, &mut self.log_view);
+            let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
+            // The span's attributes, copied out of the index when a joined
+            // field is missing (records that carry them never look).
+            let key = span_key(entry);
+            let mut indexed = None;
+            if let Some(join) = &mut self.join
+                && let Some(key) = &key
+                && lacks_any(entry, &join.fields)
+            {
+                join.wanted = true;
+                if let Some(attributes) = join.buffer.lookup(key, now_unix_nano) {
+                    let mut span = std::mem::take(&mut join.span);
+                    span.clear();
+                    span.extend_from_slice(attributes);
+                    join.buffer.count_joined();
+                    indexed = Some(span);
+                }
+            }
+            let stage = Stage::Arrival {
+                span: indexed.as_deref(),
+                can_wait: key.is_some() && self.join.is_some(),
+            };
+            let wait = evaluate(self, entry, time, stage, &mut detections);
+            if let (Some(join), Some(span)) = (&mut self.join, indexed) {
+                join.span = span;
+            }
+            if let (true, Some(key), Some(join)) = (wait, key, &mut self.join) {
+                join.buffer
+                    .hold(key, entry.clone(), now_unix_nano, &mut evicted);
+            }
+        }
+        for entry in std::mem::take(&mut evicted) {
+            self.release(&entry, None, now_unix_nano, &mut detections);
+        }
+        self.detections += detections.len() as u64;
+        detections
+    }
+
+    /// After the span rules ran on `spans`: each span's held records are
+    /// evaluated with its attributes, and spans carrying a joined attribute
+    /// are indexed for records still to come. Nothing to do when no log
+    /// rule joins.
+    pub(super) fn join_spans(
+        &mut self,
+        spans: &[SpanRecord],
+        now_unix_nano: u64,
+        detections: &mut Vec<Detection>,
+    ) {
+        if self
+            .join
+            .as_ref()
+            .is_none_or(|j| (j.fields.is_empty() || !j.wanted) && j.buffer.pending() == 0)
+        {
+            return;
+        }
+        let mut held = Vec::new();
+        for record in spans {
+            let Some(join) = &mut self.join else {
+                return;
+            };
+            let span = &record.span;
+            let key = (span.trace_id, span.span_id);
+            // Allocates only for spans carrying a joined attribute.
+            let attributes: Vec<KeyValue> = join
+                .fields
+                .iter()
+                .filter_map(|name| {
+                    span.attribute(name)
+                        .map(|value| KeyValue::new(name.as_str(), value.clone()))
+                })
+                .collect();
+            if join.buffer.pending() > 0 {
+                join.buffer.take_held(&key, &mut held);
+            }
+            if held.is_empty() {
+                if !attributes.is_empty() {
+                    join.buffer.index(key, attributes, now_unix_nano);
+                }
+                continue;
+            }
+            if !attributes.is_empty() {
+                join.buffer.index(key, attributes.clone(), now_unix_nano);
+            }
+            for entry in std::mem::take(&mut held) {
+                self.release(&entry, Some(&attributes), now_unix_nano, detections);
+            }
+        }
+    }
+
+    /// Evaluates held records whose wait ended by `now` (each alone).
+    pub(super) fn expire_held(&mut self, now_unix_nano: u64, detections: &mut Vec<Detection>) {
+        let mut out = Vec::new();
+        if let Some(join) = &mut self.join {
+            out.append(&mut join.overflow);
+            join.buffer.expire(now_unix_nano, &mut out);
+        }
+        let before = detections.len();
+        for entry in out {
+            self.release(&entry, None, now_unix_nano, detections);
+        }
+        self.detections += (detections.len() - before) as u64;
+    }
+
+    /// Evaluates every held record, alone (shutdown, end of a scan).
+    pub(super) fn drain_held(&mut self, detections: &mut Vec<Detection>) {
+        let mut out = Vec::new();
+        if let Some(join) = &mut self.join {
+            out.append(&mut join.overflow);
+            join.buffer.drain(&mut out);
+        }
+        let before = detections.len();
+        for entry in out {
+            // The record's own time: nothing is clamped at a drain.
+            let now = entry.record.effective_time_unix_nano().max(self.watermark);
+            self.release(&entry, None, now, detections);
+        }
+        self.detections += (detections.len() - before) as u64;
+    }
+
+    /// Runs the rules that waited for `entry`'s span.
+    fn release(
+        &mut self,
+        entry: &LogEntry,
+        span: Option<&[KeyValue]>,
+        now_unix_nano: u64,
+        detections: &mut Vec<Detection>,
+    ) {
+        view_into(entry, &mut self.log_view);
+        let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
+        evaluate(self, entry, time, Stage::Release { span }, detections);
+    }
+}
+
+/// Runs the log rules `stage` calls for on `engine.log_view` (the view of
+/// `entry`); true when a rule must wait for the record's span.
+fn evaluate(
+    engine: &mut Engine,
+    entry: &LogEntry,
+    time: SpanTime,
+    stage: Stage<'_>,
+    detections: &mut Vec<Detection>,
+) -> bool {
+    let Engine {
+        rules,
+        log_view,
+        config,
+        scratch,
+        ..
+    } = engine;
+    let base = log_view.span.attributes.len();
+    let mut wait = false;
+    for compiled in rules.iter_mut().filter(|c| c.rule.source == Source::Logs) {
+        let lacking = lacks_any(entry, &compiled.rule.join);
+        let span = match stage {
+            Stage::Arrival { .. } if !lacking => None,
+            Stage::Arrival {
+                span: Some(span), ..
+            } => Some(span),
+            Stage::Arrival { can_wait: true, .. } => {
+                wait = true;
+                continue;
+            }
+            Stage::Arrival { .. } => None,
+            Stage::Release { .. } if !lacking => continue,
+            Stage::Release { span } => span,
+        };
+        if let Some(span) = span {
+            join_into(&compiled.rule.join, entry, span, log_view);
+        }
+        process_span(compiled, log_view, time, config, scratch, detections);
+        log_view.span.attributes.truncate(base);
+    }
+    wait
+}
+
+/// Appends to the view the joined attributes the record lacks.
+fn join_into(names: &[String], entry: &LogEntry, span: &[KeyValue], view: &mut SpanRecord) {
+    for name in names {
+        if find_attribute(&entry.record.attributes, name).is_none()
+            && let Some(value) = find_attribute(span, name)
+        {
+            view.span
+                .attributes
+                .push(KeyValue::new(name.as_str(), value.clone()));
+        }
+    }
+}
 
 /// Writes the view of `entry` into `view`, reusing its buffers: the
 /// attribute vector keeps its capacity across records.

@@ -93,9 +93,10 @@ mod traces;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracewarden_model::{LogEntry, SpanRecord, TraceId};
+use tracewarden_model::{SpanRecord, TraceId};
 
 use crate::assembly::{AssembledTrace, AssemblyConfig, AssemblyStats, TraceBuffer};
+use crate::log_join::{LogJoinConfig, LogJoinStats};
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
 use baseline::BaselineState;
@@ -122,6 +123,8 @@ pub struct EngineConfig {
     pub max_future_skew: Duration,
     /// The trace-assembly buffer, used when a rule needs whole traces.
     pub assembly: AssemblyConfig,
+    /// Log records waiting for their span, used when a log rule has `join`.
+    pub log_join: LogJoinConfig,
 }
 
 impl Default for EngineConfig {
@@ -131,6 +134,7 @@ impl Default for EngineConfig {
             max_trace_ids: 10,
             max_future_skew: Duration::from_secs(300),
             assembly: AssemblyConfig::default(),
+            log_join: LogJoinConfig::default(),
         }
     }
 }
@@ -214,6 +218,8 @@ pub struct EngineStats {
     pub rules: Vec<RuleStats>,
     /// The trace-assembly buffer (all zero when no rule needs traces).
     pub assembly: AssemblyStats,
+    /// Log records joined to their span (all zero when no log rule joins).
+    pub log_join: LogJoinStats,
 }
 
 impl EngineStats {
@@ -265,6 +271,8 @@ pub struct Engine {
     buffer: Option<TraceBuffer>,
     /// Traces handed over by the buffer, waiting for evaluation (reused).
     assembled: Vec<AssembledTrace>,
+    /// Log records waiting for their span, when a log rule has `join`.
+    join: Option<logs::LogJoin>,
 }
 
 /// Buffers reused across spans, so keys and terms are built without
@@ -312,6 +320,8 @@ impl Engine {
             .iter()
             .any(|c| c.rule.kind.needs_traces())
             .then(|| TraceBuffer::new(config.assembly.clone()));
+        let mut join = None;
+        logs::LogJoin::update(&mut join, &rules, &config);
         Engine {
             config,
             rules,
@@ -323,6 +333,7 @@ impl Engine {
             logs: 0,
             buffer,
             assembled: Vec::new(),
+            join,
         }
     }
 
@@ -366,6 +377,7 @@ impl Engine {
         if self.buffer.is_none() && self.rules.iter().any(|c| c.rule.kind.needs_traces()) {
             self.buffer = Some(TraceBuffer::new(self.config.assembly.clone()));
         }
+        logs::LogJoin::update(&mut self.join, &self.rules, &self.config);
         summary
     }
 
@@ -430,6 +442,11 @@ impl Engine {
                 .as_ref()
                 .map(TraceBuffer::stats)
                 .unwrap_or_default(),
+            log_join: self
+                .join
+                .as_ref()
+                .map(logs::LogJoin::stats)
+                .unwrap_or_default(),
         }
     }
 
@@ -466,6 +483,8 @@ impl Engine {
                 );
             }
         }
+        // Log records waiting for these spans (`join:`; logs.rs).
+        self.join_spans(spans, now_unix_nano, &mut detections);
         self.detections += detections.len() as u64;
         detections
     }
@@ -489,37 +508,6 @@ impl Engine {
             future,
             watermark: self.watermark,
         }
-    }
-
-    /// Runs the rules with `source: logs` over log records, each through
-    /// its span-shaped view (see `logs.rs`), with the same windows, late
-    /// and future handling as spans (a record's time is its start time).
-    pub fn process_logs(&mut self, entries: &[LogEntry], now_unix_nano: u64) -> Vec<Detection> {
-        let mut detections = Vec::new();
-        if !self.rules.iter().any(|c| c.rule.source == Source::Logs) {
-            return detections;
-        }
-        for entry in entries {
-            self.logs += 1;
-            logs::view_into(entry, &mut self.log_view);
-            let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
-            for compiled in self
-                .rules
-                .iter_mut()
-                .filter(|c| c.rule.source == Source::Logs)
-            {
-                process_span(
-                    compiled,
-                    &self.log_view,
-                    time,
-                    &self.config,
-                    &mut self.scratch,
-                    &mut detections,
-                );
-            }
-        }
-        self.detections += detections.len() as u64;
-        detections
     }
 
     /// Runs the whole-trace rules (whole-trace match, topology, the
@@ -934,5 +922,7 @@ fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+mod log_join_tests;
 #[cfg(test)]
 mod tests;

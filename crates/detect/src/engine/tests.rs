@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tracewarden_model::{AnyValue, KeyValue, Span, SpanId, StatusCode};
+use tracewarden_model::{AnyValue, KeyValue, LogEntry, Span, SpanId, StatusCode};
 
 use super::*;
 use crate::rule::parse_rule;

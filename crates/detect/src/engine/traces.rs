@@ -56,6 +56,8 @@ impl Engine {
             buffer.complete(now_unix_nano, &mut self.assembled);
         }
         self.evaluate_assembled(&mut detections);
+        // Log records whose wait for their span ended (logs.rs).
+        self.expire_held(now_unix_nano, &mut detections);
         detections
     }
 
@@ -67,13 +69,20 @@ impl Engine {
             buffer.drain(&mut self.assembled);
         }
         self.evaluate_assembled(&mut detections);
+        self.drain_held(&mut detections);
         detections
     }
 
     /// The earliest arrival time (unix nanoseconds) at which `flush` may
-    /// have a trace to evaluate; `None` when nothing is buffered.
+    /// have a trace (or a log record that waited for its span) to
+    /// evaluate; `None` when nothing is buffered.
     pub fn next_flush_due(&self) -> Option<u64> {
-        self.buffer.as_ref().and_then(|b| b.next_deadline())
+        let trace = self.buffer.as_ref().and_then(|b| b.next_deadline());
+        let log = self.join.as_ref().and_then(|j| j.next_deadline());
+        match (trace, log) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Feeds spans to the buffer (cloned) after the span rules ran.

@@ -30,6 +30,11 @@
 //! whole-trace rules (whole-trace match, topology, data flow) get each
 //! trace, assembled.
 //!
+//! A case of a log rule lists `logs` (see [`FixtureLog`]); with `join:` it
+//! may also list the `spans` the records were emitted in (same `trace_id`
+//! and `span_id`): the records are fed first, then the spans, then the
+//! engine is drained, so the case runs the wait-then-join path.
+//!
 //! A file may set `site` (the `[detection.site]` facts, over the defaults,
 //! e.g. `{ "allowed_edges": ["api-gateway -> weather"] }`): its rule is then
 //! loaded again with those facts.
@@ -143,7 +148,8 @@ pub struct FixtureCase {
     pub name: String,
     #[serde(default)]
     pub spans: Vec<FixtureSpan>,
-    /// Log records, for rules with `source: logs`.
+    /// Log records, for rules with `source: logs`; their `spans` (for
+    /// `join:`) are fed after them.
     #[serde(default)]
     pub logs: Vec<FixtureLog>,
     pub expect: Vec<Expectation>,
@@ -462,7 +468,14 @@ pub fn run_fixture(rule: &Rule, file: &FixtureFile) -> Result<Vec<CaseResult>, S
                 .map(|l| l.record.effective_time_unix_nano())
                 .max()
                 .unwrap_or(FIXTURE_EPOCH_UNIX_NANO);
-            engine.process_logs(&logs, now)
+            // Records first (SDKs export logs before the span ends), then
+            // the spans they may join (`join:`), then whatever still waits.
+            let mut detections = engine.process_logs(&logs, now);
+            if !spans.is_empty() {
+                detections.extend(engine.process_owned(spans, now));
+            }
+            detections.extend(engine.drain());
+            detections
         } else {
             let now = spans
                 .iter()

@@ -61,6 +61,7 @@ mod error;
 mod facts;
 mod field;
 mod fixture;
+pub mod join;
 mod new_terms;
 mod payload;
 mod site;
@@ -256,6 +257,11 @@ pub struct Rule {
     pub inactive: Option<String>,
     /// What the rule reads: spans (default) or log records.
     pub source: Source,
+    /// For `source: logs`: span attribute names a record takes from the
+    /// span it belongs to (same trace and span id) when it lacks them
+    /// (`join:`; see [`join`] and docs/DETECTION.md, "Joining a record to
+    /// its span"). Empty: the record is evaluated alone, at once.
+    pub join: Vec<String>,
     pub kind: RuleKind,
     /// What to block when the rule fires (`block:`; see [`BlockAction`]).
     pub block: Option<BlockAction>,
@@ -395,7 +401,7 @@ pub struct Step {
     pub count: u64,
 }
 
-const COMMON_KEYS: [&str; 10] = [
+const COMMON_KEYS: [&str; 11] = [
     "id",
     "title",
     "description",
@@ -404,6 +410,7 @@ const COMMON_KEYS: [&str; 10] = [
     "response",
     "enabled",
     "source",
+    "join",
     "kind",
     "block",
 ];
@@ -1200,6 +1207,10 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             None => None,
         },
     };
+    let join = match get("join") {
+        None => Some(Vec::new()),
+        Some(node) => join::parse(checker, node, source),
+    };
     let tags = match get("tags") {
         None => Some(Vec::new()),
         Some(node) => match &node.data {
@@ -1282,6 +1293,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             format!("the site leaves {} empty", facts.join(", "))
         }),
         source: source?,
+        join: join?,
         kind: kind?,
         block: block?,
         file: checker.file.to_path_buf(),

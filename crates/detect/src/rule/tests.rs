@@ -81,7 +81,7 @@ fn every_error_with_its_position() {
     assert_eq!(
         errors,
         vec![
-            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, source, kind, block, condition, group_by, window, count, distinct, payload)",
+            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, source, join, kind, block, condition, group_by, window, count, distinct, payload)",
             "r.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)",
             "r.yaml:4:8: invalid tag `T11`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
             "r.yaml:4:13: invalid tag `T1110.1`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",

@@ -58,6 +58,8 @@ pub struct StatsJson {
     pub checkpoint_failures: u64,
     /// The trace-assembly buffer of whole-trace rules.
     pub assembly: AssemblyJson,
+    /// Log records of `join` rules waiting for, or joined to, their span.
+    pub log_join: LogJoinJson,
     /// From a batch's WAL acknowledgement to the rules having run on it
     /// (milliseconds, bucket upper bounds within 25%): the delay of span and
     /// window detections. Whole-trace rules add the trace idle time.
@@ -81,6 +83,27 @@ pub struct AssemblyJson {
     pub split_traces: u64,
     pub max_wait_traces: u64,
     pub late_fragments: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogJoinJson {
+    /// Records waiting for their span now.
+    pub pending_records: usize,
+    /// Spans whose attributes are kept for records still to come.
+    pub index_spans: usize,
+    pub held_records: u64,
+    /// Evaluated with their span's attributes (after waiting or at once).
+    pub joined_records: u64,
+    /// Their span did not come within `log_join_wait`: evaluated alone.
+    pub expired_records: u64,
+    /// Pushed out by `log_join_max_pending`: evaluated alone.
+    pub evicted_records: u64,
+    /// Evaluated alone at shutdown.
+    pub drained_records: u64,
+    pub indexed_spans: u64,
+    /// Pushed out of the index by `log_join_max_spans`.
+    pub evicted_spans: u64,
 }
 
 fn detector(state: &ApiState) -> Result<&std::sync::Arc<Detector>, ApiError> {
@@ -139,6 +162,20 @@ pub async fn list(
                         late_fragments: a.late_fragments,
                     }
                 },
+                log_join: {
+                    let j = detector.log_join_stats();
+                    LogJoinJson {
+                        pending_records: j.pending_records,
+                        index_spans: j.index_spans,
+                        held_records: j.held_records,
+                        joined_records: j.joined_records,
+                        expired_records: j.expired_records,
+                        evicted_records: j.evicted_records,
+                        drained_records: j.drained_records,
+                        indexed_spans: j.indexed_spans,
+                        evicted_spans: j.evicted_spans,
+                    }
+                },
             },
         }),
     ))
@@ -179,6 +216,9 @@ pub struct RuleJson {
     pub kind: &'static str,
     /// `spans` or `logs`.
     pub source: &'static str,
+    /// Span attributes a log rule takes from the record's span (`join:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<String>,
     pub tags: Vec<String>,
     /// Whether the rule runs: `false` when disabled in its file or made
     /// inactive by a site fact left empty (`inactive` says which).
@@ -250,6 +290,7 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                     severity: rule.severity,
                     kind: rule.kind,
                     source: rule.source,
+                    join: rule.join.clone(),
                     tags: rule.tags.clone(),
                     active: rule.enabled && rule.inactive.is_none(),
                     inactive: rule.inactive.clone(),
