@@ -7,48 +7,22 @@
 //! Counted are the bytes the engine asks the allocator for and keeps
 //! (allocations minus frees), not the allocator's own overhead per block.
 
-// A global allocator is an `unsafe impl`; this one only forwards to the
-// system allocator and counts.
+// The counting allocator (support/counting.rs) is an `unsafe impl` that
+// only forwards to the system allocator.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use tracewarden_detect::engine::Engine;
 use tracewarden_detect::rule::parse_rule;
 use tracewarden_model::{AnyValue, KeyValue, Span, SpanId, SpanKind, SpanRecord, TraceId};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: as for `alloc` and `dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const KEYS: u64 = 100_000;
 const SEC: u64 = 1_000_000_000;
@@ -71,7 +45,7 @@ fn span(n: u64, t: u64, attributes: Vec<KeyValue>) -> SpanRecord {
 /// Bytes the engine holds after processing `batches` (built before the
 /// measurement starts, dropped after).
 fn grow(engine: &mut Engine, batches: &[Vec<SpanRecord>]) -> isize {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     for batch in batches {
         let detections = engine.process(
             batch,
@@ -79,7 +53,7 @@ fn grow(engine: &mut Engine, batches: &[Vec<SpanRecord>]) -> isize {
         );
         drop(detections);
     }
-    LIVE.load(Ordering::Relaxed) - before
+    counting::live() - before
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,13 +13,11 @@
 //! threshold, sequence, new_terms and baseline rule; the figures show the
 //! plateau once the caps are reached.
 
-// A global allocator is an `unsafe impl`; this one only forwards to the
-// system allocator and counts.
+// The counting allocator (support/counting.rs) is an `unsafe impl` that
+// only forwards to the system allocator.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use tracewarden_detect::engine::Engine;
 use tracewarden_detect::rule::builtin_rules;
@@ -27,35 +25,11 @@ use tracewarden_model::{
     AnyValue, KeyValue, Resource, Span, SpanId, SpanKind, SpanRecord, TraceId, credential,
 };
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: as for `alloc` and `dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const SEC: u64 = 1_000_000_000;
 const BASE: u64 = 1_767_225_600 * SEC;
@@ -132,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "the built-in pack: {active} active rules; {actors} actors, {SPANS_PER_ACTOR} spans each"
     );
     println!("actors     engine bytes   bytes/actor  keys held  keys evicted  detections");
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut detections = 0usize;
     let mut a = 0;
     while a < actors {
@@ -147,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(batch);
         a = end;
         if a % 100_000 == 0 || a == actors {
-            let bytes = LIVE.load(Ordering::Relaxed) - before;
+            let bytes = counting::live() - before;
             let stats = engine.stats();
             let keys: u64 = stats.rules.iter().map(|r| r.keys as u64).sum();
             println!(

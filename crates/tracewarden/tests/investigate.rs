@@ -235,6 +235,22 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A summary's identities as (kind, value, count), in the order answered.
+fn identities(summary: &Value) -> Vec<(String, String, u64)> {
+    summary["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_string(),
+                i["value"].as_str().unwrap().to_string(),
+                i["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn counts(value: &Value, field: &str) -> Vec<(String, u64)> {
     value
         .as_array()
@@ -294,20 +310,8 @@ async fn a_brute_force_across_two_services_reads_in_order_with_its_alerts_and_lo
             ("/api/users/{id}".to_string(), 1)
         ]
     );
-    let identities: Vec<(String, String, u64)> = summary["identities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["kind"].as_str().unwrap().to_string(),
-                i["value"].as_str().unwrap().to_string(),
-                i["count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        identities,
+        identities(summary),
         vec![
             ("session.id".to_string(), "sess-atk".to_string(), 14),
             ("enduser.id".to_string(), "alice".to_string(), 11),
@@ -837,20 +841,8 @@ async fn a_leaked_token_reads_by_its_fingerprint_and_never_reaches_the_disk() {
     assert_eq!(requests[0]["time"], base.to_string());
     assert_eq!(requests[0]["path"], "/api/products/0");
     assert_eq!(requests[649]["path"], "/api/products/649");
-    let identities: Vec<(String, String, u64)> = body["summary"]["identities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["kind"].as_str().unwrap().to_string(),
-                i["value"].as_str().unwrap().to_string(),
-                i["count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        identities,
+        identities(&body["summary"]),
         vec![
             ("enduser.id".to_string(), "svc-crawler".to_string(), 650),
             ("client.address".to_string(), "203.0.113.5".to_string(), 217),
