@@ -252,10 +252,11 @@ impl AuditLog {
         let mut file = options
             .open(&path)
             .map_err(|e| AuthError::io("open", &path, e))?;
+        let rotated = rotated_files(dir)?;
         let (seq, hash) = match last_entry(&mut file, &path)? {
             // A fresh `audit.log` after a rotation: the chain goes on from
             // the last rotated file.
-            (0, _) => match rotated_files(dir)?.last() {
+            (0, _) => match rotated.last() {
                 Some((_, last)) => last_entry(
                     &mut File::open(last).map_err(|e| AuthError::io("open", last, e))?,
                     last,
@@ -265,7 +266,7 @@ impl AuditLog {
             found => found,
         };
         let first_seq = first_seq_of(&path)?.unwrap_or(seq + 1);
-        let oldest = rotated_files(dir)?.first().map_or(1, |(seq, _)| *seq);
+        let oldest = rotated.first().map_or(1, |(seq, _)| *seq);
         let (sender, receiver) = mpsc::channel();
         let writer_dir = dir.to_path_buf();
         let writer = std::thread::Builder::new()
@@ -765,83 +766,7 @@ fn check_line(raw: &[u8], seq: u64, prev: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn raw_tokens_in_paths_are_redacted() {
-        let fingerprint = tracewarden_model::credential::fingerprint("s3cret");
-        for (path, expect) in [
-            (
-                "/api/v1/actors/token/eyJhbGciOiJIUzI1NiJ9.x.y/timeline".to_string(),
-                "/api/v1/actors/token/[redacted]/timeline".to_string(),
-            ),
-            (
-                "/api/v1/blocks/token/Bearer%20s3cret".to_string(),
-                "/api/v1/blocks/token/[redacted]".to_string(),
-            ),
-            (
-                format!("/api/v1/actors/token/{fingerprint}/timeline"),
-                format!("/api/v1/actors/token/{fingerprint}/timeline"),
-            ),
-            (
-                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
-                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
-            ),
-            (
-                "/api/v1/actors/enduser.id/twk_abc/timeline".to_string(),
-                "/api/v1/actors/enduser.id/[redacted]/timeline".to_string(),
-            ),
-            (
-                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
-                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
-            ),
-            ("/api/v1/alerts".to_string(), "/api/v1/alerts".to_string()),
-        ] {
-            assert_eq!(redact_path(&path), expect, "{path}");
-        }
-    }
-
     use super::*;
-
-    fn record(n: u64) -> Record {
-        Record {
-            unix_ms: 1_700_000_000_000 + n,
-            key_id: Some("abc".into()),
-            key_name: "alice".into(),
-            role: Some("analyst"),
-            method: "GET".into(),
-            path: format!("/api/v1/search/{n}"),
-            query: Some("q=%7B%7D".into()),
-            status: 200,
-            allowed: true,
-            results: Some(n),
-            ..Record::default()
-        }
-    }
-
-    fn write(dir: &Path, n: u64) {
-        let log = AuditLog::open(dir).unwrap();
-        for i in 0..n {
-            log.append(record(i));
-        }
-        log.close();
-    }
-
-    /// `n` openings of the log with one entry each: with a tiny
-    /// `max_bytes` every batch (here: every entry) rotates.
-    fn write_rotating(dir: &Path, n: u64, keep_files: usize) {
-        let rotation = Rotation {
-            max_bytes: 1,
-            keep_files,
-        };
-        for i in 0..n {
-            let log = AuditLog::open_with(dir, rotation).unwrap();
-            log.append(record(i));
-            log.close();
-        }
-    }
-
-    fn seqs(entries: &[serde_json::Value]) -> Vec<u64> {
-        entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
-    }
 
     #[test]
     fn rotated_files_carry_one_chain() {
@@ -1059,5 +984,81 @@ mod tests {
         for (query, want) in cases {
             assert_eq!(redact_query(query), want, "{query}");
         }
+    }
+
+    #[test]
+    fn raw_tokens_in_paths_are_redacted() {
+        let fingerprint = tracewarden_model::credential::fingerprint("s3cret");
+        for (path, expect) in [
+            (
+                "/api/v1/actors/token/eyJhbGciOiJIUzI1NiJ9.x.y/timeline".to_string(),
+                "/api/v1/actors/token/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/blocks/token/Bearer%20s3cret".to_string(),
+                "/api/v1/blocks/token/[redacted]".to_string(),
+            ),
+            (
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+                format!("/api/v1/actors/token/{fingerprint}/timeline"),
+            ),
+            (
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+                format!("/api/v1/blocks/token/{}", fingerprint.replace(':', "%3A")),
+            ),
+            (
+                "/api/v1/actors/enduser.id/twk_abc/timeline".to_string(),
+                "/api/v1/actors/enduser.id/[redacted]/timeline".to_string(),
+            ),
+            (
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+                "/api/v1/actors/client.address/203.0.113.7/timeline".to_string(),
+            ),
+            ("/api/v1/alerts".to_string(), "/api/v1/alerts".to_string()),
+        ] {
+            assert_eq!(redact_path(&path), expect, "{path}");
+        }
+    }
+
+    fn record(n: u64) -> Record {
+        Record {
+            unix_ms: 1_700_000_000_000 + n,
+            key_id: Some("abc".into()),
+            key_name: "alice".into(),
+            role: Some("analyst"),
+            method: "GET".into(),
+            path: format!("/api/v1/search/{n}"),
+            query: Some("q=%7B%7D".into()),
+            status: 200,
+            allowed: true,
+            results: Some(n),
+            ..Record::default()
+        }
+    }
+
+    fn write(dir: &Path, n: u64) {
+        let log = AuditLog::open(dir).unwrap();
+        for i in 0..n {
+            log.append(record(i));
+        }
+        log.close();
+    }
+
+    /// `n` openings of the log with one entry each: with a tiny
+    /// `max_bytes` every batch (here: every entry) rotates.
+    fn write_rotating(dir: &Path, n: u64, keep_files: usize) {
+        let rotation = Rotation {
+            max_bytes: 1,
+            keep_files,
+        };
+        for i in 0..n {
+            let log = AuditLog::open_with(dir, rotation).unwrap();
+            log.append(record(i));
+            log.close();
+        }
+    }
+
+    fn seqs(entries: &[serde_json::Value]) -> Vec<u64> {
+        entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
     }
 }

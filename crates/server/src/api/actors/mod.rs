@@ -324,25 +324,17 @@ fn actor_spans(
     request: &Timeline,
     unreadable: &mut Vec<String>,
 ) -> Vec<SpanRecord> {
-    // A dedicated column is pushed down to the scan (statistics and bloom
-    // filters skip what cannot hold the actor); a token's fingerprint is a
-    // generic attribute, compared on the attribute column's keys and
-    // strings before a span is decoded.
-    let (equals, attribute_equals) = match request.kind.column() {
-        Some(column) => (vec![(column, request.value.clone())], Vec::new()),
-        None => (
-            Vec::new(),
-            vec![(
-                request.kind.attribute_key().to_string(),
-                request.value.clone(),
-            )],
-        ),
-    };
+    // The store reads a dedicated column's key from its column (statistics
+    // and bloom filters skip what cannot hold the actor) and compares any
+    // other attribute, such as a token's fingerprint, on the attribute
+    // column before a span is decoded.
     let filter = SpanFilter {
         start_unix_nano: Some(request.start),
         end_unix_nano: Some(request.end),
-        equals,
-        attribute_equals,
+        attribute_equals: vec![(
+            request.kind.attribute_key().to_string(),
+            request.value.clone(),
+        )],
         ..SpanFilter::default()
     };
     let projection = READ_COLUMNS
