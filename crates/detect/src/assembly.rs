@@ -62,6 +62,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracewarden_model::{Resource, Scope, Span, SpanRecord, TraceId};
 
+mod snapshot;
+pub use snapshot::TracesSnapshot;
+
 /// Limits and timing of the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssemblyConfig {
@@ -134,6 +137,10 @@ pub struct AssembledTrace {
     pub spans: Vec<SpanRecord>,
     /// `None`: complete as far as the buffer can tell.
     pub partial: Option<Partial>,
+    /// When the buffer took it as complete: its idle (or longest-wait)
+    /// deadline; for a trace pushed out by a limit or drained, that moment.
+    /// In the clock of [`TraceBuffer::push`]'s `now`.
+    pub due: u64,
 }
 
 /// Counters of the buffer.
@@ -162,7 +169,9 @@ pub struct AssemblyStats {
 }
 
 struct Pending {
-    spans: Vec<SpanRecord>,
+    /// Shared so a checkpoint can take them without copying
+    /// ([`TraceBuffer::snapshot`]).
+    spans: Vec<Arc<SpanRecord>>,
     first_arrival: u64,
     last_arrival: u64,
     root_arrival: Option<u64>,
@@ -290,7 +299,7 @@ impl TraceBuffer {
             if is_root && pending.root_arrival.is_none() {
                 pending.root_arrival = Some(now);
             }
-            pending.spans.push(span);
+            pending.spans.push(Arc::new(span));
             self.buffered_spans += 1;
             if pending.spans.len() >= self.config.max_spans_per_trace {
                 self.hand_over(id, Some(Partial::TraceSpanLimit), out);
@@ -303,7 +312,7 @@ impl TraceBuffer {
             }
             self.generation += 1;
             let pending = Pending {
-                spans: vec![span],
+                spans: vec![Arc::new(span)],
                 first_arrival: now,
                 last_arrival: now,
                 root_arrival: is_root.then_some(now),
@@ -386,11 +395,11 @@ impl TraceBuffer {
                 else {
                     continue;
                 };
-                records.push(SpanRecord {
+                records.push(Arc::new(SpanRecord {
                     resource: Arc::clone(resource),
                     scope: Arc::clone(scope),
                     span,
-                });
+                }));
             }
             let Some(id) = records.first().map(|r| r.span.trace_id) else {
                 continue;
@@ -517,6 +526,7 @@ impl TraceBuffer {
             return;
         };
         self.buffered_spans = self.buffered_spans.saturating_sub(pending.spans.len());
+        let due = self.deadline(&pending).min(self.now);
         let partial = match partial {
             None if pending.late => Some(Partial::LateSpans),
             other => other,
@@ -535,10 +545,17 @@ impl TraceBuffer {
             }
         }
         self.remember(id);
+        // A span a checkpoint being written still holds is copied.
+        let spans = pending
+            .spans
+            .into_iter()
+            .map(|span| Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone()))
+            .collect();
         out.push(AssembledTrace {
             trace_id: id,
-            spans: pending.spans,
+            spans,
             partial,
+            due,
         });
     }
 

@@ -378,3 +378,29 @@ fn no_trace_rules_no_buffering() {
     assert_eq!(engine.stats().assembly.spans, 0);
     assert_eq!(engine.next_flush_due(), None);
 }
+
+#[test]
+fn flushed_traces_note_how_late_after_their_completion_they_ran() {
+    let site = site();
+    let mut engine = Engine::new(vec![rule(WRONG_CALLER, &site)]);
+    // Trace 1's spans arrive at BASE and BASE + 1 s (root last): complete
+    // at BASE + 6 s (5 s idle by default). Trace 2's at BASE + 2 s.
+    let one = allowed(1, BASE);
+    let (root, children) = one.split_at(1);
+    engine.process(children, BASE);
+    engine.process(root, BASE + SEC);
+    engine.process(&allowed(2, BASE), BASE + 2 * SEC);
+    // At BASE + 6.5 s only trace 1 is complete, half a second late.
+    engine.flush(BASE + 6 * SEC + SEC / 2);
+    assert_eq!(
+        engine.take_trace_delays().collect::<Vec<_>>(),
+        vec![SEC / 2]
+    );
+    assert_eq!(engine.take_trace_delays().count(), 0, "taken once");
+    // Drained traces (shutdown, the end of a scan) are not timed.
+    engine.drain();
+    assert_eq!(engine.take_trace_delays().count(), 0);
+    engine.process(&allowed(3, BASE), BASE + 10 * SEC);
+    engine.flush(BASE + 15 * SEC);
+    assert_eq!(engine.take_trace_delays().collect::<Vec<_>>(), vec![0]);
+}

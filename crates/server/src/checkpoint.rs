@@ -13,8 +13,14 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tracewarden_detect::engine::Checkpoint;
 use tracewarden_store::{EncryptionKey, LsnSet};
 
 /// What the sealed file is, bound into its key.
@@ -99,6 +105,122 @@ pub fn write(
     Ok(())
 }
 
+/// What a finished write reports to its caller.
+pub type WriteResult = Result<WriteReport, CheckpointFileError>;
+
+/// A checkpoint written by a [`Writer`].
+#[derive(Clone, Copy, Debug)]
+pub struct WriteReport {
+    /// Bytes of engine state.
+    pub bytes: usize,
+    /// Encoding the buffered traces, framing, CRC, sealing, the write and
+    /// the fsyncs.
+    pub took: Duration,
+}
+
+/// One checkpoint to write.
+struct Job {
+    covered: LsnSet,
+    engine: Checkpoint,
+}
+
+/// Writes checkpoints on a thread of its own, so the detection thread pays
+/// only for taking its state ([`tracewarden_detect::engine::Engine::take_checkpoint`]):
+/// encoding the buffered traces, the file's framing, the CRC, sealing, the
+/// write and the fsyncs (nearly all the time of a large checkpoint) happen
+/// here while detection goes on. One checkpoint at a
+/// time: while one is being written, [`Writer::is_busy`] says to wait for
+/// the next turn rather than serialise another.
+pub struct Writer {
+    sender: Option<SyncSender<Job>>,
+    busy: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writing thread for `dir`; `done` is called on it after
+    /// each write with its outcome.
+    pub fn spawn(
+        dir: PathBuf,
+        key: Option<Arc<EncryptionKey>>,
+        done: impl Fn(WriteResult) + Send + 'static,
+    ) -> std::io::Result<Writer> {
+        // Room for one job: the final checkpoint of a shutdown may be
+        // queued behind one being written.
+        let (sender, receiver) = sync_channel::<Job>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let thread_busy = Arc::clone(&busy);
+        let thread = std::thread::Builder::new()
+            .name("detection-checkpoint".to_string())
+            .spawn(move || {
+                for job in receiver {
+                    let started = Instant::now();
+                    let result = job
+                        .engine
+                        .encode()
+                        .map_err(|e| CheckpointFileError::Invalid {
+                            path: dir.clone(),
+                            reason: e.to_string(),
+                        })
+                        .and_then(|engine| {
+                            let bytes = engine.len();
+                            write(&dir, &job.covered, engine, key.as_deref())?;
+                            Ok(WriteReport {
+                                bytes,
+                                took: started.elapsed(),
+                            })
+                        });
+                    // Before `done`: a caller that sees the outcome may
+                    // offer the next checkpoint.
+                    thread_busy.store(false, Ordering::Release);
+                    done(result);
+                }
+            })?;
+        Ok(Writer {
+            sender: Some(sender),
+            busy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether a checkpoint is being written (or waits to be).
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Hands a checkpoint over; waits only if one is already queued behind
+    /// the one being written (callers check [`Writer::is_busy`] first).
+    pub fn write(&self, covered: LsnSet, engine: Checkpoint) {
+        self.busy.store(true, Ordering::Release);
+        if let Some(sender) = &self.sender
+            && sender.send(Job { covered, engine }).is_err()
+        {
+            self.busy.store(false, Ordering::Release);
+            tracing::error!("the checkpoint writer has stopped; the checkpoint is not written");
+        }
+    }
+
+    /// Waits until every checkpoint handed over is written.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the checkpoint writer panicked");
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet.
 pub fn read(dir: &Path, key: Option<&EncryptionKey>) -> Result<Option<Saved>, CheckpointFileError> {
     let path = dir.join(FILE_NAME);
@@ -138,6 +260,66 @@ pub fn read(dir: &Path, key: Option<&EncryptionKey>) -> Result<Option<Saved>, Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine checkpoint whose bytes tell it apart from `other`'s.
+    fn engine_checkpoint(spans: u64) -> (Checkpoint, Vec<u8>) {
+        let mut engine = tracewarden_detect::engine::Engine::new(Vec::new());
+        let records: Vec<tracewarden_model::SpanRecord> = (0..spans)
+            .map(|i| tracewarden_model::SpanRecord {
+                resource: Default::default(),
+                scope: Default::default(),
+                span: tracewarden_model::Span::new(
+                    tracewarden_model::TraceId::from_bytes([1; 16]),
+                    tracewarden_model::SpanId::from_bytes(i.to_le_bytes()),
+                    "span",
+                ),
+            })
+            .collect();
+        engine.process(&records, 1);
+        let taken = engine.take_checkpoint().unwrap();
+        (taken, engine.checkpoint().unwrap())
+    }
+
+    #[test]
+    fn the_writer_writes_in_order_and_reports_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer::spawn(dir.path().join("detection"), None, move |result| {
+            tx.send(result.map(|r| r.bytes).map_err(|e| e.to_string()))
+                .unwrap();
+        })
+        .unwrap();
+        let (one, one_bytes) = engine_checkpoint(1);
+        writer.write(LsnSet::from_ranges([(1, 3)]), one);
+        assert_eq!(rx.recv().unwrap(), Ok(one_bytes.len()));
+        assert!(!writer.is_busy());
+        // The last one handed over is on disk once `finish` returns.
+        let (two, two_bytes) = engine_checkpoint(2);
+        let (three, three_bytes) = engine_checkpoint(3);
+        assert_ne!(two_bytes, three_bytes);
+        writer.write(LsnSet::from_ranges([(1, 4)]), two);
+        writer.write(LsnSet::from_ranges([(1, 5)]), three);
+        writer.finish();
+        let saved = read(&dir.path().join("detection"), None).unwrap().unwrap();
+        assert_eq!(saved.engine, three_bytes);
+        assert_eq!(saved.covered, LsnSet::from_ranges([(1, 5)]));
+        assert_eq!(
+            rx.iter().collect::<Vec<_>>(),
+            vec![Ok(two_bytes.len()), Ok(three_bytes.len())]
+        );
+
+        // A directory that cannot be created: the failure comes back.
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer::spawn(blocked.join("detection"), None, move |result| {
+            tx.send(result.is_err()).unwrap();
+        })
+        .unwrap();
+        writer.write(LsnSet::new(), engine_checkpoint(1).0);
+        assert!(rx.recv().unwrap());
+        assert!(!writer.is_busy());
+    }
 
     #[test]
     fn round_trip_and_damage() {

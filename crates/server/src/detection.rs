@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -140,6 +140,11 @@ struct Shared {
     log_join: Mutex<LogJoinStats>,
     /// Hand-over to processed, per batch.
     latency: Histogram,
+    /// The last checkpoint write failed: write one at the next turn even
+    /// if nothing changed since.
+    checkpoint_retry: AtomicBool,
+    /// A trace complete (idle) to the trace evaluated, per trace.
+    trace_delay: Histogram,
     /// The topology rules' declared and learned edges (for the service
     /// graph), and the learned count it was taken at.
     topology: Mutex<(usize, Arc<TopologyPolicy>)>,
@@ -257,18 +262,28 @@ impl Detector {
             assembly: Mutex::new(AssemblyStats::default()),
             log_join: Mutex::new(LogJoinStats::default()),
             latency: Histogram::default(),
+            checkpoint_retry: AtomicBool::new(false),
+            trace_delay: Histogram::default(),
             topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
         });
+        let writer = match checkpoint_dir {
+            Some(dir) => {
+                let counted = Arc::clone(&shared);
+                Some(checkpoint::Writer::spawn(dir, key, move |result| {
+                    counted.checkpoint_written(result)
+                })?)
+            }
+            None => None,
+        };
         let runner = Runner {
             engine,
-            checkpoint_dir,
+            writer,
             interval: config.checkpoint_interval.unwrap_or(Duration::from_secs(1)),
             last_checkpoint: Instant::now(),
             dirty: false,
             spans: Vec::new(),
             logs: Vec::new(),
             geo,
-            key,
         };
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -479,6 +494,13 @@ impl Detector {
         (h.quantile(0.5), h.quantile(0.99), h.count())
     }
 
+    /// Time from a trace becoming complete (its idle time passed) to the
+    /// whole-trace rules having run on it: (p50, p99, traces measured).
+    pub fn trace_delay(&self) -> (Option<Duration>, Option<Duration>, u64) {
+        let h = &self.shared.trace_delay;
+        (h.quantile(0.5), h.quantile(0.99), h.count())
+    }
+
     pub fn stats(&self) -> DetectorStats {
         let c = &self.shared.counters;
         DetectorStats {
@@ -541,8 +563,9 @@ fn now_unix_nano() -> u64 {
 /// The detection thread's own state besides the engine.
 struct Runner {
     engine: Engine,
-    /// Where checkpoints go; `None`: never written.
-    checkpoint_dir: Option<PathBuf>,
+    /// Writes checkpoints (sealed with the store's key when encryption at
+    /// rest is on); `None`: never written.
+    writer: Option<checkpoint::Writer>,
     interval: Duration,
     last_checkpoint: Instant,
     /// Batches processed since the last checkpoint.
@@ -551,8 +574,6 @@ struct Runner {
     logs: Vec<LogEntry>,
     /// Client countries for `geo.country.iso_code`, when configured.
     geo: Option<Lookup>,
-    /// Encryption at rest for the checkpoint (the store's key).
-    key: Option<Arc<EncryptionKey>>,
 }
 
 fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
@@ -780,6 +801,9 @@ impl Runner {
         let now = now_unix_nano();
         if self.engine.next_flush_due().is_some_and(|due| due <= now) {
             let detections = self.engine.flush(now);
+            for nanos in self.engine.take_trace_delays() {
+                shared.trace_delay.record(Duration::from_nanos(nanos));
+            }
             // The buffered traces are in the checkpoint: one evaluated now
             // must not come back from the current one after a crash.
             self.dirty = true;
@@ -800,49 +824,81 @@ impl Runner {
     }
 
     /// Shutdown: buffered traces, and log records still waiting for their
-    /// span, are evaluated as they are, then a last checkpoint is written.
+    /// span, are evaluated as they are, then a last checkpoint is written
+    /// (waited for).
     fn stop(&mut self, shared: &Shared) {
         let detections = self.engine.drain();
         publish(detections, &self.engine, shared);
         self.publish_stats(shared);
-        self.checkpoint(shared);
+        self.checkpoint(shared, true);
+        if let Some(writer) = self.writer.take() {
+            writer.finish();
+        }
     }
 
     fn checkpoint_if_due(&mut self, shared: &Shared) {
-        if self.dirty && self.last_checkpoint.elapsed() >= self.interval {
-            self.checkpoint(shared);
+        if self.last_checkpoint.elapsed() >= self.interval {
+            self.checkpoint(shared, false);
         }
     }
 
-    /// Writes the engine state with the LSNs it covers. Taken between two
-    /// batches by the only thread that changes either, so the two agree.
-    fn checkpoint(&mut self, shared: &Shared) {
-        let Some(dir) = &self.checkpoint_dir else {
+    /// Takes the engine state as bytes with the LSNs it covers, between two
+    /// batches on the only thread that changes either (so the two agree),
+    /// and hands them to the writer. While the previous one is still being
+    /// written, this turn is skipped (unless `last`): the state stays dirty.
+    fn checkpoint(&mut self, shared: &Shared, last: bool) {
+        let Some(writer) = &self.writer else {
             return;
         };
         self.last_checkpoint = Instant::now();
-        if !self.dirty {
+        if writer.is_busy() && !last {
+            return;
+        }
+        // A failed write is retried with the state as it is now.
+        let retry = shared.checkpoint_retry.swap(false, Ordering::AcqRel);
+        if !self.dirty && !retry {
             return;
         }
         let covered = shared.covered.lock().map(|c| c.clone()).unwrap_or_default();
-        let written = self
-            .engine
-            .checkpoint()
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                checkpoint::write(dir, &covered, bytes, self.key.as_deref())
-                    .map_err(|e| e.to_string())
-            });
-        match written {
-            Ok(()) => {
+        let started = Instant::now();
+        match self.engine.take_checkpoint() {
+            Ok(taken) => {
+                tracing::debug!(
+                    buffered_spans = taken.buffered_spans(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "detection state taken for its checkpoint"
+                );
+                writer.write(covered, taken);
                 self.dirty = false;
-                shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
                 shared
                     .counters
                     .checkpoint_failures
                     .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "cannot take the detection state; retrying later");
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Called by the checkpoint writer's thread after each write.
+    fn checkpoint_written(&self, result: checkpoint::WriteResult) {
+        match result {
+            Ok(report) => {
+                tracing::debug!(
+                    bytes = report.bytes,
+                    write_ms = report.took.as_millis() as u64,
+                    "detection checkpoint written"
+                );
+                self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.counters
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.checkpoint_retry.store(true, Ordering::Release);
                 tracing::error!(%error, "cannot write the detection checkpoint; retrying later");
             }
         }

@@ -645,6 +645,13 @@ async fn topology_rules_run_on_assembled_traces() {
         "{evidence}"
     );
     assert_eq!(body["stats"]["assembly"]["partialTraces"], 0, "{body:#}");
+    // How long after its idle time each trace was evaluated.
+    let trace_p50 = body["stats"]["traceDelayP50Ms"].as_f64().unwrap();
+    let trace_p99 = body["stats"]["traceDelayP99Ms"].as_f64().unwrap();
+    assert!(
+        (0.0..15_000.0).contains(&trace_p50) && trace_p99 >= trace_p50,
+        "{body:#}"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, RuleStats, State};
-use crate::assembly::SavedTraces;
+use crate::assembly::{SavedTraces, TracesSnapshot};
 use crate::log_join::SavedJoin;
 use crate::rule::RuleKind;
 
@@ -78,7 +78,7 @@ struct RuleRef<'a> {
 }
 
 #[derive(Deserialize)]
-struct Checkpoint {
+struct CheckpointRead {
     version: u32,
     watermark: u64,
     spans: u64,
@@ -102,6 +102,43 @@ struct Buffers {
     log_join: SavedJoin,
 }
 
+/// [`Buffers`] as written: the traces shared with the buffer (the same
+/// bytes, without copying every buffered span first).
+#[derive(Clone, Debug, Default, Serialize)]
+struct BuffersSnapshot {
+    traces: TracesSnapshot,
+    log_join: SavedJoin,
+}
+
+/// A checkpoint taken but not yet encoded whole: the rule state already as
+/// bytes, the buffered traces shared with the buffer. Taking it is quick;
+/// [`Checkpoint::encode`] (most of the work when many spans are buffered)
+/// may run on another thread while the engine goes on.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    head: Vec<u8>,
+    buffers: BuffersSnapshot,
+}
+
+impl Checkpoint {
+    /// The checkpoint's bytes (see the module documentation).
+    pub fn encode(self) -> Result<Vec<u8>, CheckpointError> {
+        let Checkpoint { mut head, buffers } = self;
+        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
+            head = postcard::to_extend(&buffers, head)
+                .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        }
+        let crc = crc32c::crc32c(head.get(MAGIC.len()..).unwrap_or(&[]));
+        head.extend_from_slice(&crc.to_le_bytes());
+        Ok(head)
+    }
+
+    /// Buffered spans it holds.
+    pub fn buffered_spans(&self) -> usize {
+        self.buffers.traces.spans()
+    }
+}
+
 /// The version is read first on its own, so a checkpoint of another version
 /// is told apart from a damaged one.
 #[derive(Deserialize)]
@@ -112,6 +149,13 @@ struct VersionOnly {
 impl Engine {
     /// The engine's state as bytes (see the module documentation).
     pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
+        self.take_checkpoint()?.encode()
+    }
+
+    /// The engine's state, to encode later ([`Checkpoint::encode`]): the
+    /// rules' windows and counters are encoded now, the buffered traces
+    /// are only shared.
+    pub fn take_checkpoint(&self) -> Result<Checkpoint, CheckpointError> {
         let body = CheckpointRef {
             version: VERSION,
             watermark: self.watermark,
@@ -129,21 +173,19 @@ impl Engine {
                 })
                 .collect(),
         };
-        let mut out = MAGIC.to_vec();
-        let out_len = out.len();
-        out = postcard::to_extend(&body, out)
+        let head = postcard::to_extend(&body, MAGIC.to_vec())
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-        let buffers = Buffers {
-            traces: self.buffer.as_ref().map(|b| b.saved()).unwrap_or_default(),
-            log_join: self.join.as_ref().map(|j| j.saved()).unwrap_or_default(),
-        };
-        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
-            out = postcard::to_extend(&buffers, out)
-                .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-        }
-        let crc = crc32c::crc32c(out.get(out_len..).unwrap_or(&[]));
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        Ok(Checkpoint {
+            head,
+            buffers: BuffersSnapshot {
+                traces: self
+                    .buffer
+                    .as_ref()
+                    .map(|b| b.snapshot())
+                    .unwrap_or_default(),
+                log_join: self.join.as_ref().map(|j| j.saved()).unwrap_or_default(),
+            },
+        })
     }
 
     /// Restores the state of a checkpoint into the rules running now (same
@@ -170,7 +212,7 @@ impl Engine {
                 found: version.version,
             });
         }
-        let (checkpoint, rest): (Checkpoint, &[u8]) = postcard::take_from_bytes(body)
+        let (checkpoint, rest): (CheckpointRead, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
         let buffers: Buffers = if rest.is_empty() {
             Buffers::default()

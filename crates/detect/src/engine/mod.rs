@@ -100,7 +100,7 @@ use crate::log_join::{LogJoinConfig, LogJoinStats};
 use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, Source};
 
 use baseline::BaselineState;
-pub use checkpoint::{CheckpointError, RestoreSummary};
+pub use checkpoint::{Checkpoint, CheckpointError, RestoreSummary};
 use keys::{KeyMap, Slot, build_key, build_key_lenient, decode_key};
 use new_terms::NewTermsState;
 use sequence::SequenceKey;
@@ -271,6 +271,10 @@ pub struct Engine {
     buffer: Option<TraceBuffer>,
     /// Traces handed over by the buffer, waiting for evaluation (reused).
     assembled: Vec<AssembledTrace>,
+    /// Per trace evaluated by `flush`, nanoseconds from its completion to
+    /// its evaluation; taken by `take_trace_delays`. At most
+    /// `MAX_TRACE_DELAYS` wait (a sample, when nobody takes them).
+    trace_delays: Vec<u64>,
     /// Log records waiting for their span, when a log rule has `join`.
     join: Option<logs::LogJoin>,
 }
@@ -333,6 +337,7 @@ impl Engine {
             logs: 0,
             buffer,
             assembled: Vec::new(),
+            trace_delays: Vec::new(),
             join,
         }
     }

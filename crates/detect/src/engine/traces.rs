@@ -27,6 +27,9 @@ use super::{Detection, Engine, State, data_flow};
 use crate::assembly::{AssembledTrace, Partial};
 use crate::rule::RuleKind;
 
+/// Trace delays kept between two `take_trace_delays` calls.
+const MAX_TRACE_DELAYS: usize = 65_536;
+
 impl Engine {
     /// Whether some enabled rule runs on assembled traces (then `process`
     /// buffers spans and `flush` must be called).
@@ -55,10 +58,28 @@ impl Engine {
         if let Some(buffer) = &mut self.buffer {
             buffer.complete(now_unix_nano, &mut self.assembled);
         }
+        // Traces that went quiet (or waited their longest): how long after
+        // that their rules run.
+        let room = MAX_TRACE_DELAYS.saturating_sub(self.trace_delays.len());
+        self.trace_delays.extend(
+            self.assembled
+                .iter()
+                .take(room)
+                .map(|t| now_unix_nano.saturating_sub(t.due)),
+        );
         self.evaluate_assembled(&mut detections);
         // Log records whose wait for their span ended (logs.rs).
         self.expire_held(now_unix_nano, &mut detections);
         detections
+    }
+
+    /// Takes the delays noted by [`Engine::flush`] since the last call: per
+    /// trace it handed over, nanoseconds from the trace becoming complete
+    /// (the idle time after its last span, or after its root; or its
+    /// longest wait) to its evaluation. A whole-trace rule's latency is the
+    /// idle time plus this.
+    pub fn take_trace_delays(&mut self) -> std::vec::Drain<'_, u64> {
+        self.trace_delays.drain(..)
     }
 
     /// Evaluates every buffered trace, complete or not (shutdown, the end

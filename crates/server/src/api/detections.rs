@@ -67,6 +67,14 @@ pub struct StatsJson {
     pub latency_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_p99_ms: Option<f64>,
+    /// Whole-trace rules: from a trace becoming complete (the idle time
+    /// after its last span, or after its root) to its evaluation
+    /// (milliseconds, as above). Their latency is the batch latency, plus
+    /// the idle time, plus this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_delay_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_delay_p99_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +129,7 @@ pub async fn list(
     let detector = detector(&state)?;
     let stats = detector.stats();
     let latency = detector.latency();
+    let trace_delay = detector.trace_delay();
     let mut detections: Vec<DetectionJson> = detector.recent(limit).iter().map(detection).collect();
     // A viewer sees what fired, not on whom.
     if caller.is_some_and(|c| c.role().masks_actors()) {
@@ -148,6 +157,8 @@ pub async fn list(
                 checkpoint_failures: stats.checkpoint_failures,
                 latency_p50_ms: latency.0.map(|d| d.as_secs_f64() * 1e3),
                 latency_p99_ms: latency.1.map(|d| d.as_secs_f64() * 1e3),
+                trace_delay_p50_ms: trace_delay.0.map(|d| d.as_secs_f64() * 1e3),
+                trace_delay_p99_ms: trace_delay.1.map(|d| d.as_secs_f64() * 1e3),
                 assembly: {
                     let a = detector.assembly_stats();
                     AssemblyJson {

@@ -68,6 +68,12 @@ pub struct IngestArgs {
     /// use bounded and leaves the other cores to the server.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub client_threads: u16,
+    /// Send at this many spans per second in all (each connection on its own
+    /// share of a fixed schedule) instead of as fast as the server answers:
+    /// for latency at a sustainable rate. A connection that falls behind
+    /// sends at once until it is back on schedule; the report says how often.
+    #[arg(long, value_name = "SPANS_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -167,6 +173,14 @@ impl fmt::Display for Target {
 }
 
 impl IngestArgs {
+    /// With --rate: how long each connection waits between the starts of
+    /// its requests (connections x spans per request / rate).
+    pub fn pace(&self) -> Option<Duration> {
+        let rate = self.rate?;
+        let spans = u64::from(self.connections) * u64::from(self.batch_spans);
+        Some(Duration::from_secs_f64(spans as f64 / rate as f64))
+    }
+
     /// Checks what clap cannot: the target, and that the workload fits in memory.
     pub fn target(&self) -> Result<Option<Target>, ArgsError> {
         if self.duration.is_zero() {

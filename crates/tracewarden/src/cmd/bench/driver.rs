@@ -136,6 +136,10 @@ pub struct Tally {
     pub protobuf_bytes: u64,
     /// Latency of each acknowledged request, in microseconds.
     pub latencies_us: Vec<u64>,
+    /// With a pace: requests sent after their scheduled time had passed by
+    /// more than a tenth of the interval (the server, or the client, could
+    /// not keep the rate).
+    pub late_requests: u64,
     /// Failure messages and how often each was seen.
     pub errors: BTreeMap<String, u64>,
 }
@@ -163,6 +167,7 @@ impl Tally {
         self.body_bytes += other.body_bytes;
         self.protobuf_bytes += other.protobuf_bytes;
         self.latencies_us.extend(other.latencies_us);
+        self.late_requests += other.late_requests;
         for (reason, count) in other.errors {
             self.note_errors(reason, count);
         }
@@ -178,23 +183,39 @@ pub struct Run {
     pub elapsed: Duration,
 }
 
-/// Drives every exporter for `duration`, all starting together.
+/// When each worker sends: as fast as answered, or on a fixed schedule.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    deadline: Instant,
+    /// The first request's time and the interval between requests.
+    paced: Option<(Instant, Duration)>,
+}
+
+/// Drives every exporter for `duration`, all starting together; with a
+/// `pace`, each sends one request per `pace`, the connections' schedules
+/// staggered evenly across it.
 pub async fn drive(
     exporters: Vec<Exporter>,
     workload: Arc<Workload>,
     seed: u64,
     duration: Duration,
+    pace: Option<Duration>,
 ) -> anyhow::Result<Run> {
     let start = Instant::now();
     let deadline = start + duration;
+    let connections = u32::try_from(exporters.len()).unwrap_or(u32::MAX).max(1);
     let mut workers = JoinSet::new();
     for (index, exporter) in exporters.into_iter().enumerate() {
+        let paced = pace.map(|interval| {
+            let offset = interval / connections * u32::try_from(index).unwrap_or(0);
+            (start + offset, interval)
+        });
         workers.spawn(worker(
             index as u64,
             exporter,
             workload.clone(),
             seed,
-            deadline,
+            Schedule { deadline, paced },
         ));
     }
     let mut tally = Tally::default();
@@ -215,14 +236,31 @@ async fn worker(
     mut exporter: Exporter,
     workload: Arc<Workload>,
     seed: u64,
-    deadline: Instant,
+    schedule: Schedule,
 ) -> (Tally, Instant) {
+    let deadline = schedule.deadline;
     let mut tally = Tally::default();
     let templates = &workload.templates;
     // Workers start at different batches so they do not send in lockstep.
     let mut next = usize::try_from(index).unwrap_or(0) % templates.len().max(1);
     let mut sequence = 0;
     while Instant::now() < deadline {
+        if let Some((first, interval)) = schedule.paced {
+            let due = u32::try_from(sequence)
+                .ok()
+                .and_then(|n| interval.checked_mul(n))
+                .and_then(|since| first.checked_add(since))
+                .unwrap_or(deadline);
+            let now = Instant::now();
+            if due >= deadline {
+                break;
+            }
+            if due > now {
+                tokio::time::sleep_until(due.into()).await;
+            } else if now.duration_since(due) > interval / 10 {
+                tally.late_requests += 1;
+            }
+        }
         let Some(template) = templates.get(next) else {
             break;
         };

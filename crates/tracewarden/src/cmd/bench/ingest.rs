@@ -81,8 +81,12 @@ async fn ingest(
         exporters.push(exporter);
     }
     eprintln!(
-        "sending to {target} over {} connection(s) for {:?}",
-        args.connections, args.duration
+        "sending to {target} over {} connection(s) for {:?}{}",
+        args.connections,
+        args.duration,
+        args.rate
+            .map(|rate| format!(" at {rate} spans/s"))
+            .unwrap_or_default()
     );
 
     let server_process = server.as_ref().map(|server| Process::Child(server.pid()));
@@ -98,10 +102,19 @@ async fn ingest(
         batches: args.batches,
         seed: args.seed,
         duration: args.duration,
+        rate: args.rate,
         protobuf_bytes_per_span: workload.protobuf_bytes_per_span(),
         body_bytes_per_span: workload.body_bytes_per_span(),
     };
-    let run = driver::drive(exporters, Arc::new(workload), args.seed, args.duration).await?;
+    let pace = args.pace();
+    let run = driver::drive(
+        exporters,
+        Arc::new(workload),
+        args.seed,
+        args.duration,
+        pace,
+    )
+    .await?;
     let costs = Costs {
         client_cpu: Process::This
             .cpu_time()

@@ -23,6 +23,10 @@ pub struct Report {
     pub batches: u32,
     pub seed: u64,
     pub duration_s: f64,
+    /// With --rate: the spans per second asked for.
+    pub target_spans_per_second: Option<u64>,
+    /// With --rate: requests sent late because the schedule could not be kept.
+    pub late_requests: u64,
     pub elapsed_s: f64,
     pub protobuf_bytes_per_span: f64,
     pub body_bytes_per_span: f64,
@@ -91,6 +95,7 @@ pub struct Setting {
     pub batches: u32,
     pub seed: u64,
     pub duration: Duration,
+    pub rate: Option<u64>,
     pub protobuf_bytes_per_span: f64,
     pub body_bytes_per_span: f64,
 }
@@ -130,6 +135,8 @@ impl Report {
             batches: setting.batches,
             seed: setting.seed,
             duration_s: setting.duration.as_secs_f64(),
+            target_spans_per_second: setting.rate,
+            late_requests: tally.late_requests,
             elapsed_s: seconds,
             protobuf_bytes_per_span: setting.protobuf_bytes_per_span,
             body_bytes_per_span: setting.body_bytes_per_span,
@@ -225,6 +232,14 @@ impl fmt::Display for Report {
             self.spans.rejected,
             self.elapsed_s
         )?;
+        if let Some(rate) = self.target_spans_per_second {
+            writeln!(
+                f,
+                "  paced      asked {rate} spans/s; {} of {} requests sent late",
+                self.late_requests,
+                self.requests.ok + self.requests.failed + self.requests.throttled
+            )?;
+        }
         match &self.latency_ms {
             Some(l) => writeln!(
                 f,
@@ -272,6 +287,7 @@ mod tests {
             batches: 16,
             seed: 1,
             duration: Duration::from_secs(2),
+            rate: None,
             protobuf_bytes_per_span: 577.0,
             body_bytes_per_span: 577.0,
         }

@@ -148,6 +148,7 @@ async fn every_protocol_and_encoding_is_acknowledged_and_stored() {
             Arc::new(workload),
             seed,
             Duration::from_millis(300),
+            None,
         )
         .await
         .unwrap();
@@ -188,6 +189,48 @@ async fn every_protocol_and_encoding_is_acknowledged_and_stored() {
             }
         }
     }
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_keeps_to_its_schedule() {
+    let server = start_server().await;
+    let target = Target::local(Protocol::Grpc, server.grpc).unwrap();
+    let workload = Workload::build(WorkloadSpec {
+        batch_spans: BATCH_SPANS,
+        batches: 2,
+        gzip: false,
+        seed: 21,
+        framing: Framing::GrpcLengthPrefixed,
+    })
+    .unwrap();
+    let mut exporters = Vec::new();
+    for _ in 0..2 {
+        exporters.push(Exporter::connect(&target, false).await.unwrap());
+    }
+    // Each connection one request per 100 ms for 1 s, the second 50 ms
+    // behind the first: 20 requests due, the last at 950 ms.
+    let run = drive(
+        exporters,
+        Arc::new(workload),
+        21,
+        Duration::from_secs(1),
+        Some(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+
+    let tally = &run.tally;
+    let sent = tally.requests_ok + tally.requests_failed + tally.requests_throttled;
+    // As fast as answered, the same second would send hundreds.
+    assert!((1..=20).contains(&sent), "{tally:?}");
+    assert_eq!(tally.requests_failed, 0, "{:?}", tally.errors);
+    assert!(
+        run.elapsed >= Duration::from_millis(950),
+        "{:?}",
+        run.elapsed
+    );
     server.stop.send(()).unwrap();
     server.task.await.unwrap();
 }
