@@ -283,7 +283,9 @@ fn assembly(c: &mut Criterion) {
 
 /// The detection checkpoint with every span of `spans()` (10,240, about
 /// 2,000 traces) buffered for assembly: `Engine::checkpoint` (which now
-/// writes the buffered traces) and `Engine::restore` of its bytes.
+/// writes the buffered traces), the part of it the detection thread pays
+/// (`Engine::take_checkpoint`; the server encodes on a writer thread) and
+/// `Engine::restore` of its bytes.
 fn checkpoint(c: &mut Criterion) {
     let ids = [
         "topology-wrong-caller",
@@ -307,6 +309,9 @@ fn checkpoint(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("checkpoint_10k_buffered_spans", |b| {
         b.iter(|| black_box(engine.checkpoint().unwrap()));
+    });
+    group.bench_function("take_checkpoint_10k_buffered_spans", |b| {
+        b.iter(|| black_box(engine.take_checkpoint().unwrap()));
     });
     group.bench_function("restore_10k_buffered_spans", |b| {
         b.iter_batched(

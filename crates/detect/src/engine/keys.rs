@@ -20,9 +20,15 @@ pub(crate) struct Slot<V> {
     pub(crate) value: V,
 }
 
+/// The maps of keys and of distinct values: their keys come from spans
+/// (addresses, user names), so the hash is keyed at random per process
+/// against crafted collisions, as std's SipHash is; aHash costs a fraction
+/// of it on these short strings, and every span hashes a key per keyed rule.
+pub(crate) type KeyHasher = ahash::RandomState;
+
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct KeyMap<V> {
-    map: HashMap<Box<str>, Slot<V>>,
+    map: HashMap<Box<str>, Slot<V>, KeyHasher>,
     cap: usize,
     clock: u64,
     /// Event time of the next sweep for idle keys.
@@ -32,7 +38,7 @@ pub(crate) struct KeyMap<V> {
 impl<V: Default> KeyMap<V> {
     pub(crate) fn new(cap: usize) -> KeyMap<V> {
         KeyMap {
-            map: HashMap::new(),
+            map: HashMap::default(),
             cap: cap.max(1),
             clock: 0,
             next_sweep: 0,

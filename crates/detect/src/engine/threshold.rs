@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use tracewarden_model::TraceId;
 
 use super::Hit;
+use super::keys::KeyHasher;
 
 /// What a crossing reports.
 pub(crate) struct Crossing {
@@ -25,7 +26,12 @@ pub(crate) struct ThresholdKey {
     /// Count mode: the newest matching spans, sorted by start time, at most N.
     hits: VecDeque<Hit>,
     /// Distinct mode: value -> newest span carrying it, at most N values.
-    distinct: HashMap<Box<str>, Hit>,
+    distinct: HashMap<Box<str>, Hit, KeyHasher>,
+    /// No value in `distinct` is older than this (it may be older than the
+    /// oldest): the map is swept only when this leaves the window, not for
+    /// every span. Not saved: 0 after a restore sweeps once.
+    #[serde(skip)]
+    distinct_oldest: u64,
     /// Event time of the last firing: the key fires again only a window
     /// later, so a steady attack is reported once per window (keeping its
     /// alert firing) and a count hovering at N does not fire per span.
@@ -62,7 +68,16 @@ impl ThresholdKey {
                     self.hits.pop_front();
                 }
             }
-            Some(_) => self.distinct.retain(|_, h| in_window(h.0, newest, window)),
+            Some(_) if !in_window(self.distinct_oldest, newest, window) => {
+                self.distinct.retain(|_, h| in_window(h.0, newest, window));
+                self.distinct_oldest = self
+                    .distinct
+                    .values()
+                    .map(|h| h.0)
+                    .min()
+                    .unwrap_or(u64::MAX);
+            }
+            Some(_) => {}
         }
         // A window has passed since the last firing: the next crossing is
         // a new detection.
@@ -78,8 +93,13 @@ impl ThresholdKey {
                 // Older than all N kept: the count is already at N and this
                 // span cannot change what the rule decides.
                 if !(full && self.hits.front().is_some_and(|h| hit.0 <= h.0)) {
-                    let at = self.hits.partition_point(|h| h.0 <= hit.0);
-                    self.hits.insert(at, hit);
+                    // Spans mostly arrive in start order: append without a search.
+                    if self.hits.back().is_none_or(|h| h.0 <= hit.0) {
+                        self.hits.push_back(hit);
+                    } else {
+                        let at = self.hits.partition_point(|h| h.0 <= hit.0);
+                        self.hits.insert(at, hit);
+                    }
                     if self.hits.len() > cap {
                         self.hits.pop_front();
                     }
@@ -97,6 +117,7 @@ impl ThresholdKey {
                         self.distinct.insert(Box::from(value), hit);
                     }
                 }
+                self.distinct_oldest = self.distinct_oldest.min(hit.0);
                 if self.distinct.len() > cap {
                     // Keep the N values seen most recently.
                     let oldest = self
@@ -218,5 +239,35 @@ mod tests {
         }
         // Fires at the first "c": first seen is the newest "a" (t=3).
         assert_eq!(fired, Some((5, 3, 3, 2)));
+    }
+
+    #[test]
+    fn distinct_values_leave_the_window() {
+        // Window W = 100. "a" at 0 and 150, "b" at 10, "c" at 120: at 120
+        // "a" (0) and "b" (10) have left, so "a" again at 150 makes two
+        // values, and "d" at 160 three.
+        let mut key = ThresholdKey::default();
+        let mut counts = Vec::new();
+        for (t, user) in [(0, "a"), (10, "b"), (120, "c"), (150, "a"), (160, "d")] {
+            let crossing = key.record((t, id(1)), Some(user), t, W, 3, 2);
+            counts.push((t, key.distinct.len(), crossing.map(|c| c.count)));
+        }
+        assert_eq!(
+            counts,
+            vec![
+                (0, 1, None),
+                (10, 2, None),
+                (120, 1, None),
+                (150, 2, None),
+                (160, 3, Some(3))
+            ]
+        );
+        // A value seen again is kept for its newest time: at 240 "a" (150)
+        // and "d" (160) are in the window, "c" (120) has left; at 261 only
+        // "e" (240) is.
+        key.record((240, id(2)), Some("e"), 240, W, 3, 2);
+        assert_eq!(key.distinct.len(), 3, "a, d, e");
+        key.record((261, id(3)), Some("e"), 261, W, 3, 2);
+        assert_eq!(key.distinct.len(), 1, "e");
     }
 }

@@ -16,8 +16,8 @@
 //! that class alone finds: parts are scanned in the same order and a class
 //! stops only at its own first hit (`same_as_scanning_each_class`).
 
+use ahash::RandomState;
 use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
 
 use super::{AttackClass, DETECTOR, Finding};
 
