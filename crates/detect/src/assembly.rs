@@ -170,8 +170,9 @@ pub struct AssemblyStats {
 
 struct Pending {
     /// Shared so a checkpoint can take them without copying
-    /// ([`TraceBuffer::snapshot`]).
-    spans: Vec<Arc<SpanRecord>>,
+    /// ([`TraceBuffer::snapshot`]); copied on write only when a span
+    /// arrives while a checkpoint being written holds them.
+    spans: Arc<Vec<SpanRecord>>,
     first_arrival: u64,
     last_arrival: u64,
     root_arrival: Option<u64>,
@@ -299,7 +300,7 @@ impl TraceBuffer {
             if is_root && pending.root_arrival.is_none() {
                 pending.root_arrival = Some(now);
             }
-            pending.spans.push(Arc::new(span));
+            Arc::make_mut(&mut pending.spans).push(span);
             self.buffered_spans += 1;
             if pending.spans.len() >= self.config.max_spans_per_trace {
                 self.hand_over(id, Some(Partial::TraceSpanLimit), out);
@@ -312,7 +313,7 @@ impl TraceBuffer {
             }
             self.generation += 1;
             let pending = Pending {
-                spans: vec![Arc::new(span)],
+                spans: Arc::new(vec![span]),
                 first_arrival: now,
                 last_arrival: now,
                 root_arrival: is_root.then_some(now),
@@ -395,11 +396,11 @@ impl TraceBuffer {
                 else {
                     continue;
                 };
-                records.push(Arc::new(SpanRecord {
+                records.push(SpanRecord {
                     resource: Arc::clone(resource),
                     scope: Arc::clone(scope),
                     span,
-                }));
+                });
             }
             let Some(id) = records.first().map(|r| r.span.trace_id) else {
                 continue;
@@ -407,7 +408,7 @@ impl TraceBuffer {
             self.now = self.now.max(trace.last_arrival);
             if let Some(pending) = self.traces.get_mut(&id) {
                 self.buffered_spans += records.len();
-                pending.spans.extend(records);
+                Arc::make_mut(&mut pending.spans).extend(records);
                 pending.first_arrival = pending.first_arrival.min(trace.first_arrival);
                 continue;
             }
@@ -419,7 +420,7 @@ impl TraceBuffer {
             self.generation += 1;
             self.buffered_spans += records.len();
             let pending = Pending {
-                spans: records,
+                spans: Arc::new(records),
                 first_arrival: trace.first_arrival,
                 last_arrival: trace.last_arrival,
                 root_arrival: trace.root_arrival,
@@ -545,12 +546,8 @@ impl TraceBuffer {
             }
         }
         self.remember(id);
-        // A span a checkpoint being written still holds is copied.
-        let spans = pending
-            .spans
-            .into_iter()
-            .map(|span| Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone()))
-            .collect();
+        // Spans a checkpoint being written still holds are copied.
+        let spans = Arc::try_unwrap(pending.spans).unwrap_or_else(|shared| (*shared).clone());
         out.push(AssembledTrace {
             trace_id: id,
             spans,

@@ -842,9 +842,10 @@ impl Runner {
         }
     }
 
-    /// Takes the engine state as bytes with the LSNs it covers, between two
-    /// batches on the only thread that changes either (so the two agree),
-    /// and hands them to the writer. While the previous one is still being
+    /// Takes the engine state (the rules' state encoded, the buffered spans
+    /// shared) with the LSNs it covers, between two batches on the only
+    /// thread that changes either (so the two agree), and hands both to the
+    /// writer. While the previous one is still being
     /// written, this turn is skipped (unless `last`): the state stays dirty.
     fn checkpoint(&mut self, shared: &Shared, last: bool) {
         let Some(writer) = &self.writer else {

@@ -1,6 +1,7 @@
 //! The buffered traces taken for a checkpoint without copying them, and
 //! encoded elsewhere. [`TraceBuffer::snapshot`] takes a reference to each
-//! buffered span (the buffer holds them in `Arc`s), which is quick; the
+//! buffered trace's spans (the buffer holds them in an `Arc` per trace),
+//! which is quick; the
 //! snapshot is `Send` and serialises exactly as [`SavedTraces`] (the same
 //! fields in the same order, so postcard writes the same bytes and
 //! [`TraceBuffer::restore`] reads either), so the encoding, most of a large
@@ -30,12 +31,13 @@ struct SnapshotTrace {
     last_arrival: u64,
     root_arrival: Option<u64>,
     late: bool,
-    spans: Vec<Arc<SpanRecord>>,
+    spans: Arc<Vec<SpanRecord>>,
 }
 
 impl TraceBuffer {
-    /// The buffered traces, shared with the buffer: spans handed over while
-    /// a snapshot is alive are copied out of it instead of moved.
+    /// The buffered traces, shared with the buffer: a trace that gains a
+    /// span, or is handed over, while a snapshot is alive is copied out of
+    /// it instead of changed or moved.
     pub fn snapshot(&self) -> TracesSnapshot {
         let mut pending: Vec<_> = self.traces.values().collect();
         pending.sort_unstable_by_key(|p| p.generation);
@@ -82,7 +84,7 @@ impl<'a> Shared<'a> {
         };
         let mut resources: HashMap<*const Resource, u32> = HashMap::new();
         let mut scopes: HashMap<*const Scope, u32> = HashMap::new();
-        for record in snapshot.traces.iter().flat_map(|t| &t.spans) {
+        for record in snapshot.traces.iter().flat_map(|t| t.spans.iter()) {
             let resource = *resources
                 .entry(Arc::as_ptr(&record.resource))
                 .or_insert_with(|| {
@@ -222,10 +224,14 @@ mod tests {
         let decoded: SavedTraces = postcard::from_bytes(&shared).expect("decode");
         assert_eq!(decoded, buffer.saved());
 
-        // Traces handed over while the snapshot lives are copied out of it;
-        // the snapshot still encodes what it took.
-        buffer.complete(10 * sec, &mut out);
-        assert_eq!(out.iter().map(|t| t.spans.len()).sum::<usize>(), 5);
+        // A span arriving while the snapshot lives goes into a copy of its
+        // trace; traces handed over then are copied out of it; the snapshot
+        // still encodes what it took.
+        buffer.push(record(3, 7, Some(1), &shop), 5 * sec, &mut out);
+        assert_eq!(buffer.saved().spans(), 6);
+        assert_eq!(postcard::to_allocvec(&snapshot).expect("encode"), copied);
+        buffer.complete(11 * sec, &mut out);
+        assert_eq!(out.iter().map(|t| t.spans.len()).sum::<usize>(), 6);
         assert_eq!(out[0].spans[0].span.name, "span 2");
         assert_eq!(postcard::to_allocvec(&snapshot).expect("encode"), copied);
         drop(snapshot);
