@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracewarden_store::{EncryptionKey, Lsn, LsnSet};
 
 use crate::checkpoint;
-use crate::latency::Histogram;
+use crate::latency::{Exposed, Histogram};
 
 use tracewarden_detect::assembly::{AssemblyConfig, AssemblyStats};
 use tracewarden_detect::engine::{
@@ -492,6 +492,14 @@ impl Detector {
     pub fn latency(&self) -> (Option<Duration>, Option<Duration>, u64) {
         let h = &self.shared.latency;
         (h.quantile(0.5), h.quantile(0.99), h.count())
+    }
+
+    /// The batch latency and trace delay histograms, for `/metrics`.
+    pub fn latency_histograms(&self) -> (Exposed, Exposed) {
+        (
+            self.shared.latency.exposed(),
+            self.shared.trace_delay.exposed(),
+        )
     }
 
     /// Time from a trace becoming complete (its idle time passed) to the

@@ -13,14 +13,31 @@ const GROWTH: f64 = 1.25;
 #[derive(Debug)]
 pub struct Histogram {
     counts: [AtomicU64; BUCKETS],
+    /// Of every value recorded, for Prometheus's `_sum`.
+    sum_nanos: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
         }
     }
+}
+
+/// The buckets exposed to Prometheus: bucket upper bounds near 1, 5, 10,
+/// 25, 50, 100, 250 and 500 ms, 1, 2.5, 5, 10, 30 and 60 s (exact bounds
+/// of the histogram's own buckets, so the counts are exact).
+const EXPOSED: [usize; 14] = [21, 28, 31, 35, 38, 41, 45, 48, 52, 56, 59, 62, 67, 70];
+
+/// A histogram as Prometheus reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exposed {
+    /// (upper bound in seconds, values at or below it).
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
 }
 
 fn upper_micros(bucket: usize) -> f64 {
@@ -43,6 +60,31 @@ impl Histogram {
         };
         if let Some(count) = self.counts.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_nanos.fetch_add(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Cumulative counts at the exposed bounds, the count and the sum.
+    pub fn exposed(&self) -> Exposed {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let buckets = EXPOSED
+            .iter()
+            .map(|&last| {
+                let bound = upper_micros(last) / 1e6;
+                (bound, counts.iter().take(last + 1).sum())
+            })
+            .collect();
+        Exposed {
+            buckets,
+            count: counts.iter().sum(),
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 
@@ -94,5 +136,26 @@ mod tests {
         h.record(Duration::from_nanos(1));
         h.record(Duration::from_secs(100_000));
         assert!(h.quantile(1.0).unwrap() > Duration::from_secs(900));
+    }
+
+    #[test]
+    fn exposed_buckets_are_cumulative_at_round_bounds() {
+        let h = Histogram::default();
+        for ms in [1, 3, 7, 7, 40, 900, 2_000, 120_000] {
+            h.record(Duration::from_millis(ms));
+        }
+        let e = h.exposed();
+        assert_eq!(e.count, 8);
+        assert!((e.sum_seconds - 122.958).abs() < 1e-9, "{}", e.sum_seconds);
+        let bounds: Vec<f64> = e.buckets.iter().map(|b| b.0).collect();
+        let round = [
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ];
+        for (bound, target) in bounds.iter().zip(round) {
+            // Within the histogram's resolution of the round figure.
+            assert!((bound / target - 1.0).abs() < 0.125, "{bound} for {target}");
+        }
+        let counts: Vec<u64> = e.buckets.iter().map(|b| b.1).collect();
+        assert_eq!(counts, [1, 2, 4, 4, 5, 5, 5, 5, 6, 7, 7, 7, 7, 7]);
     }
 }

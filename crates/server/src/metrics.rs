@@ -17,6 +17,7 @@ use tracewarden_ingest::IngestStats;
 use tracewarden_ingest::stats::ReasonCounts;
 
 use crate::blocks::{Action, BlockKind, Blocklist, now_unix_ms};
+use crate::latency::Exposed;
 use crate::pipeline::Pipeline;
 
 /// The `Content-Type` of the text format.
@@ -269,6 +270,19 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
     ] {
         out.single(name, Kind::Counter, help, value as f64);
     }
+    let (latency, trace_delay) = detector.latency_histograms();
+    histogram(
+        out,
+        "tracewarden_detection_latency_seconds",
+        "From a batch's WAL acknowledgement to the span rules having run on it (the delay of span, window and sequence detections).",
+        &latency,
+    );
+    histogram(
+        out,
+        "tracewarden_detection_trace_delay_seconds",
+        "From a trace becoming complete (its idle time passed) to the whole-trace rules having run on it.",
+        &trace_delay,
+    );
     let rules = detector.rule_stats();
     let name = "tracewarden_rule_evaluations_total";
     out.family(
@@ -387,6 +401,18 @@ fn store(out: &mut Exposition, pipeline: &Pipeline) {
             s.wal_fsync.sum_nanos as f64 / 1e9,
         )
         .sample(&format!("{name}_count"), &[], s.wal_fsync.count as f64);
+}
+
+/// A histogram family from the server's latency histograms.
+fn histogram(out: &mut Exposition, name: &str, help: &str, h: &Exposed) {
+    out.family(name, Kind::Histogram, help);
+    let bucket = format!("{name}_bucket");
+    for (bound, n) in &h.buckets {
+        out.sample(&bucket, &[("le", &bound.to_string())], *n as f64);
+    }
+    out.sample(&bucket, &[("le", "+Inf")], h.count as f64)
+        .sample(&format!("{name}_sum"), &[], h.sum_seconds)
+        .sample(&format!("{name}_count"), &[], h.count as f64);
 }
 
 fn block_figures(out: &mut Exposition, blocks: &Blocklist) {

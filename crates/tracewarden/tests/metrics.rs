@@ -145,6 +145,23 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         Some(fsyncs)
     );
 
+    // Every batch detected on is in the detection latency histogram; no
+    // trace was assembled (no site facts), so the trace delay is empty.
+    let batches = sample(&text, "tracewarden_detection_batches_total").unwrap();
+    assert!(batches >= 1.0, "{text}");
+    for series in [
+        "tracewarden_detection_latency_seconds_count",
+        "tracewarden_detection_latency_seconds_bucket{le=\"+Inf\"}",
+    ] {
+        assert_eq!(sample(&text, series), Some(batches), "{series}\n{text}");
+    }
+    let sum = sample(&text, "tracewarden_detection_latency_seconds_sum").unwrap();
+    assert!(sum > 0.0 && sum < 60.0 * batches, "{text}");
+    assert_eq!(
+        sample(&text, "tracewarden_detection_trace_delay_seconds_count"),
+        Some(0.0)
+    );
+
     let Some(promtool) = promtool() else {
         return;
     };
