@@ -336,48 +336,11 @@ impl TraceBuffer {
         }
     }
 
-    /// The buffered traces, for a checkpoint. Resources and scopes shared
-    /// by spans (one per exporting service) are stored once.
+    /// The buffered traces, copied: what a checkpoint holds
+    /// ([`TraceBuffer::snapshot`] encodes to the same bytes without the
+    /// copy). Resources and scopes shared by spans are stored once.
     pub fn saved(&self) -> SavedTraces {
-        let mut saved = SavedTraces::default();
-        let mut resources: HashMap<*const Resource, u32> = HashMap::new();
-        let mut scopes: HashMap<*const Scope, u32> = HashMap::new();
-        let mut order: Vec<(&u64, &TraceId)> = self
-            .traces
-            .iter()
-            .map(|(id, p)| (&p.generation, id))
-            .collect();
-        order.sort_unstable();
-        for (_, id) in order {
-            let Some(pending) = self.traces.get(id) else {
-                continue;
-            };
-            let spans = pending
-                .spans
-                .iter()
-                .map(|record| {
-                    let resource = *resources
-                        .entry(Arc::as_ptr(&record.resource))
-                        .or_insert_with(|| {
-                            saved.resources.push((*record.resource).clone());
-                            u32::try_from(saved.resources.len() - 1).unwrap_or(u32::MAX)
-                        });
-                    let scope = *scopes.entry(Arc::as_ptr(&record.scope)).or_insert_with(|| {
-                        saved.scopes.push((*record.scope).clone());
-                        u32::try_from(saved.scopes.len() - 1).unwrap_or(u32::MAX)
-                    });
-                    (resource, scope, record.span.clone())
-                })
-                .collect();
-            saved.traces.push(SavedTrace {
-                first_arrival: pending.first_arrival,
-                last_arrival: pending.last_arrival,
-                root_arrival: pending.root_arrival,
-                late: pending.late,
-                spans,
-            });
-        }
-        saved
+        self.snapshot().to_saved()
     }
 
     /// Buffers the traces of a checkpoint again, with their arrival times:

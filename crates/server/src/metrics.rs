@@ -385,25 +385,24 @@ fn store(out: &mut Exposition, pipeline: &Pipeline) {
     ] {
         out.single(name, Kind::Gauge, help, value as f64);
     }
-    let name = "tracewarden_wal_fsync_duration_seconds";
-    out.family(name, Kind::Histogram, "How long WAL file fsyncs took.");
-    let bucket = format!("{name}_bucket");
-    for (bound, n) in tracewarden_store::FSYNC_BUCKETS
-        .iter()
-        .zip(&s.wal_fsync.cumulative)
-    {
-        out.sample(&bucket, &[("le", &bound.to_string())], *n as f64);
-    }
-    out.sample(&bucket, &[("le", "+Inf")], s.wal_fsync.count as f64)
-        .sample(
-            &format!("{name}_sum"),
-            &[],
-            s.wal_fsync.sum_nanos as f64 / 1e9,
-        )
-        .sample(&format!("{name}_count"), &[], s.wal_fsync.count as f64);
+    let fsync = Exposed {
+        buckets: tracewarden_store::FSYNC_BUCKETS
+            .iter()
+            .copied()
+            .zip(s.wal_fsync.cumulative.iter().copied())
+            .collect(),
+        count: s.wal_fsync.count,
+        sum_seconds: s.wal_fsync.sum_nanos as f64 / 1e9,
+    };
+    histogram(
+        out,
+        "tracewarden_wal_fsync_duration_seconds",
+        "How long WAL file fsyncs took.",
+        &fsync,
+    );
 }
 
-/// A histogram family from the server's latency histograms.
+/// A histogram family: cumulative buckets, `+Inf`, sum and count.
 fn histogram(out: &mut Exposition, name: &str, help: &str, h: &Exposed) {
     out.family(name, Kind::Histogram, help);
     let bucket = format!("{name}_bucket");

@@ -14,9 +14,7 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use tracewarden_model::{Resource, Scope, SpanRecord};
 
-#[cfg(doc)]
-use super::SavedTraces;
-use super::TraceBuffer;
+use super::{SavedTrace, SavedTraces, TraceBuffer};
 
 /// The buffered traces at one moment; the default is an empty buffer's.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +62,32 @@ impl TracesSnapshot {
     /// Spans held.
     pub fn spans(&self) -> usize {
         self.traces.iter().map(|t| t.spans.len()).sum()
+    }
+
+    /// The same traces as owned [`SavedTraces`].
+    pub fn to_saved(&self) -> SavedTraces {
+        let shared = Shared::of(self);
+        let mut indices = shared.indices.iter();
+        SavedTraces {
+            resources: shared.resources.into_iter().cloned().collect(),
+            scopes: shared.scopes.into_iter().cloned().collect(),
+            traces: self
+                .traces
+                .iter()
+                .map(|t| SavedTrace {
+                    first_arrival: t.first_arrival,
+                    last_arrival: t.last_arrival,
+                    root_arrival: t.root_arrival,
+                    late: t.late,
+                    spans: t
+                        .spans
+                        .iter()
+                        .zip(indices.by_ref())
+                        .map(|(record, &(resource, scope))| (resource, scope, record.span.clone()))
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -174,7 +198,7 @@ impl Serialize for Spans<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AssembledTrace, AssemblyConfig, SavedTraces};
+    use super::super::{AssembledTrace, AssemblyConfig};
     use super::*;
     use tracewarden_model::{KeyValue, Span, SpanId, TraceId};
 
