@@ -2,11 +2,11 @@
 //! least-recently-seen eviction, and expiry of keys idle for a window.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use tracewarden_model::SpanRecord;
 
 use crate::rule::FieldRef;
+use crate::rule::push_decimal;
 
 use super::RuleStats;
 
@@ -130,8 +130,8 @@ pub(crate) fn build_key(
         if !field.write_value(record, value) {
             return false;
         }
-        // Cannot fail: writing to a String.
-        let _ = write!(key, "{}:", value.len());
+        push_decimal(key, value.len() as u64);
+        key.push(':');
         key.push_str(value);
     }
     true
@@ -151,8 +151,8 @@ pub(crate) fn build_key_lenient(
         if !field.write_value(record, value) {
             value.clear();
         }
-        // Cannot fail: writing to a String.
-        let _ = write!(key, "{}:", value.len());
+        push_decimal(key, value.len() as u64);
+        key.push(':');
         key.push_str(value);
     }
 }

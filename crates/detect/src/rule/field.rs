@@ -138,7 +138,13 @@ fn write_any(out: &mut String, value: &AnyValue) -> bool {
         AnyValue::Empty => false,
         AnyValue::Str(s) => write_str(out, s),
         AnyValue::Bool(b) => write!(out, "{b}").is_ok(),
-        AnyValue::Int(i) => write!(out, "{i}").is_ok(),
+        AnyValue::Int(i) => {
+            if *i < 0 {
+                out.push('-');
+            }
+            push_decimal(out, i.unsigned_abs());
+            true
+        }
         AnyValue::Double(d) => write!(out, "{d}").is_ok(),
         AnyValue::Bytes(b) => !b.is_empty() && write_hex(out, b),
         // Rare as keys; the text form allocates, which is acceptable on a
@@ -147,6 +153,25 @@ fn write_any(out: &mut String, value: &AnyValue) -> bool {
             out.push_str(&value.to_text());
             true
         }
+    }
+}
+
+/// Appends `n` in decimal, as `write!(out, "{n}")` does, without the
+/// formatting machinery: keys carry lengths and status codes on every span,
+/// and `core::fmt` took ~3% of the pack's time doing it.
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -177,6 +202,20 @@ mod tests {
     use tracewarden_model::{KeyValue, Resource, Span, SpanId, TraceId};
 
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_format_writes_them() {
+        for n in [0, 7, 10, 200, 404, 99_999, u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+        for i in [0i64, -1, 401, -40_000, i64::MIN, i64::MAX] {
+            let mut out = String::new();
+            assert!(write_any(&mut out, &AnyValue::Int(i)));
+            assert_eq!(out, i.to_string());
+        }
+    }
 
     fn record() -> SpanRecord {
         let mut span = Span::new(

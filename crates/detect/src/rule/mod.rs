@@ -89,6 +89,7 @@ pub use data_flow::{
 };
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
+pub(crate) use field::push_decimal;
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
     CaseResult, Expectation, FixtureCase, FixtureError, FixtureFile, FixtureLog, FixtureSite,
