@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::value::{CompareOp, Static, ValueType, write_quoted};
 
@@ -209,7 +209,7 @@ pub(crate) enum Expr {
         op: CompareOp,
         value: Static,
         /// Compiled at parse time for `=~` and `!~`, anchored at both ends.
-        regex: Option<Regex>,
+        regex: Option<Pattern>,
     },
     /// A bare field: true when it holds the boolean `true`.
     Truthy(Field),

@@ -44,6 +44,7 @@ mod error;
 mod eval;
 mod lexer;
 mod parser;
+mod pattern;
 mod plan;
 mod trace;
 mod value;

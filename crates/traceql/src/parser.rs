@@ -14,7 +14,9 @@
 //! operand   = "(" expr ")" | field | static
 //! ```
 
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
+
+use crate::pattern::Pattern;
 
 use crate::ast::{
     Aggregate, AggregateKind, Expr, Field, Intrinsic, Pipeline, SpansetExpr, SpansetOp, Stage,
@@ -697,7 +699,7 @@ impl<'a> Parser<'a> {
 
     /// Compiles a pattern anchored at both ends: recent Tempo matches the
     /// whole value (`=~ "GET"` does not match "GET /x"), like PromQL.
-    fn compile_regex(&self, value: &Static, token: &Token) -> Result<Regex, ParseError> {
+    fn compile_regex(&self, value: &Static, token: &Token) -> Result<Pattern, ParseError> {
         let Static::Str(pattern) = value else {
             return Err(self.error_at(
                 token.clone(),
@@ -710,6 +712,7 @@ impl<'a> Parser<'a> {
             .dfa_size_limit(REGEX_SIZE_LIMIT)
             .nest_limit(64)
             .build()
+            .map(Pattern::new)
             .map_err(|e| {
                 let detail = match e {
                     regex::Error::CompiledTooBig(limit) => {

@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use regex::Regex;
+use crate::pattern::Pattern;
 use tracewarden_model::{AnyValue, SpanKind, StatusCode};
 
 /// A literal of the query, and the value type results are reported in.
@@ -327,7 +327,7 @@ fn order(lhs: Val<'_>, rhs: Val<'_>) -> Option<Ordering> {
 
 /// Whether `lhs op rhs` holds. `regex` is the compiled pattern for the regex
 /// operators (the parser always provides it for them).
-pub(crate) fn compare(lhs: Val<'_>, op: CompareOp, rhs: Val<'_>, regex: Option<&Regex>) -> bool {
+pub(crate) fn compare(lhs: Val<'_>, op: CompareOp, rhs: Val<'_>, regex: Option<&Pattern>) -> bool {
     // nil: `= nil` asks "absent?", `!= nil` asks "present?".
     if let Val::Nil = rhs {
         let absent = matches!(lhs, Val::Nil);
@@ -366,7 +366,7 @@ fn order_or_regex_possible(lhs: Val<'_>, rhs: Val<'_>) -> bool {
     order(lhs, rhs).is_some() || matches!((lhs, rhs), (Val::Bool(_), Val::Bool(_)))
 }
 
-fn compare_scalar(lhs: Val<'_>, op: CompareOp, rhs: Val<'_>, regex: Option<&Regex>) -> bool {
+fn compare_scalar(lhs: Val<'_>, op: CompareOp, rhs: Val<'_>, regex: Option<&Pattern>) -> bool {
     match op {
         CompareOp::Regex | CompareOp::NotRegex => {
             let Some(regex) = regex else { return false };
@@ -463,7 +463,7 @@ mod tests {
             Val::Str("ab02"),
             None
         ));
-        let re = Regex::new("^(?:ab.*)$").unwrap();
+        let re = Pattern::new(regex::Regex::new("^(?:ab.*)$").unwrap());
         assert!(compare(
             Val::Id(&id),
             CompareOp::Regex,

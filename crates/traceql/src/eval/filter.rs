@@ -5,7 +5,7 @@
 //! is `Unknown` on a span alone, and `Unknown` propagates through `!`, `&&`
 //! and `||` as in Kleene logic. With a [`TraceView`] nothing is unknown.
 
-use regex::Regex;
+use crate::pattern::Pattern;
 use tracewarden_model::{SpanRecord, find_attribute};
 
 use crate::ast::{AttributeScope, Expr, Field, Intrinsic};
@@ -85,7 +85,7 @@ fn compare_field(
     field: &Field,
     op: CompareOp,
     value: &Static,
-    regex: Option<&Regex>,
+    regex: Option<&Pattern>,
     record: &SpanRecord,
     trace: Option<&TraceView<'_>>,
 ) -> Tri {
@@ -149,6 +149,7 @@ fn compare_field(
 /// The value of a field on a span; `None` when it needs the trace and none
 /// was given. For per-event and per-link fields, the first event or link
 /// that has one (used by aggregates, `by` and `select`).
+#[inline(always)]
 pub(crate) fn field_value<'a>(
     field: &Field,
     record: &'a SpanRecord,
