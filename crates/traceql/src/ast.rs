@@ -3,7 +3,6 @@
 use std::fmt;
 
 use crate::pattern::Pattern;
-
 use crate::value::{CompareOp, Static, ValueType, write_quoted};
 
 /// A built-in field of a span, trace, event, link or instrumentation scope.

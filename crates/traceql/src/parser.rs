@@ -16,13 +16,12 @@
 
 use regex::RegexBuilder;
 
-use crate::pattern::Pattern;
-
 use crate::ast::{
     Aggregate, AggregateKind, Expr, Field, Intrinsic, Pipeline, SpansetExpr, SpansetOp, Stage,
 };
 use crate::error::{ParseError, ParseErrorKind};
 use crate::lexer::{Lexer, Tok, Token};
+use crate::pattern::Pattern;
 use crate::value::{CompareOp, Static, ValueType, compare};
 use crate::{MAX_DEPTH, MAX_QUERY_LEN};
 

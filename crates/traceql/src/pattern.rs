@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ahash::RandomState;
 use regex::Regex;
 
 /// Values shorter than this are scanned: the lookup would cost about as much.
@@ -42,17 +43,7 @@ impl Pattern {
         if !(MIN_CACHED_BYTES..=MAX_CACHED_BYTES).contains(&value.len()) {
             return self.regex.is_match(value);
         }
-        let hash = hash(self.id, value.as_bytes());
-        let found = VERDICTS.with(|table| {
-            let table = table.borrow();
-            table.get(hash, self.id, value)
-        });
-        if let Some(verdict) = found {
-            return verdict;
-        }
-        let verdict = self.regex.is_match(value);
-        VERDICTS.with(|table| table.borrow_mut().put(hash, self.id, value, verdict));
-        verdict
+        VERDICTS.with(|table| table.borrow_mut().verdict(self, value))
     }
 }
 
@@ -67,24 +58,38 @@ struct Slot {
     verdict: bool,
 }
 
-/// Direct-mapped: a value evicts whatever shared its slot. Crafted
-/// collisions only make lookups miss, which costs the scan done anyway.
+/// Direct-mapped: a value evicts whatever shared its slot. Slots are
+/// chosen by a hash keyed per thread at random, as the injection verdict
+/// cache does (`detect::inject::cache`), so crafted values cannot aim at
+/// one; a collision only costs the scan done anyway.
 #[derive(Default)]
 struct Verdicts {
     slots: Vec<Slot>,
+    hasher: RandomState,
 }
 
 impl Verdicts {
-    fn get(&self, hash: u64, id: u64, value: &str) -> Option<bool> {
-        let slot = self.slots.get(index(hash))?;
+    /// The pattern's verdict on `value`, scanning only when not remembered.
+    fn verdict(&mut self, pattern: &Pattern, value: &str) -> bool {
+        let at = self.hasher.hash_one((pattern.id, value)) as usize & (SLOTS - 1);
+        if let Some(verdict) = self.get(at, pattern.id, value) {
+            return verdict;
+        }
+        let verdict = pattern.regex.is_match(value);
+        self.put(at, pattern.id, value, verdict);
+        verdict
+    }
+
+    fn get(&self, at: usize, id: u64, value: &str) -> Option<bool> {
+        let slot = self.slots.get(at)?;
         (slot.id == id && slot.value == value).then_some(slot.verdict)
     }
 
-    fn put(&mut self, hash: u64, id: u64, value: &str, verdict: bool) {
+    fn put(&mut self, at: usize, id: u64, value: &str, verdict: bool) {
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, Slot::default);
         }
-        if let Some(slot) = self.slots.get_mut(index(hash)) {
+        if let Some(slot) = self.slots.get_mut(at) {
             slot.id = id;
             // Reuses the slot's buffer: no allocation once it has grown.
             slot.value.clear();
@@ -92,27 +97,6 @@ impl Verdicts {
             slot.verdict = verdict;
         }
     }
-}
-
-fn index(hash: u64) -> usize {
-    (hash >> 54) as usize & (SLOTS - 1)
-}
-
-/// A multiply-rotate hash over 8-byte words; spreads user agents, paths and
-/// the like well enough for a table whose misses only cost a scan.
-fn hash(id: u64, bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h = id.wrapping_mul(K) ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
-    }
-    let mut tail = [0u8; 8];
-    let rest = words.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
-    (h ^ u64::from_le_bytes(tail)).wrapping_mul(K)
 }
 
 #[cfg(test)]
@@ -149,7 +133,7 @@ mod tests {
         let p = pattern(".*a.*");
         let mut table = Verdicts::default();
         let (a, b) = ("a".repeat(40), "b".repeat(40));
-        // Forced into one slot: the hash is the caller's.
+        // Forced into one slot: the slot is the caller's.
         table.put(7, p.id, &a, true);
         assert_eq!(table.get(7, p.id, &a), Some(true));
         table.put(7, p.id, &b, false);

@@ -10,8 +10,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::pattern::Pattern;
 use tracewarden_model::{AnyValue, SpanKind, StatusCode};
+
+use crate::pattern::Pattern;
 
 /// A literal of the query, and the value type results are reported in.
 #[derive(Clone, Debug, PartialEq)]

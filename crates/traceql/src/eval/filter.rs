@@ -5,10 +5,10 @@
 //! is `Unknown` on a span alone, and `Unknown` propagates through `!`, `&&`
 //! and `||` as in Kleene logic. With a [`TraceView`] nothing is unknown.
 
-use crate::pattern::Pattern;
 use tracewarden_model::{SpanRecord, find_attribute};
 
 use crate::ast::{AttributeScope, Expr, Field, Intrinsic};
+use crate::pattern::Pattern;
 use crate::trace::TraceView;
 use crate::value::{CompareOp, Static, Val, compare};
 
