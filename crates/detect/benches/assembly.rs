@@ -84,7 +84,7 @@ fn spans() -> Vec<SpanRecord> {
             out.push(SpanRecord {
                 resource: res.clone(),
                 scope: scope.clone(),
-                span,
+                span: span.into(),
             });
         };
         let http = |route: &str, extra: &[(&str, &str)]| {

@@ -111,7 +111,7 @@ fn spans() -> Vec<SpanRecord> {
             SpanRecord {
                 resource: Arc::clone(&resource),
                 scope: Arc::clone(&scope),
-                span,
+                span: span.into(),
             }
         })
         .collect()

@@ -83,7 +83,7 @@ fn spans() -> Vec<SpanRecord> {
             SpanRecord {
                 resource: resource.clone(),
                 scope: scope.clone(),
-                span,
+                span: span.into(),
             }
         })
         .collect()
@@ -138,7 +138,7 @@ fn user_spans(batch: u64) -> Vec<SpanRecord> {
             SpanRecord {
                 resource: Arc::default(),
                 scope: Arc::default(),
-                span,
+                span: span.into(),
             }
         })
         .collect()
@@ -162,8 +162,8 @@ fn bench_sliding(
                 next.set((next.get() + 1) % templates.len());
                 let mut batch = templates[next.get()].clone();
                 for record in &mut batch {
-                    record.span.start_time_unix_nano += shift.get();
-                    record.span.end_time_unix_nano += shift.get();
+                    record.span_mut().start_time_unix_nano += shift.get();
+                    record.span_mut().end_time_unix_nano += shift.get();
                 }
                 batch
             },

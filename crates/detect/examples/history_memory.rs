@@ -38,7 +38,7 @@ fn span(n: u64, t: u64, attributes: Vec<KeyValue>) -> SpanRecord {
     SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     }
 }
 

@@ -85,7 +85,7 @@ fn actor_spans(a: u64, resource: &Arc<Resource>, out: &mut Vec<SpanRecord>) {
         out.push(SpanRecord {
             resource: Arc::clone(resource),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         });
     }
 }

@@ -112,7 +112,7 @@ fn batch(number: u64, resources: &[Arc<Resource>], scope: &Arc<Scope>) -> Vec<Sp
             SpanRecord {
                 resource: Arc::clone(&resources[(n % 3) as usize]),
                 scope: Arc::clone(scope),
-                span,
+                span: span.into(),
             }
         })
         .collect()

@@ -362,7 +362,7 @@ impl TraceBuffer {
                 records.push(SpanRecord {
                     resource: Arc::clone(resource),
                     scope: Arc::clone(scope),
-                    span,
+                    span: span.into(),
                 });
             }
             let Some(id) = records.first().map(|r| r.span.trace_id) else {
@@ -552,7 +552,7 @@ mod tests {
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 

@@ -187,9 +187,11 @@ impl Lookup {
     /// Adds `geo.country.iso_code` to a span from its `client.address`,
     /// unless the span already carries a country (from the collector's
     /// geoip processor, say) or the address is not found. Returns whether
-    /// it added one. Allocates only the attribute it adds.
+    /// it added one. Allocates only the attribute it adds, and a copy of
+    /// the span when another holder shares it (the hot tier does: the
+    /// country is for rules, not stored).
     pub fn enrich(&self, record: &mut tracewarden_model::SpanRecord) -> bool {
-        let span = &mut record.span;
+        let span = &record.span;
         if span.attributes.iter().any(|kv| kv.key == COUNTRY_ATTRIBUTE) {
             return false;
         }
@@ -206,10 +208,13 @@ impl Lookup {
         let Ok(Some(country)) = self.country_of(address) else {
             return false;
         };
-        span.attributes.push(tracewarden_model::KeyValue::new(
-            COUNTRY_ATTRIBUTE,
-            country.as_str(),
-        ));
+        record
+            .span_mut()
+            .attributes
+            .push(tracewarden_model::KeyValue::new(
+                COUNTRY_ATTRIBUTE,
+                country.as_str(),
+            ));
         true
     }
 }

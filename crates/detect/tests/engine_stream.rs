@@ -43,7 +43,7 @@ fn request(
     SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     }
 }
 
@@ -217,7 +217,7 @@ fn write(n: u64, t: u64, service: &str, table: &str, operation: &str) -> SpanRec
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         },
         service,
     )

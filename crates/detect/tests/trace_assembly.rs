@@ -83,7 +83,7 @@ impl TraceBuilder {
         self.spans.push(SpanRecord {
             resource: resource(service),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         });
         self
     }

@@ -35,6 +35,6 @@ pub mod value;
 pub use batch::{Batch, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs, ScopeSpans};
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::LogRecord;
-pub use record::{LogEntry, SpanRecord, Trace};
+pub use record::{LogEntry, Records, SpanRecord, Trace};
 pub use span::{Event, Link, Span, SpanKind, Status, StatusCode};
 pub use value::{AnyValue, KeyValue, Str, find_attribute};

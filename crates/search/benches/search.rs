@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use segment_support::Workload;
-use tracewarden_model::{Batch, ResourceSpans, ScopeSpans, SpanRecord, TraceId};
+use tracewarden_model::{Batch, ResourceSpans, ScopeSpans, Span, SpanRecord, TraceId};
 use tracewarden_search::{SearchRequest, search};
 use tracewarden_store::{Store, StoreOptions, WalOptions};
 
@@ -48,7 +48,7 @@ fn batch(records: Vec<SpanRecord>) -> Batch {
             .last_mut()
             .and_then(|rs| rs.scope_spans.last_mut())
         {
-            ss.spans.push(record.span);
+            ss.spans.push(Span::clone(&record.span));
         }
     }
     batch

@@ -272,7 +272,8 @@ mod tests {
                     tracewarden_model::TraceId::from_bytes([1; 16]),
                     tracewarden_model::SpanId::from_bytes(i.to_le_bytes()),
                     "span",
-                ),
+                )
+                .into(),
             })
             .collect();
         engine.process(&records, 1);

@@ -35,7 +35,7 @@ use tracewarden_detect::log_join::{LogJoinConfig, LogJoinStats};
 use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
-use tracewarden_model::{Batch, LogEntry, SpanRecord};
+use tracewarden_model::Records;
 
 /// The directory of the detection checkpoint, within the data directory.
 pub const CHECKPOINT_DIR: &str = "detection";
@@ -162,7 +162,7 @@ pub trait DetectionSink: Send + Sync {
 enum Message {
     /// An acknowledged (or replayed) batch, its WAL position and when it
     /// was handed over (for the detection latency).
-    Batch(Lsn, Batch, Instant),
+    Batch(Lsn, Records, Instant),
     /// New rules, and where to say what changed.
     Reload(Vec<Rule>, std::sync::mpsc::Sender<ReloadSummary>),
     /// Write a last checkpoint and stop.
@@ -281,8 +281,6 @@ impl Detector {
             interval: config.checkpoint_interval.unwrap_or(Duration::from_secs(1)),
             last_checkpoint: Instant::now(),
             dirty: false,
-            spans: Vec::new(),
-            logs: Vec::new(),
             geo,
         };
         let thread_shared = Arc::clone(&shared);
@@ -317,7 +315,7 @@ impl Detector {
 
     /// Feeds a WAL record replayed at start-up that the checkpoint did not
     /// cover. Waits for room in the queue: replay must not skip records.
-    pub fn replay(&self, lsn: Lsn, batch: Batch) {
+    pub fn replay(&self, lsn: Lsn, records: Records) {
         if self.covers(lsn) {
             return;
         }
@@ -330,7 +328,7 @@ impl Detector {
         queued.fetch_add(1, Ordering::Relaxed);
         if self
             .sender
-            .send(Message::Batch(lsn, batch, Instant::now()))
+            .send(Message::Batch(lsn, records, Instant::now()))
             .is_err()
         {
             queued.fetch_sub(1, Ordering::Relaxed);
@@ -408,9 +406,9 @@ impl Detector {
     }
 
     /// Queues an acknowledged batch; never blocks.
-    pub fn offer(&self, lsn: Lsn, batch: Batch) {
-        let spans = batch.span_count() as u64;
-        if spans == 0 && batch.log_count() == 0 {
+    pub fn offer(&self, lsn: Lsn, records: Records) {
+        let spans = records.spans.len() as u64;
+        if records.is_empty() {
             self.skip(lsn);
             return;
         }
@@ -419,7 +417,7 @@ impl Detector {
         queued.fetch_add(1, Ordering::Relaxed);
         let sent = self
             .sender
-            .try_send(Message::Batch(lsn, batch, Instant::now()));
+            .try_send(Message::Batch(lsn, records, Instant::now()));
         if sent.is_err() {
             queued.fetch_sub(1, Ordering::Relaxed);
         }
@@ -578,8 +576,6 @@ struct Runner {
     last_checkpoint: Instant,
     /// Batches processed since the last checkpoint.
     dirty: bool,
-    spans: Vec<SpanRecord>,
-    logs: Vec<LogEntry>,
     /// Client countries for `geo.country.iso_code`, when configured.
     geo: Option<Lookup>,
 }
@@ -669,35 +665,6 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
     }
 }
 
-/// A batch's spans and log records as the engine takes them (each with
-/// its resource and scope), into `spans` and `logs` (cleared first).
-pub fn batch_records(batch: Batch, spans: &mut Vec<SpanRecord>, logs: &mut Vec<LogEntry>) {
-    spans.clear();
-    for resource_spans in batch.resource_spans {
-        for scope_spans in resource_spans.scope_spans {
-            for span in scope_spans.spans {
-                spans.push(SpanRecord {
-                    resource: Arc::clone(&resource_spans.resource),
-                    scope: Arc::clone(&scope_spans.scope),
-                    span,
-                });
-            }
-        }
-    }
-    logs.clear();
-    for resource_logs in batch.resource_logs {
-        for scope_logs in resource_logs.scope_logs {
-            for record in scope_logs.log_records {
-                logs.push(LogEntry {
-                    resource: Arc::clone(&resource_logs.resource),
-                    scope: Arc::clone(&scope_logs.scope),
-                    record,
-                });
-            }
-        }
-    }
-}
-
 /// What one batch adds to the detection counters.
 struct BatchCounts {
     spans: u64,
@@ -756,10 +723,11 @@ fn publish(detections: Vec<Detection>, engine: &Engine, shared: &Shared) {
 
 impl Runner {
     /// Runs the rules over one batch's spans and log records.
-    fn process(&mut self, batch: Batch) -> (Vec<Detection>, BatchCounts) {
-        let (spans, logs) = (&mut self.spans, &mut self.logs);
-        batch_records(batch, spans, logs);
+    fn process(&mut self, records: Records) -> (Vec<Detection>, BatchCounts) {
+        let Records { mut spans, logs } = records;
         if let Some(geo) = &self.geo {
+            // A span with a client address is copied here, out of the hot
+            // tier's hands: the country is for rules, not stored.
             for record in spans.iter_mut() {
                 geo.enrich(record);
             }
@@ -768,8 +736,8 @@ impl Runner {
         let span_count = spans.len() as u64;
         // Moved, not cloned, into the trace-assembly buffer when a rule
         // needs whole traces.
-        let mut detections = self.engine.process_owned(std::mem::take(spans), now);
-        detections.extend(self.engine.process_logs(logs, now));
+        let mut detections = self.engine.process_owned(spans, now);
+        detections.extend(self.engine.process_logs(&logs, now));
         let counts = BatchCounts {
             spans: span_count,
             logs: logs.len() as u64,

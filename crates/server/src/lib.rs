@@ -380,9 +380,9 @@ impl Server {
         // Detection catches up on the records its checkpoint lacks.
         let detector = pipeline.detector().cloned();
         let opened = tokio::task::spawn_blocking(move || match detector {
-            Some(detector) => Store::open_observed(options, &mut |lsn, batch| {
+            Some(detector) => Store::open_observed(options, &mut |lsn, records| {
                 if !detector.covers(lsn) {
-                    detector.replay(lsn, batch.clone());
+                    detector.replay(lsn, records.clone());
                 }
             }),
             None => Store::open(options),

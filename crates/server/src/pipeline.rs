@@ -111,12 +111,11 @@ impl BatchSink for Pipeline {
             if let Some(redactor) = redactor {
                 redactor.batch(&mut batch);
             }
-            // Detection sees only what is acknowledged: a copy goes to it
-            // once the WAL holds the batch.
-            let copy = detector.as_ref().map(|_| batch.clone());
-            let lsn = store.append(batch).await.map_err(sink_error)?;
-            if let (Some(detector), Some(copy)) = (detector, copy) {
-                detector.offer(lsn, copy);
+            // Detection sees only what is acknowledged, once the WAL holds
+            // the batch: the records the hot tier keeps, shared, not copied.
+            let (lsn, records) = store.append_sharing(batch).await.map_err(sink_error)?;
+            if let Some(detector) = detector {
+                detector.offer(lsn, records);
             }
             Ok(())
         }

@@ -527,7 +527,7 @@ async fn otlp_json_round_trips_through_the_ingest_decoder() {
         for ((resource, scope, span), record) in decoded.iter().zip(&stored.spans) {
             assert_eq!(***resource, *record.resource);
             assert_eq!(***scope, *record.scope);
-            assert_eq!(*span, &record.span, "{uri}");
+            assert_eq!(*span, &*record.span, "{uri}");
         }
     }
 }

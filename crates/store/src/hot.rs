@@ -20,14 +20,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use tracewarden_model::{Batch, TraceId};
 pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
+use tracewarden_model::{Records, TraceId};
 
 use crate::lifecycle::LsnSet;
 use crate::wal::Lsn;
@@ -89,52 +88,30 @@ impl HotTier {
         (self.hasher.hash_one(trace_id) as usize) % SHARDS
     }
 
-    /// Adds every span and log record of `batch`, the WAL record `lsn`.
-    pub fn apply(&self, lsn: Lsn, batch: Batch) {
+    /// Adds every span and log record of `records`, the WAL record `lsn`.
+    /// The records are shared, not copied: detection holds the same spans.
+    pub fn apply(&self, lsn: Lsn, records: &Records) {
         self.first_applied.get_or_init(Instant::now);
         // Sized for an even spread (ids are hashed), so the buckets rarely
         // grow one push at a time (seen in the ingest profile).
-        let per_shard = batch.span_count() / SHARDS + batch.span_count() / (SHARDS * 4) + 1;
+        let span_count = records.spans.len();
+        let per_shard = span_count / SHARDS + span_count / (SHARDS * 4) + 1;
         let mut span_buckets: [Vec<SpanRecord>; SHARDS] =
             std::array::from_fn(|_| Vec::with_capacity(per_shard));
         let mut log_buckets: [Vec<LogEntry>; SHARDS] = Default::default();
         let mut untraced = Vec::new();
-        let (mut span_count, mut log_count) = (0u64, 0u64);
 
-        for rs in batch.resource_spans {
-            let resource = rs.resource;
-            for ss in rs.scope_spans {
-                let scope = ss.scope;
-                for span in ss.spans {
-                    span_count += 1;
-                    let shard = self.shard_of(&span.trace_id);
-                    span_buckets[shard].push(SpanRecord {
-                        resource: Arc::clone(&resource),
-                        scope: Arc::clone(&scope),
-                        span,
-                    });
-                }
+        for record in &records.spans {
+            let shard = self.shard_of(&record.span.trace_id);
+            span_buckets[shard].push(record.clone());
+        }
+        for entry in &records.logs {
+            match entry.record.trace_id {
+                Some(trace_id) => log_buckets[self.shard_of(&trace_id)].push(entry.clone()),
+                None => untraced.push(entry.clone()),
             }
         }
-        for rl in batch.resource_logs {
-            let resource = rl.resource;
-            for sl in rl.scope_logs {
-                let scope = sl.scope;
-                for record in sl.log_records {
-                    log_count += 1;
-                    let trace_id = record.trace_id;
-                    let entry = LogEntry {
-                        resource: Arc::clone(&resource),
-                        scope: Arc::clone(&scope),
-                        record,
-                    };
-                    match trace_id {
-                        Some(trace_id) => log_buckets[self.shard_of(&trace_id)].push(entry),
-                        None => untraced.push(entry),
-                    }
-                }
-            }
-        }
+        let (span_count, log_count) = (span_count as u64, records.logs.len() as u64);
 
         let mut new_traces = 0u64;
         let mut lsn_recorded = false;
@@ -318,8 +295,11 @@ impl HotTier {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use tracewarden_model::{
-        LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, Span, SpanId,
+        Batch, LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, Span,
+        SpanId,
     };
 
     use super::*;
@@ -342,8 +322,8 @@ mod tests {
         }
     }
 
-    fn batch(spans: Vec<Span>, logs: Vec<LogRecord>) -> Batch {
-        Batch {
+    fn batch(spans: Vec<Span>, logs: Vec<LogRecord>) -> Records {
+        Records::from_batch(Batch {
             resource_spans: vec![ResourceSpans {
                 resource: Arc::new(Resource {
                     schema_url: "r".into(),
@@ -361,7 +341,7 @@ mod tests {
                     log_records: logs,
                 }],
             }],
-        }
+        })
     }
 
     #[test]
@@ -369,14 +349,14 @@ mod tests {
         let hot = HotTier::new();
         hot.apply(
             1,
-            batch(
+            &batch(
                 vec![span(1, 3, 300), span(1, 1, 100), span(2, 9, 5)],
                 vec![log(Some(1), 50)],
             ),
         );
         hot.apply(
             2,
-            batch(vec![span(1, 2, 200)], vec![log(Some(1), 10), log(None, 1)]),
+            &batch(vec![span(1, 2, 200)], vec![log(Some(1), 10), log(None, 1)]),
         );
 
         let trace = hot.trace(TraceId::from_bytes([1; 16])).unwrap();
@@ -413,7 +393,7 @@ mod tests {
     #[test]
     fn spans_share_their_resource_and_scope() {
         let hot = HotTier::new();
-        hot.apply(1, batch(vec![span(1, 1, 1), span(1, 2, 2)], Vec::new()));
+        hot.apply(1, &batch(vec![span(1, 1, 1), span(1, 2, 2)], Vec::new()));
         let trace = hot.trace(TraceId::from_bytes([1; 16])).unwrap();
         assert!(Arc::ptr_eq(
             &trace.spans[0].resource,
@@ -425,7 +405,7 @@ mod tests {
     #[test]
     fn a_trace_known_only_from_logs_is_found() {
         let hot = HotTier::new();
-        hot.apply(1, batch(Vec::new(), vec![log(Some(4), 1)]));
+        hot.apply(1, &batch(Vec::new(), vec![log(Some(4), 1)]));
         let trace = hot.trace(TraceId::from_bytes([4; 16])).unwrap();
         assert!(trace.spans.is_empty());
         assert_eq!(trace.logs.len(), 1);
@@ -436,12 +416,12 @@ mod tests {
         let hot = HotTier::new();
         assert!(hot.is_empty());
         assert_eq!(hot.age(), None);
-        hot.apply(7, batch(vec![span(1, 1, 1)], Vec::new()));
-        hot.apply(5, Batch::default());
-        hot.apply(6, batch(Vec::new(), vec![log(None, 1)]));
+        hot.apply(7, &batch(vec![span(1, 1, 1)], Vec::new()));
+        hot.apply(5, &Records::default());
+        hot.apply(6, &batch(Vec::new(), vec![log(None, 1)]));
         hot.apply(
             9,
-            batch(vec![span(2, 1, 1), span(3, 1, 1)], vec![log(Some(4), 2)]),
+            &batch(vec![span(2, 1, 1), span(3, 1, 1)], vec![log(Some(4), 2)]),
         );
         assert!(!hot.is_empty());
         assert!(hot.age().is_some());
@@ -453,7 +433,7 @@ mod tests {
         let hot = HotTier::new();
         hot.apply(
             1,
-            batch(
+            &batch(
                 vec![span(1, 1, 10), span(2, 1, 20), span(2, 2, 30)],
                 vec![log(Some(1), 1), log(None, 2)],
             ),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::oneshot;
-use tracewarden_model::{Batch, TraceId};
+use tracewarden_model::{Batch, Records, TraceId};
 
 use crate::encryption::EncryptionKey;
 use crate::error::{Result, StoreError};
@@ -190,12 +190,13 @@ impl Store {
     }
 
     /// [`Store::open`], showing `observer` each WAL record replayed into
-    /// the hot tier (its LSN and batch) before it is applied: the detection
+    /// the hot tier (its LSN and records, shared with the hot tier) before
+    /// it is applied: the detection
     /// thread catches up on what its last checkpoint did not cover. Records
     /// a segment already holds are not replayed, so not shown.
     pub fn open_observed(
         options: StoreOptions,
-        observer: &mut dyn FnMut(Lsn, &Batch),
+        observer: &mut dyn FnMut(Lsn, &Records),
     ) -> Result<(Store, ReplayReport)> {
         let path = options.data_dir.join("wal");
         let directory = FsWalDirectory::open(&path)
@@ -237,7 +238,7 @@ impl Store {
     fn open_full(
         directory: Arc<dyn WalDirectory>,
         options: StoreOptions,
-        observer: &mut dyn FnMut(Lsn, &Batch),
+        observer: &mut dyn FnMut(Lsn, &Records),
     ) -> Result<(Store, ReplayReport)> {
         options.wal.validate().map_err(StoreError::InvalidOptions)?;
         options
@@ -266,8 +267,9 @@ impl Store {
             &covered,
             encryption_key.as_deref(),
             &mut |lsn, batch| {
-                observer(lsn, &batch);
-                hot.apply(lsn, batch);
+                let records = Records::from_batch(batch);
+                observer(lsn, &records);
+                hot.apply(lsn, &records);
             },
         )?;
         let report = replayed.report;
@@ -404,6 +406,13 @@ impl Store {
     /// `Overloaded`, `TooLarge` or `Codec` does not prove the batch is absent
     /// after a reopen: a write can reach the disk before its fsync fails.
     pub async fn append(&self, batch: Batch) -> Result<Lsn> {
+        self.append_sharing(batch).await.map(|(lsn, _)| lsn)
+    }
+
+    /// [`Store::append`], also returning the batch's records as the hot
+    /// tier holds them (the spans shared, not copied): what detection reads
+    /// once the batch is durable.
+    pub async fn append_sharing(&self, batch: Batch) -> Result<(Lsn, Records)> {
         if let Some(reason) = self.shared.failure.get() {
             return Err(StoreError::Failed {
                 reason: reason.clone(),
@@ -433,6 +442,9 @@ impl Store {
         }
         let (reply, answer) = oneshot::channel();
         let queued = Queued::new(frame, reply, Arc::clone(&self.shared));
+        // Taken apart while the writer writes: the hot tier and detection
+        // share these records.
+        let records = Records::from_batch(batch);
         if self.commands.send(Command::Append(queued)).is_err() {
             // The writer is gone; the returned command is dropped, which
             // releases its pending bytes.
@@ -447,11 +459,11 @@ impl Store {
             let lsn = answer.await.map_err(|_| shared.stopped_error())??;
             // Under the tier lock's read side: a flush cannot freeze the hot
             // tier half-way through this batch.
-            let counts = tiers.apply(lsn, batch);
+            let counts = tiers.apply(lsn, &records);
             if counts.spans.saturating_add(counts.logs) >= flush_spans {
                 signal.nudge();
             }
-            Ok(lsn)
+            Ok((lsn, records))
         };
         match tokio::runtime::Handle::try_current() {
             // A spawned task is not cancelled with this future, so a durable

@@ -75,7 +75,7 @@ fn reads_the_committed_version_1_wal() {
     let full = full_batch();
     let trace = store.trace(trace_id(77)).unwrap();
     assert_eq!(
-        trace.spans[0].span,
+        *trace.spans[0].span,
         full.resource_spans[0].scope_spans[0].spans[0]
     );
     assert_eq!(*trace.spans[0].resource, *full.resource_spans[0].resource);

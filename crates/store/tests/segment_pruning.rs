@@ -273,7 +273,7 @@ fn columns_empty_in_a_row_group_are_skipped_and_still_read_back() {
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     };
     let spans: Vec<SpanRecord> = (0..100u64)

@@ -135,7 +135,7 @@ fn full_records() -> (SpanRecord, LogEntry) {
         SpanRecord {
             resource: Arc::clone(&resource),
             scope: Arc::clone(&scope),
-            span,
+            span: span.into(),
         },
         LogEntry {
             resource,
@@ -305,7 +305,7 @@ fn nan_and_negative_zero_keep_their_bits() {
     let record = SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     };
     write_segment(dir.path(), 1, &[&record], &[], &options(10)).unwrap();
     let (spans, _) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
@@ -405,7 +405,7 @@ fn invalid_options_and_too_deep_values_are_refused() {
     let record = SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     };
     let error = write_segment(
         dir.path(),

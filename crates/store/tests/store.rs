@@ -36,6 +36,48 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 #[tokio::test]
+async fn append_sharing_hands_back_the_spans_the_hot_tier_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(StoreOptions::new(dir.path())).unwrap();
+    let batch = realistic_batch(1, 25);
+    let (lsn, mut records) = store.append_sharing(batch.clone()).await.unwrap();
+    assert_eq!(lsn, 1);
+    // In the batch's order, each span once, with its resource and scope.
+    let original: Vec<_> = batch.spans().map(|(_, _, s)| s.clone()).collect();
+    let returned: Vec<_> = records.spans.iter().map(|r| (*r.span).clone()).collect();
+    assert_eq!(returned, original);
+    assert_eq!(records.logs.len(), batch.log_count());
+    // Shared, not copied: the same allocation as the hot tier's.
+    let trace3 = store.trace(trace_id(3)).unwrap();
+    let held = records
+        .spans
+        .iter()
+        .find(|r| r.span.span_id == trace3.spans[0].span.span_id)
+        .unwrap();
+    assert!(Arc::ptr_eq(&held.span, &trace3.spans[0].span));
+    // A change on the caller's side copies that span: the store keeps what
+    // was written.
+    let index = records
+        .spans
+        .iter()
+        .position(|r| Arc::ptr_eq(&r.span, &trace3.spans[0].span))
+        .unwrap();
+    records.spans[index]
+        .span_mut()
+        .attributes
+        .push(KeyValue::new("geo.country.iso_code", "NL"));
+    let again = store.trace(trace_id(3)).unwrap();
+    assert_eq!(again.spans[0].span, trace3.spans[0].span);
+    assert!(
+        again.spans[0]
+            .span
+            .attributes
+            .iter()
+            .all(|kv| kv.key != "geo.country.iso_code")
+    );
+}
+
+#[tokio::test]
 async fn append_then_trace_round_trip_and_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (store, report) = Store::open(StoreOptions::new(dir.path())).unwrap();
@@ -67,7 +109,7 @@ async fn append_then_trace_round_trip_and_after_reopen() {
             .map(|(_, _, s)| s)
             .collect();
         let trace3 = store.trace(trace_id(3)).unwrap();
-        let stored: Vec<_> = trace3.spans.iter().map(|s| &s.span).collect();
+        let stored: Vec<_> = trace3.spans.iter().map(|s| &*s.span).collect();
         assert_eq!(stored, original);
         // The spans of one resource share it rather than copying it.
         assert!(Arc::ptr_eq(

@@ -69,7 +69,7 @@ fn http_span(
     SpanRecord {
         resource: resource.clone(),
         scope: scope.clone(),
-        span,
+        span: span.into(),
     }
 }
 

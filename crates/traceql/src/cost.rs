@@ -140,7 +140,7 @@ mod tests {
                     spans.push(SpanRecord {
                         resource: Arc::default(),
                         scope: Arc::default(),
-                        span,
+                        span: span.into(),
                     });
                 }
             }

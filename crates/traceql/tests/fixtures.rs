@@ -127,7 +127,7 @@ fn load_otlp(name: &str) -> Vec<SpanRecord> {
                 out.push(SpanRecord {
                     resource: resource.clone(),
                     scope: scope.clone(),
-                    span,
+                    span: span.into(),
                 });
             }
         }
@@ -170,7 +170,7 @@ fn load_zipkin(name: &str) -> Vec<SpanRecord> {
                     ..Resource::default()
                 }),
                 scope: Arc::new(Scope::default()),
-                span,
+                span: span.into(),
             }
         })
         .collect()

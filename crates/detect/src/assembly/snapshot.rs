@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
-use tracewarden_model::{Resource, Scope, SpanRecord};
+use tracewarden_model::{Resource, Scope, Span, SpanRecord};
 
 use super::{SavedTrace, SavedTraces, TraceBuffer};
 
@@ -83,7 +83,9 @@ impl TracesSnapshot {
                         .spans
                         .iter()
                         .zip(indices.by_ref())
-                        .map(|(record, &(resource, scope))| (resource, scope, record.span.clone()))
+                        .map(|(record, &(resource, scope))| {
+                            (resource, scope, Span::clone(&record.span))
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -213,7 +215,7 @@ mod tests {
         SpanRecord {
             resource: Arc::clone(resource),
             scope: Arc::new(Scope::default()),
-            span: s,
+            span: s.into(),
         }
     }
 

@@ -307,7 +307,7 @@ mod tests {
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 
@@ -364,10 +364,10 @@ mod tests {
         };
         let mut before = Engine::new(rules());
         let mut root = failure(1, 200);
-        root.span.name = "GET /".into();
-        root.span.span_id = SpanId::from_bytes([9; 8]);
+        root.span_mut().name = "GET /".into();
+        root.span_mut().span_id = SpanId::from_bytes([9; 8]);
         let mut child = failure(1, 401);
-        child.span.parent_span_id = Some(root.span.span_id);
+        child.span_mut().parent_span_id = Some(root.span.span_id);
         let now = BASE + 10 * SEC;
         assert!(before.process(&[child, root], now).is_empty());
         assert_eq!(before.stats().assembly.buffered_spans, 2);
@@ -455,7 +455,7 @@ mod tests {
             SpanRecord {
                 resource: Arc::default(),
                 scope: Arc::default(),
-                span,
+                span: span.into(),
             }
         };
         let mut before = Engine::new(vec![rule()]);

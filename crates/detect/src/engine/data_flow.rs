@@ -169,7 +169,7 @@ mod tests {
                 ..Resource::default()
             }),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 
@@ -268,7 +268,7 @@ mod tests {
         assert!(trace_flows(&rule, &spans).is_empty());
         let mut spans = spans.to_vec();
         spans[2]
-            .span
+            .span_mut()
             .attributes
             .push(KeyValue::new("enduser.phone", "+1 415 555 2671"));
         let flows = trace_flows(&rule, &spans);

@@ -75,7 +75,7 @@ fn server_span(n: u8, address: &str) -> SpanRecord {
     SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     }
 }
 

@@ -318,7 +318,7 @@ fn evaluate(
             join_into(&compiled.rule.join, entry, span, log_view);
         }
         process_span(compiled, log_view, time, config, scratch, detections);
-        log_view.span.attributes.truncate(base);
+        log_view.span_mut().attributes.truncate(base);
     }
     wait
 }
@@ -329,7 +329,7 @@ fn join_into(names: &[String], entry: &LogEntry, span: &[KeyValue], view: &mut S
         if find_attribute(&entry.record.attributes, name).is_none()
             && let Some(value) = find_attribute(span, name)
         {
-            view.span
+            view.span_mut()
                 .attributes
                 .push(KeyValue::new(name.as_str(), value.clone()));
         }
@@ -342,7 +342,7 @@ pub(crate) fn view_into(entry: &LogEntry, view: &mut SpanRecord) {
     let record = &entry.record;
     view.resource = std::sync::Arc::clone(&entry.resource);
     view.scope = std::sync::Arc::clone(&entry.scope);
-    let span = &mut view.span;
+    let span = view.span_mut();
     span.trace_id = record.trace_id.unwrap_or(TraceId::from_bytes([0; 16]));
     span.span_id = record.span_id.unwrap_or(SpanId::from_bytes([0; 8]));
     span.parent_span_id = None;
@@ -386,6 +386,7 @@ pub(crate) fn empty_view() -> SpanRecord {
             TraceId::from_bytes([0; 16]),
             SpanId::from_bytes([0; 8]),
             "",
-        ),
+        )
+        .into(),
     }
 }

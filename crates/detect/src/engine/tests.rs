@@ -27,7 +27,7 @@ fn span(t_secs: u64, trace: u8, attrs: &[(&str, AnyValue)]) -> SpanRecord {
     SpanRecord {
         resource: Arc::default(),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     }
 }
 
@@ -250,10 +250,10 @@ fn whole_trace_rules_run_on_traces_only() {
     let text = "id: error-chain\ntitle: t\nseverity: low\nkind: match\ncondition: '{ status = error } | count() > 1'\n";
     let mut engine = Engine::new(vec![rule(text)]);
     let mut a = span(0, 1, &[]);
-    a.span.status.code = StatusCode::Error;
+    a.span_mut().status.code = StatusCode::Error;
     let mut b = span(1, 1, &[]);
-    b.span.status.code = StatusCode::Error;
-    b.span.span_id = SpanId::from_bytes([9; 8]);
+    b.span_mut().status.code = StatusCode::Error;
+    b.span_mut().span_id = SpanId::from_bytes([9; 8]);
     let trace = vec![a.clone(), b];
     assert!(engine.process(&trace, BASE).is_empty());
     assert_eq!(engine.stats().trace_rules, 1);
@@ -292,7 +292,7 @@ fn request(t_secs: u64, trace: u8, kind: tracewarden_model::SpanKind, query: &st
             ("client.address", AnyValue::from("203.0.113.50")),
         ],
     );
-    record.span.kind = kind;
+    record.span_mut().kind = kind;
     record
 }
 
@@ -572,8 +572,8 @@ fn hit(t_millis: u64, n: u64, route: &str, address: &str) -> SpanRecord {
             ("client.address", AnyValue::from(address)),
         ],
     );
-    record.span.kind = tracewarden_model::SpanKind::Server;
-    record.span.start_time_unix_nano = BASE + t_millis * 1_000_000;
+    record.span_mut().kind = tracewarden_model::SpanKind::Server;
+    record.span_mut().start_time_unix_nano = BASE + t_millis * 1_000_000;
     record
 }
 

@@ -388,7 +388,7 @@ mod tests {
                 ..Resource::default()
             }),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 
@@ -425,7 +425,7 @@ mod tests {
             dropped_attributes_count: 0,
             flags: 0,
         };
-        consumer.span.links = vec![link([9; 16], 1), link([7; 16], 3)];
+        consumer.span_mut().links = vec![link([9; 16], 1), link([7; 16], 3)];
         let spans = [
             span(1, None, "billing", SpanKind::Producer, 0),
             consumer,
@@ -433,7 +433,7 @@ mod tests {
         ];
         assert!(run(&mut state, &rule, &spans, None).is_empty());
         let mut consumer = spans[1].clone();
-        consumer.span.links = vec![link([7; 16], 1)];
+        consumer.span_mut().links = vec![link([7; 16], 1)];
         let found = run(&mut state, &rule, &[spans[0].clone(), consumer], None);
         assert_eq!(found.len(), 1);
         assert!(
@@ -511,9 +511,9 @@ mod tests {
         );
         let mut state = TopologyState::new(&rule);
         let mut browser = span(1, Some(9), "gw", SpanKind::Server, 0);
-        browser.span.start_time_unix_nano = 1_000;
+        browser.span_mut().start_time_unix_nano = 1_000;
         assert!(run(&mut state, &rule, std::slice::from_ref(&browser), None).is_empty());
-        browser.span.start_time_unix_nano = 120_000_000_000;
+        browser.span_mut().start_time_unix_nano = 120_000_000_000;
         assert!(
             run(&mut state, &rule, &[browser], None).is_empty(),
             "learned as normal"

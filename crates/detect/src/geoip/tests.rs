@@ -293,7 +293,7 @@ fn enriches_spans_from_client_address() {
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     };
     let country = |r: &SpanRecord| {

@@ -239,7 +239,7 @@ mod tests {
         SpanRecord {
             resource: Arc::new(resource),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 

@@ -703,7 +703,7 @@ fn expand_spans(
             records.push(SpanRecord {
                 resource: Arc::new(resource),
                 scope: Arc::default(),
-                span,
+                span: span.into(),
             });
         }
     }

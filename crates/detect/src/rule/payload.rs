@@ -154,7 +154,7 @@ mod tests {
         SpanRecord {
             resource: Arc::default(),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 

@@ -407,7 +407,7 @@ fn site_facts_expand_and_empty_facts_make_the_rule_inactive() {
         tracewarden_model::SpanRecord {
             resource: Default::default(),
             scope: Default::default(),
-            span,
+            span: span.into(),
         }
     };
     assert!(m.condition.matches_span(&span("KP", "/api/login")));

@@ -24,7 +24,7 @@ fn span(service: &str, kind: SpanKind, ts: u64, attributes: &[(&str, &str)]) -> 
             ..Resource::default()
         }),
         scope: Arc::default(),
-        span,
+        span: span.into(),
     }
 }
 

@@ -67,7 +67,7 @@ mod tests {
                 ..Resource::default()
             }),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 

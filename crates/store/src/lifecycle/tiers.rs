@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
-use tracewarden_model::{Batch, TraceId};
+use tracewarden_model::{Records, TraceId};
 
 use super::filter::span_matches;
 use crate::hot::{HotCounts, HotTier, LogEntry, SpanRecord, Trace};
@@ -137,10 +137,10 @@ impl Tiers {
 
     /// Applies a durable WAL record to the hot tier; returns the hot tier's
     /// counts after it, for the flush trigger.
-    pub fn apply(&self, lsn: Lsn, batch: Batch) -> HotCounts {
-        let rows = (batch.span_count() + batch.log_count()) as u64;
+    pub fn apply(&self, lsn: Lsn, records: &Records) -> HotCounts {
+        let rows = (records.spans.len() + records.logs.len()) as u64;
         let state = self.state.read();
-        state.hot.apply(lsn, batch);
+        state.hot.apply(lsn, records);
         self.memory_rows.fetch_add(rows, Ordering::Relaxed);
         state.hot.counts()
     }

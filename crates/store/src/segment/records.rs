@@ -405,7 +405,7 @@ impl<'a> SpanColumns<'a> {
         Ok(SpanRecord {
             resource: self.resource.resource(row, sharing)?,
             scope: self.resource.scope(row, sharing)?,
-            span,
+            span: span.into(),
         })
     }
 }

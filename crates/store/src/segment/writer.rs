@@ -1728,7 +1728,7 @@ mod tests {
                 SpanRecord {
                     resource: Arc::clone(&resource),
                     scope: Arc::clone(&scope),
-                    span,
+                    span: span.into(),
                 }
             })
             .collect();

@@ -240,7 +240,7 @@ impl Workload {
                 out.push(SpanRecord {
                     resource: Arc::clone(&self.resources[service]),
                     scope: Arc::clone(&self.scopes[service]),
-                    span,
+                    span: span.into(),
                 });
             }
         }
@@ -553,7 +553,7 @@ impl Random {
                 SpanRecord {
                     resource: self.resource(),
                     scope: self.scope(),
-                    span,
+                    span: span.into(),
                 }
             })
             .collect()
@@ -754,7 +754,7 @@ pub fn expected_spans(spans: &[SpanRecord]) -> Vec<SpanRecord> {
         .map(|s| SpanRecord {
             resource: Arc::clone(&s.resource),
             scope: Arc::clone(&s.scope),
-            span: canonical(&s.span),
+            span: canonical(&s.span).into(),
         })
         .collect();
     out.sort_by_key(|s| (s.span.trace_id, s.span.start_time_unix_nano, s.span.span_id));

@@ -57,12 +57,12 @@ pub fn span(
     SpanRecord {
         resource: resource(service),
         scope: scope("io.opentelemetry.http", "1.2.0"),
-        span,
+        span: span.into(),
     }
 }
 
 pub fn with_attr(mut record: SpanRecord, key: &str, value: impl Into<AnyValue>) -> SpanRecord {
-    record.span.attributes.push(KeyValue::new(key, value));
+    record.span_mut().attributes.push(KeyValue::new(key, value));
     record
 }
 
@@ -96,23 +96,23 @@ pub fn sample_trace() -> Vec<SpanRecord> {
         "db.system",
         "postgresql",
     );
-    db.span.status.code = StatusCode::Error;
-    db.span.status.message = Str::from("timeout");
+    db.span_mut().status.code = StatusCode::Error;
+    db.span_mut().status.message = Str::from("timeout");
     let mut verify = with_attr(
         span(3, Some(1), "POST /verify", SpanKind::Server, "auth", 11, 19),
         "http.response.status_code",
         401i64,
     );
-    verify.span.status.code = StatusCode::Error;
-    verify.span.attributes.push(KeyValue {
+    verify.span_mut().status.code = StatusCode::Error;
+    verify.span_mut().attributes.push(KeyValue {
         key: Str::from("user.roles"),
         value: AnyValue::Array(vec![AnyValue::from("admin"), AnyValue::from("user")]),
     });
     verify
-        .span
+        .span_mut()
         .attributes
         .push(KeyValue::new("cache.hit", true));
-    verify.span.events.push(Event {
+    verify.span_mut().events.push(Event {
         time_unix_nano: T0 + 15 * MS,
         name: Str::from("exception"),
         attributes: vec![KeyValue::new("exception.type", "InvalidToken")],
@@ -129,7 +129,7 @@ pub fn sample_trace() -> Vec<SpanRecord> {
         "ratio",
         AnyValue::Double(0.5),
     );
-    retry.span.links.push(Link {
+    retry.span_mut().links.push(Link {
         trace_id: TraceId::from_bytes([0x11; 16]),
         span_id: SpanId::from_bytes([0x22; 8]),
         trace_state: Str::default(),

@@ -18,9 +18,9 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use tracewarden_detect::engine::{Detection, Engine};
 use tracewarden_ingest::{DecodeError, Decoded, Limits};
-use tracewarden_model::{credential, normalise};
+use tracewarden_model::{Records, credential, normalise};
 use tracewarden_server::Config;
-use tracewarden_server::detection::{batch_records, engine_config, load_rules};
+use tracewarden_server::detection::{engine_config, load_rules};
 
 /// Largest file read (after decompression): an export bigger than this
 /// should be split (the Collector's file exporter rotates by size).
@@ -113,7 +113,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Reporter::new(show_progress, total_bytes);
     let mut out = std::io::stdout().lock();
     let mut totals = Totals::default();
-    let (mut spans, mut logs) = (Vec::new(), Vec::new());
     for path in &args.files {
         let raw = read(path)?;
         totals.files += 1;
@@ -137,7 +136,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             normalise::batch(&mut decoded.batch);
             // As ingest does: token rules key on the credential's fingerprint.
             credential::stamp_batch(&mut decoded.batch);
-            batch_records(decoded.batch, &mut spans, &mut logs);
+            let Records { mut spans, logs } = Records::from_batch(decoded.batch);
             if let Some(geo) = &geo {
                 for record in spans.iter_mut() {
                     geo.enrich(record);
@@ -146,7 +145,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             totals.spans += spans.len() as u64;
             totals.logs += logs.len() as u64;
             let now = now_unix_nano();
-            let mut found = engine.process_owned(std::mem::take(&mut spans), now);
+            let mut found = engine.process_owned(spans, now);
             found.extend(engine.process_logs(&logs, now));
             found.extend(engine.flush(now));
             print(&mut out, &found, args.format, &mut totals)?;

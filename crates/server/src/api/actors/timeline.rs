@@ -440,7 +440,7 @@ mod tests {
         SpanRecord {
             resource: Arc::new(resource),
             scope: Arc::default(),
-            span,
+            span: span.into(),
         }
     }
 
@@ -548,7 +548,7 @@ mod tests {
             ("GET", "404")
         );
         let mut bare = span(2, 1, None, SpanKind::Server, 1, 2, &[addr()]);
-        bare.span.status.code = StatusCode::Error;
+        bare.span_mut().status.code = StatusCode::Error;
         let request = &select_requests(&[bare])[0];
         assert_eq!(request.route, "POST /login");
         assert_eq!(request.status, "error");

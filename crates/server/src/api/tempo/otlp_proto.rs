@@ -238,7 +238,8 @@ mod tests {
                 TraceId::from_bytes([7; 16]),
                 SpanId::from_bytes([id; 8]),
                 format!("span {id}"),
-            ),
+            )
+            .into(),
         }
     }
 
@@ -306,7 +307,7 @@ mod tests {
     fn root_span_has_empty_parent_id() {
         let scope = Arc::new(Scope::default());
         let mut child = record(&service("a"), &scope, 2);
-        child.span.parent_span_id = Some(SpanId::from_bytes([1; 8]));
+        child.span_mut().parent_span_id = Some(SpanId::from_bytes([1; 8]));
         let data = traces_data(&[record(&service("a"), &scope, 1), child]);
         let spans = &data.resource_spans[0].scope_spans[0].spans;
         assert!(spans[0].parent_span_id.is_empty());

@@ -532,7 +532,7 @@ mod tests {
                 version: "1.2".into(),
                 ..Scope::default()
             }),
-            span,
+            span: span.into(),
         }
     }
 
@@ -545,10 +545,10 @@ mod tests {
                 KeyValue::new("db.system", AnyValue::from("postgresql")),
             ],
         );
-        child.span.parent_span_id = Some(SpanId::from_bytes([9; 8]));
-        child.span.status.code = StatusCode::Error;
-        child.span.status.message = "timeout".into();
-        child.span.events.push(Event {
+        child.span_mut().parent_span_id = Some(SpanId::from_bytes([9; 8]));
+        child.span_mut().status.code = StatusCode::Error;
+        child.span_mut().status.message = "timeout".into();
+        child.span_mut().events.push(Event {
             name: "exception".into(),
             attributes: vec![KeyValue::new("exception.type", AnyValue::from("Timeout"))],
             ..Event::default()
