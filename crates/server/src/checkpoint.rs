@@ -72,29 +72,44 @@ fn io(path: &Path, source: std::io::Error) -> CheckpointFileError {
 pub fn write(
     dir: &Path,
     covered: &LsnSet,
-    engine: Vec<u8>,
+    engine: &[u8],
     key: Option<&EncryptionKey>,
 ) -> Result<(), CheckpointFileError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let body = Body {
-        covered: covered.ranges().to_vec(),
-        engine,
-    };
-    let mut bytes = MAGIC.to_vec();
-    bytes = postcard::to_extend(&body, bytes).map_err(|e| CheckpointFileError::Invalid {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
+    // The postcard encoding of `Body`, without copying the engine's bytes
+    // into it: its fields in order, the engine bytes as a length-prefixed
+    // sequence (a test holds this equal to encoding `Body` itself).
+    let mut head = MAGIC.to_vec();
+    head = postcard::to_extend(&(covered.ranges(), engine.len()), head).map_err(|e| {
+        CheckpointFileError::Invalid {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        }
     })?;
-    let crc = crc32c::crc32c(bytes.get(MAGIC.len()..).unwrap_or(&[]));
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    if let Some(key) = key {
-        bytes = key.seal_file(PURPOSE, &bytes).map_err(|e| io(dir, e))?;
-    }
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(head.get(MAGIC.len()..).unwrap_or(&[])),
+        engine,
+    )
+    .to_le_bytes();
+    let sealed = match key {
+        Some(key) => {
+            let plain = [head.as_slice(), engine, &crc].concat();
+            Some(key.seal_file(PURPOSE, &plain).map_err(|e| io(dir, e))?)
+        }
+        None => None,
+    };
 
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    file.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+    match &sealed {
+        Some(sealed) => file.write_all(sealed),
+        None => file
+            .write_all(&head)
+            .and_then(|()| file.write_all(engine))
+            .and_then(|()| file.write_all(&crc)),
+    }
+    .map_err(|e| io(&tmp, e))?;
     file.sync_all().map_err(|e| io(&tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
@@ -153,20 +168,22 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("detection-checkpoint".to_string())
             .spawn(move || {
+                // Kept from one checkpoint to the next (as large as the
+                // largest): see `Checkpoint::encode_into`.
+                let mut engine = Vec::new();
                 for job in receiver {
                     let started = Instant::now();
                     let result = job
                         .engine
-                        .encode()
+                        .encode_into(&mut engine)
                         .map_err(|e| CheckpointFileError::Invalid {
                             path: dir.clone(),
                             reason: e.to_string(),
                         })
-                        .and_then(|engine| {
-                            let bytes = engine.len();
-                            write(&dir, &job.covered, engine, key.as_deref())?;
+                        .and_then(|()| {
+                            write(&dir, &job.covered, &engine, key.as_deref())?;
                             Ok(WriteReport {
-                                bytes,
+                                bytes: engine.len(),
                                 took: started.elapsed(),
                             })
                         });
@@ -327,12 +344,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path(), None).unwrap().is_none());
         let covered = LsnSet::from_ranges([(1, 10), (12, 12)]);
-        write(dir.path(), &covered, vec![1, 2, 3], None).unwrap();
+        write(dir.path(), &covered, &[1, 2, 3], None).unwrap();
         let saved = read(dir.path(), None).unwrap().unwrap();
         assert_eq!(saved.covered, covered);
         assert_eq!(saved.engine, vec![1, 2, 3]);
         // Overwritten whole.
-        write(dir.path(), &LsnSet::from_ranges([(1, 20)]), vec![9], None).unwrap();
+        write(dir.path(), &LsnSet::from_ranges([(1, 20)]), &[9], None).unwrap();
         assert_eq!(read(dir.path(), None).unwrap().unwrap().engine, vec![9]);
 
         let path = dir.path().join(FILE_NAME);
@@ -352,11 +369,42 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_the_postcard_body_however_it_is_framed() {
+        // Written without copying the engine bytes into a `Body`; the bytes
+        // must be exactly those of one (older files, and `read`, use it).
+        let dir = tempfile::tempdir().unwrap();
+        let covered = LsnSet::from_ranges([(1, 10), (12, 12), (300, 1 << 40)]);
+        let engine: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        write(dir.path(), &covered, &engine, None).unwrap();
+        let body = Body {
+            covered: covered.ranges().to_vec(),
+            engine: engine.clone(),
+        };
+        let mut expected = MAGIC.to_vec();
+        expected = postcard::to_extend(&body, expected).unwrap();
+        let crc = crc32c::crc32c(&expected[MAGIC.len()..]);
+        expected.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), expected);
+        assert_eq!(read(dir.path(), None).unwrap().unwrap().engine, engine);
+    }
+
+    #[test]
+    fn a_reused_buffer_encodes_what_a_fresh_one_does() {
+        let (first, fresh) = engine_checkpoint(40);
+        let mut buffer = vec![7; 1 << 16];
+        first.encode_into(&mut buffer).unwrap();
+        assert_eq!(buffer, fresh);
+        let (small, fresh) = engine_checkpoint(1);
+        small.encode_into(&mut buffer).unwrap();
+        assert_eq!(buffer, fresh);
+    }
+
+    #[test]
     fn encrypted_with_the_store_key() {
         let dir = tempfile::tempdir().unwrap();
         let key = EncryptionKey::from_bytes(&[3; 32]);
         let covered = LsnSet::from_ranges([(1, 4)]);
-        write(dir.path(), &covered, b"203.0.113.7".to_vec(), Some(&key)).unwrap();
+        write(dir.path(), &covered, b"203.0.113.7", Some(&key)).unwrap();
         let raw = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
         assert!(!raw.windows(11).any(|w| w == b"203.0.113.7"));
         let saved = read(dir.path(), Some(&key)).unwrap().unwrap();
@@ -367,7 +415,7 @@ mod tests {
         let other = EncryptionKey::from_bytes(&[4; 32]);
         assert!(read(dir.path(), Some(&other)).is_err());
         // A plain checkpoint from before encryption was switched on reads.
-        write(dir.path(), &covered, vec![1], None).unwrap();
+        write(dir.path(), &covered, &[1], None).unwrap();
         assert_eq!(
             read(dir.path(), Some(&key)).unwrap().unwrap().engine,
             vec![1]

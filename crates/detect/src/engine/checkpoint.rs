@@ -123,14 +123,26 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The checkpoint's bytes (see the module documentation).
     pub fn encode(self) -> Result<Vec<u8>, CheckpointError> {
-        let Checkpoint { mut head, buffers } = self;
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`Checkpoint::encode`] into `out`, cleared first. A writer that
+    /// passes the same buffer every time keeps its memory: a large
+    /// checkpoint neither grows a new vector by doubling nor faults in
+    /// fresh pages (both were a third of the writer's time, measured).
+    pub fn encode_into(self, out: &mut Vec<u8>) -> Result<(), CheckpointError> {
+        let Checkpoint { head, buffers } = self;
+        out.clear();
+        out.extend_from_slice(&head);
         if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
-            head = postcard::to_extend(&buffers, head)
+            *out = postcard::to_extend(&buffers, std::mem::take(out))
                 .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
         }
-        let crc = crc32c::crc32c(head.get(MAGIC.len()..).unwrap_or(&[]));
-        head.extend_from_slice(&crc.to_le_bytes());
-        Ok(head)
+        let crc = crc32c::crc32c(out.get(MAGIC.len()..).unwrap_or(&[]));
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(())
     }
 
     /// Buffered spans it holds.
