@@ -43,14 +43,16 @@
 //!
 //! # Memory per buffered span
 //!
-//! A buffered span is an owned [`SpanRecord`]: `size_of::<SpanRecord>()`
-//! (264 bytes on x86-64) in its trace's `Vec`, plus what the span owns on
-//! the heap: 56 bytes per attribute (key and value; strings up to 24 bytes
-//! are inline), events and links, strings longer than 24 bytes, and its
-//! share of the resource and scope (`Arc`s, shared with the batch). An
-//! HTTP server span with ten attributes holds about 0.9 KiB, so the
-//! default `max_spans` of 500,000 bounds the buffer near 450 MiB. Per
-//! trace add about 100 bytes (map entry, deadline, remembered id).
+//! A buffered span is a [`SpanRecord`]: 24 bytes in its trace's `Vec` (three
+//! `Arc`s) and the span itself, shared with the store's hot tier until that
+//! is flushed: 264 bytes with its reference counts on x86-64, plus what it
+//! owns on the heap: 56 bytes per attribute (key and value; strings up to 24
+//! bytes are inline), events and links, strings longer than 24 bytes, and
+//! its share of the resource and scope (shared with the batch). An HTTP
+//! server span with ten attributes holds about 0.9 KiB, so the default
+//! `max_spans` of 500,000 bounds the buffer near 450 MiB once the hot tier
+//! has let go of its spans. Per trace add about 100 bytes (map entry,
+//! deadline, remembered id).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};

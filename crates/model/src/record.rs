@@ -93,3 +93,69 @@ pub struct Trace {
     /// ([`LogRecord::effective_time_unix_nano`]).
     pub logs: Vec<LogEntry>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyValue, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, SpanId};
+
+    #[test]
+    fn a_record_is_three_shared_pointers() {
+        // The hot tier and detection each hold one per span: a record that
+        // owned its span would be copied per holder again.
+        assert_eq!(size_of::<SpanRecord>(), 3 * size_of::<usize>());
+    }
+
+    #[test]
+    fn records_keep_the_batch_order_and_share_resources() {
+        let span = |id: u8| {
+            Span::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes([id; 8]),
+                "op",
+            )
+        };
+        let resource = Arc::new(Resource {
+            attributes: vec![KeyValue::new("service.name", "api")],
+            ..Resource::default()
+        });
+        let batch = Batch {
+            resource_spans: vec![ResourceSpans {
+                resource: Arc::clone(&resource),
+                scope_spans: vec![
+                    ScopeSpans {
+                        scope: Arc::default(),
+                        spans: vec![span(1), span(2)],
+                    },
+                    ScopeSpans {
+                        scope: Arc::default(),
+                        spans: vec![span(3)],
+                    },
+                ],
+            }],
+            resource_logs: vec![ResourceLogs {
+                resource: Arc::clone(&resource),
+                scope_logs: vec![ScopeLogs {
+                    scope: Arc::default(),
+                    log_records: vec![LogRecord::default()],
+                }],
+            }],
+        };
+        let records = Records::from_batch(batch);
+        let ids: Vec<u8> = records
+            .spans
+            .iter()
+            .map(|r| r.span.span_id.as_bytes()[0])
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert!(
+            records
+                .spans
+                .iter()
+                .all(|r| Arc::ptr_eq(&r.resource, &resource))
+        );
+        assert_eq!(records.logs.len(), 1);
+        assert!(!records.is_empty());
+        assert!(Records::default().is_empty());
+    }
+}
