@@ -221,14 +221,16 @@ impl SavedTraces {
 /// documentation for completion, limits and memory.
 pub struct TraceBuffer {
     config: AssemblyConfig,
-    traces: HashMap<TraceId, Pending>,
+    /// Keyed by ids senders choose, so hashed with a per-buffer random key
+    /// (aHash: a third of SipHash's cost on 16-byte ids).
+    traces: HashMap<TraceId, Pending, ahash::RandomState>,
     /// (deadline, generation, trace): at most one live entry per buffered
     /// trace, possibly earlier than its real deadline (deadlines only move
     /// later, so an entry is re-queued when it comes up early). Entries of
     /// traces already handed over are skipped.
     deadlines: BinaryHeap<Reverse<(u64, u64, TraceId)>>,
     recent: VecDeque<TraceId>,
-    recent_set: HashSet<TraceId>,
+    recent_set: HashSet<TraceId, ahash::RandomState>,
     buffered_spans: usize,
     generation: u64,
     now: u64,
@@ -252,10 +254,10 @@ impl TraceBuffer {
     pub fn new(config: AssemblyConfig) -> TraceBuffer {
         TraceBuffer {
             config,
-            traces: HashMap::new(),
+            traces: HashMap::default(),
             deadlines: BinaryHeap::new(),
             recent: VecDeque::new(),
-            recent_set: HashSet::new(),
+            recent_set: HashSet::default(),
             buffered_spans: 0,
             generation: 0,
             now: 0,

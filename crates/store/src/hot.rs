@@ -18,7 +18,6 @@
 //! [`crate::Store::logs_without_trace`].
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::ops::ControlFlow;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -42,7 +41,9 @@ struct TraceEntry {
 
 #[derive(Default)]
 struct Shard {
-    traces: HashMap<TraceId, TraceEntry>,
+    /// Keyed by ids senders choose: a random key per shard (aHash, a third
+    /// of SipHash's cost on 16-byte ids).
+    traces: HashMap<TraceId, TraceEntry, ahash::RandomState>,
     untraced_logs: Vec<LogEntry>,
     /// LSNs of the records applied, kept in the first shard each batch
     /// locks anyway, so recording them takes no lock of its own.
@@ -52,7 +53,7 @@ struct Shard {
 /// Spans and logs in memory, sharded by trace id.
 pub(crate) struct HotTier {
     shards: Box<[RwLock<Shard>]>,
-    hasher: RandomState,
+    hasher: ahash::RandomState,
     spans: AtomicU64,
     logs: AtomicU64,
     traces: AtomicU64,
@@ -74,7 +75,7 @@ impl HotTier {
     pub fn new() -> HotTier {
         HotTier {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
+            hasher: ahash::RandomState::new(),
             spans: AtomicU64::new(0),
             logs: AtomicU64::new(0),
             traces: AtomicU64::new(0),
