@@ -457,7 +457,8 @@ impl Engine {
 
     /// Runs the span-level rules (match, threshold, sequence, the span
     /// part of data flow) over `spans`, in order, and, when a rule needs
-    /// whole traces, buffers a copy of each span for trace assembly
+    /// whole traces, buffers a clone of each record (its span shared, not
+    /// copied) for trace assembly
     /// (see [`Engine::flush`]). `now_unix_nano` is the current time: it
     /// clamps start times from the future and is the arrival time of the
     /// spans for assembly. Returns the detections of the spans and of any
