@@ -28,6 +28,7 @@ pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
 use tracewarden_model::{Records, TraceId};
 
 use crate::lifecycle::LsnSet;
+use crate::segment;
 use crate::wal::Lsn;
 
 /// Number of lock shards of the hot tier.
@@ -36,6 +37,10 @@ pub const SHARDS: usize = 16;
 #[derive(Default)]
 struct TraceEntry {
     spans: Vec<SpanRecord>,
+    /// Each span's row-size estimate for the segment writer, taken while
+    /// the span is in cache at apply (a flush would otherwise walk every
+    /// span's attributes once more in cold memory just for it).
+    span_bytes: Vec<u32>,
     logs: Vec<LogEntry>,
 }
 
@@ -97,14 +102,14 @@ impl HotTier {
         // grow one push at a time (seen in the ingest profile).
         let span_count = records.spans.len();
         let per_shard = span_count / SHARDS + span_count / (SHARDS * 4) + 1;
-        let mut span_buckets: [Vec<SpanRecord>; SHARDS] =
+        let mut span_buckets: [Vec<(SpanRecord, u32)>; SHARDS] =
             std::array::from_fn(|_| Vec::with_capacity(per_shard));
         let mut log_buckets: [Vec<LogEntry>; SHARDS] = Default::default();
         let mut untraced = Vec::new();
 
         for record in &records.spans {
             let shard = self.shard_of(&record.span.trace_id);
-            span_buckets[shard].push(record.clone());
+            span_buckets[shard].push((record.clone(), segment::span_row_bytes(&record.span)));
         }
         for entry in &records.logs {
             match entry.record.trace_id {
@@ -125,12 +130,13 @@ impl HotTier {
                 shard.lsns.push(lsn);
                 lsn_recorded = true;
             }
-            for record in spans {
+            for (record, bytes) in spans {
                 let entry = shard.traces.entry(record.span.trace_id).or_insert_with(|| {
                     new_traces += 1;
                     TraceEntry::default()
                 });
                 entry.spans.push(record);
+                entry.span_bytes.push(bytes);
             }
             for log in logs {
                 // Bucketed above only when the record has a trace id.
@@ -226,26 +232,30 @@ impl HotTier {
     }
 
     /// Calls `f` with every span and log record held (traced and untraced),
-    /// borrowed, in no particular order: what a flush writes into a segment.
+    /// borrowed, in no particular order: what a flush writes into a segment;
+    /// with each span's row-size estimate ([`segment::span_row_bytes`]), in
+    /// the spans' order.
     ///
     /// Every shard's read lock is held while `f` runs. That is meant for a
     /// frozen tier, which nothing writes to any more (appliers only reach the
     /// hot tier): readers still take the read locks alongside, and the flush
     /// copies nothing out.
-    pub fn with_records<R>(&self, f: impl FnOnce(&[&SpanRecord], &[&LogEntry]) -> R) -> R {
+    pub fn with_records<R>(&self, f: impl FnOnce(&[&SpanRecord], &[u32], &[&LogEntry]) -> R) -> R {
         let shards: Vec<_> = self.shards.iter().map(|shard| shard.read()).collect();
         let counts = self.counts();
         // The counts are exact once the tier is frozen; only a capacity hint.
         let mut spans = Vec::with_capacity(usize::try_from(counts.spans).unwrap_or(0));
+        let mut span_bytes = Vec::with_capacity(spans.capacity());
         let mut logs = Vec::with_capacity(usize::try_from(counts.logs).unwrap_or(0));
         for shard in &shards {
             for entry in shard.traces.values() {
                 spans.extend(&entry.spans);
+                span_bytes.extend_from_slice(&entry.span_bytes);
                 logs.extend(&entry.logs);
             }
             logs.extend(&shard.untraced_logs);
         }
-        f(&spans, &logs)
+        f(&spans, &span_bytes, &logs)
     }
 
     /// Copies of the spans for which `keep` holds, in no particular order,
@@ -439,7 +449,12 @@ mod tests {
                 vec![log(Some(1), 1), log(None, 2)],
             ),
         );
-        let (mut span_starts, mut log_times) = hot.with_records(|spans, logs| {
+        let (mut span_starts, mut log_times) = hot.with_records(|spans, span_bytes, logs| {
+            // One estimate per span, each the span's own.
+            assert_eq!(span_bytes.len(), spans.len());
+            for (span, bytes) in spans.iter().zip(span_bytes) {
+                assert_eq!(*bytes, segment::span_row_bytes(&span.span));
+            }
             (
                 spans
                     .iter()

@@ -9,7 +9,7 @@ use crate::error::{Result, StoreError};
 use crate::hot::HotTier;
 use crate::integrity::manifest::read_manifest;
 use crate::integrity::{MANIFEST_FORMAT_VERSION, Manifest, ManifestFile, manifest_file_name};
-use crate::segment::{Segment, WrittenSegment, write_segment_with_key};
+use crate::segment::{Segment, WrittenSegment, write_segment_sized};
 
 impl Lifecycle {
     /// Flushes the hot tier (or finishes a flush that failed half-way) into
@@ -72,11 +72,12 @@ impl Lifecycle {
         // more and which readers keep using meanwhile. On error write_segment
         // removed its temporary files; a file it had already renamed is
         // overwritten by the retry, which uses the same id.
-        let written = frozen.with_records(|spans, logs| {
-            write_segment_with_key(
+        let written = frozen.with_records(|spans, span_bytes, logs| {
+            write_segment_sized(
                 &self.dir,
                 id,
                 spans,
+                span_bytes,
                 logs,
                 &self.segment_options,
                 self.encryption_key.as_deref(),

@@ -87,6 +87,44 @@ pub fn write_segment_with_key(
     options: &SegmentWriteOptions,
     key: Option<&EncryptionKey>,
 ) -> Result<WrittenSegment> {
+    write_segment_inner(dir, id, spans, None, logs, options, key)
+}
+
+/// [`write_segment_with_key`] with each span's row-size estimate already
+/// taken ([`span_row_bytes`], by the hot tier at apply, while the span was
+/// in cache): the flush then skips a walk over every span's attributes in
+/// cold memory. Skips the depth check too: spans reach the hot tier only
+/// through the WAL codec, whose depth limit is below a segment's.
+pub(crate) fn write_segment_sized(
+    dir: &Path,
+    id: u64,
+    spans: &[&SpanRecord],
+    span_bytes: &[u32],
+    logs: &[&LogEntry],
+    options: &SegmentWriteOptions,
+    key: Option<&EncryptionKey>,
+) -> Result<WrittenSegment> {
+    write_segment_inner(dir, id, spans, Some(span_bytes), logs, options, key)
+}
+
+// What `write_segment_sized` relies on to skip the depth check.
+const _: () = assert!(crate::codec::MAX_VALUE_DEPTH <= MAX_VALUE_DEPTH);
+
+/// A span's row-size estimate for [`write_segment_sized`].
+pub(crate) fn span_row_bytes(span: &Span) -> u32 {
+    debug_assert!(check_depth(span).is_ok());
+    u32::try_from(span_bytes(span)).unwrap_or(u32::MAX)
+}
+
+fn write_segment_inner(
+    dir: &Path,
+    id: u64,
+    spans: &[&SpanRecord],
+    span_bytes: Option<&[u32]>,
+    logs: &[&LogEntry],
+    options: &SegmentWriteOptions,
+    key: Option<&EncryptionKey>,
+) -> Result<WrittenSegment> {
     check_options(dir, options)?;
     let (min_time, max_time) = time_range(spans, logs);
     let meta = FileMeta {
@@ -100,7 +138,7 @@ pub fn write_segment_with_key(
     let logs_name = logs_file_name(id);
     let spans_tmp = dir.join(format!("{spans_name}.tmp"));
     let logs_tmp = dir.join(format!("{logs_name}.tmp"));
-    let written = write_spans(&spans_tmp, spans, options, &meta)
+    let written = write_spans(&spans_tmp, spans, span_bytes, options, &meta)
         .and_then(|spans| Ok((spans, write_logs(&logs_tmp, logs, options, &meta)?)));
     let (spans_digest, logs_digest) = match written {
         Ok(digests) => digests,
@@ -257,17 +295,23 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     key: impl Fn(&T) -> K,
     context: impl Fn(&T) -> (&Arc<Resource>, &Arc<Scope>),
     own_bytes: impl Fn(&T) -> Result<usize, String> + Sync,
+    known_bytes: Option<&[u32]>,
 ) -> Result<Prepared<'a, T>, String> {
     let count = u32::try_from(input.len())
         .map_err(|_| format!("{} rows are too many for one file", input.len()))?;
+    // Estimates taken earlier, one per row, replace `own_bytes`.
+    let known_bytes = known_bytes.filter(|known| known.len() == input.len());
     let estimate = |rows: &[&T]| -> Result<Vec<u32>, String> {
+        if let Some(known) = known_bytes {
+            return Ok(known.to_vec());
+        }
         rows.iter()
             .map(|row| own_bytes(row).map(|bytes| u32::try_from(bytes).unwrap_or(u32::MAX)))
             .collect()
     };
     // Below this many rows a thread costs more than it saves.
     const PARALLEL_ROWS: usize = 16 * 1024;
-    let (first, second) = input.split_at(if input.len() < PARALLEL_ROWS {
+    let (first, second) = input.split_at(if input.len() < PARALLEL_ROWS || known_bytes.is_some() {
         input.len()
     } else {
         input.len() / 2
@@ -551,6 +595,7 @@ fn value_bytes(value: &AnyValue) -> usize {
 fn write_spans(
     path: &Path,
     spans: &[&SpanRecord],
+    known_bytes: Option<&[u32]>,
     options: &SegmentWriteOptions,
     meta: &FileMeta,
 ) -> Result<Digest32> {
@@ -577,6 +622,7 @@ fn write_spans(
             check_depth(&s.span)?;
             Ok(span_bytes(&s.span))
         },
+        known_bytes,
     )
     .map_err(segment_error)?;
     let pair_columns =
@@ -1117,6 +1163,7 @@ fn write_logs(
             check_log_depth(l)?;
             Ok(log_bytes(l))
         },
+        None,
     )
     .map_err(segment_error)?;
     let pair_columns =
@@ -1744,6 +1791,44 @@ mod tests {
         let (spans, _) = segment.trace(records[0].span.trace_id).unwrap();
         assert_eq!(spans.len(), 1);
         assert!(spans[0].span.events.is_empty());
+    }
+
+    #[test]
+    fn sizes_taken_at_apply_cut_the_row_groups() {
+        let resource = Arc::new(Resource::default());
+        let scope = Arc::new(Scope::default());
+        let records: Vec<SpanRecord> = (0..6u8)
+            .map(|i| {
+                let span = Span::new(
+                    tracewarden_model::TraceId::from_bytes([i; 16]),
+                    tracewarden_model::SpanId::from_bytes([1; 8]),
+                    "GET",
+                );
+                SpanRecord::new(Arc::clone(&resource), Arc::clone(&scope), span)
+            })
+            .collect();
+        let refs: Vec<&SpanRecord> = records.iter().collect();
+        let row_groups = |sizes: Option<&[u32]>| {
+            let dir = tempfile::tempdir().unwrap();
+            let options = SegmentWriteOptions::default();
+            match sizes {
+                Some(sizes) => {
+                    write_segment_sized(dir.path(), 1, &refs, sizes, &[], &options, None)
+                }
+                None => write_segment(dir.path(), 1, &refs, &[], &options),
+            }
+            .unwrap();
+            let file = std::fs::File::open(dir.path().join(spans_file_name(1))).unwrap();
+            let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            parquet::file::reader::FileReader::metadata(&reader).num_row_groups()
+        };
+        // Small spans share one row group; the given sizes (each over half
+        // the byte budget) are what the writer goes by.
+        assert_eq!(row_groups(None), 1);
+        let large = u32::try_from(MAX_ROW_GROUP_BYTES / 2 + 1).unwrap();
+        assert_eq!(row_groups(Some(&[large; 6])), 6);
+        let own: Vec<u32> = records.iter().map(|r| span_row_bytes(&r.span)).collect();
+        assert_eq!(row_groups(Some(&own)), 1);
     }
 
     #[test]
