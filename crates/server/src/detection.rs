@@ -726,8 +726,8 @@ impl Runner {
     fn process(&mut self, records: Records) -> (Vec<Detection>, BatchCounts) {
         let Records { mut spans, logs } = records;
         if let Some(geo) = &self.geo {
-            // A span with a client address is copied here, out of the hot
-            // tier's hands: the country is for rules, not stored.
+            // A span that gets a country is copied first (copy on write):
+            // the hot tier shares it, and the country is for rules only.
             for record in spans.iter_mut() {
                 geo.enrich(record);
             }

@@ -191,9 +191,9 @@ impl Store {
 
     /// [`Store::open`], showing `observer` each WAL record replayed into
     /// the hot tier (its LSN and records, shared with the hot tier) before
-    /// it is applied: the detection
-    /// thread catches up on what its last checkpoint did not cover. Records
-    /// a segment already holds are not replayed, so not shown.
+    /// it is applied: the detection thread catches up on what its last
+    /// checkpoint did not cover. Records a segment already holds are not
+    /// replayed, so not shown.
     pub fn open_observed(
         options: StoreOptions,
         observer: &mut dyn FnMut(Lsn, &Records),
