@@ -30,7 +30,7 @@
 //! let mut span = Span::new(TraceId::from_bytes([1; 16]), SpanId::from_bytes([2; 8]), "POST /login");
 //! span.attributes.push(KeyValue::new("http.route", "/login"));
 //! span.status.code = tracewarden_model::StatusCode::Error;
-//! let record = SpanRecord { resource: Arc::default(), scope: Arc::default(), span };
+//! let record = SpanRecord::new(Arc::default(), Arc::default(), span);
 //! assert!(query.matches_span(&record));
 //!
 //! let spans = [record];

@@ -70,7 +70,7 @@
 //!     span.attributes.push(KeyValue::new("http.route", "/login"));
 //!     span.attributes.push(KeyValue::new("http.response.status_code", AnyValue::Int(401)));
 //!     span.attributes.push(KeyValue::new("client.address", "203.0.113.9"));
-//!     SpanRecord { resource: Arc::default(), scope: Arc::default(), span }
+//!     SpanRecord::new(Arc::default(), Arc::default(), span)
 //! }).collect();
 //! let detections = engine.process(&spans, base + 5_000_000_000);
 //! assert_eq!(detections.len(), 1, "fires once, at the third failure");
