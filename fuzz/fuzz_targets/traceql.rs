@@ -31,11 +31,7 @@ fn trace() -> &'static [SpanRecord] {
                     KeyValue::new("http.response.status_code", AnyValue::Int(401)),
                     KeyValue::new("client.address", "203.0.113.7"),
                 ];
-                SpanRecord {
-                    resource: Arc::clone(&resource),
-                    scope: Arc::new(Scope::default()),
-                    span,
-                }
+                SpanRecord::new(Arc::clone(&resource), Arc::new(Scope::default()), span)
             })
             .collect()
     })
