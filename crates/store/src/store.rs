@@ -269,7 +269,7 @@ impl Store {
             &mut |lsn, batch| {
                 let records = Records::from_batch(batch);
                 observer(lsn, &records);
-                hot.apply(lsn, &records);
+                hot.apply(lsn, records);
             },
         )?;
         let report = replayed.report;
@@ -406,13 +406,19 @@ impl Store {
     /// `Overloaded`, `TooLarge` or `Codec` does not prove the batch is absent
     /// after a reopen: a write can reach the disk before its fsync fails.
     pub async fn append(&self, batch: Batch) -> Result<Lsn> {
-        self.append_sharing(batch).await.map(|(lsn, _)| lsn)
+        self.append_inner(batch, false).await.map(|(lsn, _)| lsn)
     }
 
     /// [`Store::append`], also returning the batch's records as the hot
-    /// tier holds them (the spans shared, not copied): what detection reads
-    /// once the batch is durable.
+    /// tier holds them (the spans shared, not copied; log records copied):
+    /// what detection reads once the batch is durable.
     pub async fn append_sharing(&self, batch: Batch) -> Result<(Lsn, Records)> {
+        self.append_inner(batch, true)
+            .await
+            .map(|(lsn, records)| (lsn, records.unwrap_or_default()))
+    }
+
+    async fn append_inner(&self, batch: Batch, share: bool) -> Result<(Lsn, Option<Records>)> {
         if let Some(reason) = self.shared.failure.get() {
             return Err(StoreError::Failed {
                 reason: reason.clone(),
@@ -442,8 +448,8 @@ impl Store {
         }
         let (reply, answer) = oneshot::channel();
         let queued = Queued::new(frame, reply, Arc::clone(&self.shared));
-        // Taken apart while the writer writes: the hot tier and detection
-        // share these records.
+        // Taken apart while the writer writes (the hot tier keeps them,
+        // detection may share them).
         let records = Records::from_batch(batch);
         if self.commands.send(Command::Append(queued)).is_err() {
             // The writer is gone; the returned command is dropped, which
@@ -459,11 +465,12 @@ impl Store {
             let lsn = answer.await.map_err(|_| shared.stopped_error())??;
             // Under the tier lock's read side: a flush cannot freeze the hot
             // tier half-way through this batch.
-            let counts = tiers.apply(lsn, &records);
+            let shared = share.then(|| records.clone());
+            let counts = tiers.apply(lsn, records);
             if counts.spans.saturating_add(counts.logs) >= flush_spans {
                 signal.nudge();
             }
-            Ok((lsn, records))
+            Ok((lsn, shared))
         };
         match tokio::runtime::Handle::try_current() {
             // A spawned task is not cancelled with this future, so a durable

@@ -137,7 +137,7 @@ impl Tiers {
 
     /// Applies a durable WAL record to the hot tier; returns the hot tier's
     /// counts after it, for the flush trigger.
-    pub fn apply(&self, lsn: Lsn, records: &Records) -> HotCounts {
+    pub fn apply(&self, lsn: Lsn, records: Records) -> HotCounts {
         let rows = (records.spans.len() + records.logs.len()) as u64;
         let state = self.state.read();
         state.hot.apply(lsn, records);
