@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -28,7 +28,8 @@ pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
 use tracewarden_model::{Records, TraceId};
 
 use crate::lifecycle::LsnSet;
-use crate::segment;
+use crate::prefetch::{prefetch, prefetch_strings};
+use crate::segment::{self, SpanFacts};
 use crate::wal::Lsn;
 
 /// Number of lock shards of the hot tier.
@@ -62,10 +63,58 @@ pub(crate) struct HotTier {
     spans: AtomicU64,
     logs: AtomicU64,
     traces: AtomicU64,
+    /// The spans' time range ([`segment::span_time_range`]), taken at apply;
+    /// `u64::MAX` and 0 while there are none.
+    span_min_time: AtomicU64,
+    span_max_time: AtomicU64,
     next_untraced_shard: AtomicUsize,
     /// When the first record was applied: the age of the oldest data not yet
     /// in a segment, for the flush-by-age trigger.
     first_applied: OnceLock<Instant>,
+}
+
+impl Drop for HotTier {
+    /// A flushed tier goes whole: a million spans, each reached through
+    /// pointers in no order in memory, and freeing one waits on each miss
+    /// in turn. Taken entry by entry with later entries' memory prefetched,
+    /// the misses overlap.
+    fn drop(&mut self) {
+        for shard in self.shards.iter_mut() {
+            let traces = std::mem::take(&mut shard.get_mut().traces);
+            let mut entries: Vec<TraceEntry> = traces.into_values().collect();
+            release(&mut entries);
+        }
+    }
+}
+
+/// Drops the entries in order, each step prefetching what a later entry's
+/// drop reads: its span array, then its spans, then their attribute arrays,
+/// then their strings, each fetched once the pointer to it has arrived.
+fn release(entries: &mut [TraceEntry]) {
+    const AHEAD: usize = 8;
+    for at in 0..entries.len() {
+        if let Some(later) = entries.get(at + AHEAD) {
+            prefetch(later.spans.as_ptr());
+        }
+        if let Some(later) = entries.get(at + AHEAD / 2) {
+            for record in &later.spans {
+                prefetch(Arc::as_ptr(&record.span));
+            }
+        }
+        if let Some(later) = entries.get(at + AHEAD / 4) {
+            for record in &later.spans {
+                prefetch(record.span.attributes.as_ptr());
+            }
+        }
+        if let Some(later) = entries.get(at + 1) {
+            for record in &later.spans {
+                prefetch_strings(&record.span.attributes);
+            }
+        }
+        if let Some(entry) = entries.get_mut(at) {
+            drop(std::mem::take(entry));
+        }
+    }
 }
 
 /// Counts of what the hot tier holds.
@@ -84,6 +133,8 @@ impl HotTier {
             spans: AtomicU64::new(0),
             logs: AtomicU64::new(0),
             traces: AtomicU64::new(0),
+            span_min_time: AtomicU64::new(u64::MAX),
+            span_max_time: AtomicU64::new(0),
             next_untraced_shard: AtomicUsize::new(0),
             first_applied: OnceLock::new(),
         }
@@ -109,9 +160,12 @@ impl HotTier {
         let mut untraced = Vec::new();
 
         let log_count = records.logs.len() as u64;
+        let mut times: Option<(u64, u64)> = None;
         for record in records.spans {
             let shard = self.shard_of(&record.span.trace_id);
             let bytes = segment::span_row_bytes(&record.span);
+            let range = segment::span_time_range(&record.span);
+            times = Some(times.map_or(range, |times| segment::widen(times, range)));
             span_buckets[shard].push((record, bytes));
         }
         for entry in records.logs {
@@ -165,6 +219,10 @@ impl HotTier {
             }
         }
 
+        if let Some((min, max)) = times {
+            self.span_min_time.fetch_min(min, Ordering::Relaxed);
+            self.span_max_time.fetch_max(max, Ordering::Relaxed);
+        }
         self.spans.fetch_add(span_count, Ordering::Relaxed);
         self.logs.fetch_add(log_count, Ordering::Relaxed);
         self.traces.fetch_add(new_traces, Ordering::Relaxed);
@@ -243,7 +301,10 @@ impl HotTier {
     /// frozen tier, which nothing writes to any more (appliers only reach the
     /// hot tier): readers still take the read locks alongside, and the flush
     /// copies nothing out.
-    pub fn with_records<R>(&self, f: impl FnOnce(&[&SpanRecord], &[u32], &[&LogEntry]) -> R) -> R {
+    pub fn with_records<R>(
+        &self,
+        f: impl FnOnce(&[&SpanRecord], SpanFacts<'_>, &[&LogEntry]) -> R,
+    ) -> R {
         let shards: Vec<_> = self.shards.iter().map(|shard| shard.read()).collect();
         let counts = self.counts();
         // The counts are exact once the tier is frozen; only a capacity hint.
@@ -258,7 +319,17 @@ impl HotTier {
             }
             logs.extend(&shard.untraced_logs);
         }
-        f(&spans, &span_bytes, &logs)
+        let times = (!spans.is_empty()).then(|| {
+            (
+                self.span_min_time.load(Ordering::Relaxed),
+                self.span_max_time.load(Ordering::Relaxed),
+            )
+        });
+        let facts = SpanFacts {
+            row_bytes: &span_bytes,
+            times,
+        };
+        f(&spans, facts, &logs)
     }
 
     /// Copies of the spans for which `keep` holds, in no particular order,
@@ -443,6 +514,22 @@ mod tests {
     }
 
     #[test]
+    fn the_span_time_range_covers_every_batch_and_only_spans() {
+        let hot = HotTier::new();
+        // Logs only: no span time range, however late the log.
+        hot.apply(1, batch(Vec::new(), vec![log(Some(1), 99)]));
+        assert_eq!(hot.with_records(|_, facts, _| facts.times), None);
+        let mut late_end = span(1, 1, 50);
+        late_end.end_time_unix_nano = 70;
+        hot.apply(2, batch(vec![late_end], Vec::new()));
+        // An end before the start counts as the start.
+        let mut backwards = span(2, 1, 30);
+        backwards.end_time_unix_nano = 5;
+        hot.apply(3, batch(vec![backwards, span(3, 1, 40)], Vec::new()));
+        assert_eq!(hot.with_records(|_, facts, _| facts.times), Some((30, 70)));
+    }
+
+    #[test]
     fn records_and_scans_see_every_span_and_log() {
         let hot = HotTier::new();
         hot.apply(
@@ -452,12 +539,19 @@ mod tests {
                 vec![log(Some(1), 1), log(None, 2)],
             ),
         );
-        let (mut span_starts, mut log_times) = hot.with_records(|spans, span_bytes, logs| {
+        let (mut span_starts, mut log_times) = hot.with_records(|spans, facts, logs| {
             // One estimate per span, each the span's own.
-            assert_eq!(span_bytes.len(), spans.len());
-            for (span, bytes) in spans.iter().zip(span_bytes) {
+            assert_eq!(facts.row_bytes.len(), spans.len());
+            for (span, bytes) in spans.iter().zip(facts.row_bytes) {
                 assert_eq!(*bytes, segment::span_row_bytes(&span.span));
             }
+            // The time range of all spans.
+            let range = spans
+                .iter()
+                .map(|s| segment::span_time_range(&s.span))
+                .reduce(segment::widen);
+            assert_eq!(facts.times, range);
+            assert_eq!(facts.times.map(|(min, _)| min), Some(10));
             (
                 spans
                     .iter()

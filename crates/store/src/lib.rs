@@ -95,6 +95,7 @@ pub mod hot;
 pub mod integrity;
 pub mod lifecycle;
 pub mod payloads;
+mod prefetch;
 pub mod segment;
 mod snapshot;
 mod store;

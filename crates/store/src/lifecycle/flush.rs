@@ -72,12 +72,12 @@ impl Lifecycle {
         // more and which readers keep using meanwhile. On error write_segment
         // removed its temporary files; a file it had already renamed is
         // overwritten by the retry, which uses the same id.
-        let written = frozen.with_records(|spans, span_bytes, logs| {
+        let written = frozen.with_records(|spans, facts, logs| {
             write_segment_sized(
                 &self.dir,
                 id,
                 spans,
-                span_bytes,
+                facts,
                 logs,
                 &self.segment_options,
                 self.encryption_key.as_deref(),

@@ -68,7 +68,7 @@ mod schema;
 mod writer;
 
 pub use reader::Segment;
-pub(crate) use writer::{span_row_bytes, write_segment_sized};
+pub(crate) use writer::{SpanFacts, span_row_bytes, span_time_range, widen, write_segment_sized};
 pub use writer::{write_segment, write_segment_with_key};
 
 /// Value of the `tracewarden.segment.version` key of both files' metadata.

@@ -49,6 +49,7 @@ use crate::encryption::EncryptionKey;
 use crate::encryption::segment::encryption_properties;
 use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
+use crate::prefetch::{prefetch, prefetch_strings};
 
 /// Writes segment `id`: `<id>.spans.parquet` and `<id>.logs.parquet` in
 /// `dir` (both always, possibly without rows).
@@ -99,16 +100,37 @@ pub(crate) fn write_segment_sized(
     dir: &Path,
     id: u64,
     spans: &[&SpanRecord],
-    span_bytes: &[u32],
+    facts: SpanFacts<'_>,
     logs: &[&LogEntry],
     options: &SegmentWriteOptions,
     key: Option<&EncryptionKey>,
 ) -> Result<WrittenSegment> {
-    write_segment_inner(dir, id, spans, Some(span_bytes), logs, options, key)
+    write_segment_inner(dir, id, spans, Some(facts), logs, options, key)
+}
+
+/// What the hot tier measured of its spans at apply, while each was in
+/// cache, so that a flush need not walk every span in cold memory for it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpanFacts<'a> {
+    /// Each span's row-size estimate ([`span_row_bytes`]), in the order of
+    /// the spans handed over with it.
+    pub row_bytes: &'a [u32],
+    /// The earliest start and the latest end (or start, when later) of the
+    /// spans ([`span_time_range`]); `None` when there are none.
+    pub times: Option<(u64, u64)>,
 }
 
 // What `write_segment_sized` relies on to skip the depth check.
 const _: () = assert!(crate::codec::MAX_VALUE_DEPTH <= MAX_VALUE_DEPTH);
+
+/// The time range a span adds to a segment's: its start, and its end when
+/// later than the start.
+pub(crate) fn span_time_range(span: &Span) -> (u64, u64) {
+    (
+        span.start_time_unix_nano,
+        span.start_time_unix_nano.max(span.end_time_unix_nano),
+    )
+}
 
 /// A span's row-size estimate for [`write_segment_sized`].
 pub(crate) fn span_row_bytes(span: &Span) -> u32 {
@@ -120,13 +142,17 @@ fn write_segment_inner(
     dir: &Path,
     id: u64,
     spans: &[&SpanRecord],
-    span_bytes: Option<&[u32]>,
+    facts: Option<SpanFacts<'_>>,
     logs: &[&LogEntry],
     options: &SegmentWriteOptions,
     key: Option<&EncryptionKey>,
 ) -> Result<WrittenSegment> {
     check_options(dir, options)?;
-    let (min_time, max_time) = time_range(spans, logs);
+    let span_times = match facts {
+        Some(facts) => facts.times,
+        None => spans.iter().map(|s| span_time_range(&s.span)).reduce(widen),
+    };
+    let (min_time, max_time) = time_range(span_times, logs);
     let meta = FileMeta {
         id,
         min_time,
@@ -138,6 +164,7 @@ fn write_segment_inner(
     let logs_name = logs_file_name(id);
     let spans_tmp = dir.join(format!("{spans_name}.tmp"));
     let logs_tmp = dir.join(format!("{logs_name}.tmp"));
+    let span_bytes = facts.map(|facts| facts.row_bytes);
     let written = write_spans(&spans_tmp, spans, span_bytes, options, &meta)
         .and_then(|spans| Ok((spans, write_logs(&logs_tmp, logs, options, &meta)?)));
     let (spans_digest, logs_digest) = match written {
@@ -194,22 +221,23 @@ fn check_options(dir: &Path, options: &SegmentWriteOptions) -> Result<()> {
     }
 }
 
-fn time_range(spans: &[&SpanRecord], logs: &[&LogEntry]) -> (u64, u64) {
-    let span_times = spans.iter().map(|s| {
-        let span = &s.span;
-        (
-            span.start_time_unix_nano,
-            span.start_time_unix_nano.max(span.end_time_unix_nano),
-        )
-    });
-    let log_times = logs.iter().map(|l| {
-        let time = l.record.effective_time_unix_nano();
-        (time, time)
-    });
-    span_times
-        .chain(log_times)
-        .reduce(|(min, max), (lo, hi)| (min.min(lo), max.max(hi)))
+/// The segment's time range: the spans' (`None` if there are none)
+/// widened by every log record's time; (0, 0) for an empty segment.
+fn time_range(span_times: Option<(u64, u64)>, logs: &[&LogEntry]) -> (u64, u64) {
+    logs.iter()
+        .map(|l| {
+            let time = l.record.effective_time_unix_nano();
+            (time, time)
+        })
+        .fold(span_times, |range, log| {
+            Some(range.map_or(log, |range| widen(range, log)))
+        })
         .unwrap_or((0, 0))
+}
+
+/// The smallest range holding both.
+pub(crate) fn widen((min, max): (u64, u64), (lo, hi): (u64, u64)) -> (u64, u64) {
+    (min.min(lo), max.max(hi))
 }
 
 /// What both files' key-value metadata record.
@@ -257,9 +285,13 @@ struct Digest32 {
 // ---------------------------------------------------------------- preparing
 
 /// A file's rows in write order, and what every row group needs.
-struct Prepared<'a, T> {
+struct Prepared<'a, T, K> {
     /// The input rows, sorted.
     rows: Vec<&'a T>,
+    /// Their sort keys, in the same order: what a pass over the sorted rows
+    /// needs of them is read here, in order, not through each row's
+    /// pointer in no order in memory.
+    keys: Vec<K>,
     /// Per sorted row, its (resource, scope) pair in `pairs`.
     pair_of: Vec<u32>,
     /// The distinct (resource, scope) pairs, by `Arc` identity.
@@ -268,15 +300,19 @@ struct Prepared<'a, T> {
     groups: Vec<Range<usize>>,
 }
 
-impl<T> Prepared<'_, T> {
-    /// The most distinct values of `key` in one row group, for a row order
-    /// sorted by that key (so counting the changes counts the values).
-    fn max_distinct_in_a_group<K: PartialEq>(&self, key: impl Fn(&T) -> K) -> u64 {
+impl<T, K> Prepared<'_, T, K> {
+    /// The most distinct values of `part` (a leading part of the sort key)
+    /// in one row group: the rows are sorted by it, so counting the changes
+    /// counts the values.
+    fn max_distinct_in_a_group<D: PartialEq>(&self, part: impl Fn(&K) -> D) -> u64 {
         self.groups
             .iter()
             .map(|group| {
-                let rows = self.rows.get(group.clone()).unwrap_or(&[]);
-                1 + rows.windows(2).filter(|w| key(w[0]) != key(w[1])).count() as u64
+                let keys = self.keys.get(group.clone()).unwrap_or(&[]);
+                1 + keys
+                    .windows(2)
+                    .filter(|w| part(&w[0]) != part(&w[1]))
+                    .count() as u64
             })
             .max()
             .unwrap_or(1)
@@ -286,6 +322,8 @@ impl<T> Prepared<'_, T> {
 /// Sorts `input` by `key` (then input position, so equal keys keep their
 /// order), finds the distinct resource/scope pairs and cuts row groups, in
 /// one sequential pass over the input and one over the sorted keys.
+/// `ahead` is called with the row [`AHEAD_ROWS`] ahead of the one whose key
+/// is taken, to prefetch what `key` will read.
 /// `own_bytes` estimates a row's bytes, or refuses the row; it walks every
 /// attribute (a third of this pass), so on a large input a second thread
 /// takes half the rows.
@@ -293,10 +331,11 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     input: &[&'a T],
     max_rows: usize,
     key: impl Fn(&T) -> K,
+    ahead: impl Fn(&T),
     context: impl Fn(&T) -> (&Arc<Resource>, &Arc<Scope>),
     own_bytes: impl Fn(&T) -> Result<usize, String> + Sync,
     known_bytes: Option<&[u32]>,
-) -> Result<Prepared<'a, T>, String> {
+) -> Result<Prepared<'a, T, K>, String> {
     let count = u32::try_from(input.len())
         .map_err(|_| format!("{} rows are too many for one file", input.len()))?;
     // Estimates taken earlier, one per row, replace `own_bytes`.
@@ -325,6 +364,9 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
         let mut known: HashMap<(*const Resource, *const Scope), u32> = HashMap::new();
         let mut last: Option<((*const Resource, *const Scope), u32)> = None;
         for (&row, i) in input.iter().zip(0..count) {
+            if let Some(&later) = input.get(i as usize + AHEAD_ROWS) {
+                ahead(later);
+            }
             keys.push((key(row), i));
             let (resource, scope) = context(row);
             let identity = (Arc::as_ptr(resource), Arc::as_ptr(scope));
@@ -361,14 +403,16 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     keys.sort_unstable();
 
     let mut rows = Vec::with_capacity(keys.len());
+    let mut sorted_keys = Vec::with_capacity(keys.len());
     let mut pair_of = Vec::with_capacity(keys.len());
     let mut sizes = Vec::with_capacity(keys.len());
-    for (_, i) in &keys {
-        let i = *i as usize;
+    for (key, i) in keys {
+        let i = i as usize;
         if let (Some(row), Some(pair), Some(bytes)) =
             (input.get(i), row_pair.get(i), row_bytes.get(i))
         {
             rows.push(*row);
+            sorted_keys.push(key);
             pair_of.push(*pair);
             sizes.push(*bytes as usize);
         }
@@ -376,13 +420,14 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     let groups = row_groups(&sizes, max_rows, |bytes| *bytes);
     Ok(Prepared {
         rows,
+        keys: sorted_keys,
         pair_of,
         pairs,
         groups,
     })
 }
 
-impl<T> Prepared<'_, T> {
+impl<T, K> Prepared<'_, T, K> {
     /// The sorted rows in `range`, with their resource/scope pairs.
     fn slice(&self, range: Range<usize>) -> (&[&T], &[u32]) {
         (
@@ -615,6 +660,7 @@ fn write_spans(
                 u64::from_be_bytes(s.span.span_id.to_bytes()),
             )
         },
+        |s| prefetch(Arc::as_ptr(&s.span)),
         |s| (&s.resource, &s.scope),
         // The depth check walks the attributes the size estimate walks:
         // in the same pass, they are read from memory once.
@@ -633,7 +679,7 @@ fn write_spans(
     // row count on the other columns. The Parquet writer folds each filter
     // down to the values it received, so an upper bound only costs memory
     // while writing.
-    let trace_ndv = prepared.max_distinct_in_a_group(|s| s.span.trace_id);
+    let trace_ndv = prepared.max_distinct_in_a_group(|(trace_id, _, _)| *trace_id);
     let mut bloom_ndv = vec![("trace_id".to_string(), trace_ndv)];
     bloom_ndv.extend(
         DedicatedColumn::ALL
@@ -801,7 +847,19 @@ fn span_batch(
     let mut links = LinkListBuilder::new(n);
     let mut dropped_links = UInt32Builder::with_capacity(n);
 
-    for record in rows {
+    for (at, record) in rows.iter().enumerate() {
+        // Sorted rows are in no order in memory: fetch each row's span,
+        // then (once it has arrived) its attribute array, then the string
+        // values that array points to, ahead of use.
+        if let Some(later) = rows.get(at + AHEAD_ROWS) {
+            prefetch(Arc::as_ptr(&later.span));
+        }
+        if let Some(later) = rows.get(at + AHEAD_ROWS / 2) {
+            prefetch(later.span.attributes.as_ptr());
+        }
+        if let Some(later) = rows.get(at + AHEAD_ROWS / 4) {
+            prefetch_strings(&later.span.attributes);
+        }
         let span = &record.span;
         trace_id.push(Some(span.trace_id.as_bytes()));
         span_id.push(Some(span.span_id.as_bytes()));
@@ -862,6 +920,10 @@ fn span_batch(
     columns.extend(resource_scope);
     RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)
 }
+
+/// How far ahead of the row being read the writer's passes prefetch: far
+/// enough for a miss to complete, near enough for the line to stay cached.
+const AHEAD_ROWS: usize = 16;
 
 /// Rows spread evenly over `rows`, to size builders by.
 fn sample<'a, T>(rows: &'a [&'a T]) -> impl Iterator<Item = &'a T> {
@@ -1158,6 +1220,8 @@ fn write_logs(
                 l.record.effective_time_unix_nano(),
             )
         },
+        // A log record is held in place, not behind a pointer.
+        |_| {},
         |l| (&l.resource, &l.scope),
         |l| {
             check_log_depth(l)?;
@@ -1170,9 +1234,9 @@ fn write_logs(
         PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
     let encryption = meta.encryption("logs").map_err(segment_error)?;
     // No bloom filter in an encrypted file: parquet-rs writes it unencrypted.
-    let trace_ndv = encryption
-        .is_none()
-        .then(|| prepared.max_distinct_in_a_group(|l| l.record.trace_id));
+    let trace_ndv = encryption.is_none().then(|| {
+        prepared.max_distinct_in_a_group(|(untraced, trace_id, _)| (*untraced, *trace_id))
+    });
     let properties = properties(
         options,
         meta.key_values("logs", logs.len()),
@@ -1723,8 +1787,9 @@ mod tests {
     #[test]
     fn row_groups_are_cut_into_slices() {
         let sizes = vec![1usize; 2 * SLICE_ROWS + 10];
-        let prepared = Prepared::<u8> {
+        let prepared = Prepared::<u8, ()> {
             rows: Vec::new(),
+            keys: Vec::new(),
             pair_of: Vec::new(),
             pairs: Vec::new(),
             groups: row_groups(&sizes, SLICE_ROWS + 5, |_| 1),
@@ -1812,8 +1877,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let options = SegmentWriteOptions::default();
             match sizes {
-                Some(sizes) => {
-                    write_segment_sized(dir.path(), 1, &refs, sizes, &[], &options, None)
+                Some(row_bytes) => {
+                    let times = refs.iter().map(|r| span_time_range(&r.span)).reduce(widen);
+                    let facts = SpanFacts { row_bytes, times };
+                    write_segment_sized(dir.path(), 1, &refs, facts, &[], &options, None)
                 }
                 None => write_segment(dir.path(), 1, &refs, &[], &options),
             }
