@@ -383,8 +383,8 @@ mod tests {
     use std::sync::Arc;
 
     use tracewarden_model::{
-        Batch, LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, Span,
-        SpanId,
+        Batch, KeyValue, LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans,
+        Span, SpanId,
     };
 
     use super::*;
@@ -511,6 +511,27 @@ mod tests {
         assert!(!hot.is_empty());
         assert!(hot.age().is_some());
         assert_eq!(hot.lsns().ranges(), [(5, 7), (9, 9)]);
+    }
+
+    #[test]
+    fn dropping_a_tier_releases_every_span_once() {
+        let hot = HotTier::new();
+        let mut long = span(1, 1, 10);
+        long.attributes.push(KeyValue::new(
+            "url.full",
+            "https://example.com/a/path/longer/than/inline",
+        ));
+        // Enough traces that the drop's look-ahead runs past both ends.
+        let spans: Vec<Span> = (2..40).map(|t| span(t, 1, 20)).chain([long]).collect();
+        let records = batch(spans, vec![log(Some(1), 1)]);
+        // Held here too, as detection holds them: the tier must let go of
+        // its reference and only that one.
+        let kept: Vec<Arc<Span>> = records.spans.iter().map(|r| Arc::clone(&r.span)).collect();
+        hot.apply(1, records);
+        assert!(kept.iter().all(|s| Arc::strong_count(s) == 2));
+        drop(hot);
+        assert!(kept.iter().all(|s| Arc::strong_count(s) == 1));
+        assert_eq!(kept.len(), 39);
     }
 
     #[test]
