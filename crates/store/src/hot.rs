@@ -64,7 +64,9 @@ pub(crate) struct HotTier {
     logs: AtomicU64,
     traces: AtomicU64,
     /// The spans' time range ([`segment::span_time_range`]), taken at apply;
-    /// `u64::MAX` and 0 while there are none.
+    /// `u64::MAX` and 0 while there are none. Exact once the tier is frozen:
+    /// an apply holds the tiers' read lock until it has updated these, and
+    /// freezing takes the write lock (`lifecycle::tiers`).
     span_min_time: AtomicU64,
     span_max_time: AtomicU64,
     next_untraced_shard: AtomicUsize,
