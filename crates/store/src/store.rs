@@ -509,7 +509,7 @@ impl Store {
     }
 
     /// A consistent view of every tier for a query that reads in several
-    /// steps (see [`Snapshot`]).
+    /// steps (see [`crate::Snapshot`]).
     pub fn snapshot(&self) -> crate::Snapshot {
         crate::Snapshot::new(self.tiers.snapshot())
     }
@@ -565,7 +565,7 @@ impl Store {
         }
     }
 
-    /// Verifies the segments against their manifest chain ([`crate::verify`]),
+    /// Verifies the segments against their manifest chain ([`crate::verify()`]),
     /// checking signatures with the store's own key when it signs. Holds the
     /// lifecycle (no flush, compaction or retention meanwhile) so that a
     /// segment being written is not taken for an inserted one. Blocking: it

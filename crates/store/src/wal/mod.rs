@@ -63,9 +63,9 @@
 //! The header has its own checksum so one flipped bit in the salt is seen as
 //! a damaged header rather than as every record being corrupt.
 //!
-//! # Write path ([`writer`])
+//! # Write path (`writer`)
 //!
-//! The caller's task encodes the batch straight into a [`Frame`] (header
+//! The caller's task encodes the batch straight into a `Frame` (header
 //! space then payload) and computes the payload's crc32c. A dedicated writer
 //! thread (fsync blocks, so not a tokio worker) takes everything queued,
 //! assigns LSNs, fills in each record header (combining the payload crc with
@@ -74,7 +74,7 @@
 //! only then answers every waiting append. Creating a file is followed by an
 //! fsync of the directory so the new name survives a crash.
 //!
-//! # Read path ([`replay`])
+//! # Read path (`replay`)
 //!
 //! On open, files are read in LSN order and each valid record is decoded and
 //! handed to the hot tier. Damage is handled so nothing is lost silently:
