@@ -1,9 +1,9 @@
 //! Attack-payload detectors for request fields carried by spans: `url.query`,
 //! `url.path`, `url.full`, `http.request.header.*` and body attributes.
 //!
-//! Four classes: SQL injection ([`sqli`]: a SQL lexer run in three quoting contexts
-//! plus rules over the token sequence), cross-site scripting ([`xss`]), path
-//! traversal ([`traversal`]) and OS command injection ([`command`]). Every value is
+//! Four classes: SQL injection (`sqli`: a SQL lexer run in three quoting contexts
+//! plus rules over the token sequence), cross-site scripting (`xss`), path
+//! traversal (`traversal`) and OS command injection (`command`). Every value is
 //! URL-decoded first (up to three rounds, `%uXXXX`, overlong UTF-8, `+`), then
 //! scanned whole and, when it looks like a query string, form body or cookie header,
 //! parameter by parameter: a SQL break-out only shows as such from the start of the

@@ -52,7 +52,7 @@ pub struct Site {
     /// Internal and cloud-metadata addresses a server-side request should
     /// not be steered to (SSRF), as regexes over `server.address`.
     pub internal_addresses: Vec<String>,
-    /// Origins (scheme://host[:port]) the site's own pages are served
+    /// Origins (`scheme://host[:port]`) the site's own pages are served
     /// from, as regexes; requests from other origins are cross-site.
     pub trusted_origins: Vec<String>,
 }

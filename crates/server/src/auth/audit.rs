@@ -120,7 +120,7 @@ const SECRET_PARAMS: &[&str] = &[
 ];
 
 /// The query string with secret values replaced by `[redacted]`: the
-/// values of [`SECRET_PARAMS`] and anything that looks like one of our
+/// values of `SECRET_PARAMS` and anything that looks like one of our
 /// keys or a bearer token.
 pub fn redact_query(query: &str) -> String {
     query

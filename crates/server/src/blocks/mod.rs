@@ -10,7 +10,7 @@
 //!
 //! Changes are durable before they are visible: each one rewrites
 //! `data_dir/blocks/blocklist.json` atomically and appends to
-//! `history.jsonl` (see [`files`]). Expired blocks stop denying at once
+//! `history.jsonl` (see `files`). Expired blocks stop denying at once
 //! and are removed (with an `expire` history entry) by the next sweep.
 
 mod config;

@@ -1,7 +1,7 @@
 //! OTLP/JSON decoding: the "JSON Protobuf Encoding" of the OTLP specification.
 //!
 //! The request body is parsed by serde_json into borrowed wire structs
-//! ([`wire`]), then converted record by record into a
+//! (`wire`), then converted record by record into a
 //! [`tracewarden_model::Batch`]. What the mapping allows, and this decoder
 //! therefore reads:
 //!
