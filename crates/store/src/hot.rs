@@ -37,11 +37,12 @@ pub const SHARDS: usize = 16;
 
 #[derive(Default)]
 struct TraceEntry {
-    spans: Vec<SpanRecord>,
-    /// Each span's row-size estimate for the segment writer, taken while
-    /// the span is in cache at apply (a flush would otherwise walk every
-    /// span's attributes once more in cold memory just for it).
-    span_bytes: Vec<u32>,
+    /// Each span with its row-size estimate for the segment writer, taken
+    /// while the span is in cache at apply (a flush would otherwise walk
+    /// every span's attributes once more in cold memory just for it). One
+    /// vector, not two: one allocation per trace at apply, one free and one
+    /// cache miss per trace at flush.
+    spans: Vec<(SpanRecord, u32)>,
     logs: Vec<LogEntry>,
 }
 
@@ -99,17 +100,17 @@ fn release(entries: &mut [TraceEntry]) {
             prefetch(later.spans.as_ptr());
         }
         if let Some(later) = entries.get(at + AHEAD / 2) {
-            for record in &later.spans {
+            for (record, _) in &later.spans {
                 prefetch(Arc::as_ptr(&record.span));
             }
         }
         if let Some(later) = entries.get(at + AHEAD / 4) {
-            for record in &later.spans {
+            for (record, _) in &later.spans {
                 prefetch(record.span.attributes.as_ptr());
             }
         }
         if let Some(later) = entries.get(at + 1) {
-            for record in &later.spans {
+            for (record, _) in &later.spans {
                 prefetch_strings(&record.span.attributes);
             }
         }
@@ -194,8 +195,7 @@ impl HotTier {
                     new_traces += 1;
                     TraceEntry::default()
                 });
-                entry.spans.push(record);
-                entry.span_bytes.push(bytes);
+                entry.spans.push((record, bytes));
             }
             for log in logs {
                 // Bucketed above only when the record has a trace id.
@@ -235,7 +235,8 @@ impl HotTier {
         let (mut spans, mut logs) = {
             let shard = self.shards[self.shard_of(&trace_id)].read();
             let entry = shard.traces.get(&trace_id)?;
-            (entry.spans.clone(), entry.logs.clone())
+            let spans: Vec<SpanRecord> = entry.spans.iter().map(|(s, _)| s.clone()).collect();
+            (spans, entry.logs.clone())
         };
         // Sorted outside the lock and on read: appends stay cheap, and spans
         // of one trace arrive from many services in any order anyway.
@@ -315,8 +316,10 @@ impl HotTier {
         let mut logs = Vec::with_capacity(usize::try_from(counts.logs).unwrap_or(0));
         for shard in &shards {
             for entry in shard.traces.values() {
-                spans.extend(&entry.spans);
-                span_bytes.extend_from_slice(&entry.span_bytes);
+                for (span, bytes) in &entry.spans {
+                    spans.push(span);
+                    span_bytes.push(*bytes);
+                }
                 logs.extend(&entry.logs);
             }
             logs.extend(&shard.untraced_logs);
@@ -364,7 +367,7 @@ impl HotTier {
     ) -> ControlFlow<()> {
         for shard in self.shards.iter() {
             let shard = shard.read();
-            for span in shard.traces.values().flat_map(|entry| &entry.spans) {
+            for (span, _) in shard.traces.values().flat_map(|entry| &entry.spans) {
                 visit(span)?;
             }
         }
