@@ -1,17 +1,12 @@
 //! The `tracewarden` command line: `main` parses the flags and hands each
 //! mode to its module in `cmd/`. Errors are printed once, with their causes.
 
+mod alloc;
 mod cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-// mimalloc: decoding allocates many small strings and vectors per span;
-// measured ~2x faster than the system allocator on OTLP decoding
-// (../shared/MEASURED.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Security analytics on distributed traces.
 #[derive(Parser)]
@@ -72,6 +67,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::configure();
     let cli = Cli::parse();
     cmd::client::set_api_key(cli.api_key);
     cmd::client::ClientTls {
