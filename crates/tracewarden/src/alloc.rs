@@ -26,10 +26,13 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// The environment variable mimalloc reads `purge_delay` from.
 const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
 
+/// Its deprecated name, which mimalloc still reads.
+const RESET_DELAY_ENV: &str = "MIMALLOC_RESET_DELAY";
+
 /// Keeps freed memory for reuse unless the environment chose a purge delay.
 /// Call first in `main`, before any other thread starts.
 pub fn configure() {
-    if std::env::var_os(PURGE_DELAY_ENV).is_some() {
+    if purge_delay_in(std::env::vars_os().map(|(name, _)| name)) {
         return;
     }
     // SAFETY: mi_option_set writes one entry of mimalloc's option table and
@@ -42,9 +45,34 @@ pub fn configure() {
     }
 }
 
+/// Whether `names` hold a purge delay for mimalloc, which reads its
+/// variables in upper or lower case.
+fn purge_delay_in(mut names: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    names.any(|name| {
+        name.to_str().is_some_and(|name| {
+            name.eq_ignore_ascii_case(PURGE_DELAY_ENV) || name.eq_ignore_ascii_case(RESET_DELAY_ENV)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_purge_delay_is_left_alone() {
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert!(purge_delay_in(names(&["PATH", "MIMALLOC_PURGE_DELAY"])));
+        assert!(purge_delay_in(names(&["mimalloc_purge_delay"])));
+        assert!(purge_delay_in(names(&["MIMALLOC_RESET_DELAY"])));
+        assert!(!purge_delay_in(names(&["PATH", "MIMALLOC_ALLOW_THP"])));
+        assert!(!purge_delay_in(names(&[])));
+    }
 
     /// The index names `purge_delay`: the only option of mimalloc v3 whose
     /// default is 1000 (ms), read unless the environment overrides it.
