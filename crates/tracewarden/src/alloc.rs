@@ -59,14 +59,12 @@ fn purge_delay_in(mut names: impl Iterator<Item = std::ffi::OsString>) -> bool {
 mod tests {
     use super::*;
 
+    fn names<'a>(list: &'a [&str]) -> impl Iterator<Item = std::ffi::OsString> + 'a {
+        list.iter().map(std::ffi::OsString::from)
+    }
+
     #[test]
     fn an_environment_purge_delay_is_left_alone() {
-        let names = |list: &[&str]| {
-            list.iter()
-                .map(std::ffi::OsString::from)
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
         assert!(purge_delay_in(names(&["PATH", "MIMALLOC_PURGE_DELAY"])));
         assert!(purge_delay_in(names(&["mimalloc_purge_delay"])));
         assert!(purge_delay_in(names(&["MIMALLOC_RESET_DELAY"])));
