@@ -458,10 +458,18 @@ fn reload_keeps_the_windows_of_unchanged_rules() {
         .collect();
     assert!(engine.process(&failures, BASE + 10 * SEC).is_empty());
 
-    // `other` changes its count: it starts afresh; `brute` carries on.
+    // `other` changes its count: it starts afresh; `brute` carries on,
+    // reworded, with another severity, a comment and other quoting.
     let changed = other.replace("count: 4", "count: 2");
+    let reworded = brute
+        .replace(
+            "title: t",
+            "title: Brute force\ndescription: reworded # why",
+        )
+        .replace("severity: high", "severity: critical")
+        .replace("window: 1m", "window: '1m'");
     let added = "id: added\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.y = 1 }'\n";
-    let summary = engine.reload(vec![rule(brute), rule(&changed), rule(added)]);
+    let summary = engine.reload(vec![rule(&reworded), rule(&changed), rule(added)]);
     assert_eq!(summary.kept, vec!["brute"]);
     assert_eq!(summary.changed, vec!["other"]);
     assert_eq!(summary.added, vec!["added"]);

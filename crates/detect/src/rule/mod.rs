@@ -272,8 +272,11 @@ pub struct Rule {
     pub line: usize,
     /// 1-based column of the `id` value in the file.
     pub column: usize,
-    /// A stable hash (FNV-1a, 64 bits) of the rule file's text: a reload
-    /// keeps the state of a rule whose id and digest are unchanged, and a
+    /// A stable hash (FNV-1a, 64 bits) of what the rule matches and counts:
+    /// the file's entries as parsed, but for its title, description,
+    /// response, tags, severity, `enabled` and `block`. A reload keeps the
+    /// state of a rule whose id and digest are unchanged (so rewording a
+    /// rule, or changing its severity, keeps its windows), and a
     /// checkpoint restores only into the same rule.
     pub digest: u64,
 }
@@ -488,6 +491,9 @@ struct Checker<'s> {
     /// empty.
     empty_facts: Vec<String>,
     errors: Vec<RuleError>,
+    /// The rule's id and its position, once read: known even when the
+    /// file has other mistakes, so duplicates are reported in the same pass.
+    found_id: Option<(String, usize, usize)>,
 }
 
 impl<'s> Checker<'s> {
@@ -992,24 +998,164 @@ fn string_of<'a>(node: &'a MarkedYaml<'_>) -> Option<&'a str> {
     }
 }
 
-/// Maps the position of a TraceQL error inside a condition onto the YAML
-/// file. A TraceQL text of several lines comes from a literal block scalar
-/// (`|`; plain, quoted and folded scalars fold newlines into spaces), whose
-/// node starts at its first content character, so later lines have the
-/// same indentation. Escapes in double-quoted scalars can shift the column.
+/// Maps the position of a TraceQL error inside a condition (a byte offset
+/// of the scalar's value) onto the YAML file: 1-based line and column.
+///
+/// The value differs from the text that wrote it by quotes, escapes,
+/// indentation, folded line breaks (quoted and plain scalars spanning
+/// lines) and a literal block's leading blank lines, so the two are
+/// aligned character by character from the node's start: a value
+/// character is found at or after the current source position, skipping
+/// only what YAML removes (whitespace, quotes, backslashes); whitespace in
+/// the value that the source does not have (a folded line break) is
+/// skipped. Where they cannot be aligned (an escape such as `\x41`), the
+/// node's own position.
 fn map_traceql_position(source: &str, node: &MarkedYaml<'_>, e: &ParseError) -> (usize, usize) {
-    let (line, column) = position(node);
-    let err_line = usize::try_from(e.line).unwrap_or(1).max(1);
-    let err_column = usize::try_from(e.column).unwrap_or(1).max(1);
-    if err_line > 1 {
-        return (line + err_line - 1, column - 1 + err_column);
+    map_value_position(source, node, e.offset).unwrap_or_else(|| position(node))
+}
+
+fn map_value_position(
+    source: &str,
+    node: &MarkedYaml<'_>,
+    offset: usize,
+) -> Option<(usize, usize)> {
+    fn advance(c: char, line: &mut usize, column: &mut usize) {
+        if c == '\n' {
+            *line += 1;
+            *column = 0;
+        } else {
+            *column += 1;
+        }
     }
-    let quoted = source
-        .lines()
-        .nth(line.saturating_sub(1))
-        .and_then(|text| text.chars().nth(column.saturating_sub(1)))
-        .is_some_and(|c| c == '"' || c == '\'');
-    (line, column + err_column - usize::from(!quoted))
+    let removable = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\');
+    let value = string_of(node)?;
+    let before = value.get(..offset)?;
+    let start = node.span.start;
+    let mut text = source.chars().skip(start.index()).peekable();
+    // 1-based line and 0-based column of the next character of `text`.
+    let (mut line, mut column) = (start.line(), start.col());
+    for wanted in before.chars() {
+        loop {
+            let &c = text.peek()?;
+            if c == wanted || (wanted == ' ' && c == '\n') {
+                advance(c, &mut line, &mut column);
+                text.next();
+                break;
+            }
+            if wanted.is_whitespace() && !c.is_whitespace() {
+                // Whitespace the source does not have here (a fold or a
+                // literal block's leading blank line).
+                break;
+            }
+            if !removable(c) {
+                return None;
+            }
+            advance(c, &mut line, &mut column);
+            text.next();
+        }
+    }
+    // The character at the offset, past what YAML removed before it; at
+    // the end of the value, just after its last character.
+    if let Some(wanted) = value.get(offset..).and_then(|rest| rest.chars().next()) {
+        while let Some(&c) = text.peek() {
+            if c == wanted || wanted.is_whitespace() || !removable(c) {
+                break;
+            }
+            advance(c, &mut line, &mut column);
+            text.next();
+        }
+    }
+    Some((line, column + 1))
+}
+
+/// Deepest nesting of mappings and sequences a rule file may have; the
+/// built-in rules use five.
+const MAX_YAML_DEPTH: usize = 32;
+
+/// Where `source` first nests mappings and sequences deeper than
+/// [`MAX_YAML_DEPTH`], from the parser's events before any tree is built:
+/// building and dropping the tree recurse once per level, and the YAML
+/// parser bounds only flow collections (`[`, `{`), not block sequences such
+/// as `- - - x`, so a small file could overflow the stack of the thread
+/// that reloads rules. A syntax error ends the walk; the loader reports it.
+fn too_deep(source: &str) -> Option<(usize, usize)> {
+    use saphyr_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(source);
+    let mut depth = 0usize;
+    while let Some(Ok((event, span))) = parser.next_event() {
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_YAML_DEPTH {
+                    return Some((span.start.line(), span.start.col() + 1));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            Event::StreamEnd => break,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Top-level keys that describe a rule or what to do when it fires, not
+/// what it matches or counts: editing them keeps its state on reload.
+const DESCRIPTIVE_KEYS: [&str; 7] = [
+    "title",
+    "description",
+    "response",
+    "tags",
+    "severity",
+    "enabled",
+    "block",
+];
+
+/// The digest of what a rule's state depends on (see [`Rule::digest`]):
+/// every top-level entry but the [`DESCRIPTIVE_KEYS`], as parsed, so
+/// comments, quoting, layout and key order do not count either.
+fn state_digest(root: &MarkedYaml<'_>) -> u64 {
+    let mut canonical = String::new();
+    match &root.data {
+        YamlData::Mapping(map) => {
+            let mut entries: Vec<(String, String)> = map
+                .iter()
+                .filter(|(k, _)| !string_of(k).is_some_and(|k| DESCRIPTIVE_KEYS.contains(&k)))
+                .map(|(k, v)| (canonical_node(k), canonical_node(v)))
+                .collect();
+            entries.sort();
+            for (k, v) in entries {
+                canonical.push_str(&k);
+                canonical.push_str(&v);
+            }
+        }
+        _ => canonical = canonical_node(root),
+    }
+    fnv1a(canonical.as_bytes())
+}
+
+/// A node as text that two nodes share exactly when their values are the
+/// same: strings length-prefixed, mapping entries sorted.
+fn canonical_node(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Value(Scalar::String(text)) => format!("s{}:{text}", text.len()),
+        YamlData::Value(scalar) => format!("v{scalar:?};"),
+        YamlData::Representation(text, ..) => format!("r{}:{text}", text.len()),
+        YamlData::Sequence(items) => {
+            let inner: String = items.iter().map(canonical_node).collect();
+            format!("[{inner}]")
+        }
+        YamlData::Mapping(map) => {
+            let mut entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| canonical_node(k) + &canonical_node(v))
+                .collect();
+            entries.sort();
+            format!("{{{}}}", entries.concat())
+        }
+        YamlData::Tagged(tag, inner) => format!("t{tag:?}{}", canonical_node(inner)),
+        YamlData::Alias(id) => format!("a{id};"),
+        YamlData::BadValue => "!".to_string(),
+    }
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms (unlike std's
@@ -1054,13 +1200,42 @@ pub fn parse_rule(source: &str, file: &Path) -> Result<Rule, Vec<RuleError>> {
 /// Parses the text of one rule file, with `$facts` in its conditions taken
 /// from `site`.
 pub fn parse_rule_for(source: &str, file: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
+    parse_rule_with_id(source, file, site).0
+}
+
+/// A rule id as read from a file: the id, its line and column.
+type FoundId = Option<(String, usize, usize)>;
+
+/// [`parse_rule_for`], and the rule's id whenever it could be read.
+fn parse_rule_with_id(
+    source: &str,
+    file: &Path,
+    site: &Site,
+) -> (Result<Rule, Vec<RuleError>>, FoundId) {
     let mut checker = Checker {
         file,
         source,
         site,
         empty_facts: Vec::new(),
         errors: Vec::new(),
+        found_id: None,
     };
+    let rule = parse_checked(&mut checker);
+    (rule, checker.found_id)
+}
+
+fn parse_checked(checker: &mut Checker<'_>) -> Result<Rule, Vec<RuleError>> {
+    let source = checker.source;
+    if let Some((line, column)) = too_deep(source) {
+        checker.error_at(
+            line,
+            column,
+            RuleErrorKind::Yaml(format!(
+                "mappings and sequences nested deeper than {MAX_YAML_DEPTH} levels"
+            )),
+        );
+        return Err(std::mem::take(&mut checker.errors));
+    }
     let docs = match MarkedYaml::load_from_str(source) {
         Ok(docs) => docs,
         Err(e) => {
@@ -1069,7 +1244,7 @@ pub fn parse_rule_for(source: &str, file: &Path, site: &Site) -> Result<Rule, Ve
                 e.marker().col() + 1,
                 RuleErrorKind::Yaml(e.info().to_string()),
             );
-            return Err(checker.errors);
+            return Err(std::mem::take(&mut checker.errors));
         }
     };
     let root = match docs.as_slice() {
@@ -1080,7 +1255,7 @@ pub fn parse_rule_for(source: &str, file: &Path, site: &Site) -> Result<Rule, Ve
                 1,
                 RuleErrorKind::Document("the file is empty".to_string()),
             );
-            return Err(checker.errors);
+            return Err(std::mem::take(&mut checker.errors));
         }
         [_, second, ..] => {
             checker.error(
@@ -1089,13 +1264,13 @@ pub fn parse_rule_for(source: &str, file: &Path, site: &Site) -> Result<Rule, Ve
                     "one rule per file: found a second YAML document".to_string(),
                 ),
             );
-            return Err(checker.errors);
+            return Err(std::mem::take(&mut checker.errors));
         }
     };
-    let rule = parse_root(&mut checker, root);
+    let rule = parse_root(checker, root);
     match rule {
         Some(rule) if checker.errors.is_empty() => Ok(rule),
-        _ => Err(checker.errors),
+        _ => Err(std::mem::take(&mut checker.errors)),
     }
 }
 
@@ -1128,6 +1303,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             if let Some(text) = checker.string("id", node) {
                 if valid_id(&text) {
                     id_position = position(node);
+                    checker.found_id = Some((text.clone(), id_position.0, id_position.1));
                     id = Some(text);
                 } else {
                     checker.error(node, RuleErrorKind::BadId(text));
@@ -1300,7 +1476,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,
-        digest: fnv1a(checker.source.as_bytes()),
+        digest: state_digest(root),
     })
 }
 
@@ -1469,6 +1645,19 @@ pub fn load_file(path: &Path) -> Result<Rule, Vec<RuleError>> {
 
 /// Reads and parses one rule file with the facts of `site`.
 pub fn load_file_for(path: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
+    load_file_with_id(path, site).0
+}
+
+/// [`load_file_for`], and the rule's id whenever it could be read.
+fn load_file_with_id(path: &Path, site: &Site) -> (Result<Rule, Vec<RuleError>>, FoundId) {
+    match read_rule_file(path) {
+        Ok(text) => parse_rule_with_id(&text, path, site),
+        Err(errors) => (Err(errors), None),
+    }
+}
+
+/// The text of a rule file, within the size limit and valid UTF-8.
+fn read_rule_file(path: &Path) -> Result<String, Vec<RuleError>> {
     let whole_file = |kind| {
         vec![RuleError {
             file: path.to_path_buf(),
@@ -1489,9 +1678,20 @@ pub fn load_file_for(path: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
             limit: MAX_RULE_FILE_BYTES,
         }));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| whole_file(RuleErrorKind::Io(format!("not UTF-8: {e}"))))?;
-    parse_rule_for(&text, path, site)
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Where the first bad byte is: the text before it is valid.
+        let valid = e.utf8_error().valid_up_to();
+        let before =
+            std::str::from_utf8(e.as_bytes().get(..valid).unwrap_or_default()).unwrap_or_default();
+        let (line, column) = offset_position(before, before.len());
+        vec![RuleError {
+            file: path.to_path_buf(),
+            line: line as usize,
+            column: column as usize,
+            kind: RuleErrorKind::Io(format!("not UTF-8: {}", e.utf8_error())),
+        }]
+    })?;
+    Ok(text)
 }
 
 /// The rule files of a directory: `*.yaml` and `*.yml`, sorted by name,
@@ -1531,23 +1731,33 @@ pub fn load_dir_for(dir: &Path, site: &Site) -> Result<Vec<Rule>, LoadErrors> {
     let mut errors = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in files {
-        match load_file_for(&path, site) {
-            Ok(rule) => {
-                if let Some(first) = seen.get(&rule.id) {
+        let (rule, id) = load_file_with_id(&path, site);
+        // A file with mistakes still claims its id, so a duplicate is
+        // reported now, not after the other mistakes are mended.
+        let duplicate = match id {
+            Some((id, line, column)) => match seen.get(&id) {
+                Some(first) => {
                     errors.push(RuleError {
                         file: path.clone(),
-                        line: rule.line,
-                        column: rule.column,
+                        line,
+                        column,
                         kind: RuleErrorKind::DuplicateId {
-                            id: rule.id.clone(),
+                            id,
                             first: first.display().to_string(),
                         },
                     });
-                } else {
-                    seen.insert(rule.id.clone(), path);
-                    rules.push(rule);
+                    true
                 }
-            }
+                None => {
+                    seen.insert(id, path.clone());
+                    false
+                }
+            },
+            None => false,
+        };
+        match rule {
+            Ok(rule) if !duplicate => rules.push(rule),
+            Ok(_) => {}
             Err(mut file_errors) => errors.append(&mut file_errors),
         }
     }

@@ -277,6 +277,132 @@ fn traceql_positions_for_double_quoted_and_first_block_line() {
     );
 }
 
+#[test]
+fn traceql_positions_in_conditions_written_over_several_lines() {
+    let head = "id: x\ntitle: t\nseverity: low\nkind: match\n";
+    // Single-quoted, folded onto a second line: the `}` is at 6:12.
+    let errors = errs(&format!(
+        "{head}condition: '{{ span.x = 1 &&\n  span.y = }}'\n"
+    ));
+    assert!(
+        errors[0].starts_with("r.yaml:6:12: TraceQL: "),
+        "{errors:?}"
+    );
+    // Double-quoted, the operator on the second line: `}` at 6:15.
+    let errors = errs(&format!(
+        "{head}condition: \"{{ span.x = 1\n  && span.y = }}\"\n"
+    ));
+    assert!(
+        errors[0].starts_with("r.yaml:6:15: TraceQL: "),
+        "{errors:?}"
+    );
+    // A literal block whose first line is blank: `}` at 8:15.
+    let errors = errs(&format!(
+        "{head}condition: |\n\n  {{ span.x = 1\n  && span.y = }}\n"
+    ));
+    assert!(
+        errors[0].starts_with("r.yaml:8:15: TraceQL: "),
+        "{errors:?}"
+    );
+    // A sequence step over two lines: `}` at 9:16.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: low\nkind: sequence\nwindow: 1m\nsteps:\n  - condition: '{ }'\n  - condition: '{ span.x = 1 &&\n      span.y = }'\n",
+    );
+    assert!(
+        errors[0].starts_with("r.yaml:9:16: TraceQL: "),
+        "{errors:?}"
+    );
+    // Escapes before the mistake still align: YAML's `\"` and `\\` are one
+    // character each, and TraceQL's own mistake is the `\.` written `\\.`.
+    let errors = errs(&format!(
+        "{head}condition: \"{{ span.x =~ \\\"a\\\\.b\\\" && }}\"\n"
+    ));
+    assert!(
+        errors[0].starts_with("r.yaml:5:28: TraceQL: unknown escape"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn deep_nesting_is_a_mistake_not_a_stack_overflow() {
+    // Block sequences nest without a limit in the YAML parser; building
+    // (and dropping) the tree of this 20 kB file overflowed the stack.
+    let text = format!(
+        "id: deep\ntitle: t\nseverity: high\nkind: match\ncondition: '{{ }}'\ntags:\n{}x\n",
+        "- ".repeat(10_000)
+    );
+    let errors = errs(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("r.yaml:7:63: invalid YAML: mappings and sequences nested deeper than 32"),
+        "{errors:?}"
+    );
+    // The same depth in flow style, and the built-in rules' depth, load.
+    let shallow =
+        "id: ok\ntitle: t\nseverity: high\nkind: match\ncondition: '{ }'\ntags:\n- - - - x\n";
+    assert!(errs(shallow)[0].contains("tags"), "only the tags are wrong");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_positioned_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, b"id: bad\ntitle: caf\xc3\xa9 \xff\xfe\n").unwrap();
+    let errors = load_file(&path).unwrap_err();
+    let text = errors[0].to_string();
+    assert!(text.contains("bad.yaml:2:13: "), "{text}");
+    assert!(text.contains("not UTF-8"), "{text}");
+}
+
+#[test]
+fn a_duplicate_id_is_reported_with_the_files_other_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = "id: same\ntitle: t\nseverity: high\nkind: match\ncondition: '{ }'\n";
+    std::fs::write(dir.path().join("a.yaml"), valid).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        valid.replace("severity: high", "severity: urgent"),
+    )
+    .unwrap();
+    let errors: Vec<String> = load_dir(dir.path())
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("b.yaml:1:5: duplicate rule id `same`")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("b.yaml:3:11: ")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_digest_follows_what_a_rule_matches_and_counts() {
+    let digest = |text: &str| parse_rule(text, Path::new("r.yaml")).unwrap().digest;
+    let base = digest(VALID);
+    // Words, severity, tags, comments, quoting and key order: the same state.
+    let reworded = VALID
+        .replace("severity: high", "severity: low # note")
+        .replace("[T1110, T1110.001]", "[T1078]")
+        .replace("Many failed logins from one address.", "'Reworded.'")
+        .replace("window: 5m", "window: \"5m\"");
+    assert_eq!(digest(&reworded), base);
+    let mut lines: Vec<&str> = VALID.lines().collect();
+    lines.reverse();
+    assert_eq!(digest(&(lines.join("\n") + "\n")), base);
+    // What it counts, or over which window: another rule's state.
+    assert_ne!(digest(&VALID.replace("window: 5m", "window: 2m")), base);
+    assert_ne!(digest(&VALID.replace("401", "403")), base);
+}
+
 const PAYLOAD_MATCH: &str = "id: sqli\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server }'\npayload:\n  detect: [sql_injection, xss]\n  fields: [url.query, url.path]\n";
 
 #[test]
