@@ -267,6 +267,9 @@ impl BaselineKey {
             self.started = true;
             self.start = bucket;
             self.open(bucket, p);
+            // A late span may still land in the bucket before: nothing
+            // judged it, so nothing caps what it folds into the baseline.
+            self.prev_need = u64::MAX;
         } else if bucket > self.cur {
             self.advance(bucket, p);
         } else if bucket < self.cur {
@@ -338,6 +341,7 @@ impl BaselineKey {
                 ..BaselineKey::default()
             };
             self.open(bucket, p);
+            self.prev_need = u64::MAX;
             return;
         }
         if self.cur > self.start {
@@ -420,6 +424,21 @@ mod tests {
             }
         }
         fired
+    }
+
+    #[test]
+    fn a_late_span_before_the_first_bucket_folds_as_counted() {
+        // The key opens at 15 s (bucket 1); the span at 5 s is one bucket
+        // late and counted in bucket 0, which nothing judged: it folds
+        // into the baseline as one span, not as zero.
+        let p = params("learning: 30\n");
+        let mut key = BaselineKey::default();
+        let trace = TraceId::from_bytes([1; 16]);
+        for ts in [15, 5, 25] {
+            key.record((ts * SEC, trace), None, &p);
+        }
+        assert_eq!(key.folded, 1);
+        assert!((key.mean - 1.0).abs() < 1e-9, "{}", key.mean);
     }
 
     #[test]

@@ -497,7 +497,7 @@ impl Engine {
 
     /// When a span (or record) starting at `start` counts, advancing the
     /// watermark: a start more than `max_future_skew` after `now` is taken
-    /// at `now` (a wrong clock); a start ahead of `now` within the skew
+    /// at `now` (a wrong clock), and so is a start of 0 (none); a start ahead of `now` within the skew
     /// counts at its own time but does not move the watermark past `now`.
     fn span_time(&mut self, start: u64, now_unix_nano: u64) -> SpanTime {
         let horizon = now_unix_nano.saturating_add(
@@ -505,6 +505,12 @@ impl Engine {
         );
         let (ts, future) = if start > horizon {
             (now_unix_nano, true)
+        } else if start == 0 {
+            // No start time (OTLP's default when an exporter leaves it
+            // out): taken at `now`, not at 1970, where it would end a
+            // new_terms rule's learning at once and look like a key never
+            // fired to a suppressed match rule.
+            (now_unix_nano, false)
         } else {
             (start, false)
         };
@@ -685,7 +691,9 @@ fn process_span(
                 future,
                 watermark,
                 window,
-                expiry: window,
+                // A span up to a window behind the watermark is admitted,
+                // and its window reaches a window further back.
+                expiry: window.saturating_mul(2),
             };
             if !admit(keys, &t.group_by, &span, record, key, value, stats) {
                 return;
@@ -729,7 +737,9 @@ fn process_span(
                 future,
                 watermark,
                 window,
-                expiry: window,
+                // A span up to a window behind the watermark is admitted,
+                // and its window reaches a window further back.
+                expiry: window.saturating_mul(2),
             };
             if !admit(keys, &s.group_by, &span, record, key, value, stats) {
                 return;

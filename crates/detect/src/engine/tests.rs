@@ -448,6 +448,54 @@ fn source_must_be_spans_or_logs() {
 }
 
 #[test]
+fn a_sweep_keeps_the_hits_an_admitted_late_span_counts_with() {
+    // B at 65 s sweeps the keys idle for a window; A at 30 s is still
+    // admitted (within a window of the watermark) and must find A's hits
+    // at 0 and 5 s, as in time order.
+    let mut engine = Engine::new(vec![rule(THRESHOLD)]);
+    let spans = vec![
+        login(0, 1, "10.0.0.1", "a", 401),
+        login(5, 2, "10.0.0.1", "a", 401),
+        login(65, 3, "10.0.0.2", "a", 401),
+        login(30, 4, "10.0.0.1", "a", 401),
+    ];
+    let detections = engine.process(&spans, BASE + 65 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].count, 3);
+}
+
+#[test]
+fn a_span_without_a_start_time_counts_at_now() {
+    // Suppressed per address: three spans of one address with start 0
+    // fire once, as with a real start time.
+    let suppressed = "id: s\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.http.response.status_code = 401 }'\nsuppress:\n  by: [span.client.address]\n  for: 10m\n";
+    let mut engine = Engine::new(vec![rule(suppressed)]);
+    let spans: Vec<SpanRecord> = (0..3u8)
+        .map(|i| {
+            let mut s = login(0, i + 1, "10.0.0.1", "a", 401);
+            s.span_mut().start_time_unix_nano = 0;
+            s
+        })
+        .collect();
+    assert_eq!(engine.process(&spans, BASE).len(), 1);
+
+    // A first span with start 0 does not end a new_terms rule's learning
+    // in 1970: an hour from now, it is still learning.
+    let mut engine = Engine::new(vec![rule(NEW_AGENT)]);
+    let mut zero = span(0, 1, &[]);
+    zero.span_mut().start_time_unix_nano = 0;
+    assert!(engine.process(&[zero], BASE).is_empty());
+    let spans = vec![
+        agent(1, 2, "alice", "Firefox/128", 200),
+        agent(2, 3, "alice", "curl/8.1", 200),
+    ];
+    assert!(
+        engine.process(&spans, BASE + 2 * SEC).is_empty(),
+        "still learning"
+    );
+}
+
+#[test]
 fn reload_keeps_the_windows_of_unchanged_rules() {
     let brute = "id: brute\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 4\n";
     let other = "id: other\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 4\n";
