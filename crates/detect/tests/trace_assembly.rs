@@ -270,26 +270,31 @@ fn a_split_trace_does_not_pass_for_spoofed_context() {
         },
         ..EngineConfig::default()
     };
-    let mut engine = Engine::with_config(vec![rule(WRONG_CALLER, &site)], config);
-    // A CDN edge (entry-less, client span) calls the gateway: after two
-    // spans the trace is handed over, and the gateway's server span arrives
-    // in a fragment without its parent.
-    let trace = TraceBuilder::new(1, BASE)
-        .span(1, None, "cdn", SpanKind::Client, "GET origin")
-        .span(2, Some(1), "cdn", SpanKind::Internal, "cache miss")
-        .span(3, Some(2), "api-gateway", SpanKind::Server, "GET /weather")
-        .spans;
-    let mut detections = engine.process(&trace, BASE);
-    detections.extend(engine.drain());
-    let stats = engine.stats().assembly;
-    assert_eq!((stats.split_traces, stats.late_fragments), (1, 1));
-    // The gateway's parent is missing only because of the split.
-    assert!(
-        detections
-            .iter()
-            .all(|d| d.key != vec![("service".to_string(), "api-gateway".to_string())]),
-        "{detections:#?}"
-    );
+    // Without span flags, and with the remote flag modern SDKs set on a
+    // server span whose parent came over the network (0x300).
+    for flags in [0, 0x300] {
+        let mut engine = Engine::with_config(vec![rule(WRONG_CALLER, &site)], config.clone());
+        // A CDN edge (entry-less, client span) calls the gateway: after two
+        // spans the trace is handed over, and the gateway's server span
+        // arrives in a fragment without its parent.
+        let mut trace = TraceBuilder::new(1, BASE)
+            .span(1, None, "cdn", SpanKind::Client, "GET origin")
+            .span(2, Some(1), "cdn", SpanKind::Internal, "cache miss")
+            .span(3, Some(2), "api-gateway", SpanKind::Server, "GET /weather")
+            .spans;
+        trace[2].span_mut().flags = flags;
+        let mut detections = engine.process(&trace, BASE);
+        detections.extend(engine.drain());
+        let stats = engine.stats().assembly;
+        assert_eq!((stats.split_traces, stats.late_fragments), (1, 1));
+        // The gateway's parent is missing only because of the split.
+        assert!(
+            detections
+                .iter()
+                .all(|d| d.key != vec![("service".to_string(), "api-gateway".to_string())]),
+            "flags {flags:#x}: {detections:#?}"
+        );
+    }
 
     // The same gateway span with its parent really absent, in a complete
     // trace: context from outside.

@@ -17,7 +17,9 @@
 //! skips destination spans that carry personal data themselves, and a
 //! third-party server span whose parent client span is a destination too.
 
-use tracewarden_model::{SpanKind, SpanRecord};
+use std::collections::HashMap;
+
+use tracewarden_model::{SpanId, SpanKind, SpanRecord};
 use tracewarden_traceql::TraceView;
 
 use super::topology::service_of;
@@ -72,6 +74,8 @@ pub(crate) fn check_span(rule: &DataFlowRule, record: &SpanRecord) -> Option<Flo
 /// Personal data on the caller side of destination spans of one trace.
 pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut Vec<Flow>) {
     let spans = view.spans();
+    // Span id -> index, built when a consumer without a parent needs it.
+    let mut span_ids: Option<HashMap<SpanId, usize>> = None;
     for (i, record) in spans.iter().enumerate() {
         let Some(destination) = rule.destination(record) else {
             continue;
@@ -89,7 +93,12 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
                     .is_some_and(|s| service_of(s) == service_of(record))
             })
         } else {
-            match view.parent(i) {
+            // A consumer may link to its producer instead of taking it as
+            // parent (messaging): the producer is its caller then.
+            let caller = view
+                .parent(i)
+                .or_else(|| linked_producer(spans, record, &mut span_ids));
+            match caller {
                 Some(p) => {
                     let Some(parent) = spans.get(p) else { continue };
                     let outbound =
@@ -135,12 +144,41 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
     }
 }
 
+/// The producer span of this trace that consumer span `record` links to,
+/// as the topology rule's `wrong_caller` check reads links.
+fn linked_producer(
+    spans: &[SpanRecord],
+    record: &SpanRecord,
+    span_ids: &mut Option<HashMap<SpanId, usize>>,
+) -> Option<usize> {
+    let span = &record.span;
+    if span.kind != SpanKind::Consumer || span.links.is_empty() {
+        return None;
+    }
+    let ids = span_ids.get_or_insert_with(|| {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(j, r)| (r.span.span_id, j))
+            .collect()
+    });
+    span.links
+        .iter()
+        .filter(|link| link.trace_id == span.trace_id)
+        .filter_map(|link| ids.get(&link.span_id).copied())
+        .find(|&j| {
+            spans
+                .get(j)
+                .is_some_and(|r| r.span.kind == SpanKind::Producer)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    use tracewarden_model::{KeyValue, Resource, Span, SpanId, TraceId};
+    use tracewarden_model::{KeyValue, Resource, Span, TraceId};
 
     use super::*;
     use crate::rule::{RuleKind, Site, parse_rule_for};
@@ -274,5 +312,53 @@ mod tests {
         let flows = trace_flows(&rule, &spans);
         assert_eq!(flows.len(), 1);
         assert!(flows[0].starts_with("phone in enduser.phone (****2671) on span \"op3\" of weather, then client span \"op4\" sent to api.partner.example"), "{flows:?}");
+    }
+
+    #[test]
+    fn a_third_party_consumer_linked_to_a_producer_receives_its_data() {
+        let rule = rule("");
+        let mut consumer = span(
+            3,
+            None,
+            "analytics.partner.example",
+            SpanKind::Consumer,
+            &[],
+        );
+        let link = |id: u8| tracewarden_model::Link {
+            trace_id: TraceId::from_bytes([3; 16]),
+            span_id: SpanId::from_bytes([id; 8]),
+            trace_state: Default::default(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        consumer.span_mut().links.push(link(2));
+        let spans = [
+            span(
+                1,
+                None,
+                "shop",
+                SpanKind::Server,
+                &[("user.email", "jane@example.com")],
+            ),
+            span(
+                2,
+                Some(1),
+                "shop",
+                SpanKind::Producer,
+                &[("messaging.destination.name", "orders")],
+            ),
+            consumer,
+        ];
+        let flows = trace_flows(&rule, &spans);
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        assert!(
+            flows[0].starts_with("email in user.email (****.com) on span \"op1\" of shop, then consumer span \"op3\" received by service analytics.partner.example"),
+            "{flows:?}"
+        );
+        // A link to a span that is no producer is no call.
+        let mut spans = spans.to_vec();
+        spans[1].span_mut().kind = SpanKind::Internal;
+        assert!(trace_flows(&rule, &spans).is_empty());
     }
 }

@@ -243,16 +243,42 @@ impl TopologyState {
                     let remote =
                         (span.flags & HAS_IS_REMOTE != 0).then_some(span.flags & IS_REMOTE != 0);
                     let how = match (remote, partial) {
-                        (Some(true), _) => "marked remote by the span flags",
+                        // A partial trace: the parent may be in another
+                        // fragment. SDKs mark every parent that came over
+                        // the network remote, a traced upstream one too, so
+                        // the flag cannot tell a split from outside context.
+                        (_, Some(_)) => continue,
+                        (Some(true), None) => "marked remote by the span flags",
                         (None, None) => "not in the trace",
-                        // A local parent (per the flags) that is missing, or
-                        // a partial trace: not evidence of outside context.
-                        _ => continue,
+                        // A local parent (per the flags) that is missing.
+                        (Some(false), None) => continue,
                     };
                     if learning {
                         if self.remote_ok.len() < MAX_LEARNED {
                             self.remote_ok.insert(Box::from(service));
                         }
+                    } else if rule.checks(TopologyCheck::NoParent)
+                        && !self.is_entry(service)
+                        && !self.remote_ok.contains(service)
+                    {
+                        // An internal service called with a trace context
+                        // that no traced service gave it: a forged
+                        // `traceparent` reaches it as surely as none.
+                        let mut evidence = format!(
+                            "no_parent: {service} is not an entry service, yet its server span \"{}\" has parent span ",
+                            span.name
+                        );
+                        for b in parent.as_bytes() {
+                            let _ = write!(evidence, "{b:02x}");
+                        }
+                        let _ = write!(evidence, ", {how} of a complete trace");
+                        push(
+                            out,
+                            TopologyCheck::NoParent,
+                            &[("service", service)],
+                            evidence,
+                            record,
+                        );
                     } else if rule.checks(TopologyCheck::SpoofedContext)
                         && self.is_entry(service)
                         && !self.remote_ok.contains(service)
@@ -485,10 +511,10 @@ mod tests {
             SpanKind::Server,
             HAS_IS_REMOTE | IS_REMOTE,
         )];
-        assert_eq!(
-            run(&mut state, &rule, &remote, Some(Partial::TraceLimit)).len(),
-            1
-        );
+        assert_eq!(run(&mut state, &rule, &remote, None).len(), 1);
+        // SDKs mark a parent from a traced upstream service remote too: in
+        // a partial trace the flag does not tell a split from a spoof.
+        assert!(run(&mut state, &rule, &remote, Some(Partial::TraceLimit)).is_empty());
         let local = [span(1, Some(9), "gw", SpanKind::Server, HAS_IS_REMOTE)];
         assert!(run(&mut state, &rule, &local, None).is_empty());
         // Not an entry service: another rule's business.
@@ -501,6 +527,29 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn an_internal_service_given_a_context_from_nowhere_has_no_parent() {
+        let rule = rule(&[TopologyCheck::NoParent], None);
+        let mut state = TopologyState::new(&rule);
+        // `weather` is internal; its parent 9 is in no span of the
+        // complete trace: a forged `traceparent`, as good as none.
+        let forged = [span(1, Some(9), "weather", SpanKind::Server, 0)];
+        let findings = run(&mut state, &rule, &forged, None);
+        assert_eq!(findings.len(), 1);
+        assert!(
+            findings[0].starts_with("no_parent: weather is not an entry service")
+                && findings[0].ends_with("not in the trace of a complete trace"),
+            "{findings:?}"
+        );
+        // A split trace, a parent the flags call local, or an entry service
+        // (the spoofed-context check's) are not this finding.
+        assert!(run(&mut state, &rule, &forged, Some(Partial::TraceLimit)).is_empty());
+        let local = [span(1, Some(9), "weather", SpanKind::Server, HAS_IS_REMOTE)];
+        assert!(run(&mut state, &rule, &local, None).is_empty());
+        let entry = [span(1, Some(9), "gw", SpanKind::Server, 0)];
+        assert!(run(&mut state, &rule, &entry, None).is_empty());
     }
 
     #[test]

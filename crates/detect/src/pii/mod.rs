@@ -228,13 +228,16 @@ fn starts_token(text: &[u8], i: usize) -> bool {
 }
 
 /// Whether a token may end at `end` (exclusive): the next byte does not
-/// continue a word, and no separator follows that leads into more digits
-/// (`4111...1111.5`, `2026-01-01-7`).
+/// continue a word, and no separator follows that leads into more of the
+/// token (`4111...1111.5`, `2026-01-01-7`, `v1.2-rc`, `4111...1111,50`). A
+/// comma before a word ends it: comma-separated `key=value` lists
+/// (`pan=4111...,exp=12/28`).
 fn ends_token(text: &[u8], end: usize) -> bool {
     match text.get(end) {
         None => true,
         Some(&b) if b.is_ascii_alphanumeric() || b == b'_' => false,
-        Some(b'.' | b',' | b'-') => !text.get(end + 1).is_some_and(u8::is_ascii_alphanumeric),
+        Some(b'.' | b'-') => !text.get(end + 1).is_some_and(u8::is_ascii_alphanumeric),
+        Some(b',') => !text.get(end + 1).is_some_and(u8::is_ascii_digit),
         Some(_) => true,
     }
 }
@@ -333,6 +336,23 @@ mod tests {
             ("call +1 (415) 555-2671 now", PiiKind::Phone, "****2671"),
             ("phone=%2B4930123456789", PiiKind::Phone, "****6789"),
             ("ssn: 123-45-6789", PiiKind::NationalId, "****6789"),
+            // Comma-separated key=value lists.
+            (
+                "pan=4111111111111111,exp=12/28",
+                PiiKind::PaymentCard,
+                "****1111",
+            ),
+            (
+                "user=jane,phone=+14155552671,plan=pro",
+                PiiKind::Phone,
+                "****2671",
+            ),
+            (
+                "user=jane,ssn=123-45-6789,plan=pro",
+                PiiKind::NationalId,
+                "****6789",
+            ),
+            ("tel=415-555-2671,name=x", PiiKind::Phone, "****2671"),
             (
                 "iban=DE89 3704 0044 0532 0130 00",
                 PiiKind::Iban,
@@ -380,6 +400,10 @@ mod tests {
             "ABCD12345678",
             "q=iphone+15+pro",
             "released 2024-05-06, build 20240506",
+            // A comma before digits continues a number.
+            "amount 4111111111111111,50",
+            "1,234,567",
+            "ids=4155552671,4155552672",
         ] {
             assert_eq!(kind_of(value), None, "{value}");
         }

@@ -36,9 +36,10 @@ pub(super) fn international(text: &[u8], i: usize) -> Option<usize> {
                 if run > 2 || digit(text, j + run).is_none() {
                     break;
                 }
-                // After the country code, groups of one digit are not how
-                // numbers are written (`+1 2 3 4 5 6 7 8 9`).
-                if groups > 0 && current < 2 {
+                // One digit may follow the country code (`+33 6 12 34 56
+                // 78`, `+44 (0)20 ...`); more groups of one digit are not
+                // how numbers are written (`+1 2 3 4 5 6 7 8 9`).
+                if groups > 1 && current < 2 {
                     return None;
                 }
                 groups += 1;
@@ -150,6 +151,8 @@ mod tests {
             "+44 20 7946 0958",
             "+49.30.1234567",
             "+33612345678",
+            "+33 6 12 34 56 78",
+            "+44 (0)20 7946 0958",
         ] {
             assert!(whole(international, text), "{text}");
         }
