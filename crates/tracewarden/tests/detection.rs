@@ -771,6 +771,20 @@ fn rules_test_and_lint_commands() {
         .output()
         .unwrap();
     assert!(!test.status.success());
+
+    // A directory without rule files tests nothing: a failure, not a pass.
+    let empty = tempfile::tempdir().unwrap();
+    let test = Command::new(binary())
+        .args(["rules", "test"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!test.status.success());
+    assert!(
+        String::from_utf8_lossy(&test.stderr).contains("no rule files"),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
 }
 
 const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use tracewarden_detect::rule::{Rule, Site, builtin_rules_for, load_dir_for, test_dir_for};
+use tracewarden_detect::rule::{
+    Rule, Site, builtin_rules_for, load_dir_for, rule_files, test_dir_for,
+};
 use tracewarden_server::Config;
 
 #[derive(Args, Debug)]
@@ -47,6 +49,14 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         RulesCommand::Test { dir, config } => {
             if !dir.is_dir() {
                 anyhow::bail!("`{}` is not a directory of rule files", dir.display());
+            }
+            // Nothing tested is no pass (like pytest's "no tests ran"): a
+            // mistyped directory must not turn a CI check green.
+            if rule_files(&dir).is_ok_and(|files| files.is_empty()) {
+                anyhow::bail!(
+                    "no rule files (*.yaml, *.yml) in `{}`: nothing to test",
+                    dir.display()
+                );
             }
             let site = site(config.as_deref())?;
             let report = test_dir_for(&dir, &site);
