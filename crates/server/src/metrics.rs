@@ -311,6 +311,44 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
     for rule in &rules {
         out.sample(name, &[("rule", &rule.rule_id)], rule.detections as f64);
     }
+    // What bounded state cost: keys pushed out at the cap (an attacker
+    // flooding a rule with new actors shows here), late spans, and keys held.
+    let counters: [(
+        &str,
+        &str,
+        fn(&tracewarden_detect::engine::RuleStats) -> u64,
+    ); 3] = [
+        (
+            "tracewarden_rule_evicted_keys_total",
+            "Keys (actors) the rule evicted at max_keys_per_rule, least recently seen first, since it was loaded.",
+            |r| r.evicted_keys,
+        ),
+        (
+            "tracewarden_rule_late_spans_total",
+            "Matching spans the rule dropped as older than its window, since it was loaded.",
+            |r| r.late_spans,
+        ),
+        (
+            "tracewarden_rule_evicted_terms_total",
+            "Terms a new_terms rule forgot at max_terms_per_key, since it was loaded.",
+            |r| r.evicted_terms,
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.family(name, Kind::Counter, help);
+        for rule in &rules {
+            out.sample(name, &[("rule", &rule.rule_id)], value(rule) as f64);
+        }
+    }
+    let name = "tracewarden_rule_keys";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Keys (actors) the rule holds state for now.",
+    );
+    for rule in &rules {
+        out.sample(name, &[("rule", &rule.rule_id)], rule.keys as f64);
+    }
 }
 
 fn store(out: &mut Exposition, pipeline: &Pipeline) {

@@ -113,11 +113,25 @@ impl BatchSink for Pipeline {
             }
             // Detection sees only what is acknowledged, once the WAL holds
             // the batch: the records the hot tier keeps, shared, not copied.
-            let (lsn, records) = store.append_sharing(batch).await.map_err(sink_error)?;
-            if let Some(detector) = detector {
-                detector.offer(lsn, records);
+            // In a task of its own: the append completes even when the
+            // request is cancelled (the client went away), and so must the
+            // offer, or a stored batch would never be detected on.
+            let appended = tokio::spawn(async move {
+                let (lsn, records) = store.append_sharing(batch).await?;
+                if let Some(detector) = detector {
+                    detector.offer(lsn, records);
+                }
+                Ok::<(), StoreError>(())
+            });
+            match appended.await {
+                Ok(result) => result.map_err(sink_error),
+                Err(error) => {
+                    tracing::error!(%error, "the task appending a batch failed");
+                    Err(SinkError::Internal(
+                        "the batch could not be written to the write-ahead log".to_string(),
+                    ))
+                }
             }
-            Ok(())
         }
         .boxed()
     }

@@ -236,3 +236,45 @@ async fn a_trace_with_an_unreadable_segment_is_marked_incomplete() {
         "{body}"
     );
 }
+
+/// A client that goes away while its batch is being written: the batch is
+/// stored (the append is not cancelled), so detection must see it too.
+#[tokio::test]
+async fn a_cancelled_request_still_reaches_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(Pipeline::new());
+    let (store, _report) = Store::open(StoreOptions {
+        wal: WalOptions::default(),
+        ..StoreOptions::new(dir.path().to_path_buf())
+    })
+    .unwrap();
+    pipeline.set_store(Arc::new(store));
+    let detector = tracewarden_server::detection::Detector::start_with(
+        Vec::new(),
+        tracewarden_server::config::DetectionConfig::default(),
+        None,
+        None,
+    )
+    .unwrap();
+    pipeline.set_detector(Arc::new(detector));
+    // Polled once (the WAL has the batch queued, not yet written), then
+    // dropped, as hyper drops the future of a request whose client left.
+    let mut submit = pipeline.submit(batch());
+    let pending = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(submit.as_mut(), cx).is_pending())
+    })
+    .await;
+    assert!(pending);
+    drop(submit);
+    let detector = pipeline.detector().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while detector.stats().batches == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stored batch never reached detection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(detector.stats().spans, 2);
+    assert_eq!(pipeline.store().unwrap().stats().spans, 2);
+}

@@ -132,6 +132,20 @@ async fn block_decide_unblock_with_history() {
         decide("authorization=Bearer%20other").await["decision"],
         "allow"
     );
+    // A misspelt parameter, or none, is a mistake, not an `allow`; an
+    // empty value is an anonymous request.
+    for query in ["client_address=203.0.113.77", "addr=203.0.113.77", ""] {
+        let answer = send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/decision?{query}"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    assert_eq!(decide("user=").await["decision"], "allow");
 
     // nginx: the client is the first untrusted hop from the right.
     let nginx = |headers: &'static [(&'static str, &'static str)]| {

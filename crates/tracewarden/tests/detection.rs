@@ -239,6 +239,12 @@ async fn log_records_raise_detections_of_log_rules() {
     assert_eq!(rule["join"], json!(["enduser.id"]));
     assert_eq!(rule["active"], true);
     assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
+    // Its other counters: every record evaluated, none late or evicted.
+    let counters = &rule["counters"];
+    assert!(counters["evaluated"].as_u64() >= Some(12), "{rule:#}");
+    assert_eq!(counters["lateSpans"], 0, "{rule:#}");
+    assert_eq!(counters["evictedKeys"], 0, "{rule:#}");
+    assert!(counters["keys"].as_u64() >= Some(1), "{rule:#}");
 }
 
 const RELOAD_RULE: &str = "id: failed-logins\ntitle: Failed logins\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 5\n";

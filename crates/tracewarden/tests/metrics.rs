@@ -121,6 +121,12 @@ async fn metrics_pass_promtool_and_count_what_happened() {
             "tracewarden_rule_evaluations_total{rule=\"brute-force-login\"}",
             12.0,
         ),
+        // One address, no evictions; its key is held.
+        (
+            "tracewarden_rule_evicted_keys_total{rule=\"brute-force-login\"}",
+            0.0,
+        ),
+        ("tracewarden_rule_keys{rule=\"brute-force-login\"}", 1.0),
         ("tracewarden_blocks_active{kind=\"user\"}", 1.0),
         ("tracewarden_block_changes_total{action=\"block\"}", 1.0),
         ("tracewarden_wal_appends_total", 1.0),

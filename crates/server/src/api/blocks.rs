@@ -121,7 +121,11 @@ fn reason(b: &Block) -> String {
     )
 }
 
+/// Unknown parameters are refused: a gateway configured with a misspelt
+/// one (`client_address=`) would otherwise be told `allow` for a blocked
+/// address.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionParams {
     pub address: Option<String>,
     pub user: Option<String>,
@@ -157,6 +161,11 @@ pub async fn decision(
     Query(params): Query<DecisionParams>,
 ) -> Result<Json<DecisionJson>, ApiError> {
     let gate = gate(&state)?;
+    if params.address.is_none() && params.user.is_none() && params.authorization.is_none() {
+        return Err(ApiError::BadRequest(
+            "ask about at least one of `address`, `user` and `authorization` (an empty value is an anonymous request)".to_string(),
+        ));
+    }
     let address = match params.address.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(

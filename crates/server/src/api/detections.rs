@@ -239,6 +239,51 @@ pub struct RuleJson {
     /// Spans (or log records) that matched the rule's condition so far.
     pub matched_spans: u64,
     pub detections: u64,
+    /// The rule's other counters: what it evaluated, skipped, evicted and
+    /// holds (since it was loaded).
+    pub counters: CountersJson,
+}
+
+/// [`RuleStats`](tracewarden_detect::engine::RuleStats) but for the two
+/// counters [`RuleJson`] shows at its top level.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CountersJson {
+    /// Spans (or log records) evaluated, plus assembled traces for
+    /// whole-trace rules.
+    pub evaluated: u64,
+    /// Matching spans without a `group_by` or `distinct` field.
+    pub missing_key: u64,
+    /// Matching spans older than the window, dropped.
+    pub late_spans: u64,
+    /// Matching spans whose start time was too far in the future (taken at now).
+    pub future_spans: u64,
+    /// Keys evicted at `max_keys_per_rule` (least recently seen first).
+    pub evicted_keys: u64,
+    /// Keys dropped after their window passed without spans.
+    pub expired_keys: u64,
+    /// Matches of a `suppress` rule not reported (their key fired within the period).
+    pub suppressed: u64,
+    /// Terms a new_terms rule forgot at `max_terms_per_key`.
+    pub evicted_terms: u64,
+    /// Keys (actors) held now.
+    pub keys: usize,
+}
+
+impl From<&tracewarden_detect::engine::RuleStats> for CountersJson {
+    fn from(s: &tracewarden_detect::engine::RuleStats) -> CountersJson {
+        CountersJson {
+            evaluated: s.evaluated,
+            missing_key: s.missing_key,
+            late_spans: s.late_spans,
+            future_spans: s.future_spans,
+            evicted_keys: s.evicted_keys,
+            expired_keys: s.expired_keys,
+            suppressed: s.suppressed,
+            evicted_terms: s.evicted_terms,
+            keys: s.keys,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -307,6 +352,7 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                     inactive: rule.inactive.clone(),
                     matched_spans: counters.map(|c| c.matched_spans).unwrap_or(0),
                     detections: counters.map(|c| c.detections).unwrap_or(0),
+                    counters: counters.map(CountersJson::from).unwrap_or_default(),
                 }
             })
             .collect(),

@@ -213,7 +213,17 @@ impl Guard {
             Ok(records) => {
                 let ring = KeyRing::new(&records);
                 tracing::info!(live_keys = ring.live(), "API keys reloaded");
-                self.any_key.store(!records.is_empty(), Ordering::Relaxed);
+                // Once keys were required they stay required: a keys file
+                // deleted or emptied while the server runs leaves no valid
+                // key, not an open server (as revoking every key does).
+                if !records.is_empty() {
+                    self.any_key.store(true, Ordering::Relaxed);
+                } else if self.mode == AuthMode::Auto && self.any_key.load(Ordering::Relaxed) {
+                    tracing::error!(
+                        path = %self.store.path().display(),
+                        "the keys file is gone or holds no key: keys stay required and none is valid now; restore the file or create a key with `tracewarden keys create`"
+                    );
+                }
                 if let Ok(mut keys) = self.keys.write() {
                     *keys = Arc::new(ring);
                 }
@@ -571,6 +581,19 @@ mod tests {
         for (i, (h, access, want)) in cases.iter().enumerate() {
             assert_eq!(refusal(h, *access), *want, "case {i}: {access:?}");
         }
+        // The keys file deleted while the server runs: keys stay required,
+        // and the keys it held are no longer valid.
+        std::fs::remove_file(store.path()).unwrap();
+        guard.reload();
+        assert!(guard.enforcing());
+        assert_eq!(
+            refusal(&HeaderMap::new(), Access::Admin),
+            Some(Refusal::Unauthenticated)
+        );
+        assert_eq!(
+            refusal(&headers(&viewer), Access::Viewer),
+            Some(Refusal::Unauthenticated)
+        );
         guard.close();
 
         // Off: everyone is anonymous.
