@@ -396,7 +396,25 @@ async fn rule_files_reload_on_change_without_losing_windows() {
         "{}",
         answer.text()
     );
-    // Fixed: the API reload applies it at once.
+    // `tracewarden rules reload` says the same, and fails.
+    let reload = |base: String| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(binary())
+                .args(["rules", "reload", "--server", &base])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let out = reload(server.api_url("")).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.yaml:3:11: unknown severity"),
+        "{stderr}"
+    );
+    // Fixed: the API reload applies it at once, and so does the command.
     std::fs::remove_file(rules.join("broken.yaml")).unwrap();
     let answer = post(
         &server.api_url("/api/v1/rules/reload"),
@@ -406,6 +424,10 @@ async fn rule_files_reload_on_change_without_losing_windows() {
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(answer.json()["kept"], json!(["failed-logins", "scanner"]));
+    let out = reload(server.api_url("")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("reloaded: 2 kept"), "{stdout}");
 }
 
 /// Files of `data_dir/segments` whose name contains `part`.
@@ -777,6 +799,33 @@ fn rules_test_and_lint_commands() {
         .output()
         .unwrap();
     assert!(!test.status.success());
+
+    // With --config and no DIR, lint checks what that server runs: the
+    // built-in pack and its rules_dir (whose rule replaces a built-in one).
+    let own = tempfile::tempdir().unwrap();
+    std::fs::write(
+        own.path().join("mine.yaml"),
+        "id: my-rule\ntitle: Mine\nseverity: low\nkind: match\ncondition: '{ span.x = 1 }'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\nrules_dir = {:?}\n",
+            own.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let lint = Command::new(binary())
+        .args(["rules", "lint", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(lint.status.success(), "{out}");
+    assert!(out.contains("my-rule"), "{out}");
+    assert!(out.contains("brute-force-login"), "{out}");
+    assert!(out.contains("the built-in pack and "), "{out}");
 
     // A directory without rule files tests nothing: a failure, not a pass.
     let empty = tempfile::tempdir().unwrap();

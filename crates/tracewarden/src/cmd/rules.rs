@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use http::Method;
 use tracewarden_detect::rule::{
-    Rule, Site, builtin_rules_for, load_dir_for, rule_files, test_dir_for,
+    LoadErrors, Rule, builtin_rules_for, load_dir_for, rule_files, test_dir_for,
 };
 use tracewarden_server::Config;
+use tracewarden_server::config::DetectionConfig;
+
+use super::alerts::ServerArg;
+use super::client;
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
@@ -24,17 +29,26 @@ pub enum RulesCommand {
     /// expected detections and expected silence; a pass/fail line per case,
     /// and an `off` line for each rule the site leaves inactive.
     Test {
-        /// The rule directory [default: ./rules, the built-in pack's source].
-        #[arg(value_name = "DIR", default_value = "rules")]
-        dir: PathBuf,
+        /// The rule directory [default: the --config file's `[detection]
+        /// rules_dir`, else ./rules, the built-in pack's source].
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// Take the site facts from this tracewarden.toml's [detection.site]
         /// [default: the built-in defaults].
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Reload a running server's rules now (`POST /api/v1/rules/reload`):
+    /// what was kept, added, changed and removed, or every error of the
+    /// files (the running rules then stay).
+    Reload {
+        #[command(flatten)]
+        server: ServerArg,
+    },
     /// Check rule files without running them: every error with file, line and
     /// column, and which rules are inactive and why. Without DIR, the
-    /// built-in pack embedded in this binary.
+    /// built-in pack embedded in this binary; with --config and no DIR, the
+    /// rules that config runs (built-in pack and `[detection] rules_dir`).
     Lint {
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -47,6 +61,10 @@ pub enum RulesCommand {
 pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         RulesCommand::Test { dir, config } => {
+            let detection = detection(config.as_deref())?;
+            let dir = dir
+                .or_else(|| detection.as_ref().and_then(|d| d.rules_dir.clone()))
+                .unwrap_or_else(|| PathBuf::from("rules"));
             if !dir.is_dir() {
                 anyhow::bail!("`{}` is not a directory of rule files", dir.display());
             }
@@ -58,7 +76,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                     dir.display()
                 );
             }
-            let site = site(config.as_deref())?;
+            let site = detection.map(|d| d.site).unwrap_or_default();
             let report = test_dir_for(&dir, &site);
             println!("{report}");
             Ok(if report.passed() {
@@ -67,11 +85,40 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        RulesCommand::Reload { server } => {
+            let answer =
+                client::request(&server.server, Method::POST, "/api/v1/rules/reload", None)?;
+            let names = |field: &str| -> Vec<String> {
+                answer[field]
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let kept = names("kept");
+            println!("reloaded: {} kept", kept.len());
+            for field in ["added", "changed", "removed"] {
+                let ids = names(field);
+                if !ids.is_empty() {
+                    println!("{field}: {}", ids.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         RulesCommand::Lint { dir, config } => {
-            let site = site(config.as_deref())?;
-            let (what, loaded) = match &dir {
-                Some(dir) => (dir.display().to_string(), load_dir_for(dir, &site)),
-                None => ("the built-in pack".to_string(), builtin_rules_for(&site)),
+            let detection = detection(config.as_deref())?;
+            let site = detection
+                .as_ref()
+                .map(|d| d.site.clone())
+                .unwrap_or_default();
+            let (what, loaded) = match (&dir, &detection) {
+                (Some(dir), _) => (dir.display().to_string(), load_dir_for(dir, &site)),
+                // What the server would run with this config.
+                (None, Some(detection)) => server_rules(detection),
+                (None, None) => ("the built-in pack".to_string(), builtin_rules_for(&site)),
             };
             match loaded {
                 Ok(rules) => {
@@ -103,14 +150,14 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The site facts: the defaults, or a config file's `[detection.site]`,
-/// checked as the server checks them at start.
-fn site(config: Option<&Path>) -> anyhow::Result<Site> {
+/// A config file's `[detection]` section, its site facts checked as the
+/// server checks them at start; `None` without a file.
+fn detection(config: Option<&Path>) -> anyhow::Result<Option<DetectionConfig>> {
     let Some(path) = config else {
-        return Ok(Site::default());
+        return Ok(None);
     };
-    let site = Config::from_file(path)?.detection.site;
-    let problems = site.validate();
+    let detection = Config::from_file(path)?.detection;
+    let problems = detection.site.validate();
     if !problems.is_empty() {
         anyhow::bail!(
             "{}: [detection.site]: {}",
@@ -118,7 +165,44 @@ fn site(config: Option<&Path>) -> anyhow::Result<Site> {
             problems.join("; ")
         );
     }
-    Ok(site)
+    Ok(Some(detection))
+}
+
+/// The rules a server with `detection` runs: the built-in pack (unless
+/// `builtin_rules = false`), then `rules_dir`, whose rules replace
+/// built-in ones of the same id; every error of both.
+fn server_rules(detection: &DetectionConfig) -> (String, Result<Vec<Rule>, LoadErrors>) {
+    let site = &detection.site;
+    let mut parts = Vec::new();
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    if detection.builtin_rules {
+        parts.push("the built-in pack".to_string());
+        match builtin_rules_for(site) {
+            Ok(found) => rules = found,
+            Err(mut found) => errors.append(&mut found.0),
+        }
+    }
+    if let Some(dir) = &detection.rules_dir {
+        parts.push(dir.display().to_string());
+        match load_dir_for(dir, site) {
+            Ok(extra) => {
+                rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
+                rules.extend(extra);
+            }
+            Err(mut found) => errors.append(&mut found.0),
+        }
+    }
+    let what = if parts.is_empty() {
+        "no rules (builtin_rules = false and no rules_dir)".to_string()
+    } else {
+        parts.join(" and ")
+    };
+    if errors.is_empty() {
+        (what, Ok(rules))
+    } else {
+        (what, Err(LoadErrors(errors)))
+    }
 }
 
 /// One line per rule: `ok` when it runs, `off` with the reason when not.
