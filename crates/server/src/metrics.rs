@@ -313,11 +313,8 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
     }
     // What bounded state cost: keys pushed out at the cap (an attacker
     // flooding a rule with new actors shows here), late spans, and keys held.
-    let counters: [(
-        &str,
-        &str,
-        fn(&tracewarden_detect::engine::RuleStats) -> u64,
-    ); 3] = [
+    type Counter = fn(&tracewarden_detect::engine::RuleStats) -> u64;
+    let counters: [(&str, &str, Counter); 3] = [
         (
             "tracewarden_rule_evicted_keys_total",
             "Keys (actors) the rule evicted at max_keys_per_rule, least recently seen first, since it was loaded.",
