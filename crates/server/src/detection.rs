@@ -41,16 +41,40 @@ use tracewarden_model::Records;
 pub const CHECKPOINT_DIR: &str = "detection";
 
 /// Restores the engine from the checkpoint in `dir`, if any; the LSNs it
-/// covers. A checkpoint that cannot be read is logged and ignored: the
-/// engine starts empty and the replay feeds it everything the WAL holds.
-fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnSet {
+/// covers, and why it could not be restored. A checkpoint that cannot be
+/// read or restored is moved aside (`checkpoint.bad-<unix seconds>`, kept
+/// for inspection, never overwritten by the next checkpoint), logged and
+/// shown in the detector's stats: the engine starts empty and the replay
+/// feeds it everything the WAL holds.
+fn restore(
+    engine: &mut Engine,
+    dir: &Path,
+    key: Option<&EncryptionKey>,
+) -> (LsnSet, Option<String>) {
+    let failed = |error: String| {
+        let path = dir.join(checkpoint::FILE_NAME);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = dir.join(format!("{}.bad-{secs}", checkpoint::FILE_NAME));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => tracing::error!(
+                %error,
+                kept = %aside.display(),
+                "ignoring the detection checkpoint: detection starts empty"
+            ),
+            Err(rename) => tracing::error!(
+                %error,
+                %rename,
+                "ignoring the detection checkpoint: detection starts empty, and the file could not be moved aside"
+            ),
+        }
+        (LsnSet::new(), Some(error))
+    };
     let saved = match checkpoint::read(dir, key) {
         Ok(Some(saved)) => saved,
-        Ok(None) => return LsnSet::new(),
-        Err(error) => {
-            tracing::error!(%error, "ignoring the detection checkpoint: detection starts empty");
-            return LsnSet::new();
-        }
+        Ok(None) => return (LsnSet::new(), None),
+        Err(error) => return failed(error.to_string()),
     };
     match engine.restore(&saved.engine) {
         Ok(summary) => {
@@ -62,12 +86,9 @@ fn restore(engine: &mut Engine, dir: &Path, key: Option<&EncryptionKey>) -> LsnS
                 unknown = ?summary.unknown,
                 "detection state restored from its checkpoint"
             );
-            saved.covered
+            (saved.covered, None)
         }
-        Err(error) => {
-            tracing::error!(%error, "ignoring the detection checkpoint: detection starts empty");
-            LsnSet::new()
-        }
+        Err(error) => failed(error.to_string()),
     }
 }
 
@@ -108,6 +129,9 @@ pub struct DetectorStats {
     pub replayed_batches: u64,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// Why the checkpoint found at start could not be restored (detection
+    /// started empty; the file was moved aside), if so.
+    pub checkpoint_restore_error: Option<String>,
     /// Batches waiting in the queue now.
     pub queued_batches: u64,
 }
@@ -128,6 +152,8 @@ struct Counters {
 
 struct Shared {
     counters: Counters,
+    /// Why the checkpoint found at start could not be restored, if so.
+    restore_error: Option<String>,
     recent: Mutex<VecDeque<Detection>>,
     rule_stats: Mutex<Vec<RuleStats>>,
     /// The WAL records (LSNs) detection has taken in: processed, or
@@ -249,7 +275,7 @@ impl Detector {
             (Some(dir), Some(_)) => Some(dir.join(CHECKPOINT_DIR)),
             _ => None,
         };
-        let covered = checkpoint_dir
+        let (covered, restore_error) = checkpoint_dir
             .as_deref()
             .map(|dir| restore(&mut engine, dir, key.as_deref()))
             .unwrap_or_default();
@@ -265,6 +291,7 @@ impl Detector {
             checkpoint_retry: AtomicBool::new(false),
             trace_delay: Histogram::default(),
             topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
+            restore_error,
         });
         let writer = match checkpoint_dir {
             Some(dir) => {
@@ -520,6 +547,7 @@ impl Detector {
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
             queued_batches: c.queued_batches.load(Ordering::Relaxed),
+            checkpoint_restore_error: self.shared.restore_error.clone(),
         }
     }
 

@@ -270,6 +270,12 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
     ] {
         out.single(name, Kind::Counter, help, value as f64);
     }
+    out.single(
+        "tracewarden_detection_checkpoint_restore_failed",
+        Kind::Gauge,
+        "1 when the checkpoint found at start could not be restored (detection started empty; the file was moved aside), else 0.",
+        f64::from(u8::from(s.checkpoint_restore_error.is_some())),
+    );
     let (latency, trace_delay) = detector.latency_histograms();
     histogram(
         out,

@@ -278,3 +278,45 @@ async fn a_cancelled_request_still_reaches_detection() {
     assert_eq!(detector.stats().spans, 2);
     assert_eq!(pipeline.store().unwrap().stats().spans, 2);
 }
+
+/// A checkpoint that cannot be read: detection starts empty, says why in
+/// its stats, and keeps the bad file aside instead of overwriting it.
+#[test]
+fn a_checkpoint_that_cannot_be_restored_is_kept_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("detection");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    std::fs::write(checkpoints.join("checkpoint"), b"not a checkpoint").unwrap();
+    let detector = tracewarden_server::detection::Detector::start_with(
+        Vec::new(),
+        tracewarden_server::config::DetectionConfig::default(),
+        Some(dir.path()),
+        None,
+    )
+    .unwrap();
+    let error = detector.stats().checkpoint_restore_error;
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("bad magic")),
+        "{error:?}"
+    );
+    let kept: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("checkpoint.bad-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(checkpoints.join(&kept[0])).unwrap(),
+        b"not a checkpoint"
+    );
+    // A clean start has nothing to report.
+    let clean = tempfile::tempdir().unwrap();
+    let detector = tracewarden_server::detection::Detector::start_with(
+        Vec::new(),
+        tracewarden_server::config::DetectionConfig::default(),
+        Some(clean.path()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(detector.stats().checkpoint_restore_error, None);
+}

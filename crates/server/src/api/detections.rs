@@ -56,6 +56,10 @@ pub struct StatsJson {
     pub replayed_batches: u64,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// Why the checkpoint found at start could not be restored: detection
+    /// started empty, and the file was kept as `checkpoint.bad-<seconds>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_restore_error: Option<String>,
     /// The trace-assembly buffer of whole-trace rules.
     pub assembly: AssemblyJson,
     /// Log records of `join` rules waiting for, or joined to, their span.
@@ -155,6 +159,7 @@ pub async fn list(
                 replayed_batches: stats.replayed_batches,
                 checkpoints: stats.checkpoints,
                 checkpoint_failures: stats.checkpoint_failures,
+                checkpoint_restore_error: stats.checkpoint_restore_error.clone(),
                 latency_p50_ms: latency.0.map(|d| d.as_secs_f64() * 1e3),
                 latency_p99_ms: latency.1.map(|d| d.as_secs_f64() * 1e3),
                 trace_delay_p50_ms: trace_delay.0.map(|d| d.as_secs_f64() * 1e3),
