@@ -773,7 +773,7 @@ async fn viewers_see_what_fired_but_not_on_whom() {
                 ("content-type", "application/json"),
                 ("authorization", &bearer),
             ],
-            r#"{"by": "somebody-else", "comment": "looking"}"#,
+            r#"{"by": "somebody-else", "comment": "192.0.2.77 is our pentester"}"#,
         )
         .await;
     assert_eq!(acked.status, StatusCode::OK, "{}", acked.text());
@@ -783,6 +783,56 @@ async fn viewers_see_what_fired_but_not_on_whom() {
         "{}",
         acked.text()
     );
+    // A silence on the actor, with a comment naming it.
+    let silenced = Http::new()
+        .send(
+            Method::POST,
+            &server.api_url("/api/v1/silences"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            serde_json::json!({
+                "matchers": [
+                    {"name": "alertname", "value": "sql-injection"},
+                    {"name": "client_address", "value": attacker},
+                ],
+                "duration": "1h",
+                "comment": format!("{attacker} is our pentester"),
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(silenced.status, StatusCode::OK, "{}", silenced.text());
+    // Neither the acknowledgement's comment, nor the silence's matchers and
+    // comment, nor an actor filter tell the viewer who it was.
+    for path in [
+        format!("/api/v1/alerts/{fingerprint}"),
+        "/api/v1/alerts".to_string(),
+        "/api/v1/silences".to_string(),
+    ] {
+        let answer = get(&server, &path, Some(&viewer)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert!(
+            !answer.text().contains(attacker),
+            "{path}: {}",
+            answer.text()
+        );
+    }
+    let silences = get(&server, "/api/v1/silences", Some(&viewer)).await.json();
+    assert_eq!(
+        silences["silences"][0]["matchers"][0]["value"], "sql-injection",
+        "{silences:#}"
+    );
+    let guess = get(
+        &server,
+        &format!("/api/v1/alerts?actor={attacker}"),
+        Some(&viewer),
+    )
+    .await;
+    assert_eq!(guess.status, StatusCode::FORBIDDEN, "{}", guess.text());
+    let full = get(&server, "/api/v1/silences", Some(&admin)).await;
+    assert!(full.text().contains(attacker), "{}", full.text());
 }
 
 /// A raw OTLP/gRPC export (an empty request) and the status it gets.

@@ -317,6 +317,12 @@ impl AlertJson {
                 *value = masked();
             }
         }
+        // An analyst's note may name the actor too.
+        if let Some(ack) = &mut self.acknowledged
+            && !ack.comment.is_empty()
+        {
+            ack.comment = masked();
+        }
     }
 
     fn new(alert: &Alert) -> AlertJson {
@@ -360,6 +366,13 @@ pub async fn list(
     caller: Option<Extension<Caller>>,
     Query(params): Query<AlertParams>,
 ) -> Result<(Extension<ResultCount>, Json<AlertsResponse>), ApiError> {
+    // Which alerts match an actor would tell a viewer the actors it may
+    // not see, one guess at a time.
+    if masks(caller.as_deref()) && params.actor.is_some() {
+        return Err(ApiError::Forbidden(
+            "a viewer key sees alerts without their actors, so it cannot filter by `actor`: use an analyst key".to_string(),
+        ));
+    }
     let filter = AlertFilter::parse(&params, now_unix_nano())?;
     let response = blocking(&state, move |service| {
         Ok(service.read(|engine| {
@@ -552,6 +565,21 @@ pub struct SilenceStatus {
 }
 
 impl SilenceJson {
+    /// For a viewer: the values a silence matches on (an actor, unless the
+    /// label is the rule, severity or kind) and its comment are masked.
+    fn mask(&mut self) {
+        for matcher in &mut self.matchers {
+            if ![labels::ALERTNAME, labels::SEVERITY, labels::RULE_KIND]
+                .contains(&matcher.name.as_str())
+            {
+                matcher.value = masked();
+            }
+        }
+        if !self.comment.is_empty() {
+            self.comment = masked();
+        }
+    }
+
     fn new(s: &Silence, now: u64) -> SilenceJson {
         use tracewarden_alert::silence::SilenceState;
         SilenceJson {
@@ -580,14 +608,24 @@ pub struct SilencesResponse {
 }
 
 /// `GET /api/v1/silences`: pending, active and recently expired silences.
-pub async fn silences(State(state): State<ApiState>) -> Result<Json<SilencesResponse>, ApiError> {
+pub async fn silences(
+    State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<SilencesResponse>, ApiError> {
     let now = now_unix_nano();
+    let mask = masks(caller.as_deref());
     blocking(&state, move |service| {
         Ok(service.read(|engine| {
             let mut list: Vec<SilenceJson> = engine
                 .silences()
                 .iter()
                 .map(|s| SilenceJson::new(s, now))
+                .map(|mut s| {
+                    if mask {
+                        s.mask();
+                    }
+                    s
+                })
                 .collect();
             let rank = |s: &SilenceJson| match s.status.state {
                 "active" => 0,

@@ -18,6 +18,10 @@ pub enum ApiError {
     InvalidQuery(tracewarden_traceql::ParseError),
     #[error("{0}")]
     NotFound(String),
+    /// The caller's key may call the route, but not ask this of it (a
+    /// viewer filtering alerts by the actors it may not see).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
     /// The request is understood but what it acts on is wrong (e.g. a
@@ -33,6 +37,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
