@@ -3,6 +3,7 @@
 
 mod alloc;
 mod cmd;
+mod pipe;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,12 @@ enum Command {
 fn main() -> ExitCode {
     alloc::configure();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo(_) | Command::Bench(_)
+    ) {
+        pipe::end_quietly_when_stdout_closes();
+    }
     cmd::client::set_api_key(cli.api_key);
     cmd::client::ClientTls {
         ca_cert: cli.ca_cert,

@@ -793,6 +793,27 @@ fn rules_test_and_lint_commands() {
     assert!(!lint.status.success(), "{out}");
     assert!(out.contains("bad.yaml:3:"), "{out}");
     assert!(out.contains("bad.yaml:6:"), "{out}");
+    // One file alone, and a directory that is not there.
+    let lint = Command::new(binary())
+        .args(["rules", "lint"])
+        .arg(dir.path().join("bad.yaml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(!lint.status.success(), "{out}");
+    assert!(out.contains("bad.yaml:3:"), "{out}");
+    let lint = Command::new(binary())
+        .args(["rules", "lint"])
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(!lint.status.success(), "{out}");
+    assert!(
+        out.contains("missing: cannot read the file: not a directory of rule files"),
+        "{out}"
+    );
+    assert!(out.contains(": 1 error\n"), "{out}");
     let test = Command::new(binary())
         .args(["rules", "test"])
         .arg(dir.path())
@@ -839,6 +860,31 @@ fn rules_test_and_lint_commands() {
         String::from_utf8_lossy(&test.stderr).contains("no rule files"),
         "{}",
         String::from_utf8_lossy(&test.stderr)
+    );
+}
+
+/// Output piped into a reader that is gone (`... | head`): the command
+/// ends quietly, not with a panic about printing to stdout.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(binary())
+        .args(["rules", "lint"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has printed anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
     );
 }
 

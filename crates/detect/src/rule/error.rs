@@ -80,6 +80,10 @@ pub struct RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A mistake about the whole file (or directory) has no position.
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file.display(), self.kind);
+        }
         write!(
             f,
             "{}:{}:{}: {}",

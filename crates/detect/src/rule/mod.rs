@@ -1701,7 +1701,7 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
         file: dir.to_path_buf(),
         line: 0,
         column: 0,
-        kind: RuleErrorKind::Io(e.to_string()),
+        kind: RuleErrorKind::Io(format!("not a directory of rule files: {e}")),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)

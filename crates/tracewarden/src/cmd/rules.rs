@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use http::Method;
 use tracewarden_detect::rule::{
-    LoadErrors, Rule, builtin_rules_for, load_dir_for, rule_files, test_dir_for,
+    LoadErrors, Rule, builtin_rules_for, load_dir_for, load_file_for, rule_files, test_dir_for,
 };
 use tracewarden_server::Config;
 use tracewarden_server::config::DetectionConfig;
@@ -46,7 +46,7 @@ pub enum RulesCommand {
         server: ServerArg,
     },
     /// Check rule files without running them: every error with file, line and
-    /// column, and which rules are inactive and why. Without DIR, the
+    /// column, and which rules are inactive and why. DIR may be one file. Without DIR, the
     /// built-in pack embedded in this binary; with --config and no DIR, the
     /// rules that config runs (built-in pack and `[detection] rules_dir`).
     Lint {
@@ -115,6 +115,13 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                 .map(|d| d.site.clone())
                 .unwrap_or_default();
             let (what, loaded) = match (&dir, &detection) {
+                // One file: lint it alone.
+                (Some(file), _) if file.is_file() => (
+                    file.display().to_string(),
+                    load_file_for(file, &site)
+                        .map(|rule| vec![rule])
+                        .map_err(LoadErrors),
+                ),
                 (Some(dir), _) => (dir.display().to_string(), load_dir_for(dir, &site)),
                 // What the server would run with this config.
                 (None, Some(detection)) => server_rules(detection),
@@ -142,7 +149,8 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                     for error in &errors.0 {
                         println!("{error}");
                     }
-                    println!("{}: {} errors", what, errors.0.len());
+                    let n = errors.0.len();
+                    println!("{what}: {n} error{}", if n == 1 { "" } else { "s" });
                     Ok(ExitCode::FAILURE)
                 }
             }
