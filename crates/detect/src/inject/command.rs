@@ -670,13 +670,33 @@ impl Scanner {
                 b'&' if next == b'&' => (Boundary::Strong, 2),
                 b'&' => (Boundary::Weak, 1),
                 b';' => (Boundary::Weak, 1),
-                b'\n' | b'\r' => {
-                    if let Some(hit) = mail_verb(bytes, i) {
-                        return Some(hit);
+                b'\n' | b'\r' | b'{' => {
+                    // A run of line breaks and braces: the same word follows
+                    // every position of it, so one look from its end, as
+                    // strong as its strongest boundary. Looking from each
+                    // position re-skipped the rest of the run: 64 KiB of
+                    // line breaks took 1.5 s.
+                    let run = i;
+                    let mut strong = false;
+                    while let b @ (b'\n' | b'\r' | b'{') = at(bytes, i) {
+                        let line_start =
+                            b != b'{' && !matches!(at(bytes, i.wrapping_sub(1)), b'\n' | b'\r');
+                        if line_start && let Some(hit) = mail_verb(bytes, i) {
+                            return Some(hit);
+                        }
+                        strong |= b != b'{';
+                        i += 1;
                     }
-                    (Boundary::Strong, 1)
+                    let boundary = if strong {
+                        Boundary::Strong
+                    } else {
+                        Boundary::Weak
+                    };
+                    if let Some(hit) = self.command_after(bytes, i, boundary) {
+                        return Some((hit.0, run));
+                    }
+                    continue;
                 }
-                b'{' => (Boundary::Weak, 1),
                 _ => {
                     i += 1;
                     continue;
@@ -1181,16 +1201,37 @@ fn glob_matches(head: &[u8], tail: &[u8], name: &[u8]) -> bool {
     glob(tail, &name[head.len()..])
 }
 
+/// Iterative, backtracking only to the last `*`: O(pattern x name) at
+/// worst. Trying every split at every `*` recursively took exponential
+/// time: `;` and 18 `*` held detection for 42 s.
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.split_first(), name.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            glob(rest, name) || name.split_first().is_some_and(|(_, n)| glob(pattern, n))
+    let (mut p, mut n) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and the name
+    // position that `*` has swallowed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = name.get(n) {
+        match pattern.get(p) {
+            Some(b'*') => {
+                p += 1;
+                star = Some((p, n));
+            }
+            Some(&q) if q == b'?' || q.eq_ignore_ascii_case(&c) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((resume, swallowed)) => {
+                    p = resume;
+                    n = swallowed + 1;
+                    star = Some((resume, n));
+                }
+                None => return false,
+            },
         }
-        (Some((b'?', rest)), Some((_, n))) => glob(rest, n),
-        (Some((p, rest)), Some((c, n))) => p.eq_ignore_ascii_case(c) && glob(rest, n),
-        _ => false,
     }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&q| q == b'*'))
 }
 
 /// Any plain word argument (`nc attacker.net 4444`): enough after a weak boundary for
@@ -1334,6 +1375,52 @@ mod tests {
 
     fn hit(s: &str) -> bool {
         Scanner::new().is_ok_and(|x| x.scan(s).is_some())
+    }
+
+    #[test]
+    fn glob_matches_as_a_shell_does() {
+        for (pattern, name, want) in [
+            ("c?t", "cat", true),
+            ("C*", "cat", true),
+            ("*", "", true),
+            ("*t", "cat", true),
+            ("*a*", "cat", true),
+            ("c*t*", "cat", true),
+            ("c??", "ca", false),
+            ("*x", "cat", false),
+            ("ca", "cat", false),
+            ("p*s*d", "passwd", true),
+            ("p*s*e", "passwd", false),
+        ] {
+            assert_eq!(
+                glob(pattern.as_bytes(), name.as_bytes()),
+                want,
+                "{pattern} {name}"
+            );
+        }
+        // Many stars that cannot match: answered at once, where trying every
+        // split recursively took exponential time (18 stars: 42 s).
+        let stars = "*".repeat(200);
+        assert!(!glob(
+            format!("{stars}7").as_bytes(),
+            "a".repeat(300).as_bytes()
+        ));
+        assert!(glob(
+            format!("{stars}a").as_bytes(),
+            "a".repeat(300).as_bytes()
+        ));
+        assert!(!hit(&format!(";{}7", "*".repeat(64))));
+    }
+
+    #[test]
+    fn runs_of_line_breaks_and_braces_are_read_once() {
+        // 64 KiB of line breaks (was quadratic: 1.5 s), then a command.
+        let breaks = "\n".repeat(64 * 1024);
+        assert!(hit(&format!("{breaks}cat /etc/passwd")));
+        assert!(!hit(&breaks));
+        assert!(hit(&format!("x{}\r\nRCPT TO:<a@b.c>", "{".repeat(1000))));
+        // A brace then a line break: still a strong boundary.
+        assert!(hit("{\nwhoami"));
     }
 
     #[test]
