@@ -766,6 +766,17 @@ impl Scanner {
         loop {
             let b = at(bytes, i);
             match b {
+                // `I'd like`, `don't`: an English contraction, whose quote (the
+                // word's first: `c'a't` closes one) would open a string no
+                // shell closes. Prose, not a quoted `id`.
+                b'\''
+                    if len > 0
+                        && !quoted
+                        && at(bytes, i.wrapping_sub(1)).is_ascii_alphabetic()
+                        && contraction(bytes, i + 1) =>
+                {
+                    return None;
+                }
                 b'\'' | b'"' => {
                     // Quoting inside a word vanishes: `c'a't`, `w"h"o`. Quotes around a
                     // whole word (`"TRUE"`) prove nothing.
@@ -1192,6 +1203,20 @@ fn history(bytes: &[u8]) -> Option<(&'static str, usize)> {
     None
 }
 
+/// Whether an English contraction's ending starts at `i` (after its quote):
+/// `d`, `s`, `t`, `m`, `ll`, `re` or `ve`, then no more of the word and no
+/// closing quote (`i'd'` is a quoted `id`).
+fn contraction(bytes: &[u8], i: usize) -> bool {
+    ["d", "s", "t", "m", "ll", "re", "ve"].iter().any(|ending| {
+        let ending = ending.as_bytes();
+        let after = at(bytes, i + ending.len());
+        bytes
+            .get(i..i + ending.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(ending))
+            && !(after.is_ascii_alphanumeric() || matches!(after, b'\'' | b'"'))
+    })
+}
+
 /// Whether `head` followed by the glob `tail` (`?` one char, `*` any run) matches
 /// `name`, case-insensitively.
 fn glob_matches(head: &[u8], tail: &[u8], name: &[u8]) -> bool {
@@ -1410,6 +1435,24 @@ mod tests {
             "a".repeat(300).as_bytes()
         ));
         assert!(!hit(&format!(";{}7", "*".repeat(64))));
+    }
+
+    #[test]
+    fn contractions_are_prose() {
+        for prose in [
+            "I'd like a refund",
+            "comment=I'd+like+a+refund+please",
+            "{\"message\":\"I'd love to join\"}",
+            "Thanks; I'd rather not",
+            "title=I'd Do Anything for Love",
+            "we'll see; don't worry",
+        ] {
+            assert!(!hit(prose), "{prose}");
+        }
+        // A quoted `id` is still one.
+        for attack in [";i'd'", ";i\"d\"", "x|wh'o'ami"] {
+            assert!(hit(attack), "{attack}");
+        }
     }
 
     #[test]

@@ -292,6 +292,19 @@ fn verify(trigger: Trigger, bytes: &[u8], start: usize, end: usize) -> Option<&'
                 return (next == b'(' && (is_new || at(bytes, after) == b')'))
                     .then_some("script sink");
             }
+            if next == b'('
+                && i > end
+                && bytes
+                    .get(end..i)
+                    .is_some_and(|gap| gap.iter().all(u8::is_ascii_whitespace))
+            {
+                // A blank before the parenthesis is how prose writes it
+                // ("an alert (email)", "confirm (yes/no)"); script spaced
+                // so still calls with code: a number, a string, `/re/`, `()`.
+                let arg = at(bytes, skip_ignorable(bytes, i + 1));
+                return (arg.is_ascii_digit() || matches!(arg, b'\'' | b'"' | b'`' | b')' | b'/'))
+                    .then_some("script sink");
+            }
             (next == b'(' || next == b'`').then_some("script sink")
         }
         Trigger::JsFuck => {
@@ -793,6 +806,26 @@ mod tests {
 
     fn hit(s: &str) -> bool {
         Scanner::new().is_ok_and(|x| x.scan(s).is_some())
+    }
+
+    #[test]
+    fn a_sink_named_in_prose_is_no_call() {
+        for prose in [
+            "msg=Please confirm (yes/no)",
+            "msg=You will get an alert (email) when it ships",
+            "q=prompt (AI) engineering course",
+        ] {
+            assert!(!hit(prose), "{prose}");
+        }
+        for attack in [
+            "alert (1)",
+            "confirm ('x')",
+            "prompt (/xss/)",
+            "alert(email)",
+            "alert/**/(1)",
+        ] {
+            assert!(hit(attack), "{attack}");
+        }
     }
 
     #[test]
