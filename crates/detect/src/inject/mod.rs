@@ -274,6 +274,33 @@ fn structured_parts(value: &str) -> Vec<(usize, std::borrow::Cow<'_, str>)> {
     }
 }
 
+/// JSON's one-character escapes decoded; `\u` (and anything else) is left
+/// for [`decode::markup`].
+fn json_unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some(c @ ('/' | '"' | '\\')) => out.push(c),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 fn json_strings(text: &str) -> Vec<(usize, std::borrow::Cow<'_, str>)> {
     let bytes = text.as_bytes();
     let mut parts = Vec::new();
@@ -299,9 +326,11 @@ fn json_strings(text: &str) -> Vec<(usize, std::borrow::Cow<'_, str>)> {
         }
         let raw = text.get(start..j.min(bytes.len())).unwrap_or("");
         if !raw.is_empty() {
-            // JSON escapes (`\u003c`, `\"`) are the same shapes as JavaScript's.
+            // JSON's short escapes (`\n`, `\t`, `\/`) are what the application
+            // reads: a line feed, a tab, a slash; `\u003c` is the same shape as
+            // JavaScript's.
             let part = if escaped {
-                std::borrow::Cow::Owned(decode::markup(raw).replace("\\\"", "\""))
+                std::borrow::Cow::Owned(decode::markup(&json_unescape(raw)).into_owned())
             } else {
                 std::borrow::Cow::Borrowed(raw)
             };
@@ -456,6 +485,33 @@ mod tests {
             detect(r#"{"name": "O'Brien", "items": [1, 2], "note": "rock & roll"}"#).is_empty()
         );
         assert!(detect("<order><id>42</id><note>leave at door</note></order>").is_empty());
+        // JSON's short escapes are what the application reads.
+        for (json, class) in [
+            (
+                r#"{"host":"127.0.0.1\nwhoami"}"#,
+                AttackClass::CommandInjection,
+            ),
+            (
+                r#"{"host":"127.0.0.1\r\nwhoami"}"#,
+                AttackClass::CommandInjection,
+            ),
+            (r#"{"f":"\/etc\/passwd"}"#, AttackClass::PathTraversal),
+        ] {
+            assert!(
+                classes(json).contains(&class),
+                "{json}: {:?}",
+                classes(json)
+            );
+        }
+        // Stringified JSON and GraphQL inside JSON are no SQL JSON operator.
+        for benign in [
+            r#"{"query":"{ search(text: \"hello\") { id } }"}"#,
+            r#"{"variables":{},"query":"{ viewer { login } }"}"#,
+            r#"{"event":"signup","properties":"{\"plan\":\"pro\"}"}"#,
+            r#"{"payload":"[1,2,3]"}"#,
+        ] {
+            assert!(detect(benign).is_empty(), "{benign}: {:?}", detect(benign));
+        }
     }
 
     #[test]

@@ -937,11 +937,18 @@ fn anywhere(t: &Tokens, text: &str) -> Option<Hit> {
             }
             // `'{"a":1}' -> '$.a'`, `'[1,2]' ? '1'`, `'{"b":2}'::jsonb <@ ...`: JSON
             // literals fed to SQL JSON operators.
+            // The closing `}` of a JSON document around a stringified one
+            // (`{"p":"{\"a\":1}"}`, GraphQL's `{"query":"{ x }"}`) is no
+            // operator.
             Kind::Str { closed: true }
                 if matches!(text.as_bytes().get(at + 1), Some(b'{' | b'['))
                     && matches!(
                         t.kind(i + 1),
                         Some(Kind::Cmp | Kind::Arith | Kind::Other | Kind::Cast | Kind::Logic)
+                    )
+                    && !matches!(
+                        text.as_bytes().get(t.offset(i + 1)),
+                        Some(b'}' | b']' | b',' | b':')
                     ) =>
             {
                 return Some(("json operator", at));
