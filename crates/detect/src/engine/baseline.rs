@@ -38,7 +38,9 @@
 //!   extra span an infinite z-score;
 //! - `factor` f: `c > f * mean`;
 //! - `distinct` field and min: the bucket holds at least `min` distinct
-//!   values of the field (counted exactly up to 4 x `min`).
+//!   values of the field (counted exactly up to 4 x `min`); with
+//!   `max_share`, no one of those values has more than that share of the
+//!   bucket's spans.
 //!
 //! The baseline stays fixed while a bucket is the newest, so the count the
 //! bucket needs is computed once when it opens and each span costs a
@@ -84,6 +86,7 @@ pub(crate) struct Params {
     factor: Option<f64>,
     min_count: u64,
     distinct_min: Option<u64>,
+    distinct_max_share: Option<f64>,
     max_trace_ids: usize,
 }
 
@@ -97,6 +100,7 @@ impl Params {
             factor: rule.factor,
             min_count: rule.min_count,
             distinct_min: rule.distinct.as_ref().map(|d| d.min),
+            distinct_max_share: rule.distinct.as_ref().and_then(|d| d.max_share),
             max_trace_ids,
         }
     }
@@ -250,6 +254,8 @@ pub(crate) struct BaselineKey {
     hits: VecDeque<Hit>,
     /// Sorted hashes of the `distinct` values in `cur`.
     distinct: Vec<u64>,
+    /// Spans of each of those values, at the same index.
+    distinct_spans: Vec<u32>,
     mean: f64,
     var: f64,
     /// Buckets folded into the baseline.
@@ -290,11 +296,19 @@ impl BaselineKey {
             self.hits.push_back(hit);
         }
         let cap = p.distinct_cap();
-        if let Some(h) = distinct
-            && self.distinct.len() < cap
-            && let Err(at) = self.distinct.binary_search(&h)
-        {
-            self.distinct.insert(at, h);
+        if let Some(h) = distinct {
+            match self.distinct.binary_search(&h) {
+                Ok(at) => {
+                    if let Some(n) = self.distinct_spans.get_mut(at) {
+                        *n = n.saturating_add(1);
+                    }
+                }
+                Err(at) if self.distinct.len() < cap => {
+                    self.distinct.insert(at, h);
+                    self.distinct_spans.insert(at, 1);
+                }
+                Err(_) => {}
+            }
         }
         if self.fired || self.count < self.need {
             return Outcome::Counted;
@@ -303,6 +317,13 @@ impl BaselineKey {
             .is_some_and(|min| (self.distinct.len() as u64) < min)
         {
             return Outcome::Counted;
+        }
+        // One value over its share: a noisy client among quiet ones.
+        if let Some(share) = p.distinct_max_share {
+            let busiest = self.distinct_spans.iter().copied().max().unwrap_or(0);
+            if f64::from(busiest) > share * self.count as f64 {
+                return Outcome::Counted;
+            }
         }
         self.fired = true;
         let mut newest_first: Vec<Hit> = self.hits.iter().copied().collect();
@@ -333,11 +354,13 @@ impl BaselineKey {
         if gap > p.learning {
             let hits = std::mem::take(&mut self.hits);
             let distinct = std::mem::take(&mut self.distinct);
+            let distinct_spans = std::mem::take(&mut self.distinct_spans);
             *self = BaselineKey {
                 started: true,
                 start: bucket,
                 hits,
                 distinct,
+                distinct_spans,
                 ..BaselineKey::default()
             };
             self.open(bucket, p);
@@ -371,8 +394,10 @@ impl BaselineKey {
         // A flood's distinct set is not kept for the quiet buckets after it.
         if self.distinct.capacity() > 64 {
             self.distinct = Vec::new();
+            self.distinct_spans = Vec::new();
         } else {
             self.distinct.clear();
+            self.distinct_spans.clear();
         }
         self.need = if self.folded >= p.learning {
             p.need(self.mean, self.var)
@@ -555,6 +580,42 @@ mod tests {
         let mut key = BaselineKey::default();
         run(&p, &mut key, &[5, 5, 5, 5, 5, 5, 5, 500], true);
         assert_eq!(key.distinct.len(), 120);
+    }
+
+    #[test]
+    fn one_value_over_its_share_is_no_flood() {
+        let p = params(
+            "learning: 5\nmin_count: 20\ndistinct:\n  field: span.client.address\n  min: 10\n  max_share: 0.5\n",
+        );
+        let trace = TraceId::from_bytes([1; 16]);
+        let feed = |key: &mut BaselineKey, bucket: u64, sources: &[u64]| -> Vec<u64> {
+            let mut fired = Vec::new();
+            for (j, source) in sources.iter().enumerate() {
+                let ts = bucket * 10 * SEC + j as u64 * 1000;
+                if let Outcome::Burst(b) = key.record((ts, trace), Some(*source), &p) {
+                    fired.push(b.crossing.count);
+                }
+            }
+            fired
+        };
+        let quiet: Vec<u64> = (0..5).collect();
+        // 80 spans of one client among 20 others: that client is 80% of
+        // the bucket.
+        let mut key = BaselineKey::default();
+        for bucket in 0..7 {
+            assert!(feed(&mut key, bucket, &quiet).is_empty());
+        }
+        let scraper: Vec<u64> = (0..100)
+            .map(|j| if j % 5 == 0 { 100 + j } else { 7 })
+            .collect();
+        assert_eq!(feed(&mut key, 7, &scraper), Vec::<u64>::new());
+        // 100 spans from 100 clients: a flood.
+        let mut key = BaselineKey::default();
+        for bucket in 0..7 {
+            feed(&mut key, bucket, &quiet);
+        }
+        let botnet: Vec<u64> = (1000..1100).collect();
+        assert_eq!(feed(&mut key, 7, &botnet), vec![20]);
     }
 
     #[test]

@@ -27,7 +27,8 @@ use crate::rule::RuleKind;
 const MAGIC: &[u8; 8] = b"TWDETCK1";
 /// Bumped when the encoding of any state changes; an older checkpoint is
 /// refused (the engine starts empty) rather than misread.
-const VERSION: u32 = 1;
+// 2: baseline keys count spans per distinct value (`max_share`).
+const VERSION: u32 = 2;
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]

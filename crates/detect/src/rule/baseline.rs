@@ -36,7 +36,7 @@ pub(super) const KEYS: [&str; 8] = [
     "min_count",
     "distinct",
 ];
-const DISTINCT_KEYS: [&str; 2] = ["field", "min"];
+const DISTINCT_KEYS: [&str; 3] = ["field", "min", "max_share"];
 
 /// `kind: baseline`.
 #[derive(Clone, Debug)]
@@ -67,6 +67,9 @@ pub struct DistinctGate {
     pub field: FieldRef,
     /// 1 to [`MAX_DISTINCT`]; values are counted exactly up to 4 x `min`.
     pub min: u64,
+    /// The largest share of the bucket's spans one value may have (above 0,
+    /// at most 1): one noisy client among many quiet ones is no flood.
+    pub max_share: Option<f64>,
 }
 
 pub(super) fn parse(
@@ -184,9 +187,27 @@ fn distinct(checker: &mut Checker<'_>, node: &MarkedYaml<'_>) -> Option<Distinct
             None
         }
     };
+    let max_share = match get("max_share") {
+        None => Some(None),
+        Some(n) => match &n.data {
+            YamlData::Value(Scalar::FloatingPoint(f)) if f.0 > 0.0 && f.0 <= 1.0 => Some(Some(f.0)),
+            YamlData::Value(Scalar::Integer(1)) => Some(Some(1.0)),
+            _ => {
+                checker.error(
+                    n,
+                    RuleErrorKind::Invalid {
+                        key: "distinct.max_share".to_string(),
+                        reason: "a share above 0 and at most 1, such as 0.5".to_string(),
+                    },
+                );
+                None
+            }
+        },
+    };
     Some(DistinctGate {
         field: field?,
         min: min?,
+        max_share: max_share?,
     })
 }
 
@@ -285,10 +306,14 @@ mod tests {
             (
                 "interval: 10s\ndistinct:\n  field: event.x\n  min: 5000\n  max: 3\n",
                 &[
-                    "r.yaml:10:3: unknown key `max` (expected one of: field, min)",
+                    "r.yaml:10:3: unknown key `max` (expected one of: field, min, max_share)",
                     "r.yaml:8:10: invalid field `event.x`: event and link fields have one value per event or link; use a span, resource or instrumentation field",
                     "r.yaml:9:8: invalid `distinct.min`: must be between 1 and 1000",
                 ],
+            ),
+            (
+                "interval: 10s\ndistinct:\n  field: span.client.address\n  min: 5\n  max_share: 1.5\n",
+                &["r.yaml:10:14: invalid `distinct.max_share`: a share above 0 and at most 1, such as 0.5"],
             ),
             (
                 "interval: 10s\nwindow: 5m\nfields: [span.a]\n",
