@@ -918,9 +918,24 @@ impl Scanner {
         }
         let arg = switch || shell_argument(bytes, i);
         let end = arg_end(bytes, i);
+        // Glued to a strong boundary (`127.0.0.1|sleep 5`, `&&cat x.php`):
+        // no blank between, as injected commands are written and prose is not.
+        let glued = matches!(at(bytes, start.wrapping_sub(1)), b'|' | b'&');
         let decided = match (boundary, strength) {
-            (Boundary::Subst, _) | (Boundary::Strong, Strength::Rare) => true,
-            (Boundary::Strong, Strength::Common) => arg || end || obfuscated || path,
+            (Boundary::Subst, _) => true,
+            // A line opening with a capitalised word ("Python is not
+            // starting", "Expect delays"): a sentence, unless shell syntax
+            // follows.
+            (Boundary::Strong, Strength::Rare) => {
+                !(after_line_break(bytes, start) && capitalised(word))
+                    || arg
+                    || end
+                    || obfuscated
+                    || path
+            }
+            (Boundary::Strong, Strength::Common) => {
+                arg || end || obfuscated || path || (glued && plain_argument(bytes, i))
+            }
             (Boundary::Weak, Strength::Rare) => {
                 arg || end || obfuscated || path || plain_argument(bytes, i)
             }
@@ -1259,6 +1274,25 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
         .is_some_and(|rest| rest.iter().all(|&q| q == b'*'))
 }
 
+/// Whether only blanks stand between a line break and `start`.
+fn after_line_break(bytes: &[u8], start: usize) -> bool {
+    let before = bytes.get(..start).unwrap_or(&[]);
+    before
+        .iter()
+        .rev()
+        .find(|b| !matches!(b, b' ' | b'\t'))
+        .is_some_and(|b| matches!(b, b'\n' | b'\r'))
+}
+
+/// `Python`, `Expect`: a capital, then lower case only, as a sentence
+/// starts; shells run commands in lower case (`python`).
+fn capitalised(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && word.len() > 1
+        && chars.all(|c| !c.is_ascii_uppercase())
+}
+
 /// Any plain word argument (`nc attacker.net 4444`): enough after a weak boundary for
 /// a rare command, never for a common word.
 fn plain_argument(bytes: &[u8], i: usize) -> bool {
@@ -1435,6 +1469,28 @@ mod tests {
             "a".repeat(300).as_bytes()
         ));
         assert!(!hit(&format!(";{}7", "*".repeat(64))));
+    }
+
+    #[test]
+    fn sentences_after_line_breaks_are_prose_and_glued_commands_are_not() {
+        for prose in [
+            "message=Hi team,\r\nNice work on the release!",
+            "Dear support,\nPython is not starting after the update",
+            "comment=Great product.\nExpect a review soon",
+        ] {
+            assert!(!hit(prose), "{prose}");
+        }
+        for attack in [
+            "ip=127.0.0.1|sleep 5",
+            "ip=127.0.0.1&&sleep 5",
+            "x||sleep 5",
+            "a|cat index.php",
+            "a&&cat config.php",
+            "q=1\npython -c 'import os'",
+            "q=1\nwhoami",
+        ] {
+            assert!(hit(attack), "{attack}");
+        }
     }
 
     #[test]

@@ -313,7 +313,9 @@ mod tests {
             ),
             (
                 "interval: 10s\ndistinct:\n  field: span.client.address\n  min: 5\n  max_share: 1.5\n",
-                &["r.yaml:10:14: invalid `distinct.max_share`: a share above 0 and at most 1, such as 0.5"],
+                &[
+                    "r.yaml:10:14: invalid `distinct.max_share`: a share above 0 and at most 1, such as 0.5",
+                ],
             ),
             (
                 "interval: 10s\nwindow: 5m\nfields: [span.a]\n",
