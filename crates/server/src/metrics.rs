@@ -290,37 +290,25 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
         &trace_delay,
     );
     let rules = detector.rule_stats();
-    let name = "tracewarden_rule_evaluations_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Spans (or log records) the rule's condition was evaluated on, plus assembled traces for whole-trace rules, since the rule was loaded.",
-    );
-    for rule in &rules {
-        out.sample(name, &[("rule", &rule.rule_id)], rule.evaluated as f64);
-    }
-    let name = "tracewarden_rule_matched_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Spans (or log records) that satisfied the rule's condition, since the rule was loaded.",
-    );
-    for rule in &rules {
-        out.sample(name, &[("rule", &rule.rule_id)], rule.matched_spans as f64);
-    }
-    let name = "tracewarden_rule_detections_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Detections raised by the rule, since it was loaded.",
-    );
-    for rule in &rules {
-        out.sample(name, &[("rule", &rule.rule_id)], rule.detections as f64);
-    }
-    // What bounded state cost: keys pushed out at the cap (an attacker
-    // flooding a rule with new actors shows here), late spans, and keys held.
+    // Per rule; keys pushed out at the cap show an attacker flooding a rule
+    // with new actors.
     type Counter = fn(&tracewarden_detect::engine::RuleStats) -> u64;
-    let counters: [(&str, &str, Counter); 3] = [
+    let counters: [(&str, &str, Counter); 6] = [
+        (
+            "tracewarden_rule_evaluations_total",
+            "Spans (or log records) the rule's condition was evaluated on, plus assembled traces for whole-trace rules, since the rule was loaded.",
+            |r| r.evaluated,
+        ),
+        (
+            "tracewarden_rule_matched_total",
+            "Spans (or log records) that satisfied the rule's condition, since the rule was loaded.",
+            |r| r.matched_spans,
+        ),
+        (
+            "tracewarden_rule_detections_total",
+            "Detections raised by the rule, since it was loaded.",
+            |r| r.detections,
+        ),
         (
             "tracewarden_rule_evicted_keys_total",
             "Keys (actors) the rule evicted at max_keys_per_rule, least recently seen first, since it was loaded.",

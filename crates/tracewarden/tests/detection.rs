@@ -712,20 +712,24 @@ async fn a_geoip_database_that_cannot_be_read_stops_the_start() {
     );
 }
 
+/// `tracewarden rules ARGS [PATH]`, run to its end.
+fn rules_cli(args: &[&str], path: Option<&std::path::Path>) -> std::process::Output {
+    let mut command = Command::new(binary());
+    command.arg("rules").args(args);
+    if let Some(path) = path {
+        command.arg(path);
+    }
+    command.output().unwrap()
+}
+
 #[test]
 fn rules_test_and_lint_commands() {
     let repo_rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
-    let test = Command::new(binary())
-        .args(["rules", "test", repo_rules])
-        .output()
-        .unwrap();
+    let test = rules_cli(&["test", repo_rules], None);
     let out = String::from_utf8_lossy(&test.stdout);
     assert!(test.status.success(), "{out}");
     assert!(out.contains("0 failed"), "{out}");
-    let lint = Command::new(binary())
-        .args(["rules", "lint"])
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint"], None);
     assert!(lint.status.success());
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(out.contains("built-in pack"), "{out}");
@@ -742,20 +746,12 @@ fn rules_test_and_lint_commands() {
         "[detection.site]\nallowed_countries = [\"DE\"]\nentry_services = [\"api-gateway\"]\n",
     )
     .unwrap();
-    let lint = Command::new(binary())
-        .args(["rules", "lint", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint", "--config"], Some(&config));
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(lint.status.success(), "{out}");
     assert!(!out.contains("allowed_countries"), "{out}");
     assert!(out.contains("trusted_origins"), "{out}");
-    let test = Command::new(binary())
-        .args(["rules", "test", repo_rules, "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let test = rules_cli(&["test", repo_rules, "--config"], Some(&config));
     let out = String::from_utf8_lossy(&test.stdout);
     assert!(test.status.success(), "{out}");
     // Still off: CSRF (trusted_origins), wrong caller (allowed_edges), PII (third_parties).
@@ -765,11 +761,7 @@ fn rules_test_and_lint_commands() {
         "[detection.site]\nallowed_countries = [\"germany\"]\n",
     )
     .unwrap();
-    let lint = Command::new(binary())
-        .args(["rules", "lint", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint", "--config"], Some(&config));
     assert!(!lint.status.success());
     assert!(
         String::from_utf8_lossy(&lint.stderr).contains("`germany` is not an ISO 3166-1"),
@@ -784,29 +776,17 @@ fn rules_test_and_lint_commands() {
         "id: bad-rule\ntitle: t\nseverity: urgent\nkind: match\ncondition: '{ span.x = }'\nextra: 1\n",
     )
     .unwrap();
-    let lint = Command::new(binary())
-        .args(["rules", "lint"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint"], Some(dir.path()));
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(!lint.status.success(), "{out}");
     assert!(out.contains("bad.yaml:3:"), "{out}");
     assert!(out.contains("bad.yaml:6:"), "{out}");
     // One file alone, and a directory that is not there.
-    let lint = Command::new(binary())
-        .args(["rules", "lint"])
-        .arg(dir.path().join("bad.yaml"))
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint"], Some(&dir.path().join("bad.yaml")));
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(!lint.status.success(), "{out}");
     assert!(out.contains("bad.yaml:3:"), "{out}");
-    let lint = Command::new(binary())
-        .args(["rules", "lint"])
-        .arg(dir.path().join("missing"))
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint"], Some(&dir.path().join("missing")));
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(!lint.status.success(), "{out}");
     assert!(
@@ -814,11 +794,7 @@ fn rules_test_and_lint_commands() {
         "{out}"
     );
     assert!(out.contains(": 1 error\n"), "{out}");
-    let test = Command::new(binary())
-        .args(["rules", "test"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let test = rules_cli(&["test"], Some(dir.path()));
     assert!(!test.status.success());
 
     // With --config and no DIR, lint checks what that server runs: the
@@ -837,11 +813,7 @@ fn rules_test_and_lint_commands() {
         ),
     )
     .unwrap();
-    let lint = Command::new(binary())
-        .args(["rules", "lint", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let lint = rules_cli(&["lint", "--config"], Some(&config));
     let out = String::from_utf8_lossy(&lint.stdout);
     assert!(lint.status.success(), "{out}");
     assert!(out.contains("my-rule"), "{out}");
@@ -850,11 +822,7 @@ fn rules_test_and_lint_commands() {
 
     // A directory without rule files tests nothing: a failure, not a pass.
     let empty = tempfile::tempdir().unwrap();
-    let test = Command::new(binary())
-        .args(["rules", "test"])
-        .arg(empty.path())
-        .output()
-        .unwrap();
+    let test = rules_cli(&["test"], Some(empty.path()));
     assert!(!test.status.success());
     assert!(
         String::from_utf8_lossy(&test.stderr).contains("no rule files"),

@@ -264,14 +264,14 @@ impl TopologyState {
                         // An internal service called with a trace context
                         // that no traced service gave it: a forged
                         // `traceparent` reaches it as surely as none.
-                        let mut evidence = format!(
-                            "no_parent: {service} is not an entry service, yet its server span \"{}\" has parent span ",
-                            span.name
+                        let evidence = with_parent(
+                            format!(
+                                "no_parent: {service} is not an entry service, yet its server span \"{}\" has parent span ",
+                                span.name
+                            ),
+                            parent,
+                            &format!("{how} of a complete trace"),
                         );
-                        for b in parent.as_bytes() {
-                            let _ = write!(evidence, "{b:02x}");
-                        }
-                        let _ = write!(evidence, ", {how} of a complete trace");
                         push(
                             out,
                             TopologyCheck::NoParent,
@@ -283,14 +283,14 @@ impl TopologyState {
                         && self.is_entry(service)
                         && !self.remote_ok.contains(service)
                     {
-                        let mut evidence = format!(
-                            "spoofed_context: entry service {service} took trace context from outside: server span \"{}\" has parent span ",
-                            span.name
+                        let evidence = with_parent(
+                            format!(
+                                "spoofed_context: entry service {service} took trace context from outside: server span \"{}\" has parent span ",
+                                span.name
+                            ),
+                            parent,
+                            how,
                         );
-                        for b in parent.as_bytes() {
-                            let _ = write!(evidence, "{b:02x}");
-                        }
-                        let _ = write!(evidence, ", {how}");
                         push(
                             out,
                             TopologyCheck::SpoofedContext,
@@ -355,6 +355,16 @@ impl TopologyState {
 }
 
 /// Adds a finding, or counts the span into the same check and key.
+/// `evidence`, then the parent span id in hex and how it is known to be
+/// outside the trace.
+fn with_parent(mut evidence: String, parent: SpanId, how: &str) -> String {
+    for b in parent.as_bytes() {
+        let _ = write!(evidence, "{b:02x}");
+    }
+    let _ = write!(evidence, ", {how}");
+    evidence
+}
+
 fn push(
     out: &mut Vec<Finding>,
     check: TopologyCheck,
