@@ -659,6 +659,21 @@ impl Scanner {
                     i = close + 1;
                     continue;
                 }
+                // A run of backticks: each position would read the same
+                // word after the run (pairs are empty substitutions), so
+                // look from its first two positions (either parity) and go
+                // past it; from every position was quadratic (64 KiB: 1.8 s).
+                b'`' if at(bytes, i + 1) == b'`' && at(bytes, i + 2) == b'`' => {
+                    for from in [i, i + 1] {
+                        if let Some(hit) = self.command_after(bytes, from + 1, Boundary::Subst) {
+                            return Some((hit.0, from));
+                        }
+                    }
+                    while at(bytes, i) == b'`' {
+                        i += 1;
+                    }
+                    continue;
+                }
                 b'`' => (Boundary::Subst, 1),
                 b'$' if next == b'(' => (
                     Boundary::Subst,
@@ -809,9 +824,11 @@ impl Scanner {
                 }
                 b'$' if at(bytes, i + 1) == b'{' => {
                     // `${x}` or `${gcc7.4}`: an (empty) expansion inside the word.
+                    // Looked for within the 32 bytes it may span: `${${${...`
+                    // with no `}` read to the end at every `{` (quadratic).
                     let close = bytes
                         .get(i..)
-                        .and_then(|r| r.iter().position(|c| *c == b'}'));
+                        .and_then(|r| r.iter().take(32).position(|c| *c == b'}'));
                     match close {
                         Some(p) if p < 32 => {
                             obfuscated = true;
@@ -1491,6 +1508,16 @@ mod tests {
         ] {
             assert!(hit(attack), "{attack}");
         }
+    }
+
+    #[test]
+    fn runs_of_backticks_read_once_and_still_count() {
+        // The word after a run of backticks (pairs are empty substitutions),
+        // whatever the run's parity.
+        assert!(hit("x````id"));
+        assert!(hit("x```id`"));
+        assert!(hit("q=1;pi````ng -c 3 10.0.0.1"));
+        assert!(!hit(&"`".repeat(64 * 1024)));
     }
 
     #[test]

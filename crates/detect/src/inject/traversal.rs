@@ -253,6 +253,10 @@ fn is_sep(b: u8) -> bool {
 /// separator): `../`, `..\`, `.../`, `..;/` (Tomcat path parameters), `/..` at the end.
 fn parent_segment(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
+    // The first separator at or after a `..;` path parameter: found once
+    // and reused by the `..;` before it, so `..;..;..;` (no separator) is
+    // read once, not once per parameter.
+    let mut next_sep = 0usize;
     while i + 1 < bytes.len() {
         if at(bytes, i) == b'.' && at(bytes, i + 1) == b'.' {
             let start = i;
@@ -267,11 +271,13 @@ fn parent_segment(bytes: &[u8]) -> Option<usize> {
             let after = at(bytes, i);
             let after = if after == b';' {
                 // `..;/`: skip the path parameter.
-                let mut k = i;
-                while k < bytes.len() && !is_sep(at(bytes, k)) {
-                    k += 1;
+                if next_sep < i {
+                    next_sep = i;
+                    while next_sep < bytes.len() && !is_sep(at(bytes, next_sep)) {
+                        next_sep += 1;
+                    }
                 }
-                at(bytes, k)
+                at(bytes, next_sep)
             } else {
                 after
             };
