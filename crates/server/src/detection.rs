@@ -32,7 +32,7 @@ use tracewarden_detect::engine::{
 };
 use tracewarden_detect::geoip::Lookup;
 use tracewarden_detect::log_join::{LogJoinConfig, LogJoinStats};
-use tracewarden_detect::rule::{BlockAction, Rule, builtin_rules_for, load_dir_for};
+use tracewarden_detect::rule::{BlockAction, LoadErrors, Rule, builtin_rules_for, load_dir_for};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::Records;
@@ -918,17 +918,35 @@ pub fn load_rules(config: &DetectionConfig) -> Result<Vec<Rule>, String> {
     if !problems.is_empty() {
         return Err(format!("[detection.site]: {}", problems.join("; ")));
     }
-    let mut rules = if config.builtin_rules {
-        builtin_rules_for(&config.site).map_err(|e| format!("the built-in rules: {e}"))?
-    } else {
-        Vec::new()
-    };
-    if let Some(dir) = &config.rules_dir {
-        let extra = load_dir_for(dir, &config.site).map_err(|e| e.to_string())?;
-        rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
-        rules.extend(extra);
+    rule_set(config).map_err(|e| e.to_string())
+}
+
+/// The rule set of `config`, its site facts taken as valid: the built-in
+/// pack (unless `builtin_rules = false`), then `rules_dir`, whose rules
+/// replace built-in ones of the same id; every error of both.
+pub fn rule_set(config: &DetectionConfig) -> Result<Vec<Rule>, LoadErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    if config.builtin_rules {
+        match builtin_rules_for(&config.site) {
+            Ok(found) => rules = found,
+            Err(mut found) => errors.append(&mut found.0),
+        }
     }
-    Ok(rules)
+    if let Some(dir) = &config.rules_dir {
+        match load_dir_for(dir, &config.site) {
+            Ok(extra) => {
+                rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
+                rules.extend(extra);
+            }
+            Err(mut found) => errors.append(&mut found.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(LoadErrors(errors))
+    }
 }
 
 /// What identifies the state of a rules directory: each rule file's path,

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use tracewarden_model::{SpanId, SpanKind, SpanRecord};
 use tracewarden_traceql::TraceView;
 
-use super::topology::service_of;
+use super::topology::{linked_producers, service_of};
 use crate::rule::{DataFlowRule, Destination, PiiHit};
 
 /// Ancestors walked up from a destination span.
@@ -97,7 +97,7 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
             // parent (messaging): the producer is its caller then.
             let caller = view
                 .parent(i)
-                .or_else(|| linked_producer(spans, record, &mut span_ids));
+                .or_else(|| linked_producers(spans, record, &mut span_ids).next());
             match caller {
                 Some(p) => {
                     let Some(parent) = spans.get(p) else { continue };
@@ -142,35 +142,6 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
             at = view.parent(index);
         }
     }
-}
-
-/// The producer span of this trace that consumer span `record` links to,
-/// as the topology rule's `wrong_caller` check reads links.
-fn linked_producer(
-    spans: &[SpanRecord],
-    record: &SpanRecord,
-    span_ids: &mut Option<HashMap<SpanId, usize>>,
-) -> Option<usize> {
-    let span = &record.span;
-    if span.kind != SpanKind::Consumer || span.links.is_empty() {
-        return None;
-    }
-    let ids = span_ids.get_or_insert_with(|| {
-        spans
-            .iter()
-            .enumerate()
-            .map(|(j, r)| (r.span.span_id, j))
-            .collect()
-    });
-    span.links
-        .iter()
-        .filter(|link| link.trace_id == span.trace_id)
-        .filter_map(|link| ids.get(&link.span_id).copied())
-        .find(|&j| {
-            spans
-                .get(j)
-                .is_some_and(|r| r.span.kind == SpanKind::Producer)
-        })
 }
 
 #[cfg(test)]

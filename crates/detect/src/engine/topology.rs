@@ -196,23 +196,8 @@ impl TopologyState {
                 if let Some(p) = view.parent(i) {
                     self.edge(spans, p, i, "parent", learning, learns, out);
                 }
-                if span.kind == SpanKind::Consumer {
-                    for link in span.links.iter().filter(|l| l.trace_id == span.trace_id) {
-                        let index = links.get_or_insert_with(|| {
-                            spans
-                                .iter()
-                                .enumerate()
-                                .map(|(j, r)| (r.span.span_id, j))
-                                .collect()
-                        });
-                        if let Some(&j) = index.get(&link.span_id)
-                            && spans
-                                .get(j)
-                                .is_some_and(|r| r.span.kind == SpanKind::Producer)
-                        {
-                            self.edge(spans, j, i, "link", learning, learns, out);
-                        }
-                    }
+                for j in linked_producers(spans, record, &mut links) {
+                    self.edge(spans, j, i, "link", learning, learns, out);
                 }
             }
             if span.kind != SpanKind::Server {
@@ -355,6 +340,38 @@ impl TopologyState {
 }
 
 /// Adds a finding, or counts the span into the same check and key.
+/// The producer spans of this trace that consumer span `record` links to
+/// (messaging: a consumer links to its producer, besides or instead of
+/// taking it as parent). `span_ids`, the trace's span id -> index map, is
+/// built on first use.
+pub(crate) fn linked_producers<'a>(
+    spans: &'a [SpanRecord],
+    record: &'a SpanRecord,
+    span_ids: &'a mut Option<HashMap<SpanId, usize>>,
+) -> impl Iterator<Item = usize> + 'a {
+    let span = &record.span;
+    let ids = (span.kind == SpanKind::Consumer && !span.links.is_empty()).then(|| {
+        &*span_ids.get_or_insert_with(|| {
+            spans
+                .iter()
+                .enumerate()
+                .map(|(j, r)| (r.span.span_id, j))
+                .collect()
+        })
+    });
+    ids.into_iter().flat_map(move |ids| {
+        span.links
+            .iter()
+            .filter(move |link| link.trace_id == span.trace_id)
+            .filter_map(move |link| ids.get(&link.span_id).copied())
+            .filter(move |&j| {
+                spans
+                    .get(j)
+                    .is_some_and(|r| r.span.kind == SpanKind::Producer)
+            })
+    })
+}
+
 /// `evidence`, then the parent span id in hex and how it is known to be
 /// outside the trace.
 fn with_parent(mut evidence: String, parent: SpanId, how: &str) -> String {

@@ -13,6 +13,7 @@ use tracewarden_detect::rule::{
 };
 use tracewarden_server::Config;
 use tracewarden_server::config::DetectionConfig;
+use tracewarden_server::detection::rule_set;
 
 use super::alerts::ServerArg;
 use super::client;
@@ -176,41 +177,21 @@ fn detection(config: Option<&Path>) -> anyhow::Result<Option<DetectionConfig>> {
     Ok(Some(detection))
 }
 
-/// The rules a server with `detection` runs: the built-in pack (unless
-/// `builtin_rules = false`), then `rules_dir`, whose rules replace
-/// built-in ones of the same id; every error of both.
+/// The rules a server with `detection` runs, and how to name them.
 fn server_rules(detection: &DetectionConfig) -> (String, Result<Vec<Rule>, LoadErrors>) {
-    let site = &detection.site;
     let mut parts = Vec::new();
-    let mut rules = Vec::new();
-    let mut errors = Vec::new();
     if detection.builtin_rules {
         parts.push("the built-in pack".to_string());
-        match builtin_rules_for(site) {
-            Ok(found) => rules = found,
-            Err(mut found) => errors.append(&mut found.0),
-        }
     }
     if let Some(dir) = &detection.rules_dir {
         parts.push(dir.display().to_string());
-        match load_dir_for(dir, site) {
-            Ok(extra) => {
-                rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
-                rules.extend(extra);
-            }
-            Err(mut found) => errors.append(&mut found.0),
-        }
     }
     let what = if parts.is_empty() {
         "no rules (builtin_rules = false and no rules_dir)".to_string()
     } else {
         parts.join(" and ")
     };
-    if errors.is_empty() {
-        (what, Ok(rules))
-    } else {
-        (what, Err(LoadErrors(errors)))
-    }
+    (what, rule_set(detection))
 }
 
 /// One line per rule: `ok` when it runs, `off` with the reason when not.
