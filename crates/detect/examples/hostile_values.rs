@@ -52,6 +52,10 @@ fn main() {
         ("` a", "` a".repeat(21 * 1024)),
         ("x`", "x`".repeat(32 * 1024)),
         ("u+", "%u0041".repeat(10 * 1024)),
+        // Markdown tables: one row of 32k cells, 16k one-cell rows.
+        ("|-|", format!("|-|\n{}", "| ".repeat(32 * 1024))),
+        ("rows", "|-|\n".repeat(16 * 1024)),
+        ("cells", format!("|-|\n|{}", "a |".repeat(21 * 1024))),
     ] {
         let t = std::time::Instant::now();
         let found = tracewarden_detect::inject::detect(&value);

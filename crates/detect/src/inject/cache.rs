@@ -9,8 +9,10 @@
 //! chosen by a hash keyed per thread at random (crafted values cannot aim at
 //! one slot) and checked by comparing the whole value, so a collision only
 //! costs a scan. Memory is bounded: [`SLOTS`] values of at most
-//! [`MAX_CACHED_BYTES`], and one longer value (the one most recently
-//! scanned, which is what the rules after the first ask for).
+//! [`MAX_CACHED_BYTES`], and the [`LONG_SLOTS`] longer values scanned last
+//! (a span's long fields, a body, a query string and a header, are asked for
+//! by each injection rule in turn; with one slot they evicted each other and
+//! every rule rescanned them).
 //!
 //! Scanning for all classes at once finds, for each class, what a scan for
 //! that class alone finds: parts are scanned in the same order and a class
@@ -23,8 +25,10 @@ use super::{AttackClass, DETECTOR, Finding};
 
 /// Values remembered per thread.
 const SLOTS: usize = 1024;
-/// Longest value kept in the table (longer ones use the single last slot).
+/// Longest value kept in the table (longer ones use the long slots).
 const MAX_CACHED_BYTES: usize = 1024;
+/// Long values remembered, replaced oldest first.
+const LONG_SLOTS: usize = 4;
 
 /// What a value holds: at most one finding per class.
 type Findings = [Option<Finding>; 4];
@@ -34,10 +38,12 @@ struct Entry {
     findings: Findings,
 }
 
-/// A direct-mapped table of verdicts, and the last long value.
+/// A direct-mapped table of verdicts, and the last long values.
 pub(crate) struct VerdictCache {
     slots: Vec<Option<Entry>>,
-    last_long: Option<Entry>,
+    long: [Option<Entry>; LONG_SLOTS],
+    /// The long slot replaced next.
+    next_long: usize,
     hasher: RandomState,
     hits: u64,
     misses: u64,
@@ -47,7 +53,8 @@ impl VerdictCache {
     pub(crate) fn with_slots(slots: usize) -> VerdictCache {
         VerdictCache {
             slots: (0..slots.max(1)).map(|_| None).collect(),
-            last_long: None,
+            long: Default::default(),
+            next_long: 0,
             hasher: RandomState::new(),
             hits: 0,
             misses: 0,
@@ -61,7 +68,16 @@ impl VerdictCache {
             let at = (self.hasher.hash_one(value) as usize) % self.slots.len();
             &mut self.slots[at]
         } else {
-            &mut self.last_long
+            let at = self
+                .long
+                .iter()
+                .position(|slot| slot.as_ref().is_some_and(|found| *found.value == *value))
+                .unwrap_or_else(|| {
+                    let at = self.next_long;
+                    self.next_long = (at + 1) % LONG_SLOTS;
+                    at
+                });
+            &mut self.long[at]
         };
         let findings = match entry {
             Some(found) if *found.value == *value => {
@@ -175,6 +191,37 @@ mod tests {
                         cache.scan(class, value),
                         super::super::scan(class, value),
                         "{class:?} in {value:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_fields_of_one_span_are_scanned_once() {
+        // The pack's four injection rules each read a span's long query,
+        // body and header in turn: three long values, one scan each.
+        let fields = [
+            format!("q={}", "a".repeat(2000)),
+            format!("{{\"text\":\"{}\"}}", "b ".repeat(1500)),
+            format!("Mozilla/5.0 {}", "c".repeat(1100)),
+        ];
+        let mut cache = VerdictCache::with_slots(SLOTS);
+        for class in AttackClass::ALL {
+            for value in &fields {
+                assert_eq!(cache.scan(class, value), super::super::scan(class, value));
+            }
+        }
+        assert_eq!(cache.counts(), (9, 3));
+        // More long values than slots: the oldest goes, answers stay right.
+        for round in 0..2 {
+            for n in 0..LONG_SLOTS + 2 {
+                let value = format!("x={n}{}", ";cat /etc/passwd ".repeat(80));
+                for class in AttackClass::ALL {
+                    assert_eq!(
+                        cache.scan(class, &value),
+                        super::super::scan(class, &value),
+                        "{class:?}, value {n}, round {round}"
                     );
                 }
             }

