@@ -81,6 +81,9 @@ pub struct Simulator {
     carry: f64,
     next_attack: Option<u64>,
     attacks: u64,
+    /// No attack starts any more (the run's duration is over); those in
+    /// flight still play to their end.
+    attacks_over: bool,
 }
 
 impl Simulator {
@@ -94,6 +97,7 @@ impl Simulator {
             carry: 0.0,
             next_attack: None,
             attacks: 0,
+            attacks_over: false,
         }
     }
 
@@ -101,7 +105,9 @@ impl Simulator {
     /// are `live`, so none plays during the warm-up.
     pub fn tick(&mut self, start: u64, end: u64, live: bool) -> (Telemetry, Vec<Launched>) {
         let mut launched = Vec::new();
-        if live && self.next_attack.is_none() && !self.settings.scenarios.is_empty() {
+        if self.attacks_over {
+            self.next_attack = None;
+        } else if live && self.next_attack.is_none() && !self.settings.scenarios.is_empty() {
             self.next_attack = Some(start + nanos(FIRST_ATTACK));
         }
         while let Some(at) = self.next_attack.filter(|at| *at < end) {
@@ -130,6 +136,18 @@ impl Simulator {
             action.write(&mut writer, at);
         }
         (out, launched)
+    }
+
+    /// Starts no more attacks; [`Simulator::in_flight`] tells when those
+    /// started have played every planned request.
+    pub fn end_attacks(&mut self) {
+        self.attacks_over = true;
+        self.next_attack = None;
+    }
+
+    /// Planned attack requests not yet written, and when the last is due.
+    pub fn in_flight(&self) -> Option<(usize, u64)> {
+        self.pending.last().map(|(at, _)| (self.pending.len(), *at))
     }
 
     fn launch(&mut self, at: u64) -> Launched {
@@ -216,7 +234,23 @@ pub async fn drive(
         if let (Some(since), Some(duration)) = (live_since, run.duration)
             && clock >= since + nanos(duration)
         {
-            break;
+            // An attack started near the end plays to its end (a flood
+            // waits for the next ddos-burst bucket): cut short, its alert
+            // would be reported missing.
+            match simulator.in_flight() {
+                None => break,
+                Some((requests, last)) if !simulator.attacks_over => {
+                    simulator.end_attacks();
+                    println!(
+                        "{} duration over: no new attacks; finishing those in flight ({} \
+                         requests, {:.1}s more)",
+                        stamp(run.started),
+                        requests,
+                        last.saturating_sub(clock) as f64 / 1e9
+                    );
+                }
+                Some(_) => {}
+            }
         }
         let tick = if live { live_tick } else { catch_up_tick };
         let end = (clock + tick).min(wall.max(clock + live_tick));

@@ -87,6 +87,36 @@ fn the_same_seed_sends_the_same_traffic() {
 }
 
 #[test]
+fn attacks_in_flight_play_to_their_end_after_the_last_start() {
+    // The flood starts after the next 10 s bucket boundary: a run whose
+    // duration ends at the launch must keep ticking until it is written.
+    let mut simulator = Simulator::new(settings(vec![find("ddos").unwrap()], 7));
+    let tick = SECOND / 10;
+    let mut i = 0;
+    while simulator.in_flight().is_none() {
+        simulator.tick(T0 + i * tick, T0 + (i + 1) * tick, true);
+        i += 1;
+        assert!(i < 100, "the attack never started");
+    }
+    simulator.end_attacks();
+    let mut flood = 0;
+    while simulator.in_flight().is_some() {
+        let (telemetry, launched) = simulator.tick(T0 + i * tick, T0 + (i + 1) * tick, true);
+        assert!(launched.is_empty(), "no attack starts after end_attacks");
+        flood += telemetry.requests;
+        i += 1;
+        assert!(i < 400, "the attack never finished");
+    }
+    // The plan's 600 requests at least, and benign ones beside them.
+    assert!(flood >= 600, "{flood}");
+    for _ in 0..50 {
+        let (_, launched) = simulator.tick(T0 + i * tick, T0 + (i + 1) * tick, true);
+        assert!(launched.is_empty());
+        i += 1;
+    }
+}
+
+#[test]
 fn benign_traces_link_client_and_server_spans_across_services() {
     let ticks = play(settings(Vec::new(), 3), 10);
     let spans: Vec<(&str, &Span)> = ticks.iter().flat_map(Telemetry::spans).collect();
