@@ -218,6 +218,10 @@ pub struct Detector {
     rules: Mutex<Vec<RuleInfo>>,
     config: DetectionConfig,
     reload: Mutex<ReloadStatus>,
+    /// Held for a whole reload, from reading the files to the thread's
+    /// answer: two reloads at once (the watcher's and the API's) could
+    /// otherwise switch to the older files last.
+    reloading: Mutex<()>,
 }
 
 fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
@@ -320,6 +324,7 @@ impl Detector {
             rules: Mutex::new(infos),
             config,
             reload: Mutex::new(ReloadStatus::default()),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -380,7 +385,21 @@ impl Detector {
     /// state (see [`Engine::reload`]). Blocks until the detection thread
     /// has switched (it finishes the batch in hand first).
     pub fn reload(&self) -> Result<ReloadSummary, String> {
-        let result = load_rules(&self.config).and_then(|rules| {
+        self.reload_with(|| load_rules(&self.config))
+    }
+
+    /// [`Detector::reload`] with the rules `load` reads: one reload at a
+    /// time, so the rules read last are the rules that run.
+    fn reload_with(
+        &self,
+        load: impl FnOnce() -> Result<Vec<Rule>, String>,
+    ) -> Result<ReloadSummary, String> {
+        // A reload that panicked poisoned nothing this guards.
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = load().and_then(|rules| {
             let infos = rule_infos(&rules);
             let (reply, answer) = std::sync::mpsc::channel();
             self.sender
@@ -993,4 +1012,62 @@ pub fn watch_rules(detector: &Arc<Detector>, interval: Duration) -> std::io::Res
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn rule(id: &str) -> Vec<Rule> {
+        let yaml = format!(
+            "id: {id}\ntitle: t\ndescription: d\nseverity: low\nkind: match\n\
+             condition: '{{ span.http.route = \"/{id}\" }}'\n"
+        );
+        vec![tracewarden_detect::rule::parse_rule(&yaml, Path::new("test.yaml")).unwrap()]
+    }
+
+    #[test]
+    fn the_rules_read_last_are_the_rules_that_run() {
+        let detector = Arc::new(
+            Detector::start_with(rule("old"), DetectionConfig::default(), None, None).unwrap(),
+        );
+        // Reload A reads the files (version 1) and is held before it hands
+        // them over; reload B reads them after a change (version 2). B must
+        // not switch first and then be overwritten by A's older rules.
+        let (loaded, a_loaded) = mpsc::channel();
+        let (go, a_go) = mpsc::channel::<()>();
+        let a = std::thread::spawn({
+            let detector = Arc::clone(&detector);
+            move || {
+                detector.reload_with(|| {
+                    let rules = rule("v1");
+                    loaded.send(()).unwrap();
+                    let _ = a_go.recv_timeout(Duration::from_secs(10));
+                    Ok(rules)
+                })
+            }
+        });
+        a_loaded.recv().unwrap();
+        let (b_done, b_finished) = mpsc::channel();
+        let b = std::thread::spawn({
+            let detector = Arc::clone(&detector);
+            move || {
+                let result = detector.reload_with(|| Ok(rule("v2")));
+                let _ = b_done.send(());
+                result
+            }
+        });
+        // Unserialised, B reads and switches now; serialised, it waits for A.
+        let b_first = b_finished.recv_timeout(Duration::from_secs(2)).is_ok();
+        go.send(()).unwrap();
+        a.join().unwrap().unwrap();
+        b.join().unwrap().unwrap();
+        assert!(!b_first, "a second reload ran while the first was in hand");
+        let ids: Vec<String> = detector.rules().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["v2"]);
+        assert_eq!(detector.reload_status().reloads, 2);
+        detector.shutdown();
+    }
 }
