@@ -636,7 +636,7 @@ fn process_span(
                     count: 1,
                     first_seen: ts,
                     last_seen: ts,
-                    trace_ids: vec![record.span.trace_id],
+                    trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 },
                 payload,
             ));
@@ -673,7 +673,7 @@ fn process_span(
                     count: 1,
                     first_seen: ts,
                     last_seen: ts,
-                    trace_ids: vec![record.span.trace_id],
+                    trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 },
                 payload,
             ));
@@ -799,7 +799,7 @@ fn process_span(
                     count: 1,
                     first_seen: ts,
                     last_seen: ts,
-                    trace_ids: vec![record.span.trace_id],
+                    trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 };
                 detections.push(detection(&n.group_by, key, crossing, Some(evidence)));
             }
@@ -850,7 +850,7 @@ fn process_span(
                     count: 1,
                     first_seen_unix_nano: flow.ts,
                     last_seen_unix_nano: flow.ts,
-                    trace_ids: vec![record.span.trace_id],
+                    trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                     evidence: Some(flow.evidence),
                 });
             }

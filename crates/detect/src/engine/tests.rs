@@ -700,3 +700,38 @@ fn baseline_counts_late_spans_and_expires_idle_keys() {
     let stats = &engine.stats().rules[0];
     assert_eq!((stats.expired_keys, stats.keys), (1, 1));
 }
+
+#[test]
+fn log_records_without_a_trace_id_add_no_trace_id_to_the_evidence() {
+    // A record logged outside any request carries no trace id: its view
+    // has the zero id, which names no trace and must not be cited.
+    let matcher = "id: m\ntitle: t\nseverity: low\nsource: logs\nkind: match\ncondition: '{ span.log.body =~ \"(?i).*access denied.*\" }'\n";
+    let mut engine = Engine::new(vec![rule(matcher), rule(LOG_RULE)]);
+    let logs = vec![
+        log_entry(0, "Access denied", Some("mallory"), None),
+        log_entry(1, "Access denied", Some("mallory"), Some(7)),
+        log_entry(2, "Access denied", Some("mallory"), None),
+    ];
+    let detections = engine.process_logs(&logs, BASE + 10 * SEC);
+    let zero = TraceId::from_bytes([0; 16]);
+    let of = |id: &str| -> Vec<&Detection> {
+        detections
+            .iter()
+            .filter(|d| d.rule_id.as_ref() == id)
+            .collect()
+    };
+    let matches = of("m");
+    assert_eq!(matches.len(), 3, "{detections:?}");
+    assert!(matches[0].trace_ids.is_empty(), "{:?}", matches[0]);
+    assert_eq!(matches[1].trace_ids, vec![TraceId::from_bytes([7; 16])]);
+    let threshold = of("denied");
+    assert_eq!(threshold.len(), 1, "{detections:?}");
+    assert_eq!(threshold[0].count, 3);
+    assert_eq!(
+        threshold[0].trace_ids,
+        vec![TraceId::from_bytes([7; 16])],
+        "{:?}",
+        threshold[0].trace_ids
+    );
+    assert!(detections.iter().all(|d| !d.trace_ids.contains(&zero)));
+}

@@ -150,14 +150,15 @@ impl ThresholdKey {
     }
 }
 
-/// Up to `max` distinct trace ids, most recent first.
+/// Up to `max` distinct trace ids, most recent first. The zero id (a log
+/// record logged outside any trace) names no trace and is left out.
 pub(crate) fn sample_trace_ids(hits_newest_first: &[Hit], max: usize) -> Vec<TraceId> {
     let mut ids: Vec<TraceId> = Vec::with_capacity(max.min(hits_newest_first.len()));
     for (_, id) in hits_newest_first {
         if ids.len() >= max {
             break;
         }
-        if !ids.contains(id) {
+        if !id.is_zero() && !ids.contains(id) {
             ids.push(*id);
         }
     }
