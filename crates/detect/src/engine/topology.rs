@@ -186,6 +186,7 @@ impl TopologyState {
         let learns = rule.learn.is_some();
         let wrong_caller = rule.checks(TopologyCheck::WrongCaller);
         let mut links: Option<HashMap<SpanId, usize>> = None;
+        let mut callers: Vec<&str> = Vec::new();
         for (i, record) in spans.iter().enumerate() {
             let span = &record.span;
             let service = service_of(record);
@@ -193,11 +194,19 @@ impl TopologyState {
                 continue;
             }
             if wrong_caller {
-                if let Some(p) = view.parent(i) {
-                    self.edge(spans, p, i, "parent", learning, learns, out);
-                }
-                for j in linked_producers(spans, record, &mut links) {
-                    self.edge(spans, j, i, "link", learning, learns, out);
+                // One span shows an edge once, however many ways it names
+                // the caller (a consumer may take its producer as parent
+                // and link to it, or link to several of its spans).
+                callers.clear();
+                let parent = view.parent(i).map(|p| (p, "parent"));
+                let linked = linked_producers(spans, record, &mut links).map(|j| (j, "link"));
+                for (j, via) in parent.into_iter().chain(linked) {
+                    let caller = spans.get(j).map_or("", service_of);
+                    if callers.contains(&caller) {
+                        continue;
+                    }
+                    callers.push(caller);
+                    self.edge(spans, j, i, via, learning, learns, out);
                 }
             }
             if span.kind != SpanKind::Server {
@@ -493,6 +502,28 @@ mod tests {
             found[0].starts_with("wrong_caller: billing -> location"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_consumer_both_child_and_link_of_its_producer_counts_once() {
+        // Messaging instrumentations may parent a consumer span on the
+        // producer span and link it too: one span showed the edge.
+        let rule = rule(&[TopologyCheck::WrongCaller], None);
+        let mut state = TopologyState::new(&rule);
+        let mut consumer = span(2, Some(1), "location", SpanKind::Consumer, 0);
+        consumer.span_mut().links = vec![Link {
+            trace_id: TraceId::from_bytes([7; 16]),
+            span_id: SpanId::from_bytes([1; 8]),
+            trace_state: Default::default(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+        }];
+        let spans = [span(1, None, "billing", SpanKind::Producer, 0), consumer];
+        let mut out = Vec::new();
+        state.evaluate(&rule, &TraceView::new(&spans), None, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].count, 1, "{}", out[0].evidence);
     }
 
     #[test]
