@@ -848,8 +848,10 @@ fn process_span(
                     kind: rule.kind.name(),
                     key: flow.key,
                     count: 1,
-                    first_seen_unix_nano: flow.ts,
-                    last_seen_unix_nano: flow.ts,
+                    // The span's time as the engine takes it (clamped
+                    // from the future, `now` when it has none).
+                    first_seen_unix_nano: ts,
+                    last_seen_unix_nano: ts,
                     trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                     evidence: Some(flow.evidence),
                 });

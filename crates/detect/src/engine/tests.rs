@@ -735,3 +735,25 @@ fn log_records_without_a_trace_id_add_no_trace_id_to_the_evidence() {
     );
     assert!(detections.iter().all(|d| !d.trace_ids.contains(&zero)));
 }
+
+#[test]
+fn a_data_flow_span_without_a_start_time_is_seen_at_now() {
+    // As for every span rule: a span with no start time (0) is taken at
+    // `now`, not reported as seen in 1970.
+    let flow = "id: d\ntitle: t\nseverity: high\nkind: data_flow\nallowed: [api-gateway]\n";
+    let mut engine = Engine::new(vec![rule(flow)]);
+    let mut out = span(
+        0,
+        1,
+        &[
+            ("server.address", AnyValue::from("analytics.internal")),
+            ("user.email", AnyValue::from("jane@example.com")),
+        ],
+    );
+    out.span_mut().kind = tracewarden_model::SpanKind::Client;
+    out.span_mut().start_time_unix_nano = 0;
+    let detections = engine.process(&[out], BASE + 5 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].first_seen_unix_nano, BASE + 5 * SEC);
+    assert_eq!(detections[0].last_seen_unix_nano, BASE + 5 * SEC);
+}
