@@ -757,3 +757,21 @@ fn a_data_flow_span_without_a_start_time_is_seen_at_now() {
     assert_eq!(detections[0].first_seen_unix_nano, BASE + 5 * SEC);
     assert_eq!(detections[0].last_seen_unix_nano, BASE + 5 * SEC);
 }
+
+#[test]
+fn a_whole_trace_condition_on_log_records_is_refused() {
+    // Log records are never assembled into traces: such a rule would run
+    // on the spans' traces instead, the records never seen.
+    let text = "id: m\ntitle: t\nseverity: low\nsource: logs\nkind: match\ncondition: '{ span.log.body =~ \".*denied.*\" } >> { span.enduser.id != nil }'\n";
+    let errors = match crate::rule::parse_rule(text, Path::new("t.yaml")) {
+        Ok(rule) => panic!("accepted: {}", rule.id),
+        Err(errors) => errors,
+    };
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("log records are not assembled into traces"),
+        "{}",
+        errors[0]
+    );
+}

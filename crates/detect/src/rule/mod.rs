@@ -1447,6 +1447,21 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             }
         },
     };
+    // Log records are never assembled into traces: a whole-trace condition
+    // on them would run on the spans' traces instead.
+    let kind = match (kind, source, get("condition")) {
+        (Some(RuleKind::Match(m)), Some(Source::Logs), Some(node)) if m.needs_whole_trace() => {
+            checker.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: "condition".to_string(),
+                    reason: "`source: logs` needs a condition decided record by record (one spanset filter `{ ... }`): log records are not assembled into traces".to_string(),
+                },
+            );
+            None
+        }
+        (kind, _, _) => kind,
+    };
 
     let block = match get("block") {
         None => Some(None),
