@@ -250,7 +250,8 @@ pub(crate) struct BaselineKey {
     prev_count: u64,
     /// The threshold that bucket was judged against.
     prev_need: u64,
-    /// Newest spans of `cur`, at most `max_trace_ids`, in arrival order.
+    /// Newest spans of `cur` by start time, at most `max_trace_ids`,
+    /// sorted by start time.
     hits: VecDeque<Hit>,
     /// Sorted hashes of the `distinct` values in `cur`.
     distinct: Vec<u64>,
@@ -289,11 +290,14 @@ impl BaselineKey {
         self.count += 1;
         self.first_seen = self.first_seen.min(hit.0);
         self.last_seen = self.last_seen.max(hit.0);
-        if p.max_trace_ids > 0 {
-            if self.hits.len() >= p.max_trace_ids {
+        // The newest spans by start time, whatever order they arrive in.
+        let full = self.hits.len() >= p.max_trace_ids;
+        if !(full && self.hits.front().is_none_or(|h| hit.0 < h.0)) {
+            let at = self.hits.partition_point(|h| h.0 <= hit.0);
+            self.hits.insert(at, hit);
+            if self.hits.len() > p.max_trace_ids {
                 self.hits.pop_front();
             }
-            self.hits.push_back(hit);
         }
         let cap = p.distinct_cap();
         if let Some(h) = distinct {
@@ -464,6 +468,35 @@ mod tests {
         }
         assert_eq!(key.folded, 1);
         assert!((key.mean - 1.0).abs() < 1e-9, "{}", key.mean);
+    }
+
+    #[test]
+    fn the_trace_ids_are_the_newest_spans_of_the_bucket_in_any_arrival_order() {
+        // A quiet key (one span a bucket), then 12 spans in bucket 3
+        // arriving newest first: the detection cites the 10 newest by
+        // start time, not the last 10 to arrive.
+        let p = params("learning: 2\nmin_count: 12\n");
+        let mut key = BaselineKey::default();
+        for bucket in 0..3u64 {
+            key.record((bucket * 10 * SEC, TraceId::from_bytes([1; 16])), None, &p);
+        }
+        let mut burst = None;
+        for i in 0..12u8 {
+            let ts = 39 * SEC - u64::from(i) * (SEC / 10);
+            if let Outcome::Burst(b) =
+                key.record((ts, TraceId::from_bytes([100 + i; 16])), None, &p)
+            {
+                burst = Some(b);
+            }
+        }
+        let crossing = burst.expect("a burst").crossing;
+        assert_eq!(crossing.count, 12);
+        let newest: Vec<TraceId> = (0..10u8)
+            .map(|i| TraceId::from_bytes([100 + i; 16]))
+            .collect();
+        assert_eq!(crossing.trace_ids, newest);
+        assert_eq!(crossing.last_seen, 39 * SEC);
+        assert_eq!(crossing.first_seen, 39 * SEC - 11 * (SEC / 10));
     }
 
     #[test]
