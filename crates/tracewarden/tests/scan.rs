@@ -124,3 +124,91 @@ fn the_fixture_exports_scan_and_a_missing_file_is_an_error() {
         "{stderr}"
     );
 }
+
+/// Three refusals per caller, the caller taken from the span the record
+/// was logged in (`join`).
+const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";
+
+/// An export of traces and one of logs, scanned traces first (as the
+/// documentation's example): each record still joins the span it was
+/// logged in, and the detection names the span's caller.
+#[test]
+fn log_records_join_spans_scanned_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("denied-by-caller.yaml"), JOIN_RULE).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let start: u64 = 1_767_225_600_000_000_000;
+    let ids = |i: u64| {
+        (
+            format!("{:032x}", 0x5100 + i),
+            format!("{:016x}", 0x5100 + i),
+        )
+    };
+    let spans: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            serde_json::json!({
+                "traceId": trace, "spanId": span, "name": "GET /invoices/{id}", "kind": 2,
+                "startTimeUnixNano": (start + i * 1_000_000).to_string(),
+                "endTimeUnixNano": (start + i * 1_000_000 + 500_000).to_string(),
+                "attributes": [
+                    {"key": "client.address", "value": {"stringValue": "203.0.113.77"}},
+                ],
+            })
+        })
+        .collect();
+    let traces = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    let records: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = ids(i);
+            serde_json::json!({
+                "timeUnixNano": (start + i * 1_000_000 + 100_000).to_string(),
+                "severityNumber": 13, "severityText": "WARN",
+                "body": {"stringValue": format!("Access denied to invoice {i}")},
+                "traceId": trace, "spanId": span,
+            })
+        })
+        .collect();
+    let logs = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeLogs": [{"scope": {"name": "app"}, "logRecords": records}],
+    }]});
+    let traces_file = dir.path().join("traces.json");
+    let logs_file = dir.path().join("logs.json");
+    std::fs::write(&traces_file, traces.to_string()).unwrap();
+    std::fs::write(&logs_file, logs.to_string()).unwrap();
+    for files in [[&traces_file, &logs_file], [&logs_file, &traces_file]] {
+        let (ok, stdout, stderr) = scan(&[
+            files[0].as_os_str(),
+            files[1].as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ]);
+        assert!(ok, "{stderr}");
+        let detections: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(detections.len(), 1, "{files:?}: {stdout}\n{stderr}");
+        let d = &detections[0];
+        assert_eq!(d["ruleId"], "denied-by-caller", "{d}");
+        assert_eq!(d["key"]["span.client.address"], "203.0.113.77", "{d}");
+        assert_eq!(d["count"], 3, "{d}");
+        assert_eq!(d["traceIds"][0], ids(2).0, "{d}");
+    }
+}

@@ -133,6 +133,16 @@ fn lacks_any(entry: &LogEntry, names: &[String]) -> bool {
 }
 
 impl Engine {
+    /// Indexes spans for `join` rules from the first span on, not only
+    /// once a record has needed a join: for an offline scan, where a file
+    /// of spans may come before the file of their records. Nothing to do
+    /// when no log rule joins.
+    pub fn index_spans_for_join(&mut self) {
+        if let Some(join) = &mut self.join {
+            join.wanted = true;
+        }
+    }
+
     /// Runs the rules with `source: logs` over log records, each through
     /// its span-shaped view, with the same windows, late and future
     /// handling as spans (a record's time is its start time). A record a

@@ -99,7 +99,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let mut engine = Engine::with_config(rules, engine_config(&config.detection));
+    let mut engine_config = engine_config(&config.detection);
+    // Offline, arrival time means nothing: a log record waits for its span
+    // (and a span's attributes wait for its records) until the end of the
+    // input, whichever file comes first; the caps still bound both.
+    engine_config.log_join.wait = Duration::MAX;
+    let mut engine = Engine::with_config(rules, engine_config);
+    engine.index_spans_for_join();
     let total_bytes: u64 = args
         .files
         .iter()
