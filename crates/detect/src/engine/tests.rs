@@ -775,3 +775,39 @@ fn a_whole_trace_condition_on_log_records_is_refused() {
         errors[0]
     );
 }
+
+#[test]
+fn whole_trace_detections_take_a_span_without_a_start_time_at_the_watermark() {
+    // A trace rule's evidence is seen when its spans started; a span with
+    // no start time (0) is not reported as seen in 1970 (an alert's first
+    // seen would stay there), but at the newest start time seen.
+    let topology = "id: topo\ntitle: t\nseverity: high\nkind: topology\ndetect: [wrong_caller]\nallowed_edges: ['gw -> weather']\n";
+    let nested = "id: nested\ntitle: t\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
+    let mut engine = Engine::new(vec![rule(topology), rule(nested)]);
+    engine.process(&[login(100, 9, "10.0.0.1", "a", 200)], BASE + 100 * SEC);
+    let service = |name: &str| {
+        Arc::new(tracewarden_model::Resource {
+            attributes: vec![KeyValue::new("service.name", name)],
+            ..Default::default()
+        })
+    };
+    let mut caller = span(50, 1, &[]);
+    caller.span_mut().name = "GET /".into();
+    caller.resource = service("gw");
+    caller.span_mut().kind = tracewarden_model::SpanKind::Client;
+    let mut callee = span(0, 1, &[("http.response.status_code", AnyValue::Int(401))]);
+    callee.resource = service("billing");
+    callee.span_mut().kind = tracewarden_model::SpanKind::Server;
+    callee.span_mut().span_id = SpanId::from_bytes([2; 8]);
+    callee.span_mut().parent_span_id = Some(caller.span.span_id);
+    callee.span_mut().start_time_unix_nano = 0;
+    let detections = engine.process_trace(&[caller, callee]);
+    assert_eq!(detections.len(), 2, "{detections:?}");
+    for d in &detections {
+        assert!(
+            d.first_seen_unix_nano >= BASE && d.first_seen_unix_nano <= d.last_seen_unix_nano,
+            "{d:?}"
+        );
+        assert_eq!(d.last_seen_unix_nano, BASE + 100 * SEC, "{d:?}");
+    }
+}

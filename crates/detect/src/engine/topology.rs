@@ -172,6 +172,7 @@ impl TopologyState {
         rule: &TopologyRule,
         view: &TraceView<'_>,
         partial: Option<Partial>,
+        undated: u64,
         out: &mut Vec<Finding>,
     ) {
         let spans = view.spans();
@@ -206,7 +207,7 @@ impl TopologyState {
                         continue;
                     }
                     callers.push(caller);
-                    self.edge(spans, j, i, via, learning, learns, out);
+                    self.edge(spans, j, i, via, learning, learns, undated, out);
                 }
             }
             if span.kind != SpanKind::Server {
@@ -227,6 +228,7 @@ impl TopologyState {
                             &[("service", service)],
                             evidence,
                             record,
+                            undated,
                         );
                         if learns {
                             self.learn_entry(service);
@@ -272,6 +274,7 @@ impl TopologyState {
                             &[("service", service)],
                             evidence,
                             record,
+                            undated,
                         );
                     } else if rule.checks(TopologyCheck::SpoofedContext)
                         && self.is_entry(service)
@@ -291,6 +294,7 @@ impl TopologyState {
                             &[("service", service)],
                             evidence,
                             record,
+                            undated,
                         );
                     }
                 }
@@ -310,6 +314,7 @@ impl TopologyState {
         via: &str,
         learning: bool,
         learns: bool,
+        undated: u64,
         out: &mut Vec<Finding>,
     ) {
         let (Some(caller_span), Some(callee_span)) =
@@ -341,6 +346,7 @@ impl TopologyState {
             &[("caller", caller), ("callee", callee)],
             evidence,
             callee_span,
+            undated,
         );
         if learns {
             self.learn_edge(caller, callee);
@@ -397,8 +403,13 @@ fn push(
     key: &[(&str, &str)],
     evidence: String,
     record: &SpanRecord,
+    undated: u64,
 ) {
-    let ts = record.span.start_time_unix_nano;
+    // A span without a start time is seen at `undated` (the watermark).
+    let ts = match record.span.start_time_unix_nano {
+        0 => undated,
+        t => t,
+    };
     let same = |f: &&mut Finding| {
         f.check == check
             && f.key.len() == key.len()
@@ -470,7 +481,7 @@ mod tests {
         partial: Option<Partial>,
     ) -> Vec<String> {
         let mut out = Vec::new();
-        state.evaluate(rule, &TraceView::new(spans), partial, &mut out);
+        state.evaluate(rule, &TraceView::new(spans), partial, 0, &mut out);
         out.into_iter().map(|f| f.evidence).collect()
     }
 
@@ -521,7 +532,7 @@ mod tests {
         }];
         let spans = [span(1, None, "billing", SpanKind::Producer, 0), consumer];
         let mut out = Vec::new();
-        state.evaluate(&rule, &TraceView::new(&spans), None, &mut out);
+        state.evaluate(&rule, &TraceView::new(&spans), None, 0, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].count, 1, "{}", out[0].evidence);
     }

@@ -143,6 +143,13 @@ impl Engine {
         }
         let view = TraceView::new(spans);
         let trace_id = spans.first().map(|s| s.span.trace_id);
+        // A span without a start time (0) is seen at the newest start time
+        // the engine has seen, as a span rule sees it at `now`.
+        let undated = self.watermark;
+        let started = |record: &SpanRecord| match record.span.start_time_unix_nano {
+            0 => undated,
+            t => t,
+        };
         let note = |evidence: String| match partial {
             None => evidence,
             Some(reason) => format!("{evidence} [partial trace: {reason}]"),
@@ -184,10 +191,7 @@ impl Engine {
                         sets.iter().flat_map(|s| s.spans.iter().copied()).collect();
                     matched.sort_unstable();
                     matched.dedup();
-                    let times = matched
-                        .iter()
-                        .filter_map(|&i| spans.get(i))
-                        .map(|s| s.span.start_time_unix_nano);
+                    let times = matched.iter().filter_map(|&i| spans.get(i)).map(started);
                     let first = times.clone().min().unwrap_or(view.start_unix_nano());
                     let last = times.max().unwrap_or(view.start_unix_nano());
                     compiled.stats.matched_spans += matched.len() as u64;
@@ -202,7 +206,7 @@ impl Engine {
                 }
                 (State::Topology(state), RuleKind::Topology(t)) => {
                     findings.clear();
-                    state.evaluate(t, &view, partial, &mut findings);
+                    state.evaluate(t, &view, partial, undated, &mut findings);
                     for f in findings.drain(..) {
                         compiled.stats.matched_spans += f.count;
                         detections.push(make(
@@ -219,7 +223,8 @@ impl Engine {
                     data_flow::check_trace(d, &view, &mut flows);
                     for f in flows.drain(..) {
                         compiled.stats.matched_spans += 1;
-                        detections.push(make(f.key, 1, f.ts, f.ts, Some(note(f.evidence))));
+                        let ts = if f.ts == 0 { undated } else { f.ts };
+                        detections.push(make(f.key, 1, ts, ts, Some(note(f.evidence))));
                     }
                 }
                 _ => {}
