@@ -79,15 +79,27 @@ impl Default for Site {
                 r"(?i)metadata\.google\.internal",
                 r"100\.100\.100\.200",
                 r"(?i)\[?fd00:ec2::254\]?",
-                // Loopback, link-local and RFC 1918 private ranges.
+                // Loopback, link-local and RFC 1918 private ranges, also
+                // as IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`, what a
+                // dual-stack Node.js server reports as the peer, or
+                // `[::ffff:a00:5]` in a URL).
                 r"(?i)localhost",
-                r"127(\.\d{1,3}){3}",
-                r"0\.0\.0\.0",
-                r"\[?::1\]?",
-                r"169\.254(\.\d{1,3}){2}",
-                r"10(\.\d{1,3}){3}",
-                r"192\.168(\.\d{1,3}){2}",
-                r"172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}",
+                r"(?i)\[?(::ffff:)?127(\.\d{1,3}){1,3}\]?",
+                r"(?i)\[?(::ffff:)?0\.0\.0\.0\]?",
+                r"(?i)\[?(::ffff:)?169\.254(\.\d{1,3}){2}\]?",
+                r"(?i)\[?(::ffff:)?10(\.\d{1,3}){3}\]?",
+                r"(?i)\[?(::ffff:)?192\.168(\.\d{1,3}){2}\]?",
+                r"(?i)\[?(::ffff:)?172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}\]?",
+                r"(?i)\[?::ffff:(7f[0-9a-f]{2}|0?a[0-9a-f]{2}|a9fe|c0a8|ac1[0-9a-f]|0):[0-9a-f]{1,4}\]?",
+                // 127.0.0.1 as one number, decimal or hex (URL parsers and
+                // inet_aton accept them).
+                r"(?i)2130706433|0x0*7f000001",
+                // IPv6 loopback and unspecified address, unique local
+                // (fc00::/7) and link-local (fe80::/10, with a zone).
+                r"(?i)\[?(0{1,4}:){7}0{0,3}1\]?",
+                r"\[?::1?\]?",
+                r"(?i)\[?f[cd][0-9a-f]{2}:[0-9a-f:]*\]?",
+                r"(?i)\[?fe[89ab][0-9a-f]:[0-9a-f:]*(%[^\]]*)?\]?",
             ]),
             trusted_origins: Vec::new(),
         }
@@ -469,10 +481,30 @@ mod tests {
             "127.0.0.1",
             "localhost",
             "metadata.google.internal",
+            "::ffff:10.12.0.7",
+            "[::ffff:127.0.0.1]",
+            "::ffff:a00:307",
+            "127.1",
+            "2130706433",
+            "::1",
+            "[::]",
+            "0:0:0:0:0:0:0:1",
+            "fd00:10:244:1::17",
+            "fe80::1%eth0",
         ] {
             assert!(re.is_match(a), "{a}");
         }
-        for a in ["8.8.8.8", "172.32.0.1", "api.example.com", "110.1.2.3"] {
+        for a in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "api.example.com",
+            "110.1.2.3",
+            "::ffff:203.0.113.9",
+            "2001:db8::1",
+            "fd.example.com",
+            "fe80.example.com",
+            "::2",
+        ] {
             assert!(!re.is_match(a), "{a}");
         }
     }
