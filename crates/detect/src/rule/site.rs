@@ -35,7 +35,8 @@ pub struct Site {
     pub login_routes: Vec<String>,
     /// Administrative routes, as regexes.
     pub admin_routes: Vec<String>,
-    /// Roles (`user.roles` values) allowed on admin routes.
+    /// Roles (`user.roles` values) allowed on admin routes; compared
+    /// case-insensitively, with or without Spring Security's `ROLE_` prefix.
     pub admin_roles: Vec<String>,
     /// Services reached from outside (`service.name`): the only ones a
     /// request may enter by. Empty: not declared (topology rules learn
@@ -113,6 +114,9 @@ enum FactForm {
     Patterns,
     /// The values are literal: escaped, then joined.
     Literals,
+    /// Role names: literal, compared case-insensitively and also with
+    /// Spring Security's `ROLE_` prefix (`Admin`, `ROLE_ADMIN` are `admin`).
+    Roles,
 }
 
 /// The facts a condition can name, with their form.
@@ -163,11 +167,11 @@ impl Site {
     }
 
     fn fact(&self, name: &str) -> Option<(&[String], FactForm)> {
-        use FactForm::{Literals, Patterns};
+        use FactForm::{Literals, Patterns, Roles};
         Some(match name {
             "login_routes" => (&self.login_routes, Patterns),
             "admin_routes" => (&self.admin_routes, Patterns),
-            "admin_roles" => (&self.admin_roles, Literals),
+            "admin_roles" => (&self.admin_roles, Roles),
             "entry_services" => (&self.entry_services, Literals),
             "third_parties" => (&self.third_parties, Patterns),
             "allowed_edges" => (&self.allowed_edges, Literals),
@@ -187,7 +191,10 @@ impl Site {
         if values.is_empty() {
             return Ok(None);
         }
-        let mut regex = String::from("(?:");
+        let mut regex = String::from(match form {
+            FactForm::Roles => "(?i:(?:ROLE_)?(?:",
+            FactForm::Patterns | FactForm::Literals => "(?:",
+        });
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 regex.push('|');
@@ -196,10 +203,13 @@ impl Site {
                 FactForm::Patterns => {
                     let _ = write!(regex, "(?:{value})");
                 }
-                FactForm::Literals => regex.push_str(&regex::escape(value)),
+                FactForm::Literals | FactForm::Roles => regex.push_str(&regex::escape(value)),
             }
         }
         regex.push(')');
+        if form == FactForm::Roles {
+            regex.push(')');
+        }
         Ok(Some(regex))
     }
 
@@ -517,7 +527,11 @@ mod tests {
             site.set(name, vec!["a.b".into()]).unwrap();
             assert!(site.regex(name).unwrap().is_some(), "{name}");
         }
-        assert_eq!(site.regex("admin_roles").unwrap().unwrap(), r"(?:a\.b)");
+        assert_eq!(
+            site.regex("admin_roles").unwrap().unwrap(),
+            r"(?i:(?:ROLE_)?(?:a\.b))"
+        );
+        assert_eq!(site.regex("entry_services").unwrap().unwrap(), r"(?:a\.b)");
         assert_eq!(site.regex("admin_routes").unwrap().unwrap(), "(?:(?:a.b))");
         assert!(site.set("nope", Vec::new()).is_err());
     }
