@@ -91,6 +91,9 @@ impl Default for Site {
                 r"(?i)\[?(::ffff:)?10(\.\d{1,3}){3}\]?",
                 r"(?i)\[?(::ffff:)?192\.168(\.\d{1,3}){2}\]?",
                 r"(?i)\[?(::ffff:)?172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}\]?",
+                // RFC 6598 shared address space 100.64.0.0/10: carrier NAT,
+                // and pod ranges (EKS custom networking, GKE, Tailscale).
+                r"(?i)\[?(::ffff:)?100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])(\.\d{1,3}){2}\]?",
                 r"(?i)\[?::ffff:(7f[0-9a-f]{2}|0?a[0-9a-f]{2}|a9fe|c0a8|ac1[0-9a-f]|0):[0-9a-f]{1,4}\]?",
                 // 127.0.0.1 as one number, decimal or hex (URL parsers and
                 // inet_aton accept them).
@@ -501,6 +504,8 @@ mod tests {
             "0:0:0:0:0:0:0:1",
             "fd00:10:244:1::17",
             "fe80::1%eth0",
+            "100.64.12.7",
+            "100.127.255.254",
         ] {
             assert!(re.is_match(a), "{a}");
         }
@@ -514,6 +519,8 @@ mod tests {
             "fd.example.com",
             "fe80.example.com",
             "::2",
+            "100.63.255.255",
+            "100.128.0.1",
         ] {
             assert!(!re.is_match(a), "{a}");
         }
