@@ -129,7 +129,7 @@ fn two_hundred_thousand_actors_stay_within_the_key_cap() {
     let mut engine = Engine::with_config(rules, config);
     let mut batch = Vec::with_capacity(10_000);
     for n in 0..200_000u64 {
-        let address = format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255);
+        let address = format!("11.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255);
         batch.push(request(
             n,
             BASE + n * 1_000,

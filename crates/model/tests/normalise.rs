@@ -292,6 +292,51 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "server span: an IPv4-mapped IPv6 client.address (Node.js on a dual-stack socket) is written as IPv4",
+            kind: Server,
+            input: vec![("client.address", s("::ffff:203.0.113.5"))],
+            attributes: vec![("client.address", s("203.0.113.5"))],
+            originals: vec![("client.address", s("::ffff:203.0.113.5"))],
+        },
+        Case {
+            name: "server span: an IPv4-mapped socket peer gives an IPv4 client.address",
+            kind: Server,
+            input: vec![
+                ("network.peer.address", s("::FFFF:203.0.113.5")),
+                ("network.peer.port", i(51_234)),
+            ],
+            attributes: vec![
+                ("network.peer.address", s("::FFFF:203.0.113.5")),
+                ("network.peer.port", i(51_234)),
+                ("client.address", s("203.0.113.5")),
+                ("client.port", i(51_234)),
+            ],
+            originals: vec![],
+        },
+        Case {
+            name: "server span: an IPv4-mapped X-Forwarded-For entry gives an IPv4 client.address",
+            kind: Server,
+            input: vec![(
+                "http.request.header.x-forwarded-for",
+                s("::ffff:203.0.113.5, 10.0.0.1"),
+            )],
+            attributes: vec![
+                (
+                    "http.request.header.x-forwarded-for",
+                    s("::ffff:203.0.113.5, 10.0.0.1"),
+                ),
+                ("client.address", s("203.0.113.5")),
+            ],
+            originals: vec![],
+        },
+        Case {
+            name: "server span: other IPv6 client addresses stay as they are",
+            kind: Server,
+            input: vec![("client.address", s("2001:db8::ffff:1"))],
+            attributes: vec![("client.address", s("2001:db8::ffff:1"))],
+            originals: vec![],
+        },
+        Case {
             name: "server span: http.client_ip outranks the socket peer, first entry of the list",
             kind: Server,
             input: vec![

@@ -35,7 +35,8 @@ pub struct Site {
     pub login_routes: Vec<String>,
     /// Administrative routes, as regexes.
     pub admin_routes: Vec<String>,
-    /// Roles (`user.roles` values) allowed on admin routes.
+    /// Roles (`user.roles` values) allowed on admin routes; compared
+    /// case-insensitively, with or without Spring Security's `ROLE_` prefix.
     pub admin_roles: Vec<String>,
     /// Services reached from outside (`service.name`): the only ones a
     /// request may enter by. Empty: not declared (topology rules learn
@@ -79,15 +80,30 @@ impl Default for Site {
                 r"(?i)metadata\.google\.internal",
                 r"100\.100\.100\.200",
                 r"(?i)\[?fd00:ec2::254\]?",
-                // Loopback, link-local and RFC 1918 private ranges.
+                // Loopback, link-local and RFC 1918 private ranges, also
+                // as IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`, what a
+                // dual-stack Node.js server reports as the peer, or
+                // `[::ffff:a00:5]` in a URL).
                 r"(?i)localhost",
-                r"127(\.\d{1,3}){3}",
-                r"0\.0\.0\.0",
-                r"\[?::1\]?",
-                r"169\.254(\.\d{1,3}){2}",
-                r"10(\.\d{1,3}){3}",
-                r"192\.168(\.\d{1,3}){2}",
-                r"172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}",
+                r"(?i)\[?(::ffff:)?127(\.\d{1,3}){1,3}\]?",
+                r"(?i)\[?(::ffff:)?0\.0\.0\.0\]?",
+                r"(?i)\[?(::ffff:)?169\.254(\.\d{1,3}){2}\]?",
+                r"(?i)\[?(::ffff:)?10(\.\d{1,3}){3}\]?",
+                r"(?i)\[?(::ffff:)?192\.168(\.\d{1,3}){2}\]?",
+                r"(?i)\[?(::ffff:)?172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}\]?",
+                // RFC 6598 shared address space 100.64.0.0/10: carrier NAT,
+                // and pod ranges (EKS custom networking, GKE, Tailscale).
+                r"(?i)\[?(::ffff:)?100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])(\.\d{1,3}){2}\]?",
+                r"(?i)\[?::ffff:(7f[0-9a-f]{2}|0?a[0-9a-f]{2}|a9fe|c0a8|ac1[0-9a-f]|0):[0-9a-f]{1,4}\]?",
+                // 127.0.0.1 as one number, decimal or hex (URL parsers and
+                // inet_aton accept them).
+                r"(?i)2130706433|0x0*7f000001",
+                // IPv6 loopback and unspecified address, unique local
+                // (fc00::/7) and link-local (fe80::/10, with a zone).
+                r"(?i)\[?(0{1,4}:){7}0{0,3}1\]?",
+                r"\[?::1?\]?",
+                r"(?i)\[?f[cd][0-9a-f]{2}:[0-9a-f:]*\]?",
+                r"(?i)\[?fe[89ab][0-9a-f]:[0-9a-f:]*(%[^\]]*)?\]?",
             ]),
             trusted_origins: Vec::new(),
         }
@@ -101,6 +117,9 @@ enum FactForm {
     Patterns,
     /// The values are literal: escaped, then joined.
     Literals,
+    /// Role names: literal, compared case-insensitively and also with
+    /// Spring Security's `ROLE_` prefix (`Admin`, `ROLE_ADMIN` are `admin`).
+    Roles,
 }
 
 /// The facts a condition can name, with their form.
@@ -151,11 +170,11 @@ impl Site {
     }
 
     fn fact(&self, name: &str) -> Option<(&[String], FactForm)> {
-        use FactForm::{Literals, Patterns};
+        use FactForm::{Literals, Patterns, Roles};
         Some(match name {
             "login_routes" => (&self.login_routes, Patterns),
             "admin_routes" => (&self.admin_routes, Patterns),
-            "admin_roles" => (&self.admin_roles, Literals),
+            "admin_roles" => (&self.admin_roles, Roles),
             "entry_services" => (&self.entry_services, Literals),
             "third_parties" => (&self.third_parties, Patterns),
             "allowed_edges" => (&self.allowed_edges, Literals),
@@ -175,7 +194,10 @@ impl Site {
         if values.is_empty() {
             return Ok(None);
         }
-        let mut regex = String::from("(?:");
+        let mut regex = String::from(match form {
+            FactForm::Roles => "(?i:(?:ROLE_)?(?:",
+            FactForm::Patterns | FactForm::Literals => "(?:",
+        });
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 regex.push('|');
@@ -184,10 +206,13 @@ impl Site {
                 FactForm::Patterns => {
                     let _ = write!(regex, "(?:{value})");
                 }
-                FactForm::Literals => regex.push_str(&regex::escape(value)),
+                FactForm::Literals | FactForm::Roles => regex.push_str(&regex::escape(value)),
             }
         }
         regex.push(')');
+        if form == FactForm::Roles {
+            regex.push(')');
+        }
         Ok(Some(regex))
     }
 
@@ -469,10 +494,34 @@ mod tests {
             "127.0.0.1",
             "localhost",
             "metadata.google.internal",
+            "::ffff:10.12.0.7",
+            "[::ffff:127.0.0.1]",
+            "::ffff:a00:307",
+            "127.1",
+            "2130706433",
+            "::1",
+            "[::]",
+            "0:0:0:0:0:0:0:1",
+            "fd00:10:244:1::17",
+            "fe80::1%eth0",
+            "100.64.12.7",
+            "100.127.255.254",
         ] {
             assert!(re.is_match(a), "{a}");
         }
-        for a in ["8.8.8.8", "172.32.0.1", "api.example.com", "110.1.2.3"] {
+        for a in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "api.example.com",
+            "110.1.2.3",
+            "::ffff:203.0.113.9",
+            "2001:db8::1",
+            "fd.example.com",
+            "fe80.example.com",
+            "::2",
+            "100.63.255.255",
+            "100.128.0.1",
+        ] {
             assert!(!re.is_match(a), "{a}");
         }
     }
@@ -485,7 +534,11 @@ mod tests {
             site.set(name, vec!["a.b".into()]).unwrap();
             assert!(site.regex(name).unwrap().is_some(), "{name}");
         }
-        assert_eq!(site.regex("admin_roles").unwrap().unwrap(), r"(?:a\.b)");
+        assert_eq!(
+            site.regex("admin_roles").unwrap().unwrap(),
+            r"(?i:(?:ROLE_)?(?:a\.b))"
+        );
+        assert_eq!(site.regex("entry_services").unwrap().unwrap(), r"(?:a\.b)");
         assert_eq!(site.regex("admin_routes").unwrap().unwrap(), "(?:(?:a.b))");
         assert!(site.set("nope", Vec::new()).is_err());
     }

@@ -35,6 +35,26 @@ pub(super) fn from_headers(attributes: &[KeyValue]) -> Option<&str> {
         .or_else(|| header(HTTP_REQUEST_HEADER_X_REAL_IP).and_then(ip_address))
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:203.0.113.5`, what a dual-stack
+/// socket reports for an IPv4 peer, e.g. in Node.js) as the IPv4 address
+/// it maps; `None` for anything else. One client then has one address
+/// whichever service saw it, for grouping, distinct counts and blocks.
+pub(super) fn unmapped_ipv4(address: &str) -> Option<std::net::Ipv4Addr> {
+    // Cheap test first: the hot path calls this for every client.address.
+    if address.len() < 9
+        || !address
+            .as_bytes()
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"ffff"))
+    {
+        return None;
+    }
+    address
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .and_then(|v6| v6.to_ipv4_mapped())
+}
+
 /// The first entry of a comma-separated address list (`X-Forwarded-For`,
 /// the legacy `http.client_ip`), trimmed; empty entries are skipped.
 pub(super) fn first_list_entry(list: &str) -> Option<&str> {

@@ -150,7 +150,14 @@ fn needs_rewrite(attributes: &[KeyValue], target: Target) -> bool {
                 return true;
             }
             Some(Key::Legacy(_) | Key::Int(_)) => {}
-            Some(Key::ClientAddress) => has_client_address = true,
+            Some(Key::ClientAddress) => {
+                if let AnyValue::Str(address) = &kv.value
+                    && client::unmapped_ipv4(address).is_some()
+                {
+                    return true;
+                }
+                has_client_address = true;
+            }
             Some(Key::ClientHint) => has_client_hint = true,
         }
     }

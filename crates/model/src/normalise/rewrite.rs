@@ -45,6 +45,13 @@ pub(super) fn attributes(
                 originals.push(kv.clone());
                 kv.value = AnyValue::Int(n);
             }
+            if current == Current::ClientAddress
+                && let AnyValue::Str(address) = &kv.value
+                && let Some(v4) = client::unmapped_ipv4(address)
+            {
+                originals.push(kv.clone());
+                kv.value = AnyValue::from(v4.to_string().as_str());
+            }
         } else if let Some(rule) = legacy_rule(&kv.key) {
             legacy.push((rule, position));
         }
@@ -165,6 +172,11 @@ impl Out<'_> {
         } else {
             self.peer_name.take()
         };
+        // One client, one address: `::ffff:203.0.113.5` is 203.0.113.5.
+        let address = address.map(|a| match client::unmapped_ipv4(&a) {
+            Some(v4) => Str::from(v4.to_string().as_str()),
+            None => a,
+        });
         self.set_with(Current::ClientAddress, || address.map(AnyValue::Str));
         self.set_with(Current::ClientPort, || port.map(AnyValue::Int));
     }
