@@ -109,18 +109,22 @@ impl KeyValue {
 
 /// The value of the first attribute named `key`.
 pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attribute_position(attributes, key)
+        .and_then(|at| attributes.get(at))
+        .map(|kv| &kv.value)
+}
+
+/// Where the first attribute named `key` is in `attributes`.
+pub fn attribute_position(attributes: &[KeyValue], key: &str) -> Option<usize> {
     let key = key.as_bytes();
     let head = head_word(key);
     // Keys of one length often differ early (`session.id`, `enduser.id`,
     // `http.route`): comparing the first word inline leaves `memcmp` to
     // the hits, where detection's lookups spent most of their time.
-    attributes
-        .iter()
-        .find(|kv| {
-            let candidate = kv.key.as_bytes();
-            candidate.len() == key.len() && head_word(candidate) == head && candidate == key
-        })
-        .map(|kv| &kv.value)
+    attributes.iter().position(|kv| {
+        let candidate = kv.key.as_bytes();
+        candidate.len() == key.len() && head_word(candidate) == head && candidate == key
+    })
 }
 
 /// The first 8 bytes of `bytes` as a word, 0 when it is shorter.

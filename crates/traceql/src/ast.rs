@@ -1,6 +1,7 @@
 //! The syntax tree of a parsed query, and its canonical text form.
 
 use std::fmt;
+use tracewarden_model::AttributeKey;
 
 use crate::pattern::Pattern;
 use crate::value::{CompareOp, Static, ValueType, write_quoted};
@@ -151,7 +152,12 @@ impl AttributeScope {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
     Intrinsic(Intrinsic),
-    Attribute { scope: AttributeScope, name: String },
+    /// `name` carries the slot detection's remembered lookups use
+    /// ([`tracewarden_model::memo`]); it compares as the name alone.
+    Attribute {
+        scope: AttributeScope,
+        name: AttributeKey,
+    },
 }
 
 impl Field {

@@ -150,8 +150,16 @@ mod tests {
             let ordered = super::ordered(&written);
             for span in &spans {
                 assert_eq!(
-                    crate::eval::filter::eval(&written, span, None),
-                    crate::eval::filter::eval(&ordered, span, None),
+                    crate::eval::filter::eval(
+                        &written,
+                        &mut tracewarden_model::RecordView::new(span),
+                        None
+                    ),
+                    crate::eval::filter::eval(
+                        &ordered,
+                        &mut tracewarden_model::RecordView::new(span),
+                        None
+                    ),
                     "{query}"
                 );
             }

@@ -51,7 +51,7 @@ mod value;
 
 use std::fmt;
 
-use tracewarden_model::SpanRecord;
+use tracewarden_model::{RecordView, SpanRecord};
 
 pub use ast::{AttributeScope, Field, Intrinsic};
 pub use error::{ParseError, ParseErrorKind};
@@ -125,12 +125,18 @@ impl Query {
     ///
     /// Allocates nothing.
     pub fn matches_span(&self, span: &SpanRecord) -> bool {
+        self.matches_view(&mut RecordView::new(span))
+    }
+
+    /// [`Query::matches_span`] on a span read through a view, whose memo
+    /// (when it has one) the detection engine shares across its rules.
+    pub fn matches_view(&self, view: &mut RecordView<'_, '_>) -> bool {
         if let Some(filter) = &self.span_filter {
-            return eval::filter::eval(filter, span, None) == eval::filter::Tri::True;
+            return eval::filter::eval(filter, view, None) == eval::filter::Tri::True;
         }
         self.leaves
             .iter()
-            .any(|leaf| eval::filter::eval(leaf, span, None).possible())
+            .any(|leaf| eval::filter::eval(leaf, view, None).possible())
     }
 
     /// Necessary conditions for a trace to match, for storage to push down:

@@ -834,7 +834,7 @@ impl<'a> Parser<'a> {
         match &token.tok {
             Tok::Attribute(scope, name) => Ok(Field::Attribute {
                 scope: *scope,
-                name: name.clone(),
+                name: name.clone().into(),
             }),
             Tok::ParentAttribute(_) => Err(self.error_at(
                 token,

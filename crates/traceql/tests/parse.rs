@@ -174,7 +174,7 @@ fn attribute_names_with_special_characters_round_trip() {
             conditions[0][0].field,
             Field::Attribute {
                 scope: AttributeScope::Span,
-                name: name.to_owned()
+                name: name.into()
             }
         );
         canonical(&text);

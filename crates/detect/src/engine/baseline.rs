@@ -68,7 +68,7 @@
 use super::hashing::KeyedHasher;
 use std::collections::VecDeque;
 
-use tracewarden_model::{SpanRecord, TraceId};
+use tracewarden_model::{RecordView, TraceId};
 
 use crate::rule::BaselineRule;
 
@@ -161,13 +161,13 @@ impl BaselineState {
     pub(crate) fn distinct_hash(
         &self,
         rule: &BaselineRule,
-        record: &SpanRecord,
+        view: &mut RecordView<'_, '_>,
         value: &mut String,
     ) -> Option<u64> {
         let gate = rule.distinct.as_ref()?;
         value.clear();
         gate.field
-            .write_value(record, value)
+            .write_value_in(view, value)
             .then(|| self.hasher.hash_one(value.as_str()))
     }
 

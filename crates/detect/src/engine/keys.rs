@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use tracewarden_model::SpanRecord;
+use tracewarden_model::RecordView;
 
 use crate::rule::FieldRef;
 use crate::rule::push_decimal;
@@ -120,14 +120,14 @@ impl<V: Default> KeyMap<V> {
 /// is scratch space; neither buffer allocates once grown.
 pub(crate) fn build_key(
     group_by: &[FieldRef],
-    record: &SpanRecord,
+    view: &mut RecordView<'_, '_>,
     key: &mut String,
     value: &mut String,
 ) -> bool {
     key.clear();
     for field in group_by {
         value.clear();
-        if !field.write_value(record, value) {
+        if !field.write_value_in(view, value) {
             return false;
         }
         push_decimal(key, value.len() as u64);
@@ -141,14 +141,14 @@ pub(crate) fn build_key(
 /// `suppress` key: the span is still reported).
 pub(crate) fn build_key_lenient(
     fields: &[FieldRef],
-    record: &SpanRecord,
+    view: &mut RecordView<'_, '_>,
     key: &mut String,
     value: &mut String,
 ) {
     key.clear();
     for field in fields {
         value.clear();
-        if !field.write_value(record, value) {
+        if !field.write_value_in(view, value) {
             value.clear();
         }
         push_decimal(key, value.len() as u64);

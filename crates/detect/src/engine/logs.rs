@@ -30,7 +30,7 @@
 //! (`checkpoint.rs`).
 
 use tracewarden_model::{
-    AnyValue, KeyValue, LogEntry, SpanId, SpanRecord, TraceId, find_attribute,
+    AnyValue, KeyValue, LogEntry, RecordView, SpanId, SpanRecord, TraceId, find_attribute,
 };
 
 use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
@@ -327,7 +327,9 @@ fn evaluate(
         if let Some(span) = span {
             join_into(&compiled.rule.join, entry, span, log_view);
         }
-        process_span(compiled, log_view, time, config, scratch, detections);
+        // Not remembered: the view's attributes change from rule to rule.
+        let mut view = RecordView::new(log_view);
+        process_span(compiled, &mut view, time, config, scratch, detections);
         log_view.span_mut().attributes.truncate(base);
     }
     wait

@@ -93,7 +93,7 @@ mod traces;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracewarden_model::{SpanRecord, TraceId};
+use tracewarden_model::{AttributeMemo, RecordView, SpanRecord, TraceId};
 
 use crate::assembly::{AssembledTrace, AssemblyConfig, AssemblyStats, TraceBuffer};
 use crate::log_join::{LogJoinConfig, LogJoinStats};
@@ -264,6 +264,8 @@ pub struct Engine {
     /// Newest (clamped) span start time seen.
     watermark: u64,
     scratch: Scratch,
+    /// Attribute lookups remembered across the rules run on one span.
+    memo: AttributeMemo,
     /// The span-shaped view of the log record being evaluated, reused.
     log_view: SpanRecord,
     logs: u64,
@@ -333,6 +335,7 @@ impl Engine {
             detections: 0,
             watermark: 0,
             scratch: Scratch::default(),
+            memo: AttributeMemo::new(),
             log_view: logs::empty_view(),
             logs: 0,
             buffer,
@@ -474,6 +477,9 @@ impl Engine {
         for record in spans {
             self.spans += 1;
             let time = self.span_time(record.span.start_time_unix_nano, now_unix_nano);
+            // The rules read the same few attributes of a span over and
+            // over; the view remembers where each was (`model::memo`).
+            let mut view = RecordView::memoised(record, &mut self.memo);
             for compiled in self
                 .rules
                 .iter_mut()
@@ -481,7 +487,7 @@ impl Engine {
             {
                 process_span(
                     compiled,
-                    record,
+                    &mut view,
                     time,
                     &self.config,
                     &mut self.scratch,
@@ -575,7 +581,7 @@ pub struct ReloadSummary {
 
 fn process_span(
     compiled: &mut Compiled,
-    record: &SpanRecord,
+    view: &mut RecordView<'_, '_>,
     time: SpanTime,
     config: &EngineConfig,
     scratch: &mut Scratch,
@@ -593,6 +599,7 @@ fn process_span(
         future,
         watermark,
     } = time;
+    let record = view.record();
     let Scratch { key, value, term } = scratch;
     if !matches!(state, State::TraceMatch | State::Topology(_)) {
         stats.evaluated += 1;
@@ -620,10 +627,10 @@ fn process_span(
         };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
-            if !m.condition.matches_span(record) {
+            if !m.condition.matches_view(view) {
                 return;
             }
-            let Some(payload) = find_payload(m.payload.as_ref(), record) else {
+            let Some(payload) = find_payload(m.payload.as_ref(), view) else {
                 return;
             };
             stats.matched_spans += 1;
@@ -645,17 +652,17 @@ fn process_span(
             let Some(suppress) = &m.suppress else {
                 return;
             };
-            if !m.condition.matches_span(record) {
+            if !m.condition.matches_view(view) {
                 return;
             }
-            let Some(payload) = find_payload(m.payload.as_ref(), record) else {
+            let Some(payload) = find_payload(m.payload.as_ref(), view) else {
                 return;
             };
             stats.matched_spans += 1;
             stats.future_spans += u64::from(future);
             let period = duration_nanos(suppress.period);
             keys.sweep(watermark, period, stats);
-            build_key_lenient(&suppress.by, record, key, value);
+            build_key_lenient(&suppress.by, view, key, value);
             let Some(slot) = keys.slot(key, stats) else {
                 return;
             };
@@ -679,10 +686,10 @@ fn process_span(
             ));
         }
         (State::Threshold(keys), RuleKind::Threshold(t)) => {
-            if !t.condition.matches_span(record) {
+            if !t.condition.matches_view(view) {
                 return;
             }
-            let Some(payload) = find_payload(t.payload.as_ref(), record) else {
+            let Some(payload) = find_payload(t.payload.as_ref(), view) else {
                 return;
             };
             let window = duration_nanos(t.window);
@@ -695,14 +702,14 @@ fn process_span(
                 // and its window reaches a window further back.
                 expiry: window.saturating_mul(2),
             };
-            if !admit(keys, &t.group_by, &span, record, key, value, stats) {
+            if !admit(keys, &t.group_by, &span, view, key, value, stats) {
                 return;
             }
             let distinct = match &t.distinct {
                 None => None,
                 Some(field) => {
                     value.clear();
-                    if !field.write_value(record, value) {
+                    if !field.write_value_in(view, value) {
                         stats.missing_key += 1;
                         return;
                     }
@@ -724,7 +731,7 @@ fn process_span(
         (State::Sequence(keys), RuleKind::Sequence(s)) => {
             let mut matched = 0u32;
             for (i, step) in s.steps.iter().enumerate() {
-                if step.condition.matches_span(record) {
+                if step.condition.matches_view(view) {
                     matched |= 1 << i;
                 }
             }
@@ -741,7 +748,7 @@ fn process_span(
                 // and its window reaches a window further back.
                 expiry: window.saturating_mul(2),
             };
-            if !admit(keys, &s.group_by, &span, record, key, value, stats) {
+            if !admit(keys, &s.group_by, &span, view, key, value, stats) {
                 return;
             }
             let Some(slot) = slot_for(keys, key, &span, stats) else {
@@ -766,7 +773,7 @@ fn process_span(
             // Learning is measured from the first span the rule saw,
             // matching or not: "the rule has watched traffic for `learning`".
             let learning_end = state.learning_end(ts, duration_nanos(n.learning));
-            if !n.condition.matches_span(record) {
+            if !n.condition.matches_view(view) {
                 return;
             }
             // Terms are history, not a window: nothing is late and keys do
@@ -778,18 +785,10 @@ fn process_span(
                 window: u64::MAX,
                 expiry: u64::MAX,
             };
-            if !admit(
-                &mut state.keys,
-                &n.group_by,
-                &span,
-                record,
-                key,
-                value,
-                stats,
-            ) {
+            if !admit(&mut state.keys, &n.group_by, &span, view, key, value, stats) {
                 return;
             }
-            if !build_key(&n.fields, record, term, value) {
+            if !build_key(&n.fields, view, term, value) {
                 stats.missing_key += 1;
                 return;
             }
@@ -805,7 +804,7 @@ fn process_span(
             }
         }
         (State::Baseline(state), RuleKind::Baseline(b)) => {
-            if !b.condition.matches_span(record) {
+            if !b.condition.matches_view(view) {
                 return;
             }
             let interval = duration_nanos(b.interval);
@@ -818,18 +817,10 @@ fn process_span(
                 window: interval.saturating_mul(2),
                 expiry: interval.saturating_mul(b.learning.saturating_add(2)),
             };
-            if !admit(
-                &mut state.keys,
-                &b.group_by,
-                &span,
-                record,
-                key,
-                value,
-                stats,
-            ) {
+            if !admit(&mut state.keys, &b.group_by, &span, view, key, value, stats) {
                 return;
             }
-            let distinct = state.distinct_hash(b, record, value);
+            let distinct = state.distinct_hash(b, view, value);
             if let Some((crossing, evidence)) =
                 state.record(b, key, &span, record.span.trace_id, distinct, stats)
             {
@@ -884,7 +875,7 @@ fn admit<V: Default>(
     keys: &mut KeyMap<V>,
     group_by: &[FieldRef],
     span: &Admitted,
-    record: &SpanRecord,
+    view: &mut RecordView<'_, '_>,
     key: &mut String,
     value: &mut String,
     stats: &mut RuleStats,
@@ -896,7 +887,7 @@ fn admit<V: Default>(
         stats.late_spans += 1;
         return false;
     }
-    if !build_key(group_by, record, key, value) {
+    if !build_key(group_by, view, key, value) {
         stats.missing_key += 1;
         return false;
     }
@@ -928,11 +919,11 @@ fn slot_for<'a, V: Default>(
 /// candidate spans.
 fn find_payload<'a>(
     payload: Option<&'a PayloadMatch>,
-    record: &SpanRecord,
+    view: &mut RecordView<'_, '_>,
 ) -> Option<Option<PayloadHit<'a>>> {
     match payload {
         None => Some(None),
-        Some(p) => p.find(record).map(Some),
+        Some(p) => p.find(view).map(Some),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use tracewarden_model::{AnyValue, SpanRecord, find_attribute};
+use tracewarden_model::{AnyValue, RecordView, SpanRecord, find_attribute};
 use tracewarden_traceql::{AttributeScope, Field, Intrinsic};
 
 /// Longest value, in bytes, kept as is in a key or a distinct set. Longer
@@ -72,7 +72,14 @@ impl FieldRef {
     /// true, or returns false (leaving `out` as it was) when the span has
     /// no value for it. Allocates only if `out` must grow.
     pub fn write_value(&self, record: &SpanRecord, out: &mut String) -> bool {
+        self.write_value_in(&mut RecordView::new(record), out)
+    }
+
+    /// [`FieldRef::write_value`] through a view, whose memo the engine
+    /// shares across its rules.
+    pub fn write_value_in(&self, view: &mut RecordView<'_, '_>, out: &mut String) -> bool {
         let start = out.len();
+        let record = view.record();
         let span = &record.span;
         let found = match &self.field {
             Field::Intrinsic(intrinsic) => match intrinsic {
@@ -94,11 +101,11 @@ impl FieldRef {
             },
             Field::Attribute { scope, name } => {
                 let value = match scope {
-                    AttributeScope::Span => span.attribute(name),
-                    AttributeScope::Resource => record.resource.attribute(name),
-                    AttributeScope::Unscoped => span
-                        .attribute(name)
-                        .or_else(|| record.resource.attribute(name)),
+                    AttributeScope::Span => view.span_attribute(name),
+                    AttributeScope::Resource => view.resource_attribute(name),
+                    AttributeScope::Unscoped => view
+                        .span_attribute(name)
+                        .or_else(|| view.resource_attribute(name)),
                     AttributeScope::Instrumentation => {
                         find_attribute(&record.scope.attributes, name)
                     }

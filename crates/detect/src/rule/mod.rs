@@ -74,7 +74,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
-use tracewarden_model::SpanRecord;
+use tracewarden_model::{AttributeKey, RecordView, SpanRecord};
 use tracewarden_traceql::{ParseError, Query};
 
 pub use baseline::{
@@ -202,6 +202,11 @@ impl Condition {
     /// nothing.
     pub fn matches_span(&self, span: &SpanRecord) -> bool {
         self.query.matches_span(span)
+    }
+
+    /// [`Condition::matches_span`] through the engine's view of the span.
+    pub fn matches_view(&self, view: &mut RecordView<'_, '_>) -> bool {
+        self.query.matches_view(view)
     }
 }
 
@@ -786,7 +791,7 @@ impl<'s> Checker<'s> {
             Some(list) => self
                 .payload_list(list, "payload.fields", MAX_PAYLOAD_FIELDS)
                 .map(|items| {
-                    let mut fields: Vec<String> = Vec::with_capacity(items.len());
+                    let mut fields: Vec<AttributeKey> = Vec::with_capacity(items.len());
                     for (name, item) in items {
                         if let Err(reason) = payload::check_field_name(name) {
                             self.error(
@@ -805,7 +810,7 @@ impl<'s> Checker<'s> {
                                 },
                             );
                         } else {
-                            fields.push(name.to_string());
+                            fields.push(name.into());
                         }
                     }
                     fields

@@ -7,7 +7,7 @@
 //! needs the lexers of [`crate::inject`], so the payload test is a second
 //! stage, run only on spans that already satisfy the condition.
 
-use tracewarden_model::{AnyValue, SpanRecord};
+use tracewarden_model::{AnyValue, AttributeKey, RecordView};
 
 use crate::inject::{self, AttackClass};
 
@@ -54,7 +54,7 @@ pub struct PayloadMatch {
     pub detect: Vec<AttackClass>,
     /// Span attribute names (`url.query`), in the order written, without
     /// repeats.
-    pub fields: Vec<String>,
+    pub fields: Vec<AttributeKey>,
 }
 
 /// A payload found in one span.
@@ -84,9 +84,9 @@ impl PayloadMatch {
     /// detectors in order. Only string attributes of the span are scanned
     /// (request fields are strings; a number cannot carry a payload).
     /// Allocates nothing when no field is present.
-    pub fn find<'a>(&'a self, record: &SpanRecord) -> Option<PayloadHit<'a>> {
+    pub fn find<'a>(&'a self, view: &mut RecordView<'_, '_>) -> Option<PayloadHit<'a>> {
         for field in &self.fields {
-            let Some(value) = record.span.attribute(field).and_then(AnyValue::as_str) else {
+            let Some(value) = view.span_attribute(field).and_then(AnyValue::as_str) else {
                 continue;
             };
             if value.is_empty() {
@@ -138,7 +138,7 @@ pub(crate) fn check_field_name(name: &str) -> Result<(), String> {
 mod tests {
     use std::sync::Arc;
 
-    use tracewarden_model::{KeyValue, Span, SpanId, TraceId};
+    use tracewarden_model::{KeyValue, Span, SpanId, SpanRecord, TraceId};
 
     use super::*;
 
@@ -161,7 +161,7 @@ mod tests {
     fn payload(detect: &[AttackClass], fields: &[&str]) -> PayloadMatch {
         PayloadMatch {
             detect: detect.to_vec(),
-            fields: fields.iter().map(|f| f.to_string()).collect(),
+            fields: fields.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -184,7 +184,9 @@ mod tests {
             ("url.path", AnyValue::from("/static/../../etc/passwd")),
             ("url.query", AnyValue::from("q=O%27Brien")),
         ]);
-        let hit = p.find(&span).unwrap_or_else(|| panic!("no hit"));
+        let hit = p
+            .find(&mut RecordView::new(&span))
+            .unwrap_or_else(|| panic!("no hit"));
         assert_eq!(hit.class, AttackClass::PathTraversal);
         assert_eq!(hit.field, "url.path");
         assert!(
@@ -194,7 +196,9 @@ mod tests {
         );
 
         let span = record(&[("url.query", AnyValue::from("id=1' UNION SELECT 1,2--"))]);
-        let hit = p.find(&span).unwrap_or_else(|| panic!("no hit"));
+        let hit = p
+            .find(&mut RecordView::new(&span))
+            .unwrap_or_else(|| panic!("no hit"));
         assert_eq!(hit.class, AttackClass::SqlInjection);
         assert_eq!(hit.field, "url.query");
     }
@@ -204,16 +208,16 @@ mod tests {
         let p = payload(&[AttackClass::CrossSiteScripting], &["url.query"]);
         // SQL injection is not asked for.
         let span = record(&[("url.query", AnyValue::from("id=1' UNION SELECT 1,2--"))]);
-        assert_eq!(p.find(&span), None);
+        assert_eq!(p.find(&mut RecordView::new(&span)), None);
         // Not a named field.
         let span = record(&[("url.full", AnyValue::from("q=<script>alert(1)</script>"))]);
-        assert_eq!(p.find(&span), None);
+        assert_eq!(p.find(&mut RecordView::new(&span)), None);
         // Not a string.
         let span = record(&[("url.query", AnyValue::Int(1))]);
-        assert_eq!(p.find(&span), None);
+        assert_eq!(p.find(&mut RecordView::new(&span)), None);
         let span = record(&[("url.query", AnyValue::from("q=<script>alert(1)</script>"))]);
         assert_eq!(
-            p.find(&span).map(|h| h.class),
+            p.find(&mut RecordView::new(&span)).map(|h| h.class),
             Some(AttackClass::CrossSiteScripting)
         );
     }

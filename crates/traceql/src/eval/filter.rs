@@ -5,7 +5,7 @@
 //! is `Unknown` on a span alone, and `Unknown` propagates through `!`, `&&`
 //! and `||` as in Kleene logic. With a [`TraceView`] nothing is unknown.
 
-use tracewarden_model::{SpanRecord, find_attribute};
+use tracewarden_model::{RecordView, find_attribute};
 
 use crate::ast::{AttributeScope, Expr, Field, Intrinsic};
 use crate::pattern::Pattern;
@@ -38,7 +38,13 @@ impl Tri {
     }
 }
 
-pub(crate) fn eval(expr: &Expr, record: &SpanRecord, trace: Option<&TraceView<'_>>) -> Tri {
+/// `view` is the span, read through the detection engine's memo when it
+/// has one (`tracewarden_model::memo`).
+pub(crate) fn eval<'a>(
+    expr: &Expr,
+    view: &mut RecordView<'a, '_>,
+    trace: Option<&TraceView<'a>>,
+) -> Tri {
     match expr {
         Expr::Const(b) => Tri::from_bool(*b),
         Expr::Compare {
@@ -46,20 +52,15 @@ pub(crate) fn eval(expr: &Expr, record: &SpanRecord, trace: Option<&TraceView<'_
             op,
             value,
             regex,
-        } => compare_field(field, *op, value, regex.as_ref(), record, trace),
-        Expr::Truthy(field) => compare_field(
-            field,
-            CompareOp::Eq,
-            &Static::Bool(true),
-            None,
-            record,
-            trace,
-        ),
-        Expr::Not(inner) => eval(inner, record, trace).not(),
+        } => compare_field(field, *op, value, regex.as_ref(), view, trace),
+        Expr::Truthy(field) => {
+            compare_field(field, CompareOp::Eq, &Static::Bool(true), None, view, trace)
+        }
+        Expr::Not(inner) => eval(inner, view, trace).not(),
         Expr::And(operands) => {
             let mut result = Tri::True;
             for operand in operands {
-                match eval(operand, record, trace) {
+                match eval(operand, view, trace) {
                     Tri::False => return Tri::False,
                     Tri::Unknown => result = Tri::Unknown,
                     Tri::True => {}
@@ -70,7 +71,7 @@ pub(crate) fn eval(expr: &Expr, record: &SpanRecord, trace: Option<&TraceView<'_
         Expr::Or(operands) => {
             let mut result = Tri::False;
             for operand in operands {
-                match eval(operand, record, trace) {
+                match eval(operand, view, trace) {
                     Tri::True => return Tri::True,
                     Tri::Unknown => result = Tri::Unknown,
                     Tri::False => {}
@@ -81,16 +82,16 @@ pub(crate) fn eval(expr: &Expr, record: &SpanRecord, trace: Option<&TraceView<'_
     }
 }
 
-fn compare_field(
+fn compare_field<'a>(
     field: &Field,
     op: CompareOp,
     value: &Static,
     regex: Option<&Pattern>,
-    record: &SpanRecord,
-    trace: Option<&TraceView<'_>>,
+    view: &mut RecordView<'a, '_>,
+    trace: Option<&TraceView<'a>>,
 ) -> Tri {
     let rhs = value.as_val();
-    let span = &record.span;
+    let span = &view.record().span;
     // Fields with one value per event or link hold when one of them does.
     // A span without events (links) has the field absent.
     let per_item = |values: &mut dyn Iterator<Item = Val<'_>>| -> Tri {
@@ -139,7 +140,7 @@ fn compare_field(
                 .filter_map(|l| find_attribute(&l.attributes, name))
                 .map(Val::from_any),
         ),
-        _ => match field_value(field, record, trace) {
+        _ => match field_value(field, view, trace) {
             Some(lhs) => Tri::from_bool(compare(lhs, op, rhs, regex)),
             None => Tri::Unknown,
         },
@@ -152,9 +153,10 @@ fn compare_field(
 #[inline(always)]
 pub(crate) fn field_value<'a>(
     field: &Field,
-    record: &'a SpanRecord,
+    view: &mut RecordView<'a, '_>,
     trace: Option<&TraceView<'a>>,
 ) -> Option<Val<'a>> {
+    let record = view.record();
     let span = &record.span;
     let attr = |attrs: &'a [tracewarden_model::KeyValue], name: &str| -> Val<'a> {
         find_attribute(attrs, name).map_or(Val::Nil, Val::from_any)
@@ -191,11 +193,15 @@ pub(crate) fn field_value<'a>(
             Intrinsic::InstrumentationVersion => Val::Str(&record.scope.version),
         },
         Field::Attribute { scope, name } => match scope {
-            AttributeScope::Span => attr(&span.attributes, name),
-            AttributeScope::Resource => attr(&record.resource.attributes, name),
-            AttributeScope::Unscoped => match find_attribute(&span.attributes, name) {
+            AttributeScope::Span => view.span_attribute(name).map_or(Val::Nil, Val::from_any),
+            AttributeScope::Resource => view
+                .resource_attribute(name)
+                .map_or(Val::Nil, Val::from_any),
+            AttributeScope::Unscoped => match view.span_attribute(name) {
                 Some(v) => Val::from_any(v),
-                None => attr(&record.resource.attributes, name),
+                None => view
+                    .resource_attribute(name)
+                    .map_or(Val::Nil, Val::from_any),
             },
             AttributeScope::Instrumentation => attr(&record.scope.attributes, name),
             AttributeScope::Event => span

@@ -5,6 +5,8 @@ pub(crate) mod filter;
 pub(crate) mod pipeline;
 pub(crate) mod spanset;
 
+use tracewarden_model::RecordView;
+
 use crate::SpanSet;
 use crate::ast::{Field, Pipeline, SpansetExpr};
 use crate::trace::TraceView;
@@ -54,10 +56,9 @@ pub(crate) fn eval_spanset(expr: &SpansetExpr, input: &Set, trace: &TraceView<'_
             .iter()
             .copied()
             .filter(|&i| {
-                trace
-                    .spans()
-                    .get(i)
-                    .is_some_and(|r| filter::eval(filter, r, Some(trace)) == filter::Tri::True)
+                trace.spans().get(i).is_some_and(|r| {
+                    filter::eval(filter, &mut RecordView::new(r), Some(trace)) == filter::Tri::True
+                })
             })
             .collect::<Vec<_>>(),
         SpansetExpr::Binary { op, lhs, rhs } => {
@@ -103,9 +104,10 @@ fn finish(set: Set, trace: &TraceView<'_>) -> SpanSet {
                     .select
                     .iter()
                     .map(|field| {
-                        let value = filter::field_value(field, record, Some(trace))
-                            .unwrap_or(Val::Nil)
-                            .to_static();
+                        let value =
+                            filter::field_value(field, &mut RecordView::new(record), Some(trace))
+                                .unwrap_or(Val::Nil)
+                                .to_static();
                         (field.to_string(), value)
                     })
                     .collect();

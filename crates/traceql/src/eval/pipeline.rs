@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use tracewarden_model::RecordView;
+
 use crate::ast::{Aggregate, AggregateKind, Field, Stage};
 use crate::eval::filter::field_value;
 use crate::eval::{Set, eval_spanset};
@@ -83,7 +85,7 @@ fn group_by(fields: &[Field], set: Set, trace: &TraceView<'_>) -> Vec<Set> {
         let values: Vec<Static> = fields
             .iter()
             .map(|f| {
-                field_value(f, record, Some(trace))
+                field_value(f, &mut RecordView::new(record), Some(trace))
                     .unwrap_or(Val::Nil)
                     .to_static()
             })
@@ -163,7 +165,8 @@ pub(crate) fn aggregate_value(
         let Some(record) = trace.spans().get(i) else {
             continue;
         };
-        let value = field_value(field, record, Some(trace)).unwrap_or(Val::Nil);
+        let value =
+            field_value(field, &mut RecordView::new(record), Some(trace)).unwrap_or(Val::Nil);
         let (number, exact) = match value {
             Val::Int(v) => {
                 all_durations = false;

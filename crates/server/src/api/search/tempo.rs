@@ -96,9 +96,9 @@ pub fn shown_fields(request: &SearchRequest) -> Vec<(AttributeScope, String)> {
     let mut fields = vec![(AttributeScope::Resource, semconv::SERVICE_NAME.to_string())];
     for condition in request.query.required_conditions().into_iter().flatten() {
         if let Field::Attribute { scope, name } = condition.field
-            && !fields.iter().any(|(s, n)| *s == scope && *n == name)
+            && !fields.iter().any(|(s, n)| *s == scope && *n == *name)
         {
-            fields.push((scope, name));
+            fields.push((scope, name.to_string()));
         }
     }
     fields

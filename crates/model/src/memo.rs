@@ -1,0 +1,406 @@
+//! Attribute lookups remembered for the span being evaluated.
+//!
+//! The detection engine runs every rule over one span before the next, and
+//! the rules read the same few keys again and again: with the built-in
+//! pack a span is asked for ~66 attributes, 13 of them distinct
+//! (`http.response.status_code` 14 times, `client.address` 7, ...). Each
+//! [`find_attribute`] scans the span's list, so most of those scans repeat
+//! one already done. A [`RecordView`] answers a repeated lookup from an
+//! [`AttributeMemo`] instead: the first lookup of a key scans, later ones
+//! read the position it found (or that it found none).
+//!
+//! Keys are identified by a slot number, bound to an [`AttributeKey`] on its
+//! first remembered lookup from a process-wide table of key names. Only
+//! remembered lookups bind, so names from search queries never enter the
+//! table; it holds at most [`MAX_SLOTS`] names, and a key beyond that is
+//! scanned every time (slower, never wrong).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex};
+
+use crate::record::SpanRecord;
+use crate::value::{AnyValue, KeyValue, attribute_position};
+
+/// Most key names the slot table holds (rule files name a few dozen).
+pub const MAX_SLOTS: u32 = 4096;
+/// Not yet bound.
+const UNBOUND: u32 = u32::MAX;
+/// The table was full: always scanned.
+const NO_SLOT: u32 = u32::MAX - 1;
+/// "Looked up, not there" in an [`Entry`].
+const ABSENT: u32 = u32::MAX;
+
+static SLOTS: LazyLock<Mutex<HashMap<Box<str>, u32>>> = LazyLock::new(Default::default);
+
+/// The slot of `name`, or [`NO_SLOT`] when the table is full.
+fn slot_of(name: &str) -> u32 {
+    // A panic elsewhere while holding the lock leaves the map consistent
+    // (an insert either happened or did not).
+    let mut slots = SLOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(&slot) = slots.get(name) {
+        return slot;
+    }
+    let Ok(next) = u32::try_from(slots.len()) else {
+        return NO_SLOT;
+    };
+    if next >= MAX_SLOTS {
+        return NO_SLOT;
+    }
+    slots.insert(name.into(), next);
+    next
+}
+
+/// An attribute key as a query or rule names it, with the slot its
+/// remembered lookups use. Compares, hashes, prints and derefs as the
+/// name alone.
+pub struct AttributeKey {
+    name: String,
+    slot: AtomicU32,
+}
+
+impl AttributeKey {
+    pub fn new(name: impl Into<String>) -> AttributeKey {
+        AttributeKey {
+            name: name.into(),
+            slot: AtomicU32::new(UNBOUND),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The key's slot, bound on first use.
+    #[inline]
+    fn slot(&self) -> u32 {
+        let slot = self.slot.load(Ordering::Relaxed);
+        if slot != UNBOUND {
+            return slot;
+        }
+        // Two threads binding at once store the same number.
+        let slot = slot_of(&self.name);
+        self.slot.store(slot, Ordering::Relaxed);
+        slot
+    }
+}
+
+impl Clone for AttributeKey {
+    fn clone(&self) -> Self {
+        AttributeKey {
+            name: self.name.clone(),
+            slot: AtomicU32::new(self.slot.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PartialEq for AttributeKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for AttributeKey {}
+
+impl Hash for AttributeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl fmt::Debug for AttributeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.name, f)
+    }
+}
+
+impl fmt::Display for AttributeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Deref for AttributeKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<String> for AttributeKey {
+    fn from(name: String) -> Self {
+        AttributeKey::new(name)
+    }
+}
+
+impl From<&str> for AttributeKey {
+    fn from(name: &str) -> Self {
+        AttributeKey::new(name)
+    }
+}
+
+impl PartialEq<str> for AttributeKey {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+
+impl PartialEq<&str> for AttributeKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other
+    }
+}
+
+/// What one key was found to be in the current span: the position in the
+/// span's (resource's) attributes, or [`ABSENT`], valid while the
+/// generation is the memo's.
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    span_generation: u64,
+    resource_generation: u64,
+    span_at: u32,
+    resource_at: u32,
+}
+
+/// Lookups remembered across the rules evaluated on one span. Reused from
+/// span to span: a new [`RecordView`] starts a new generation, which makes
+/// every remembered answer stale without clearing anything.
+#[derive(Default)]
+pub struct AttributeMemo {
+    /// Starts at 0 and is incremented before use, so a default [`Entry`]
+    /// (generation 0) is never current. A u64 does not wrap.
+    generation: u64,
+    entries: Vec<Entry>,
+}
+
+impl AttributeMemo {
+    pub fn new() -> AttributeMemo {
+        AttributeMemo::default()
+    }
+}
+
+/// Which list of a span record a lookup reads.
+#[derive(Clone, Copy)]
+enum List {
+    Span,
+    Resource,
+}
+
+/// One span record as rules read it: its attributes looked up through a
+/// memo when there is one. Holding the record and the memo together is
+/// what keeps a remembered position from being read against another span.
+pub struct RecordView<'r, 'm> {
+    record: &'r SpanRecord,
+    memo: Option<&'m mut AttributeMemo>,
+}
+
+impl<'r, 'm> RecordView<'r, 'm> {
+    /// A view that scans on every lookup (search, one-off checks).
+    pub fn new(record: &'r SpanRecord) -> Self {
+        RecordView { record, memo: None }
+    }
+
+    /// A view whose lookups are remembered in `memo` until the next view
+    /// made from it.
+    pub fn memoised(record: &'r SpanRecord, memo: &'m mut AttributeMemo) -> Self {
+        memo.generation += 1;
+        RecordView {
+            record,
+            memo: Some(memo),
+        }
+    }
+
+    pub fn record(&self) -> &'r SpanRecord {
+        self.record
+    }
+
+    /// The span's attribute `key`.
+    #[inline]
+    pub fn span_attribute(&mut self, key: &AttributeKey) -> Option<&'r AnyValue> {
+        let attributes = &self.record.span.attributes;
+        self.lookup(List::Span, attributes, key)
+    }
+
+    /// The resource's attribute `key`.
+    #[inline]
+    pub fn resource_attribute(&mut self, key: &AttributeKey) -> Option<&'r AnyValue> {
+        let attributes = &self.record.resource.attributes;
+        self.lookup(List::Resource, attributes, key)
+    }
+
+    /// The remembered answer when there is a current one (inlined: most
+    /// lookups end here), else [`RecordView::lookup_and_remember`].
+    #[inline]
+    fn lookup(
+        &mut self,
+        list: List,
+        attributes: &'r [KeyValue],
+        key: &AttributeKey,
+    ) -> Option<&'r AnyValue> {
+        if let Some(memo) = self.memo.as_deref() {
+            // Unbound keys and keys without a slot are past any entry.
+            let slot = key.slot.load(Ordering::Relaxed) as usize;
+            if let Some(entry) = memo.entries.get(slot) {
+                let (generation, at) = match list {
+                    List::Span => (entry.span_generation, entry.span_at),
+                    List::Resource => (entry.resource_generation, entry.resource_at),
+                };
+                if generation == memo.generation {
+                    return attributes.get(at as usize).map(|kv| &kv.value);
+                }
+            }
+        }
+        self.lookup_and_remember(list, attributes, key)
+    }
+
+    /// Scans for `key`, and remembers where it was (or that it was not
+    /// there) when the view has a memo and the key a slot.
+    #[inline(never)]
+    fn lookup_and_remember(
+        &mut self,
+        list: List,
+        attributes: &'r [KeyValue],
+        key: &AttributeKey,
+    ) -> Option<&'r AnyValue> {
+        let position = attribute_position(attributes, key);
+        let found = position.and_then(|p| attributes.get(p)).map(|kv| &kv.value);
+        let Some(memo) = self.memo.as_deref_mut() else {
+            return found;
+        };
+        let slot = key.slot();
+        if slot >= MAX_SLOTS {
+            return found;
+        }
+        let index = slot as usize;
+        if index >= memo.entries.len() {
+            memo.entries.resize(index + 1, Entry::default());
+        }
+        // A position beyond u32 (not possible within ingest limits) is
+        // not remembered: it is scanned again next time.
+        let remembered = match position {
+            None => Some(ABSENT),
+            Some(p) => u32::try_from(p).ok().filter(|&p| p != ABSENT),
+        };
+        if let (Some(entry), Some(remembered)) = (memo.entries.get_mut(index), remembered) {
+            let generation = memo.generation;
+            match list {
+                List::Span => {
+                    entry.span_generation = generation;
+                    entry.span_at = remembered;
+                }
+                List::Resource => {
+                    entry.resource_generation = generation;
+                    entry.resource_at = remembered;
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::batch::{Resource, Scope};
+    use crate::ids::{SpanId, TraceId};
+    use crate::span::Span;
+
+    fn record(span: &[(&str, &str)], resource: &[(&str, &str)]) -> SpanRecord {
+        let mut s = Span::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([2; 8]),
+            "x",
+        );
+        s.attributes = span.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect();
+        SpanRecord {
+            resource: Arc::new(Resource {
+                attributes: resource
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(*k, *v))
+                    .collect(),
+                ..Resource::default()
+            }),
+            scope: Arc::new(Scope::default()),
+            span: s.into(),
+        }
+    }
+
+    fn text(value: Option<&AnyValue>) -> Option<&str> {
+        value.and_then(AnyValue::as_str)
+    }
+
+    #[test]
+    fn remembered_answers_are_the_scans_answers_span_after_span() {
+        let key = AttributeKey::new("memo.test.client.address");
+        let absent = AttributeKey::new("memo.test.absent");
+        let service = AttributeKey::new("memo.test.client.address");
+        let records = [
+            record(&[("memo.test.client.address", "10.0.0.1")], &[]),
+            // The same key at another position, and on the resource.
+            record(
+                &[("a", "1"), ("memo.test.client.address", "10.0.0.2")],
+                &[("memo.test.client.address", "from the resource")],
+            ),
+            // Not there at all.
+            record(&[("a", "1")], &[]),
+            // The key that was absent before is there now.
+            record(&[("memo.test.absent", "here")], &[]),
+        ];
+        let mut memo = AttributeMemo::new();
+        for record in &records {
+            let mut view = RecordView::memoised(record, &mut memo);
+            for _ in 0..3 {
+                assert_eq!(
+                    text(view.span_attribute(&key)),
+                    text(record.span.attribute("memo.test.client.address"))
+                );
+                // Another key of the same name shares the slot.
+                assert_eq!(
+                    text(view.span_attribute(&service)),
+                    text(record.span.attribute("memo.test.client.address"))
+                );
+                assert_eq!(
+                    text(view.resource_attribute(&key)),
+                    text(record.resource.attribute("memo.test.client.address"))
+                );
+                assert_eq!(
+                    text(view.span_attribute(&absent)),
+                    text(record.span.attribute("memo.test.absent"))
+                );
+            }
+        }
+        assert_eq!(key.slot(), service.slot());
+        assert_ne!(key.slot(), absent.slot());
+    }
+
+    #[test]
+    fn a_view_without_a_memo_scans() {
+        let record = record(&[("k", "v")], &[("r", "w")]);
+        let mut view = RecordView::new(&record);
+        let key = AttributeKey::new("memo.test.unbound");
+        assert_eq!(view.span_attribute(&key), None);
+        // Never bound: search queries' names stay out of the table.
+        assert_eq!(key.slot.load(Ordering::Relaxed), UNBOUND);
+        assert_eq!(text(view.span_attribute(&"k".into())), Some("v"));
+        assert_eq!(text(view.resource_attribute(&"r".into())), Some("w"));
+    }
+
+    #[test]
+    fn keys_compare_and_print_as_their_names() {
+        let a = AttributeKey::new("http.route");
+        let b = a.clone();
+        let _ = a.slot();
+        assert_eq!(a, b);
+        assert_eq!(format!("{a}"), "http.route");
+        assert_eq!(format!("{a:?}"), "\"http.route\"");
+        assert_eq!(&*a, "http.route");
+    }
+}
