@@ -36,7 +36,7 @@ pub mod value;
 pub use batch::{Batch, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs, ScopeSpans};
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::LogRecord;
-pub use memo::{AttributeKey, AttributeMemo, RecordView};
+pub use memo::{AttributeKey, AttributeMemo, RecordView, VerdictSlot};
 pub use record::{LogEntry, Records, SpanRecord, Trace};
 pub use span::{Event, Link, Span, SpanKind, Status, StatusCode};
 pub use value::{AnyValue, KeyValue, Str, find_attribute};

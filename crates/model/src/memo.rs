@@ -9,6 +9,11 @@
 //! [`AttributeMemo`] instead: the first lookup of a key scans, later ones
 //! read the position it found (or that it found none).
 //!
+//! The same goes for whole comparisons: 22 rules of the pack test
+//! `kind = server`, ten test `$login_routes` (a regex) on the route or
+//! path. A [`VerdictSlot`] names one comparison (by its full text) and the
+//! memo remembers its verdict for the span.
+//!
 //! Keys are identified by a slot number, bound to an [`AttributeKey`] on its
 //! first remembered lookup from a process-wide table of key names. Only
 //! remembered lookups bind, so names from search queries never enter the
@@ -34,13 +39,22 @@ const NO_SLOT: u32 = u32::MAX - 1;
 /// "Looked up, not there" in an [`Entry`].
 const ABSENT: u32 = u32::MAX;
 
-static SLOTS: LazyLock<Mutex<HashMap<Box<str>, u32>>> = LazyLock::new(Default::default);
+type SlotTable = LazyLock<Mutex<HashMap<Box<str>, u32>>>;
+
+/// Attribute key names.
+static SLOTS: SlotTable = LazyLock::new(Default::default);
+/// Comparisons, by their full text.
+static VERDICT_SLOTS: SlotTable = LazyLock::new(Default::default);
 
 /// The slot of `name`, or [`NO_SLOT`] when the table is full.
 fn slot_of(name: &str) -> u32 {
+    slot_in(&SLOTS, name)
+}
+
+fn slot_in(table: &SlotTable, name: &str) -> u32 {
     // A panic elsewhere while holding the lock leaves the map consistent
     // (an insert either happened or did not).
-    let mut slots = SLOTS
+    let mut slots = table
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(&slot) = slots.get(name) {
@@ -157,6 +171,54 @@ impl PartialEq<&str> for AttributeKey {
     }
 }
 
+/// The slot of one comparison's remembered verdict, bound on first use
+/// from the comparison's text (two comparisons with the same text share
+/// it). It is not part of what the comparison means.
+pub struct VerdictSlot(AtomicU32);
+
+impl VerdictSlot {
+    pub fn new() -> VerdictSlot {
+        VerdictSlot(AtomicU32::new(UNBOUND))
+    }
+
+    /// The slot, binding it from `text` (called only when unbound).
+    fn get_or_bind(&self, text: impl FnOnce() -> String) -> u32 {
+        let slot = self.0.load(Ordering::Relaxed);
+        if slot != UNBOUND {
+            return slot;
+        }
+        let slot = slot_in(&VERDICT_SLOTS, &text());
+        self.0.store(slot, Ordering::Relaxed);
+        slot
+    }
+}
+
+impl Default for VerdictSlot {
+    fn default() -> Self {
+        VerdictSlot::new()
+    }
+}
+
+impl Clone for VerdictSlot {
+    fn clone(&self) -> Self {
+        VerdictSlot(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl fmt::Debug for VerdictSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerdictSlot")
+    }
+}
+
+/// One comparison's verdict in the current span, valid while the
+/// generation is the memo's.
+#[derive(Clone, Copy, Default)]
+struct Verdict {
+    generation: u64,
+    verdict: u8,
+}
+
 /// What one key was found to be in the current span: the position in the
 /// span's (resource's) attributes, or [`ABSENT`], valid while the
 /// generation is the memo's.
@@ -177,6 +239,7 @@ pub struct AttributeMemo {
     /// (generation 0) is never current. A u64 does not wrap.
     generation: u64,
     entries: Vec<Entry>,
+    verdicts: Vec<Verdict>,
 }
 
 impl AttributeMemo {
@@ -218,6 +281,47 @@ impl<'r, 'm> RecordView<'r, 'm> {
 
     pub fn record(&self) -> &'r SpanRecord {
         self.record
+    }
+
+    /// The verdict remembered for the comparison of `slot` in this span.
+    #[inline]
+    pub fn verdict(&self, slot: &VerdictSlot) -> Option<u8> {
+        let memo = self.memo.as_deref()?;
+        let remembered = memo.verdicts.get(slot.0.load(Ordering::Relaxed) as usize)?;
+        (remembered.generation == memo.generation).then_some(remembered.verdict)
+    }
+
+    /// Remembers a comparison's verdict for this span (nothing without a
+    /// memo). `text` is the comparison's full text, read only to bind the
+    /// slot the first time.
+    pub fn remember_verdict(
+        &mut self,
+        slot: &VerdictSlot,
+        text: impl FnOnce() -> String,
+        verdict: u8,
+    ) {
+        let Some(memo) = self.memo.as_deref_mut() else {
+            return;
+        };
+        let slot = slot.get_or_bind(text);
+        if slot >= MAX_SLOTS {
+            return;
+        }
+        let index = slot as usize;
+        if index >= memo.verdicts.len() {
+            memo.verdicts.resize(index + 1, Verdict::default());
+        }
+        if let Some(remembered) = memo.verdicts.get_mut(index) {
+            *remembered = Verdict {
+                generation: memo.generation,
+                verdict,
+            };
+        }
+    }
+
+    /// Whether lookups and verdicts are remembered.
+    pub fn is_memoised(&self) -> bool {
+        self.memo.is_some()
     }
 
     /// The span's attribute `key`.
@@ -379,6 +483,32 @@ mod tests {
         }
         assert_eq!(key.slot(), service.slot());
         assert_ne!(key.slot(), absent.slot());
+    }
+
+    #[test]
+    fn verdicts_last_one_span() {
+        let records = [record(&[("k", "v")], &[]), record(&[], &[])];
+        let slot = VerdictSlot::new();
+        let same_text = VerdictSlot::new();
+        let text = || "memo.test: k = \"v\"".to_string();
+        let mut memo = AttributeMemo::new();
+        let mut view = RecordView::memoised(&records[0], &mut memo);
+        assert_eq!(view.verdict(&slot), None);
+        view.remember_verdict(&slot, text, 1);
+        assert_eq!(view.verdict(&slot), Some(1));
+        // The same comparison elsewhere shares the verdict once bound.
+        assert_eq!(view.verdict(&same_text), None);
+        view.remember_verdict(&same_text, text, 2);
+        assert_eq!(view.verdict(&slot), Some(2));
+        let view = RecordView::memoised(&records[1], &mut memo);
+        assert_eq!(view.verdict(&slot), None);
+        assert_eq!(view.verdict(&same_text), None);
+        // Without a memo nothing is remembered or bound.
+        let unbound = VerdictSlot::new();
+        let mut plain = RecordView::new(&records[0]);
+        plain.remember_verdict(&unbound, text, 1);
+        assert_eq!(plain.verdict(&unbound), None);
+        assert_eq!(unbound.0.load(Ordering::Relaxed), UNBOUND);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The syntax tree of a parsed query, and its canonical text form.
 
 use std::fmt;
-use tracewarden_model::AttributeKey;
+use tracewarden_model::{AttributeKey, VerdictSlot};
 
 use crate::pattern::Pattern;
 use crate::value::{CompareOp, Static, ValueType, write_quoted};
@@ -215,6 +215,9 @@ pub(crate) enum Expr {
         value: Static,
         /// Compiled at parse time for `=~` and `!~`, anchored at both ends.
         regex: Option<Pattern>,
+        /// Where the detection engine remembers this comparison's verdict
+        /// on the span it evaluates (`tracewarden_model::memo`).
+        verdict: VerdictSlot,
     },
     /// A bare field: true when it holds the boolean `true`.
     Truthy(Field),

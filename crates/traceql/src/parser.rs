@@ -15,6 +15,7 @@
 //! ```
 
 use regex::RegexBuilder;
+use tracewarden_model::VerdictSlot;
 
 use crate::ast::{
     Aggregate, AggregateKind, Expr, Field, Intrinsic, Pipeline, SpansetExpr, SpansetOp, Stage,
@@ -693,6 +694,7 @@ impl<'a> Parser<'a> {
             op,
             value,
             regex,
+            verdict: VerdictSlot::new(),
         })
     }
 

@@ -811,3 +811,48 @@ fn whole_trace_detections_take_a_span_without_a_start_time_at_the_watermark() {
         assert_eq!(d.last_seen_unix_nano, BASE + 100 * SEC, "{d:?}");
     }
 }
+
+/// The rules of one engine share each span's remembered lookups and
+/// verdicts (`tracewarden_model::memo`): the whole pack in one engine must
+/// detect exactly what each rule detects in an engine of its own, over
+/// every span of the pack's fixtures as one stream.
+#[test]
+fn rules_sharing_a_span_memo_detect_what_each_detects_alone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+    let rules: Vec<Rule> = crate::rule::load_dir(&dir)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.source == Source::Spans)
+        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut spans = Vec::new();
+    for path in &files {
+        let file = crate::rule::fixture::read_fixture(path).unwrap();
+        let mut total = 0;
+        for (i, case) in file.cases.iter().enumerate() {
+            spans.extend(crate::rule::fixture::expand_spans(i, &case.spans, &mut total).unwrap());
+        }
+    }
+    let now = spans
+        .iter()
+        .map(|s| s.span.start_time_unix_nano)
+        .max()
+        .unwrap();
+    let run = |rules: Vec<Rule>| -> Vec<String> {
+        let mut engine = Engine::new(rules);
+        let mut detections = engine.process_owned(spans.clone(), now);
+        detections.extend(engine.drain());
+        detections.iter().map(|d| format!("{d:?}")).collect()
+    };
+    let mut together = run(rules.clone());
+    let mut alone: Vec<String> = rules.iter().flat_map(|r| run(vec![r.clone()])).collect();
+    together.sort();
+    alone.sort();
+    assert!(together.len() >= 10, "{} detections", together.len());
+    assert_eq!(together, alone);
+}

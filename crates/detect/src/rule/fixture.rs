@@ -597,7 +597,7 @@ fn attributes(
 }
 
 /// Expands fixture span entries into span records.
-fn expand_spans(
+pub(crate) fn expand_spans(
     case_index: usize,
     entries: &[FixtureSpan],
     total: &mut usize,

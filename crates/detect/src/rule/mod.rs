@@ -60,7 +60,7 @@ mod duration;
 mod error;
 mod facts;
 mod field;
-mod fixture;
+pub(crate) mod fixture;
 pub mod join;
 mod new_terms;
 mod payload;

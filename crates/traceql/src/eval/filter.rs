@@ -14,14 +14,22 @@ use crate::value::{CompareOp, Static, Val, compare};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tri {
-    False,
-    True,
-    Unknown,
+    False = 0,
+    True = 1,
+    Unknown = 2,
 }
 
 impl Tri {
     fn from_bool(b: bool) -> Tri {
         if b { Tri::True } else { Tri::False }
+    }
+
+    fn from_u8(value: u8) -> Tri {
+        match value {
+            0 => Tri::False,
+            1 => Tri::True,
+            _ => Tri::Unknown,
+        }
     }
 
     fn not(self) -> Tri {
@@ -52,7 +60,21 @@ pub(crate) fn eval<'a>(
             op,
             value,
             regex,
-        } => compare_field(field, *op, value, regex.as_ref(), view, trace),
+            verdict,
+        } => {
+            // Rules repeat comparisons (`kind = server` in 22 of the pack's);
+            // on a span alone a verdict depends on the comparison's text and
+            // the span, so the engine's memo keeps it for the other rules.
+            if trace.is_some() || !view.is_memoised() {
+                return compare_field(field, *op, value, regex.as_ref(), view, trace);
+            }
+            if let Some(remembered) = view.verdict(verdict) {
+                return Tri::from_u8(remembered);
+            }
+            let tri = compare_field(field, *op, value, regex.as_ref(), view, trace);
+            view.remember_verdict(verdict, || format!("{field:?} {op:?} {value:?}"), tri as u8);
+            tri
+        }
         Expr::Truthy(field) => {
             compare_field(field, CompareOp::Eq, &Static::Bool(true), None, view, trace)
         }
