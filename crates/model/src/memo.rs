@@ -46,11 +46,7 @@ static SLOTS: SlotTable = LazyLock::new(Default::default);
 /// Comparisons, by their full text.
 static VERDICT_SLOTS: SlotTable = LazyLock::new(Default::default);
 
-/// The slot of `name`, or [`NO_SLOT`] when the table is full.
-fn slot_of(name: &str) -> u32 {
-    slot_in(&SLOTS, name)
-}
-
+/// The slot of `name` in `table`, or [`NO_SLOT`] when the table is full.
 fn slot_in(table: &SlotTable, name: &str) -> u32 {
     // A panic elsewhere while holding the lock leaves the map consistent
     // (an insert either happened or did not).
@@ -70,46 +66,60 @@ fn slot_in(table: &SlotTable, name: &str) -> u32 {
     next
 }
 
+/// A slot number bound on first use from a name in a table; clones keep
+/// the binding.
+struct Slot(AtomicU32);
+
+impl Slot {
+    fn unbound() -> Slot {
+        Slot(AtomicU32::new(UNBOUND))
+    }
+
+    /// The slot, [`UNBOUND`] until bound (past any entry of a memo).
+    #[inline]
+    fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The slot, binding it from `name` (read only when unbound).
+    fn get_or_bind(&self, table: &SlotTable, name: impl FnOnce() -> String) -> u32 {
+        let slot = self.get();
+        if slot != UNBOUND {
+            return slot;
+        }
+        // Two threads binding at once store the same number.
+        let slot = slot_in(table, &name());
+        self.0.store(slot, Ordering::Relaxed);
+        slot
+    }
+}
+
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Slot(AtomicU32::new(self.get()))
+    }
+}
+
 /// An attribute key as a query or rule names it, with the slot its
 /// remembered lookups use. Compares, hashes, prints and derefs as the
 /// name alone.
+#[derive(Clone)]
 pub struct AttributeKey {
     name: String,
-    slot: AtomicU32,
+    slot: Slot,
 }
 
 impl AttributeKey {
     pub fn new(name: impl Into<String>) -> AttributeKey {
         AttributeKey {
             name: name.into(),
-            slot: AtomicU32::new(UNBOUND),
+            slot: Slot::unbound(),
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.name
     }
 
     /// The key's slot, bound on first use.
-    #[inline]
     fn slot(&self) -> u32 {
-        let slot = self.slot.load(Ordering::Relaxed);
-        if slot != UNBOUND {
-            return slot;
-        }
-        // Two threads binding at once store the same number.
-        let slot = slot_of(&self.name);
-        self.slot.store(slot, Ordering::Relaxed);
-        slot
-    }
-}
-
-impl Clone for AttributeKey {
-    fn clone(&self) -> Self {
-        AttributeKey {
-            name: self.name.clone(),
-            slot: AtomicU32::new(self.slot.load(Ordering::Relaxed)),
-        }
+        self.slot.get_or_bind(&SLOTS, || self.name.clone())
     }
 }
 
@@ -174,34 +184,18 @@ impl PartialEq<&str> for AttributeKey {
 /// The slot of one comparison's remembered verdict, bound on first use
 /// from the comparison's text (two comparisons with the same text share
 /// it). It is not part of what the comparison means.
-pub struct VerdictSlot(AtomicU32);
+#[derive(Clone)]
+pub struct VerdictSlot(Slot);
 
 impl VerdictSlot {
     pub fn new() -> VerdictSlot {
-        VerdictSlot(AtomicU32::new(UNBOUND))
-    }
-
-    /// The slot, binding it from `text` (called only when unbound).
-    fn get_or_bind(&self, text: impl FnOnce() -> String) -> u32 {
-        let slot = self.0.load(Ordering::Relaxed);
-        if slot != UNBOUND {
-            return slot;
-        }
-        let slot = slot_in(&VERDICT_SLOTS, &text());
-        self.0.store(slot, Ordering::Relaxed);
-        slot
+        VerdictSlot(Slot::unbound())
     }
 }
 
 impl Default for VerdictSlot {
     fn default() -> Self {
         VerdictSlot::new()
-    }
-}
-
-impl Clone for VerdictSlot {
-    fn clone(&self) -> Self {
-        VerdictSlot(AtomicU32::new(self.0.load(Ordering::Relaxed)))
     }
 }
 
@@ -287,7 +281,7 @@ impl<'r, 'm> RecordView<'r, 'm> {
     #[inline]
     pub fn verdict(&self, slot: &VerdictSlot) -> Option<u8> {
         let memo = self.memo.as_deref()?;
-        let remembered = memo.verdicts.get(slot.0.load(Ordering::Relaxed) as usize)?;
+        let remembered = memo.verdicts.get(slot.0.get() as usize)?;
         (remembered.generation == memo.generation).then_some(remembered.verdict)
     }
 
@@ -303,7 +297,7 @@ impl<'r, 'm> RecordView<'r, 'm> {
         let Some(memo) = self.memo.as_deref_mut() else {
             return;
         };
-        let slot = slot.get_or_bind(text);
+        let slot = slot.0.get_or_bind(&VERDICT_SLOTS, text);
         if slot >= MAX_SLOTS {
             return;
         }
@@ -349,7 +343,7 @@ impl<'r, 'm> RecordView<'r, 'm> {
     ) -> Option<&'r AnyValue> {
         if let Some(memo) = self.memo.as_deref() {
             // Unbound keys and keys without a slot are past any entry.
-            let slot = key.slot.load(Ordering::Relaxed) as usize;
+            let slot = key.slot.get() as usize;
             if let Some(entry) = memo.entries.get(slot) {
                 let (generation, at) = match list {
                     List::Span => (entry.span_generation, entry.span_at),
@@ -508,7 +502,7 @@ mod tests {
         let mut plain = RecordView::new(&records[0]);
         plain.remember_verdict(&unbound, text, 1);
         assert_eq!(plain.verdict(&unbound), None);
-        assert_eq!(unbound.0.load(Ordering::Relaxed), UNBOUND);
+        assert_eq!(unbound.0.get(), UNBOUND);
     }
 
     #[test]
@@ -518,7 +512,7 @@ mod tests {
         let key = AttributeKey::new("memo.test.unbound");
         assert_eq!(view.span_attribute(&key), None);
         // Never bound: search queries' names stay out of the table.
-        assert_eq!(key.slot.load(Ordering::Relaxed), UNBOUND);
+        assert_eq!(key.slot.get(), UNBOUND);
         assert_eq!(text(view.span_attribute(&"k".into())), Some("v"));
         assert_eq!(text(view.resource_attribute(&"r".into())), Some("w"));
     }
