@@ -30,8 +30,9 @@ const MAX_CACHED_BYTES: usize = 1024;
 /// Long values remembered, replaced oldest first.
 const LONG_SLOTS: usize = 4;
 
-/// What a value holds: at most one finding per class.
-type Findings = [Option<Finding>; 4];
+/// What a value holds: at most one finding per class, in the order of
+/// [`AttackClass::ALL`] ([`class_index`]).
+pub type Findings = [Option<Finding>; 4];
 
 struct Entry {
     value: Box<str>,
@@ -63,7 +64,14 @@ impl VerdictCache {
 
     /// The finding of `class` in `value`, scanning it (for every class)
     /// only when it is not remembered.
+    #[cfg(test)]
     pub(crate) fn scan(&mut self, class: AttackClass, value: &str) -> Option<Finding> {
+        self.findings(value)[class_index(class)]
+    }
+
+    /// Every class's finding in `value`, scanning it only when it is not
+    /// remembered.
+    pub(crate) fn findings(&mut self, value: &str) -> Findings {
         let entry = if value.len() <= MAX_CACHED_BYTES {
             let at = (self.hasher.hash_one(value) as usize) % self.slots.len();
             &mut self.slots[at]
@@ -79,7 +87,7 @@ impl VerdictCache {
                 });
             &mut self.long[at]
         };
-        let findings = match entry {
+        match entry {
             Some(found) if *found.value == *value => {
                 self.hits += 1;
                 found.findings
@@ -93,8 +101,7 @@ impl VerdictCache {
                 self.misses += 1;
                 findings
             }
-        };
-        findings[class_index(class)]
+        }
     }
 
     /// (hits, misses) so far.
@@ -103,7 +110,8 @@ impl VerdictCache {
     }
 }
 
-fn class_index(class: AttackClass) -> usize {
+/// Where `class` is in [`Findings`].
+pub fn class_index(class: AttackClass) -> usize {
     match class {
         AttackClass::SqlInjection => 0,
         AttackClass::CrossSiteScripting => 1,
@@ -128,10 +136,16 @@ thread_local! {
 
 /// [`super::scan`] through this thread's verdict cache.
 pub fn scan_cached(class: AttackClass, value: &str) -> Option<Finding> {
+    findings_cached(value)[class_index(class)]
+}
+
+/// Every class's finding in `value` (as [`super::scan`] finds it for each),
+/// through this thread's verdict cache.
+pub fn findings_cached(value: &str) -> Findings {
     CACHE.with(|cache| match cache.try_borrow_mut() {
-        Ok(mut cache) => cache.scan(class, value),
+        Ok(mut cache) => cache.findings(value),
         // Not reentrant; scanning never calls back here, but stay correct.
-        Err(_) => super::scan(class, value),
+        Err(_) => scan_all(value),
     })
 }
 

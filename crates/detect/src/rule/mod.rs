@@ -819,10 +819,7 @@ impl<'s> Checker<'s> {
         if self.errors.len() != before {
             return None;
         }
-        Some(PayloadMatch {
-            detect: detect?,
-            fields: fields?,
-        })
+        Some(PayloadMatch::new(detect?, fields?))
     }
 
     /// The strings of a non-empty list of at most `max` items, each with

@@ -7,7 +7,7 @@
 //! needs the lexers of [`crate::inject`], so the payload test is a second
 //! stage, run only on spans that already satisfy the condition.
 
-use tracewarden_model::{AnyValue, AttributeKey, RecordView};
+use tracewarden_model::{AnyValue, AttributeKey, RecordView, VerdictSlot};
 
 use crate::inject::{self, AttackClass};
 
@@ -48,14 +48,34 @@ pub fn detector_name(class: AttackClass) -> &'static str {
 }
 
 /// `payload:` of a rule: which detectors run on which span attributes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct PayloadMatch {
     /// Detectors, in the order written, without repeats.
-    pub detect: Vec<AttackClass>,
+    detect: Vec<AttackClass>,
     /// Span attribute names (`url.query`), in the order written, without
     /// repeats.
-    pub fields: Vec<AttributeKey>,
+    fields: Vec<AttributeKey>,
+    /// Per field: where the engine's memo keeps that this span's value of
+    /// the field holds no payload of any class. The pack's four injection
+    /// rules read the same fields of each span; the first scans a field
+    /// for every class, and the others skip it when it is clean (nearly
+    /// always).
+    clean: Vec<VerdictSlot>,
 }
+
+/// What a rule's payload test means: its detectors and fields.
+impl PartialEq for PayloadMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.detect == other.detect && self.fields == other.fields
+    }
+}
+
+impl Eq for PayloadMatch {}
+
+/// The remembered verdict of a field whose value holds no payload (a field
+/// with one is not remembered: the finding is read again from the
+/// per-thread cache of [`inject::findings_cached`]).
+const CLEAN: u8 = 1;
 
 /// A payload found in one span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,22 +100,49 @@ impl PayloadHit<'_> {
 }
 
 impl PayloadMatch {
+    pub fn new(detect: Vec<AttackClass>, fields: Vec<AttributeKey>) -> PayloadMatch {
+        let clean = fields.iter().map(|_| VerdictSlot::new()).collect();
+        PayloadMatch {
+            detect,
+            fields,
+            clean,
+        }
+    }
+
+    /// Detectors, in the order written.
+    pub fn detect(&self) -> &[AttackClass] {
+        &self.detect
+    }
+
+    /// Span attribute names, in the order written.
+    pub fn fields(&self) -> &[AttributeKey] {
+        &self.fields
+    }
+
     /// The first payload found, trying fields in order and, for each,
     /// detectors in order. Only string attributes of the span are scanned
     /// (request fields are strings; a number cannot carry a payload).
-    /// Allocates nothing when no field is present.
+    /// Allocates nothing when no field is present (binding a verdict slot,
+    /// once per field name in the process, aside).
     pub fn find<'a>(&'a self, view: &mut RecordView<'_, '_>) -> Option<PayloadHit<'a>> {
-        for field in &self.fields {
-            let Some(value) = view.span_attribute(field).and_then(AnyValue::as_str) else {
+        for (field, clean) in self.fields.iter().zip(&self.clean) {
+            // Another rule has already scanned this field of this span.
+            if view.verdict(clean) == Some(CLEAN) {
                 continue;
-            };
-            if value.is_empty() {
+            }
+            let value = view
+                .span_attribute(field)
+                .and_then(AnyValue::as_str)
+                .filter(|value| !value.is_empty());
+            // Scanned for every class at once (and cached per value: traffic
+            // repeats values), so the other rules can skip a clean field.
+            let findings = value.map_or([None; 4], inject::findings_cached);
+            if findings.iter().all(Option::is_none) {
+                view.remember_verdict(clean, || format!("payload {field}"), CLEAN);
                 continue;
             }
             for &class in &self.detect {
-                // Cached: the pack's four injection rules read the same
-                // fields of each span, and traffic repeats values.
-                if let Some(finding) = inject::scan_cached(class, value) {
+                if let Some(finding) = findings[inject::class_index(class)] {
                     return Some(PayloadHit {
                         class,
                         field,
@@ -159,10 +206,10 @@ mod tests {
     }
 
     fn payload(detect: &[AttackClass], fields: &[&str]) -> PayloadMatch {
-        PayloadMatch {
-            detect: detect.to_vec(),
-            fields: fields.iter().map(|f| (*f).into()).collect(),
-        }
+        PayloadMatch::new(
+            detect.to_vec(),
+            fields.iter().map(|f| (*f).into()).collect(),
+        )
     }
 
     #[test]
@@ -220,6 +267,52 @@ mod tests {
             p.find(&mut RecordView::new(&span)).map(|h| h.class),
             Some(AttackClass::CrossSiteScripting)
         );
+    }
+
+    #[test]
+    fn rules_sharing_a_span_memo_find_what_each_finds_alone() {
+        use tracewarden_model::AttributeMemo;
+        // The pack's shape: one rule per class over the same fields, one
+        // after the other on each span, through one memo.
+        let rules: Vec<PayloadMatch> = AttackClass::ALL
+            .iter()
+            .map(|&class| payload(&[class], &["url.query", "url.path"]))
+            .collect();
+        let both = payload(
+            &[
+                AttackClass::CommandInjection,
+                AttackClass::CrossSiteScripting,
+            ],
+            &["url.path", "url.query"],
+        );
+        let spans = [
+            record(&[("url.query", AnyValue::from("q=<script>alert(1)</script>"))]),
+            record(&[("url.query", AnyValue::from("city=Berlin&days=3"))]),
+            record(&[
+                ("url.query", AnyValue::from("id=1' UNION SELECT 1,2--")),
+                ("url.path", AnyValue::from("/static/../../etc/passwd")),
+            ]),
+            record(&[("url.path", AnyValue::from("/api/products/42"))]),
+            record(&[(
+                "url.query",
+                AnyValue::from("host=example.com;cat /etc/passwd"),
+            )]),
+            record(&[("url.query", AnyValue::from("q=<script>alert(1)</script>"))]),
+        ];
+        let mut memo = AttributeMemo::new();
+        let mut found = 0;
+        for span in &spans {
+            let mut view = RecordView::memoised(span, &mut memo);
+            for rule in rules.iter().chain([&both]) {
+                let shared = rule.find(&mut view);
+                assert_eq!(shared, rule.find(&mut RecordView::new(span)), "{rule:?}");
+                found += usize::from(shared.is_some());
+            }
+        }
+        // xss twice (and `both` twice); sqli once; traversal twice (the
+        // path, and `/etc/passwd` in a query); command injection once (and
+        // `both` once).
+        assert_eq!(found, 9);
     }
 
     #[test]

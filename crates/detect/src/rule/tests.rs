@@ -413,13 +413,13 @@ fn parses_payload_sections_of_match_and_threshold_rules() {
     };
     let payload = m.payload.as_ref().unwrap();
     assert_eq!(
-        payload.detect,
+        payload.detect(),
         vec![
             crate::inject::AttackClass::SqlInjection,
             crate::inject::AttackClass::CrossSiteScripting
         ]
     );
-    assert_eq!(payload.fields, vec!["url.query", "url.path"]);
+    assert_eq!(payload.fields(), ["url.query", "url.path"]);
 
     let text = format!("{VALID}payload:\n  detect: [path_traversal]\n  fields: [url.path]\n");
     let rule = parse_rule(&text, Path::new("p.yaml")).unwrap();
@@ -427,7 +427,7 @@ fn parses_payload_sections_of_match_and_threshold_rules() {
         panic!("not a threshold rule");
     };
     assert_eq!(
-        t.payload.as_ref().map(|p| p.detect.clone()),
+        t.payload.as_ref().map(|p| p.detect().to_vec()),
         Some(vec![crate::inject::AttackClass::PathTraversal])
     );
     // Without the section, nothing changes.
