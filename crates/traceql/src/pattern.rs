@@ -1,10 +1,10 @@
-//! A compiled `=~` / `!~` pattern, with its verdicts on long values
-//! remembered per thread.
+//! A compiled `=~` / `!~` pattern, with its verdicts remembered per thread.
 //!
-//! Rules match the same few long values over and over (a site sees a few
-//! hundred user agents; every server span carries one), and an anchored
+//! Rules match the same few values over and over (a site sees a few hundred
+//! user agents and routes; every server span carries them), and an anchored
 //! case-insensitive alternation scans every byte of each: ~11% of the
-//! built-in pack's time went to the regex engine. A verdict depends on the
+//! built-in pack's time went to the regex engine, and with long values
+//! remembered, still ~10% on routes and paths. A verdict depends on the
 //! pattern and the value alone, so a remembered one is never stale.
 
 use std::cell::RefCell;
@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ahash::RandomState;
 use regex::Regex;
 
-/// Values shorter than this are scanned: the lookup would cost about as much.
-const MIN_CACHED_BYTES: usize = 32;
+/// Values shorter than this are scanned: the lookup would cost about as
+/// much. From 8 bytes on (routes, paths), remembering halves the regex
+/// engine's instructions on the pack (docs/BENCHMARKS.md).
+const MIN_CACHED_BYTES: usize = 8;
 /// Longer values are scanned each time (bodies, log lines): rarely repeated.
 const MAX_CACHED_BYTES: usize = 512;
 /// Slots of the per-thread table (a power of two).
@@ -115,6 +117,8 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0",
             "sqlmap/1.7.2#stable (https://sqlmap.org) and a long enough tail",
             "short",
+            "/api/nikto/run",
+            "/mozilla/5.0/x",
             "Mozilla/5.0 (compatible; Nikto/2.5.0) with a long enough tail",
         ];
         // Twice: the second pass reads the table, for both patterns on the
