@@ -725,7 +725,18 @@ fn process_span(
                     .record(hit, distinct, newest, window, t.count, config.max_trace_ids)
             {
                 stats.detections += 1;
-                detections.push(make(&t.group_by, key, crossing, payload));
+                // The payload found, else for `distinct` the values counted
+                // (the user names tried from one address, say).
+                let evidence = match (payload, &t.distinct) {
+                    (Some(hit), _) => Some(hit.evidence()),
+                    (None, Some(field)) => Some(distinct_evidence(
+                        field,
+                        crossing.count,
+                        &slot.value.newest_distinct(EVIDENCE_VALUES),
+                    )),
+                    (None, None) => None,
+                };
+                detections.push(detection(&t.group_by, key, crossing, evidence));
             }
         }
         (State::Sequence(keys), RuleKind::Sequence(s)) => {
@@ -910,6 +921,35 @@ fn slot_for<'a, V: Default>(
     }
     slot.newest = slot.newest.max(span.ts);
     Some(slot)
+}
+
+/// Distinct values a `distinct` threshold detection names in its evidence.
+const EVIDENCE_VALUES: usize = 5;
+/// Longest value named in evidence, in characters (a value over
+/// 256 bytes is already kept as a prefix and a hash).
+const EVIDENCE_VALUE_CHARS: usize = 64;
+
+/// `5 distinct span.enduser.id: dave, carol, bob, alice, aaron`, the most
+/// recently seen first, `and N more` past [`EVIDENCE_VALUES`].
+fn distinct_evidence(field: &FieldRef, count: u64, newest: &[&str]) -> String {
+    let mut text = format!("{count} distinct {}: ", field.as_str());
+    for (i, value) in newest.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        match value.char_indices().nth(EVIDENCE_VALUE_CHARS) {
+            Some((cut, _)) => {
+                text.push_str(value.get(..cut).unwrap_or(value));
+                text.push('…');
+            }
+            None => text.push_str(value),
+        }
+    }
+    let more = count.saturating_sub(newest.len() as u64);
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
 }
 
 /// Whether a span that satisfies a rule's condition passes its `payload`

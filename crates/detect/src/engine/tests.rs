@@ -856,3 +856,23 @@ fn rules_sharing_a_span_memo_detect_what_each_detects_alone() {
     assert!(together.len() >= 10, "{} detections", together.len());
     assert_eq!(together, alone);
 }
+
+#[test]
+fn distinct_evidence_names_the_newest_values_and_how_many_more() {
+    let field = FieldRef::parse("span.enduser.id").unwrap();
+    assert_eq!(
+        distinct_evidence(&field, 5, &["dave", "carol", "bob", "alice", "aaron"]),
+        "5 distinct span.enduser.id: dave, carol, bob, alice, aaron"
+    );
+    assert_eq!(
+        distinct_evidence(&field, 23, &["dave", "carol"]),
+        "23 distinct span.enduser.id: dave, carol and 21 more"
+    );
+    // Long values are cut on a character boundary.
+    let long = format!("{}é{}", "a".repeat(63), "b".repeat(100));
+    let text = distinct_evidence(&field, 1, &[&long]);
+    assert_eq!(
+        text,
+        format!("1 distinct span.enduser.id: {}é…", "a".repeat(63))
+    );
+}

@@ -150,6 +150,25 @@ impl ThresholdKey {
     }
 }
 
+impl ThresholdKey {
+    /// Up to `max` of the distinct values in the window, the most recently
+    /// seen first (ties by value, so the order does not depend on the
+    /// map's): the evidence of a `distinct` crossing.
+    pub(crate) fn newest_distinct(&self, max: usize) -> Vec<&str> {
+        let mut values: Vec<(&str, u64)> = self
+            .distinct
+            .iter()
+            .map(|(value, hit)| (&**value, hit.0))
+            .collect();
+        values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        values
+            .into_iter()
+            .take(max)
+            .map(|(value, _)| value)
+            .collect()
+    }
+}
+
 /// Up to `max` distinct trace ids, most recent first. The zero id (a log
 /// record logged outside any trace) names no trace and is left out.
 pub(crate) fn sample_trace_ids(hits_newest_first: &[Hit], max: usize) -> Vec<TraceId> {
@@ -240,6 +259,27 @@ mod tests {
         }
         // Fires at the first "c": first seen is the newest "a" (t=3).
         assert_eq!(fired, Some((5, 3, 3, 2)));
+    }
+
+    #[test]
+    fn the_newest_distinct_values_are_the_evidence() {
+        let mut key = ThresholdKey::default();
+        for (t, user) in [
+            (1, "carol"),
+            (2, "alice"),
+            (3, "bob"),
+            (3, "aaron"),
+            (4, "alice"),
+        ] {
+            key.record((t, id(1)), Some(user), t, W, 10, 5);
+        }
+        // alice was seen last (4), then aaron and bob (3, by name), carol.
+        assert_eq!(key.newest_distinct(3), ["alice", "aaron", "bob"]);
+        assert_eq!(key.newest_distinct(10).len(), 4);
+        // Count mode keeps no values.
+        let mut counted = ThresholdKey::default();
+        counted.record((1, id(1)), None, 1, W, 10, 5);
+        assert!(counted.newest_distinct(3).is_empty());
     }
 
     #[test]
