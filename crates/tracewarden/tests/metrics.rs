@@ -86,7 +86,9 @@ async fn metrics_pass_promtool_and_count_what_happened() {
             Some("text/plain; version=0.0.4; charset=utf-8")
         );
         let text = answer.text();
-        // The detection, and the alert made of it.
+        // The detection, the alert made of it, and the batch counted (the
+        // detection thread lists a batch's detections before it counts
+        // the batch, so the count can trail them by a moment).
         if sample(
             &text,
             "tracewarden_rule_detections_total{rule=\"brute-force-login\"}",
@@ -95,10 +97,14 @@ async fn metrics_pass_promtool_and_count_what_happened() {
                 &text,
                 "tracewarden_alerts{state=\"firing\",severity=\"high\"}",
             ) >= Some(1.0)
+            && sample(&text, "tracewarden_detection_spans_total") >= Some(12.0)
         {
             break text;
         }
-        assert!(Instant::now() < deadline, "no detection yet:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no detection or count yet:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for (series, value) in [
