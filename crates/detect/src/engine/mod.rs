@@ -930,19 +930,23 @@ const EVIDENCE_VALUES: usize = 5;
 const EVIDENCE_VALUE_CHARS: usize = 64;
 
 /// `5 distinct span.enduser.id: dave, carol, bob, alice, aaron`, the most
-/// recently seen first, `and N more` past [`EVIDENCE_VALUES`].
+/// recently seen first, `and N more` past [`EVIDENCE_VALUES`]. Values are
+/// escaped as new_terms escapes its own (`escape_debug`), so a value an
+/// attacker chose cannot break the text into lines in a notification.
 fn distinct_evidence(field: &FieldRef, count: u64, newest: &[&str]) -> String {
     let mut text = format!("{count} distinct {}: ", field.as_str());
     for (i, value) in newest.iter().enumerate() {
         if i > 0 {
             text.push_str(", ");
         }
-        match value.char_indices().nth(EVIDENCE_VALUE_CHARS) {
-            Some((cut, _)) => {
-                text.push_str(value.get(..cut).unwrap_or(value));
-                text.push('…');
-            }
-            None => text.push_str(value),
+        let cut = value
+            .char_indices()
+            .nth(EVIDENCE_VALUE_CHARS)
+            .map(|(cut, _)| cut);
+        let shown = cut.and_then(|cut| value.get(..cut)).unwrap_or(value);
+        text.extend(shown.escape_debug());
+        if cut.is_some() {
+            text.push('…');
         }
     }
     let more = count.saturating_sub(newest.len() as u64);

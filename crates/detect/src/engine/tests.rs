@@ -875,4 +875,9 @@ fn distinct_evidence_names_the_newest_values_and_how_many_more() {
         text,
         format!("1 distinct span.enduser.id: {}é…", "a".repeat(63))
     );
+    // A value cannot break the text into lines.
+    assert_eq!(
+        distinct_evidence(&field, 1, &["eve\nFIRING: all clear"]),
+        "1 distinct span.enduser.id: eve\\nFIRING: all clear"
+    );
 }

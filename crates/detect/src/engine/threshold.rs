@@ -148,9 +148,7 @@ impl ThresholdKey {
             trace_ids: sample_trace_ids(&hits, max_trace_ids),
         })
     }
-}
 
-impl ThresholdKey {
     /// Up to `max` of the distinct values in the window, the most recently
     /// seen first (ties by value, so the order does not depend on the
     /// map's): the evidence of a `distinct` crossing.

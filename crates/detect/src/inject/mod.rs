@@ -405,7 +405,7 @@ pub fn scan(class: AttackClass, value: &str) -> Option<Finding> {
     DETECTOR.scan(class, value)
 }
 
-pub use cache::{Findings, cache_counts, class_index, findings_cached, scan_cached};
+pub use cache::{Findings, cache_counts, class_index, findings_cached};
 
 #[cfg(test)]
 mod tests {
