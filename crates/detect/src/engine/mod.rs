@@ -81,6 +81,7 @@
 mod baseline;
 mod checkpoint;
 mod data_flow;
+mod evidence;
 mod hashing;
 mod keys;
 mod logs;
@@ -101,6 +102,8 @@ use crate::rule::{FieldRef, PayloadHit, PayloadMatch, Rule, RuleKind, Severity, 
 
 use baseline::BaselineState;
 pub use checkpoint::{Checkpoint, CheckpointError, RestoreSummary};
+pub use evidence::field_evidence;
+use evidence::{EVIDENCE_VALUES, distinct_evidence};
 use keys::{KeyMap, Slot, build_key, build_key_lenient, decode_key};
 use new_terms::NewTermsState;
 use sequence::SequenceKey;
@@ -621,10 +624,11 @@ fn process_span(
         trace_ids: crossing.trace_ids,
         evidence,
     };
-    let make =
-        |group_by: &[FieldRef], key: &str, crossing: Crossing, payload: Option<PayloadHit<'_>>| {
-            detection(group_by, key, crossing, payload.map(|hit| hit.evidence()))
-        };
+    // The payload found (or the values counted), then the rule's
+    // `evidence:` fields of this span, the one that fires.
+    let evidence_of = |view: &mut RecordView<'_, '_>, found: Option<String>| {
+        field_evidence(found, &rule.evidence, view)
+    };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
             if !m.condition.matches_view(view) {
@@ -636,7 +640,8 @@ fn process_span(
             stats.matched_spans += 1;
             stats.future_spans += u64::from(future);
             stats.detections += 1;
-            detections.push(make(
+            let evidence = evidence_of(view, payload.map(|hit| hit.evidence()));
+            detections.push(detection(
                 &[],
                 "",
                 Crossing {
@@ -645,7 +650,7 @@ fn process_span(
                     last_seen: ts,
                     trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 },
-                payload,
+                evidence,
             ));
         }
         (State::MatchSuppressed(keys), RuleKind::Match(m)) => {
@@ -673,7 +678,8 @@ fn process_span(
             }
             slot.newest = ts;
             stats.detections += 1;
-            detections.push(make(
+            let evidence = evidence_of(view, payload.map(|hit| hit.evidence()));
+            detections.push(detection(
                 &suppress.by,
                 key,
                 Crossing {
@@ -682,7 +688,7 @@ fn process_span(
                     last_seen: ts,
                     trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 },
-                payload,
+                evidence,
             ));
         }
         (State::Threshold(keys), RuleKind::Threshold(t)) => {
@@ -736,6 +742,7 @@ fn process_span(
                     )),
                     (None, None) => None,
                 };
+                let evidence = evidence_of(view, evidence);
                 detections.push(detection(&t.group_by, key, crossing, evidence));
             }
         }
@@ -777,7 +784,8 @@ fn process_span(
                     .record(matched, hit, newest, window, counts, config.max_trace_ids)
             {
                 stats.detections += 1;
-                detections.push(make(&s.group_by, key, crossing, None));
+                let evidence = evidence_of(view, None);
+                detections.push(detection(&s.group_by, key, crossing, evidence));
             }
         }
         (State::NewTerms(state), RuleKind::NewTerms(n)) => {
@@ -921,39 +929,6 @@ fn slot_for<'a, V: Default>(
     }
     slot.newest = slot.newest.max(span.ts);
     Some(slot)
-}
-
-/// Distinct values a `distinct` threshold detection names in its evidence.
-const EVIDENCE_VALUES: usize = 5;
-/// Longest value named in evidence, in characters (a value over
-/// 256 bytes is already kept as a prefix and a hash).
-const EVIDENCE_VALUE_CHARS: usize = 64;
-
-/// `5 distinct span.enduser.id: dave, carol, bob, alice, aaron`, the most
-/// recently seen first, `and N more` past [`EVIDENCE_VALUES`]. Values are
-/// escaped as new_terms escapes its own (`escape_debug`), so a value an
-/// attacker chose cannot break the text into lines in a notification.
-fn distinct_evidence(field: &FieldRef, count: u64, newest: &[&str]) -> String {
-    let mut text = format!("{count} distinct {}: ", field.as_str());
-    for (i, value) in newest.iter().enumerate() {
-        if i > 0 {
-            text.push_str(", ");
-        }
-        let cut = value
-            .char_indices()
-            .nth(EVIDENCE_VALUE_CHARS)
-            .map(|(cut, _)| cut);
-        let shown = cut.and_then(|cut| value.get(..cut)).unwrap_or(value);
-        text.extend(shown.escape_debug());
-        if cut.is_some() {
-            text.push('…');
-        }
-    }
-    let more = count.saturating_sub(newest.len() as u64);
-    if more > 0 {
-        text.push_str(&format!(" and {more} more"));
-    }
-    text
 }
 
 /// Whether a span that satisfies a rule's condition passes its `payload`

@@ -858,26 +858,88 @@ fn rules_sharing_a_span_memo_detect_what_each_detects_alone() {
 }
 
 #[test]
-fn distinct_evidence_names_the_newest_values_and_how_many_more() {
-    let field = FieldRef::parse("span.enduser.id").unwrap();
+fn evidence_fields_name_the_span_that_fires() {
+    use tracewarden_model::SpanKind;
+    // A match rule: its own span.
+    let scanner = "id: scanner\ntitle: t\nseverity: medium\nkind: match\ncondition: '{ span.user_agent.original =~ \"(?i).*sqlmap.*\" }'\nevidence: [span.user_agent.original, span.client.address, span.url.path]\n";
+    let mut engine = Engine::new(vec![rule(scanner)]);
+    let spans = [span(
+        0,
+        1,
+        &[
+            (
+                "user_agent.original",
+                AnyValue::from("sqlmap/1.8 (https://sqlmap.org)"),
+            ),
+            ("client.address", AnyValue::from("203.0.113.9")),
+        ],
+    )];
+    let detections = engine.process(&spans, BASE);
     assert_eq!(
-        distinct_evidence(&field, 5, &["dave", "carol", "bob", "alice", "aaron"]),
-        "5 distinct span.enduser.id: dave, carol, bob, alice, aaron"
+        detections[0].evidence.as_deref(),
+        Some(
+            r#"span.user_agent.original="sqlmap/1.8 (https://sqlmap.org)" span.client.address=203.0.113.9 span.url.path=nil"#
+        )
     );
+
+    // A count threshold: the span that reached the count, not the first.
+    let counted = format!("{THRESHOLD}evidence: [span.enduser.id]\n");
+    let mut engine = Engine::new(vec![rule(&counted)]);
+    let spans = [
+        login(0, 1, "10.0.0.1", "alice", 401),
+        login(1, 2, "10.0.0.1", "bob", 401),
+        login(2, 3, "10.0.0.1", "carol", 401),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        distinct_evidence(&field, 23, &["dave", "carol"]),
-        "23 distinct span.enduser.id: dave, carol and 21 more"
+        detections[0].evidence.as_deref(),
+        Some("span.enduser.id=carol")
     );
-    // Long values are cut on a character boundary.
-    let long = format!("{}é{}", "a".repeat(63), "b".repeat(100));
-    let text = distinct_evidence(&field, 1, &[&long]);
+
+    // After the payload found, and after the distinct values counted.
+    let payload = "id: sqli\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ kind = server }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 1\npayload:\n  detect: [sql_injection]\n  fields: [url.query]\nevidence: [span.url.query]\n";
+    let mut engine = Engine::new(vec![rule(payload)]);
+    let spans = [request(0, 1, SpanKind::Server, "id=1 UNION SELECT 1,2")];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        text,
-        format!("1 distinct span.enduser.id: {}é…", "a".repeat(63))
+        detections[0].evidence.as_deref(),
+        Some(r#"sql_injection in url.query: union select; span.url.query="id=1 UNION SELECT 1,2""#)
     );
-    // A value cannot break the text into lines.
+    let distinct = "id: stuffing\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 2\ndistinct: span.enduser.id\nevidence: [span.http.route]\n";
+    let mut engine = Engine::new(vec![rule(distinct)]);
+    let spans = [
+        login(0, 1, "10.0.0.1", "alice", 401),
+        login(1, 2, "10.0.0.1", "bob", 401),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        distinct_evidence(&field, 1, &["eve\nFIRING: all clear"]),
-        "1 distinct span.enduser.id: eve\\nFIRING: all clear"
+        detections[0].evidence.as_deref(),
+        Some("2 distinct span.enduser.id: bob, alice; span.http.route=/login")
+    );
+
+    // A sequence: the span of the last step (the login that succeeded).
+    let sequence = "id: then-success\ntitle: t\nseverity: critical\nkind: sequence\ngroup_by: [span.client.address]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 2\n  - condition: '{ span.http.response.status_code = 200 }'\nevidence: [span.enduser.id, span.http.response.status_code]\n";
+    let mut engine = Engine::new(vec![rule(sequence)]);
+    let spans = [
+        login(0, 1, "10.0.0.1", "alice", 401),
+        login(1, 2, "10.0.0.1", "bob", 401),
+        login(2, 3, "10.0.0.1", "bob", 200),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    assert_eq!(
+        detections[0].evidence.as_deref(),
+        Some("span.enduser.id=bob span.http.response.status_code=200")
+    );
+
+    // A log record: its span-shaped view.
+    let logs_rule = format!("{LOG_RULE}evidence: [span.log.body, resource.service.name]\n");
+    let mut engine = Engine::new(vec![rule(&logs_rule)]);
+    let logs: Vec<LogEntry> = (0..3)
+        .map(|i| log_entry(i, "Access denied to /doc/7", Some("mallory"), None))
+        .collect();
+    let detections = engine.process_logs(&logs, BASE + 10 * SEC);
+    assert_eq!(
+        detections[0].evidence.as_deref(),
+        Some(r#"span.log.body="Access denied to /doc/7" resource.service.name=docs"#)
     );
 }

@@ -23,7 +23,9 @@
 //! Match and threshold rules may add a `payload` section ([`PayloadMatch`]):
 //! the span must also carry an attack payload (SQL injection, XSS, path
 //! traversal, command injection) in one of the named string attributes,
-//! found by [`crate::inject`] once the condition holds.
+//! found by [`crate::inject`] once the condition holds. Match, threshold
+//! and sequence rules may list `evidence` fields, whose values in the span
+//! that fires the detection names ([`crate::engine::field_evidence`]).
 //!
 //! [`load_dir`] loads every `*.yaml`/`*.yml` file of a directory and
 //! returns all rules or all errors; [`parse_rule`] parses one file's text;
@@ -119,6 +121,8 @@ pub const MAX_STEPS: usize = 16;
 pub const MAX_STEP_COUNT: u64 = 1_000;
 /// Most fields in `group_by`.
 pub const MAX_GROUP_BY: usize = 8;
+/// Most fields in `evidence`.
+pub const MAX_EVIDENCE_FIELDS: usize = 8;
 
 /// How serious a detection of the rule is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -271,6 +275,10 @@ pub struct Rule {
     pub kind: RuleKind,
     /// What to block when the rule fires (`block:`; see [`BlockAction`]).
     pub block: Option<BlockAction>,
+    /// Fields of the span that made a match, threshold or sequence rule
+    /// fire, named with their values in the detection's evidence
+    /// (`evidence:`; see [`crate::engine::field_evidence`]). Empty: none.
+    pub evidence: Vec<FieldRef>,
     /// The file the rule came from.
     pub file: PathBuf,
     /// 1-based line of the `id` value in the file.
@@ -425,8 +433,9 @@ const COMMON_KEYS: [&str; 11] = [
 ];
 /// The kinds that may read log records (`source: logs`).
 const LOG_KINDS: [&str; 3] = ["match", "threshold", "sequence"];
-const KIND_KEYS: [&str; 25] = [
+const KIND_KEYS: [&str; 26] = [
     "condition",
+    "evidence",
     "suppress",
     "group_by",
     "window",
@@ -469,7 +478,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "new_terms" => &new_terms::KEYS,
         "baseline" => &baseline::KEYS,
-        "match" => &["condition", "payload", "suppress"],
+        "match" => &["condition", "payload", "suppress", "evidence"],
         "threshold" => &[
             "condition",
             "group_by",
@@ -477,8 +486,9 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
             "count",
             "distinct",
             "payload",
+            "evidence",
         ],
-        "sequence" => &["group_by", "window", "steps"],
+        "sequence" => &["group_by", "window", "steps", "evidence"],
         "topology" => &topology::KEYS,
         "data_flow" => &data_flow::KEYS,
         _ => &KIND_KEYS,
@@ -871,6 +881,35 @@ impl<'s> Checker<'s> {
         (out.len() == items.len()).then_some(out)
     }
 
+    /// `evidence: [fields]`: 1 to [`MAX_EVIDENCE_FIELDS`] fields read from
+    /// the span that makes the rule fire, so not for a whole-trace match.
+    fn evidence(
+        &mut self,
+        node: &MarkedYaml<'_>,
+        kind: Option<&RuleKind>,
+    ) -> Option<Vec<FieldRef>> {
+        let fields = self.fields(
+            node,
+            "evidence",
+            1,
+            MAX_EVIDENCE_FIELDS,
+            "a list of fields, e.g. [span.user_agent.original, span.url.path]",
+        )?;
+        if let Some(RuleKind::Match(m)) = kind
+            && m.needs_whole_trace()
+        {
+            self.error(
+                node,
+                RuleErrorKind::Invalid {
+                    key: "evidence".to_string(),
+                    reason: "needs a condition decided span by span (one spanset filter `{ ... }`): the fields are read from the span that fires".to_string(),
+                },
+            );
+            return None;
+        }
+        Some(fields)
+    }
+
     /// `suppress: { by: [fields], for: <duration> }`.
     fn suppress(&mut self, node: &MarkedYaml<'_>) -> Option<Suppress> {
         let entries = self.mapping(node, "suppress", &["by", "for"], None)?;
@@ -1102,8 +1141,9 @@ fn too_deep(source: &str) -> Option<(usize, usize)> {
 
 /// Top-level keys that describe a rule or what to do when it fires, not
 /// what it matches or counts: editing them keeps its state on reload.
-const DESCRIPTIVE_KEYS: [&str; 7] = [
+const DESCRIPTIVE_KEYS: [&str; 8] = [
     "title",
+    "evidence",
     "description",
     "response",
     "tags",
@@ -1469,6 +1509,10 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         None => Some(None),
         Some(node) => checker.block(node, get("group_by")).map(Some),
     };
+    let evidence = match get("evidence") {
+        None => Some(Vec::new()),
+        Some(node) => checker.evidence(node, kind.as_ref()),
+    };
 
     Some(Rule {
         id: id?,
@@ -1490,6 +1534,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         join: join?,
         kind: kind?,
         block: block?,
+        evidence: evidence?,
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,

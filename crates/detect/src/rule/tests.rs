@@ -81,7 +81,7 @@ fn every_error_with_its_position() {
     assert_eq!(
         errors,
         vec![
-            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, source, join, kind, block, condition, group_by, window, count, distinct, payload)",
+            "r.yaml:9:1: unknown key `groupby` (expected one of: id, title, description, severity, tags, response, enabled, source, join, kind, block, condition, group_by, window, count, distinct, payload, evidence)",
             "r.yaml:3:11: unknown severity `urgent` (expected one of: info, low, medium, high, critical)",
             "r.yaml:4:8: invalid tag `T11`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
             "r.yaml:4:13: invalid tag `T1110.1`: expected a MITRE ATT&CK technique id such as T1110 or T1110.003",
@@ -398,6 +398,11 @@ fn the_digest_follows_what_a_rule_matches_and_counts() {
     let mut lines: Vec<&str> = VALID.lines().collect();
     lines.reverse();
     assert_eq!(digest(&(lines.join("\n") + "\n")), base);
+    // The evidence named is what a detection says, not what it counts.
+    assert_eq!(
+        digest(&format!("{VALID}evidence: [span.user_agent.original]\n")),
+        base
+    );
     // What it counts, or over which window: another rule's state.
     assert_ne!(digest(&VALID.replace("window: 5m", "window: 2m")), base);
     assert_ne!(digest(&VALID.replace("401", "403")), base);
@@ -493,6 +498,71 @@ fn payload_errors_with_their_positions() {
     assert_eq!(
         errors,
         vec!["r.yaml:9:1: key `payload` is not valid for kind `sequence`"]
+    );
+}
+
+#[test]
+fn evidence_fields_of_match_threshold_and_sequence_rules() {
+    let rule = parse_rule(
+        &format!("{VALID}evidence: [span.user_agent.original, name, resource.service.name]\n"),
+        Path::new("r.yaml"),
+    )
+    .unwrap();
+    let names: Vec<&str> = rule.evidence.iter().map(FieldRef::as_str).collect();
+    assert_eq!(
+        names,
+        ["span.user_agent.original", "name", "resource.service.name"]
+    );
+    assert!(
+        parse_rule(VALID, Path::new("r.yaml"))
+            .unwrap()
+            .evidence
+            .is_empty()
+    );
+    let sequence = "id: x\ntitle: t\nseverity: high\nkind: sequence\nwindow: 1m\nsteps:\n  - condition: '{ kind = server }'\n  - condition: '{ kind = client }'\nevidence: [span.url.path]\n";
+    assert_eq!(
+        parse_rule(sequence, Path::new("r.yaml"))
+            .unwrap()
+            .evidence
+            .len(),
+        1
+    );
+
+    let base = "id: x\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server }'\n";
+    assert_eq!(
+        errs(&format!("{base}evidence: []\n")),
+        vec!["r.yaml:6:11: invalid `evidence`: list 1 to 8 fields"]
+    );
+    assert_eq!(
+        errs(&format!("{base}evidence: span.url.path\n")),
+        vec![
+            "r.yaml:6:11: `evidence` must be a list of fields, e.g. [span.user_agent.original, span.url.path]"
+        ]
+    );
+    assert_eq!(
+        errs(&format!("{base}evidence: [span.a, event.x, span.a]\n")),
+        vec![
+            "r.yaml:6:20: invalid field `event.x`: event and link fields have one value per event or link; use a span, resource or instrumentation field",
+            "r.yaml:6:29: invalid `evidence`: `span.a` is listed twice",
+        ]
+    );
+    // Read from the span that fires: not for a whole-trace match, and the
+    // other kinds write their own evidence.
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server } >> { kind = client }'\nevidence: [span.url.path]\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("r.yaml:6:11: invalid `evidence`: needs a condition decided span by span"),
+        "{errors:?}"
+    );
+    let errors = errs(
+        "id: x\ntitle: t\nseverity: high\nkind: new_terms\ncondition: '{ kind = server }'\nfields: [span.a]\nlearning: 1h\nevidence: [span.url.path]\n",
+    );
+    assert_eq!(
+        errors,
+        vec!["r.yaml:8:1: key `evidence` is not valid for kind `new_terms`"]
     );
 }
 
