@@ -290,6 +290,11 @@ name = "none"
             .contains("rate-limit")
     );
     assert_eq!(alert["evidence"]["count"], 10);
+    // The rule's `evidence:` fields, read from the tenth failure (these
+    // spans carry no user or user agent).
+    const EVIDENCE: &str =
+        "span.enduser.id=nil span.http.route=/api/login span.user_agent.original=nil";
+    assert_eq!(alert["annotations"]["evidence"], EVIDENCE, "{alert:#}");
 
     // Filters.
     for (query, expected) in [
@@ -378,6 +383,7 @@ name = "none"
         .await;
         assert_eq!(found["fingerprint"], fingerprint.as_str(), "{found:#}");
         assert_eq!(found["labels"]["alertname"], "brute-force-login");
+        assert_eq!(found["annotations"]["evidence"], EVIDENCE, "{found:#}");
         assert_eq!(found["status"]["state"], "active");
     }
 
