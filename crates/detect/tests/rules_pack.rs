@@ -125,8 +125,12 @@ fn example_rules_meet_their_fixtures() {
     println!("{report}");
     assert!(report.passed(), "\n{report}");
     let files = tracewarden_detect::rule::rule_files(&dir).unwrap();
-    assert!(files.len() >= 2, "{} example rules", files.len());
-    assert_eq!(report.rules.len(), files.len(), "\n{report}");
+    let (rules, exceptions) =
+        tracewarden_detect::rule::load_dir_parts_for(&dir, &Default::default()).unwrap();
+    assert!(rules.len() >= 2, "{} example rules", rules.len());
+    assert!(!exceptions.is_empty(), "an example exception");
+    assert_eq!(rules.len() + exceptions.len(), files.len());
+    assert_eq!(report.rules.len(), rules.len(), "\n{report}");
     let pack = tracewarden_detect::rule::builtin_rules().unwrap();
     for example in &report.rules {
         assert!(

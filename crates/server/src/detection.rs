@@ -32,7 +32,9 @@ use tracewarden_detect::engine::{
 };
 use tracewarden_detect::geoip::Lookup;
 use tracewarden_detect::log_join::{LogJoinConfig, LogJoinStats};
-use tracewarden_detect::rule::{BlockAction, LoadErrors, Rule, builtin_rules_for, load_dir_for};
+use tracewarden_detect::rule::{
+    BlockAction, LoadErrors, Rule, apply_exceptions, builtin_rules_for, load_dir_parts_for,
+};
 
 use crate::config::DetectionConfig;
 use tracewarden_model::Records;
@@ -111,6 +113,8 @@ pub struct RuleInfo {
     pub inactive: Option<String>,
     /// The rule's `block:` response.
     pub block: Option<BlockAction>,
+    /// Ids of the exceptions applied to the rule.
+    pub exceptions: Vec<String>,
 }
 
 /// Counters of the detector.
@@ -238,6 +242,7 @@ fn rule_infos(rules: &[Rule]) -> Vec<RuleInfo> {
             enabled: rule.enabled,
             inactive: rule.inactive.clone(),
             block: rule.block.clone(),
+            exceptions: rule.exceptions.iter().map(|e| e.id.clone()).collect(),
         })
         .collect()
 }
@@ -942,7 +947,8 @@ pub fn load_rules(config: &DetectionConfig) -> Result<Vec<Rule>, String> {
 
 /// The rule set of `config`, its site facts taken as valid: the built-in
 /// pack (unless `builtin_rules = false`), then `rules_dir`, whose rules
-/// replace built-in ones of the same id; every error of both.
+/// replace built-in ones of the same id, then the exceptions of
+/// `rules_dir` applied to the merged set; every error of all.
 pub fn rule_set(config: &DetectionConfig) -> Result<Vec<Rule>, LoadErrors> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
@@ -953,10 +959,13 @@ pub fn rule_set(config: &DetectionConfig) -> Result<Vec<Rule>, LoadErrors> {
         }
     }
     if let Some(dir) = &config.rules_dir {
-        match load_dir_for(dir, &config.site) {
-            Ok(extra) => {
+        match load_dir_parts_for(dir, &config.site) {
+            Ok((extra, exceptions)) => {
                 rules.retain(|rule| !extra.iter().any(|other| other.id == rule.id));
                 rules.extend(extra);
+                // An exception may name a built-in rule: applied here, to the
+                // merged set, where every id is known.
+                errors.extend(apply_exceptions(&mut rules, &exceptions, |_| false));
             }
             Err(mut found) => errors.append(&mut found.0),
         }

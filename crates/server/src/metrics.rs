@@ -293,7 +293,7 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
     // Per rule; keys pushed out at the cap show an attacker flooding a rule
     // with new actors.
     type Counter = fn(&tracewarden_detect::engine::RuleStats) -> u64;
-    let counters: [(&str, &str, Counter); 6] = [
+    let counters: [(&str, &str, Counter); 7] = [
         (
             "tracewarden_rule_evaluations_total",
             "Spans (or log records) the rule's condition was evaluated on, plus assembled traces for whole-trace rules, since the rule was loaded.",
@@ -323,6 +323,11 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
             "tracewarden_rule_evicted_terms_total",
             "Terms a new_terms rule forgot at max_terms_per_key, since it was loaded.",
             |r| r.evicted_terms,
+        ),
+        (
+            "tracewarden_rule_excepted_total",
+            "Spans (or log records) that satisfied the rule's condition but one of its exceptions too, so were left out, since the rule was loaded.",
+            |r| r.excepted,
         ),
     ];
     for (name, help, value) in counters {

@@ -1074,3 +1074,92 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
     assert_eq!(body["stats"]["replayedBatches"], 0, "{body:#}");
     assert_eq!(rule_matched(&server, "failed-logins").await, 1);
 }
+
+/// An exception in `rules_dir` tunes a built-in rule without copying it:
+/// the pentest box's failed logins are left out of brute-force-login (and
+/// counted), anyone else's still fire; a typo in the rule ids refuses the
+/// reload with its position.
+#[tokio::test]
+async fn an_exception_file_leaves_its_spans_out_of_a_built_in_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    const EXCEPTION: &str = "id: pentest-box\ntitle: Our pentest box\nexception:\n  rules: [brute-force-login, scanner-user-agent]\n  condition: '{ span.client.address = \"198.51.100.66\" }'\n";
+    std::fs::write(rules.join("pentest-box.yaml"), EXCEPTION).unwrap();
+    let config = dir.path().join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\nrules_dir = {:?}\nreload_interval = \"200ms\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut args = common::port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+
+    let failures = |address: &'static str| -> Vec<(&'static str, i64, &'static str, &'static str)> {
+        (0..12)
+            .map(|_| ("/api/login", 401, address, "Mozilla/5.0"))
+            .collect()
+    };
+    let mut requests = failures("198.51.100.66");
+    requests.extend(failures("203.0.113.77"));
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        common::gateway_export(&requests, 1),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rule = loop {
+        let (_, body) = rule_ids(&server).await;
+        let rule = body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "brute-force-login")
+            .cloned()
+            .unwrap();
+        if rule["detections"] == 1 && rule["counters"]["excepted"] == 12 {
+            break rule;
+        }
+        assert!(Instant::now() < deadline, "not detected yet: {rule:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rule["exceptions"], json!(["pentest-box"]), "{rule:#}");
+    assert_eq!(rule["matchedSpans"], 12, "{rule:#}");
+    let body = detections(&server).await;
+    let actors: Vec<&Value> = body["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["ruleId"] == "brute-force-login")
+        .map(|d| &d["key"])
+        .collect();
+    assert_eq!(actors.len(), 1, "{body:#}");
+    assert!(actors[0].to_string().contains("203.0.113.77"), "{body:#}");
+
+    // A typo in the rule ids: the reload is refused, with the position.
+    std::fs::write(
+        rules.join("pentest-box.yaml"),
+        EXCEPTION.replace("[brute-force-login,", "[brute-force-logon,"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = rule_ids(&server).await;
+        let error = body["reload"]["lastError"].as_str().unwrap_or("");
+        if error.contains("pentest-box.yaml:4:11: invalid `exception.rules`: no rule has the id `brute-force-logon`") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "typo not reported: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -201,6 +201,9 @@ pub struct RuleStats {
     /// Matching spans of `suppress` rules not reported (their key fired
     /// within the period).
     pub suppressed: u64,
+    /// Spans that satisfied the condition but also one of the rule's
+    /// exceptions, so were left out (see [`crate::rule::Exception`]).
+    pub excepted: u64,
     /// Terms a new_terms rule forgot because a key reached
     /// `max_terms_per_key` (the least recently seen one each time).
     pub evicted_terms: u64,
@@ -631,7 +634,7 @@ fn process_span(
     };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
-            if !m.condition.matches_view(view) {
+            if !m.condition.matches_view(view) || excepted(rule, view, stats) {
                 return;
             }
             let Some(payload) = find_payload(m.payload.as_ref(), view) else {
@@ -657,7 +660,7 @@ fn process_span(
             let Some(suppress) = &m.suppress else {
                 return;
             };
-            if !m.condition.matches_view(view) {
+            if !m.condition.matches_view(view) || excepted(rule, view, stats) {
                 return;
             }
             let Some(payload) = find_payload(m.payload.as_ref(), view) else {
@@ -692,7 +695,7 @@ fn process_span(
             ));
         }
         (State::Threshold(keys), RuleKind::Threshold(t)) => {
-            if !t.condition.matches_view(view) {
+            if !t.condition.matches_view(view) || excepted(rule, view, stats) {
                 return;
             }
             let Some(payload) = find_payload(t.payload.as_ref(), view) else {
@@ -753,7 +756,7 @@ fn process_span(
                     matched |= 1 << i;
                 }
             }
-            if matched == 0 {
+            if matched == 0 || excepted(rule, view, stats) {
                 return;
             }
             let window = duration_nanos(s.window);
@@ -792,7 +795,7 @@ fn process_span(
             // Learning is measured from the first span the rule saw,
             // matching or not: "the rule has watched traffic for `learning`".
             let learning_end = state.learning_end(ts, duration_nanos(n.learning));
-            if !n.condition.matches_view(view) {
+            if !n.condition.matches_view(view) || excepted(rule, view, stats) {
                 return;
             }
             // Terms are history, not a window: nothing is late and keys do
@@ -823,7 +826,7 @@ fn process_span(
             }
         }
         (State::Baseline(state), RuleKind::Baseline(b)) => {
-            if !b.condition.matches_view(view) {
+            if !b.condition.matches_view(view) || excepted(rule, view, stats) {
                 return;
             }
             let interval = duration_nanos(b.interval);
@@ -871,6 +874,21 @@ fn process_span(
         // whole-trace rules run on assembled traces (`traces.rs`).
         _ => {}
     }
+}
+
+/// Whether one of the rule's exceptions holds for a span its condition
+/// holds for: the span is left out of the rule, counted. Asked only after
+/// the condition, so a rule pays for its exceptions on its matches only.
+fn excepted(rule: &Rule, view: &mut RecordView<'_, '_>, stats: &mut RuleStats) -> bool {
+    if rule.exceptions.is_empty() {
+        return false;
+    }
+    let hit = rule
+        .exceptions
+        .iter()
+        .any(|e| e.condition.matches_view(view));
+    stats.excepted += u64::from(hit);
+    hit
 }
 
 /// A span a keyed rule's condition holds for, and its window.

@@ -943,3 +943,53 @@ fn evidence_fields_name_the_span_that_fires() {
         Some(r#"span.log.body="Access denied to /doc/7" resource.service.name=docs"#)
     );
 }
+
+#[test]
+fn exceptions_leave_their_spans_out_of_a_rule_and_count_them() {
+    use crate::rule::{Site, apply_exceptions};
+    let exception = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("e.yaml"), text).unwrap();
+        let (_, mut found) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
+        found.remove(0)
+    };
+    let pentest = exception(
+        "id: pentest-box\ntitle: Our pentest box\nexception:\n  rules: ['*']\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n",
+    );
+    let sequence = "id: then-success\ntitle: t\nseverity: critical\nkind: sequence\ngroup_by: [span.enduser.id]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 2\n  - condition: '{ span.http.response.status_code = 200 }'\n";
+    let scanner = "id: scanner\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.user_agent.original != nil }'\n";
+    let mut rules = vec![rule(THRESHOLD), rule(sequence), rule(scanner)];
+    assert!(apply_exceptions(&mut rules, &[pentest], |_| false).is_empty());
+    let mut engine = Engine::new(rules);
+    let mut spans: Vec<SpanRecord> = (0..4)
+        .map(|i| login(i, i as u8 + 1, "10.0.0.9", "alice", 401))
+        .collect();
+    // The pentest box's success does not complete alice's sequence either.
+    spans.push(login(5, 9, "10.0.0.9", "alice", 200));
+    spans.push(span(
+        6,
+        10,
+        &[
+            ("client.address", AnyValue::from("10.0.0.9")),
+            ("user_agent.original", AnyValue::from("sqlmap/1.8")),
+        ],
+    ));
+    assert_eq!(engine.process(&spans, BASE + 10 * SEC), vec![]);
+    let stats = engine.stats();
+    let excepted: Vec<(&str, u64, u64)> = stats
+        .rules
+        .iter()
+        .map(|r| (r.rule_id.as_str(), r.excepted, r.matched_spans))
+        .collect();
+    assert_eq!(
+        excepted,
+        [("burst", 4, 0), ("then-success", 5, 0), ("scanner", 1, 0)]
+    );
+    // Anyone else is counted as before.
+    let others: Vec<SpanRecord> = (0..3)
+        .map(|i| login(20 + i, 20 + i as u8, "10.0.0.1", "bob", 401))
+        .collect();
+    let detections = engine.process(&others, BASE + 30 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].key[0].1, "10.0.0.1");
+}

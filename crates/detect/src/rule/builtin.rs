@@ -30,6 +30,15 @@ pub fn builtin_rules_for(site: &Site) -> Result<Vec<Rule>, LoadErrors> {
     }
 }
 
+/// The ids of the built-in rules: each file is named `<id>.yaml` (a test
+/// holds the pack to it).
+pub fn builtin_rule_ids() -> Vec<&'static str> {
+    BUILTIN_RULE_FILES
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".yaml"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +49,7 @@ mod tests {
         assert_eq!(rules.len(), BUILTIN_RULE_FILES.len());
         assert!(rules.len() >= 7, "{} rules", rules.len());
         assert!(rules.iter().any(|r| r.id == "brute-force-login"));
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, builtin_rule_ids(), "each file is named after its rule");
     }
 }

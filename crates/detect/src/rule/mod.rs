@@ -60,6 +60,7 @@ mod builtin;
 mod data_flow;
 mod duration;
 mod error;
+mod exception;
 mod facts;
 mod field;
 pub(crate) mod fixture;
@@ -84,13 +85,14 @@ pub use baseline::{
     MAX_BASELINE_LEARNING, MAX_INTERVAL, MIN_INTERVAL,
 };
 pub use block::{ActorKind, BlockAction, DEFAULT_TOKEN_FIELD, MAX_BLOCK};
-pub use builtin::{BUILTIN_RULE_FILES, builtin_rules, builtin_rules_for};
+pub use builtin::{BUILTIN_RULE_FILES, builtin_rule_ids, builtin_rules, builtin_rules_for};
 pub use data_flow::{
     DEFAULT_CLASSIFICATION_KEYS, DEFAULT_CLASSIFICATION_VALUES, DESTINATION_KEYS, DataFlowRule,
     Destination, NameCache, PersonalData, PiiHit,
 };
 pub use duration::{MAX_WINDOW, format_duration, parse_duration};
 pub use error::{LoadErrors, RuleError, RuleErrorKind};
+pub use exception::{Exception, MAX_EXCEPTION_RULES, RuleException, apply_exceptions};
 pub(crate) use field::push_decimal;
 pub use field::{FieldRef, MAX_VALUE_BYTES};
 pub use fixture::{
@@ -279,6 +281,10 @@ pub struct Rule {
     /// fire, named with their values in the detection's evidence
     /// (`evidence:`; see [`crate::engine::field_evidence`]). Empty: none.
     pub evidence: Vec<FieldRef>,
+    /// Exceptions applied to the rule ([`apply_exceptions`]): spans that
+    /// satisfy one are left out. Not part of the file, nor of the digest: a
+    /// rule keeps its state when its exceptions change.
+    pub exceptions: Vec<RuleException>,
     /// The file the rule came from.
     pub file: PathBuf,
     /// 1-based line of the `id` value in the file.
@@ -1254,6 +1260,34 @@ fn parse_rule_with_id(
     file: &Path,
     site: &Site,
 ) -> (Result<Rule, Vec<RuleError>>, FoundId) {
+    let (document, id) = parse_document_with_id(source, file, site);
+    (document.and_then(|d| only_rule(d, file)), id)
+}
+
+/// The rule of a document; an exception where a rule was expected is an
+/// error (exceptions are loaded with their rules directory).
+fn only_rule(document: Document, file: &Path) -> Result<Rule, Vec<RuleError>> {
+    match document {
+        Document::Rule(rule) => Ok(*rule),
+        Document::Exception(e) => Err(vec![RuleError {
+            file: file.to_path_buf(),
+            line: e.line,
+            column: e.column,
+            kind: RuleErrorKind::Document(
+                "an exception (it has `exception`), not a rule: load it with its rules directory"
+                    .to_string(),
+            ),
+        }]),
+    }
+}
+
+/// Parses the text of one file of a rules directory: a rule or an
+/// exception, and its id whenever it could be read.
+fn parse_document_with_id(
+    source: &str,
+    file: &Path,
+    site: &Site,
+) -> (Result<Document, Vec<RuleError>>, FoundId) {
     let mut checker = Checker {
         file,
         source,
@@ -1262,11 +1296,18 @@ fn parse_rule_with_id(
         errors: Vec::new(),
         found_id: None,
     };
-    let rule = parse_checked(&mut checker);
-    (rule, checker.found_id)
+    let document = parse_checked(&mut checker);
+    (document, checker.found_id)
 }
 
-fn parse_checked(checker: &mut Checker<'_>) -> Result<Rule, Vec<RuleError>> {
+/// What a file of a rules directory holds.
+#[derive(Clone, Debug)]
+pub enum Document {
+    Rule(Box<Rule>),
+    Exception(Box<Exception>),
+}
+
+fn parse_checked(checker: &mut Checker<'_>) -> Result<Document, Vec<RuleError>> {
     let source = checker.source;
     if let Some((line, column)) = too_deep(source) {
         checker.error_at(
@@ -1309,9 +1350,13 @@ fn parse_checked(checker: &mut Checker<'_>) -> Result<Rule, Vec<RuleError>> {
             return Err(std::mem::take(&mut checker.errors));
         }
     };
-    let rule = parse_root(checker, root);
-    match rule {
-        Some(rule) if checker.errors.is_empty() => Ok(rule),
+    let document = if exception::is_exception(root) {
+        exception::parse(checker, root).map(|e| Document::Exception(Box::new(e)))
+    } else {
+        parse_root(checker, root).map(|r| Document::Rule(Box::new(r)))
+    };
+    match document {
+        Some(document) if checker.errors.is_empty() => Ok(document),
         _ => Err(std::mem::take(&mut checker.errors)),
     }
 }
@@ -1535,6 +1580,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         kind: kind?,
         block: block?,
         evidence: evidence?,
+        exceptions: Vec::new(),
         file: checker.file.to_path_buf(),
         line: id_position.0,
         column: id_position.1,
@@ -1712,8 +1758,15 @@ pub fn load_file_for(path: &Path, site: &Site) -> Result<Rule, Vec<RuleError>> {
 
 /// [`load_file_for`], and the rule's id whenever it could be read.
 fn load_file_with_id(path: &Path, site: &Site) -> (Result<Rule, Vec<RuleError>>, FoundId) {
+    let (document, id) = load_document_with_id(path, site);
+    (document.and_then(|d| only_rule(d, path)), id)
+}
+
+/// One file of a rules directory, a rule or an exception, and its id
+/// whenever it could be read.
+fn load_document_with_id(path: &Path, site: &Site) -> (Result<Document, Vec<RuleError>>, FoundId) {
     match read_rule_file(path) {
-        Ok(text) => parse_rule_with_id(&text, path, site),
+        Ok(text) => parse_document_with_id(&text, path, site),
         Err(errors) => (Err(errors), None),
     }
 }
@@ -1786,14 +1839,35 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, LoadErrors> {
     load_dir_for(dir, &Site::default())
 }
 
-/// Loads every rule file of a directory with the facts of `site`.
+/// Loads every rule file of a directory with the facts of `site`, with the
+/// directory's exceptions applied to its rules. An exception may also name
+/// rules of the built-in pack, which the directory does not hold: those
+/// are applied where the pack and the directory are merged
+/// ([`load_dir_parts_for`] and [`apply_exceptions`]).
 pub fn load_dir_for(dir: &Path, site: &Site) -> Result<Vec<Rule>, LoadErrors> {
+    let (mut rules, exceptions) = load_dir_parts_for(dir, site)?;
+    let builtin = builtin_rule_ids();
+    let errors = apply_exceptions(&mut rules, &exceptions, |id| builtin.contains(&id));
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+/// The rules and the exceptions of a directory, exceptions not yet
+/// applied; ids are unique across both.
+pub fn load_dir_parts_for(
+    dir: &Path,
+    site: &Site,
+) -> Result<(Vec<Rule>, Vec<Exception>), LoadErrors> {
     let files = rule_files(dir).map_err(|e| LoadErrors(vec![e]))?;
     let mut rules = Vec::with_capacity(files.len());
+    let mut exceptions = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in files {
-        let (rule, id) = load_file_with_id(&path, site);
+        let (document, id) = load_document_with_id(&path, site);
         // A file with mistakes still claims its id, so a duplicate is
         // reported now, not after the other mistakes are mended.
         let duplicate = match id {
@@ -1817,14 +1891,15 @@ pub fn load_dir_for(dir: &Path, site: &Site) -> Result<Vec<Rule>, LoadErrors> {
             },
             None => false,
         };
-        match rule {
-            Ok(rule) if !duplicate => rules.push(rule),
+        match document {
+            Ok(Document::Rule(rule)) if !duplicate => rules.push(*rule),
+            Ok(Document::Exception(e)) if !duplicate => exceptions.push(*e),
             Ok(_) => {}
             Err(mut file_errors) => errors.append(&mut file_errors),
         }
     }
     if errors.is_empty() {
-        Ok(rules)
+        Ok((rules, exceptions))
     } else {
         Err(LoadErrors(errors))
     }

@@ -241,6 +241,9 @@ pub struct RuleJson {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inactive: Option<String>,
+    /// Ids of the exceptions applied to the rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<String>,
     /// Spans (or log records) that matched the rule's condition so far.
     pub matched_spans: u64,
     pub detections: u64,
@@ -271,6 +274,8 @@ pub struct CountersJson {
     pub suppressed: u64,
     /// Terms a new_terms rule forgot at `max_terms_per_key`.
     pub evicted_terms: u64,
+    /// Matches left out because one of the rule's exceptions held.
+    pub excepted: u64,
     /// Keys (actors) held now.
     pub keys: usize,
 }
@@ -286,6 +291,7 @@ impl From<&tracewarden_detect::engine::RuleStats> for CountersJson {
             expired_keys: s.expired_keys,
             suppressed: s.suppressed,
             evicted_terms: s.evicted_terms,
+            excepted: s.excepted,
             keys: s.keys,
         }
     }
@@ -355,6 +361,7 @@ pub async fn rules(State(state): State<ApiState>) -> Result<Json<RulesResponse>,
                     tags: rule.tags.clone(),
                     active: rule.enabled && rule.inactive.is_none(),
                     inactive: rule.inactive.clone(),
+                    exceptions: rule.exceptions.clone(),
                     matched_spans: counters.map(|c| c.matched_spans).unwrap_or(0),
                     detections: counters.map(|c| c.detections).unwrap_or(0),
                     counters: counters.map(CountersJson::from).unwrap_or_default(),

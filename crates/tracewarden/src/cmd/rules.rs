@@ -203,9 +203,14 @@ fn describe(rule: &Rule) -> String {
         rule.severity.as_str(),
         rule.title
     );
-    match (&rule.inactive, rule.enabled) {
+    let mut text = match (&rule.inactive, rule.enabled) {
         (_, false) => format!("off  {line}\n       disabled (enabled: false)"),
         (Some(why), true) => format!("off  {line}\n       inactive: {why}"),
         (None, true) => format!("ok   {line}"),
+    };
+    if !rule.exceptions.is_empty() {
+        let ids: Vec<&str> = rule.exceptions.iter().map(|e| e.id.as_str()).collect();
+        text.push_str(&format!("\n       except: {}", ids.join(", ")));
     }
+    text
 }
