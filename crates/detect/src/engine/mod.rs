@@ -202,7 +202,10 @@ pub struct RuleStats {
     /// within the period).
     pub suppressed: u64,
     /// Spans that satisfied the condition but also one of the rule's
-    /// exceptions, so were left out (see [`crate::rule::Exception`]).
+    /// exceptions, so were left out (see [`crate::rule::Exception`]). Not
+    /// in checkpoints (it counts from the start of the process): keeping it
+    /// there would change their encoding, and restore older ones wrongly.
+    #[serde(skip)]
     pub excepted: u64,
     /// Terms a new_terms rule forgot because a key reached
     /// `max_terms_per_key` (the least recently seen one each time).
