@@ -28,7 +28,8 @@ const MAGIC: &[u8; 8] = b"TWDETCK1";
 /// Bumped when the encoding of any state changes; an older checkpoint is
 /// refused (the engine starts empty) rather than misread.
 // 2: baseline keys count spans per distinct value (`max_share`).
-const VERSION: u32 = 2;
+// 3: threshold keys hold a sketch past the exact distinct bound.
+const VERSION: u32 = 3;
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]

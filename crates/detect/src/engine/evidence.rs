@@ -20,9 +20,16 @@ const DISTINCT_VALUE_CHARS: usize = 64;
 const FIELD_VALUE_CHARS: usize = 160;
 
 /// `5 distinct span.enduser.id: dave, carol, bob, alice, aaron`, the most
-/// recently seen first, `and N more` past [`EVIDENCE_VALUES`].
-pub(super) fn distinct_evidence(field: &FieldRef, count: u64, newest: &[&str]) -> String {
-    let mut text = format!("{count} distinct {}: ", field.as_str());
+/// recently seen first, `and N more` past [`EVIDENCE_VALUES`]; `about 12034
+/// distinct ...` when the count is an estimate.
+pub(super) fn distinct_evidence(
+    field: &FieldRef,
+    count: u64,
+    estimated: bool,
+    newest: &[&str],
+) -> String {
+    let about = if estimated { "about " } else { "" };
+    let mut text = format!("{about}{count} distinct {}: ", field.as_str());
     for (i, value) in newest.iter().enumerate() {
         if i > 0 {
             text.push_str(", ");
@@ -200,23 +207,28 @@ mod tests {
     fn distinct_evidence_names_the_newest_values_and_how_many_more() {
         let field = FieldRef::parse("span.enduser.id").unwrap();
         assert_eq!(
-            distinct_evidence(&field, 5, &["dave", "carol", "bob", "alice", "aaron"]),
+            distinct_evidence(
+                &field,
+                5,
+                false,
+                &["dave", "carol", "bob", "alice", "aaron"]
+            ),
             "5 distinct span.enduser.id: dave, carol, bob, alice, aaron"
         );
         assert_eq!(
-            distinct_evidence(&field, 23, &["dave", "carol"]),
+            distinct_evidence(&field, 23, false, &["dave", "carol"]),
             "23 distinct span.enduser.id: dave, carol and 21 more"
         );
         // Long values are cut on a character boundary.
         let long = format!("{}é{}", "a".repeat(63), "b".repeat(100));
-        let text = distinct_evidence(&field, 1, &[&long]);
+        let text = distinct_evidence(&field, 1, false, &[&long]);
         assert_eq!(
             text,
             format!("1 distinct span.enduser.id: {}é…", "a".repeat(63))
         );
         // A value cannot break the text into lines.
         assert_eq!(
-            distinct_evidence(&field, 1, &["eve\nFIRING: all clear"]),
+            distinct_evidence(&field, 1, false, &["eve\nFIRING: all clear"]),
             "1 distinct span.enduser.id: eve\\nFIRING: all clear"
         );
     }

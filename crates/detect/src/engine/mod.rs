@@ -87,6 +87,7 @@ mod keys;
 mod logs;
 mod new_terms;
 mod sequence;
+mod sketch;
 mod threshold;
 mod topology;
 mod traces;
@@ -744,6 +745,7 @@ fn process_span(
                     (None, Some(field)) => Some(distinct_evidence(
                         field,
                         crossing.count,
+                        slot.value.is_estimated(),
                         &slot.value.newest_distinct(EVIDENCE_VALUES),
                     )),
                     (None, None) => None,

@@ -5,6 +5,13 @@
 //! recent, since the count reaches N exactly when the N-th most recent is
 //! still in the window. Counts are therefore exact up to N, which is all
 //! the rule reads, and the state never grows past N entries.
+//!
+//! A `distinct` count above [`EXACT_DISTINCT`] is estimated: the key keeps
+//! the [`EXACT_DISTINCT`] values seen most recently (the evidence and the
+//! trace ids) and, once it has more in its window, a [`WindowSketch`] of
+//! all of them. When the window again holds fewer than [`EXACT_DISTINCT`]
+//! (the kept values are then all there is), the count is exact again and
+//! the sketch goes.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,6 +19,11 @@ use tracewarden_model::TraceId;
 
 use super::Hit;
 use super::keys::KeyHasher;
+use super::sketch::WindowSketch;
+
+/// Distinct values a threshold key counts exactly; a `count` above this is
+/// reached by an estimate (see the module's text).
+pub const EXACT_DISTINCT: usize = 1_000;
 
 /// What a crossing reports.
 pub(crate) struct Crossing {
@@ -36,6 +48,9 @@ pub(crate) struct ThresholdKey {
     /// later, so a steady attack is reported once per window (keeping its
     /// alert firing) and a count hovering at N does not fire per span.
     fired_at: Option<u64>,
+    /// Distinct mode past [`EXACT_DISTINCT`] values in the window: the
+    /// estimate of how many.
+    sketch: Option<Box<WindowSketch>>,
 }
 
 fn in_window(ts: u64, newest: u64, window: u64) -> bool {
@@ -76,6 +91,11 @@ impl ThresholdKey {
                     .map(|h| h.0)
                     .min()
                     .unwrap_or(u64::MAX);
+                // Fewer than the kept values are left: those evicted were
+                // older still, so gone too, and the count is exact again.
+                if self.distinct.len() < EXACT_DISTINCT {
+                    self.sketch = None;
+                }
             }
             Some(_) => {}
         }
@@ -107,29 +127,32 @@ impl ThresholdKey {
                 self.hits.len()
             }
             Some(value) => {
-                match self.distinct.get_mut(value) {
+                let new = match self.distinct.get_mut(value) {
                     Some(seen) => {
                         if hit.0 >= seen.0 {
                             *seen = hit;
                         }
+                        false
                     }
                     None => {
                         self.distinct.insert(Box::from(value), hit);
+                        true
                     }
-                }
+                };
                 self.distinct_oldest = self.distinct_oldest.min(hit.0);
-                if self.distinct.len() > cap {
-                    // Keep the N values seen most recently.
-                    let oldest = self
-                        .distinct
-                        .iter()
-                        .min_by_key(|(_, h)| h.0)
-                        .map(|(v, _)| v.clone());
-                    if let Some(oldest) = oldest {
-                        self.distinct.remove(&oldest);
+                if cap <= EXACT_DISTINCT {
+                    // Keep the N values seen most recently, trimmed an
+                    // eighth at a time (a pass per N / 8 new values, not a
+                    // scan of N per value in a flood). The values kept past
+                    // N are in the window too, so "at least N" reads the
+                    // same; the count reported stays N.
+                    if self.distinct.len() > cap + cap / 8 {
+                        self.trim_distinct(cap);
                     }
+                    self.distinct.len().min(cap)
+                } else {
+                    self.count_estimated(value, hit.0, new, newest, window)
                 }
-                self.distinct.len()
             }
         };
         if self.fired_at.is_some() || (count_after as u64) < threshold {
@@ -147,6 +170,69 @@ impl ThresholdKey {
             last_seen: newest,
             trace_ids: sample_trace_ids(&hits, max_trace_ids),
         })
+    }
+
+    /// A `distinct` count past [`EXACT_DISTINCT`]: the value goes into the
+    /// sketch (made from the kept values when the window first holds more
+    /// than they), the kept values are cut back to the newest, and the
+    /// count is the estimate (never below the values kept).
+    fn count_estimated(
+        &mut self,
+        value: &str,
+        ts: u64,
+        new: bool,
+        newest: u64,
+        window: u64,
+    ) -> usize {
+        if self.sketch.is_none() && new && self.distinct.len() > EXACT_DISTINCT {
+            let mut sketch = Box::new(WindowSketch::new(window));
+            for (kept, hit) in &self.distinct {
+                sketch.insert(kept, hit.0, newest);
+            }
+            self.sketch = Some(sketch);
+        }
+        let Some(sketch) = self.sketch.as_mut() else {
+            return self.distinct.len();
+        };
+        sketch.insert(value, ts, newest);
+        let estimate = usize::try_from(sketch.estimate(newest)).unwrap_or(usize::MAX);
+        if self.distinct.len() > EXACT_DISTINCT + EXACT_DISTINCT / 8 {
+            self.trim_distinct(EXACT_DISTINCT);
+        }
+        estimate.max(self.distinct.len())
+    }
+
+    /// Keeps exactly the `keep` values seen most recently (ties at the cut
+    /// broken by the map's order: spans of one instant may be many).
+    fn trim_distinct(&mut self, keep: usize) {
+        let mut times: Vec<u64> = self.distinct.values().map(|h| h.0).collect();
+        let Some(excess) = times.len().checked_sub(keep).filter(|&e| e > 0) else {
+            return;
+        };
+        // The newest time dropped: the excess-th oldest.
+        let (older, &mut cut, _) = times.select_nth_unstable(excess - 1);
+        let mut ties = excess - older.iter().filter(|&&t| t < cut).count();
+        self.distinct.retain(|_, h| {
+            if h.0 < cut {
+                false
+            } else if h.0 == cut && ties > 0 {
+                ties -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.distinct_oldest = self
+            .distinct
+            .values()
+            .map(|h| h.0)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// Whether the distinct count is an estimate (past [`EXACT_DISTINCT`]).
+    pub(crate) fn is_estimated(&self) -> bool {
+        self.sketch.is_some()
     }
 
     /// Up to `max` of the distinct values in the window, the most recently
@@ -207,6 +293,72 @@ mod tests {
             }
         }
         fired
+    }
+
+    /// Distinct mode against a brute-force count over every value seen:
+    /// the same firings and counts, for thresholds with and without the
+    /// trimming slack (N / 8 extra values kept between trims).
+    #[test]
+    fn distinct_firings_match_a_brute_force_count() {
+        for threshold in [3u64, 16, 64] {
+            let mut key = ThresholdKey::default();
+            let mut seen: Vec<(u64, String)> = Vec::new();
+            let mut fired_at: Option<u64> = None;
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..4000u64 {
+                // Times in order, 0-3 apart; values from a pool that
+                // drifts, so counts rise and fall across the threshold.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let t = i * (state % 4);
+                let t = t.max(seen.last().map_or(0, |s| s.0));
+                let value = format!("v{}", (i / 50) * 7 + state % (threshold + threshold / 2));
+                seen.push((t, value.clone()));
+                let crossing = key.record((t, id(1)), Some(&value), t, W, threshold, 10);
+                // Brute force: distinct values in (t - W, t].
+                let mut live: Vec<&str> = seen
+                    .iter()
+                    .filter(|(ts, _)| in_window(*ts, t, W))
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                live.sort_unstable();
+                live.dedup();
+                if fired_at.is_some_and(|at| t >= at + W) {
+                    fired_at = None;
+                }
+                let expected = fired_at.is_none() && live.len() as u64 >= threshold;
+                if expected {
+                    fired_at = Some(t);
+                }
+                assert_eq!(
+                    crossing.as_ref().map(|c| c.count),
+                    expected.then_some(threshold),
+                    "threshold {threshold}, span {i} at {t}: {} live",
+                    live.len()
+                );
+                assert!(key.distinct.len() as u64 <= threshold + threshold / 8);
+            }
+        }
+    }
+
+    /// Spans of one instant: the values kept stay bounded (ties at the cut
+    /// are dropped too), exact and estimated, and the estimate still fires.
+    #[test]
+    fn values_of_one_instant_stay_bounded() {
+        for threshold in [1_000u64, 5_000] {
+            let mut key = ThresholdKey::default();
+            let mut fired = Vec::new();
+            for i in 0..20_000u32 {
+                let value = format!("10.0.{}.{}", i >> 8, i & 255);
+                if let Some(c) = key.record((7, id(1)), Some(&value), 7, W, threshold, 10) {
+                    fired.push(c.count);
+                }
+                assert!(key.distinct.len() <= EXACT_DISTINCT + EXACT_DISTINCT / 8);
+            }
+            assert_eq!(fired.len(), 1, "{threshold}: {fired:?}");
+            assert_eq!(key.is_estimated(), threshold > EXACT_DISTINCT as u64);
+        }
     }
 
     #[test]

@@ -114,9 +114,12 @@ pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
 /// Largest `count` of a threshold rule: state per key keeps at most `count`
 /// timestamps, so this bounds memory per key.
 pub const MAX_COUNT: u64 = 10_000;
-/// Largest `count` of a threshold rule with `distinct`: the distinct values
-/// kept per key (exact counting up to this bound; larger is refused).
+/// Largest `distinct.min` of a baseline rule, and the distinct values a
+/// threshold key counts exactly: a larger `count` with `distinct` is
+/// reached by an estimate (see `engine::threshold`).
 pub const MAX_DISTINCT: u64 = 1_000;
+/// Largest `count` of a threshold rule with `distinct`.
+pub const MAX_DISTINCT_COUNT: u64 = 1_000_000;
 /// Most steps in a sequence rule.
 pub const MAX_STEPS: usize = 16;
 /// Largest `count` of one sequence step.
@@ -1665,7 +1668,7 @@ fn parse_threshold(
         Some(node) => checker.field(node, "distinct").map(Some),
     };
     let max = if matches!(distinct, Some(Some(_))) {
-        MAX_DISTINCT
+        MAX_DISTINCT_COUNT
     } else {
         MAX_COUNT
     };

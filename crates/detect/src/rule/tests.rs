@@ -175,11 +175,11 @@ fn fields_and_limits() {
         "{errors:?}"
     );
     let errors = errs(
-        "id: x\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ }'\nwindow: 1m\ncount: 5000\ndistinct: span.user\n",
+        "id: x\ntitle: t\nseverity: low\nkind: threshold\ncondition: '{ }'\nwindow: 1m\ncount: 5000000\ndistinct: span.user\n",
     );
     assert_eq!(
         errors,
-        vec!["r.yaml:7:8: invalid `count`: must be between 1 and 1000"]
+        vec!["r.yaml:7:8: invalid `count`: must be between 1 and 1000000"]
     );
 }
 
