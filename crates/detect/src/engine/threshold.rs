@@ -85,12 +85,7 @@ impl ThresholdKey {
             }
             Some(_) if !in_window(self.distinct_oldest, newest, window) => {
                 self.distinct.retain(|_, h| in_window(h.0, newest, window));
-                self.distinct_oldest = self
-                    .distinct
-                    .values()
-                    .map(|h| h.0)
-                    .min()
-                    .unwrap_or(u64::MAX);
+                self.distinct_oldest = self.oldest_distinct();
                 // Fewer than the kept values are left: those evicted were
                 // older still, so gone too, and the count is exact again.
                 if self.distinct.len() < EXACT_DISTINCT {
@@ -222,12 +217,16 @@ impl ThresholdKey {
                 true
             }
         });
-        self.distinct_oldest = self
-            .distinct
+        self.distinct_oldest = self.oldest_distinct();
+    }
+
+    /// When the least recently seen value kept was seen (`u64::MAX`: none).
+    fn oldest_distinct(&self) -> u64 {
+        self.distinct
             .values()
             .map(|h| h.0)
             .min()
-            .unwrap_or(u64::MAX);
+            .unwrap_or(u64::MAX)
     }
 
     /// Whether the distinct count is an estimate (past [`EXACT_DISTINCT`]).

@@ -82,59 +82,16 @@ pub(super) fn parse(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<
             .find(|(k, _, _)| *k == name)
             .map(|(_, _, v)| *v)
     };
-    let mut id = None;
-    let mut id_position = (0, 0);
-    match get("id") {
-        Some(node) => {
-            if let Some(text) = checker.string("id", node) {
-                if valid_id(&text) {
-                    id_position = position(node);
-                    checker.found_id = Some((text.clone(), id_position.0, id_position.1));
-                    id = Some(text);
-                } else {
-                    checker.error(node, RuleErrorKind::BadId(text));
-                }
-            }
-        }
-        None => checker.error(root, RuleErrorKind::MissingKey("id")),
-    }
-    let title = match get("title") {
-        Some(node) => checker.string("title", node),
-        None => {
-            checker.error(root, RuleErrorKind::MissingKey("title"));
-            None
-        }
-    };
+    let (id, id_position) = checker.id(root, get("id"));
+    let title = checker.title(root, get("title"));
     let description =
         get("description").map_or(Some(String::new()), |n| checker.string("description", n));
-    let enabled = match get("enabled") {
-        None => Some(true),
-        Some(node) => match &node.data {
-            YamlData::Value(saphyr::Scalar::Boolean(b)) => Some(*b),
-            _ => {
-                checker.error(
-                    node,
-                    RuleErrorKind::WrongType {
-                        key: "enabled".to_string(),
-                        expected: "true or false",
-                    },
-                );
-                None
-            }
-        },
-    };
+    let enabled = checker.enabled(get("enabled"));
     let (rules, condition) = match get("exception") {
         Some(node) => body(checker, node),
         None => (None, None),
     };
-    let inactive = (!checker.empty_facts.is_empty()).then(|| {
-        let facts: Vec<String> = checker
-            .empty_facts
-            .iter()
-            .map(|f| format!("site.{f}"))
-            .collect();
-        format!("the site leaves {} empty", facts.join(", "))
-    });
+    let inactive = checker.inactive();
     Some(Exception {
         id: id?,
         title: title?,
@@ -182,30 +139,14 @@ fn body(
     (rules, condition)
 }
 
-fn rule_ids(
-    checker: &mut Checker<'_>,
-    node: &MarkedYaml<'_>,
-) -> Option<Vec<(String, usize, usize)>> {
-    let YamlData::Sequence(items) = &node.data else {
-        checker.error(
-            node,
-            RuleErrorKind::WrongType {
-                key: "exception.rules".to_string(),
-                expected: "a list of rule ids, e.g. [scripting-user-agent], or [\"*\"]",
-            },
-        );
-        return None;
-    };
-    if !(1..=MAX_EXCEPTION_RULES).contains(&items.len()) {
-        checker.error(
-            node,
-            RuleErrorKind::Invalid {
-                key: "exception.rules".to_string(),
-                reason: format!("list 1 to {MAX_EXCEPTION_RULES} rule ids"),
-            },
-        );
-        return None;
-    }
+fn rule_ids(checker: &mut Checker<'_>, node: &MarkedYaml<'_>) -> Option<Vec<NamedRule>> {
+    let items = checker.sized_list(
+        node,
+        "exception.rules",
+        (1, MAX_EXCEPTION_RULES),
+        "a list of rule ids, e.g. [scripting-user-agent], or [\"*\"]",
+        || format!("list 1 to {MAX_EXCEPTION_RULES} rule ids"),
+    )?;
     let before = checker.errors.len();
     let mut ids: Vec<NamedRule> = Vec::with_capacity(items.len());
     for item in items {

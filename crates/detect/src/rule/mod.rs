@@ -707,15 +707,17 @@ impl<'s> Checker<'s> {
         )
     }
 
-    /// A list of `min` to `max` fields, none listed twice.
-    fn fields(
+    /// The items of a YAML sequence of `min..=max` items, else an error:
+    /// `expected` when it is not a list, `reason` when it has too few or
+    /// too many.
+    fn sized_list<'a>(
         &mut self,
-        node: &MarkedYaml<'_>,
+        node: &'a MarkedYaml<'a>,
         key: &str,
-        min: usize,
-        max: usize,
+        (min, max): (usize, usize),
         expected: &'static str,
-    ) -> Option<Vec<FieldRef>> {
+        reason: impl FnOnce() -> String,
+    ) -> Option<&'a [MarkedYaml<'a>]> {
         let YamlData::Sequence(items) = &node.data else {
             self.error(
                 node,
@@ -727,20 +729,34 @@ impl<'s> Checker<'s> {
             return None;
         };
         if !(min..=max).contains(&items.len()) {
-            let reason = if min == 0 {
-                format!("at most {max} fields")
-            } else {
-                format!("list {min} to {max} fields")
-            };
             self.error(
                 node,
                 RuleErrorKind::Invalid {
                     key: key.to_string(),
-                    reason,
+                    reason: reason(),
                 },
             );
             return None;
         }
+        Some(items)
+    }
+
+    /// A list of `min` to `max` fields, none listed twice.
+    fn fields(
+        &mut self,
+        node: &MarkedYaml<'_>,
+        key: &str,
+        min: usize,
+        max: usize,
+        expected: &'static str,
+    ) -> Option<Vec<FieldRef>> {
+        let items = self.sized_list(node, key, (min, max), expected, || {
+            if min == 0 {
+                format!("at most {max} fields")
+            } else {
+                format!("list {min} to {max} fields")
+            }
+        })?;
         let before = self.errors.len();
         let mut fields: Vec<FieldRef> = Vec::with_capacity(items.len());
         for item in items {
@@ -888,6 +904,72 @@ impl<'s> Checker<'s> {
             }
         }
         (out.len() == items.len()).then_some(out)
+    }
+
+    /// The `id` of a rule or an exception, and its position; remembered in
+    /// `found_id` so duplicates are reported even when the file has other
+    /// mistakes.
+    fn id(
+        &mut self,
+        root: &MarkedYaml<'_>,
+        node: Option<&MarkedYaml<'_>>,
+    ) -> (Option<String>, (usize, usize)) {
+        let Some(node) = node else {
+            self.error(root, RuleErrorKind::MissingKey("id"));
+            return (None, (0, 0));
+        };
+        let Some(text) = self.string("id", node) else {
+            return (None, (0, 0));
+        };
+        if !valid_id(&text) {
+            self.error(node, RuleErrorKind::BadId(text));
+            return (None, (0, 0));
+        }
+        let at = position(node);
+        self.found_id = Some((text.clone(), at.0, at.1));
+        (Some(text), at)
+    }
+
+    /// The required `title`.
+    fn title(&mut self, root: &MarkedYaml<'_>, node: Option<&MarkedYaml<'_>>) -> Option<String> {
+        match node {
+            Some(node) => self.string("title", node),
+            None => {
+                self.error(root, RuleErrorKind::MissingKey("title"));
+                None
+            }
+        }
+    }
+
+    /// `enabled`, `true` when absent.
+    fn enabled(&mut self, node: Option<&MarkedYaml<'_>>) -> Option<bool> {
+        match node.map(|n| (n, &n.data)) {
+            None => Some(true),
+            Some((_, YamlData::Value(Scalar::Boolean(b)))) => Some(*b),
+            Some((node, _)) => {
+                self.error(
+                    node,
+                    RuleErrorKind::WrongType {
+                        key: "enabled".to_string(),
+                        expected: "true or false",
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// Why what was parsed does not run although enabled: the site facts
+    /// its conditions reference that the site leaves empty.
+    fn inactive(&self) -> Option<String> {
+        (!self.empty_facts.is_empty()).then(|| {
+            let facts: Vec<String> = self
+                .empty_facts
+                .iter()
+                .map(|f| format!("site.{f}"))
+                .collect();
+            format!("the site leaves {} empty", facts.join(", "))
+        })
     }
 
     /// `evidence: [fields]`: 1 to [`MAX_EVIDENCE_FIELDS`] fields read from
@@ -1386,29 +1468,8 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             .map(|(_, _, v)| *v)
     };
 
-    let mut id = None;
-    let mut id_position = (0, 0);
-    match get("id") {
-        Some(node) => {
-            if let Some(text) = checker.string("id", node) {
-                if valid_id(&text) {
-                    id_position = position(node);
-                    checker.found_id = Some((text.clone(), id_position.0, id_position.1));
-                    id = Some(text);
-                } else {
-                    checker.error(node, RuleErrorKind::BadId(text));
-                }
-            }
-        }
-        None => checker.error(root, RuleErrorKind::MissingKey("id")),
-    }
-    let title = match get("title") {
-        Some(node) => checker.string("title", node),
-        None => {
-            checker.error(root, RuleErrorKind::MissingKey("title"));
-            None
-        }
-    };
+    let (id, id_position) = checker.id(root, get("id"));
+    let title = checker.title(root, get("title"));
     let description =
         get("description").map_or(Some(String::new()), |n| checker.string("description", n));
     let response = get("response").map_or(Some(String::new()), |n| checker.string("response", n));
@@ -1425,22 +1486,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
             None
         }
     };
-    let enabled = match get("enabled") {
-        None => Some(true),
-        Some(node) => match &node.data {
-            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
-            _ => {
-                checker.error(
-                    node,
-                    RuleErrorKind::WrongType {
-                        key: "enabled".to_string(),
-                        expected: "true or false",
-                    },
-                );
-                None
-            }
-        },
-    };
+    let enabled = checker.enabled(get("enabled"));
     let source = match get("source") {
         None => Some(Source::Spans),
         Some(node) => match checker.string("source", node).as_deref() {
@@ -1570,14 +1616,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
         tags: tags?,
         response: response?,
         enabled: enabled?,
-        inactive: (!checker.empty_facts.is_empty()).then(|| {
-            let facts: Vec<String> = checker
-                .empty_facts
-                .iter()
-                .map(|f| format!("site.{f}"))
-                .collect();
-            format!("the site leaves {} empty", facts.join(", "))
-        }),
+        inactive: checker.inactive(),
         source: source?,
         join: join?,
         kind: kind?,
@@ -1695,26 +1734,13 @@ fn parse_sequence(
     let group_by = get("group_by").map_or(Some(Vec::new()), |n| checker.group_by(n));
     let window = required(checker, root, get, "window").and_then(|n| checker.window(n));
     let steps = required(checker, root, get, "steps").and_then(|node| {
-        let YamlData::Sequence(items) = &node.data else {
-            checker.error(
-                node,
-                RuleErrorKind::WrongType {
-                    key: "steps".to_string(),
-                    expected: "a list of steps, each a mapping with a condition",
-                },
-            );
-            return None;
-        };
-        if !(2..=MAX_STEPS).contains(&items.len()) {
-            checker.error(
-                node,
-                RuleErrorKind::Invalid {
-                    key: "steps".to_string(),
-                    reason: format!("a sequence has 2 to {MAX_STEPS} steps"),
-                },
-            );
-            return None;
-        }
+        let items = checker.sized_list(
+            node,
+            "steps",
+            (2, MAX_STEPS),
+            "a list of steps, each a mapping with a condition",
+            || format!("a sequence has 2 to {MAX_STEPS} steps"),
+        )?;
         let before = checker.errors.len();
         let mut steps = Vec::with_capacity(items.len());
         for item in items {
