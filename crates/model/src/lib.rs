@@ -31,6 +31,7 @@ pub mod normalise;
 pub mod record;
 pub mod semconv;
 pub mod span;
+pub mod time;
 pub mod value;
 
 pub use batch::{Batch, Resource, ResourceLogs, ResourceSpans, Scope, ScopeLogs, ScopeSpans};
