@@ -638,7 +638,7 @@ fn process_span(
     };
     match (state, &rule.kind) {
         (State::Match, RuleKind::Match(m)) => {
-            if !m.condition.matches_view(view) || excepted(rule, view, stats) {
+            if !m.condition.matches_view(view) || excepted(rule, view, ts, stats) {
                 return;
             }
             let Some(payload) = find_payload(m.payload.as_ref(), view) else {
@@ -664,7 +664,7 @@ fn process_span(
             let Some(suppress) = &m.suppress else {
                 return;
             };
-            if !m.condition.matches_view(view) || excepted(rule, view, stats) {
+            if !m.condition.matches_view(view) || excepted(rule, view, ts, stats) {
                 return;
             }
             let Some(payload) = find_payload(m.payload.as_ref(), view) else {
@@ -699,7 +699,7 @@ fn process_span(
             ));
         }
         (State::Threshold(keys), RuleKind::Threshold(t)) => {
-            if !t.condition.matches_view(view) || excepted(rule, view, stats) {
+            if !t.condition.matches_view(view) || excepted(rule, view, ts, stats) {
                 return;
             }
             let Some(payload) = find_payload(t.payload.as_ref(), view) else {
@@ -761,7 +761,7 @@ fn process_span(
                     matched |= 1 << i;
                 }
             }
-            if matched == 0 || excepted(rule, view, stats) {
+            if matched == 0 || excepted(rule, view, ts, stats) {
                 return;
             }
             let window = duration_nanos(s.window);
@@ -800,7 +800,7 @@ fn process_span(
             // Learning is measured from the first span the rule saw,
             // matching or not: "the rule has watched traffic for `learning`".
             let learning_end = state.learning_end(ts, duration_nanos(n.learning));
-            if !n.condition.matches_view(view) || excepted(rule, view, stats) {
+            if !n.condition.matches_view(view) || excepted(rule, view, ts, stats) {
                 return;
             }
             // Terms are history, not a window: nothing is late and keys do
@@ -831,7 +831,7 @@ fn process_span(
             }
         }
         (State::Baseline(state), RuleKind::Baseline(b)) => {
-            if !b.condition.matches_view(view) || excepted(rule, view, stats) {
+            if !b.condition.matches_view(view) || excepted(rule, view, ts, stats) {
                 return;
             }
             let interval = duration_nanos(b.interval);
@@ -884,14 +884,14 @@ fn process_span(
 /// Whether one of the rule's exceptions holds for a span its condition
 /// holds for: the span is left out of the rule, counted. Asked only after
 /// the condition, so a rule pays for its exceptions on its matches only.
-fn excepted(rule: &Rule, view: &mut RecordView<'_, '_>, stats: &mut RuleStats) -> bool {
+fn excepted(rule: &Rule, view: &mut RecordView<'_, '_>, ts: u64, stats: &mut RuleStats) -> bool {
     if rule.exceptions.is_empty() {
         return false;
     }
     let hit = rule
         .exceptions
         .iter()
-        .any(|e| e.condition.matches_view(view));
+        .any(|e| e.applies_at(ts) && e.condition.matches_view(view));
     stats.excepted += u64::from(hit);
     hit
 }

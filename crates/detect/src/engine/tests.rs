@@ -1076,3 +1076,35 @@ fn distinct_counts_past_the_exact_bound_are_estimated() {
         .collect();
     assert!(engine.process(&later, BASE + 400 * SEC).is_empty());
 }
+
+/// An exception with `expires` leaves out spans that start before it, and
+/// counts those that start from then on (event time).
+#[test]
+fn an_expired_exception_no_longer_leaves_spans_out() {
+    use crate::rule::{Site, apply_exceptions};
+    let dir = tempfile::tempdir().unwrap();
+    // BASE is 2026-01-01T00:00:00Z; the exception ends 10 s later.
+    std::fs::write(
+        dir.path().join("e.yaml"),
+        "id: pentest-window\ntitle: t\nexpires: 2026-01-01T00:00:10Z\nexception:\n  rules: [burst]\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n",
+    )
+    .unwrap();
+    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
+    let mut rules = vec![rule(THRESHOLD)];
+    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
+    let mut engine = Engine::new(rules);
+    // Three failures inside the window of the exception: left out.
+    let before: Vec<SpanRecord> = (0..3)
+        .map(|i| login(i, i as u8 + 1, "10.0.0.9", "alice", 401))
+        .collect();
+    assert!(engine.process(&before, BASE + 20 * SEC).is_empty());
+    assert_eq!(engine.stats().rules[0].excepted, 3);
+    // Three more from 10 s on: counted, and they fire.
+    let after: Vec<SpanRecord> = (10..13)
+        .map(|i| login(i, i as u8 + 1, "10.0.0.9", "alice", 401))
+        .collect();
+    let detections = engine.process(&after, BASE + 20 * SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].first_seen_unix_nano, BASE + 10 * SEC);
+    assert_eq!(engine.stats().rules[0].excepted, 3);
+}

@@ -4,6 +4,7 @@
 //! ```yaml
 //! id: uptime-monitor
 //! title: Our uptime monitor runs curl from one address
+//! expires: 2027-01-31T00:00:00Z        # optional: spans from then on count again
 //! exception:
 //!   rules: [scripting-user-agent, excessive-request-rate]   # or ["*"]: every rule it can apply to
 //!   condition: '{ span.client.address = "198.51.100.10" }'
@@ -32,7 +33,14 @@ use crate::rule::{Rule, RuleError, RuleKind};
 pub const MAX_EXCEPTION_RULES: usize = 64;
 
 /// Top-level keys of an exception file.
-pub(super) const KEYS: [&str; 5] = ["id", "title", "description", "enabled", "exception"];
+pub(super) const KEYS: [&str; 6] = [
+    "id",
+    "title",
+    "description",
+    "enabled",
+    "expires",
+    "exception",
+];
 const EXCEPTION_KEYS: [&str; 2] = ["rules", "condition"];
 
 /// A rule id as an exception names it, with its 1-based line and column.
@@ -48,6 +56,9 @@ pub struct Exception {
     /// Why an enabled exception is not applied: its condition references
     /// site facts the site leaves empty. `None`: it applies.
     pub inactive: Option<String>,
+    /// Spans starting at or after this (unix nanoseconds) are no longer
+    /// excepted: an agreed pentest window, a partner's trial.
+    pub expires_unix_nano: Option<u64>,
     /// The rule ids named (`*`: every rule decided span by span), with the
     /// 1-based line and column of each.
     pub rules: Vec<NamedRule>,
@@ -63,6 +74,17 @@ pub struct Exception {
 pub struct RuleException {
     pub id: String,
     pub condition: Condition,
+    /// See [`Exception::expires_unix_nano`].
+    pub expires_unix_nano: Option<u64>,
+}
+
+impl RuleException {
+    /// Whether the exception holds for a span starting at `ts` (event
+    /// time, like windows: replay and late spans are judged by when they
+    /// happened).
+    pub fn applies_at(&self, ts: u64) -> bool {
+        self.expires_unix_nano.is_none_or(|expires| ts < expires)
+    }
 }
 
 /// Whether a YAML root is an exception file (it has an `exception` key).
@@ -87,6 +109,24 @@ pub(super) fn parse(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<
     let description =
         get("description").map_or(Some(String::new()), |n| checker.string("description", n));
     let enabled = checker.enabled(get("enabled"));
+    let expires = match get("expires") {
+        None => Some(None),
+        Some(node) => checker.string("expires", node).and_then(|text| {
+            let parsed = tracewarden_model::time::parse_rfc3339(&text);
+            if parsed.is_none() {
+                checker.error(
+                    node,
+                    RuleErrorKind::Invalid {
+                        key: "expires".to_string(),
+                        reason: format!(
+                            "`{text}` is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"
+                        ),
+                    },
+                );
+            }
+            parsed.map(Some)
+        }),
+    };
     let (rules, condition) = match get("exception") {
         Some(node) => body(checker, node),
         None => (None, None),
@@ -98,6 +138,7 @@ pub(super) fn parse(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<
         description: description?,
         enabled: enabled?,
         inactive,
+        expires_unix_nano: expires?,
         rules: rules?,
         condition: condition?,
         file: checker.file.to_path_buf(),
@@ -208,6 +249,7 @@ pub fn apply_exceptions(
         let applied = RuleException {
             id: exception.id.clone(),
             condition: exception.condition.clone(),
+            expires_unix_nano: exception.expires_unix_nano,
         };
         let active = exception.enabled && exception.inactive.is_none();
         for (id, line, column) in &exception.rules {
@@ -280,7 +322,19 @@ mod tests {
         let e = exception(EXCEPTION).unwrap();
         assert_eq!(e.id, "uptime-monitor");
         assert_eq!((e.line, e.column), (1, 5));
-        assert!(e.enabled && e.inactive.is_none());
+        assert!(e.enabled && e.inactive.is_none() && e.expires_unix_nano.is_none());
+        let until = exception(
+            &EXCEPTION.replace("exception:", "expires: 2027-01-31T00:00:00Z\nexception:"),
+        )
+        .unwrap();
+        assert_eq!(until.expires_unix_nano, Some(1_801_353_600_000_000_000));
+        assert_eq!(
+            exception(&EXCEPTION.replace("exception:", "expires: next week\nexception:"))
+                .unwrap_err(),
+            vec![
+                "e.yaml:3:10: invalid `expires`: `next week` is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"
+            ]
+        );
         assert_eq!(
             e.rules,
             vec![("scanner".to_string(), 4, 11), ("burst".to_string(), 4, 20)]
@@ -330,7 +384,7 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                "e.yaml:3:1: unknown key `kind` (expected one of: id, title, description, enabled, exception)"
+                "e.yaml:3:1: unknown key `kind` (expected one of: id, title, description, enabled, expires, exception)"
             ]
         );
         // A whole-trace condition cannot be asked of one span.

@@ -209,7 +209,21 @@ fn describe(rule: &Rule) -> String {
         (None, true) => format!("ok   {line}"),
     };
     if !rule.exceptions.is_empty() {
-        let ids: Vec<&str> = rule.exceptions.iter().map(|e| e.id.as_str()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let ids: Vec<String> = rule
+            .exceptions
+            .iter()
+            .map(|e| match e.expires_unix_nano {
+                None => e.id.clone(),
+                Some(at) => {
+                    let when = tracewarden_model::time::format_rfc3339(at);
+                    let state = if e.applies_at(now) { "until" } else { "expired" };
+                    format!("{} ({state} {when})", e.id)
+                }
+            })
+            .collect();
         text.push_str(&format!("\n       except: {}", ids.join(", ")));
     }
     text
