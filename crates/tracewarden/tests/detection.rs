@@ -838,6 +838,22 @@ fn rules_test_and_lint_commands() {
     assert!(out.contains("brute-force-login"), "{out}");
     assert!(out.contains("the built-in pack and "), "{out}");
 
+    // An exception file beside it: shown under the built-in rule it names,
+    // with its end, and counted apart from the rules.
+    std::fs::write(
+        own.path().join("pentest.yaml"),
+        "id: pentest\ntitle: t\nexpires: 2020-01-01T00:00:00Z\nexception:\n  rules: [brute-force-login]\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n",
+    )
+    .unwrap();
+    let lint = rules_cli(&["lint", "--config"], Some(&config));
+    let out = String::from_utf8_lossy(&lint.stdout);
+    assert!(lint.status.success(), "{out}");
+    assert!(
+        out.contains("except: pentest (expired 2020-01-01T00:00:00.000Z)"),
+        "{out}"
+    );
+    assert!(out.contains("off), 1 exception, no errors"), "{out}");
+
     // A directory without rule files tests nothing: a failure, not a pass.
     let empty = tempfile::tempdir().unwrap();
     let test = rules_cli(&["test"], Some(empty.path()));

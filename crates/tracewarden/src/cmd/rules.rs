@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use http::Method;
 use tracewarden_detect::rule::{
-    LoadErrors, Rule, builtin_rules_for, load_dir_for, load_file_for, rule_files, test_dir_for,
+    LoadErrors, Rule, builtin_rules_for, load_dir_for, load_dir_parts_for, load_file_for,
+    rule_files, test_dir_for,
 };
 use tracewarden_server::Config;
 use tracewarden_server::config::DetectionConfig;
@@ -137,8 +138,22 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                         .iter()
                         .filter(|r| !r.enabled || r.inactive.is_some())
                         .count();
+                    // Exception files are not rules: counted apart.
+                    let exceptions_dir = match (&dir, &detection) {
+                        (Some(dir), _) if dir.is_dir() => Some(dir.clone()),
+                        (None, Some(detection)) => detection.rules_dir.clone(),
+                        _ => None,
+                    };
+                    let exceptions = exceptions_dir
+                        .and_then(|d| load_dir_parts_for(&d, &site).ok())
+                        .map_or(0, |(_, e)| e.len());
+                    let exceptions = match exceptions {
+                        0 => String::new(),
+                        1 => ", 1 exception".to_string(),
+                        n => format!(", {n} exceptions"),
+                    };
                     println!(
-                        "{}: {} rules ({} running, {} off), no errors",
+                        "{}: {} rules ({} running, {} off){exceptions}, no errors",
                         what,
                         rules.len(),
                         rules.len() - off,
@@ -219,7 +234,11 @@ fn describe(rule: &Rule) -> String {
                 None => e.id.clone(),
                 Some(at) => {
                     let when = tracewarden_model::time::format_rfc3339(at);
-                    let state = if e.applies_at(now) { "until" } else { "expired" };
+                    let state = if e.applies_at(now) {
+                        "until"
+                    } else {
+                        "expired"
+                    };
                     format!("{} ({state} {when})", e.id)
                 }
             })
