@@ -216,24 +216,13 @@ fn failed_logins(address: &str, n: u32) -> String {
 }
 
 async fn start_server(dir: &Path) -> TestServer {
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("test-brute-force.yaml"), RULE).unwrap();
-    let config = dir.join("tracewarden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\n[blocks]\ntrusted_proxies = [\"127.0.0.1\"]\n",
-            rules.display().to_string()
-        ),
+    let (server, _) = common::serve_with_rules(
+        dir,
+        "builtin_rules = false\n",
+        &[("test-brute-force.yaml", RULE)],
+        "[blocks]\ntrusted_proxies = [\"127.0.0.1\"]\n",
     )
-    .unwrap();
-    let data = dir.join("data");
-    let mut args = common::port_zero_args(&data);
-    args.push("--config".into());
-    args.push(config.into_os_string());
-    let server = TestServer::spawn(&args, &data).await.unwrap();
-    server.wait_ready().await;
+    .await;
     server
 }
 

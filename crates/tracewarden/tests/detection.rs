@@ -249,36 +249,6 @@ async fn log_records_raise_detections_of_log_rules() {
 
 const RELOAD_RULE: &str = "id: failed-logins\ntitle: Failed logins\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 5\n";
 
-/// A server whose `[detection]` section is `detection` plus `rules_dir`
-/// (a fresh `rules/` under `dir`, holding `files` as (name, text)), ready.
-async fn serve_with_rules(
-    dir: &std::path::Path,
-    detection: &str,
-    files: &[(&str, &str)],
-) -> (TestServer, std::path::PathBuf) {
-    let rules = dir.join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    for (name, text) in files {
-        std::fs::write(rules.join(name), text).unwrap();
-    }
-    let config = dir.join("tracewarden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[detection]\n{detection}rules_dir = {:?}\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
-    let data = dir.join("data");
-    let mut args = common::port_zero_args(&data);
-    args.push("--config".into());
-    args.push(config.into_os_string());
-    let server = TestServer::spawn(&args, &data).await.unwrap();
-    server.wait_ready().await;
-    (server, rules)
-}
-
 async fn rule_ids(server: &TestServer) -> (Vec<String>, Value) {
     let body = get(&server.api_url("/api/v1/rules")).await.json();
     let ids = body["rules"]
@@ -293,10 +263,11 @@ async fn rule_ids(server: &TestServer) -> (Vec<String>, Value) {
 #[tokio::test]
 async fn rule_files_reload_on_change_without_losing_windows() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, rules) = serve_with_rules(
+    let (server, rules) = common::serve_with_rules(
         dir.path(),
         "builtin_rules = false\nreload_interval = \"200ms\"\n",
         &[("failed-logins.yaml", RELOAD_RULE)],
+        "",
     )
     .await;
     let url = server.otlp_http_url("/v1/traces");
@@ -1117,10 +1088,11 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
 async fn an_exception_file_leaves_its_spans_out_of_a_built_in_rule() {
     const EXCEPTION: &str = "id: pentest-box\ntitle: Our pentest box\nexception:\n  rules: [brute-force-login, scanner-user-agent]\n  condition: '{ span.client.address = \"198.51.100.66\" }'\n";
     let dir = tempfile::tempdir().unwrap();
-    let (server, rules) = serve_with_rules(
+    let (server, rules) = common::serve_with_rules(
         dir.path(),
         "reload_interval = \"200ms\"\n",
         &[("pentest-box.yaml", EXCEPTION)],
+        "",
     )
     .await;
 

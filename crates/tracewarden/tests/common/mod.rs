@@ -536,3 +536,35 @@ pub fn create_key(data_dir: &Path, name: &str, role: &str) -> String {
     assert!(key.starts_with("twk_") && key.len() > 40, "{key}");
     key
 }
+
+/// A server whose config is `[detection]` with `detection` and `rules_dir`
+/// (a fresh `rules/` under `dir`, holding `files` as (name, text)), then
+/// `more` (other sections), ready; and the rules directory.
+pub async fn serve_with_rules(
+    dir: &Path,
+    detection: &str,
+    files: &[(&str, &str)],
+    more: &str,
+) -> (TestServer, PathBuf) {
+    let rules = dir.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    for (name, text) in files {
+        std::fs::write(rules.join(name), text).unwrap();
+    }
+    let config = dir.join("tracewarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detection]\n{detection}rules_dir = {:?}\n{more}",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let mut args = port_zero_args(&data);
+    args.push("--config".into());
+    args.push(config.into_os_string());
+    let server = TestServer::spawn(&args, &data).await.unwrap();
+    server.wait_ready().await;
+    (server, rules)
+}
