@@ -857,26 +857,35 @@ fn rules_sharing_a_span_memo_detect_what_each_detects_alone() {
     assert_eq!(together, alone);
 }
 
+/// The evidence of the first detection of `rule_text` over `spans`.
+fn first_evidence(rule_text: &str, spans: &[SpanRecord], now: u64) -> Option<String> {
+    let mut engine = Engine::new(vec![rule(rule_text)]);
+    let detections = engine.process(spans, now);
+    detections.into_iter().next().and_then(|d| d.evidence)
+}
+
 #[test]
 fn evidence_fields_name_the_span_that_fires() {
     use tracewarden_model::SpanKind;
     // A match rule: its own span.
     let scanner = "id: scanner\ntitle: t\nseverity: medium\nkind: match\ncondition: '{ span.user_agent.original =~ \"(?i).*sqlmap.*\" }'\nevidence: [span.user_agent.original, span.client.address, span.url.path]\n";
-    let mut engine = Engine::new(vec![rule(scanner)]);
-    let spans = [span(
-        0,
-        1,
-        &[
-            (
-                "user_agent.original",
-                AnyValue::from("sqlmap/1.8 (https://sqlmap.org)"),
-            ),
-            ("client.address", AnyValue::from("203.0.113.9")),
-        ],
-    )];
-    let detections = engine.process(&spans, BASE);
     assert_eq!(
-        detections[0].evidence.as_deref(),
+        first_evidence(
+            scanner,
+            &[span(
+                0,
+                1,
+                &[
+                    (
+                        "user_agent.original",
+                        AnyValue::from("sqlmap/1.8 (https://sqlmap.org)"),
+                    ),
+                    ("client.address", AnyValue::from("203.0.113.9")),
+                ],
+            )],
+            BASE
+        )
+        .as_deref(),
         Some(
             r#"span.user_agent.original="sqlmap/1.8 (https://sqlmap.org)" span.client.address=203.0.113.9 span.url.path=nil"#
         )
@@ -884,50 +893,58 @@ fn evidence_fields_name_the_span_that_fires() {
 
     // A count threshold: the span that reached the count, not the first.
     let counted = format!("{THRESHOLD}evidence: [span.enduser.id]\n");
-    let mut engine = Engine::new(vec![rule(&counted)]);
-    let spans = [
-        login(0, 1, "10.0.0.1", "alice", 401),
-        login(1, 2, "10.0.0.1", "bob", 401),
-        login(2, 3, "10.0.0.1", "carol", 401),
-    ];
-    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        detections[0].evidence.as_deref(),
+        first_evidence(
+            &counted,
+            &[
+                login(0, 1, "10.0.0.1", "alice", 401),
+                login(1, 2, "10.0.0.1", "bob", 401),
+                login(2, 3, "10.0.0.1", "carol", 401),
+            ],
+            BASE + 10 * SEC
+        )
+        .as_deref(),
         Some("span.enduser.id=carol")
     );
 
     // After the payload found, and after the distinct values counted.
     let payload = "id: sqli\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ kind = server }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 1\npayload:\n  detect: [sql_injection]\n  fields: [url.query]\nevidence: [span.url.query]\n";
-    let mut engine = Engine::new(vec![rule(payload)]);
-    let spans = [request(0, 1, SpanKind::Server, "id=1 UNION SELECT 1,2")];
-    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        detections[0].evidence.as_deref(),
+        first_evidence(
+            payload,
+            &[request(0, 1, SpanKind::Server, "id=1 UNION SELECT 1,2")],
+            BASE + 10 * SEC
+        )
+        .as_deref(),
         Some(r#"sql_injection in url.query: union select; span.url.query="id=1 UNION SELECT 1,2""#)
     );
     let distinct = "id: stuffing\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 2\ndistinct: span.enduser.id\nevidence: [span.http.route]\n";
-    let mut engine = Engine::new(vec![rule(distinct)]);
-    let spans = [
-        login(0, 1, "10.0.0.1", "alice", 401),
-        login(1, 2, "10.0.0.1", "bob", 401),
-    ];
-    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        detections[0].evidence.as_deref(),
+        first_evidence(
+            distinct,
+            &[
+                login(0, 1, "10.0.0.1", "alice", 401),
+                login(1, 2, "10.0.0.1", "bob", 401),
+            ],
+            BASE + 10 * SEC
+        )
+        .as_deref(),
         Some("2 distinct span.enduser.id: bob, alice; span.http.route=/login")
     );
 
     // A sequence: the span of the last step (the login that succeeded).
     let sequence = "id: then-success\ntitle: t\nseverity: critical\nkind: sequence\ngroup_by: [span.client.address]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 2\n  - condition: '{ span.http.response.status_code = 200 }'\nevidence: [span.enduser.id, span.http.response.status_code]\n";
-    let mut engine = Engine::new(vec![rule(sequence)]);
-    let spans = [
-        login(0, 1, "10.0.0.1", "alice", 401),
-        login(1, 2, "10.0.0.1", "bob", 401),
-        login(2, 3, "10.0.0.1", "bob", 200),
-    ];
-    let detections = engine.process(&spans, BASE + 10 * SEC);
     assert_eq!(
-        detections[0].evidence.as_deref(),
+        first_evidence(
+            sequence,
+            &[
+                login(0, 1, "10.0.0.1", "alice", 401),
+                login(1, 2, "10.0.0.1", "bob", 401),
+                login(2, 3, "10.0.0.1", "bob", 200),
+            ],
+            BASE + 10 * SEC
+        )
+        .as_deref(),
         Some("span.enduser.id=bob span.http.response.status_code=200")
     );
 
