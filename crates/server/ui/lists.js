@@ -34,7 +34,11 @@ async function rules(frame, query) {
       h('td', null, h('strong', null, rule.id), h('div', { class: 'sub' }, rule.title), rule.tags.map((t) => badge(t, 'tag'))),
       h('td', null, severityBadge(rule.severity)),
       h('td', null, `${rule.kind} on ${rule.source}`),
-      h('td', null, rule.active ? badge('active', 'state-firing-ok') : badge('inactive', 'muted'), rule.inactive ? h('div', { class: 'sub' }, rule.inactive) : null),
+      h('td', null, rule.active ? badge('active', 'state-firing-ok') : badge('inactive', 'muted'), rule.inactive ? h('div', { class: 'sub' }, rule.inactive) : null,
+        rule.exceptions && rule.exceptions.length
+          ? h('div', { class: 'sub', dataset: { exceptions: rule.exceptions.join(' ') } },
+            `except: ${rule.exceptions.join(', ')} · ${count(rule.counters.excepted)} left out`)
+          : null),
       h('td', { class: 'num' }, count(rule.matchedSpans)),
       h('td', { class: 'num' }, count(rule.detections)),
       h('td', null, h('a', { href: route('/alerts', { rule: rule.id }) }, 'alerts')))), { class: 'list', id: 'rules' }));

@@ -451,7 +451,19 @@ async fn the_ui_in_chromium_without_keys() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    // An exception file beside the built-in pack: the rules page shows it
+    // under the rule it names.
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("ui-exception.yaml"),
+        "id: ui-exception\ntitle: t\nexception:\n  rules: [brute-force-login]\n  condition: '{ span.client.address = \"192.0.2.250\" }'\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[detection]\nrules_dir = {:?}\n",
+        rules.path().display().to_string()
+    );
+    let server = TestServer::start_with_config(dir.path(), &config).await;
     send_fixtures(&server, None).await;
     send_payload(&server, None).await;
     wait_for_fixtures(&server, &[]).await;

@@ -211,6 +211,7 @@ async function scenarioOpen() {
   await go('#/rules');
   const rule = await text('#rules tr[data-rule=brute-force-login]');
   check(rule.includes('active'), 'the rules show their state', rule);
+  check(rule.includes('except: ui-exception · 0 left out'), 'the rules show their exceptions', rule);
   await shot('rules');
   await go('#/graph');
   check(await page.locator('#service-graph g.node[data-service=gateway]').count() === 1, 'the graph draws the gateway');
