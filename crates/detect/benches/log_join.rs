@@ -1,6 +1,8 @@
 //! The cost of joining log records to their span (`join:`): 10,000
 //! "access denied" records, each in its own request's server span, which
 //! alone carries `client.address`; a threshold rule keyed on the caller.
+//! The `child_` cases log each record in a child span of the handler (an
+//! internal span carrying nothing joined): the record climbs to the handler.
 //!
 //! `cargo bench -p tracewarden-detect --bench log_join -- --warm-up-time 1 --measurement-time 3`
 
@@ -117,6 +119,41 @@ fn spans() -> Vec<SpanRecord> {
         .collect()
 }
 
+/// The id of the child span under request `n`'s handler.
+fn child_id(n: u64) -> SpanId {
+    SpanId::from_bytes((n + 1 + (1 << 40)).to_be_bytes())
+}
+
+/// Each handler span preceded by a child span under it (exported first:
+/// it ends first), which carries no joined attribute.
+fn spans_with_children() -> Vec<SpanRecord> {
+    let mut out = Vec::with_capacity(2 * N as usize);
+    for (n, handler) in (0..N).zip(spans()) {
+        let mut child = Span::new(handler.span.trace_id, child_id(n), "check tenant");
+        child.kind = SpanKind::Internal;
+        child.parent_span_id = Some(handler.span.span_id);
+        child.start_time_unix_nano = handler.span.start_time_unix_nano + 1_000_000;
+        child.end_time_unix_nano = child.start_time_unix_nano + 1_000_000;
+        child.attributes = vec![KeyValue::new("code.function.name", "check_tenant")];
+        out.push(SpanRecord {
+            resource: Arc::clone(&handler.resource),
+            scope: Arc::clone(&handler.scope),
+            span: child.into(),
+        });
+        out.push(handler);
+    }
+    out
+}
+
+/// The records, each logged in its request's child span.
+fn records_in_children() -> Vec<LogEntry> {
+    let mut records = records(false);
+    for (n, record) in (0..N).zip(&mut records) {
+        record.record.span_id = Some(child_id(n));
+    }
+    records
+}
+
 /// An engine with the rule, with or without `join`. With it, one record
 /// of another request has already needed a join, so spans are indexed (as
 /// in a deployment that sends such logs).
@@ -166,6 +203,36 @@ fn bench(c: &mut Criterion) {
                 d.extend(e.process_logs(&bare, now + SEC));
                 black_box(d)
             },
+            BatchSize::LargeInput,
+        );
+    });
+    let (in_children, with_children) = (records_in_children(), spans_with_children());
+    group.bench_function("child_records_wait_then_spans_join", |b| {
+        b.iter_batched(
+            || (engine(true), with_children.clone()),
+            |(mut e, spans)| {
+                let mut d = e.process_logs(&in_children, now);
+                d.extend(e.process_owned(spans, now + SEC));
+                black_box(d)
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    group.bench_function("child_spans_indexed_then_records_join", |b| {
+        b.iter_batched(
+            || (engine(true), with_children.clone()),
+            |(mut e, spans)| {
+                let mut d = e.process_owned(spans, now);
+                d.extend(e.process_logs(&in_children, now + SEC));
+                black_box(d)
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    group.bench_function("child_spans_alone_join_rule", |b| {
+        b.iter_batched(
+            || (engine(true), with_children.clone()),
+            |(mut e, spans)| black_box(e.process_owned(spans, now)),
             BatchSize::LargeInput,
         );
     });

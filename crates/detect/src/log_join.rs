@@ -8,6 +8,18 @@
 //! span joins at once. The engine decides what waits (`engine/logs.rs`):
 //! only records that lack a field some rule joins and that carry a span id.
 //!
+//! # Climbing to an ancestor
+//!
+//! Applications often log inside a child span (a database call, a manual
+//! span of the handler) while the caller's address and user sit on the
+//! service's entry span. A span that lacks a joined attribute and whose
+//! parent is in the same process (not a server or consumer span, and not
+//! marked as continuing a remote context) is indexed with its parent id,
+//! and a record climbs from its span through such links, at most
+//! [`MAX_JOIN_HOPS`] ancestors, taking each attribute from the nearest
+//! span that carries it. A record whose chain reaches a span not seen yet
+//! waits for that span (a parent ends, so is exported, after its child).
+//!
 //! # Time
 //!
 //! As in [`crate::assembly`], time is the `now` the caller passes (unix
@@ -33,7 +45,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tracewarden_model::{KeyValue, LogEntry, LogRecord, Resource, Scope, SpanId, TraceId};
+use tracewarden_model::{
+    KeyValue, LogEntry, LogRecord, Resource, Scope, SpanId, TraceId, find_attribute,
+};
+
+/// Most ancestors a record climbs from its span to find a joined attribute
+/// (a handler's span, its children, theirs: a few levels in practice).
+pub const MAX_JOIN_HOPS: u8 = 8;
 
 /// Limits and timing of the join.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,11 +80,15 @@ impl Default for LogJoinConfig {
 /// Counters of the join.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogJoinStats {
-    /// Records held to wait for their span.
+    /// Records held to wait for their span (a record climbing to an
+    /// ancestor not seen yet is held again, and counted again).
     pub held_records: u64,
     /// Records evaluated with their span's attributes (after waiting, or
     /// at once when the span had arrived first).
     pub joined_records: u64,
+    /// Of those, records whose span lacked a joined attribute and that
+    /// climbed to an ancestor span for it.
+    pub ancestor_joined_records: u64,
     /// Held records whose span did not arrive within `wait`: evaluated
     /// with their own attributes.
     pub expired_records: u64,
@@ -75,7 +97,8 @@ pub struct LogJoinStats {
     pub evicted_records: u64,
     /// Held records evaluated alone at a drain (shutdown, end of a scan).
     pub drained_records: u64,
-    /// Spans put in the index (they carried a joined attribute).
+    /// Spans put in the index (they carried a joined attribute, or lacked
+    /// one and have a parent in the same process to climb to).
     pub indexed_spans: u64,
     /// Spans pushed out of the index by `max_spans` before `wait`.
     pub evicted_spans: u64,
@@ -91,6 +114,28 @@ pub type SpanKey = (TraceId, SpanId);
 struct Held {
     seq: u64,
     entry: LogEntry,
+    gathered: Vec<KeyValue>,
+    hops: u8,
+}
+
+/// A record leaving the buffer: the joined attributes gathered so far from
+/// its span and the ancestors it climbed (nearest first; empty when none
+/// was seen) and how many ancestors it climbed.
+#[derive(Clone, Debug)]
+pub struct Released {
+    pub entry: LogEntry,
+    pub gathered: Vec<KeyValue>,
+    pub hops: u8,
+}
+
+impl Released {
+    fn of(held: Held) -> Released {
+        Released {
+            entry: held.entry,
+            gathered: held.gathered,
+            hops: held.hops,
+        }
+    }
 }
 
 /// What a [`JoinBuffer`] holds, as a checkpoint keeps it
@@ -101,11 +146,14 @@ struct Held {
 pub struct SavedJoin {
     resources: Vec<Resource>,
     scopes: Vec<Scope>,
-    /// (deadline, span, resource index, scope index, record), oldest first.
-    held: Vec<(u64, SpanKey, u32, u32, LogRecord)>,
-    /// (arrival, span, joined attributes), oldest first.
-    index: Vec<(u64, SpanKey, Vec<KeyValue>)>,
+    /// (deadline, span, resource index, scope index, record, gathered
+    /// attributes, hops), oldest first.
+    held: Vec<SavedHeld>,
+    /// (arrival, span, joined attributes, parent to climb to), oldest first.
+    index: Vec<(u64, SpanKey, Vec<KeyValue>, Option<SpanId>)>,
 }
+
+type SavedHeld = (u64, SpanKey, u32, u32, LogRecord, Vec<KeyValue>, u8);
 
 impl SavedJoin {
     pub fn is_empty(&self) -> bool {
@@ -121,6 +169,8 @@ impl SavedJoin {
 struct Indexed {
     arrived: u64,
     attributes: Vec<KeyValue>,
+    /// The parent a record climbs to for what `attributes` lacks.
+    parent: Option<SpanId>,
 }
 
 /// Records waiting for their span and the join attributes of recent spans.
@@ -167,22 +217,68 @@ impl JoinBuffer {
         self.pending_count
     }
 
-    /// The joined attributes of `span` when it arrived within `wait` of
-    /// `now`.
-    pub fn lookup(&self, span: &SpanKey, now: u64) -> Option<&[KeyValue]> {
-        let indexed = self.index.get(span)?;
+    /// Walks from `span` up its indexed ancestors (spans that arrived
+    /// within `wait` of `now`), appending to `gathered` each joined
+    /// attribute it does not hold yet, until `complete(gathered)`, a span
+    /// with no parent to climb to, or [`MAX_JOIN_HOPS`] (counted in
+    /// `hops`). `Some(key)`: the chain reaches a span not in the index, to
+    /// wait for; `None`: the chain ended, `gathered` is what there is.
+    pub fn climb(
+        &self,
+        span: SpanKey,
+        gathered: &mut Vec<KeyValue>,
+        hops: &mut u8,
+        complete: impl Fn(&[KeyValue]) -> bool,
+        now: u64,
+    ) -> Option<SpanKey> {
         let now = self.now.max(now);
-        (indexed.arrived.saturating_add(self.wait) > now).then_some(&indexed.attributes[..])
+        let mut at = span;
+        loop {
+            let Some(indexed) = self
+                .index
+                .get(&at)
+                .filter(|i| i.arrived.saturating_add(self.wait) > now)
+            else {
+                return Some(at);
+            };
+            merge_nearest(gathered, &indexed.attributes);
+            if complete(gathered) {
+                return None;
+            }
+            match indexed.parent {
+                Some(parent) if *hops < MAX_JOIN_HOPS => {
+                    *hops += 1;
+                    at = (at.0, parent);
+                }
+                _ => return None,
+            }
+        }
     }
 
-    /// Holds `entry` until its span arrives or `wait` passes. Records the
-    /// cap pushes out (the oldest; `entry` itself when nothing may wait)
-    /// go to `evicted`, to be evaluated alone now.
-    pub fn hold(&mut self, span: SpanKey, entry: LogEntry, now: u64, evicted: &mut Vec<LogEntry>) {
+    /// Holds `entry` until `span` arrives or `wait` passes, with the
+    /// attributes gathered so far (`gathered`, after `hops` ancestors: a
+    /// record climbing to a parent not seen yet). Records the cap pushes out
+    /// (the oldest; `entry` itself when nothing may wait) go to `evicted`,
+    /// to be evaluated now with what they gathered.
+    pub fn hold(
+        &mut self,
+        span: SpanKey,
+        entry: LogEntry,
+        gathered: Vec<KeyValue>,
+        hops: u8,
+        now: u64,
+        evicted: &mut Vec<Released>,
+    ) {
         let now = self.advance(now);
+        let held = Held {
+            seq: self.seq + 1,
+            entry,
+            gathered,
+            hops,
+        };
         if self.config.max_pending == 0 {
             self.stats.evicted_records += 1;
-            evicted.push(entry);
+            evicted.push(Released::of(held));
             return;
         }
         while self.pending_count >= self.config.max_pending {
@@ -201,30 +297,40 @@ impl JoinBuffer {
         self.pending
             .entry(span)
             .or_default()
-            .push(Held { seq, entry });
+            .push(Held { seq, ..held });
         self.pending_count += 1;
         self.stats.held_records += 1;
         self.compact_order();
     }
 
     /// `span` arrived: its held records go to `out` (to be evaluated with
-    /// its attributes).
-    pub fn take_held(&mut self, span: &SpanKey, out: &mut Vec<LogEntry>) {
+    /// its attributes, or to climb on to its parent).
+    pub fn take_held(&mut self, span: &SpanKey, out: &mut Vec<Released>) {
         if let Some(held) = self.pending.remove(span) {
             self.pending_count -= held.len();
-            self.stats.joined_records += held.len() as u64;
-            out.extend(held.into_iter().map(|h| h.entry));
+            out.extend(held.into_iter().map(Released::of));
         }
     }
 
-    /// Counts a record joined at once (its span was in the index).
-    pub fn count_joined(&mut self) {
+    /// Counts a record evaluated with its span's attributes, found after
+    /// climbing `hops` ancestors.
+    pub fn count_joined(&mut self, hops: u8) {
         self.stats.joined_records += 1;
+        if hops > 0 {
+            self.stats.ancestor_joined_records += 1;
+        }
     }
 
-    /// Keeps the joined attributes of a span that arrived at `now`, for
-    /// records arriving within `wait`.
-    pub fn index(&mut self, span: SpanKey, attributes: Vec<KeyValue>, now: u64) {
+    /// Keeps the joined attributes of a span that arrived at `now`, and the
+    /// parent to climb to for those it lacks, for records arriving within
+    /// `wait`.
+    pub fn index(
+        &mut self,
+        span: SpanKey,
+        attributes: Vec<KeyValue>,
+        parent: Option<SpanId>,
+        now: u64,
+    ) {
         let now = self.advance(now);
         self.prune_index();
         if self.config.max_spans == 0 {
@@ -247,6 +353,7 @@ impl JoinBuffer {
             Indexed {
                 arrived: now,
                 attributes,
+                parent,
             },
         );
         self.index_order.push_back((now, span));
@@ -259,9 +366,10 @@ impl JoinBuffer {
         }
     }
 
-    /// Records whose wait ended by `now` go to `out` (to be evaluated
-    /// alone); spans indexed `wait` ago are forgotten.
-    pub fn expire(&mut self, now: u64, out: &mut Vec<LogEntry>) {
+    /// Records whose wait ended by `now` go to `out` (to be evaluated with
+    /// what they gathered, alone when nothing); spans indexed `wait` ago are
+    /// forgotten.
+    pub fn expire(&mut self, now: u64, out: &mut Vec<Released>) {
         let now = self.advance(now);
         while let Some(&(deadline, span, seq)) = self.pending_order.front() {
             if deadline > now {
@@ -276,8 +384,9 @@ impl JoinBuffer {
         self.prune_index();
     }
 
-    /// Every held record goes to `out` (to be evaluated alone), oldest first.
-    pub fn drain(&mut self, out: &mut Vec<LogEntry>) {
+    /// Every held record goes to `out` (to be evaluated with what it
+    /// gathered), oldest first.
+    pub fn drain(&mut self, out: &mut Vec<Released>) {
         while let Some(entry) = self.pop_oldest() {
             self.stats.drained_records += 1;
             out.push(entry);
@@ -320,9 +429,15 @@ impl JoinBuffer {
                 saved.scopes.push((*entry.scope).clone());
                 u32::try_from(saved.scopes.len() - 1).unwrap_or(u32::MAX)
             });
-            saved
-                .held
-                .push((deadline, span, resource, scope, entry.record.clone()));
+            saved.held.push((
+                deadline,
+                span,
+                resource,
+                scope,
+                entry.record.clone(),
+                held.gathered.clone(),
+                held.hops,
+            ));
         }
         for &(arrived, span) in &self.index_order {
             if let Some(indexed) = self.index.get(&span)
@@ -330,7 +445,7 @@ impl JoinBuffer {
             {
                 saved
                     .index
-                    .push((arrived, span, indexed.attributes.clone()));
+                    .push((arrived, span, indexed.attributes.clone(), indexed.parent));
             }
         }
         saved
@@ -338,14 +453,14 @@ impl JoinBuffer {
 
     /// Holds and indexes again what a checkpoint saved, with its deadlines
     /// and arrival times; caps apply as on arrival (records pushed out go
-    /// to `evicted`, to be evaluated alone).
-    pub fn restore(&mut self, saved: SavedJoin, evicted: &mut Vec<LogEntry>) {
+    /// to `evicted`, to be evaluated with what they gathered).
+    pub fn restore(&mut self, saved: SavedJoin, evicted: &mut Vec<Released>) {
         let resources: Vec<Arc<Resource>> = saved.resources.into_iter().map(Arc::new).collect();
         let scopes: Vec<Arc<Scope>> = saved.scopes.into_iter().map(Arc::new).collect();
-        for (arrived, span, attributes) in saved.index {
-            self.index(span, attributes, arrived);
+        for (arrived, span, attributes, parent) in saved.index {
+            self.index(span, attributes, parent, arrived);
         }
-        for (deadline, span, resource, scope, record) in saved.held {
+        for (deadline, span, resource, scope, record, gathered, hops) in saved.held {
             let (Some(resource), Some(scope)) =
                 (resources.get(resource as usize), scopes.get(scope as usize))
             else {
@@ -358,7 +473,7 @@ impl JoinBuffer {
             };
             // Held again with the deadline it had.
             let arrived = deadline.saturating_sub(self.wait);
-            self.hold(span, entry, arrived, evicted);
+            self.hold(span, entry, gathered, hops, arrived, evicted);
         }
     }
 
@@ -370,7 +485,7 @@ impl JoinBuffer {
         }
     }
 
-    fn pop_oldest(&mut self) -> Option<LogEntry> {
+    fn pop_oldest(&mut self) -> Option<Released> {
         while let Some((_, span, seq)) = self.pending_order.pop_front() {
             if let Some(entry) = self.remove_held(&span, seq) {
                 return Some(entry);
@@ -379,10 +494,10 @@ impl JoinBuffer {
         None
     }
 
-    fn remove_held(&mut self, span: &SpanKey, seq: u64) -> Option<LogEntry> {
+    fn remove_held(&mut self, span: &SpanKey, seq: u64) -> Option<Released> {
         let held = self.pending.get_mut(span)?;
         let at = held.iter().position(|h| h.seq == seq)?;
-        let entry = held.remove(at).entry;
+        let entry = Released::of(held.remove(at));
         if held.is_empty() {
             self.pending.remove(span);
         }
@@ -412,6 +527,16 @@ impl JoinBuffer {
             if self.index.get(&span).is_some_and(|i| i.arrived == arrived) {
                 self.index.remove(&span);
             }
+        }
+    }
+}
+
+/// Appends the attributes of `span` whose key `gathered` lacks: a nearer
+/// span's value wins.
+pub(crate) fn merge_nearest(gathered: &mut Vec<KeyValue>, span: &[KeyValue]) {
+    for kv in span {
+        if find_attribute(gathered, &kv.key).is_none() {
+            gathered.push(kv.clone());
         }
     }
 }
@@ -451,8 +576,20 @@ mod tests {
         }
     }
 
-    fn bodies(entries: &[LogEntry]) -> Vec<String> {
-        entries.iter().map(|e| e.record.body.to_text()).collect()
+    fn bodies(released: &[Released]) -> Vec<String> {
+        released
+            .iter()
+            .map(|r| r.entry.record.body.to_text())
+            .collect()
+    }
+
+    /// What a record emitted in `span` joins at `now`: `None` when it must
+    /// wait.
+    fn lookup(buffer: &JoinBuffer, span: SpanKey, now: u64) -> Option<Vec<KeyValue>> {
+        let mut gathered = Vec::new();
+        let mut hops = 0;
+        let wait = buffer.climb(span, &mut gathered, &mut hops, |_| false, now);
+        wait.is_none().then_some(gathered)
     }
 
     fn config(max_pending: usize, max_spans: usize) -> LogJoinConfig {
@@ -467,14 +604,18 @@ mod tests {
     fn held_records_leave_with_their_span_or_at_their_deadline() {
         let mut buffer = JoinBuffer::new(config(10, 10));
         let mut out = Vec::new();
-        buffer.hold(key(1), entry("a"), 10 * S, &mut out);
-        buffer.hold(key(2), entry("b"), 11 * S, &mut out);
-        buffer.hold(key(1), entry("c"), 12 * S, &mut out);
+        buffer.hold(key(1), entry("a"), Vec::new(), 0, 10 * S, &mut out);
+        buffer.hold(key(2), entry("b"), Vec::new(), 0, 11 * S, &mut out);
+        buffer.hold(key(1), entry("c"), Vec::new(), 0, 12 * S, &mut out);
         assert!(out.is_empty());
         assert_eq!(buffer.next_deadline(), Some(15 * S));
         buffer.take_held(&key(1), &mut out);
         assert_eq!(bodies(&out), ["a", "c"]);
-        out.clear();
+        // The engine counts a join once it evaluates the record (a record
+        // may climb on instead).
+        for released in out.drain(..) {
+            buffer.count_joined(released.hops);
+        }
         buffer.expire(15 * S, &mut out);
         assert!(out.is_empty(), "a's entry is stale");
         buffer.expire(16 * S, &mut out);
@@ -497,7 +638,14 @@ mod tests {
         let mut buffer = JoinBuffer::new(config(2, 10));
         let mut out = Vec::new();
         for (i, body) in ["a", "b", "c"].into_iter().enumerate() {
-            buffer.hold(key(1), entry(body), (10 + i as u64) * S, &mut out);
+            buffer.hold(
+                key(1),
+                entry(body),
+                Vec::new(),
+                0,
+                (10 + i as u64) * S,
+                &mut out,
+            );
         }
         assert_eq!(bodies(&out), ["a"]);
         assert_eq!(buffer.stats().evicted_records, 1);
@@ -508,7 +656,7 @@ mod tests {
         assert_eq!(buffer.stats().drained_records, 2);
         let mut none = JoinBuffer::new(config(0, 10));
         out.clear();
-        none.hold(key(1), entry("x"), S, &mut out);
+        none.hold(key(1), entry("x"), Vec::new(), 0, S, &mut out);
         assert_eq!(bodies(&out), ["x"], "nothing may wait: evaluated at once");
     }
 
@@ -516,20 +664,100 @@ mod tests {
     fn the_index_forgets_spans_after_the_wait_and_beyond_its_cap() {
         let mut buffer = JoinBuffer::new(config(10, 2));
         let attrs = |v: &str| vec![KeyValue::new("client.address", v)];
-        buffer.index(key(1), attrs("1"), 10 * S);
-        buffer.index(key(2), attrs("2"), 11 * S);
-        buffer.index(key(3), attrs("3"), 12 * S);
+        buffer.index(key(1), attrs("1"), None, 10 * S);
+        buffer.index(key(2), attrs("2"), None, 11 * S);
+        buffer.index(key(3), attrs("3"), None, 12 * S);
         assert!(
-            buffer.lookup(&key(1), 12 * S).is_none(),
+            lookup(&buffer, key(1), 12 * S).is_none(),
             "evicted by the cap"
         );
         assert_eq!(buffer.stats().evicted_spans, 1);
-        assert_eq!(buffer.lookup(&key(3), 12 * S), Some(&attrs("3")[..]));
+        assert_eq!(lookup(&buffer, key(3), 12 * S), Some(attrs("3")));
         // 16 s: span 2 arrived 5 s ago, so it is gone.
         let mut out = Vec::new();
         buffer.expire(16 * S, &mut out);
-        assert!(buffer.lookup(&key(2), 16 * S).is_none());
-        assert!(buffer.lookup(&key(3), 16 * S).is_some());
+        assert!(lookup(&buffer, key(2), 16 * S).is_none());
+        assert!(lookup(&buffer, key(3), 16 * S).is_some());
         assert_eq!(buffer.stats().index_spans, 1);
+    }
+
+    /// A span lacking an attribute links to its parent; the climb takes each
+    /// attribute from the nearest span carrying it, waits for an ancestor not
+    /// seen yet, and stops after `MAX_JOIN_HOPS`.
+    #[test]
+    fn a_climb_takes_the_nearest_value_and_waits_for_unseen_ancestors() {
+        let mut buffer = JoinBuffer::new(config(10, 100));
+        let trace = TraceId::from_bytes([7; 16]);
+        let id = |n: u8| SpanId::from_bytes([n; 8]);
+        let at = |n: u8| (trace, id(n));
+        let both = |g: &[KeyValue]| {
+            find_attribute(g, "client.address").is_some()
+                && find_attribute(g, "enduser.id").is_some()
+        };
+        // 1 (entry: address and user) <- 2 (user only) <- 3 (nothing) <- 4
+        // (its parent 5 not seen).
+        buffer.index(
+            at(1),
+            vec![
+                KeyValue::new("client.address", "203.0.113.9"),
+                KeyValue::new("enduser.id", "root-user"),
+            ],
+            None,
+            S,
+        );
+        buffer.index(
+            at(2),
+            vec![KeyValue::new("enduser.id", "alice")],
+            Some(id(1)),
+            S,
+        );
+        buffer.index(at(3), Vec::new(), Some(id(2)), S);
+        buffer.index(at(4), Vec::new(), Some(id(5)), S);
+        let mut gathered = Vec::new();
+        let mut hops = 0;
+        assert_eq!(
+            buffer.climb(at(3), &mut gathered, &mut hops, both, 2 * S),
+            None
+        );
+        assert_eq!(hops, 2);
+        assert_eq!(
+            gathered,
+            [
+                KeyValue::new("enduser.id", "alice"),
+                KeyValue::new("client.address", "203.0.113.9"),
+            ],
+            "the nearer user wins"
+        );
+        // Complete early: no climb past what is needed.
+        let (mut gathered, mut hops) = (Vec::new(), 0);
+        let user = |g: &[KeyValue]| find_attribute(g, "enduser.id").is_some();
+        assert_eq!(
+            buffer.climb(at(3), &mut gathered, &mut hops, user, 2 * S),
+            None
+        );
+        assert_eq!(hops, 1);
+        // An ancestor not seen yet: wait for it.
+        let (mut gathered, mut hops) = (Vec::new(), 0);
+        assert_eq!(
+            buffer.climb(at(4), &mut gathered, &mut hops, both, 2 * S),
+            Some(at(5))
+        );
+        assert_eq!(hops, 1);
+        // A chain longer than the bound ends there.
+        for n in 10..30u8 {
+            buffer.index(at(n), Vec::new(), Some(id(n + 1)), S);
+        }
+        let (mut gathered, mut hops) = (Vec::new(), 0);
+        assert_eq!(
+            buffer.climb(at(10), &mut gathered, &mut hops, both, 2 * S),
+            None
+        );
+        assert_eq!(hops, MAX_JOIN_HOPS);
+        // Past the wait the links are gone too.
+        let (mut gathered, mut hops) = (Vec::new(), 0);
+        assert_eq!(
+            buffer.climb(at(3), &mut gathered, &mut hops, both, 7 * S),
+            Some(at(3))
+        );
     }
 }

@@ -864,7 +864,8 @@ const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nsever
 
 /// A log rule with `join:` keys on the caller's address that only the
 /// server span carries: the records, exported first, wait for their spans
-/// and the detection's actor is the span's `client.address`.
+/// and the detection's actor is the span's `client.address`; a record
+/// logged in a child span of the handler climbs to it.
 #[tokio::test]
 async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     let dir = tempfile::tempdir().unwrap();
@@ -889,9 +890,13 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
             format!("{:016x}", 0x5100 + i),
         )
     };
+    // The first refusal is logged in a child span of the handler (its
+    // database call), which does not know the caller.
+    let child = format!("{:016x}", 0x6100);
     let records: Vec<Value> = (0..3u64)
         .map(|i| {
             let (trace, span) = ids(i);
+            let span = if i == 0 { child.clone() } else { span };
             json!({
                 "timeUnixNano": (now + i * 1_000_000).to_string(),
                 "severityNumber": 13, "severityText": "WARN",
@@ -936,6 +941,19 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
             })
         })
         .collect();
+    let (trace, handler) = ids(0);
+    let mut spans = spans;
+    // The child ends, and is exported, before its handler.
+    spans.insert(
+        0,
+        json!({
+            "traceId": trace, "spanId": child, "parentSpanId": handler,
+            "name": "SELECT invoices", "kind": 3,
+            "startTimeUnixNano": (now + 100_000).to_string(),
+            "endTimeUnixNano": (now + 200_000).to_string(),
+            "attributes": [{"key": "db.system.name", "value": {"stringValue": "postgresql"}}],
+        }),
+    );
     let traces = json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
         "scopeSpans": [{"spans": spans}],
@@ -969,6 +987,7 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     assert_eq!(found[0]["traceIds"][0], ids(2).0, "{body:#}");
     let join = &body["stats"]["logJoin"];
     assert_eq!(join["joinedRecords"], 3, "{body:#}");
+    assert_eq!(join["ancestorJoinedRecords"], 1, "{body:#}");
     assert_eq!(join["pendingRecords"], 0, "{body:#}");
 }
 

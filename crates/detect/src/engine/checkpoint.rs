@@ -29,7 +29,9 @@ const MAGIC: &[u8; 8] = b"TWDETCK1";
 /// refused (the engine starts empty) rather than misread.
 // 2: baseline keys count spans per distinct value (`max_share`).
 // 3: threshold keys hold a sketch past the exact distinct bound.
-const VERSION: u32 = 3;
+// 4: log records waiting in the join carry what their climb gathered, and
+//    indexed spans the parent to climb to.
+const VERSION: u32 = 4;
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]

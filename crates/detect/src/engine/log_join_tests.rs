@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracewarden_model::{
-    AnyValue, KeyValue, LogEntry, LogRecord, Span, SpanId, SpanRecord, TraceId,
+    AnyValue, KeyValue, LogEntry, LogRecord, Span, SpanId, SpanKind, SpanRecord, TraceId,
 };
 
 use super::{Engine, EngineConfig};
@@ -259,4 +259,191 @@ fn waiting_records_and_indexed_spans_survive_a_checkpoint() {
     assert_eq!(detections.len(), 1, "{detections:?}");
     assert_eq!(actor(&detections[0]), caller("203.0.113.5"));
     assert_eq!(detections[0].count, 3);
+}
+
+/// A span of trace `n` with id `id`, child of `parent`, carrying nothing
+/// the rule joins (a database call, a manual span of the handler).
+fn child_span(n: u8, id: u8, parent: u8, kind: SpanKind) -> SpanRecord {
+    let mut span = Span::new(
+        TraceId::from_bytes([n; 16]),
+        SpanId::from_bytes([id; 8]),
+        "SELECT invoices",
+    );
+    span.kind = kind;
+    span.parent_span_id = Some(SpanId::from_bytes([parent; 8]));
+    span.start_time_unix_nano = BASE + u64::from(n) * SEC;
+    span.end_time_unix_nano = span.start_time_unix_nano + SEC / 100;
+    SpanRecord {
+        resource: Arc::default(),
+        scope: Arc::default(),
+        span: span.into(),
+    }
+}
+
+/// The refusal of trace `n`, logged in span `id`.
+fn refusal_in(n: u8, id: u8) -> LogEntry {
+    let mut entry = refusal(n, None);
+    entry.record.span_id = Some(SpanId::from_bytes([id; 8]));
+    entry
+}
+
+/// Trace `n`: the handler's server span `n` (the caller's address) and
+/// two levels below it, internal span `n + 100` and client span `n + 150`.
+fn handler_and_children(n: u8, address: &str) -> Vec<SpanRecord> {
+    // Children end first, so come first.
+    vec![
+        child_span(n, n + 150, n + 100, SpanKind::Client),
+        child_span(n, n + 100, n, SpanKind::Internal),
+        server_span(n, address),
+    ]
+}
+
+#[test]
+fn a_record_logged_in_a_child_span_climbs_to_the_handler() {
+    let mut engine = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    // Two records in the client span two levels down, one in the internal
+    // span: all wait.
+    let logs = [refusal_in(1, 151), refusal_in(2, 102), refusal_in(3, 153)];
+    assert!(engine.process_logs(&logs, now).is_empty());
+    // The children arrive first: the records climb and wait for the
+    // handler's span, which comes in a later batch.
+    let mut children = Vec::new();
+    let mut handlers = Vec::new();
+    for n in 1..=3 {
+        let mut trace = handler_and_children(n, "203.0.113.5");
+        handlers.push(trace.pop().expect("handler"));
+        children.extend(trace);
+    }
+    assert!(engine.process(&children, now + SEC).is_empty());
+    let stats = engine.stats().log_join;
+    assert_eq!(stats.pending_records, 3, "waiting for the handlers");
+    assert_eq!(stats.joined_records, 0);
+    let detections = engine.process(&handlers, now + SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(actor(&detections[0]), caller("203.0.113.5"));
+    assert_eq!(detections[0].count, 3);
+    let stats = engine.stats();
+    assert_eq!(stats.log_join.joined_records, 3);
+    assert_eq!(stats.log_join.ancestor_joined_records, 3);
+    assert_eq!(stats.log_join.pending_records, 0);
+    assert_eq!(stats.rules[0].evaluated, 3, "each record evaluated once");
+
+    // A whole trace in one batch, children first, joins within the batch.
+    let mut engine = self::engine(100, 100);
+    assert!(engine.process_logs(&[refusal_in(4, 154)], now).is_empty());
+    engine.process(&handler_and_children(4, "198.51.100.4"), now);
+    let stats = engine.stats().log_join;
+    assert_eq!(
+        (stats.pending_records, stats.ancestor_joined_records),
+        (0, 1)
+    );
+}
+
+#[test]
+fn a_record_after_its_spans_climbs_through_the_index() {
+    let mut engine = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    engine.process_logs(&[refusal(9, None)], now);
+    for n in 1..=3 {
+        engine.process(&handler_and_children(n, "198.51.100.7"), now);
+    }
+    // The handlers carry the address; their children link to them.
+    assert_eq!(engine.stats().log_join.index_spans, 9);
+    let logs = [refusal_in(1, 151), refusal_in(2, 102), refusal_in(3, 153)];
+    let detections = engine.process_logs(&logs, now + SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(actor(&detections[0]), caller("198.51.100.7"));
+    let stats = engine.stats().log_join;
+    assert_eq!(
+        (stats.joined_records, stats.ancestor_joined_records),
+        (3, 3)
+    );
+    assert_eq!(stats.held_records, 1, "only the first record waited");
+}
+
+/// The climb stays in the process the record was logged in: a downstream
+/// service's entry span, or a span continuing a remote context, does not
+/// lend the record its caller's attributes.
+#[test]
+fn the_climb_stops_where_the_service_was_entered() {
+    let now = BASE + 10 * SEC;
+    for (kind, flags) in [
+        (SpanKind::Server, 0),
+        (SpanKind::Consumer, 0),
+        (SpanKind::Internal, 0x100 | 0x200),
+    ] {
+        let mut engine = engine(100, 100);
+        let logs: Vec<LogEntry> = (1..=3).map(|n| refusal_in(n, n + 200)).collect();
+        engine.process_logs(&logs, now);
+        let mut spans = Vec::new();
+        for n in 1..=3 {
+            // The caller's server span n knows the address; its client span
+            // n + 100 calls the downstream span n + 200 the record is in.
+            let mut downstream = child_span(n, n + 200, n + 100, kind);
+            downstream.span_mut().flags = flags;
+            spans.push(downstream);
+            spans.push(child_span(n, n + 100, n, SpanKind::Client));
+            spans.push(server_span(n, "203.0.113.5"));
+        }
+        let detections = engine.process(&spans, now);
+        assert!(detections.is_empty(), "{kind:?} {flags:#x}: {detections:?}");
+        let stats = engine.stats();
+        assert_eq!(stats.log_join.ancestor_joined_records, 0);
+        assert_eq!(stats.log_join.pending_records, 0, "evaluated without it");
+        assert_eq!(stats.rules[0].evaluated, 3);
+    }
+}
+
+#[test]
+fn a_climbing_record_survives_a_checkpoint() {
+    let mut before = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    before.process_logs(&[refusal_in(1, 151), refusal_in(2, 152)], now);
+    let trace = |n| handler_and_children(n, "203.0.113.5");
+    // Record 1 climbed to its internal span and waits for the handler;
+    // trace 3's children are indexed as links.
+    before.process(&trace(1)[..2], now);
+    before.process(&trace(3)[..2], now);
+    let bytes = before.checkpoint().expect("checkpoint");
+
+    let mut after = engine(100, 100);
+    assert_eq!(after.restore(&bytes).expect("restore").held_logs, 2);
+    // Handler 1 releases record 1, trace 2 whole releases record 2, and
+    // handler 3 is indexed; record 3 then climbs through trace 3's
+    // restored links to it.
+    let mut spans = vec![trace(1)[2].clone()];
+    spans.extend(trace(2));
+    spans.push(trace(3)[2].clone());
+    let detections = after.process(&spans, now + SEC);
+    assert!(detections.is_empty(), "two so far: {detections:?}");
+    let detections = after.process_logs(&[refusal_in(3, 153)], now + SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].count, 3);
+    assert_eq!(after.stats().log_join.ancestor_joined_records, 3);
+}
+
+/// The join's part of the checkpoint, pinned like the rule state
+/// (`the_checkpoint_encoding_is_pinned_to_its_version`): a record climbing
+/// to its handler and two spans indexed as links. When this fails, bump
+/// `checkpoint::VERSION`, then update the bytes here.
+#[test]
+fn the_join_buffers_encoding_is_pinned_to_the_checkpoint_version() {
+    let mut engine = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    engine.process_logs(&[refusal_in(1, 151)], now);
+    engine.process(&handler_and_children(1, "203.0.113.5")[..2], now);
+    let bytes = engine.checkpoint().expect("checkpoint");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    const PINNED: &str = concat!(
+        "5457444554434b31048094d3cca2ca9cc318020100011064656e6965642d62792d63616c6c6572b1",
+        "f197edd3eb92d4141064656e6965642d62792d63616c6c657200000000000000000000000300a08d",
+        "06000000000001000000000100000000000180acafe0d6ca9cc31801010101010101010101010101",
+        "010101010101010101010100008094d3cca2ca9cc318001a045741524e010d416363657373206465",
+        "6e6965640000000001010101010101010101010101010101010197979797979797970000020280c8",
+        "9790c4ca9cc318010101010101010101010101010101019797979797979797000165656565656565",
+        "6580c89790c4ca9cc318010101010101010101010101010101016565656565656565000101010101",
+        "010101014f747446",
+    );
+    assert_eq!(hex, PINNED, "{} bytes", bytes.len());
 }

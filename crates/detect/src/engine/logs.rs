@@ -20,8 +20,9 @@
 //!
 //! A rule with `join: [span.client.address]` reads `client.address` from
 //! the record, or, when the record lacks it, from the span the record was
-//! emitted in (same trace id and span id), appended to the view for that
-//! rule only. A record waits (in [`JoinBuffer`]) only when some rule joins
+//! emitted in (same trace id and span id) or the nearest of that span's
+//! in-process ancestors that carries it (a record logged in a child span of
+//! the handler), appended to the view for that rule only. A record waits (in [`JoinBuffer`]) only when some rule joins
 //! a field it lacks, it carries a span id, and its span is not in the
 //! index of recent spans; other rules evaluate it at once. When its span
 //! arrives the waiting rules evaluate it joined; when the wait ends, or the
@@ -30,11 +31,18 @@
 //! (`checkpoint.rs`).
 
 use tracewarden_model::{
-    AnyValue, KeyValue, LogEntry, RecordView, SpanId, SpanRecord, TraceId, find_attribute,
+    AnyValue, KeyValue, LogEntry, RecordView, Span, SpanId, SpanKind, SpanRecord, TraceId,
+    find_attribute,
 };
 
 use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
-use crate::log_join::{JoinBuffer, LogJoinStats, SavedJoin, SpanKey};
+use crate::log_join::{
+    JoinBuffer, LogJoinStats, MAX_JOIN_HOPS, Released, SavedJoin, SpanKey, merge_nearest,
+};
+
+/// OTLP `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and
+/// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`: both set, the parent is remote.
+const REMOTE_PARENT: u32 = 0x100 | 0x200;
 use crate::rule::Source;
 
 /// The join state of an engine whose log rules join span attributes.
@@ -49,8 +57,8 @@ pub(super) struct LogJoin {
     /// such records pays nothing per span.
     wanted: bool,
     /// Records a restore could not hold again (smaller caps): evaluated
-    /// alone at the next flush.
-    overflow: Vec<LogEntry>,
+    /// at the next flush with what they gathered.
+    overflow: Vec<Released>,
 }
 
 impl LogJoin {
@@ -112,9 +120,10 @@ enum Stage<'a> {
         span: Option<&'a [KeyValue]>,
         can_wait: bool,
     },
-    /// Leaving the buffer: only the rules that waited run, with the span's
-    /// attributes when it came (`Some`), alone otherwise.
-    Release { span: Option<&'a [KeyValue]> },
+    /// Leaving the buffer: only the rules that waited run, with the
+    /// attributes gathered from the span and its ancestors (empty when the
+    /// span did not come: alone).
+    Release { span: &'a [KeyValue] },
 }
 
 /// The (trace, span) a record was emitted in; `None` when it carries no
@@ -130,6 +139,29 @@ fn lacks_any(entry: &LogEntry, names: &[String]) -> bool {
     names
         .iter()
         .any(|name| find_attribute(&entry.record.attributes, name).is_none())
+}
+
+/// Whether every one of `names` is in the record or in `gathered`: the
+/// climb to ancestors can stop.
+fn joined_all(entry: &LogEntry, names: &[String], gathered: &[KeyValue]) -> bool {
+    names.iter().all(|name| {
+        find_attribute(&entry.record.attributes, name).is_some()
+            || find_attribute(gathered, name).is_some()
+    })
+}
+
+/// The parent a record emitted in `span` may climb to: one in the same
+/// process. A server or consumer span is where the service was entered,
+/// and a span marked as continuing a remote context has its parent in
+/// another process: their parents' attributes describe another hop.
+fn local_parent(span: &Span) -> Option<SpanId> {
+    if matches!(span.kind, SpanKind::Server | SpanKind::Consumer)
+        || span.flags & REMOTE_PARENT == REMOTE_PARENT
+    {
+        return None;
+    }
+    span.parent_span_id
+        .filter(|parent| parent.as_bytes() != &[0; 8])
 }
 
 impl Engine {
@@ -159,21 +191,36 @@ impl Engine {
             self.logs += 1;
             view_into(entry, &mut self.log_view);
             let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
-            // The span's attributes, copied out of the index when a joined
-            // field is missing (records that carry them never look).
+            // The span's (and its ancestors') attributes, copied out of the
+            // index when a joined field is missing (records that carry them
+            // never look); or the span to wait for.
             let key = span_key(entry);
             let mut indexed = None;
+            let mut wait_on = None;
             if let Some(join) = &mut self.join
-                && let Some(key) = &key
+                && let Some(key) = key
                 && lacks_any(entry, &join.fields)
             {
                 join.wanted = true;
-                if let Some(attributes) = join.buffer.lookup(key, now_unix_nano) {
-                    let mut span = std::mem::take(&mut join.span);
-                    span.clear();
-                    span.extend_from_slice(attributes);
-                    join.buffer.count_joined();
-                    indexed = Some(span);
+                let mut gathered = std::mem::take(&mut join.span);
+                gathered.clear();
+                let mut hops = 0;
+                let fields = &join.fields;
+                match join.buffer.climb(
+                    key,
+                    &mut gathered,
+                    &mut hops,
+                    |g| joined_all(entry, fields, g),
+                    now_unix_nano,
+                ) {
+                    None => {
+                        join.buffer.count_joined(hops);
+                        indexed = Some(gathered);
+                    }
+                    Some(span) => {
+                        join.span = gathered;
+                        wait_on = Some((span, hops));
+                    }
                 }
             }
             let stage = Stage::Arrival {
@@ -185,21 +232,34 @@ impl Engine {
                 join.span = span;
             }
             if let (true, Some(key), Some(join)) = (wait, key, &mut self.join) {
-                join.buffer
-                    .hold(key, entry.clone(), now_unix_nano, &mut evicted);
+                // What the record's own span lacked, gathered from the
+                // ancestors seen so far, waits with it.
+                let (span, hops, gathered) = match wait_on {
+                    Some((span, hops)) => (span, hops, join.span.clone()),
+                    None => (key, 0, Vec::new()),
+                };
+                join.buffer.hold(
+                    span,
+                    entry.clone(),
+                    gathered,
+                    hops,
+                    now_unix_nano,
+                    &mut evicted,
+                );
             }
         }
-        for entry in std::mem::take(&mut evicted) {
-            self.release(&entry, None, now_unix_nano, &mut detections);
+        for released in std::mem::take(&mut evicted) {
+            self.release(&released, now_unix_nano, &mut detections);
         }
         self.detections += detections.len() as u64;
         detections
     }
 
     /// After the span rules ran on `spans`: each span's held records are
-    /// evaluated with its attributes, and spans carrying a joined attribute
-    /// are indexed for records still to come. Nothing to do when no log
-    /// rule joins.
+    /// evaluated with its attributes (or climb on to its parent for those
+    /// it lacks), and spans carrying a joined attribute, or lacking one and
+    /// having a parent in the same process, are indexed for records still
+    /// to come. Nothing to do when no log rule joins.
     pub(super) fn join_spans(
         &mut self,
         spans: &[SpanRecord],
@@ -214,6 +274,8 @@ impl Engine {
             return;
         }
         let mut held = Vec::new();
+        let mut ready = Vec::new();
+        let mut evicted = Vec::new();
         for record in spans {
             let Some(join) = &mut self.join else {
                 return;
@@ -229,21 +291,72 @@ impl Engine {
                         .map(|value| KeyValue::new(name.as_str(), value.clone()))
                 })
                 .collect();
+            // Climbing is for what the span lacks.
+            let parent = local_parent(span).filter(|_| attributes.len() < join.fields.len());
             if join.buffer.pending() > 0 {
                 join.buffer.take_held(&key, &mut held);
             }
             if held.is_empty() {
-                if !attributes.is_empty() {
-                    join.buffer.index(key, attributes, now_unix_nano);
+                if !attributes.is_empty() || parent.is_some() {
+                    join.buffer.index(key, attributes, parent, now_unix_nano);
                 }
                 continue;
             }
-            if !attributes.is_empty() {
-                join.buffer.index(key, attributes.clone(), now_unix_nano);
+            if !attributes.is_empty() || parent.is_some() {
+                join.buffer
+                    .index(key, attributes.clone(), parent, now_unix_nano);
             }
-            for entry in std::mem::take(&mut held) {
-                self.release(&entry, Some(&attributes), now_unix_nano, detections);
+            for Released {
+                entry,
+                mut gathered,
+                mut hops,
+            } in held.drain(..)
+            {
+                merge_nearest(&mut gathered, &attributes);
+                let fields = &join.fields;
+                let wait_on = match parent {
+                    Some(parent)
+                        if hops < MAX_JOIN_HOPS && !joined_all(&entry, fields, &gathered) =>
+                    {
+                        hops += 1;
+                        join.buffer.climb(
+                            (key.0, parent),
+                            &mut gathered,
+                            &mut hops,
+                            |g| joined_all(&entry, fields, g),
+                            now_unix_nano,
+                        )
+                    }
+                    _ => None,
+                };
+                match wait_on {
+                    // An ancestor not seen yet (a parent ends after its
+                    // child): the record waits for it, possibly later in
+                    // this batch.
+                    Some(ancestor) => join.buffer.hold(
+                        ancestor,
+                        entry,
+                        gathered,
+                        hops,
+                        now_unix_nano,
+                        &mut evicted,
+                    ),
+                    None => {
+                        join.buffer.count_joined(hops);
+                        ready.push(Released {
+                            entry,
+                            gathered,
+                            hops,
+                        });
+                    }
+                }
             }
+            for released in ready.drain(..) {
+                self.release(&released, now_unix_nano, detections);
+            }
+        }
+        for released in evicted {
+            self.release(&released, now_unix_nano, detections);
         }
     }
 
@@ -255,8 +368,8 @@ impl Engine {
             join.buffer.expire(now_unix_nano, &mut out);
         }
         let before = detections.len();
-        for entry in out {
-            self.release(&entry, None, now_unix_nano, detections);
+        for released in out {
+            self.release(&released, now_unix_nano, detections);
         }
         self.detections += (detections.len() - before) as u64;
     }
@@ -269,24 +382,31 @@ impl Engine {
             join.buffer.drain(&mut out);
         }
         let before = detections.len();
-        for entry in out {
+        for released in out {
             // The record's own time: nothing is clamped at a drain.
-            let now = entry.record.effective_time_unix_nano().max(self.watermark);
-            self.release(&entry, None, now, detections);
+            let now = released
+                .entry
+                .record
+                .effective_time_unix_nano()
+                .max(self.watermark);
+            self.release(&released, now, detections);
         }
         self.detections += (detections.len() - before) as u64;
     }
 
-    /// Runs the rules that waited for `entry`'s span.
+    /// Runs the rules that waited for a record, with the attributes its
+    /// span and the ancestors it climbed gave (none when its span did not
+    /// come: a wait that ended, a full buffer, a drain).
     fn release(
         &mut self,
-        entry: &LogEntry,
-        span: Option<&[KeyValue]>,
+        released: &Released,
         now_unix_nano: u64,
         detections: &mut Vec<Detection>,
     ) {
+        let entry = &released.entry;
         view_into(entry, &mut self.log_view);
         let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
+        let span = &released.gathered[..];
         evaluate(self, entry, time, Stage::Release { span }, detections);
     }
 }
@@ -322,7 +442,7 @@ fn evaluate(
             }
             Stage::Arrival { .. } => None,
             Stage::Release { .. } if !lacking => continue,
-            Stage::Release { span } => span,
+            Stage::Release { span } => Some(span),
         };
         if let Some(span) = span {
             join_into(&compiled.rule.join, entry, span, log_view);

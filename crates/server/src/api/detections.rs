@@ -107,6 +107,9 @@ pub struct LogJoinJson {
     pub held_records: u64,
     /// Evaluated with their span's attributes (after waiting or at once).
     pub joined_records: u64,
+    /// Of those, records that took an attribute from an ancestor of their
+    /// span (logged in a child span of the handler).
+    pub ancestor_joined_records: u64,
     /// Their span did not come within `log_join_wait`: evaluated alone.
     pub expired_records: u64,
     /// Pushed out by `log_join_max_pending`: evaluated alone.
@@ -185,6 +188,7 @@ pub async fn list(
                         index_spans: j.index_spans,
                         held_records: j.held_records,
                         joined_records: j.joined_records,
+                        ancestor_joined_records: j.ancestor_joined_records,
                         expired_records: j.expired_records,
                         evicted_records: j.evicted_records,
                         drained_records: j.drained_records,
