@@ -1,12 +1,13 @@
 //! The evidence text of match, threshold and sequence detections: the
 //! distinct values a `distinct` threshold counted, and the `evidence:`
-//! fields of the span that made a rule fire.
+//! fields of the span that made a rule fire (of the spans a whole-trace
+//! match returned).
 //!
 //! Values come from traffic, so an attacker chooses them: they are cut and
 //! escaped (`escape_debug`, as new_terms escapes its terms) so that one value
 //! cannot break a notification into lines or pose as another field.
 
-use tracewarden_model::RecordView;
+use tracewarden_model::{RecordView, SpanRecord};
 
 use crate::rule::FieldRef;
 
@@ -53,6 +54,29 @@ pub fn field_evidence(
     fields: &[FieldRef],
     view: &mut RecordView<'_, '_>,
 ) -> Option<String> {
+    write_fields(evidence, fields, |field, out| {
+        field.write_value_in(view, out)
+    })
+}
+
+/// [`field_evidence`] for a whole-trace match: each field read from the
+/// first of `spans` (the spans the trace's query returned, in trace order)
+/// that has a value for it.
+pub fn trace_field_evidence<'a>(
+    evidence: Option<String>,
+    fields: &[FieldRef],
+    spans: impl Iterator<Item = &'a SpanRecord> + Clone,
+) -> Option<String> {
+    write_fields(evidence, fields, |field, out| {
+        spans.clone().any(|span| field.write_value(span, out))
+    })
+}
+
+fn write_fields(
+    evidence: Option<String>,
+    fields: &[FieldRef],
+    mut value_of: impl FnMut(&FieldRef, &mut String) -> bool,
+) -> Option<String> {
     if fields.is_empty() {
         return evidence;
     }
@@ -68,7 +92,7 @@ pub fn field_evidence(
         text.push_str(field.as_str());
         text.push('=');
         value.clear();
-        if !field.write_value_in(view, &mut value) {
+        if !value_of(field, &mut value) {
             text.push_str("nil");
         } else if needs_quotes(&value) {
             text.push('"');

@@ -1125,3 +1125,81 @@ fn an_expired_exception_no_longer_leaves_spans_out() {
     assert_eq!(detections[0].first_seen_unix_nano, BASE + 10 * SEC);
     assert_eq!(engine.stats().rules[0].excepted, 3);
 }
+
+/// A whole-trace match names its `evidence:` fields from the spans its
+/// query returned (each from the first that has it), and an exception
+/// leaves out a trace one of whose spans satisfies it, until it expires.
+#[test]
+fn whole_trace_matches_name_evidence_fields_and_honour_exceptions() {
+    use crate::rule::{Site, apply_exceptions};
+    let nested = "id: admin-delete\ntitle: t\nseverity: high\nkind: match\ncondition: '{ span.http.route = \"/admin\" } >> { span.db.operation.name = \"DELETE\" }'\nevidence: [span.db.query.text, span.db.collection.name, span.enduser.id]\n";
+    // Pentest traffic until 20 s after BASE.
+    let expires = tracewarden_model::time::format_rfc3339(BASE + 20 * SEC);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("e.yaml"),
+        format!("id: pentest-box\ntitle: t\nexpires: {expires}\nexception:\n  rules: [admin-delete]\n  condition: '{{ span.client.address = \"10.0.0.9\" }}'\n"),
+    )
+    .unwrap();
+    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
+    let mut rules = vec![rule(nested)];
+    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
+    let mut engine = Engine::new(rules);
+    // An admin request from `address` at `t` deleting twice: the first
+    // statement names no collection.
+    let trace = |t: u64, n: u8, address: &str| -> Vec<SpanRecord> {
+        let mut admin = span(
+            t,
+            n,
+            &[
+                ("http.route", AnyValue::from("/admin")),
+                ("client.address", AnyValue::from(address)),
+                ("enduser.id", AnyValue::from("mallory")),
+            ],
+        );
+        admin.span_mut().span_id = SpanId::from_bytes([1; 8]);
+        let delete = |id: u8, attrs: &[(&str, AnyValue)]| {
+            let mut db = span(t, n, attrs);
+            db.span_mut().span_id = SpanId::from_bytes([id; 8]);
+            db.span_mut().parent_span_id = Some(SpanId::from_bytes([1; 8]));
+            db
+        };
+        vec![
+            admin,
+            delete(
+                2,
+                &[
+                    ("db.operation.name", AnyValue::from("DELETE")),
+                    ("db.query.text", AnyValue::from("DELETE FROM audit_log")),
+                ],
+            ),
+            delete(
+                3,
+                &[
+                    ("db.operation.name", AnyValue::from("DELETE")),
+                    ("db.collection.name", AnyValue::from("users")),
+                ],
+            ),
+        ]
+    };
+    let detections = engine.process_trace(&trace(1, 1, "198.51.100.4"));
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].count, 2);
+    assert_eq!(
+        detections[0].evidence.as_deref(),
+        Some(
+            "span.db.query.text=\"DELETE FROM audit_log\" span.db.collection.name=users span.enduser.id=nil"
+        ),
+        "the user is on the admin span, which the query does not return"
+    );
+    // The pentest box's trace is left out, and counted.
+    assert!(engine.process_trace(&trace(2, 2, "10.0.0.9")).is_empty());
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.rules[0].excepted, stats.rules[0].matched_spans),
+        (1, 2)
+    );
+    // After the exception expired, the same traffic counts again.
+    assert_eq!(engine.process_trace(&trace(30, 3, "10.0.0.9")).len(), 1);
+    assert_eq!(engine.stats().rules[0].excepted, 1);
+}

@@ -23,9 +23,10 @@
 use tracewarden_model::SpanRecord;
 use tracewarden_traceql::TraceView;
 
-use super::{Detection, Engine, State, data_flow};
+use super::evidence::trace_field_evidence;
+use super::{Detection, Engine, RuleStats, State, data_flow};
 use crate::assembly::{AssembledTrace, Partial};
-use crate::rule::RuleKind;
+use crate::rule::{Rule, RuleKind};
 
 /// Trace delays kept between two `take_trace_delays` calls.
 const MAX_TRACE_DELAYS: usize = 65_536;
@@ -187,15 +188,24 @@ impl Engine {
                     if sets.is_empty() {
                         continue;
                     }
+                    if trace_excepted(rule, spans, started, &mut compiled.stats) {
+                        continue;
+                    }
                     let mut matched: Vec<usize> =
                         sets.iter().flat_map(|s| s.spans.iter().copied()).collect();
                     matched.sort_unstable();
                     matched.dedup();
-                    let times = matched.iter().filter_map(|&i| spans.get(i)).map(started);
+                    let matched_spans = || matched.iter().filter_map(|&i| spans.get(i));
+                    let times = matched_spans().map(started);
                     let first = times.clone().min().unwrap_or(view.start_unix_nano());
                     let last = times.max().unwrap_or(view.start_unix_nano());
                     compiled.stats.matched_spans += matched.len() as u64;
-                    let evidence = partial.map(|reason| format!("partial trace: {reason}"));
+                    let fields = trace_field_evidence(None, &rule.evidence, matched_spans());
+                    let evidence = match (fields, partial) {
+                        (Some(fields), _) => Some(note(fields)),
+                        (None, Some(reason)) => Some(format!("partial trace: {reason}")),
+                        (None, None) => None,
+                    };
                     detections.push(make(
                         Vec::new(),
                         matched.len() as u64,
@@ -234,4 +244,26 @@ impl Engine {
         self.detections += detections.len() as u64;
         detections
     }
+}
+
+/// Whether one of a whole-trace match's exceptions holds in the trace (a
+/// span of it satisfies the exception, which had not expired when that
+/// span started): the trace is left out of the rule, counted. Asked only of
+/// traces the rule matched.
+fn trace_excepted(
+    rule: &Rule,
+    spans: &[SpanRecord],
+    started: impl Fn(&SpanRecord) -> u64,
+    stats: &mut RuleStats,
+) -> bool {
+    if rule.exceptions.is_empty() {
+        return false;
+    }
+    let hit = rule.exceptions.iter().any(|exception| {
+        spans.iter().any(|span| {
+            exception.applies_at(started(span)) && exception.condition.matches_span(span)
+        })
+    });
+    stats.excepted += u64::from(hit);
+    hit
 }

@@ -17,10 +17,10 @@
 //! rule, counted in `RuleStats::excepted`. An exception is a file of the
 //! rules directory, told from a rule by its `exception` key; it names rules
 //! of the built-in pack or of the directory by id (an unknown id is an error,
-//! so a typo cannot silently except nothing). Exceptions apply to rules
-//! decided span by span; topology and data-flow rules take their allowed
-//! edges and parties as site facts, and a whole-trace match has no one span
-//! to except.
+//! so a typo cannot silently except nothing). Exceptions apply to match,
+//! threshold, sequence, new_terms and baseline rules; a whole-trace match
+//! is left out when a span of the trace satisfies the exception. Topology
+//! and data-flow rules take their allowed edges and parties as site facts.
 
 use std::path::PathBuf;
 
@@ -59,7 +59,7 @@ pub struct Exception {
     /// Spans starting at or after this (unix nanoseconds) are no longer
     /// excepted: an agreed pentest window, a partner's trial.
     pub expires_unix_nano: Option<u64>,
-    /// The rule ids named (`*`: every rule decided span by span), with the
+    /// The rule ids named (`*`: every rule an exception can apply to), with the
     /// 1-based line and column of each.
     pub rules: Vec<NamedRule>,
     pub condition: Condition,
@@ -174,7 +174,7 @@ fn body(
             None
         }
         // Decided span by span: it is asked of the span a rule is about
-        // to count.
+        // to count (of each span of a trace a whole-trace match matched).
         Some(text) => checker.condition(text, true),
     };
     (rules, condition)
@@ -221,11 +221,12 @@ fn rule_ids(checker: &mut Checker<'_>, node: &MarkedYaml<'_>) -> Option<Vec<Name
     (checker.errors.len() == before).then_some(ids)
 }
 
-/// Whether `rule` is decided span by span, so an exception can apply.
-fn spanwise(rule: &Rule) -> bool {
+/// Whether an exception can apply to `rule`: topology and data-flow rules
+/// take their allowed edges and parties as site facts instead.
+fn exceptable(rule: &Rule) -> bool {
     match &rule.kind {
-        RuleKind::Match(m) => !m.needs_whole_trace(),
-        RuleKind::Threshold(_)
+        RuleKind::Match(_)
+        | RuleKind::Threshold(_)
         | RuleKind::Sequence(_)
         | RuleKind::NewTerms(_)
         | RuleKind::Baseline(_) => true,
@@ -236,9 +237,9 @@ fn spanwise(rule: &Rule) -> bool {
 /// Hands each enabled, active exception to the rules it names. An id no
 /// rule has is an error unless `elsewhere(id)` says another set holds it
 /// (a directory's exception may name a built-in rule the directory does
-/// not hold); naming a rule decided on whole traces is an error; `*`
-/// applies to every rule decided span by span. Errors carry the position
-/// of the id.
+/// not hold); naming a topology or data-flow rule is an error; `*` applies
+/// to every rule an exception can apply to. Errors carry the position of
+/// the id.
 pub fn apply_exceptions(
     rules: &mut [Rule],
     exceptions: &[Exception],
@@ -260,7 +261,7 @@ pub fn apply_exceptions(
                 kind,
             };
             if id == "*" {
-                for rule in rules.iter_mut().filter(|r| spanwise(r)) {
+                for rule in rules.iter_mut().filter(|r| exceptable(r)) {
                     if active {
                         rule.exceptions.push(applied.clone());
                     }
@@ -268,10 +269,10 @@ pub fn apply_exceptions(
                 continue;
             }
             match rules.iter_mut().find(|r| r.id == *id) {
-                Some(rule) if !spanwise(rule) => errors.push(error(RuleErrorKind::Invalid {
+                Some(rule) if !exceptable(rule) => errors.push(error(RuleErrorKind::Invalid {
                     key: "exception.rules".to_string(),
                     reason: format!(
-                        "rule `{id}` (kind {}) is decided on whole traces: exceptions apply to rules decided span by span",
+                        "rule `{id}` (kind {}) takes its allowed edges and parties from `[detection.site]`: exceptions apply to match, threshold, sequence, new_terms and baseline rules",
                         rule.kind.name()
                     ),
                 })),
@@ -304,6 +305,7 @@ mod tests {
     const SCANNER: &str = "id: scanner\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.user_agent.original =~ \"(?i)sqlmap.*\" }'\n";
     const BURST: &str = "id: burst\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 3\n";
     const TRACE: &str = "id: structural\ntitle: t\nseverity: low\nkind: match\ncondition: '{ kind = server } >> { span.db.system = \"redis\" }'\n";
+    const TOPOLOGY: &str = "id: graph\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nentry_services: [gateway]\n";
 
     fn exception(text: &str) -> Result<Exception, Vec<String>> {
         match parse_document_with_id(text, Path::new("e.yaml"), &Site::default()).0 {
@@ -423,12 +425,14 @@ mod tests {
         assert_eq!(ids(&rules[1]), ["uptime-monitor"]);
         assert!(rules[2].exceptions.is_empty());
 
-        // `*`: every rule decided span by span, whole-trace ones left alone.
-        let mut rules = vec![rule(SCANNER), rule(TRACE)];
+        // `*`: every rule an exception can apply to, whole-trace matches
+        // included; topology and data-flow rules left to their site facts.
+        let mut rules = vec![rule(SCANNER), rule(TRACE), rule(TOPOLOGY)];
         let every = exception(&EXCEPTION.replace("[scanner, burst]", "['*']")).unwrap();
         assert!(apply_exceptions(&mut rules, &[every], |_| false).is_empty());
         assert_eq!(ids(&rules[0]), ["uptime-monitor"]);
-        assert!(rules[1].exceptions.is_empty());
+        assert_eq!(ids(&rules[1]), ["uptime-monitor"]);
+        assert!(rules[2].exceptions.is_empty());
 
         // Disabled: loaded and checked, not applied.
         let mut rules = vec![rule(SCANNER), rule(BURST)];
@@ -439,9 +443,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_whole_trace_rules_are_errors_at_their_position() {
-        let mut rules = vec![rule(SCANNER), rule(TRACE)];
-        let e = exception(&EXCEPTION.replace("[scanner, burst]", "[scaner, structural]")).unwrap();
+    fn unknown_and_topology_rules_are_errors_at_their_position() {
+        let mut rules = vec![rule(SCANNER), rule(TOPOLOGY)];
+        let e = exception(&EXCEPTION.replace("[scanner, burst]", "[scaner, graph]")).unwrap();
         let errors: Vec<String> = apply_exceptions(&mut rules, std::slice::from_ref(&e), |_| false)
             .iter()
             .map(ToString::to_string)
@@ -450,7 +454,7 @@ mod tests {
             errors,
             vec![
                 "e.yaml:4:11: invalid `exception.rules`: no rule has the id `scaner`",
-                "e.yaml:4:19: invalid `exception.rules`: rule `structural` (kind match) is decided on whole traces: exceptions apply to rules decided span by span",
+                "e.yaml:4:19: invalid `exception.rules`: rule `graph` (kind topology) takes its allowed edges and parties from `[detection.site]`: exceptions apply to match, threshold, sequence, new_terms and baseline rules",
             ]
         );
         // An id another set holds (the built-in pack) is left to it.

@@ -973,12 +973,9 @@ impl<'s> Checker<'s> {
     }
 
     /// `evidence: [fields]`: 1 to [`MAX_EVIDENCE_FIELDS`] fields read from
-    /// the span that makes the rule fire, so not for a whole-trace match.
-    fn evidence(
-        &mut self,
-        node: &MarkedYaml<'_>,
-        kind: Option<&RuleKind>,
-    ) -> Option<Vec<FieldRef>> {
+    /// the span that makes the rule fire (for a whole-trace match, from the
+    /// first span the query returned that has the field).
+    fn evidence(&mut self, node: &MarkedYaml<'_>) -> Option<Vec<FieldRef>> {
         let fields = self.fields(
             node,
             "evidence",
@@ -986,18 +983,6 @@ impl<'s> Checker<'s> {
             MAX_EVIDENCE_FIELDS,
             "a list of fields, e.g. [span.user_agent.original, span.url.path]",
         )?;
-        if let Some(RuleKind::Match(m)) = kind
-            && m.needs_whole_trace()
-        {
-            self.error(
-                node,
-                RuleErrorKind::Invalid {
-                    key: "evidence".to_string(),
-                    reason: "needs a condition decided span by span (one spanset filter `{ ... }`): the fields are read from the span that fires".to_string(),
-                },
-            );
-            return None;
-        }
         Some(fields)
     }
 
@@ -1605,7 +1590,7 @@ fn parse_root(checker: &mut Checker<'_>, root: &MarkedYaml<'_>) -> Option<Rule> 
     };
     let evidence = match get("evidence") {
         None => Some(Vec::new()),
-        Some(node) => checker.evidence(node, kind.as_ref()),
+        Some(node) => checker.evidence(node),
     };
 
     Some(Rule {
