@@ -326,7 +326,9 @@ fn a_week_of_history_then_new_terms_and_a_flood() {
     );
     assert_eq!(
         by_rule["new-user-agent-for-user"],
-        vec![r#"new span.user_agent.original for span.enduser.id=user7: "curl/8.4.0""#]
+        vec![
+            r#"new span.user_agent.original for span.enduser.id=user7: "curl/8.4.0"; span.client.address=203.0.113.50 span.http.route=/account"#
+        ]
     );
     assert_eq!(
         by_rule["unexpected-data-modification"],

@@ -827,7 +827,8 @@ fn process_span(
                     last_seen: ts,
                     trace_ids: threshold::sample_trace_ids(&[hit], config.max_trace_ids),
                 };
-                detections.push(detection(&n.group_by, key, crossing, Some(evidence)));
+                let evidence = evidence_of(view, Some(evidence));
+                detections.push(detection(&n.group_by, key, crossing, evidence));
             }
         }
         (State::Baseline(state), RuleKind::Baseline(b)) => {
@@ -852,7 +853,8 @@ fn process_span(
                 state.record(b, key, &span, record.span.trace_id, distinct, stats)
             {
                 stats.detections += 1;
-                detections.push(detection(&b.group_by, key, crossing, Some(evidence)));
+                let evidence = evidence_of(view, Some(evidence));
+                detections.push(detection(&b.group_by, key, crossing, evidence));
             }
         }
         (State::DataFlow, RuleKind::DataFlow(d)) => {

@@ -948,6 +948,49 @@ fn evidence_fields_name_the_span_that_fires() {
         Some("span.enduser.id=bob span.http.response.status_code=200")
     );
 
+    // A new term: the span that carried it, after the term.
+    let new_agent =
+        format!("{NEW_AGENT}evidence: [span.http.response.status_code, span.client.address]\n");
+    let mut engine = Engine::new(vec![rule(&new_agent)]);
+    engine.process(
+        &[agent(0, 1, "alice", "Firefox/128", 200)],
+        BASE + 3600 * SEC,
+    );
+    let detections = engine.process(
+        &[agent(3601, 2, "alice", "curl/8.1", 200)],
+        BASE + 3601 * SEC,
+    );
+    assert_eq!(
+        detections[0].evidence.as_deref(),
+        Some(
+            r#"new span.user_agent.original for span.enduser.id=alice: "curl/8.1"; span.http.response.status_code=200 span.client.address=nil"#
+        )
+    );
+
+    // A baseline: the span that made the bucket a burst (the 50th of the
+    // flood), after the rates.
+    let burst = format!("{BURST}evidence: [span.client.address]\n");
+    let mut engine = Engine::new(vec![rule(&burst)]);
+    let mut spans: Vec<SpanRecord> = (0..400u64)
+        .map(|i| hit(i * 500, i, "/search", &format!("10.0.0.{}", i % 5)))
+        .collect();
+    spans.extend((0..300u64).map(|i| {
+        hit(
+            201_000 + i * 10,
+            i,
+            "/search",
+            &format!("198.51.100.{}", i % 100),
+        )
+    }));
+    let detections = engine.process(&spans, BASE + 236 * SEC);
+    let evidence = detections[0].evidence.as_deref().unwrap_or_default();
+    assert!(
+        evidence.starts_with("50 spans in a 10s bucket")
+            && evidence
+                .ends_with("50 distinct span.client.address; span.client.address=198.51.100.49"),
+        "{evidence}"
+    );
+
     // A log record: its span-shaped view.
     let logs_rule = format!("{LOG_RULE}evidence: [span.log.body, resource.service.name]\n");
     let mut engine = Engine::new(vec![rule(&logs_rule)]);

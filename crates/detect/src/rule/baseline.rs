@@ -26,7 +26,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// The keys of a baseline rule (besides the common ones).
-pub(super) const KEYS: [&str; 8] = [
+pub(super) const KEYS: [&str; 9] = [
     "condition",
     "group_by",
     "interval",
@@ -35,6 +35,7 @@ pub(super) const KEYS: [&str; 8] = [
     "factor",
     "min_count",
     "distinct",
+    "evidence",
 ];
 const DISTINCT_KEYS: [&str; 3] = ["field", "min", "max_share"];
 

@@ -280,8 +280,9 @@ pub struct Rule {
     pub kind: RuleKind,
     /// What to block when the rule fires (`block:`; see [`BlockAction`]).
     pub block: Option<BlockAction>,
-    /// Fields of the span that made a match, threshold or sequence rule
-    /// fire, named with their values in the detection's evidence
+    /// Fields of the span that made the rule fire (of the spans a
+    /// whole-trace match returned), named with their values in the
+    /// detection's evidence
     /// (`evidence:`; see [`crate::engine::field_evidence`]). Empty: none.
     pub evidence: Vec<FieldRef>,
     /// Exceptions applied to the rule ([`apply_exceptions`]): spans that

@@ -16,13 +16,14 @@ pub const DEFAULT_MAX_TERMS_PER_KEY: usize = 256;
 pub const MAX_TERMS_PER_KEY: u64 = 10_000;
 
 /// The keys of a new_terms rule (besides the common ones).
-pub(super) const KEYS: [&str; 6] = [
+pub(super) const KEYS: [&str; 7] = [
     "condition",
     "group_by",
     "fields",
     "learning",
     "max_terms_per_key",
     "new_keys",
+    "evidence",
 ];
 
 /// What a key seen for the first time after learning does with its first

@@ -547,7 +547,7 @@ fn evidence_fields_of_match_threshold_and_sequence_rules() {
         ]
     );
     // A whole-trace match reads them from the spans its query returned;
-    // the other kinds write their own evidence.
+    // topology and data-flow rules describe edges and parties in theirs.
     let whole = parse_rule(
         "id: x\ntitle: t\nseverity: high\nkind: match\ncondition: '{ kind = server } >> { kind = client }'\nevidence: [span.url.path]\n",
         Path::new("r.yaml"),
@@ -555,11 +555,11 @@ fn evidence_fields_of_match_threshold_and_sequence_rules() {
     .expect("a whole-trace match may list evidence fields");
     assert_eq!(whole.evidence.len(), 1);
     let errors = errs(
-        "id: x\ntitle: t\nseverity: high\nkind: new_terms\ncondition: '{ kind = server }'\nfields: [span.a]\nlearning: 1h\nevidence: [span.url.path]\n",
+        "id: x\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nentry_services: [gateway]\nevidence: [span.url.path]\n",
     );
     assert_eq!(
         errors,
-        vec!["r.yaml:8:1: key `evidence` is not valid for kind `new_terms`"]
+        vec!["r.yaml:7:1: key `evidence` is not valid for kind `topology`"]
     );
 }
 
