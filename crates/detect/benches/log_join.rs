@@ -172,6 +172,28 @@ fn engine(join: bool) -> Engine {
     engine
 }
 
+/// [`engine`] with `join` where one record has also climbed from a child
+/// span to its handler, so children are indexed as links too (as in a
+/// deployment whose records name child spans).
+fn engine_climbing() -> Engine {
+    let mut engine = engine(true);
+    let mut first = records_n(1, false).swap_remove(0);
+    first.record.trace_id = Some(TraceId::from_bytes([0xfe; 16]));
+    first.record.span_id = Some(child_id(N + 5));
+    engine.process_logs(&[first], BASE);
+    let mut trace = spans_with_children()
+        .into_iter()
+        .take(2)
+        .collect::<Vec<_>>();
+    for span in &mut trace {
+        span.span_mut().trace_id = TraceId::from_bytes([0xfe; 16]);
+    }
+    trace[0].span_mut().span_id = child_id(N + 5);
+    engine.process_owned(trace, BASE);
+    assert_eq!(engine.stats().log_join.ancestor_joined_records, 1);
+    engine
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("log_join");
     group.throughput(Throughput::Elements(N));
@@ -209,7 +231,7 @@ fn bench(c: &mut Criterion) {
     let (in_children, with_children) = (records_in_children(), spans_with_children());
     group.bench_function("child_records_wait_then_spans_join", |b| {
         b.iter_batched(
-            || (engine(true), with_children.clone()),
+            || (engine_climbing(), with_children.clone()),
             |(mut e, spans)| {
                 let mut d = e.process_logs(&in_children, now);
                 d.extend(e.process_owned(spans, now + SEC));
@@ -220,7 +242,7 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("child_spans_indexed_then_records_join", |b| {
         b.iter_batched(
-            || (engine(true), with_children.clone()),
+            || (engine_climbing(), with_children.clone()),
             |(mut e, spans)| {
                 let mut d = e.process_owned(spans, now);
                 d.extend(e.process_logs(&in_children, now + SEC));
@@ -229,9 +251,16 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
-    group.bench_function("child_spans_alone_join_rule", |b| {
+    group.bench_function("child_spans_alone_join_rule_no_climb_yet", |b| {
         b.iter_batched(
             || (engine(true), with_children.clone()),
+            |(mut e, spans)| black_box(e.process_owned(spans, now)),
+            BatchSize::LargeInput,
+        );
+    });
+    group.bench_function("child_spans_alone_join_rule", |b| {
+        b.iter_batched(
+            || (engine_climbing(), with_children.clone()),
             |(mut e, spans)| black_box(e.process_owned(spans, now)),
             BatchSize::LargeInput,
         );

@@ -164,6 +164,12 @@ impl SavedJoin {
     pub fn held(&self) -> usize {
         self.held.len()
     }
+
+    /// Whether a record had climbed to an ancestor, or a span was indexed
+    /// as a link to its parent.
+    pub fn has_climbs(&self) -> bool {
+        self.held.iter().any(|held| held.6 > 0) || self.index.iter().any(|span| span.3.is_some())
+    }
 }
 
 struct Indexed {

@@ -344,22 +344,34 @@ fn a_record_logged_in_a_child_span_climbs_to_the_handler() {
 fn a_record_after_its_spans_climbs_through_the_index() {
     let mut engine = engine(100, 100);
     let now = BASE + 10 * SEC;
+    // A record has needed a join, but none has climbed yet: only the
+    // handlers, which carry the address, are indexed.
     engine.process_logs(&[refusal(9, None)], now);
-    for n in 1..=3 {
+    engine.process(&handler_and_children(1, "198.51.100.7"), now);
+    assert_eq!(engine.stats().log_join.index_spans, 1);
+    // Once a record has climbed (its child span came before its handler),
+    // children are indexed as links to their parent.
+    engine.process_logs(&[refusal_in(8, 158)], now);
+    engine.process(&handler_and_children(8, "192.0.2.8"), now);
+    for n in 2..=4 {
         engine.process(&handler_and_children(n, "198.51.100.7"), now);
     }
-    // The handlers carry the address; their children link to them.
-    assert_eq!(engine.stats().log_join.index_spans, 9);
-    let logs = [refusal_in(1, 151), refusal_in(2, 102), refusal_in(3, 153)];
+    let stats = engine.stats().log_join;
+    assert_eq!(stats.index_spans, 1 + 3 + 9);
+    assert_eq!(stats.ancestor_joined_records, 1);
+    let logs = [refusal_in(2, 152), refusal_in(3, 103), refusal_in(4, 154)];
     let detections = engine.process_logs(&logs, now + SEC);
     assert_eq!(detections.len(), 1, "{detections:?}");
     assert_eq!(actor(&detections[0]), caller("198.51.100.7"));
     let stats = engine.stats().log_join;
     assert_eq!(
         (stats.joined_records, stats.ancestor_joined_records),
-        (3, 3)
+        (4, 4)
     );
-    assert_eq!(stats.held_records, 1, "only the first record waited");
+    assert_eq!(
+        stats.held_records, 4,
+        "record 9, and record 8 at each of its three spans"
+    );
 }
 
 /// The climb stays in the process the record was logged in: a downstream

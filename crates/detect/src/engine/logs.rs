@@ -56,6 +56,11 @@ pub(super) struct LogJoin {
     /// span): from then on spans are indexed. A deployment that sends no
     /// such records pays nothing per span.
     wanted: bool,
+    /// A record has climbed from its span to an ancestor: from then on
+    /// spans lacking a joined attribute are indexed as links to their
+    /// parent too. A deployment whose records name the span carrying the
+    /// attributes pays nothing for links.
+    climbs: bool,
     /// Records a restore could not hold again (smaller caps): evaluated
     /// at the next flush with what they gathered.
     overflow: Vec<Released>,
@@ -81,6 +86,7 @@ impl LogJoin {
                     fields,
                     span: Vec::new(),
                     wanted: false,
+                    climbs: false,
                     overflow: Vec::new(),
                 });
             }
@@ -107,6 +113,7 @@ impl LogJoin {
     /// Holds and indexes again what a checkpoint saved.
     pub(super) fn restore(&mut self, saved: SavedJoin) {
         self.wanted |= !saved.is_empty();
+        self.climbs |= saved.has_climbs();
         self.buffer.restore(saved, &mut self.overflow);
     }
 }
@@ -275,6 +282,7 @@ impl Engine {
         }
         let mut held = Vec::new();
         let mut ready = Vec::new();
+        let mut here = Vec::new();
         let mut evicted = Vec::new();
         for record in spans {
             let Some(join) = &mut self.join else {
@@ -297,8 +305,9 @@ impl Engine {
                 join.buffer.take_held(&key, &mut held);
             }
             if held.is_empty() {
-                if !attributes.is_empty() || parent.is_some() {
-                    join.buffer.index(key, attributes, parent, now_unix_nano);
+                let link = parent.filter(|_| join.climbs);
+                if !attributes.is_empty() || link.is_some() {
+                    join.buffer.index(key, attributes, link, now_unix_nano);
                 }
                 continue;
             }
@@ -312,13 +321,24 @@ impl Engine {
                 mut hops,
             } in held.drain(..)
             {
-                merge_nearest(&mut gathered, &attributes);
                 let fields = &join.fields;
+                // The common case: nothing gathered below, and this span
+                // has what the record lacks (or is where the climb ends):
+                // the record reads the span's attributes, with no copy.
+                if gathered.is_empty()
+                    && (parent.is_none() || joined_all(&entry, fields, &attributes))
+                {
+                    join.buffer.count_joined(hops);
+                    here.push(entry);
+                    continue;
+                }
+                merge_nearest(&mut gathered, &attributes);
                 let wait_on = match parent {
                     Some(parent)
                         if hops < MAX_JOIN_HOPS && !joined_all(&entry, fields, &gathered) =>
                     {
                         hops += 1;
+                        join.climbs = true;
                         join.buffer.climb(
                             (key.0, parent),
                             &mut gathered,
@@ -350,6 +370,9 @@ impl Engine {
                         });
                     }
                 }
+            }
+            for entry in here.drain(..) {
+                self.evaluate_held(&entry, &attributes, now_unix_nano, detections);
             }
             for released in ready.drain(..) {
                 self.release(&released, now_unix_nano, detections);
@@ -403,10 +426,24 @@ impl Engine {
         now_unix_nano: u64,
         detections: &mut Vec<Detection>,
     ) {
-        let entry = &released.entry;
+        self.evaluate_held(
+            &released.entry,
+            &released.gathered,
+            now_unix_nano,
+            detections,
+        );
+    }
+
+    /// Runs the rules that waited for `entry`, with `span`'s attributes.
+    fn evaluate_held(
+        &mut self,
+        entry: &LogEntry,
+        span: &[KeyValue],
+        now_unix_nano: u64,
+        detections: &mut Vec<Detection>,
+    ) {
         view_into(entry, &mut self.log_view);
         let time = self.span_time(self.log_view.span.start_time_unix_nano, now_unix_nano);
-        let span = &released.gathered[..];
         evaluate(self, entry, time, Stage::Release { span }, detections);
     }
 }
