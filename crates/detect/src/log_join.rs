@@ -14,8 +14,9 @@
 //! span of the handler) while the caller's address and user sit on the
 //! service's entry span. A span that lacks a joined attribute and whose
 //! parent is in the same process (not a server or consumer span, and not
-//! marked as continuing a remote context) is indexed with its parent id,
-//! and a record climbs from its span through such links, at most
+//! marked as continuing a remote context) is indexed with its parent id
+//! (once some record has climbed: the engine decides), and a record
+//! climbs from its span through such links, at most
 //! [`MAX_JOIN_HOPS`] ancestors, taking each attribute from the nearest
 //! span that carries it. A record whose chain reaches a span not seen yet
 //! waits for that span (a parent ends, so is exported, after its child).
