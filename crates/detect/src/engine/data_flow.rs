@@ -34,6 +34,9 @@ pub(crate) struct Flow {
     pub key: Vec<(String, String)>,
     pub evidence: String,
     pub ts: u64,
+    /// An exception of the rule holds for the destination span or the span
+    /// carrying the data: left out, counted.
+    pub excepted: bool,
 }
 
 fn key(destination: &Destination<'_>, hit: &PiiHit<'_>) -> Vec<(String, String)> {
@@ -68,11 +71,20 @@ pub(crate) fn check_span(rule: &DataFlowRule, record: &SpanRecord) -> Option<Flo
         key: key(&destination, &hit),
         evidence: format!("{} {}", hit.describe(), describe(&destination)),
         ts: record.span.start_time_unix_nano,
+        // The engine asks the rule's exceptions of the span itself.
+        excepted: false,
     })
 }
 
 /// Personal data on the caller side of destination spans of one trace.
-pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut Vec<Flow>) {
+/// A flow whose destination span or carrying span `except` holds for (the
+/// rule's exceptions) comes marked `excepted`.
+pub(crate) fn check_trace(
+    rule: &DataFlowRule,
+    view: &TraceView<'_>,
+    except: &dyn Fn(&SpanRecord) -> bool,
+    out: &mut Vec<Flow>,
+) {
     let spans = view.spans();
     // Span id -> index, built when a consumer without a parent needs it.
     let mut span_ids: Option<HashMap<SpanId, usize>> = None;
@@ -136,6 +148,7 @@ pub(crate) fn check_trace(rule: &DataFlowRule, view: &TraceView<'_>, out: &mut V
                         describe(&destination)
                     ),
                     ts: record.span.start_time_unix_nano,
+                    excepted: except(record) || except(carrier),
                 });
                 break;
             }
@@ -196,7 +209,7 @@ mod tests {
 
     fn trace_flows(rule: &DataFlowRule, spans: &[SpanRecord]) -> Vec<String> {
         let mut out = Vec::new();
-        check_trace(rule, &TraceView::new(spans), &mut out);
+        check_trace(rule, &TraceView::new(spans), &|_| false, &mut out);
         out.into_iter().map(|f| f.evidence).collect()
     }
 

@@ -859,6 +859,9 @@ fn process_span(
         }
         (State::DataFlow, RuleKind::DataFlow(d)) => {
             if let Some(flow) = data_flow::check_span(d, record) {
+                if excepted(rule, view, ts, stats) {
+                    return;
+                }
                 stats.matched_spans += 1;
                 stats.detections += 1;
                 detections.push(Detection {

@@ -1246,3 +1246,144 @@ fn whole_trace_matches_name_evidence_fields_and_honour_exceptions() {
     assert_eq!(engine.process_trace(&trace(30, 3, "10.0.0.9")).len(), 1);
     assert_eq!(engine.stats().rules[0].excepted, 1);
 }
+
+/// Topology findings are left out when an exception holds for their server
+/// span (a health probe calling an internal service directly), data flows
+/// when it holds for the span the data leaves by or the span carrying it;
+/// both counted, and the excepted probe teaches a learning rule nothing.
+#[test]
+fn topology_and_data_flow_findings_honour_exceptions() {
+    use crate::rule::{Site, apply_exceptions};
+    use tracewarden_model::SpanKind;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("probes.yaml"),
+        "id: probes\ntitle: t\nexception:\n  rules: [graph]\n  condition: '{ span.user_agent.original =~ \"kube-probe/.*\" }'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("synthetic.yaml"),
+        "id: synthetic\ntitle: t\nexception:\n  rules: [flows]\n  condition: '{ span.enduser.id = \"synthetic-test\" }'\n",
+    )
+    .unwrap();
+    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
+    let graph = "id: graph\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nentry_services: [gateway, billing]\n";
+    let flows = "id: flows\ntitle: t\nseverity: high\nkind: data_flow\nthird_parties: ['(.*\\.)?partner\\.example']\n";
+    let mut rules = vec![rule(graph), rule(flows)];
+    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
+    let mut engine = Engine::new(rules);
+    let service = |name: &str| {
+        Arc::new(tracewarden_model::Resource {
+            attributes: vec![KeyValue::new("service.name", name)],
+            ..Default::default()
+        })
+    };
+    let at =
+        |n: u8, id: u8, parent: Option<u8>, name: &str, kind: SpanKind, attrs: &[(&str, &str)]| {
+            let attrs: Vec<(&str, AnyValue)> = attrs
+                .iter()
+                .map(|(k, v)| (*k, AnyValue::from(*v)))
+                .collect();
+            let mut record = span(1, n, &attrs);
+            record.resource = service(name);
+            record.span_mut().kind = kind;
+            record.span_mut().span_id = SpanId::from_bytes([id; 8]);
+            record.span_mut().parent_span_id = parent.map(|p| SpanId::from_bytes([p; 8]));
+            record
+        };
+    // Inventory, an internal service, reached with no parent span: by the
+    // kubelet's probe (excepted), then by curl (a finding).
+    let probe = [at(
+        1,
+        1,
+        None,
+        "inventory",
+        SpanKind::Server,
+        &[("user_agent.original", "kube-probe/1.31")],
+    )];
+    assert!(engine.process_trace(&probe).is_empty());
+    let curl = [at(
+        2,
+        1,
+        None,
+        "inventory",
+        SpanKind::Server,
+        &[("user_agent.original", "curl/8.5.0")],
+    )];
+    assert_eq!(engine.process_trace(&curl).len(), 1);
+    // Billing sends a customer's e-mail to the partner, on the call itself
+    // (checked span by span) and from the handler above it (checked on the
+    // trace); the synthetic test user's requests are left out, real ones
+    // are not.
+    let flow = |n: u8, user: &str| {
+        vec![
+            at(
+                n,
+                1,
+                None,
+                "billing",
+                SpanKind::Server,
+                &[("user.email", "jane@example.com"), ("enduser.id", user)],
+            ),
+            at(
+                n,
+                2,
+                Some(1),
+                "billing",
+                SpanKind::Client,
+                &[
+                    ("server.address", "api.partner.example"),
+                    ("enduser.id", user),
+                ],
+            ),
+        ]
+    };
+    let direct = |n: u8, user: &str| {
+        vec![at(
+            n,
+            1,
+            None,
+            "billing",
+            SpanKind::Client,
+            &[
+                ("server.address", "api.partner.example"),
+                ("user.email", "jane@example.com"),
+                ("enduser.id", user),
+            ],
+        )]
+    };
+    assert!(
+        engine
+            .process(&direct(3, "synthetic-test"), BASE + 10 * SEC)
+            .is_empty()
+    );
+    let d = engine.process_trace(&flow(4, "synthetic-test"));
+    assert!(d.is_empty(), "{d:?}");
+    assert_eq!(
+        engine.process(&direct(5, "u-1001"), BASE + 10 * SEC).len(),
+        1
+    );
+    assert_eq!(engine.process_trace(&flow(6, "u-1001")).len(), 1);
+    let stats = engine.stats();
+    let counts: Vec<(&str, u64, u64)> = stats
+        .rules
+        .iter()
+        .map(|r| (r.rule_id.as_str(), r.excepted, r.detections))
+        .collect();
+    assert_eq!(counts, [("graph", 1, 1), ("flows", 2, 2)]);
+
+    // A learning rule does not learn the probed service as an entry.
+    let learner =
+        "id: graph\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nlearn: 1h\n";
+    let mut rules = vec![rule(learner)];
+    assert!(apply_exceptions(&mut rules, &exceptions, |_| true).is_empty());
+    let mut engine = Engine::new(rules);
+    assert!(engine.process_trace(&probe).is_empty(), "learning");
+    let mut later = curl.clone();
+    later[0].span_mut().start_time_unix_nano = BASE + 7200 * SEC;
+    assert_eq!(
+        engine.process_trace(&later).len(),
+        1,
+        "inventory was not learnt"
+    );
+}

@@ -73,6 +73,9 @@ pub struct TopologyPolicy {
 #[derive(Debug)]
 pub(crate) struct Finding {
     pub check: TopologyCheck,
+    /// An exception of the rule holds for the spans that showed it: left
+    /// out, counted.
+    pub excepted: bool,
     pub key: Vec<(String, String)>,
     pub evidence: String,
     pub first: u64,
@@ -167,12 +170,16 @@ impl TopologyState {
 
     /// Runs the rule's checks over one trace, appending findings (one per
     /// check and edge or service, with the spans that showed it counted).
+    /// A server or consumer span `except` holds for (the rule's
+    /// exceptions) is neither learnt from nor a finding: its findings come
+    /// marked `excepted`, to be counted.
     pub(crate) fn evaluate(
         &mut self,
         rule: &TopologyRule,
         view: &TraceView<'_>,
         partial: Option<Partial>,
         undated: u64,
+        except: &dyn Fn(&SpanRecord) -> bool,
         out: &mut Vec<Finding>,
     ) {
         let spans = view.spans();
@@ -194,6 +201,14 @@ impl TopologyState {
             if service.is_empty() || !matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
                 continue;
             }
+            // An excepted span teaches nothing: while learning it is
+            // skipped, afterwards its findings are marked and it is not
+            // learnt from (`learn`).
+            let excepted = except(record);
+            if excepted && learning {
+                continue;
+            }
+            let learns = learns && !excepted;
             if wrong_caller {
                 // One span shows an edge once, however many ways it names
                 // the caller (a consumer may take its producer as parent
@@ -207,7 +222,12 @@ impl TopologyState {
                         continue;
                     }
                     callers.push(caller);
-                    self.edge(spans, j, i, via, learning, learns, undated, out);
+                    let mode = Mode {
+                        learning,
+                        learns,
+                        excepted,
+                    };
+                    self.edge(spans, j, i, via, mode, undated, out);
                 }
             }
             if span.kind != SpanKind::Server {
@@ -229,6 +249,7 @@ impl TopologyState {
                             evidence,
                             record,
                             undated,
+                            excepted,
                         );
                         if learns {
                             self.learn_entry(service);
@@ -275,6 +296,7 @@ impl TopologyState {
                             evidence,
                             record,
                             undated,
+                            excepted,
                         );
                     } else if rule.checks(TopologyCheck::SpoofedContext)
                         && self.is_entry(service)
@@ -295,6 +317,7 @@ impl TopologyState {
                             evidence,
                             record,
                             undated,
+                            excepted,
                         );
                     }
                 }
@@ -312,11 +335,15 @@ impl TopologyState {
         caller_index: usize,
         callee_index: usize,
         via: &str,
-        learning: bool,
-        learns: bool,
+        mode: Mode,
         undated: u64,
         out: &mut Vec<Finding>,
     ) {
+        let Mode {
+            learning,
+            learns,
+            excepted,
+        } = mode;
         let (Some(caller_span), Some(callee_span)) =
             (spans.get(caller_index), spans.get(callee_index))
         else {
@@ -347,6 +374,7 @@ impl TopologyState {
             evidence,
             callee_span,
             undated,
+            excepted,
         );
         if learns {
             self.learn_edge(caller, callee);
@@ -397,6 +425,17 @@ fn with_parent(mut evidence: String, parent: SpanId, how: &str) -> String {
     evidence
 }
 
+/// How [`TopologyState::edge`] treats the edge of one callee span.
+#[derive(Clone, Copy)]
+struct Mode {
+    /// The rule is still learning: edges are learnt, not findings.
+    learning: bool,
+    /// After learning, a finding's edge is learnt too (`learn` rules).
+    learns: bool,
+    /// An exception holds for the callee span: its finding is marked.
+    excepted: bool,
+}
+
 fn push(
     out: &mut Vec<Finding>,
     check: TopologyCheck,
@@ -404,6 +443,7 @@ fn push(
     evidence: String,
     record: &SpanRecord,
     undated: u64,
+    excepted: bool,
 ) {
     // A span without a start time is seen at `undated` (the watermark).
     let ts = match record.span.start_time_unix_nano {
@@ -412,6 +452,7 @@ fn push(
     };
     let same = |f: &&mut Finding| {
         f.check == check
+            && f.excepted == excepted
             && f.key.len() == key.len()
             && f.key
                 .iter()
@@ -426,6 +467,7 @@ fn push(
     }
     out.push(Finding {
         check,
+        excepted,
         key: key
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
@@ -481,7 +523,14 @@ mod tests {
         partial: Option<Partial>,
     ) -> Vec<String> {
         let mut out = Vec::new();
-        state.evaluate(rule, &TraceView::new(spans), partial, 0, &mut out);
+        state.evaluate(
+            rule,
+            &TraceView::new(spans),
+            partial,
+            0,
+            &|_| false,
+            &mut out,
+        );
         out.into_iter().map(|f| f.evidence).collect()
     }
 
@@ -532,7 +581,14 @@ mod tests {
         }];
         let spans = [span(1, None, "billing", SpanKind::Producer, 0), consumer];
         let mut out = Vec::new();
-        state.evaluate(&rule, &TraceView::new(&spans), None, 0, &mut out);
+        state.evaluate(
+            &rule,
+            &TraceView::new(&spans),
+            None,
+            0,
+            &|_| false,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].count, 1, "{}", out[0].evidence);
     }

@@ -216,8 +216,13 @@ impl Engine {
                 }
                 (State::Topology(state), RuleKind::Topology(t)) => {
                     findings.clear();
-                    state.evaluate(t, &view, partial, undated, &mut findings);
+                    let except = |record: &SpanRecord| excepts(rule, record, started(record));
+                    state.evaluate(t, &view, partial, undated, &except, &mut findings);
                     for f in findings.drain(..) {
+                        if f.excepted {
+                            compiled.stats.excepted += f.count;
+                            continue;
+                        }
                         compiled.stats.matched_spans += f.count;
                         detections.push(make(
                             f.key,
@@ -230,8 +235,13 @@ impl Engine {
                 }
                 (State::DataFlow, RuleKind::DataFlow(d)) => {
                     flows.clear();
-                    data_flow::check_trace(d, &view, &mut flows);
+                    let except = |record: &SpanRecord| excepts(rule, record, started(record));
+                    data_flow::check_trace(d, &view, &except, &mut flows);
                     for f in flows.drain(..) {
+                        if f.excepted {
+                            compiled.stats.excepted += 1;
+                            continue;
+                        }
                         compiled.stats.matched_spans += 1;
                         let ts = if f.ts == 0 { undated } else { f.ts };
                         detections.push(make(f.key, 1, ts, ts, Some(note(f.evidence))));
@@ -259,11 +269,15 @@ fn trace_excepted(
     if rule.exceptions.is_empty() {
         return false;
     }
-    let hit = rule.exceptions.iter().any(|exception| {
-        spans.iter().any(|span| {
-            exception.applies_at(started(span)) && exception.condition.matches_span(span)
-        })
-    });
+    let hit = spans.iter().any(|span| excepts(rule, span, started(span)));
     stats.excepted += u64::from(hit);
     hit
+}
+
+/// Whether one of the rule's exceptions holds for `record`, started at
+/// `ts` (event time, as `expires` is judged).
+pub(super) fn excepts(rule: &Rule, record: &SpanRecord, ts: u64) -> bool {
+    rule.exceptions
+        .iter()
+        .any(|exception| exception.applies_at(ts) && exception.condition.matches_span(record))
 }

@@ -17,17 +17,19 @@
 //! rule, counted in `RuleStats::excepted`. An exception is a file of the
 //! rules directory, told from a rule by its `exception` key; it names rules
 //! of the built-in pack or of the directory by id (an unknown id is an error,
-//! so a typo cannot silently except nothing). Exceptions apply to match,
-//! threshold, sequence, new_terms and baseline rules; a whole-trace match
-//! is left out when a span of the trace satisfies the exception. Topology
-//! and data-flow rules take their allowed edges and parties as site facts.
+//! so a typo cannot silently except nothing). Exceptions apply to every
+//! kind: a whole-trace match is left out when a span of the trace satisfies
+//! the exception; a topology finding when its server or consumer span does
+//! (the health check that calls an internal service directly); a data
+//! flow when the span it reaches the party by, or the span carrying the
+//! data, does.
 
 use std::path::PathBuf;
 
 use saphyr::{MarkedYaml, YamlData};
 
 use super::{Checker, Condition, RuleErrorKind, position, string_of, valid_id};
-use crate::rule::{Rule, RuleError, RuleKind};
+use crate::rule::{Rule, RuleError};
 
 /// Most rule ids one exception names.
 pub const MAX_EXCEPTION_RULES: usize = 64;
@@ -221,25 +223,11 @@ fn rule_ids(checker: &mut Checker<'_>, node: &MarkedYaml<'_>) -> Option<Vec<Name
     (checker.errors.len() == before).then_some(ids)
 }
 
-/// Whether an exception can apply to `rule`: topology and data-flow rules
-/// take their allowed edges and parties as site facts instead.
-fn exceptable(rule: &Rule) -> bool {
-    match &rule.kind {
-        RuleKind::Match(_)
-        | RuleKind::Threshold(_)
-        | RuleKind::Sequence(_)
-        | RuleKind::NewTerms(_)
-        | RuleKind::Baseline(_) => true,
-        RuleKind::Topology(_) | RuleKind::DataFlow(_) => false,
-    }
-}
-
 /// Hands each enabled, active exception to the rules it names. An id no
 /// rule has is an error unless `elsewhere(id)` says another set holds it
 /// (a directory's exception may name a built-in rule the directory does
-/// not hold); naming a topology or data-flow rule is an error; `*` applies
-/// to every rule an exception can apply to. Errors carry the position of
-/// the id.
+/// not hold); `*` applies to every rule. Errors carry the position of the
+/// id.
 pub fn apply_exceptions(
     rules: &mut [Rule],
     exceptions: &[Exception],
@@ -261,21 +249,14 @@ pub fn apply_exceptions(
                 kind,
             };
             if id == "*" {
-                for rule in rules.iter_mut().filter(|r| exceptable(r)) {
-                    if active {
+                if active {
+                    for rule in rules.iter_mut() {
                         rule.exceptions.push(applied.clone());
                     }
                 }
                 continue;
             }
             match rules.iter_mut().find(|r| r.id == *id) {
-                Some(rule) if !exceptable(rule) => errors.push(error(RuleErrorKind::Invalid {
-                    key: "exception.rules".to_string(),
-                    reason: format!(
-                        "rule `{id}` (kind {}) takes its allowed edges and parties from `[detection.site]`: exceptions apply to match, threshold, sequence, new_terms and baseline rules",
-                        rule.kind.name()
-                    ),
-                })),
                 Some(rule) => {
                     if active {
                         rule.exceptions.push(applied.clone());
@@ -425,14 +406,13 @@ mod tests {
         assert_eq!(ids(&rules[1]), ["uptime-monitor"]);
         assert!(rules[2].exceptions.is_empty());
 
-        // `*`: every rule an exception can apply to, whole-trace matches
-        // included; topology and data-flow rules left to their site facts.
+        // `*`: every rule, whole-trace and topology ones included.
         let mut rules = vec![rule(SCANNER), rule(TRACE), rule(TOPOLOGY)];
         let every = exception(&EXCEPTION.replace("[scanner, burst]", "['*']")).unwrap();
         assert!(apply_exceptions(&mut rules, &[every], |_| false).is_empty());
-        assert_eq!(ids(&rules[0]), ["uptime-monitor"]);
-        assert_eq!(ids(&rules[1]), ["uptime-monitor"]);
-        assert!(rules[2].exceptions.is_empty());
+        for rule in &rules {
+            assert_eq!(ids(rule), ["uptime-monitor"], "{}", rule.id);
+        }
 
         // Disabled: loaded and checked, not applied.
         let mut rules = vec![rule(SCANNER), rule(BURST)];
@@ -443,9 +423,10 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_topology_rules_are_errors_at_their_position() {
+    fn unknown_rules_are_errors_at_their_position() {
         let mut rules = vec![rule(SCANNER), rule(TOPOLOGY)];
-        let e = exception(&EXCEPTION.replace("[scanner, burst]", "[scaner, graph]")).unwrap();
+        let e =
+            exception(&EXCEPTION.replace("[scanner, burst]", "[scaner, graph, brust]")).unwrap();
         let errors: Vec<String> = apply_exceptions(&mut rules, std::slice::from_ref(&e), |_| false)
             .iter()
             .map(ToString::to_string)
@@ -454,9 +435,10 @@ mod tests {
             errors,
             vec![
                 "e.yaml:4:11: invalid `exception.rules`: no rule has the id `scaner`",
-                "e.yaml:4:19: invalid `exception.rules`: rule `graph` (kind topology) takes its allowed edges and parties from `[detection.site]`: exceptions apply to match, threshold, sequence, new_terms and baseline rules",
+                "e.yaml:4:26: invalid `exception.rules`: no rule has the id `brust`",
             ]
         );
+        assert_eq!(rules[1].exceptions.len(), 1, "the topology rule takes it");
         // An id another set holds (the built-in pack) is left to it.
         let errors = apply_exceptions(&mut rules, &[e], |id| id == "scaner");
         assert_eq!(errors.len(), 1);
