@@ -1004,23 +1004,28 @@ fn evidence_fields_name_the_span_that_fires() {
     );
 }
 
+/// `rules` with the exception files `files` (their YAML) applied, as a
+/// rules directory holding them would apply them; ids no rule of `rules`
+/// has are left alone.
+fn excepted_rules(mut rules: Vec<Rule>, files: &[&str]) -> Vec<Rule> {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in files.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("e{i}.yaml")), text).unwrap();
+    }
+    let site = crate::rule::Site::default();
+    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &site).unwrap();
+    assert_eq!(exceptions.len(), files.len());
+    assert!(crate::rule::apply_exceptions(&mut rules, &exceptions, |_| true).is_empty());
+    rules
+}
+
 #[test]
 fn exceptions_leave_their_spans_out_of_a_rule_and_count_them() {
-    use crate::rule::{Site, apply_exceptions};
-    let exception = |text: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("e.yaml"), text).unwrap();
-        let (_, mut found) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
-        found.remove(0)
-    };
-    let pentest = exception(
-        "id: pentest-box\ntitle: Our pentest box\nexception:\n  rules: ['*']\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n",
-    );
+    let pentest = "id: pentest-box\ntitle: Our pentest box\nexception:\n  rules: ['*']\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n";
     let sequence = "id: then-success\ntitle: t\nseverity: critical\nkind: sequence\ngroup_by: [span.enduser.id]\nwindow: 5m\nsteps:\n  - condition: '{ span.http.response.status_code = 401 }'\n    count: 2\n  - condition: '{ span.http.response.status_code = 200 }'\n";
     let scanner = "id: scanner\ntitle: t\nseverity: low\nkind: match\ncondition: '{ span.user_agent.original != nil }'\n";
-    let mut rules = vec![rule(THRESHOLD), rule(sequence), rule(scanner)];
-    assert!(apply_exceptions(&mut rules, &[pentest], |_| false).is_empty());
-    let mut engine = Engine::new(rules);
+    let rules = vec![rule(THRESHOLD), rule(sequence), rule(scanner)];
+    let mut engine = Engine::new(excepted_rules(rules, &[pentest]));
     let mut spans: Vec<SpanRecord> = (0..4)
         .map(|i| login(i, i as u8 + 1, "10.0.0.9", "alice", 401))
         .collect();
@@ -1141,18 +1146,9 @@ fn distinct_counts_past_the_exact_bound_are_estimated() {
 /// counts those that start from then on (event time).
 #[test]
 fn an_expired_exception_no_longer_leaves_spans_out() {
-    use crate::rule::{Site, apply_exceptions};
-    let dir = tempfile::tempdir().unwrap();
     // BASE is 2026-01-01T00:00:00Z; the exception ends 10 s later.
-    std::fs::write(
-        dir.path().join("e.yaml"),
-        "id: pentest-window\ntitle: t\nexpires: 2026-01-01T00:00:10Z\nexception:\n  rules: [burst]\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n",
-    )
-    .unwrap();
-    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
-    let mut rules = vec![rule(THRESHOLD)];
-    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
-    let mut engine = Engine::new(rules);
+    let window = "id: pentest-window\ntitle: t\nexpires: 2026-01-01T00:00:10Z\nexception:\n  rules: [burst]\n  condition: '{ span.client.address = \"10.0.0.9\" }'\n";
+    let mut engine = Engine::new(excepted_rules(vec![rule(THRESHOLD)], &[window]));
     // Three failures inside the window of the exception: left out.
     let before: Vec<SpanRecord> = (0..3)
         .map(|i| login(i, i as u8 + 1, "10.0.0.9", "alice", 401))
@@ -1174,20 +1170,13 @@ fn an_expired_exception_no_longer_leaves_spans_out() {
 /// leaves out a trace one of whose spans satisfies it, until it expires.
 #[test]
 fn whole_trace_matches_name_evidence_fields_and_honour_exceptions() {
-    use crate::rule::{Site, apply_exceptions};
     let nested = "id: admin-delete\ntitle: t\nseverity: high\nkind: match\ncondition: '{ span.http.route = \"/admin\" } >> { span.db.operation.name = \"DELETE\" }'\nevidence: [span.db.query.text, span.db.collection.name, span.enduser.id]\n";
     // Pentest traffic until 20 s after BASE.
     let expires = tracewarden_model::time::format_rfc3339(BASE + 20 * SEC);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("e.yaml"),
-        format!("id: pentest-box\ntitle: t\nexpires: {expires}\nexception:\n  rules: [admin-delete]\n  condition: '{{ span.client.address = \"10.0.0.9\" }}'\n"),
-    )
-    .unwrap();
-    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
-    let mut rules = vec![rule(nested)];
-    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
-    let mut engine = Engine::new(rules);
+    let pentest = format!(
+        "id: pentest-box\ntitle: t\nexpires: {expires}\nexception:\n  rules: [admin-delete]\n  condition: '{{ span.client.address = \"10.0.0.9\" }}'\n"
+    );
+    let mut engine = Engine::new(excepted_rules(vec![rule(nested)], &[&pentest]));
     // An admin request from `address` at `t` deleting twice: the first
     // statement names no collection.
     let trace = |t: u64, n: u8, address: &str| -> Vec<SpanRecord> {
@@ -1253,24 +1242,13 @@ fn whole_trace_matches_name_evidence_fields_and_honour_exceptions() {
 /// both counted, and the excepted probe teaches a learning rule nothing.
 #[test]
 fn topology_and_data_flow_findings_honour_exceptions() {
-    use crate::rule::{Site, apply_exceptions};
     use tracewarden_model::SpanKind;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("probes.yaml"),
-        "id: probes\ntitle: t\nexception:\n  rules: [graph]\n  condition: '{ span.user_agent.original =~ \"kube-probe/.*\" }'\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("synthetic.yaml"),
-        "id: synthetic\ntitle: t\nexception:\n  rules: [flows]\n  condition: '{ span.enduser.id = \"synthetic-test\" }'\n",
-    )
-    .unwrap();
-    let (_, exceptions) = crate::rule::load_dir_parts_for(dir.path(), &Site::default()).unwrap();
+    let probes = "id: probes\ntitle: t\nexception:\n  rules: [graph]\n  condition: '{ span.user_agent.original =~ \"kube-probe/.*\" }'\n";
+    let synthetic = "id: synthetic\ntitle: t\nexception:\n  rules: [flows]\n  condition: '{ span.enduser.id = \"synthetic-test\" }'\n";
+    let exceptions = [probes, synthetic];
     let graph = "id: graph\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nentry_services: [gateway, billing]\n";
     let flows = "id: flows\ntitle: t\nseverity: high\nkind: data_flow\nthird_parties: ['(.*\\.)?partner\\.example']\n";
-    let mut rules = vec![rule(graph), rule(flows)];
-    assert!(apply_exceptions(&mut rules, &exceptions, |_| false).is_empty());
+    let rules = excepted_rules(vec![rule(graph), rule(flows)], &exceptions);
     let mut engine = Engine::new(rules);
     let service = |name: &str| {
         Arc::new(tracewarden_model::Resource {
@@ -1375,9 +1353,7 @@ fn topology_and_data_flow_findings_honour_exceptions() {
     // A learning rule does not learn the probed service as an entry.
     let learner =
         "id: graph\ntitle: t\nseverity: high\nkind: topology\ndetect: [no_parent]\nlearn: 1h\n";
-    let mut rules = vec![rule(learner)];
-    assert!(apply_exceptions(&mut rules, &exceptions, |_| true).is_empty());
-    let mut engine = Engine::new(rules);
+    let mut engine = Engine::new(excepted_rules(vec![rule(learner)], &exceptions));
     assert!(engine.process_trace(&probe).is_empty(), "learning");
     let mut later = curl.clone();
     later[0].span_mut().start_time_unix_nano = BASE + 7200 * SEC;
