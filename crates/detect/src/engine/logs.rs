@@ -22,9 +22,10 @@
 //! the record, or, when the record lacks it, from the span the record was
 //! emitted in (same trace id and span id) or the nearest of that span's
 //! in-process ancestors that carries it (a record logged in a child span of
-//! the handler), appended to the view for that rule only. A record waits (in [`JoinBuffer`]) only when some rule joins
-//! a field it lacks, it carries a span id, and its span is not in the
-//! index of recent spans; other rules evaluate it at once. When its span
+//! the handler), appended to the view for that rule only. A record waits
+//! (in [`JoinBuffer`]) only when some rule joins a field it lacks, it
+//! carries a span id, and its span is not in the index of recent spans;
+//! other rules evaluate it at once. When its span
 //! arrives the waiting rules evaluate it joined; when the wait ends, or the
 //! buffer is full, or at a drain, alone (counted in [`LogJoinStats`]).
 //! What waits, and the index, are in the engine's checkpoint
@@ -39,11 +40,11 @@ use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
 use crate::log_join::{
     JoinBuffer, LogJoinStats, MAX_JOIN_HOPS, Released, SavedJoin, SpanKey, merge_nearest,
 };
+use crate::rule::Source;
 
 /// OTLP `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and
 /// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`: both set, the parent is remote.
 const REMOTE_PARENT: u32 = 0x100 | 0x200;
-use crate::rule::Source;
 
 /// The join state of an engine whose log rules join span attributes.
 pub(super) struct LogJoin {
