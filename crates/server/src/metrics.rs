@@ -13,6 +13,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
+use tracewarden_detect::assembly::AssemblyStats;
+use tracewarden_detect::log_join::LogJoinStats;
 use tracewarden_ingest::IngestStats;
 use tracewarden_ingest::stats::ReasonCounts;
 
@@ -289,6 +291,8 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
         "From a trace becoming complete (its idle time passed) to the whole-trace rules having run on it.",
         &trace_delay,
     );
+    assembly(out, &detector.assembly_stats());
+    log_join(out, &detector.log_join_stats());
     let rules = detector.rule_stats();
     // Per rule; keys pushed out at the cap show an attacker flooding a rule
     // with new actors.
@@ -437,6 +441,95 @@ fn store(out: &mut Exposition, pipeline: &Pipeline) {
 }
 
 /// A histogram family: cumulative buckets, `+Inf`, sum and count.
+/// The trace-assembly buffer of whole-trace rules: what it holds, and why
+/// traces left it before they were known complete (a limit reached, which
+/// an operator raises or alerts on).
+fn assembly(out: &mut Exposition, a: &AssemblyStats) {
+    out.single(
+        "tracewarden_assembly_buffered_traces",
+        Kind::Gauge,
+        "Traces held for the whole-trace rules, waiting to be complete.",
+        a.buffered_traces as f64,
+    );
+    out.single(
+        "tracewarden_assembly_buffered_spans",
+        Kind::Gauge,
+        "Spans of the traces held for the whole-trace rules.",
+        a.buffered_spans as f64,
+    );
+    out.single(
+        "tracewarden_assembly_complete_traces_total",
+        Kind::Counter,
+        "Traces handed to the whole-trace rules complete (their idle time passed, or at shutdown).",
+        a.complete_traces as f64,
+    );
+    let name = "tracewarden_assembly_partial_traces_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Traces handed to the whole-trace rules before they were known complete, by reason: pushed out by `max_traces` or `max_buffered_spans`, split at `max_spans_per_trace`, held for `trace_max_wait`, or late spans of a trace already evaluated.",
+    );
+    for (reason, n) in [
+        ("max_traces", a.evicted_trace_limit),
+        ("max_buffered_spans", a.evicted_span_limit),
+        ("max_spans_per_trace", a.split_traces),
+        ("trace_max_wait", a.max_wait_traces),
+        ("late_spans", a.late_fragments),
+    ] {
+        out.sample(name, &[("reason", reason)], n as f64);
+    }
+}
+
+/// Log records of `join:` rules waiting for their span, and how they were
+/// evaluated: with their span's attributes, or alone (the span did not come
+/// in time, or a limit pushed them out).
+fn log_join(out: &mut Exposition, j: &LogJoinStats) {
+    out.single(
+        "tracewarden_log_join_pending_records",
+        Kind::Gauge,
+        "Log records waiting for the span they were emitted in (`join:` rules).",
+        j.pending_records as f64,
+    );
+    out.single(
+        "tracewarden_log_join_index_spans",
+        Kind::Gauge,
+        "Recent spans kept for log records still to come (their joined attributes, or a link to their parent).",
+        j.index_spans as f64,
+    );
+    for (name, help, value) in [
+        (
+            "tracewarden_log_join_joined_records_total",
+            "Log records evaluated with the attributes of their span or of an ancestor of it.",
+            j.joined_records,
+        ),
+        (
+            "tracewarden_log_join_ancestor_joined_records_total",
+            "Log records that took a joined attribute from an ancestor of their span (logged in a child span of the handler).",
+            j.ancestor_joined_records,
+        ),
+        (
+            "tracewarden_log_join_evicted_spans_total",
+            "Spans pushed out of the join index by `log_join_max_spans` before `log_join_wait` passed.",
+            j.evicted_spans,
+        ),
+    ] {
+        out.single(name, Kind::Counter, help, value as f64);
+    }
+    let name = "tracewarden_log_join_unjoined_records_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Log records evaluated without the span they waited for, by reason: it did not come within `log_join_wait`, `log_join_max_pending` pushed them out, or shutdown.",
+    );
+    for (reason, n) in [
+        ("expired", j.expired_records),
+        ("evicted", j.evicted_records),
+        ("drained", j.drained_records),
+    ] {
+        out.sample(name, &[("reason", reason)], n as f64);
+    }
+}
+
 fn histogram(out: &mut Exposition, name: &str, help: &str, h: &Exposed) {
     out.family(name, Kind::Histogram, help);
     let bucket = format!("{name}_bucket");

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, binary, get, now_nanos, post};
+use common::{TestServer, binary, get, metrics, now_nanos, post, sample};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -662,6 +662,22 @@ async fn topology_rules_run_on_assembled_traces() {
         "{evidence}"
     );
     assert_eq!(body["stats"]["assembly"]["partialTraces"], 0, "{body:#}");
+    // The same counts in the metrics an operator alerts on.
+    let text = metrics(&server).await;
+    for (series, value) in [
+        ("tracewarden_assembly_complete_traces_total", 2.0),
+        ("tracewarden_assembly_buffered_traces", 0.0),
+        (
+            "tracewarden_assembly_partial_traces_total{reason=\"max_traces\"}",
+            0.0,
+        ),
+        (
+            "tracewarden_assembly_partial_traces_total{reason=\"trace_max_wait\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
     // How long after its idle time each trace was evaluated.
     let trace_p50 = body["stats"]["traceDelayP50Ms"].as_f64().unwrap();
     let trace_p99 = body["stats"]["traceDelayP99Ms"].as_f64().unwrap();
@@ -989,6 +1005,18 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     assert_eq!(join["joinedRecords"], 3, "{body:#}");
     assert_eq!(join["ancestorJoinedRecords"], 1, "{body:#}");
     assert_eq!(join["pendingRecords"], 0, "{body:#}");
+    let text = metrics(&server).await;
+    for (series, value) in [
+        ("tracewarden_log_join_joined_records_total", 3.0),
+        ("tracewarden_log_join_ancestor_joined_records_total", 1.0),
+        ("tracewarden_log_join_pending_records", 0.0),
+        (
+            "tracewarden_log_join_unjoined_records_total{reason=\"expired\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
 }
 
 const NESTED_RULE: &str = "id: nested-failure\ntitle: A failed login under a page request\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, get, now_nanos, post};
+use common::{TestServer, get, now_nanos, post, sample};
 use http::StatusCode;
 use serde_json::json;
 
@@ -29,11 +29,6 @@ fn promtool() -> Option<&'static str> {
 }
 
 /// The value of the sample written exactly `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_pass_promtool_and_count_what_happened() {
     let dir = tempfile::tempdir().unwrap();

@@ -568,3 +568,17 @@ pub async fn serve_with_rules(
     server.wait_ready().await;
     (server, rules)
 }
+
+/// The value of `series` (a metric name with its labels, as exposed) in a
+/// Prometheus text exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The server's `/metrics` exposition.
+pub async fn metrics(server: &TestServer) -> String {
+    let answer = get(&server.api_url("/metrics")).await;
+    assert_eq!(answer.status, http::StatusCode::OK);
+    answer.text()
+}
