@@ -469,15 +469,17 @@ fn assembly(out: &mut Exposition, a: &AssemblyStats) {
         Kind::Counter,
         "Traces handed to the whole-trace rules before they were known complete, by reason: pushed out by `max_traces` or `max_buffered_spans`, split at `max_spans_per_trace`, held for `trace_max_wait`, or late spans of a trace already evaluated.",
     );
-    for (reason, n) in [
-        ("max_traces", a.evicted_trace_limit),
-        ("max_buffered_spans", a.evicted_span_limit),
-        ("max_spans_per_trace", a.split_traces),
-        ("trace_max_wait", a.max_wait_traces),
-        ("late_spans", a.late_fragments),
-    ] {
-        out.sample(name, &[("reason", reason)], n as f64);
-    }
+    by_reason(
+        out,
+        name,
+        &[
+            ("max_traces", a.evicted_trace_limit),
+            ("max_buffered_spans", a.evicted_span_limit),
+            ("max_spans_per_trace", a.split_traces),
+            ("trace_max_wait", a.max_wait_traces),
+            ("late_spans", a.late_fragments),
+        ],
+    );
 }
 
 /// Log records of `join:` rules waiting for their span, and how they were
@@ -521,11 +523,20 @@ fn log_join(out: &mut Exposition, j: &LogJoinStats) {
         Kind::Counter,
         "Log records evaluated without the span they waited for, by reason: it did not come within `log_join_wait`, `log_join_max_pending` pushed them out, or shutdown.",
     );
-    for (reason, n) in [
-        ("expired", j.expired_records),
-        ("evicted", j.evicted_records),
-        ("drained", j.drained_records),
-    ] {
+    by_reason(
+        out,
+        name,
+        &[
+            ("expired", j.expired_records),
+            ("evicted", j.evicted_records),
+            ("drained", j.drained_records),
+        ],
+    );
+}
+
+/// One sample of family `name` per `(reason, count)`.
+fn by_reason(out: &mut Exposition, name: &str, counts: &[(&str, u64)]) {
+    for &(reason, n) in counts {
         out.sample(name, &[("reason", reason)], n as f64);
     }
 }

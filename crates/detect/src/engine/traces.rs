@@ -276,7 +276,7 @@ fn trace_excepted(
 
 /// Whether one of the rule's exceptions holds for `record`, started at
 /// `ts` (event time, as `expires` is judged).
-pub(super) fn excepts(rule: &Rule, record: &SpanRecord, ts: u64) -> bool {
+fn excepts(rule: &Rule, record: &SpanRecord, ts: u64) -> bool {
     rule.exceptions
         .iter()
         .any(|exception| exception.applies_at(ts) && exception.condition.matches_span(record))
