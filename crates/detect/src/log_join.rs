@@ -277,15 +277,13 @@ impl JoinBuffer {
         evicted: &mut Vec<Released>,
     ) {
         let now = self.advance(now);
-        let held = Held {
-            seq: self.seq + 1,
-            entry,
-            gathered,
-            hops,
-        };
         if self.config.max_pending == 0 {
             self.stats.evicted_records += 1;
-            evicted.push(Released::of(held));
+            evicted.push(Released {
+                entry,
+                gathered,
+                hops,
+            });
             return;
         }
         while self.pending_count >= self.config.max_pending {
@@ -301,10 +299,12 @@ impl JoinBuffer {
         let seq = self.seq;
         self.pending_order
             .push_back((now.saturating_add(self.wait), span, seq));
-        self.pending
-            .entry(span)
-            .or_default()
-            .push(Held { seq, ..held });
+        self.pending.entry(span).or_default().push(Held {
+            seq,
+            entry,
+            gathered,
+            hops,
+        });
         self.pending_count += 1;
         self.stats.held_records += 1;
         self.compact_order();

@@ -463,15 +463,10 @@ fn assembly(out: &mut Exposition, a: &AssemblyStats) {
         "Traces handed to the whole-trace rules complete (their idle time passed, or at shutdown).",
         a.complete_traces as f64,
     );
-    let name = "tracewarden_assembly_partial_traces_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Traces handed to the whole-trace rules before they were known complete, by reason: pushed out by `max_traces` or `max_buffered_spans`, split at `max_spans_per_trace`, held for `trace_max_wait`, or late spans of a trace already evaluated.",
-    );
     by_reason(
         out,
-        name,
+        "tracewarden_assembly_partial_traces_total",
+        "Traces handed to the whole-trace rules before they were known complete, by reason: pushed out by `max_traces` or `max_buffered_spans`, split at `max_spans_per_trace`, held for `trace_max_wait`, or late spans of a trace already evaluated.",
         &[
             ("max_traces", a.evicted_trace_limit),
             ("max_buffered_spans", a.evicted_span_limit),
@@ -517,15 +512,10 @@ fn log_join(out: &mut Exposition, j: &LogJoinStats) {
     ] {
         out.single(name, Kind::Counter, help, value as f64);
     }
-    let name = "tracewarden_log_join_unjoined_records_total";
-    out.family(
-        name,
-        Kind::Counter,
-        "Log records evaluated without the span they waited for, by reason: it did not come within `log_join_wait`, `log_join_max_pending` pushed them out, or shutdown.",
-    );
     by_reason(
         out,
-        name,
+        "tracewarden_log_join_unjoined_records_total",
+        "Log records evaluated without the span they waited for, by reason: it did not come within `log_join_wait`, `log_join_max_pending` pushed them out, or shutdown.",
         &[
             ("expired", j.expired_records),
             ("evicted", j.evicted_records),
@@ -534,8 +524,9 @@ fn log_join(out: &mut Exposition, j: &LogJoinStats) {
     );
 }
 
-/// One sample of family `name` per `(reason, count)`.
-fn by_reason(out: &mut Exposition, name: &str, counts: &[(&str, u64)]) {
+/// Counter family `name`, one sample per `(reason, count)`.
+fn by_reason(out: &mut Exposition, name: &str, help: &str, counts: &[(&str, u64)]) {
+    out.family(name, Kind::Counter, help);
     for &(reason, n) in counts {
         out.sample(name, &[("reason", reason)], n as f64);
     }

@@ -168,8 +168,7 @@ fn local_parent(span: &Span) -> Option<SpanId> {
     {
         return None;
     }
-    span.parent_span_id
-        .filter(|parent| parent.as_bytes() != &[0; 8])
+    span.parent_span_id.filter(|parent| !parent.is_zero())
 }
 
 impl Engine {
@@ -225,10 +224,9 @@ impl Engine {
                         join.buffer.count_joined(hops);
                         indexed = Some(gathered);
                     }
-                    Some(span) => {
-                        join.span = gathered;
-                        wait_on = Some((span, hops));
-                    }
+                    // What the record's own span lacked, gathered from
+                    // the ancestors seen so far, waits with it.
+                    Some(span) => wait_on = Some((span, hops, gathered)),
                 }
             }
             let stage = Stage::Arrival {
@@ -240,12 +238,7 @@ impl Engine {
                 join.span = span;
             }
             if let (true, Some(key), Some(join)) = (wait, key, &mut self.join) {
-                // What the record's own span lacked, gathered from the
-                // ancestors seen so far, waits with it.
-                let (span, hops, gathered) = match wait_on {
-                    Some((span, hops)) => (span, hops, join.span.clone()),
-                    None => (key, 0, Vec::new()),
-                };
+                let (span, hops, gathered) = wait_on.unwrap_or((key, 0, Vec::new()));
                 join.buffer.hold(
                     span,
                     entry.clone(),
