@@ -1,7 +1,7 @@
 //! Segments are plain Parquet that other engines read: DuckDB (from PyPI)
 //! queries a segment written here and finds the same spans, the same values
 //! in dedicated columns and in the generic attribute list, the same
-//! resources, timestamps and log bodies.
+//! resources (joined by `resource_id`), timestamps and log bodies.
 //!
 //! Needs Python with DuckDB: `TRACEWARDEN_PYTHON`, else the repository's
 //! `.venv/bin/python`, which `scripts/python-env` creates. Without either
@@ -17,7 +17,7 @@ use std::process::Command;
 use segment_support::*;
 use serde_json::Value;
 use tracewarden_model::AnyValue;
-use tracewarden_store::segment::{logs_file_name, spans_file_name};
+use tracewarden_store::segment::{logs_file_name, resources_file_name, spans_file_name};
 use tracewarden_store::{SegmentWriteOptions, write_segment};
 
 fn python() -> PathBuf {
@@ -39,7 +39,7 @@ const QUERIES: &str = r#"
 import json, sys
 import duckdb
 
-spans, logs, client, span_hex, trace_hex = sys.argv[1:6]
+spans, logs, resources, client, span_hex, trace_hex = sys.argv[1:7]
 db = duckdb.connect()
 def one(sql, *params):
     return db.execute(sql, list(params)).fetchone()
@@ -51,8 +51,10 @@ out["spans"] = one("SELECT count(*), count(DISTINCT trace_id), min(epoch_ns(star
 out["by_client"] = one("SELECT count(*) FROM read_parquet(?) WHERE client_address = ?", spans, client)
 out["status"] = rows("SELECT http_response_status_code, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 1 NULLS FIRST", spans)
 out["services"] = rows("""
-    SELECT service_name, list_filter(resource_attributes, lambda a: a.key = 'service.name')[1].str, count(*)
-    FROM read_parquet(?) GROUP BY ALL ORDER BY 1""", spans)
+    SELECT s.service_name, list_filter(r.resource_attributes, lambda a: a.key = 'service.name')[1].str, count(*)
+    FROM read_parquet(?) s JOIN read_parquet(?) r USING (resource_id) GROUP BY ALL ORDER BY 1""", spans, resources)
+out["log_resources"] = one("""
+    SELECT count(*), count(DISTINCT resource_id) FROM read_parquet(?) l JOIN read_parquet(?) r USING (resource_id)""", logs, resources)
 out["peer_address"] = one("""
     SELECT count(*) FROM (SELECT unnest(attributes) AS a FROM read_parquet(?))
     WHERE a.key = 'network.peer.address' AND a.str IS NOT NULL""", spans)
@@ -89,6 +91,7 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
     .unwrap();
     let spans_path = dir.path().join(spans_file_name(9));
     let logs_path = dir.path().join(logs_file_name(9));
+    let resources_path = dir.path().join(resources_file_name(9));
 
     // What DuckDB should find, computed from the spans written.
     let str_attr = |s: &tracewarden_store::SpanRecord, key: &str| {
@@ -120,6 +123,7 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
         .arg(QUERIES)
         .arg(&spans_path)
         .arg(&logs_path)
+        .arg(&resources_path)
         .arg(&client)
         .arg(probe.span.span_id.to_hex())
         .arg(probe_trace.to_hex())
@@ -176,6 +180,22 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
         .map(|(name, n)| serde_json::json!([name, name, n]))
         .collect();
     assert_eq!(out["services"], Value::Array(services));
+    // Every log record finds its resource too, each distinct (resource,
+    // scope) pair stored once.
+    let log_resources = logs
+        .iter()
+        .map(|l| {
+            (
+                std::sync::Arc::as_ptr(&l.resource),
+                std::sync::Arc::as_ptr(&l.scope),
+            )
+        })
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert_eq!(
+        out["log_resources"],
+        serde_json::json!([logs.len(), log_resources])
+    );
 
     // Only network.peer.address stays in the generic list in this workload.
     let peer = spans

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use tracewarden_model::{AnyValue, Batch, KeyValue};
-use tracewarden_store::segment::{logs_file_name, spans_file_name};
+use tracewarden_store::segment::{logs_file_name, resources_file_name, spans_file_name};
 use tracewarden_store::{
     EncryptionKey, Segment, SegmentWriteOptions, Store, StoreError, StoreOptions,
     generate_key_file, write_segment_with_key,
@@ -400,6 +400,9 @@ fn tampered_segment_files_are_detected() {
     let path = dir.path().join(spans_file_name(1));
     let pristine = std::fs::read(&path).unwrap();
     assert!(!contains(&pristine, "api-gateway"));
+    let resources_path = dir.path().join(resources_file_name(1));
+    let resources = std::fs::read(&resources_path).unwrap();
+    assert!(!contains(&resources, "api-gateway"));
     let segment = Segment::open_with_key(dir.path(), 1, Some(key.clone())).unwrap();
     assert_eq!(segment.read_all().unwrap().0.len(), spans.len());
     // Without the key: a clear error, not garbage.
@@ -426,14 +429,23 @@ fn tampered_segment_files_are_detected() {
             other => panic!("byte {at}: {other}"),
         }
     }
-    // Renamed to another segment: the AAD binds the file to its id.
     std::fs::write(&path, &pristine).unwrap();
+    // A byte of the resources file's first page: the spans read, then
+    // their resources do not.
+    let mut bytes = resources.clone();
+    bytes[20] ^= 0x04;
+    std::fs::write(&resources_path, &bytes).unwrap();
+    let segment = Segment::open_with_key(dir.path(), 1, Some(key.clone())).unwrap();
+    match segment.read_all().unwrap_err() {
+        StoreError::Decrypt { path: named, .. } => assert_eq!(named, resources_path),
+        other => panic!("{other}"),
+    }
+    std::fs::write(&resources_path, &resources).unwrap();
+    // Renamed to another segment: the AAD binds the file to its id.
     std::fs::copy(&path, dir.path().join(spans_file_name(2))).unwrap();
-    std::fs::copy(
-        dir.path().join(logs_file_name(1)),
-        dir.path().join(logs_file_name(2)),
-    )
-    .unwrap();
+    for name in [logs_file_name, resources_file_name] {
+        std::fs::copy(dir.path().join(name(1)), dir.path().join(name(2))).unwrap();
+    }
     assert!(matches!(
         Segment::open_with_key(dir.path(), 2, Some(key)).unwrap_err(),
         StoreError::Decrypt { .. }

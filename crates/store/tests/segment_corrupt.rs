@@ -15,7 +15,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use segment_support::*;
-use tracewarden_store::segment::{logs_file_name, spans_file_name};
+use tracewarden_store::segment::{logs_file_name, resources_file_name, spans_file_name};
 use tracewarden_store::{Segment, SegmentWriteOptions, StoreError, write_segment};
 
 /// A small segment with several row groups of spans and logs.
@@ -66,7 +66,11 @@ fn footer_start(bytes: &[u8]) -> usize {
 fn truncated_files_are_corrupt_and_named() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 1);
-    for name in [spans_file_name(1), logs_file_name(1)] {
+    for name in [
+        spans_file_name(1),
+        logs_file_name(1),
+        resources_file_name(1),
+    ] {
         let path = dir.path().join(&name);
         let original = std::fs::read(&path).unwrap();
         let len = original.len();
@@ -138,26 +142,63 @@ fn flipped_bytes_in_footer_and_page_index_give_errors_not_panics() {
 fn flipped_bytes_in_data_pages_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 1);
-    let path = dir.path().join(logs_file_name(1));
-    let original = std::fs::read(&path).unwrap();
-    let end = footer_start(&original);
-    for at in (4..end).step_by((end / 150).max(1)) {
-        let mut damaged = original.clone();
-        damaged[at] ^= 0x5A;
-        std::fs::write(&path, &damaged).unwrap();
-        // A flip inside a value may go unnoticed (the manifest's hash
-        // catches it); a damaged structure is an error naming the file.
-        if let Err(error) = open_and_read(dir.path(), 1) {
-            assert_corrupt_naming(&error, &path);
+    for name in [logs_file_name(1), resources_file_name(1)] {
+        let path = dir.path().join(name);
+        let original = std::fs::read(&path).unwrap();
+        let end = footer_start(&original);
+        for at in (4..end).step_by((end / 150).max(1)) {
+            let mut damaged = original.clone();
+            damaged[at] ^= 0x5A;
+            std::fs::write(&path, &damaged).unwrap();
+            // A flip inside a value may go unnoticed (the manifest's hash
+            // catches it); a damaged structure is an error naming the file.
+            if let Err(error) = open_and_read(dir.path(), 1) {
+                assert_corrupt_naming(&error, &path);
+            }
         }
+        std::fs::write(&path, &original).unwrap();
     }
+}
+
+/// Rows naming a resource the resources file lacks: an error naming it.
+#[test]
+fn a_resources_file_without_a_named_resource_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 1);
+    // Segment 1 of another store, with fewer resources.
+    let other = tempfile::tempdir().unwrap();
+    let spans = Workload::new(11).spans(10);
+    write_segment(
+        other.path(),
+        1,
+        &spans.iter().take(1).collect::<Vec<_>>(),
+        &[],
+        &SegmentWriteOptions::default(),
+    )
+    .unwrap();
+    let path = dir.path().join(resources_file_name(1));
+    std::fs::copy(other.path().join(resources_file_name(1)), &path).unwrap();
+    let segment = Segment::open(dir.path(), 1).unwrap();
+    let error = segment.read_all().unwrap_err();
+    assert_corrupt_naming(&error, &path);
+    assert!(error.to_string().contains("has no resource_id"), "{error}");
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        Segment::open(dir.path(), 1).unwrap_err(),
+        StoreError::Io { .. }
+    ));
 }
 
 #[test]
 fn a_file_of_another_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 1);
-    for name in [spans_file_name(1), logs_file_name(1)] {
+    for name in [
+        spans_file_name(1),
+        logs_file_name(1),
+        resources_file_name(1),
+    ] {
         std::fs::copy(
             dir.path().join(&name),
             dir.path().join(name.replace("01.", "02.")),
@@ -179,6 +220,19 @@ fn a_file_of_another_segment_is_refused() {
     .unwrap();
     let error = Segment::open(dir.path(), 1).unwrap_err();
     assert!(error.to_string().contains("not a spans file"), "{error}");
+
+    // A logs file where the resources file should be.
+    write(dir.path(), 1);
+    std::fs::copy(
+        dir.path().join(logs_file_name(1)),
+        dir.path().join(resources_file_name(1)),
+    )
+    .unwrap();
+    let error = Segment::open(dir.path(), 1).unwrap_err();
+    assert!(
+        error.to_string().contains("not a resources file"),
+        "{error}"
+    );
 }
 
 /// A Parquet file with one column and the given key-value metadata.
@@ -216,14 +270,14 @@ fn foreign_files_and_newer_versions_are_refused_by_name() {
         &path,
         vec![KeyValue::new(
             "tracewarden.segment.version".into(),
-            "2".to_string(),
+            "3".to_string(),
         )],
     );
     match Segment::open(dir.path(), 1).unwrap_err() {
         StoreError::UnsupportedVersion {
             path: named,
-            version: 2,
-            supported: 1,
+            version: 3,
+            supported: 2,
             ..
         } => assert_eq!(named, path),
         other => panic!("{other:?}"),

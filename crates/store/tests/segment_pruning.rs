@@ -57,9 +57,12 @@ fn a_trace_lookup_reads_a_small_fraction_of_the_segment() {
     }
     eprintln!("20 row groups: a lookup read at most {worst} bytes");
     // One row group of twenty (the trace id column twice: for the row
-    // filter, then with the others), and the bloom filters it consulted.
+    // filter, then with the others), the bloom filters it consulted, and
+    // the pages of the resources file holding the trace's resources.
+    // (Before resources were stored once the bound was 10: the segment was
+    // 6% larger, a lookup read 1% more bytes.)
     assert!(
-        worst * 10 < size,
+        worst * 8 < size,
         "a lookup read {worst} bytes of a {size}-byte segment"
     );
 

@@ -13,7 +13,7 @@ use tracewarden_model::{
     AnyValue, Event, KeyValue, Link, LogRecord, Resource, Scope, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId,
 };
-use tracewarden_store::segment::{logs_file_name, spans_file_name};
+use tracewarden_store::segment::{logs_file_name, resources_file_name, spans_file_name};
 use tracewarden_store::{
     LogEntry, Segment, SegmentWriteOptions, SpanRecord, StoreError, write_segment,
 };
@@ -161,7 +161,14 @@ fn every_field_round_trips() {
     assert_eq!(written.min_time_unix_nano, 1_700_000_000_000_000_001);
     assert_eq!(written.max_time_unix_nano, 1_700_000_000_900_000_002);
     let names: Vec<&str> = written.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, [spans_file_name(7), logs_file_name(7)]);
+    assert_eq!(
+        names,
+        [
+            spans_file_name(7),
+            logs_file_name(7),
+            resources_file_name(7)
+        ]
+    );
     for file in &written.files {
         let bytes = std::fs::read(dir.path().join(&file.name)).unwrap();
         assert_eq!(file.bytes, bytes.len() as u64);
@@ -174,7 +181,14 @@ fn every_field_round_trips() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     entries.sort();
-    assert_eq!(entries, [logs_file_name(7), spans_file_name(7)]);
+    assert_eq!(
+        entries,
+        [
+            logs_file_name(7),
+            resources_file_name(7),
+            spans_file_name(7)
+        ]
+    );
 
     let segment = Segment::open(dir.path(), 7).unwrap();
     assert_eq!(segment.id(), 7);
@@ -338,6 +352,13 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
         &options(1_000),
     )
     .unwrap();
+    // Stored once each: the resources file has a row per service.
+    let file = std::fs::File::open(dir.path().join(resources_file_name(1))).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let rows = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .num_rows();
+    assert_eq!(rows, 3);
     let (spans, _) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
     assert_eq!(spans.len(), 5_000);
     let resources: HashSet<*const Resource> =

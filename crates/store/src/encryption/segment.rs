@@ -6,7 +6,7 @@
 //! plaintext key metadata says which key: `TWSEG1 | key id (8) | file salt
 //! (16)`; the file key is derived from the segment key and the salt (see
 //! [`super`]). The AAD prefix, not stored in the file, is
-//! `tracewarden segment {id} {spans|logs}`: a file renamed to another
+//! `tracewarden segment {id} {spans|logs|resources}`: a file renamed to another
 //! segment or kind fails authentication.
 //!
 //! parquet-rs 60 writes bloom filters unencrypted even in an encrypted file

@@ -86,7 +86,9 @@ pub use tiers::{TraceLookup, UnreadableSegment};
 
 use crate::error::{Result, StoreError};
 use crate::integrity::{ChainWriter, Manifest, SigningKey, manifest_file_name};
-use crate::segment::{Segment, SegmentWriteOptions, logs_file_name, spans_file_name};
+use crate::segment::{
+    Segment, SegmentWriteOptions, logs_file_name, resources_file_name, spans_file_name,
+};
 use crate::wal::WalDirectory;
 use crate::wal::writer::Shared;
 use tiers::Tiers;
@@ -295,11 +297,13 @@ impl Lifecycle {
     }
 }
 
-/// The data files and manifest of segment `id`.
-pub(crate) fn segment_file_names(id: u64) -> [String; 3] {
+/// The data files and manifest of segment `id`, the manifest last (a
+/// version 1 segment has no resources file).
+pub(crate) fn segment_file_names(id: u64) -> [String; 4] {
     [
         spans_file_name(id),
         logs_file_name(id),
+        resources_file_name(id),
         manifest_file_name(id),
     ]
 }

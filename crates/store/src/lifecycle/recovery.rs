@@ -16,9 +16,9 @@ use crate::integrity::manifest::{
 use crate::integrity::retention::read_log;
 use crate::integrity::{
     ChainWriter, IntegrityError, MANIFEST_FORMAT_VERSION, Manifest, QUARANTINE_DIR,
-    RETENTION_LOG_FILE, SigningKey, manifest_file_name,
+    RETENTION_LOG_FILE, SigningKey,
 };
-use crate::segment::{Segment, logs_file_name, spans_file_name};
+use crate::segment::Segment;
 
 /// Suffix of files being written; a crash can leave them behind.
 const TMP_SUFFIX: &str = ".tmp";
@@ -258,11 +258,7 @@ pub(crate) fn quarantine(dir: &Path, id: u64, error: &StoreError) -> Result<()> 
     }
     let mut moved = Vec::new();
     // The manifest last: until it moves, the next open retries the rest.
-    for name in [
-        spans_file_name(id),
-        logs_file_name(id),
-        manifest_file_name(id),
-    ] {
+    for name in segment_file_names(id) {
         let from = dir.join(&name);
         let to = quarantine_dir.join(&name);
         match fs::rename(&from, &to) {
@@ -352,7 +348,9 @@ fn remove_orphans(dir: &Path, kept: &[(Manifest, String)]) -> Result<()> {
     let orphans: Vec<String> = list(dir)?
         .into_iter()
         .filter(|name| {
-            (name.ends_with(".spans.parquet") || name.ends_with(".logs.parquet"))
+            [".spans.parquet", ".logs.parquet", ".resources.parquet"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
                 && segment_id_of_file(name).is_some()
                 && !listed.contains(name.as_str())
         })

@@ -3,18 +3,20 @@
 //!
 //! # On disk
 //!
-//! A segment is two files in the `segments/` directory, named by the
+//! A segment is three files in the `segments/` directory, named by the
 //! segment id zero-padded to 20 digits:
 //!
 //! ```text
-//! 00000000000000000001.spans.parquet   one row per span, sorted by (trace_id, start_time, span_id)
-//! 00000000000000000001.logs.parquet    one row per log record, sorted by (trace_id, time); no trace id last
+//! 00000000000000000001.spans.parquet      one row per span, sorted by (trace_id, start_time, span_id)
+//! 00000000000000000001.logs.parquet       one row per log record, sorted by (trace_id, time); no trace id last
+//! 00000000000000000001.resources.parquet  one row per distinct (resource, scope) pair, by resource_id
 //! ```
 //!
-//! Both are plain Parquet (zstd, dictionary encoding, page statistics with a
+//! All are plain Parquet (zstd, dictionary encoding, page statistics with a
 //! column and offset index, bloom filters on `trace_id` and on the
 //! high-cardinality lookup columns), readable by DuckDB, ClickHouse or any
-//! other Parquet reader. docs/STORAGE.md lists every column.
+//! other Parquet reader: a span's resource is the resources row with its
+//! `resource_id` (a join). docs/STORAGE.md lists every column.
 //!
 //! Spans keep the security fields investigators search by in **dedicated
 //! columns** (`client_address`, `enduser_id`, `session_id`, ...: see
@@ -23,6 +25,14 @@
 //! list of `{key, str, int, double, bool, bytes, json}` structs, exactly one
 //! value field set (arrays and key-value lists as OTLP/JSON `AnyValue` text in
 //! `json`; an empty value has none).
+//!
+//! **Resources are stored once.** The spans of one process share its
+//! resource (nine to twenty attributes from the SDK: service, host,
+//! process, container, cloud), so format version 1, which repeated the
+//! resource and scope on every row, spent about a third of a write's
+//! instructions on them. Version 2 keeps each distinct pair once in the
+//! resources file; a row keeps its `resource_id` and, for pruning, its
+//! `service_name`. Version 1 segments stay readable.
 //!
 //! Files are written as `*.tmp`, fsynced, renamed and the directory fsynced
 //! ([`write_segment`]), so a segment file either is complete or does not
@@ -40,7 +50,9 @@
 //! 2. within them, the pages whose `trace_id` min/max (column index) cover
 //!    the id, as a row selection: pages of other columns outside those rows
 //!    are skipped unread (offset index);
-//! 3. a row filter on `trace_id` keeps exactly the trace's rows.
+//! 3. a row filter on `trace_id` keeps exactly the trace's rows;
+//! 4. the resources those rows name, and only those, from the resources
+//!    file (a row selection: row `i` holds `resource_id` `i`).
 //!
 //! [`Segment::scan_spans`] prunes the same way by start time, service name and
 //! equality on dedicated columns (bloom filters on `client_address`,
@@ -51,8 +63,8 @@
 //! A span read back equals the one written, except for the order of its
 //! attributes: the dedicated attributes come first, in the order of
 //! [`DedicatedColumn::ALL`], then the others in their original order.
-//! Resources and scopes are equal by value; consecutive rows with equal
-//! resources (or scopes) share one `Arc`.
+//! Resources and scopes are equal by value; rows of one resource read
+//! together share one `Arc`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -71,8 +83,12 @@ pub use reader::Segment;
 pub(crate) use writer::{SpanFacts, span_row_bytes, span_time_range, widen, write_segment_sized};
 pub use writer::{write_segment, write_segment_with_key};
 
-/// Value of the `tracewarden.segment.version` key of both files' metadata.
-pub const FORMAT_VERSION: u16 = 1;
+/// Value of the `tracewarden.segment.version` key of every file's metadata:
+/// 2 since resources are stored once (version 1 files are still read).
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest format version read.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 
 /// Key-value metadata keys of segment files.
 pub mod metadata_keys {
@@ -80,7 +96,7 @@ pub mod metadata_keys {
     pub const VERSION: &str = "tracewarden.segment.version";
     /// The segment id, in decimal.
     pub const SEGMENT_ID: &str = "tracewarden.segment.id";
-    /// `"spans"` or `"logs"`.
+    /// `"spans"`, `"logs"` or `"resources"`.
     pub const KIND: &str = "tracewarden.segment.kind";
     /// Rows in the file (spans or log records), in decimal.
     pub const ROWS: &str = "tracewarden.segment.rows";
@@ -102,6 +118,11 @@ pub fn spans_file_name(id: u64) -> String {
 /// The name of segment `id`'s logs file.
 pub fn logs_file_name(id: u64) -> String {
     format!("{id:020}.logs.parquet")
+}
+
+/// The name of segment `id`'s resources file (format version 2 on).
+pub fn resources_file_name(id: u64) -> String {
+    format!("{id:020}.resources.parquet")
 }
 
 /// How [`write_segment`] writes.
@@ -145,7 +166,7 @@ pub struct WrittenFile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenSegment {
     pub id: u64,
-    /// The spans file, then the logs file.
+    /// The spans file, the logs file, then the resources file.
     pub files: Vec<WrittenFile>,
     pub spans: u64,
     pub logs: u64,
@@ -406,6 +427,10 @@ mod tests {
         assert_eq!(
             logs_file_name(u64::MAX),
             "18446744073709551615.logs.parquet"
+        );
+        assert_eq!(
+            resources_file_name(7),
+            "00000000000000000007.resources.parquet"
         );
     }
 }

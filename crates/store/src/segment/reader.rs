@@ -25,10 +25,13 @@ use tracewarden_model::TraceId;
 use super::file::SegmentFile;
 use super::prune::{Condition, intersect, page_rows, row_group_bounds, selection};
 use super::records::{LogColumns, Sharing, SpanColumns};
-use super::schema::{ELEMENT, LOGS_SCHEMA, SPANS_SCHEMA, same_fields};
+use super::schema::{
+    ELEMENT, LOGS_SCHEMA, LOGS_SCHEMA_V1, RESOURCE_ID, RESOURCES_SCHEMA, SPANS_SCHEMA,
+    SPANS_SCHEMA_V1, same_fields,
+};
 use super::{
-    DedicatedColumn, FORMAT_VERSION, SpanFilter, SpanProjection, logs_file_name, metadata_keys,
-    spans_file_name,
+    DedicatedColumn, FORMAT_VERSION, OLDEST_FORMAT_VERSION, SpanFilter, SpanProjection,
+    logs_file_name, metadata_keys, resources_file_name, spans_file_name,
 };
 use crate::encryption::EncryptionKey;
 use crate::encryption::segment::decryption_properties;
@@ -38,7 +41,7 @@ use crate::hot::{LogEntry, SpanRecord};
 /// Rows per Arrow batch decoded.
 const BATCH_ROWS: usize = 8192;
 
-/// An open segment: both files' Parquet metadata (footer and page index)
+/// An open segment: its files' Parquet metadata (footer and page index)
 /// in memory, bloom filters cached as they are first used.
 ///
 /// `Send + Sync`: reads from many threads share the open files (positional
@@ -48,6 +51,9 @@ pub struct Segment {
     id: u64,
     spans: SegmentFileReader,
     logs: SegmentFileReader,
+    /// The resources file; `None` in format version 1, whose rows hold
+    /// their resources.
+    resources: Option<SegmentFileReader>,
 }
 
 impl Segment {
@@ -67,21 +73,46 @@ impl Segment {
     /// no key given [`StoreError::KeyRequired`], one whose encrypted footer
     /// fails authentication [`StoreError::Decrypt`].
     pub fn open_with_key(dir: &Path, id: u64, key: Option<Arc<EncryptionKey>>) -> Result<Segment> {
+        let spans_path = dir.join(spans_file_name(id));
+        let spans = SegmentFileReader::open(&spans_path, id, Kind::Spans, key.clone())?;
+        let logs_path = dir.join(logs_file_name(id));
+        let logs = SegmentFileReader::open(&logs_path, id, Kind::Logs, key.clone())?;
+        if logs.version != spans.version {
+            return Err(StoreError::Corrupt {
+                path: logs_path,
+                offset: 0,
+                reason: format!(
+                    "has format version {}, its spans file {}",
+                    logs.version, spans.version
+                ),
+            });
+        }
+        let resources = (spans.version >= 2)
+            .then(|| {
+                let path = dir.join(resources_file_name(id));
+                SegmentFileReader::open(&path, id, Kind::Resources, key)
+            })
+            .transpose()?;
         Ok(Segment {
             id,
-            spans: SegmentFileReader::open(
-                &dir.join(spans_file_name(id)),
-                id,
-                Kind::Spans,
-                key.clone(),
-            )?,
-            logs: SegmentFileReader::open(&dir.join(logs_file_name(id)), id, Kind::Logs, key)?,
+            spans,
+            logs,
+            resources,
         })
     }
 
     /// Whether the segment's files are encrypted.
     pub fn is_encrypted(&self) -> bool {
-        self.spans.encrypted && self.logs.encrypted
+        self.files().all(|file| file.encrypted)
+    }
+
+    /// The segment's format version.
+    pub fn format_version(&self) -> u16 {
+        self.spans.version
+    }
+
+    fn files(&self) -> impl Iterator<Item = &SegmentFileReader> {
+        [&self.spans, &self.logs].into_iter().chain(&self.resources)
     }
 
     pub fn id(&self) -> u64 {
@@ -106,12 +137,12 @@ impl Segment {
     /// Bytes read from the segment's files since it was opened (footers
     /// included): what the pruning saves shows here.
     pub fn bytes_read(&self) -> u64 {
-        self.spans.file.bytes_read() + self.logs.file.bytes_read()
+        self.files().map(|f| f.file.bytes_read()).sum()
     }
 
     /// Bytes of the segment's files.
     pub fn bytes(&self) -> u64 {
-        self.spans.file.len() + self.logs.file.len()
+        self.files().map(|f| f.file.len()).sum()
     }
 
     /// The spans and log records of a trace, in file order: spans by start
@@ -120,12 +151,13 @@ impl Segment {
     /// whose page statistics do.
     pub fn trace(&self, trace_id: TraceId) -> Result<(Vec<SpanRecord>, Vec<LogEntry>)> {
         let id = trace_id.to_bytes();
+        let resources = self.resources.as_ref();
         let mut spans = Vec::new();
         let plan = self.spans.trace_plan(&id)?;
-        self.spans.read_spans(plan, &mut spans)?;
+        self.spans.read_spans(plan, resources, &mut spans)?;
         let mut logs = Vec::new();
         let plan = self.logs.trace_plan(&id)?;
-        self.logs.read_logs(plan, &mut logs)?;
+        self.logs.read_logs(plan, resources, &mut logs)?;
         Ok((spans, logs))
     }
 
@@ -138,7 +170,8 @@ impl Segment {
         let Some(plan) = self.logs.traces_plan(traces)? else {
             return Ok(logs);
         };
-        self.logs.read_logs(plan, &mut logs)?;
+        self.logs
+            .read_logs(plan, self.resources.as_ref(), &mut logs)?;
         Ok(logs)
     }
 
@@ -183,16 +216,18 @@ impl Segment {
         };
         plan.skip = projection.skipped_columns();
         let mut flow = ControlFlow::Continue(());
-        self.spans.read(plan, filter.limit, |batch, sharing| {
-            let columns = SpanColumns::new(batch)?;
-            for row in 0..columns.len() {
-                if visit(Cow::Owned(columns.record(row, sharing)?)).is_break() {
-                    flow = ControlFlow::Break(());
-                    return Ok(ControlFlow::Break(()));
+        let resources = self.resources.as_ref();
+        self.spans
+            .read(plan, filter.limit, resources, |batch, sharing| {
+                let columns = SpanColumns::new(batch)?;
+                for row in 0..columns.len() {
+                    if visit(Cow::Owned(columns.record(row, sharing)?)).is_break() {
+                        flow = ControlFlow::Break(());
+                        return Ok(ControlFlow::Break(()));
+                    }
                 }
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+                Ok(ControlFlow::Continue(()))
+            })?;
         Ok(flow)
     }
 
@@ -220,10 +255,12 @@ impl Segment {
 
     /// Every span and log record, in file order (for compaction and tests).
     pub fn read_all(&self) -> Result<(Vec<SpanRecord>, Vec<LogEntry>)> {
+        let resources = self.resources.as_ref();
         let mut spans = Vec::with_capacity(usize::try_from(self.span_count()).unwrap_or(0));
-        self.spans.read_spans(self.spans.all(), &mut spans)?;
+        self.spans
+            .read_spans(self.spans.all(), resources, &mut spans)?;
         let mut logs = Vec::with_capacity(usize::try_from(self.log_count()).unwrap_or(0));
-        self.logs.read_logs(self.logs.all(), &mut logs)?;
+        self.logs.read_logs(self.logs.all(), resources, &mut logs)?;
         Ok((spans, logs))
     }
 }
@@ -232,6 +269,7 @@ impl Segment {
 enum Kind {
     Spans,
     Logs,
+    Resources,
 }
 
 impl Kind {
@@ -239,13 +277,20 @@ impl Kind {
         match self {
             Kind::Spans => "spans",
             Kind::Logs => "logs",
+            Kind::Resources => "resources",
         }
     }
 
-    fn schema(self) -> &'static SchemaRef {
-        match self {
-            Kind::Spans => &SPANS_SCHEMA,
-            Kind::Logs => &LOGS_SCHEMA,
+    /// The file's schema in format `version`; `None` when the format had
+    /// no such file.
+    fn schema(self, version: u16) -> Option<&'static SchemaRef> {
+        match (self, version) {
+            (Kind::Spans, 1) => Some(&SPANS_SCHEMA_V1),
+            (Kind::Logs, 1) => Some(&LOGS_SCHEMA_V1),
+            (Kind::Spans, _) => Some(&SPANS_SCHEMA),
+            (Kind::Logs, _) => Some(&LOGS_SCHEMA),
+            (Kind::Resources, 1) => None,
+            (Kind::Resources, _) => Some(&RESOURCES_SCHEMA),
         }
     }
 }
@@ -265,6 +310,8 @@ struct Plan {
 struct SegmentFileReader {
     file: SegmentFile,
     metadata: ArrowReaderMetadata,
+    /// The format version of the file.
+    version: u16,
     rows: u64,
     min_time: u64,
     max_time: u64,
@@ -339,7 +386,7 @@ impl SegmentFileReader {
         let version: u16 = version
             .parse()
             .map_err(|_| corrupt(format!("format version `{version}` is not a number")))?;
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(StoreError::UnsupportedVersion {
                 path: path.to_owned(),
                 what: "segment file",
@@ -366,9 +413,15 @@ impl SegmentFileReader {
                 parquet.file_metadata().num_rows()
             )));
         }
-        if !same_fields(metadata.schema(), kind.schema()) {
+        let schema = kind.schema(version).ok_or_else(|| {
+            corrupt(format!(
+                "is a {} file of format version {version}, which has none",
+                kind.name()
+            ))
+        })?;
+        if !same_fields(metadata.schema(), schema) {
             return Err(corrupt(format!(
-                "does not have the schema of a {} file",
+                "does not have the schema of a {} file of format version {version}",
                 kind.name()
             )));
         }
@@ -382,7 +435,11 @@ impl SegmentFileReader {
                 .position(|c| c.path().parts() == [name])
                 .ok_or_else(|| corrupt(format!("has no column `{name}`")))
         };
-        let trace_id = leaf("trace_id")?;
+        // The resources file is read by `resource_id`, in row order.
+        let trace_id = match kind {
+            Kind::Resources => leaf(RESOURCE_ID)?,
+            Kind::Spans | Kind::Logs => leaf("trace_id")?,
+        };
         let (start_time, service_name, dedicated, mut bloom_columns) = match kind {
             Kind::Spans => {
                 let dedicated = DedicatedColumn::ALL
@@ -402,8 +459,11 @@ impl SegmentFileReader {
                 )
             }
             Kind::Logs => (leaf("time")?, leaf("service_name")?, Vec::new(), Vec::new()),
+            Kind::Resources => (trace_id, trace_id, Vec::new(), Vec::new()),
         };
-        bloom_columns.insert(0, trace_id);
+        if kind != Kind::Resources {
+            bloom_columns.insert(0, trace_id);
+        }
         let blooms = (0..parquet.num_row_groups() * bloom_columns.len())
             .map(|_| OnceLock::new())
             .collect();
@@ -420,6 +480,7 @@ impl SegmentFileReader {
             ))
         })?;
         Ok(SegmentFileReader {
+            version,
             rows,
             min_time: number(metadata_keys::MIN_TIME)?,
             max_time: number(metadata_keys::MAX_TIME)?,
@@ -758,8 +819,13 @@ impl SegmentFileReader {
     }
 
     /// Every planned row of a spans file, decoded whole, onto `spans`.
-    fn read_spans(&self, plan: Plan, spans: &mut Vec<SpanRecord>) -> Result<()> {
-        self.read(plan, None, |batch, sharing| {
+    fn read_spans(
+        &self,
+        plan: Plan,
+        resources: Option<&SegmentFileReader>,
+        spans: &mut Vec<SpanRecord>,
+    ) -> Result<()> {
+        self.read(plan, None, resources, |batch, sharing| {
             let columns = SpanColumns::new(batch)?;
             for row in 0..columns.len() {
                 spans.push(columns.record(row, sharing)?);
@@ -769,8 +835,13 @@ impl SegmentFileReader {
     }
 
     /// Every planned row of a logs file onto `logs`.
-    fn read_logs(&self, plan: Plan, logs: &mut Vec<LogEntry>) -> Result<()> {
-        self.read(plan, None, |batch, sharing| {
+    fn read_logs(
+        &self,
+        plan: Plan,
+        resources: Option<&SegmentFileReader>,
+        logs: &mut Vec<LogEntry>,
+    ) -> Result<()> {
+        self.read(plan, None, resources, |batch, sharing| {
             let columns = LogColumns::new(batch)?;
             for row in 0..columns.len() {
                 logs.push(columns.entry(row, sharing)?);
@@ -779,12 +850,53 @@ impl SegmentFileReader {
         })
     }
 
-    /// Reads the planned rows, batch by batch, into `each`. A panic of the
-    /// Parquet decoder on damaged data becomes [`StoreError::Corrupt`].
+    /// Reads the pairs `ids` (sorted) of the resources file into `sharing`:
+    /// row `i` holds `resource_id` `i`, so a row selection reads only their
+    /// pages.
+    fn read_resources(&self, ids: &[u32], sharing: &mut Sharing) -> Result<()> {
+        let rows = usize::try_from(self.rows).unwrap_or(usize::MAX);
+        if let Some(&last) = ids.last()
+            && last as usize >= rows
+        {
+            return Err(self.corrupt(
+                None,
+                format!("has no resource_id {last}, which a row names ({rows} rows)"),
+            ));
+        }
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        for &id in ids {
+            let id = id as usize;
+            match ranges.last_mut() {
+                Some(run) if run.end == id => run.end += 1,
+                _ => ranges.push(id..id + 1),
+            }
+        }
+        let plan = Plan {
+            selection: Some(RowSelection::from_consecutive_ranges(
+                ranges.into_iter(),
+                rows,
+            )),
+            ..self.all()
+        };
+        self.read(plan, None, None, |batch, _| {
+            sharing.learn(batch)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if let Some(id) = ids.iter().find(|id| !sharing.has(**id)) {
+            return Err(self.corrupt(None, format!("row {id} does not hold resource_id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Reads the planned rows, batch by batch, into `each`, after reading
+    /// from `resources` (a version 2 spans or logs file's) the pairs each
+    /// batch names. A panic of the Parquet
+    /// decoder on damaged data becomes [`StoreError::Corrupt`].
     fn read(
         &self,
         plan: Plan,
         limit: Option<usize>,
+        resources: Option<&SegmentFileReader>,
         mut each: impl FnMut(&RecordBatch, &mut Sharing) -> Result<ControlFlow<()>, String>,
     ) -> Result<()> {
         if plan.row_groups.is_empty() || limit == Some(0) {
@@ -792,6 +904,8 @@ impl SegmentFileReader {
         }
         let first_group = plan.row_groups.first().copied();
         let mut sharing = Sharing::default();
+        // An error of the resources file, which names that file.
+        let mut resources_error = None;
         let mut remaining = limit;
         let outcome = guard(|| -> Result<(), String> {
             let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
@@ -825,12 +939,24 @@ impl SegmentFileReader {
                     }
                     *left -= batch.num_rows();
                 }
+                if let Some(resources) = resources {
+                    let missing = sharing.missing(&batch)?;
+                    if !missing.is_empty()
+                        && let Err(error) = resources.read_resources(&missing, &mut sharing)
+                    {
+                        resources_error = Some(error);
+                        return Err(String::new());
+                    }
+                }
                 if each(&batch, &mut sharing)?.is_break() {
                     break;
                 }
             }
             Ok(())
         });
+        if let Some(error) = resources_error {
+            return Err(error);
+        }
         outcome
             .and_then(|r| r)
             .map_err(|reason| self.corrupt(first_group, reason))

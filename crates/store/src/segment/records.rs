@@ -5,6 +5,7 @@
 //! list offset out of range or an unknown enum number is an error (the file
 //! is damaged or not ours), never a panic.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{
@@ -20,6 +21,7 @@ use super::DedicatedColumn;
 use super::attributes::{
     AttributeColumns, Malformed, ValueColumns, downcast, list_range, required_field,
 };
+use super::schema::RESOURCE_ID;
 use crate::hot::{LogEntry, SpanRecord};
 
 /// How many distinct resources (and scopes) a read remembers to share.
@@ -33,6 +35,85 @@ const SHARED: usize = 16;
 pub(crate) struct Sharing {
     resources: Vec<Arc<Resource>>,
     scopes: Vec<Arc<Scope>>,
+    /// The pairs of the resources file read so far, by `resource_id`.
+    table: HashMap<u32, (Arc<Resource>, Arc<Scope>)>,
+}
+
+impl Sharing {
+    /// The `resource_id`s of `batch` (of a spans or logs file) not read yet,
+    /// sorted; none for a format version 1 batch, whose rows hold theirs.
+    pub(crate) fn missing(&self, batch: &RecordBatch) -> Result<Vec<u32>, Malformed> {
+        let Some(ids) = column::<UInt32Array>(batch, RESOURCE_ID)? else {
+            return Ok(Vec::new());
+        };
+        let mut missing = Vec::new();
+        let mut last = None;
+        // Rows of a trace mostly come from one or two services: runs.
+        for &id in ids.values() {
+            if last != Some(id) && !self.table.contains_key(&id) {
+                missing.push(id);
+            }
+            last = Some(id);
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// Whether `id` was read.
+    pub(crate) fn has(&self, id: u32) -> bool {
+        self.table.contains_key(&id)
+    }
+
+    /// Remembers the pairs of `batch`, of the resources file.
+    pub(crate) fn learn(&mut self, batch: &RecordBatch) -> Result<(), Malformed> {
+        let ids: &UInt32Array = required(batch, RESOURCE_ID)?;
+        let columns = ResourceColumns::new(batch)?;
+        for row in 0..batch.num_rows() {
+            let id = number(ids, row)?;
+            let pair = (columns.resource(row, self)?, columns.scope(row, self)?);
+            self.table.insert(id, pair);
+        }
+        Ok(())
+    }
+}
+
+/// Where a batch's rows find their resource and scope.
+enum Resources<'a> {
+    /// Format version 1: on every row (boxed: a batch makes one).
+    Rows(Box<ResourceColumns<'a>>),
+    /// Their `resource_id`, read from the resources file beforehand.
+    Ids(&'a UInt32Array),
+}
+
+impl<'a> Resources<'a> {
+    fn new(batch: &'a RecordBatch) -> Result<Resources<'a>, Malformed> {
+        Ok(match column::<UInt32Array>(batch, RESOURCE_ID)? {
+            Some(ids) => Resources::Ids(ids),
+            None => Resources::Rows(Box::new(ResourceColumns::new(batch)?)),
+        })
+    }
+
+    fn get(
+        &self,
+        row: usize,
+        sharing: &mut Sharing,
+    ) -> Result<(Arc<Resource>, Arc<Scope>), Malformed> {
+        match self {
+            Resources::Rows(columns) => Ok((
+                columns.resource(row, sharing)?,
+                columns.scope(row, sharing)?,
+            )),
+            Resources::Ids(ids) => {
+                let id = number(*ids, row)?;
+                let (resource, scope) = sharing
+                    .table
+                    .get(&id)
+                    .ok_or_else(|| format!("resource_id {id} is not in the resources file"))?;
+                Ok((Arc::clone(resource), Arc::clone(scope)))
+            }
+        }
+    }
 }
 
 /// A top-level column by name, typed; `None` when it was not read.
@@ -79,7 +160,8 @@ fn number<T: arrow_array::ArrowPrimitiveType>(
     Ok(array.value(i))
 }
 
-/// The resource and scope columns of either file.
+/// The resource and scope columns: of the resources file, or of every row
+/// of a format version 1 file.
 struct ResourceColumns<'a> {
     attributes: AttributeColumns<'a>,
     original_attributes: AttributeColumns<'a>,
@@ -307,7 +389,7 @@ pub(crate) struct SpanColumns<'a> {
     dropped_events: &'a UInt32Array,
     links: LinkColumns<'a>,
     dropped_links: &'a UInt32Array,
-    resource: ResourceColumns<'a>,
+    resources: Resources<'a>,
 }
 
 impl<'a> SpanColumns<'a> {
@@ -348,7 +430,7 @@ impl<'a> SpanColumns<'a> {
             dropped_events: required(batch, "dropped_events_count")?,
             links: LinkColumns::new(list(batch, "links"))?,
             dropped_links: required(batch, "dropped_links_count")?,
-            resource: ResourceColumns::new(batch)?,
+            resources: Resources::new(batch)?,
         })
     }
 
@@ -402,9 +484,10 @@ impl<'a> SpanColumns<'a> {
                 message: string(self.status_message, row)?,
             },
         };
+        let (resource, scope) = self.resources.get(row, sharing)?;
         Ok(SpanRecord {
-            resource: self.resource.resource(row, sharing)?,
-            scope: self.resource.scope(row, sharing)?,
+            resource,
+            scope,
             span: span.into(),
         })
     }
@@ -426,7 +509,7 @@ pub(crate) struct LogColumns<'a> {
     dropped_attributes: &'a UInt32Array,
     flags: &'a UInt32Array,
     event_name: &'a StringArray,
-    resource: ResourceColumns<'a>,
+    resources: Resources<'a>,
 }
 
 impl<'a> LogColumns<'a> {
@@ -449,7 +532,7 @@ impl<'a> LogColumns<'a> {
             dropped_attributes: required(batch, "dropped_attributes_count")?,
             flags: required(batch, "flags")?,
             event_name: required(batch, "event_name")?,
-            resource: ResourceColumns::new(batch)?,
+            resources: Resources::new(batch)?,
         })
     }
 
@@ -484,9 +567,10 @@ impl<'a> LogColumns<'a> {
             },
             event_name: string(self.event_name, row)?,
         };
+        let (resource, scope) = self.resources.get(row, sharing)?;
         Ok(LogEntry {
-            resource: self.resource.resource(row, sharing)?,
-            scope: self.resource.scope(row, sharing)?,
+            resource,
+            scope,
             record,
         })
     }

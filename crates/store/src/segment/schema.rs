@@ -70,7 +70,8 @@ fn list_of(fields: Fields) -> DataType {
     )))
 }
 
-/// The resource and scope columns both files end with.
+/// The resource and scope columns: the resources file's (after
+/// `resource_id`), and those every row of a version 1 file ended with.
 fn resource_scope_fields() -> Vec<Field> {
     vec![
         Field::new("resource_attributes", attribute_list(), false),
@@ -85,7 +86,16 @@ fn resource_scope_fields() -> Vec<Field> {
     ]
 }
 
-pub(crate) static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+/// The column of a spans or logs row naming its resource and scope: the
+/// row of the resources file with that `resource_id`.
+pub(crate) const RESOURCE_ID: &str = "resource_id";
+
+fn resource_id() -> Field {
+    Field::new(RESOURCE_ID, DataType::UInt32, false)
+}
+
+/// The columns of a span, resource and scope aside.
+fn span_fields() -> Vec<Field> {
     let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
@@ -118,12 +128,12 @@ pub(crate) static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("links", list_of(link_fields()), false),
         Field::new("dropped_links_count", DataType::UInt32, false),
     ]);
-    fields.extend(resource_scope_fields());
-    Arc::new(Schema::new(fields))
-});
+    fields
+}
 
-pub(crate) static LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields = vec![
+/// The columns of a log record, resource and scope aside.
+fn log_fields() -> Vec<Field> {
+    vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), true),
         Field::new("span_id", DataType::FixedSizeBinary(8), true),
         Field::new("time", timestamp(), false),
@@ -141,10 +151,34 @@ pub(crate) static LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("flags", DataType::UInt32, false),
         Field::new("event_name", DataType::Utf8, false),
         Field::new("service_name", DataType::Utf8, false),
-    ];
-    fields.extend(resource_scope_fields());
-    Arc::new(Schema::new(fields))
-});
+    ]
+}
+
+fn schema(fields: impl IntoIterator<Item = Field>) -> SchemaRef {
+    Arc::new(Schema::new(fields.into_iter().collect::<Vec<_>>()))
+}
+
+/// The spans file: a span per row, its resource and scope by `resource_id`.
+pub(crate) static SPANS_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema(span_fields().into_iter().chain([resource_id()])));
+
+/// The logs file: a log record per row, its resource and scope by
+/// `resource_id`.
+pub(crate) static LOGS_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema(log_fields().into_iter().chain([resource_id()])));
+
+/// The resources file: each distinct (resource, scope) pair of the spans
+/// and logs files once, in `resource_id` order from 0.
+pub(crate) static RESOURCES_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema([resource_id()].into_iter().chain(resource_scope_fields())));
+
+/// Format version 1's spans file: the resource and scope on every row.
+pub(crate) static SPANS_SCHEMA_V1: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema(span_fields().into_iter().chain(resource_scope_fields())));
+
+/// Format version 1's logs file.
+pub(crate) static LOGS_SCHEMA_V1: LazyLock<SchemaRef> =
+    LazyLock::new(|| schema(log_fields().into_iter().chain(resource_scope_fields())));
 
 /// Whether `found` has the fields of `expected` (names, types, nullability),
 /// ignoring metadata a reader may attach.
@@ -186,13 +220,23 @@ mod tests {
             assert_eq!(at, service + 1 + column.index());
             assert!(spans.field(at).is_nullable());
         }
-        assert_eq!(spans.fields().len(), 40);
-        assert_eq!(LOGS_SCHEMA.fields().len(), 22);
-        // Every column of both files ends with the resource and scope.
+        assert_eq!(spans.fields().len(), 32);
+        assert_eq!(LOGS_SCHEMA.fields().len(), 14);
+        assert_eq!(RESOURCES_SCHEMA.fields().len(), 10);
+        // Rows of both files end with their resource's id; version 1's
+        // ended with the resource and scope themselves.
         for schema in [&*SPANS_SCHEMA, &*LOGS_SCHEMA] {
-            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(schema.fields().last().unwrap().name(), RESOURCE_ID);
+        }
+        for (v1, v2) in [
+            (&*SPANS_SCHEMA_V1, &*SPANS_SCHEMA),
+            (&*LOGS_SCHEMA_V1, &*LOGS_SCHEMA),
+        ] {
+            let names: Vec<&str> = v1.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(names.len(), v2.fields().len() - 1 + 9);
             assert_eq!(names[names.len() - 9], "resource_attributes");
             assert_eq!(names[names.len() - 1], "scope_schema_url");
         }
+        assert_eq!(RESOURCES_SCHEMA.field(1).name(), "resource_attributes");
     }
 }

@@ -10,9 +10,8 @@
 //! building the Arrow columns 45% (mostly loads of span attributes and
 //! strings), the preparing pass 10%. The rows are visited in sorted (trace
 //! id) order, which is random order in memory, yet visiting them in memory
-//! order saves only about 6%. The resource and scope columns, the widest,
-//! are built once per distinct pair and gathered per slice with Arrow's
-//! `take`.
+//! order saves only about 6%. Each distinct resource/scope pair is written
+//! once, to the resources file, after the spans and logs that name it.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -29,8 +28,8 @@ use arrow_array::builder::{
 use arrow_array::{
     Array, ArrayRef, FixedSizeBinaryArray, ListArray, RecordBatch, StructArray, UInt32Array,
 };
-use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
-use arrow_schema::{ArrowError, DataType as ArrowDataType, SchemaRef};
+use arrow_buffer::{Buffer, NullBuffer};
+use arrow_schema::{ArrowError, SchemaRef};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue as ParquetKeyValue, SortingColumn};
@@ -40,10 +39,10 @@ use sha2::{Digest, Sha256};
 use tracewarden_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span};
 
 use super::attributes::{AttributeListBuilder, MAX_VALUE_DEPTH, ValueBuilder, list_array, offset};
-use super::schema::{LOGS_SCHEMA, SPANS_SCHEMA, event_fields, link_fields};
+use super::schema::{LOGS_SCHEMA, RESOURCES_SCHEMA, SPANS_SCHEMA, event_fields, link_fields};
 use super::{
     DedicatedColumn, FORMAT_VERSION, MAX_ROW_GROUP_BYTES, SegmentWriteOptions, WrittenFile,
-    WrittenSegment, logs_file_name, metadata_keys, spans_file_name,
+    WrittenSegment, logs_file_name, metadata_keys, resources_file_name, spans_file_name,
 };
 use crate::encryption::EncryptionKey;
 use crate::encryption::segment::encryption_properties;
@@ -51,8 +50,9 @@ use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
 use crate::prefetch::{prefetch, prefetch_strings};
 
-/// Writes segment `id`: `<id>.spans.parquet` and `<id>.logs.parquet` in
-/// `dir` (both always, possibly without rows).
+/// Writes segment `id`: `<id>.spans.parquet`, `<id>.logs.parquet` and
+/// `<id>.resources.parquet` in `dir` (all three always, possibly without
+/// rows).
 ///
 /// The records are borrowed: a flush writes straight out of the frozen hot
 /// tier, which stays readable (and so keeps its records) until the segment
@@ -76,7 +76,7 @@ pub fn write_segment(
     write_segment_with_key(dir, id, spans, logs, options, None)
 }
 
-/// [`write_segment`], encrypting both files with `key` when given (Parquet
+/// [`write_segment`], encrypting every file with `key` when given (Parquet
 /// modular encryption, see [`crate::encryption`]). Encrypted files have no
 /// bloom filters: parquet-rs writes them unencrypted, and they would tell
 /// which ids and addresses a segment holds.
@@ -160,22 +160,35 @@ fn write_segment_inner(
         key,
     };
 
-    let spans_name = spans_file_name(id);
-    let logs_name = logs_file_name(id);
-    let spans_tmp = dir.join(format!("{spans_name}.tmp"));
-    let logs_tmp = dir.join(format!("{logs_name}.tmp"));
+    let names = [
+        spans_file_name(id),
+        logs_file_name(id),
+        resources_file_name(id),
+    ];
+    let [spans_tmp, logs_tmp, resources_tmp] =
+        names.clone().map(|name| dir.join(format!("{name}.tmp")));
     let span_bytes = facts.map(|facts| facts.row_bytes);
-    let written = write_spans(&spans_tmp, spans, span_bytes, options, &meta)
-        .and_then(|spans| Ok((spans, write_logs(&logs_tmp, logs, options, &meta)?)));
-    let (spans_digest, logs_digest) = match written {
+    let written = (|| {
+        let (spans_digest, mut pairs) = write_spans(&spans_tmp, spans, span_bytes, options, &meta)?;
+        // The logs' pairs are numbered after the spans'.
+        let (logs_digest, log_pairs) = write_logs(&logs_tmp, logs, pairs.len(), options, &meta)?;
+        pairs.extend(log_pairs);
+        let resources_digest = write_resources(&resources_tmp, &pairs, options, &meta)?;
+        Ok([spans_digest, logs_digest, resources_digest])
+    })();
+    let digests = match written {
         Ok(digests) => digests,
         Err(e) => {
-            let _ = fs::remove_file(&spans_tmp);
-            let _ = fs::remove_file(&logs_tmp);
+            for tmp in [&spans_tmp, &logs_tmp, &resources_tmp] {
+                let _ = fs::remove_file(tmp);
+            }
             return Err(e);
         }
     };
-    for (tmp, name) in [(&spans_tmp, &spans_name), (&logs_tmp, &logs_name)] {
+    for (tmp, name) in [&spans_tmp, &logs_tmp, &resources_tmp]
+        .into_iter()
+        .zip(&names)
+    {
         let path = dir.join(name);
         fs::rename(tmp, &path).map_err(|e| StoreError::io("rename", tmp.as_path(), e))?;
     }
@@ -183,18 +196,15 @@ fn write_segment_inner(
 
     Ok(WrittenSegment {
         id,
-        files: vec![
-            WrittenFile {
-                name: spans_name,
-                bytes: spans_digest.bytes,
-                sha256: spans_digest.sha256,
-            },
-            WrittenFile {
-                name: logs_name,
-                bytes: logs_digest.bytes,
-                sha256: logs_digest.sha256,
-            },
-        ],
+        files: names
+            .into_iter()
+            .zip(digests)
+            .map(|(name, digest)| WrittenFile {
+                name,
+                bytes: digest.bytes,
+                sha256: digest.sha256,
+            })
+            .collect(),
         spans: spans.len() as u64,
         logs: logs.len() as u64,
         min_time_unix_nano: min_time,
@@ -240,7 +250,7 @@ pub(crate) fn widen((min, max): (u64, u64), (lo, hi): (u64, u64)) -> (u64, u64) 
     (min.min(lo), max.max(hi))
 }
 
-/// What both files' key-value metadata record.
+/// What every file's key-value metadata records.
 struct FileMeta<'a> {
     id: u64,
     min_time: u64,
@@ -355,12 +365,11 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     } else {
         input.len() / 2
     });
-    let (mut row_bytes, mut keys, row_pair, pairs, pair_bytes) = std::thread::scope(|scope| {
+    let (row_bytes, mut keys, row_pair, pairs) = std::thread::scope(|scope| {
         let second = (!second.is_empty()).then(|| scope.spawn(|| estimate(second)));
         let mut keys: Vec<(K, u32)> = Vec::with_capacity(input.len());
         let mut row_pair: Vec<u32> = Vec::with_capacity(input.len());
         let mut pairs: Vec<(&'a Resource, &'a Scope)> = Vec::new();
-        let mut pair_bytes: Vec<usize> = Vec::new();
         let mut known: HashMap<(*const Resource, *const Scope), u32> = HashMap::new();
         let mut last: Option<((*const Resource, *const Scope), u32)> = None;
         for (&row, i) in input.iter().zip(0..count) {
@@ -379,7 +388,6 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
                     let pair = *known.entry(identity).or_insert(next);
                     if pair == next {
                         pairs.push((resource.as_ref(), scope.as_ref()));
-                        pair_bytes.push(resource_scope_bytes(resource, scope));
                     }
                     last = Some((identity, pair));
                     pair
@@ -394,12 +402,8 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
                 .map_err(|_| "estimating row sizes failed".to_string())??;
             row_bytes.extend(rest);
         }
-        Ok::<_, String>((row_bytes, keys, row_pair, pairs, pair_bytes))
+        Ok::<_, String>((row_bytes, keys, row_pair, pairs))
     })?;
-    for (bytes, pair) in row_bytes.iter_mut().zip(&row_pair) {
-        let shared = pair_bytes.get(*pair as usize).copied().unwrap_or(0);
-        *bytes = u32::try_from(*bytes as usize + shared).unwrap_or(u32::MAX);
-    }
     keys.sort_unstable();
 
     let mut rows = Vec::with_capacity(keys.len());
@@ -436,21 +440,8 @@ impl<T, K> Prepared<'_, T, K> {
         )
     }
 
-    /// The row groups cut into slices of at most [`SLICE_ROWS`] rows.
     fn slices(&self) -> Vec<Slice> {
-        let mut slices = Vec::new();
-        for group in &self.groups {
-            let mut start = group.start;
-            while start < group.end {
-                let end = group.end.min(start + SLICE_ROWS);
-                slices.push(Slice {
-                    rows: start..end,
-                    ends_row_group: end == group.end,
-                });
-                start = end;
-            }
-        }
-        slices
+        slices(&self.groups)
     }
 
     /// The most rows of a row group.
@@ -463,79 +454,58 @@ impl<T, K> Prepared<'_, T, K> {
     }
 }
 
-/// The `service_name` and resource/scope columns of each distinct pair,
-/// one row per pair: row groups take theirs from these.
+/// The row groups cut into slices of at most [`SLICE_ROWS`] rows.
+fn slices(groups: &[Range<usize>]) -> Vec<Slice> {
+    let mut slices = Vec::new();
+    for group in groups {
+        let mut start = group.start;
+        while start < group.end {
+            let end = group.end.min(start + SLICE_ROWS);
+            slices.push(Slice {
+                rows: start..end,
+                ends_row_group: end == group.end,
+            });
+            start = end;
+        }
+    }
+    slices
+}
+
+/// What a row keeps of its resource and scope: `service_name` (for
+/// pruning), and the `resource_id` of its pair in the resources file.
 struct PairColumns {
+    /// One per pair.
     service_name: ArrayRef,
-    resource_scope: Vec<ArrayRef>,
+    /// The `resource_id` of the file's first pair.
+    first_id: u32,
 }
 
 impl PairColumns {
-    fn new(pairs: &[(&Resource, &Scope)]) -> Result<PairColumns, ArrowError> {
+    fn new(pairs: &[(&Resource, &Scope)], first_id: usize) -> Result<PairColumns, String> {
+        let last = first_id.checked_add(pairs.len());
+        let first_id = u32::try_from(first_id)
+            .ok()
+            .filter(|_| last.is_some_and(|last| u32::try_from(last).is_ok()))
+            .ok_or_else(|| format!("{} resources are too many for one segment", pairs.len()))?;
         let mut service_name = StringBuilder::new();
-        let mut resource_scope = ResourceScopeBuilder::new(pairs.len());
-        for (resource, scope) in pairs {
+        for (resource, _) in pairs {
             service_name.append_value(resource.service_name());
-            resource_scope.append(resource, scope)?;
         }
         Ok(PairColumns {
             service_name: Arc::new(service_name.finish()),
-            resource_scope: resource_scope.finish()?,
+            first_id,
         })
     }
 
-    /// `service_name` and the resource/scope columns of rows whose pairs are `pair_of`.
-    fn take(&self, pair_of: &[u32]) -> Result<(ArrayRef, Vec<ArrayRef>), ArrowError> {
+    /// `service_name` and `resource_id` of rows whose pairs are `pair_of`.
+    fn take(&self, pair_of: &[u32]) -> Result<(ArrayRef, ArrayRef), ArrowError> {
         let indices = UInt32Array::from(pair_of.to_vec());
+        let ids = UInt32Array::from_iter_values(pair_of.iter().map(|p| p + self.first_id));
         Ok((
-            take_rows(&self.service_name, &indices)?,
-            self.resource_scope
-                .iter()
-                .map(|column| take_rows(column, &indices))
-                .collect::<Result<_, _>>()?,
+            arrow_select::take::take(self.service_name.as_ref(), &indices, None)?,
+            Arc::new(ids),
         ))
     }
-}
-
-/// Arrow's `take`, with lists taken through their entries: the generic
-/// path for lists of structs copies entry by entry, this one takes each
-/// entry field in one vectorised pass.
-fn take_rows(array: &ArrayRef, indices: &UInt32Array) -> Result<ArrayRef, ArrowError> {
-    let Some(list) = array.as_any().downcast_ref::<ListArray>() else {
-        return arrow_select::take::take(array.as_ref(), indices, None);
-    };
-    let offsets = list.value_offsets();
-    let mut taken_offsets = Vec::with_capacity(indices.len() + 1);
-    taken_offsets.push(0i32);
-    let mut entries: Vec<u32> = Vec::new();
-    for row in indices.values() {
-        let row = *row as usize;
-        let (Some(&start), Some(&end)) = (offsets.get(row), offsets.get(row + 1)) else {
-            return Err(ArrowError::InvalidArgumentError(format!(
-                "row {row} is not in a list of {}",
-                list.len()
-            )));
-        };
-        let (start, end) = (u32::try_from(start), u32::try_from(end));
-        let (Ok(start), Ok(end)) = (start, end) else {
-            return Err(ArrowError::InvalidArgumentError(
-                "negative list offset".into(),
-            ));
-        };
-        entries.extend(start..end);
-        taken_offsets.push(offset(entries.len())?);
-    }
-    let values =
-        arrow_select::take::take(list.values().as_ref(), &UInt32Array::from(entries), None)?;
-    let ArrowDataType::List(field) = list.data_type() else {
-        return Err(ArrowError::InvalidArgumentError("not a list".into()));
-    };
-    Ok(Arc::new(ListArray::try_new(
-        Arc::clone(field),
-        OffsetBuffer::new(taken_offsets.into()),
-        values,
-        None,
-    )?))
 }
 
 /// Refuses values nested deeper than a segment can read back.
@@ -637,13 +607,15 @@ fn value_bytes(value: &AnyValue) -> usize {
 
 // ---------------------------------------------------------------- spans
 
-fn write_spans(
+/// Writes the spans file; returns its digest and the distinct
+/// resource/scope pairs, numbered from 0, that its rows name.
+fn write_spans<'a>(
     path: &Path,
-    spans: &[&SpanRecord],
+    spans: &[&'a SpanRecord],
     known_bytes: Option<&[u32]>,
     options: &SegmentWriteOptions,
     meta: &FileMeta,
-) -> Result<Digest32> {
+) -> Result<(Digest32, Vec<(&'a Resource, &'a Scope)>)> {
     let segment_error = |reason: String| StoreError::Segment {
         path: path.to_owned(),
         reason,
@@ -671,8 +643,7 @@ fn write_spans(
         known_bytes,
     )
     .map_err(segment_error)?;
-    let pair_columns =
-        PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
+    let pair_columns = PairColumns::new(&prepared.pairs, 0).map_err(segment_error)?;
 
     // Bloom filters: sized for the distinct trace ids of the largest row
     // group (rows are sorted by trace id: count the changes), and for its
@@ -701,7 +672,7 @@ fn write_spans(
     )
     .map_err(|e| segment_error(e.to_string()))?;
 
-    write_file(
+    let digest = write_file(
         path,
         &SPANS_SCHEMA,
         properties,
@@ -710,7 +681,8 @@ fn write_spans(
             let (rows, pair_of) = prepared.slice(range);
             span_batch(rows, pair_columns.take(pair_of)?)
         },
-    )
+    )?;
+    Ok((digest, prepared.pairs))
 }
 
 /// Which dedicated column takes each attribute of `span`: the first
@@ -790,12 +762,9 @@ fn key_words(key: &str) -> [u64; 4] {
     ]
 }
 
-/// A row group of spans; `shared` holds the `service_name` and
-/// resource/scope columns, taken from [`PairColumns`].
-fn span_batch(
-    rows: &[&SpanRecord],
-    shared: (ArrayRef, Vec<ArrayRef>),
-) -> Result<RecordBatch, ArrowError> {
+/// A row group of spans; `pair` holds the `service_name` and `resource_id`
+/// columns, taken from [`PairColumns`].
+fn span_batch(rows: &[&SpanRecord], pair: (ArrayRef, ArrayRef)) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
     // Sized from a sample: a string builder that outgrows its buffer copies
     // it whole.
@@ -891,7 +860,7 @@ fn span_batch(
         dropped_links.append_value(span.dropped_links_count);
     }
 
-    let (service_name, resource_scope) = shared;
+    let (service_name, resource_id) = pair;
     let mut columns: Vec<ArrayRef> = vec![
         trace_id.finish()?,
         span_id.finish()?,
@@ -916,8 +885,8 @@ fn span_batch(
         Arc::new(dropped_events.finish()),
         Arc::new(links.finish()?),
         Arc::new(dropped_links.finish()),
+        resource_id,
     ]);
-    columns.extend(resource_scope);
     RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)
 }
 
@@ -1138,7 +1107,7 @@ impl LinkListBuilder {
     }
 }
 
-/// The resource and scope columns, repeated on every row.
+/// The resource and scope columns of the resources file.
 struct ResourceScopeBuilder {
     attributes: AttributeListBuilder,
     original_attributes: AttributeListBuilder,
@@ -1198,12 +1167,15 @@ impl ResourceScopeBuilder {
 
 // ---------------------------------------------------------------- logs
 
-fn write_logs(
+/// Writes the logs file; returns its digest and the distinct
+/// resource/scope pairs its rows name, numbered from `first_id`.
+fn write_logs<'a>(
     path: &Path,
-    logs: &[&LogEntry],
+    logs: &[&'a LogEntry],
+    first_id: usize,
     options: &SegmentWriteOptions,
     meta: &FileMeta,
-) -> Result<Digest32> {
+) -> Result<(Digest32, Vec<(&'a Resource, &'a Scope)>)> {
     let segment_error = |reason: String| StoreError::Segment {
         path: path.to_owned(),
         reason,
@@ -1230,8 +1202,7 @@ fn write_logs(
         None,
     )
     .map_err(segment_error)?;
-    let pair_columns =
-        PairColumns::new(&prepared.pairs).map_err(|e| segment_error(e.to_string()))?;
+    let pair_columns = PairColumns::new(&prepared.pairs, first_id).map_err(segment_error)?;
     let encryption = meta.encryption("logs").map_err(segment_error)?;
     // No bloom filter in an encrypted file: parquet-rs writes it unencrypted.
     let trace_ndv = encryption.is_none().then(|| {
@@ -1245,7 +1216,7 @@ fn write_logs(
         encryption,
     )
     .map_err(|e| segment_error(e.to_string()))?;
-    write_file(
+    let digest = write_file(
         path,
         &LOGS_SCHEMA,
         properties,
@@ -1254,7 +1225,8 @@ fn write_logs(
             let (rows, pair_of) = prepared.slice(range);
             log_batch(rows, pair_columns.take(pair_of)?)
         },
-    )
+    )?;
+    Ok((digest, prepared.pairs))
 }
 
 /// Refuses values nested deeper than a segment can read back.
@@ -1283,10 +1255,7 @@ fn log_bytes(entry: &LogEntry) -> usize {
         + attributes_bytes(&record.original_attributes)
 }
 
-fn log_batch(
-    rows: &[&LogEntry],
-    shared: (ArrayRef, Vec<ArrayRef>),
-) -> Result<RecordBatch, ArrowError> {
+fn log_batch(rows: &[&LogEntry], pair: (ArrayRef, ArrayRef)) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
     let mut trace_id = Ids::new(n, 16);
     let mut span_id = Ids::new(n, 8);
@@ -1315,8 +1284,8 @@ fn log_batch(
         flags.append_value(record.flags);
         event_name.append_value(&record.event_name);
     }
-    let (service_name, resource_scope) = shared;
-    let mut columns: Vec<ArrayRef> = vec![
+    let (service_name, resource_id) = pair;
+    let columns: Vec<ArrayRef> = vec![
         trace_id.finish()?,
         span_id.finish()?,
         Arc::new(time.finish()),
@@ -1330,9 +1299,61 @@ fn log_batch(
         Arc::new(flags.finish()),
         Arc::new(event_name.finish()),
         service_name,
+        resource_id,
     ];
-    columns.extend(resource_scope);
     RecordBatch::try_new(LOGS_SCHEMA.clone(), columns)
+}
+
+// ---------------------------------------------------------------- resources
+
+/// Writes the resources file: `pairs[i]` in row `i`, with `resource_id` `i`.
+fn write_resources(
+    path: &Path,
+    pairs: &[(&Resource, &Scope)],
+    options: &SegmentWriteOptions,
+    meta: &FileMeta,
+) -> Result<Digest32> {
+    let segment_error = |reason: String| StoreError::Segment {
+        path: path.to_owned(),
+        reason,
+    };
+    let groups = row_groups(pairs, options.row_group_rows, |(resource, scope)| {
+        resource_scope_bytes(resource, scope)
+    });
+    let encryption = meta.encryption("resources").map_err(segment_error)?;
+    let properties = properties(
+        options,
+        meta.key_values("resources", pairs.len()),
+        &RESOURCES_SCHEMA,
+        ResourceTuning,
+        encryption,
+    )
+    .map_err(|e| segment_error(e.to_string()))?;
+    write_file(
+        path,
+        &RESOURCES_SCHEMA,
+        properties,
+        &slices(&groups),
+        |range| resource_batch(pairs, range),
+    )
+}
+
+fn resource_batch(
+    pairs: &[(&Resource, &Scope)],
+    range: Range<usize>,
+) -> Result<RecordBatch, ArrowError> {
+    let rows = pairs.get(range.clone()).unwrap_or(&[]);
+    let ids = range
+        .map(u32::try_from)
+        .collect::<Result<UInt32Array, _>>()
+        .map_err(|_| ArrowError::InvalidArgumentError("too many resources".into()))?;
+    let mut builder = ResourceScopeBuilder::new(rows.len());
+    for (resource, scope) in rows {
+        builder.append(resource, scope)?;
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(ids)];
+    columns.extend(builder.finish()?);
+    RecordBatch::try_new(RESOURCES_SCHEMA.clone(), columns)
 }
 
 // ---------------------------------------------------------------- Parquet
@@ -1377,6 +1398,23 @@ impl Tuning for SpanTuning {
 
     fn sorted_by(&self) -> &'static [&'static str] {
         &["trace_id", "start_time", "span_id"]
+    }
+}
+
+struct ResourceTuning;
+
+impl Tuning for ResourceTuning {
+    fn apply(
+        &self,
+        builder: parquet::file::properties::WriterPropertiesBuilder,
+        _fpp: f64,
+    ) -> parquet::file::properties::WriterPropertiesBuilder {
+        // 0, 1, 2...: a dictionary only costs.
+        builder.set_column_dictionary_enabled(ColumnPath::from("resource_id"), false)
+    }
+
+    fn sorted_by(&self) -> &'static [&'static str] {
+        &["resource_id"]
     }
 }
 
@@ -1433,8 +1471,9 @@ fn bloom(
 /// and durations, small enums and counters (dictionary or RLE runs
 /// already), and the numeric fields of lists that are nearly always empty
 /// (events, links, original and scope attributes). Strings, dictionary
-/// pages and the lists repeated on every row (generic and resource
-/// attributes, whose repetition levels zstd shrinks tenfold) stay zstd.
+/// pages and the lists on every row (generic and resource attributes,
+/// whose repetition levels zstd shrinks tenfold) stay zstd. A row's
+/// `resource_id` is a dictionary index run already.
 fn worth_compressing(parts: &[String]) -> bool {
     let names: Vec<&str> = parts.iter().map(String::as_str).collect();
     match names.as_slice() {
@@ -1450,6 +1489,7 @@ fn worth_compressing(parts: &[String]) -> bool {
             | "dropped_attributes_count"
             | "dropped_events_count"
             | "dropped_links_count"
+            | "resource_id"
             | "resource_dropped_attributes_count"
             | "scope_dropped_attributes_count",
         ] => false,
