@@ -36,7 +36,7 @@ fn python() -> PathBuf {
 
 /// The queries; prints one JSON object.
 const QUERIES: &str = r#"
-import json, sys
+import json, os, sys
 import duckdb
 
 spans, logs, resources, client, span_hex, trace_hex = sys.argv[1:7]
@@ -53,6 +53,13 @@ out["status"] = rows("SELECT http_response_status_code, count(*) FROM read_parqu
 out["services"] = rows("""
     SELECT s.service_name, list_filter(r.resource_attributes, lambda a: a.key = 'service.name')[1].str, count(*)
     FROM read_parquet(?) s JOIN read_parquet(?) r USING (resource_id) GROUP BY ALL ORDER BY 1""", spans, resources)
+# Over every segment of the directory: resource ids are per segment.
+out["all_segments"] = one("""
+    SELECT count(*), count(DISTINCT s.filename) FROM read_parquet(? || '/*.spans.parquet', filename = true) s
+    JOIN read_parquet(? || '/*.resources.parquet', filename = true) r
+      ON s.resource_id = r.resource_id AND left(parse_filename(s.filename), 20) = left(parse_filename(r.filename), 20)
+    WHERE s.service_name = list_filter(r.resource_attributes, lambda a: a.key = 'service.name')[1].str""",
+    os.path.dirname(spans), os.path.dirname(spans))
 out["log_resources"] = one("""
     SELECT count(*), count(DISTINCT resource_id) FROM read_parquet(?) l JOIN read_parquet(?) r USING (resource_id)""", logs, resources)
 out["peer_address"] = one("""
@@ -86,6 +93,16 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
         9,
         &spans.iter().collect::<Vec<_>>(),
         &logs.iter().collect::<Vec<_>>(),
+        &options,
+    )
+    .unwrap();
+    // A second segment beside it, of other services' spans in another order.
+    let other = Workload::new(22).spans(700);
+    write_segment(
+        dir.path(),
+        10,
+        &other.iter().rev().collect::<Vec<_>>(),
+        &[],
         &options,
     )
     .unwrap();
@@ -180,6 +197,10 @@ fn duckdb_reads_a_segment_and_finds_what_was_written() {
         .map(|(name, n)| serde_json::json!([name, name, n]))
         .collect();
     assert_eq!(out["services"], Value::Array(services));
+    assert_eq!(
+        out["all_segments"],
+        serde_json::json!([spans.len() + other.len(), 2])
+    );
     // Every log record finds its resource too, each distinct (resource,
     // scope) pair stored once.
     let log_resources = logs

@@ -6,6 +6,7 @@
 //! ```text
 //! 00000000000000000001.spans.parquet     data files (written by the segment writer)
 //! 00000000000000000001.logs.parquet
+//! 00000000000000000001.resources.parquet (format version 2 on)
 //! 00000000000000000001.manifest.json     one manifest per segment
 //! ...
 //! chain.head                             the newest manifest and the retention log's end
