@@ -459,6 +459,7 @@ impl SegmentFileReader {
                 )
             }
             Kind::Logs => (leaf("time")?, leaf("service_name")?, Vec::new(), Vec::new()),
+            // Never pruned by time or service: only read by row number.
             Kind::Resources => (trace_id, trace_id, Vec::new(), Vec::new()),
         };
         if kind != Kind::Resources {
