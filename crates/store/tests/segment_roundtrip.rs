@@ -374,6 +374,54 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
     assert!(shared);
 }
 
+/// Every span with a resource of its own (a sender that puts a request id
+/// in the resource): the resources file is as long as the spans file and
+/// spans several row groups, and reads still find each span's own.
+#[test]
+fn a_resource_per_span_round_trips_across_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spans = Workload::new(4).spans(3_000);
+    for (i, span) in spans.iter_mut().enumerate() {
+        let mut resource = (*span.resource).clone();
+        resource
+            .attributes
+            .push(KeyValue::new("request.id", AnyValue::Int(i as i64)));
+        span.resource = Arc::new(resource);
+    }
+    let logs = Random::new(4).logs(500, 50);
+    write_segment(
+        dir.path(),
+        1,
+        &spans.iter().collect::<Vec<_>>(),
+        &logs.iter().collect::<Vec<_>>(),
+        &options(700),
+    )
+    .unwrap();
+    let file = std::fs::File::open(dir.path().join(resources_file_name(1))).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader);
+    assert!(
+        metadata.num_row_groups() >= 5,
+        "{}",
+        metadata.num_row_groups()
+    );
+    assert!(metadata.file_metadata().num_rows() > 3_000);
+
+    let segment = Segment::open(dir.path(), 1).unwrap();
+    let expected = expected_spans(&spans);
+    let (read_spans, read_logs) = segment.read_all().unwrap();
+    assert_eq!(read_spans, expected);
+    assert_eq!(read_logs, expected_logs(&logs));
+    for probe in [&expected[0], &expected[1_777], &expected[2_999]] {
+        let (trace, _) = segment.trace(probe.span.trace_id).unwrap();
+        let want: Vec<&SpanRecord> = expected
+            .iter()
+            .filter(|s| s.span.trace_id == probe.span.trace_id)
+            .collect();
+        assert_eq!(trace.iter().collect::<Vec<_>>(), want);
+    }
+}
+
 #[test]
 fn empty_segments_and_traces_without_spans_work() {
     let dir = tempfile::tempdir().unwrap();
