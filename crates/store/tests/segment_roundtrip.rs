@@ -343,7 +343,13 @@ fn nan_and_negative_zero_keep_their_bits() {
 fn equal_resources_and_scopes_share_one_arc_on_read() {
     let dir = tempfile::tempdir().unwrap();
     let mut workload = Workload::new(3);
-    let spans = workload.spans(5_000);
+    let mut spans = workload.spans(5_000);
+    // As if each span came in an export of its own: equal resources in
+    // separate `Arc`s.
+    for span in spans.iter_mut().step_by(2) {
+        span.resource = Arc::new((*span.resource).clone());
+        span.scope = Arc::new((*span.scope).clone());
+    }
     write_segment(
         dir.path(),
         1,
@@ -352,7 +358,7 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
         &options(1_000),
     )
     .unwrap();
-    // Stored once each: the resources file has a row per service.
+    // Stored once each, whatever their `Arc`: a row per service.
     let file = std::fs::File::open(dir.path().join(resources_file_name(1))).unwrap();
     let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
     let rows = parquet::file::reader::FileReader::metadata(&reader)

@@ -73,6 +73,7 @@ use tracewarden_model::TraceId;
 
 mod attributes;
 mod file;
+mod pairs;
 mod prune;
 mod reader;
 mod records;

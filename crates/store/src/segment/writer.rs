@@ -13,7 +13,6 @@
 //! order saves only about 6%. Each distinct resource/scope pair is written
 //! once, to the resources file, after the spans and logs that name it.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::ops::Range;
@@ -39,6 +38,7 @@ use sha2::{Digest, Sha256};
 use tracewarden_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span};
 
 use super::attributes::{AttributeListBuilder, MAX_VALUE_DEPTH, ValueBuilder, list_array, offset};
+use super::pairs::Pairs;
 use super::schema::{LOGS_SCHEMA, RESOURCES_SCHEMA, SPANS_SCHEMA, event_fields, link_fields};
 use super::{
     DedicatedColumn, FORMAT_VERSION, MAX_ROW_GROUP_BYTES, SegmentWriteOptions, WrittenFile,
@@ -304,7 +304,7 @@ struct Prepared<'a, T, K> {
     keys: Vec<K>,
     /// Per sorted row, its (resource, scope) pair in `pairs`.
     pair_of: Vec<u32>,
-    /// The distinct (resource, scope) pairs, by `Arc` identity.
+    /// The distinct (resource, scope) pairs ([`Pairs`]).
     pairs: Vec<(&'a Resource, &'a Scope)>,
     /// Row groups, as ranges of `rows`.
     groups: Vec<Range<usize>>,
@@ -342,7 +342,7 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
     max_rows: usize,
     key: impl Fn(&T) -> K,
     ahead: impl Fn(&T),
-    context: impl Fn(&T) -> (&Arc<Resource>, &Arc<Scope>),
+    context: impl Fn(&'a T) -> (&'a Arc<Resource>, &'a Arc<Scope>),
     own_bytes: impl Fn(&T) -> Result<usize, String> + Sync,
     known_bytes: Option<&[u32]>,
 ) -> Result<Prepared<'a, T, K>, String> {
@@ -369,31 +369,14 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
         let second = (!second.is_empty()).then(|| scope.spawn(|| estimate(second)));
         let mut keys: Vec<(K, u32)> = Vec::with_capacity(input.len());
         let mut row_pair: Vec<u32> = Vec::with_capacity(input.len());
-        let mut pairs: Vec<(&'a Resource, &'a Scope)> = Vec::new();
-        let mut known: HashMap<(*const Resource, *const Scope), u32> = HashMap::new();
-        let mut last: Option<((*const Resource, *const Scope), u32)> = None;
+        let mut pairs = Pairs::new();
         for (&row, i) in input.iter().zip(0..count) {
             if let Some(&later) = input.get(i as usize + AHEAD_ROWS) {
                 ahead(later);
             }
             keys.push((key(row), i));
             let (resource, scope) = context(row);
-            let identity = (Arc::as_ptr(resource), Arc::as_ptr(scope));
-            // Rows arrive grouped by resource and scope (OTLP's hierarchy):
-            // most share the previous row's pair.
-            let pair = match last {
-                Some((previous, pair)) if previous == identity => pair,
-                _ => {
-                    let next = pairs.len() as u32;
-                    let pair = *known.entry(identity).or_insert(next);
-                    if pair == next {
-                        pairs.push((resource.as_ref(), scope.as_ref()));
-                    }
-                    last = Some((identity, pair));
-                    pair
-                }
-            };
-            row_pair.push(pair);
+            row_pair.push(pairs.number(resource, scope));
         }
         let mut row_bytes = estimate(first)?;
         if let Some(second) = second {
@@ -402,7 +385,7 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
                 .map_err(|_| "estimating row sizes failed".to_string())??;
             row_bytes.extend(rest);
         }
-        Ok::<_, String>((row_bytes, keys, row_pair, pairs))
+        Ok::<_, String>((row_bytes, keys, row_pair, pairs.into_pairs()))
     })?;
     keys.sort_unstable();
 
