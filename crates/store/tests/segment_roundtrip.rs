@@ -361,10 +361,14 @@ fn equal_resources_and_scopes_share_one_arc_on_read() {
     // Stored once each, whatever their `Arc`: a row per service.
     let file = std::fs::File::open(dir.path().join(resources_file_name(1))).unwrap();
     let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
-    let rows = parquet::file::reader::FileReader::metadata(&reader)
-        .file_metadata()
-        .num_rows();
-    assert_eq!(rows, 3);
+    let metadata = parquet::file::reader::FileReader::metadata(&reader);
+    assert_eq!(metadata.file_metadata().num_rows(), 3);
+    // So few are stored plain: a lookup reads them without a zstd context.
+    let attributes = metadata.row_group(0).column(1);
+    assert_eq!(
+        attributes.compression(),
+        parquet::basic::Compression::UNCOMPRESSED
+    );
     let (spans, _) = Segment::open(dir.path(), 1).unwrap().read_all().unwrap();
     assert_eq!(spans.len(), 5_000);
     let resources: HashSet<*const Resource> =
@@ -412,6 +416,11 @@ fn a_resource_per_span_round_trips_across_row_groups() {
         metadata.num_row_groups()
     );
     assert!(metadata.file_metadata().num_rows() > 3_000);
+    // So many are compressed.
+    assert!(matches!(
+        metadata.row_group(0).column(1).compression(),
+        parquet::basic::Compression::ZSTD(_)
+    ));
 
     let segment = Segment::open(dir.path(), 1).unwrap();
     let expected = expected_spans(&spans);
