@@ -40,4 +40,4 @@ pub use log::LogRecord;
 pub use memo::{AttributeKey, AttributeMemo, RecordView, VerdictSlot};
 pub use record::{LogEntry, Records, SpanRecord, Trace};
 pub use span::{Event, Link, Span, SpanKind, Status, StatusCode};
-pub use value::{AnyValue, KeyValue, Str, find_attribute};
+pub use value::{AnyValue, KeyValue, MAX_DESERIALIZE_DEPTH, Str, find_attribute};

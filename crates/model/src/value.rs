@@ -17,8 +17,66 @@ pub enum AnyValue {
     Int(i64),
     Double(f64),
     Bytes(Vec<u8>),
-    Array(Vec<AnyValue>),
-    KvList(Vec<KeyValue>),
+    Array(#[serde(deserialize_with = "nested::array")] Vec<AnyValue>),
+    KvList(#[serde(deserialize_with = "nested::kv_list")] Vec<KeyValue>),
+}
+
+/// Deepest nesting of arrays and key-value lists a deserializer builds.
+///
+/// Formats that are not self-describing (postcard: the WAL's payloads,
+/// detection checkpoints) decode nested values recursively with no limit
+/// of their own, so a record nested deeper, damaged or made by hand,
+/// would overflow the stack of whoever reads it. Far above what ingest
+/// admits (its `max_value_depth`, 16 by default) and what the store writes
+/// (64).
+pub const MAX_DESERIALIZE_DEPTH: usize = 128;
+
+/// The depth guard of [`AnyValue`]'s deserialization: the arrays and lists
+/// being built on this thread, counted across the recursion (serde passes
+/// no context down), released on every exit, errors and panics included.
+mod nested {
+    use std::cell::Cell;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use super::{AnyValue, KeyValue, MAX_DESERIALIZE_DEPTH};
+
+    thread_local! {
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Level;
+
+    impl Level {
+        fn enter<E: Error>() -> Result<Level, E> {
+            DEPTH.with(|depth| {
+                let now = depth.get();
+                if now >= MAX_DESERIALIZE_DEPTH {
+                    return Err(E::custom(format_args!(
+                        "value nested deeper than {MAX_DESERIALIZE_DEPTH} arrays or lists"
+                    )));
+                }
+                depth.set(now + 1);
+                Ok(Level)
+            })
+        }
+    }
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+
+    pub(super) fn array<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<AnyValue>, D::Error> {
+        let _level = Level::enter()?;
+        Vec::deserialize(d)
+    }
+
+    pub(super) fn kv_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KeyValue>, D::Error> {
+        let _level = Level::enter()?;
+        Vec::deserialize(d)
+    }
 }
 
 impl AnyValue {

@@ -29,6 +29,9 @@ pub const CODEC_VERSION: u8 = 1;
 /// nested deeper than this could overflow the stack of whoever replays the
 /// WAL. Receivers cap depth far lower (ingest's `Limits::max_value_depth`);
 /// this is the store's own guard, so it never writes what it cannot read.
+/// Reading, the model's deserialization refuses values nested deeper than
+/// [`tracewarden_model::MAX_DESERIALIZE_DEPTH`] (128), so a record damaged
+/// or made by hand under a valid checksum is an error, not a stack overflow.
 pub const MAX_VALUE_DEPTH: usize = 64;
 
 /// Why a batch could not be encoded or a payload decoded.
@@ -370,6 +373,34 @@ mod tests {
             encode(&one_span_batch(nested(MAX_VALUE_DEPTH + 1))),
             Err(CodecError::TooDeep { .. })
         ));
+    }
+
+    /// A payload nested deeper than anything the store writes, made by
+    /// hand (or damaged) under a valid checksum: an error, not a stack
+    /// overflow, and the next payload on the thread decodes as before.
+    #[test]
+    fn decoding_a_value_nested_past_the_model_limit_is_an_error() {
+        use tracewarden_model::MAX_DESERIALIZE_DEPTH;
+        // Deeper than the store writes, within what the model reads.
+        let deep = one_span_batch(nested(MAX_DESERIALIZE_DEPTH));
+        let mut payload = vec![CODEC_VERSION];
+        payload.extend(postcard::to_allocvec(&deep).unwrap());
+        assert_eq!(decode(&payload).unwrap(), deep);
+        // One more level is refused.
+        let deeper = one_span_batch(nested(MAX_DESERIALIZE_DEPTH + 1));
+        let mut payload = vec![CODEC_VERSION];
+        payload.extend(postcard::to_allocvec(&deeper).unwrap());
+        assert!(matches!(decode(&payload), Err(CodecError::Decode(_))));
+        // A million levels: `Array` (variant 6) of one element, down to
+        // `Empty` (variant 0). Built from bytes, since a value this deep
+        // could not even be dropped on a test thread's stack.
+        let mut bytes = [6u8, 1].repeat(1_000_000);
+        bytes.push(0);
+        assert!(postcard::from_bytes::<AnyValue>(&bytes).is_err());
+        // The depth counted for the failed decodes was released.
+        let mut payload = vec![CODEC_VERSION];
+        payload.extend(postcard::to_allocvec(&deep).unwrap());
+        assert_eq!(decode(&payload).unwrap(), deep);
     }
 
     #[test]
