@@ -414,3 +414,56 @@ fn a_frame_smuggled_in_an_attribute_is_not_replayed_after_damage() {
     assert_eq!((report.records, report.corrupt_records), (2, 1));
     assert_traces(&store, [1, 3], [2, 1000]);
 }
+
+/// A record whose checksum holds but whose value is nested a million
+/// levels deep (made by hand: the store never writes one deeper than 64)
+/// is reported and skipped like any record that does not decode; the
+/// reader's stack is not at stake, and the records around it are kept.
+#[test]
+fn a_record_nested_past_the_model_limit_is_skipped_not_a_stack_overflow() {
+    const SENTINEL: &str = "sentinel-value";
+    let source = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = open(source.path(), no_fsync());
+        let rt = runtime();
+        let mut marked = tiny_batch(2);
+        marked.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .push(KeyValue::new("deep", SENTINEL));
+        for batch in [tiny_batch(1), marked, tiny_batch(3)] {
+            rt.block_on(store.append(batch)).unwrap();
+        }
+    }
+    let [(name, bytes)] = read_wal(source.path()).try_into().unwrap();
+    let record = record_ranges(&bytes)[1].clone();
+    let payload = &bytes[record.start + 16..record.end];
+    // The sentinel as postcard wrote it: variant 1 (`Str`), its length,
+    // its bytes. In its place, `Array` (variant 6) of one element, a
+    // million times, down to `Empty` (variant 0).
+    let mut encoded = vec![1u8, SENTINEL.len() as u8];
+    encoded.extend_from_slice(SENTINEL.as_bytes());
+    let at = payload
+        .windows(encoded.len())
+        .position(|w| w == encoded)
+        .expect("the sentinel is in the payload");
+    let mut deep = [6u8, 1].repeat(1_000_000);
+    deep.push(0);
+    let mut forged = payload[..at].to_vec();
+    forged.extend_from_slice(&deep);
+    forged.extend_from_slice(&payload[at + encoded.len()..]);
+    // Framed again with a valid checksum: crc32c(salt | lsn | payload).
+    let salt = &bytes[8..12];
+    let lsn = &bytes[record.start + 8..record.start + 16];
+    let crc = crc32c::crc32c(&[salt, lsn, forged.as_slice()].concat());
+    let mut file = bytes[..record.start].to_vec();
+    file.extend_from_slice(&(forged.len() as u32).to_le_bytes());
+    file.extend_from_slice(&crc.to_le_bytes());
+    file.extend_from_slice(lsn);
+    file.extend_from_slice(&forged);
+    file.extend_from_slice(&bytes[record.end..]);
+    let dir = data_dir_with(&[(name, file)]);
+    let (store, report) = open(dir.path(), no_fsync());
+    assert_eq!((report.records, report.corrupt_records), (2, 1));
+    assert_eq!(report.last_lsn, 3);
+    assert_traces(&store, [1, 3], [2]);
+}
