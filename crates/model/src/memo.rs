@@ -47,7 +47,7 @@ type SlotTable = LazyLock<Mutex<HashMap<Box<str>, u32>>>;
 /// Attribute key names.
 static SLOTS: SlotTable = LazyLock::new(Default::default);
 /// How many names [`SLOTS`] holds, read without its lock: a memo copies
-/// the table again when this moved ([`AttributeMemo::names`]).
+/// the table again when this moved.
 static SLOT_COUNT: AtomicU32 = AtomicU32::new(0);
 /// Comparisons, by their full text.
 static VERDICT_SLOTS: SlotTable = LazyLock::new(Default::default);
@@ -302,9 +302,10 @@ impl AttributeMemo {
 
 /// Key names to slots, for the pass over every attribute of every span:
 /// open addressing on a hash of the length and the first and last eight
-/// bytes, a few instructions where hashing the whole name cost ~100 per
-/// attribute. Names sent by senders can be made to collide, which only
-/// lengthens a probe to at most the table's few dozen names.
+/// bytes. The pass costs ~80 instructions an attribute this way, ~130 with
+/// aHash over the whole name (callgrind, docs/BENCHMARKS.md). Names sent
+/// by senders can be made to collide, which only lengthens a probe to at
+/// most the table's few dozen names.
 #[derive(Default)]
 struct Names {
     /// Name and slot, at a power-of-two count of buckets at most half full.
