@@ -42,39 +42,57 @@ const NO_SLOT: u32 = u32::MAX - 1;
 /// "Looked up, not there" in an [`Entry`].
 const ABSENT: u32 = u32::MAX;
 
-type SlotTable = LazyLock<Mutex<HashMap<Box<str>, u32>>>;
+/// Names and their slots, numbered from 0 without gaps in the order names
+/// arrive, with the count readable without the lock (a memo copies the
+/// key table again when it moved).
+struct SlotTable {
+    names: LazyLock<Mutex<HashMap<Box<str>, u32>>>,
+    count: AtomicU32,
+}
+
+impl SlotTable {
+    const fn new() -> SlotTable {
+        SlotTable {
+            names: LazyLock::new(Default::default),
+            count: AtomicU32::new(0),
+        }
+    }
+
+    /// The table, locked. A panic elsewhere while holding the lock leaves
+    /// the map consistent (an insert either happened or did not).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, u32>> {
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many names the table holds.
+    fn count(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// The slot of `name`, or [`NO_SLOT`] when the table is full.
+    fn slot(&self, name: &str) -> u32 {
+        let mut slots = self.lock();
+        if let Some(&slot) = slots.get(name) {
+            return slot;
+        }
+        let Ok(next) = u32::try_from(slots.len()) else {
+            return NO_SLOT;
+        };
+        if next >= MAX_SLOTS {
+            return NO_SLOT;
+        }
+        slots.insert(name.into(), next);
+        self.count.store(next + 1, Ordering::Release);
+        next
+    }
+}
 
 /// Attribute key names.
-static SLOTS: SlotTable = LazyLock::new(Default::default);
-/// How many names [`SLOTS`] holds, read without its lock: a memo copies
-/// the table again when this moved.
-static SLOT_COUNT: AtomicU32 = AtomicU32::new(0);
+static SLOTS: SlotTable = SlotTable::new();
 /// Comparisons, by their full text.
-static VERDICT_SLOTS: SlotTable = LazyLock::new(Default::default);
-
-/// The slot of `name` in `table`, or [`NO_SLOT`] when the table is full.
-/// Slots are numbered from 0 without gaps, in the order names arrive.
-fn slot_in(table: &SlotTable, name: &str) -> u32 {
-    // A panic elsewhere while holding the lock leaves the map consistent
-    // (an insert either happened or did not).
-    let mut slots = table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(&slot) = slots.get(name) {
-        return slot;
-    }
-    let Ok(next) = u32::try_from(slots.len()) else {
-        return NO_SLOT;
-    };
-    if next >= MAX_SLOTS {
-        return NO_SLOT;
-    }
-    slots.insert(name.into(), next);
-    if std::ptr::eq(table, &SLOTS) {
-        SLOT_COUNT.store(next + 1, Ordering::Release);
-    }
-    next
-}
+static VERDICT_SLOTS: SlotTable = SlotTable::new();
 
 /// A slot number bound on first use from a name in a table; clones keep
 /// the binding.
@@ -98,7 +116,7 @@ impl Slot {
             return slot;
         }
         // Two threads binding at once store the same number.
-        let slot = slot_in(table, &name());
+        let slot = table.slot(&name());
         self.0.store(slot, Ordering::Relaxed);
         slot
     }
@@ -261,12 +279,8 @@ impl AttributeMemo {
     /// Records where each bound key is in `attributes` (the first of a
     /// repeated key), for the current generation.
     fn fill(&mut self, attributes: &[KeyValue]) {
-        let bound = SLOT_COUNT.load(Ordering::Acquire);
-        if bound as usize != self.names.len() {
-            let slots = SLOTS
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.names = Names::new(&slots);
+        if SLOTS.count() as usize != self.names.len() {
+            self.names = Names::new(&SLOTS.lock());
         }
         // Every slot below `names.len()` is in `names`: slots are numbered
         // without gaps.
