@@ -381,16 +381,21 @@ mod tests {
     #[test]
     fn decoding_a_value_nested_past_the_model_limit_is_an_error() {
         use tracewarden_model::MAX_DESERIALIZE_DEPTH;
+        // Past the store's own check on writing, as a record made by hand.
+        let payload_of = |batch: &Batch| {
+            let mut payload = vec![CODEC_VERSION];
+            payload.extend(postcard::to_allocvec(batch).unwrap());
+            payload
+        };
         // Deeper than the store writes, within what the model reads.
         let deep = one_span_batch(nested(MAX_DESERIALIZE_DEPTH));
-        let mut payload = vec![CODEC_VERSION];
-        payload.extend(postcard::to_allocvec(&deep).unwrap());
-        assert_eq!(decode(&payload).unwrap(), deep);
+        assert_eq!(decode(&payload_of(&deep)).unwrap(), deep);
         // One more level is refused.
         let deeper = one_span_batch(nested(MAX_DESERIALIZE_DEPTH + 1));
-        let mut payload = vec![CODEC_VERSION];
-        payload.extend(postcard::to_allocvec(&deeper).unwrap());
-        assert!(matches!(decode(&payload), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode(&payload_of(&deeper)),
+            Err(CodecError::Decode(_))
+        ));
         // A million levels: `Array` (variant 6) of one element, down to
         // `Empty` (variant 0). Built from bytes, since a value this deep
         // could not even be dropped on a test thread's stack.
@@ -398,9 +403,7 @@ mod tests {
         bytes.push(0);
         assert!(postcard::from_bytes::<AnyValue>(&bytes).is_err());
         // The depth counted for the failed decodes was released.
-        let mut payload = vec![CODEC_VERSION];
-        payload.extend(postcard::to_allocvec(&deep).unwrap());
-        assert_eq!(decode(&payload).unwrap(), deep);
+        assert_eq!(decode(&payload_of(&deep)).unwrap(), deep);
     }
 
     #[test]

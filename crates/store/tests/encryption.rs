@@ -289,13 +289,8 @@ fn tamper_middle_record(file: &Path, fix_crc: bool) {
     let payload = record.start + RECORD_HEADER_LEN..record.end;
     bytes[payload.start + 7] ^= 0x01;
     if fix_crc {
-        let salt = &bytes[8..12];
         let lsn = &bytes[record.start + 8..record.start + 16];
-        let mut covered = Vec::new();
-        covered.extend_from_slice(salt);
-        covered.extend_from_slice(lsn);
-        covered.extend_from_slice(&bytes[payload.clone()]);
-        let crc = crc32c::crc32c(&covered);
+        let crc = record_crc(&bytes, lsn, &bytes[payload.clone()]);
         bytes[record.start + 4..record.start + 8].copy_from_slice(&crc.to_le_bytes());
     }
     std::fs::write(file, bytes).unwrap();

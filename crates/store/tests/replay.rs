@@ -436,7 +436,7 @@ fn a_record_nested_past_the_model_limit_is_skipped_not_a_stack_overflow() {
     }
     let [(name, bytes)] = read_wal(source.path()).try_into().unwrap();
     let record = record_ranges(&bytes)[1].clone();
-    let payload = &bytes[record.start + 16..record.end];
+    let payload = &bytes[record.start + RECORD_HEADER_LEN..record.end];
     // The sentinel as postcard wrote it: variant 1 (`Str`), its length,
     // its bytes. In its place, `Array` (variant 6) of one element, a
     // million times, down to `Empty` (variant 0).
@@ -451,10 +451,9 @@ fn a_record_nested_past_the_model_limit_is_skipped_not_a_stack_overflow() {
     let mut forged = payload[..at].to_vec();
     forged.extend_from_slice(&deep);
     forged.extend_from_slice(&payload[at + encoded.len()..]);
-    // Framed again with a valid checksum: crc32c(salt | lsn | payload).
-    let salt = &bytes[8..12];
+    // Framed again with a valid checksum.
     let lsn = &bytes[record.start + 8..record.start + 16];
-    let crc = crc32c::crc32c(&[salt, lsn, forged.as_slice()].concat());
+    let crc = record_crc(&bytes, lsn, &forged);
     let mut file = bytes[..record.start].to_vec();
     file.extend_from_slice(&(forged.len() as u32).to_le_bytes());
     file.extend_from_slice(&crc.to_le_bytes());

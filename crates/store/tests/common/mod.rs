@@ -316,6 +316,12 @@ pub fn record_ranges(bytes: &[u8]) -> Vec<Range<usize>> {
     ranges
 }
 
+/// A record's crc as the writer computes it: crc32c over the file's salt
+/// (bytes 8..12 of its header), the record's LSN field and its payload.
+pub fn record_crc(file: &[u8], lsn: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c(&[&file[8..12], lsn, payload].concat())
+}
+
 /// The LSN field of the record at `range`.
 pub fn record_lsn(bytes: &[u8], range: &Range<usize>) -> u64 {
     u64::from_le_bytes(bytes[range.start + 8..range.start + 16].try_into().unwrap())
