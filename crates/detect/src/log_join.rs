@@ -139,6 +139,26 @@ impl Released {
     }
 }
 
+/// How far an engine's join has come, kept in the checkpoint beside what
+/// it holds: `wanted` once a record has needed a join (spans are indexed
+/// from then on), `climbs` once a record has climbed to an ancestor (spans
+/// lacking a joined attribute are indexed as links too). Without it, a
+/// restart that held nothing would index no span until a record waited
+/// again, and the first records whose span had already passed would be
+/// evaluated alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinProgress {
+    pub wanted: bool,
+    pub climbs: bool,
+}
+
+impl JoinProgress {
+    /// Whether anything is set (a checkpoint writes it only then).
+    pub fn any(self) -> bool {
+        self.wanted || self.climbs
+    }
+}
+
 /// What a [`JoinBuffer`] holds, as a checkpoint keeps it
 /// ([`JoinBuffer::saved`], [`JoinBuffer::restore`]): the waiting records
 /// with their deadlines and the indexed spans with their arrival times;

@@ -5,8 +5,14 @@
 //! buffers (postcard: the traces buffered for assembly,
 //! [`crate::assembly::SavedTraces`], and the log records waiting for their
 //! span with the recent-span index, [`crate::log_join::SavedJoin`]; absent
-//! when nothing is buffered and in checkpoints of earlier builds), and the
-//! CRC-32C of both (4 bytes, little endian). With the buffers in the
+//! when nothing is buffered and in checkpoints of earlier builds), optionally
+//! after them how far the log join had come
+//! ([`crate::log_join::JoinProgress`]; absent when no record has needed a
+//! join, and in checkpoints of earlier builds, which the buffers are then
+//! written for, empty), and the CRC-32C of all (4 bytes, little endian).
+//! Each optional section is read only when bytes are left, and a reader
+//! ignores bytes after the sections it knows: adding a section at the end
+//! needs no new version, in either direction. With the buffers in the
 //! checkpoint, a trace waiting for its idle time (or a record waiting for
 //! its span) at a crash is evaluated after the restart: its batch is
 //! covered by the checkpoint, so replay does not feed it again, and span
@@ -21,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, RuleStats, State};
 use crate::assembly::{SavedTraces, TracesSnapshot};
-use crate::log_join::SavedJoin;
+use crate::log_join::{JoinProgress, SavedJoin};
 use crate::rule::RuleKind;
 
 const MAGIC: &[u8; 8] = b"TWDETCK1";
@@ -122,6 +128,7 @@ struct BuffersSnapshot {
 pub struct Checkpoint {
     head: Vec<u8>,
     buffers: BuffersSnapshot,
+    progress: JoinProgress,
 }
 
 impl Checkpoint {
@@ -137,11 +144,19 @@ impl Checkpoint {
     /// checkpoint neither grows a new vector by doubling nor faults in
     /// fresh pages (both were a third of the writer's time, measured).
     pub fn encode_into(self, out: &mut Vec<u8>) -> Result<(), CheckpointError> {
-        let Checkpoint { head, buffers } = self;
+        let Checkpoint {
+            head,
+            buffers,
+            progress,
+        } = self;
         out.clear();
         out.extend_from_slice(&head);
-        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() {
+        if !buffers.traces.is_empty() || !buffers.log_join.is_empty() || progress.any() {
             *out = postcard::to_extend(&buffers, std::mem::take(out))
+                .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
+        }
+        if progress.any() {
+            *out = postcard::to_extend(&progress, std::mem::take(out))
                 .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
         }
         let crc = crc32c::crc32c(out.get(MAGIC.len()..).unwrap_or(&[]));
@@ -201,6 +216,7 @@ impl Engine {
                     .unwrap_or_default(),
                 log_join: self.join.as_ref().map(|j| j.saved()).unwrap_or_default(),
             },
+            progress: self.join.as_ref().map(|j| j.progress()).unwrap_or_default(),
         })
     }
 
@@ -230,8 +246,13 @@ impl Engine {
         }
         let (checkpoint, rest): (CheckpointRead, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| CheckpointError::Encoding(e.to_string()))?;
-        let buffers: Buffers = if rest.is_empty() {
-            Buffers::default()
+        let (buffers, rest): (Buffers, &[u8]) = if rest.is_empty() {
+            (Buffers::default(), rest)
+        } else {
+            postcard::take_from_bytes(rest).map_err(|e| CheckpointError::Encoding(e.to_string()))?
+        };
+        let progress: JoinProgress = if rest.is_empty() {
+            JoinProgress::default()
         } else {
             postcard::from_bytes(rest).map_err(|e| CheckpointError::Encoding(e.to_string()))?
         };
@@ -283,10 +304,10 @@ impl Engine {
         }
         // Likewise records waiting for their span, when a rule still joins.
         if let Some(join) = &mut self.join
-            && !buffers.log_join.is_empty()
+            && (!buffers.log_join.is_empty() || progress.any())
         {
             summary.held_logs = buffers.log_join.held();
-            join.restore(buffers.log_join);
+            join.restore(buffers.log_join, progress);
         }
         Ok(summary)
     }

@@ -435,10 +435,85 @@ fn a_climbing_record_survives_a_checkpoint() {
     assert_eq!(after.stats().log_join.ancestor_joined_records, 3);
 }
 
+/// A checkpoint taken when nothing waits and the index is empty still
+/// says how far the join had come: after the restart, spans are indexed
+/// (as links too) from the first one, so records arriving after their
+/// spans join at once instead of waiting for spans that already passed.
+#[test]
+fn a_checkpoint_holding_nothing_keeps_the_join_indexing() {
+    let mut before = engine(100, 100);
+    let now = BASE + 10 * SEC;
+    // Record 8 waits, climbs from its client span to the handler and joins.
+    before.process_logs(&[refusal_in(8, 158)], now);
+    before.process(&handler_and_children(8, "192.0.2.8"), now);
+    assert_eq!(before.stats().log_join.ancestor_joined_records, 1);
+    // The index ages out: nothing is held or indexed any more.
+    before.flush(now + 6 * SEC);
+    before.process(&[], now + 6 * SEC);
+    let stats = before.stats().log_join;
+    assert_eq!((stats.pending_records, stats.index_spans), (0, 0));
+    let bytes = before.checkpoint().expect("checkpoint");
+
+    let mut after = engine(100, 100);
+    assert_eq!(after.restore(&bytes).expect("restore").held_logs, 0);
+    let later = now + 10 * SEC;
+    for n in 2..=4 {
+        after.process(&handler_and_children(n, "198.51.100.7"), later);
+    }
+    assert_eq!(after.stats().log_join.index_spans, 9, "handlers and links");
+    let logs = [refusal_in(2, 152), refusal_in(3, 103), refusal_in(4, 154)];
+    let detections = after.process_logs(&logs, later);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(actor(&detections[0]), caller("198.51.100.7"));
+    let stats = after.stats().log_join;
+    assert_eq!((stats.pending_records, stats.held_records), (0, 0));
+    assert_eq!(stats.ancestor_joined_records, 3);
+}
+
+/// A checkpoint of a build that did not save how far the join had come
+/// (the pinned bytes of `checkpoint::VERSION` 4 before it did) restores
+/// as before: what it holds says that records needed a join and climbed.
+#[test]
+fn a_checkpoint_without_the_join_progress_still_restores() {
+    let bytes: Vec<u8> = (0..EARLIER.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&EARLIER[i..i + 2], 16).expect("hex"))
+        .collect();
+    let mut after = engine(100, 100);
+    assert_eq!(after.restore(&bytes).expect("restore").held_logs, 1);
+    let now = BASE + 11 * SEC;
+    // The handler releases the held record; trace 2's children are indexed
+    // as links, so its record climbs at once.
+    let mut spans = vec![handler_and_children(1, "203.0.113.5")[2].clone()];
+    spans.extend(handler_and_children(2, "203.0.113.5"));
+    after.process(&spans, now);
+    after.process_logs(&[refusal_in(2, 152)], now);
+    let stats = after.stats().log_join;
+    assert_eq!(
+        (stats.pending_records, stats.ancestor_joined_records),
+        (0, 2)
+    );
+}
+
+/// `the_join_buffers_encoding_is_pinned_to_the_checkpoint_version`'s bytes
+/// before the join's progress followed the buffers.
+const EARLIER: &str = concat!(
+    "5457444554434b31048094d3cca2ca9cc318020100011064656e6965642d62792d63616c6c6572b1",
+    "f197edd3eb92d4141064656e6965642d62792d63616c6c657200000000000000000000000300a08d",
+    "06000000000001000000000100000000000180acafe0d6ca9cc31801010101010101010101010101",
+    "010101010101010101010100008094d3cca2ca9cc318001a045741524e010d416363657373206465",
+    "6e6965640000000001010101010101010101010101010101010197979797979797970000020280c8",
+    "9790c4ca9cc318010101010101010101010101010101019797979797979797000165656565656565",
+    "6580c89790c4ca9cc318010101010101010101010101010101016565656565656565000101010101",
+    "010101014f747446",
+);
+
 /// The join's part of the checkpoint, pinned like the rule state
 /// (`the_checkpoint_encoding_is_pinned_to_its_version`): a record climbing
-/// to its handler and two spans indexed as links. When this fails, bump
-/// `checkpoint::VERSION`, then update the bytes here.
+/// to its handler and two spans indexed as links, then the join's progress.
+/// When this fails, bump `checkpoint::VERSION` (or, for a section added at
+/// the end, which earlier builds ignore, keep these bytes as a checkpoint
+/// the new build must still read, like `EARLIER`), then update the bytes here.
 #[test]
 fn the_join_buffers_encoding_is_pinned_to_the_checkpoint_version() {
     let mut engine = engine(100, 100);
@@ -455,7 +530,10 @@ fn the_join_buffers_encoding_is_pinned_to_the_checkpoint_version() {
         "6e6965640000000001010101010101010101010101010101010197979797979797970000020280c8",
         "9790c4ca9cc318010101010101010101010101010101019797979797979797000165656565656565",
         "6580c89790c4ca9cc318010101010101010101010101010101016565656565656565000101010101",
-        "010101014f747446",
+        "01010101",
+        // The join's progress: a record needed a join, and one climbed.
+        "0101",
+        "3925c4be",
     );
     assert_eq!(hex, PINNED, "{} bytes", bytes.len());
 }

@@ -38,7 +38,8 @@ use tracewarden_model::{
 
 use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
 use crate::log_join::{
-    JoinBuffer, LogJoinStats, MAX_JOIN_HOPS, Released, SavedJoin, SpanKey, merge_nearest,
+    JoinBuffer, JoinProgress, LogJoinStats, MAX_JOIN_HOPS, Released, SavedJoin, SpanKey,
+    merge_nearest,
 };
 use crate::rule::Source;
 
@@ -111,10 +112,20 @@ impl LogJoin {
         self.buffer.saved()
     }
 
-    /// Holds and indexes again what a checkpoint saved.
-    pub(super) fn restore(&mut self, saved: SavedJoin) {
-        self.wanted |= !saved.is_empty();
-        self.climbs |= saved.has_climbs();
+    /// How far the join has come, for a checkpoint.
+    pub(super) fn progress(&self) -> JoinProgress {
+        JoinProgress {
+            wanted: self.wanted,
+            climbs: self.climbs,
+        }
+    }
+
+    /// Holds and indexes again what a checkpoint saved, and goes on
+    /// indexing spans as far as the join had come. (A checkpoint of an
+    /// earlier build has no progress: what it holds says as much.)
+    pub(super) fn restore(&mut self, saved: SavedJoin, progress: JoinProgress) {
+        self.wanted |= progress.wanted || !saved.is_empty();
+        self.climbs |= progress.climbs || saved.has_climbs();
         self.buffer.restore(saved, &mut self.overflow);
     }
 }
