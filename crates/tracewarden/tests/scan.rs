@@ -106,7 +106,8 @@ fn an_export_with_attacks_raises_their_detections_and_a_benign_one_none() {
 /// OTLP examples) hold no attack: the whole pack stays silent on them.
 #[test]
 fn the_fixture_exports_of_others_scan_quiet_and_a_missing_file_is_an_error() {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures");
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures");
     let mut files = Vec::new();
     for dir in ["zipkin-v2", "jaeger-otlp-json", "otlp-json"] {
         let before = files.len();
