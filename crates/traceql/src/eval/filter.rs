@@ -54,6 +54,40 @@ pub(crate) fn eval<'a>(
     trace: Option<&TraceView<'a>>,
 ) -> Tri {
     match expr {
+        Expr::Not(inner) => operand(inner, view, trace).not(),
+        Expr::And(operands) => {
+            let mut result = Tri::True;
+            for operand in operands {
+                match self::operand(operand, view, trace) {
+                    Tri::False => return Tri::False,
+                    Tri::Unknown => result = Tri::Unknown,
+                    Tri::True => {}
+                }
+            }
+            result
+        }
+        Expr::Or(operands) => {
+            let mut result = Tri::False;
+            for operand in operands {
+                match self::operand(operand, view, trace) {
+                    Tri::True => return Tri::True,
+                    Tri::Unknown => result = Tri::Unknown,
+                    Tri::False => {}
+                }
+            }
+            result
+        }
+        leaf => operand(leaf, view, trace),
+    }
+}
+
+/// An operand of `&&`, `||` or `!`: a leaf is evaluated in place, a nested
+/// expression by [`eval`]. Most operands are comparisons whose verdict the
+/// memo already holds, and a call per operand cost more than the lookup
+/// (~50 operands a span with the built-in pack).
+#[inline(always)]
+fn operand<'a>(expr: &Expr, view: &mut RecordView<'a, '_>, trace: Option<&TraceView<'a>>) -> Tri {
+    match expr {
         Expr::Const(b) => Tri::from_bool(*b),
         Expr::Compare {
             field,
@@ -78,29 +112,7 @@ pub(crate) fn eval<'a>(
         Expr::Truthy(field) => {
             compare_field(field, CompareOp::Eq, &Static::Bool(true), None, view, trace)
         }
-        Expr::Not(inner) => eval(inner, view, trace).not(),
-        Expr::And(operands) => {
-            let mut result = Tri::True;
-            for operand in operands {
-                match eval(operand, view, trace) {
-                    Tri::False => return Tri::False,
-                    Tri::Unknown => result = Tri::Unknown,
-                    Tri::True => {}
-                }
-            }
-            result
-        }
-        Expr::Or(operands) => {
-            let mut result = Tri::False;
-            for operand in operands {
-                match eval(operand, view, trace) {
-                    Tri::True => return Tri::True,
-                    Tri::Unknown => result = Tri::Unknown,
-                    Tri::False => {}
-                }
-            }
-            result
-        }
+        nested => eval(nested, view, trace),
     }
 }
 
