@@ -437,7 +437,30 @@ impl<'r, 'm> RecordView<'r, 'm> {
     /// Remembers a comparison's verdict for this span (nothing without a
     /// memo). `text` is the comparison's full text, read only to bind the
     /// slot the first time.
+    #[inline]
     pub fn remember_verdict(
+        &mut self,
+        slot: &VerdictSlot,
+        text: impl FnOnce() -> String,
+        verdict: u8,
+    ) {
+        let Some(memo) = self.memo.as_deref_mut() else {
+            return;
+        };
+        // A bound slot the memo has room for: every call after the first
+        // few spans (an unbound slot, `UNBOUND`, is past any length).
+        if let Some(remembered) = memo.verdicts.get_mut(slot.0.get() as usize) {
+            *remembered = Verdict {
+                generation: memo.generation,
+                verdict,
+            };
+            return;
+        }
+        self.bind_and_remember_verdict(slot, text, verdict);
+    }
+
+    #[cold]
+    fn bind_and_remember_verdict(
         &mut self,
         slot: &VerdictSlot,
         text: impl FnOnce() -> String,
