@@ -4,12 +4,13 @@
 //! Format: the magic `TWDETCK1`, a postcard-encoded body, optionally the
 //! buffers (postcard: the traces buffered for assembly,
 //! [`crate::assembly::SavedTraces`], and the log records waiting for their
-//! span with the recent-span index, [`crate::log_join::SavedJoin`]; absent
-//! when nothing is buffered and in checkpoints of earlier builds), optionally
-//! after them how far the log join had come
-//! ([`crate::log_join::JoinProgress`]; absent when no record has needed a
-//! join, and in checkpoints of earlier builds, which the buffers are then
-//! written for, empty), and the CRC-32C of all (4 bytes, little endian).
+//! span with the recent-span index, [`crate::log_join::SavedJoin`]),
+//! optionally how far the log join had come
+//! ([`crate::log_join::JoinProgress`], after the buffers, which are then
+//! written even when empty), and the CRC-32C of all (4 bytes, little
+//! endian). The buffers are absent when nothing is buffered and no record
+//! has needed a join; the progress when no record has needed a join; both
+//! in checkpoints of earlier builds.
 //! Each optional section is read only when bytes are left, and a reader
 //! ignores bytes after the sections it knows: adding a section at the end
 //! needs no new version, in either direction. With the buffers in the
