@@ -287,24 +287,22 @@ pub(crate) const CARD_MIN_DIGITS: usize = 13;
 
 impl Profile {
     pub(crate) fn of(text: &[u8]) -> Profile {
-        // This runs on every string value: branch-free, and every
-        // loop-carried value is a one-cycle OR or conditional move, so the
+        // This runs on every string value. First the classes alone: one
+        // load and one OR a byte, with nothing carried but the OR, so the
         // bytes pipeline.
         let mut present = 0u16;
-        let mut run_start = 0usize;
-        let mut long_run = false;
-        for (i, &b) in text.iter().enumerate() {
-            let c = class::TABLE[usize::from(b)];
-            present |= c;
-            if c & (class::DIGIT | class::GROUP_SEPARATOR) == 0 {
-                run_start = i + 1;
-            }
-            // Separators count too: a loose bound, the scanner checks.
-            long_run |= i + 1 - run_start >= CARD_MIN_DIGITS;
+        for &b in text {
+            present |= class::TABLE[usize::from(b)];
         }
+        // Then, only for a value that has a digit and could hold a card
+        // number at all, whether a run of digits and separators is long
+        // enough (most values have no digit, or are shorter).
+        let card_run = present & class::DIGIT != 0
+            && text.len() >= CARD_MIN_DIGITS
+            && longest_group_run(text) >= CARD_MIN_DIGITS;
         Profile {
             present: present & class::CLASSES,
-            card_run: long_run && present & class::DIGIT != 0,
+            card_run,
         }
     }
 
@@ -317,6 +315,19 @@ impl Profile {
             other => self.present & other.required() == other.required(),
         }
     }
+}
+
+/// The longest run of digits and group separators in `text`
+/// (separators count too: a loose bound, the card scanner checks).
+fn longest_group_run(text: &[u8]) -> usize {
+    let mut run = 0usize;
+    let mut longest = 0usize;
+    for &b in text {
+        let grouped = class::TABLE[usize::from(b)] & (class::DIGIT | class::GROUP_SEPARATOR) != 0;
+        run = if grouped { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// Whether a word may start at `at`: the previous byte is no letter or digit.
@@ -662,6 +673,30 @@ mod tests {
         assert!(!hex.card_run);
         assert_eq!(Profile::of(b"/api/v1/orders").present, 0);
         assert!(Profile::of(b"a@b.c").admits(Detector::Email));
+    }
+
+    #[test]
+    fn a_card_run_is_thirteen_digits_and_separators_in_a_row_with_a_digit() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"123456789012", false),
+            (b"1234567890123", true),
+            (b"id=1234567890123&x", true),
+            (b"1234567890.123456", false),
+            (b"1234 5678-9012 3", true),
+            (b"1234 5678-90x 12345", false),
+            // Separators count (a loose bound), but a digit must be there.
+            (b"------------- 1", true),
+            (b"-------------", false),
+            (b"", false),
+        ];
+        for (text, card_run) in cases {
+            assert_eq!(
+                Profile::of(text).card_run,
+                *card_run,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]
