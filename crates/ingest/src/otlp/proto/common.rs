@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracewarden_model::{AnyValue, KeyValue, Resource, Scope, Str};
 
-use super::wire::{Reader, WireResult, WireType, read_varint};
+use super::wire::{self, Reader, WireResult, WireType, read_varint};
 use super::{Ctx, Problem, Scratch};
 
 /// Reads one attribute (a `KeyValue` field of the enclosing message) into the
@@ -55,7 +55,7 @@ fn key_value_canonical(bytes: &[u8]) -> Option<KeyValue> {
     }
     let value = match value {
         [0x0a, len @ 0..0x80, text @ ..] if usize::from(*len) == text.len() => {
-            AnyValue::Str(Str::from(std::str::from_utf8(text).ok()?))
+            AnyValue::Str(Str::from(wire::utf8(text)?))
         }
         [0x18, int @ ..] => {
             let mut int = int;
@@ -71,7 +71,7 @@ fn key_value_canonical(bytes: &[u8]) -> Option<KeyValue> {
         ))),
         _ => return None,
     };
-    let key = std::str::from_utf8(key).ok()?;
+    let key = wire::utf8(key)?;
     let key = if key.len() > MAX_INLINE {
         static_key(key).unwrap_or_else(|| Str::from(key))
     } else {

@@ -161,9 +161,9 @@ impl<'l> Ctx<'l> {
     ) -> WireResult<Str> {
         let offset = r.offset();
         let bytes = r.bytes(wire_type, field)?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Str::from(text)),
-            Err(_) => {
+        match wire::utf8(bytes) {
+            Some(text) => Ok(Str::from(text)),
+            None => {
                 self.note_problem(Problem::InvalidUtf8 {
                     message: r.message_name(),
                     field,
@@ -182,9 +182,9 @@ impl<'l> Ctx<'l> {
     ) -> WireResult<Str> {
         let offset = r.offset();
         let bytes = r.bytes(wire_type, field)?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Str::from(text)),
-            Err(_) => Err(r.error(FieldRef::Named(field), offset, WireErrorKind::InvalidUtf8)),
+        match wire::utf8(bytes) {
+            Some(text) => Ok(Str::from(text)),
+            None => Err(r.error(FieldRef::Named(field), offset, WireErrorKind::InvalidUtf8)),
         }
     }
 
