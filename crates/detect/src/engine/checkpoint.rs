@@ -303,10 +303,9 @@ impl Engine {
             summary.buffered_spans = buffers.traces.spans();
             buffer.restore(buffers.traces, &mut self.assembled);
         }
-        // Likewise records waiting for their span, when a rule still joins.
-        if let Some(join) = &mut self.join
-            && (!buffers.log_join.is_empty() || progress.any())
-        {
+        // Likewise records waiting for their span, and how far the join had
+        // come, when a rule still joins (nothing saved restores nothing).
+        if let Some(join) = &mut self.join {
             summary.held_logs = buffers.log_join.held();
             join.restore(buffers.log_join, progress);
         }
