@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracewarden_detect::engine::Engine;
+use tracewarden_detect::inject::cache_counts;
 use tracewarden_detect::rule::load_dir;
 use tracewarden_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, SpanRecord, TraceId,
@@ -141,7 +142,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             detections += engine.process(spans, now).len();
         }
         let per_span = started.elapsed().as_secs_f64() * 1e6 / (MEASURED * BATCH) as f64;
-        println!("round {round}: {per_span:.2} µs per span ({detections} detections)");
+        let (hits, misses) = cache_counts();
+        println!(
+            "round {round}: {per_span:.2} µs per span ({detections} detections; injection verdicts so far: {hits} remembered, {misses} scanned)"
+        );
     }
     Ok(())
 }
