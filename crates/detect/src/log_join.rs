@@ -66,6 +66,14 @@ pub struct LogJoinConfig {
     /// Spans indexed at once (default 100,000); beyond, the oldest is
     /// forgotten (counted). 0: no index.
     pub max_spans: usize,
+    /// How long after the engine's first batch spans are kept for a
+    /// record that may need a join though none has yet (default 60 s).
+    /// The first record that does indexes those of the last `wait` (as
+    /// links too), so a record exported after its span in the first
+    /// seconds after a start joins instead of being evaluated alone. Spans
+    /// are indexed only once a record has needed a join, and kept (a
+    /// shared clone) only in this window.
+    pub eager: Duration,
 }
 
 impl Default for LogJoinConfig {
@@ -74,6 +82,7 @@ impl Default for LogJoinConfig {
             wait: Duration::from_secs(5),
             max_pending: 100_000,
             max_spans: 100_000,
+            eager: Duration::from_secs(60),
         }
     }
 }
@@ -232,6 +241,10 @@ impl JoinBuffer {
             index_order: VecDeque::new(),
             stats: LogJoinStats::default(),
         }
+    }
+
+    pub fn config(&self) -> &LogJoinConfig {
+        &self.config
     }
 
     fn advance(&mut self, now: u64) -> u64 {
@@ -624,6 +637,7 @@ mod tests {
             wait: Duration::from_secs(5),
             max_pending,
             max_spans,
+            eager: Duration::ZERO,
         }
     }
 

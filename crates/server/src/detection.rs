@@ -712,6 +712,7 @@ pub fn engine_config(config: &DetectionConfig) -> EngineConfig {
             wait: config.log_join_wait,
             max_pending: config.log_join_max_pending,
             max_spans: config.log_join_max_spans,
+            ..LogJoinConfig::default()
         },
         ..EngineConfig::default()
     }

@@ -19,7 +19,13 @@ const BASE: u64 = 1_767_225_600 * SEC;
 /// record or, failing that, from its span.
 const RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";
 
+/// An engine that indexes spans only once a record has needed a join (no
+/// window after the start), as after its window has passed.
 fn engine(max_pending: usize, max_spans: usize) -> Engine {
+    engine_eager(max_pending, max_spans, Duration::ZERO)
+}
+
+fn engine_eager(max_pending: usize, max_spans: usize, eager: Duration) -> Engine {
     let rule = parse_rule(RULE, Path::new("t.yaml")).expect("rule");
     Engine::with_config(
         vec![rule],
@@ -28,6 +34,7 @@ fn engine(max_pending: usize, max_spans: usize) -> Engine {
                 wait: Duration::from_secs(5),
                 max_pending,
                 max_spans,
+                eager,
             },
             ..EngineConfig::default()
         },
@@ -433,6 +440,53 @@ fn a_climbing_record_survives_a_checkpoint() {
     assert_eq!(detections.len(), 1, "{detections:?}");
     assert_eq!(detections[0].count, 3);
     assert_eq!(after.stats().log_join.ancestor_joined_records, 3);
+}
+
+/// Right after a start, no record has needed a join yet, so nothing says
+/// whether spans are worth indexing. For `eager` after the first batch
+/// they are kept (shared, not copied), and the first record that needs a
+/// join indexes those of the last `wait` (handlers, and children as
+/// links): records exported after their spans in those first seconds join
+/// at once, instead of waiting for spans that already passed and being
+/// evaluated alone. After the window, spans are no longer kept.
+#[test]
+fn after_a_start_records_join_spans_that_came_before_any_record_needed_one() {
+    let now = BASE + 10 * SEC;
+    let mut engine = engine_eager(100, 100, Duration::from_secs(60));
+    for n in 1..=3 {
+        engine.process(&handler_and_children(n, "198.51.100.7"), now);
+    }
+    assert_eq!(engine.stats().log_join.index_spans, 0, "kept, not indexed");
+    let logs = [refusal_in(1, 151), refusal_in(2, 102), refusal_in(3, 3)];
+    let detections = engine.process_logs(&logs, now + SEC);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(actor(&detections[0]), caller("198.51.100.7"));
+    let stats = engine.stats().log_join;
+    assert_eq!((stats.held_records, stats.joined_records), (0, 3));
+    assert_eq!(stats.ancestor_joined_records, 2);
+    assert_eq!(stats.index_spans, 9, "handlers and links");
+
+    // When the first record needs a join, only the spans of the last
+    // `wait` are indexed: trace 1 came 31 s before, trace 2 1 s before.
+    let mut late = engine_eager(100, 100, Duration::from_secs(60));
+    late.process(&handler_and_children(1, "198.51.100.7"), now);
+    late.process(&handler_and_children(2, "198.51.100.7"), now + 30 * SEC);
+    late.process_logs(&[refusal_in(1, 1)], now + 31 * SEC);
+    let stats = late.stats().log_join;
+    assert_eq!((stats.held_records, stats.joined_records), (1, 0));
+    assert_eq!(stats.index_spans, 3, "trace 2");
+
+    // After the window, spans are no longer kept; once a record has
+    // needed a join, they are indexed.
+    let mut quiet = engine_eager(100, 100, Duration::from_secs(60));
+    quiet.process(&handler_and_children(1, "198.51.100.7"), now);
+    quiet.process(&handler_and_children(2, "198.51.100.7"), now + 61 * SEC);
+    quiet.process_logs(&[refusal_in(2, 2)], now + 61 * SEC);
+    let stats = quiet.stats().log_join;
+    assert_eq!((stats.held_records, stats.joined_records), (1, 0));
+    assert_eq!(stats.index_spans, 0);
+    quiet.process(&handler_and_children(3, "198.51.100.7"), now + 62 * SEC);
+    assert_eq!(quiet.stats().log_join.index_spans, 1, "the handler");
 }
 
 /// A checkpoint taken when nothing waits and the index is empty still

@@ -31,6 +31,8 @@
 //! What waits, and the index, are in the engine's checkpoint
 //! (`checkpoint.rs`).
 
+use std::collections::VecDeque;
+
 use tracewarden_model::{
     AnyValue, KeyValue, LogEntry, RecordView, Span, SpanId, SpanKind, SpanRecord, TraceId,
     find_attribute,
@@ -63,6 +65,18 @@ pub(super) struct LogJoin {
     /// parent too. A deployment whose records name the span carrying the
     /// attributes pays nothing for links.
     climbs: bool,
+    /// Until when spans are kept for a record that may need a join though
+    /// none has yet: `LogJoinConfig::eager` after the first batch. `None`
+    /// before the first batch, `Some(0)` once closed. Not checkpointed:
+    /// every start gets its window.
+    eager_until: Option<u64>,
+    /// The spans of that window while no record has needed a join:
+    /// (arrival, record), each kept `wait`, at most `max_spans`. A clone
+    /// shares the record's span, resource and scope, so keeping a span
+    /// costs a few reference counts where indexing it would copy its
+    /// attributes; the first record that needs a join indexes them
+    /// ([`LogJoin::want`]).
+    recent: VecDeque<(u64, SpanRecord)>,
     /// Records a restore could not hold again (smaller caps): evaluated
     /// at the next flush with what they gathered.
     overflow: Vec<Released>,
@@ -89,10 +103,64 @@ impl LogJoin {
                     span: Vec::new(),
                     wanted: false,
                     climbs: false,
+                    eager_until: None,
+                    recent: VecDeque::new(),
                     overflow: Vec::new(),
                 });
             }
             None => {}
+        }
+    }
+
+    /// Whether `now` is in the window after the first batch (which the
+    /// first call starts). When it closes, the spans kept are let go.
+    fn eager(&mut self, now: u64) -> bool {
+        let window = u64::try_from(self.buffer.config().eager.as_nanos()).unwrap_or(u64::MAX);
+        let until = *self.eager_until.get_or_insert(now.saturating_add(window));
+        if now < until {
+            return true;
+        }
+        if until != 0 {
+            self.eager_until = Some(0);
+            self.recent = VecDeque::new();
+        }
+        false
+    }
+
+    /// Keeps `spans`, arrived at `now`, in the window's recent spans.
+    fn keep_recent(&mut self, spans: &[SpanRecord], now: u64) {
+        let config = self.buffer.config();
+        let (wait, cap) = (
+            u64::try_from(config.wait.as_nanos()).unwrap_or(u64::MAX),
+            config.max_spans,
+        );
+        for record in spans {
+            self.recent.push_back((now, record.clone()));
+        }
+        while self.recent.len() > cap
+            || self
+                .recent
+                .front()
+                .is_some_and(|(arrived, _)| arrived.saturating_add(wait) <= now)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// A record needs a join: spans are indexed from now on, starting with
+    /// those the window after the start kept (as links too).
+    fn want(&mut self) {
+        if self.wanted {
+            return;
+        }
+        self.wanted = true;
+        for (arrived, record) in std::mem::take(&mut self.recent) {
+            let span = &record.span;
+            let (attributes, parent) = joined_of(&self.fields, span);
+            if !attributes.is_empty() || parent.is_some() {
+                self.buffer
+                    .index((span.trace_id, span.span_id), attributes, parent, arrived);
+            }
         }
     }
 
@@ -169,6 +237,21 @@ fn joined_all(entry: &LogEntry, names: &[String], gathered: &[KeyValue]) -> bool
     })
 }
 
+/// What a record emitted in `span` would take from it: the `fields` it
+/// carries, and the parent to climb to for those it lacks (see
+/// [`local_parent`]). Allocates only for spans carrying a joined field.
+fn joined_of(fields: &[String], span: &Span) -> (Vec<KeyValue>, Option<SpanId>) {
+    let attributes: Vec<KeyValue> = fields
+        .iter()
+        .filter_map(|name| {
+            span.attribute(name)
+                .map(|value| KeyValue::new(name.as_str(), value.clone()))
+        })
+        .collect();
+    let parent = local_parent(span).filter(|_| attributes.len() < fields.len());
+    (attributes, parent)
+}
+
 /// The parent a record emitted in `span` may climb to: one in the same
 /// process. A server or consumer span is where the service was entered,
 /// and a span marked as continuing a remote context has its parent in
@@ -189,7 +272,7 @@ impl Engine {
     /// when no log rule joins.
     pub fn index_spans_for_join(&mut self) {
         if let Some(join) = &mut self.join {
-            join.wanted = true;
+            join.want();
         }
     }
 
@@ -219,7 +302,7 @@ impl Engine {
                 && let Some(key) = key
                 && lacks_any(entry, &join.fields)
             {
-                join.wanted = true;
+                join.want();
                 let mut gathered = std::mem::take(&mut join.span);
                 gathered.clear();
                 let mut hops = 0;
@@ -278,11 +361,14 @@ impl Engine {
         now_unix_nano: u64,
         detections: &mut Vec<Detection>,
     ) {
-        if self
-            .join
-            .as_ref()
-            .is_none_or(|j| (j.fields.is_empty() || !j.wanted) && j.buffer.pending() == 0)
-        {
+        let Some(join) = &mut self.join else {
+            return;
+        };
+        let eager = join.eager(now_unix_nano);
+        if join.buffer.pending() == 0 && (join.fields.is_empty() || !join.wanted) {
+            if eager && !join.fields.is_empty() {
+                join.keep_recent(spans, now_unix_nano);
+            }
             return;
         }
         let mut held = Vec::new();
@@ -295,22 +381,12 @@ impl Engine {
             };
             let span = &record.span;
             let key = (span.trace_id, span.span_id);
-            // Allocates only for spans carrying a joined attribute.
-            let attributes: Vec<KeyValue> = join
-                .fields
-                .iter()
-                .filter_map(|name| {
-                    span.attribute(name)
-                        .map(|value| KeyValue::new(name.as_str(), value.clone()))
-                })
-                .collect();
-            // Climbing is for what the span lacks.
-            let parent = local_parent(span).filter(|_| attributes.len() < join.fields.len());
+            let (attributes, parent) = joined_of(&join.fields, span);
             if join.buffer.pending() > 0 {
                 join.buffer.take_held(&key, &mut held);
             }
             if held.is_empty() {
-                let link = parent.filter(|_| join.climbs);
+                let link = parent.filter(|_| join.climbs || eager);
                 if !attributes.is_empty() || link.is_some() {
                     join.buffer.index(key, attributes, link, now_unix_nano);
                 }
