@@ -878,41 +878,19 @@ fn a_closed_stdout_ends_a_command_quietly() {
 
 const JOIN_RULE: &str = "id: denied-by-caller\ntitle: Refusals per caller\nseverity: medium\nsource: logs\nkind: threshold\ncondition: '{ span.client.address != nil && span.log.body =~ \"(?i).*denied.*\" }'\njoin: [span.client.address]\ngroup_by: [span.client.address]\nwindow: 5m\ncount: 3\n";
 
-/// A log rule with `join:` keys on the caller's address that only the
-/// server span carries: the records, exported first, wait for their spans
-/// and the detection's actor is the span's `client.address`; a record
-/// logged in a child span of the handler climbs to it.
-#[tokio::test]
-async fn log_records_wait_for_their_span_and_key_on_its_caller() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("denied-by-caller.yaml"), JOIN_RULE).unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    // A long wait: the test's two requests may be far apart on a slow machine.
-    let server = TestServer::start_with_config(
-        &data,
-        &format!(
-            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\nlog_join_wait = \"60s\"\n",
-            rules.display().to_string()
-        ),
+/// Trace and span id of request `i` of the join tests.
+fn join_ids(i: u64) -> (String, String) {
+    (
+        format!("{:032x}", 0x5100 + i),
+        format!("{:016x}", 0x5100 + i),
     )
-    .await;
-    let now = now_nanos() - 2_000_000_000;
-    let ids = |i: u64| {
-        (
-            format!("{:032x}", 0x5100 + i),
-            format!("{:016x}", 0x5100 + i),
-        )
-    };
-    // The first refusal is logged in a child span of the handler (its
-    // database call), which does not know the caller.
-    let child = format!("{:016x}", 0x6100);
+}
+
+/// Three refusals logged by the billing service, one per request.
+fn refusal_logs(now: u64) -> Value {
     let records: Vec<Value> = (0..3u64)
         .map(|i| {
-            let (trace, span) = ids(i);
-            let span = if i == 0 { child.clone() } else { span };
+            let (trace, span) = join_ids(i);
             json!({
                 "timeUnixNano": (now + i * 1_000_000).to_string(),
                 "severityNumber": 13, "severityText": "WARN",
@@ -921,10 +899,66 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
             })
         })
         .collect();
-    let logs = json!({"resourceLogs": [{
+    json!({"resourceLogs": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
         "scopeLogs": [{"scope": {"name": "app"}, "logRecords": records}],
-    }]});
+    }]})
+}
+
+/// The handler spans of those requests, which know the caller.
+fn handler_spans(now: u64) -> Value {
+    let spans: Vec<Value> = (0..3u64)
+        .map(|i| {
+            let (trace, span) = join_ids(i);
+            json!({
+                "traceId": trace, "spanId": span, "name": "GET /invoices/{id}", "kind": 2,
+                "startTimeUnixNano": (now + i * 1_000_000).to_string(),
+                "endTimeUnixNano": (now + i * 1_000_000 + 500_000).to_string(),
+                "attributes": [
+                    {"key": "client.address", "value": {"stringValue": "203.0.113.77"}},
+                    {"key": "http.route", "value": {"stringValue": "/invoices/{id}"}},
+                ],
+            })
+        })
+        .collect();
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+        "scopeSpans": [{"spans": spans}],
+    }]})
+}
+
+/// A fresh server whose rule set is the join rule, with a long wait.
+async fn join_server(dir: &std::path::Path) -> TestServer {
+    let rules = dir.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("denied-by-caller.yaml"), JOIN_RULE).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    // A long wait: the test's two requests may be far apart on a slow machine.
+    TestServer::start_with_config(
+        &data,
+        &format!(
+            "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\nlog_join_wait = \"60s\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .await
+}
+
+/// A log rule with `join:` keys on the caller's address that only the
+/// server span carries: the records, exported first, wait for their spans
+/// and the detection's actor is the span's `client.address`; a record
+/// logged in a child span of the handler climbs to it.
+#[tokio::test]
+async fn log_records_wait_for_their_span_and_key_on_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = join_server(dir.path()).await;
+    let now = now_nanos() - 2_000_000_000;
+    // The first refusal is logged in a child span of the handler (its
+    // database call), which does not know the caller.
+    let child = format!("{:016x}", 0x6100);
+    let mut logs = refusal_logs(now);
+    logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["spanId"] = json!(child);
     let answer = post(
         &server.otlp_http_url("/v1/logs"),
         "application/json",
@@ -943,23 +977,12 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
         assert!(Instant::now() < deadline, "records not held: {body:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let spans: Vec<Value> = (0..3u64)
-        .map(|i| {
-            let (trace, span) = ids(i);
-            json!({
-                "traceId": trace, "spanId": span, "name": "GET /invoices/{id}", "kind": 2,
-                "startTimeUnixNano": (now + i * 1_000_000).to_string(),
-                "endTimeUnixNano": (now + i * 1_000_000 + 500_000).to_string(),
-                "attributes": [
-                    {"key": "client.address", "value": {"stringValue": "203.0.113.77"}},
-                    {"key": "http.route", "value": {"stringValue": "/invoices/{id}"}},
-                ],
-            })
-        })
-        .collect();
-    let (trace, handler) = ids(0);
-    let mut spans = spans;
+    let mut traces = handler_spans(now);
+    let (trace, handler) = join_ids(0);
     // The child ends, and is exported, before its handler.
+    let Some(spans) = traces["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array_mut() else {
+        unreachable!("handler_spans holds a span list");
+    };
     spans.insert(
         0,
         json!({
@@ -970,10 +993,6 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
             "attributes": [{"key": "db.system.name", "value": {"stringValue": "postgresql"}}],
         }),
     );
-    let traces = json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
-        "scopeSpans": [{"spans": spans}],
-    }]});
     let answer = post(
         &server.otlp_http_url("/v1/traces"),
         "application/json",
@@ -1000,7 +1019,7 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     assert_eq!(found[0]["key"]["span.client.address"], "203.0.113.77");
     assert_eq!(found[0]["count"], 3);
     // The evidence opens the request that logged the refusal.
-    assert_eq!(found[0]["traceIds"][0], ids(2).0, "{body:#}");
+    assert_eq!(found[0]["traceIds"][0], join_ids(2).0, "{body:#}");
     let join = &body["stats"]["logJoin"];
     assert_eq!(join["joinedRecords"], 3, "{body:#}");
     assert_eq!(join["ancestorJoinedRecords"], 1, "{body:#}");
@@ -1017,6 +1036,54 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     ] {
         assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
     }
+}
+
+/// Right after a start no record has needed a join yet, so nothing is
+/// indexed; records exported after their spans in the first minute still
+/// join them at once (the engine kept the spans), instead of waiting for
+/// spans that already passed and being evaluated alone after the wait.
+#[tokio::test]
+async fn right_after_a_start_records_join_spans_that_came_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = join_server(dir.path()).await;
+    let now = now_nanos() - 2_000_000_000;
+    let answer = post(
+        &server.otlp_http_url("/v1/traces"),
+        "application/json",
+        handler_spans(now).to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // The spans have been through detection before the records come.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&metrics(&server).await, "tracewarden_detection_spans_total") != Some(3.0) {
+        assert!(Instant::now() < deadline, "spans not detected on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = post(
+        &server.otlp_http_url("/v1/logs"),
+        "application/json",
+        refusal_logs(now).to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = detections(&server).await;
+        if !body["detections"].as_array().unwrap().is_empty()
+            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let found = body["detections"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body:#}");
+    assert_eq!(found[0]["key"]["span.client.address"], "203.0.113.77");
+    let join = &body["stats"]["logJoin"];
+    assert_eq!(join["heldRecords"], 0, "none waited: {body:#}");
+    assert_eq!(join["indexSpans"], 3, "{body:#}");
 }
 
 const NESTED_RULE: &str = "id: nested-failure\ntitle: A failed login under a page request\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
