@@ -117,6 +117,7 @@ impl VerdictCache {
             _ => {
                 let findings = scan_all(value);
                 *entry = Some(Entry {
+                    // Long slots are few: found by their value alone.
                     hash: 0,
                     value: value.into(),
                     findings,
