@@ -945,6 +945,34 @@ async fn join_server(dir: &std::path::Path) -> TestServer {
     .await
 }
 
+/// Posts an OTLP/JSON export to `path` and expects it accepted.
+async fn post_json(server: &TestServer, path: &str, body: &Value) {
+    let answer = post(
+        &server.otlp_http_url(path),
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
+/// The detections once the join rule has fired and three records joined.
+/// The counters are published when the detection thread is idle, possibly
+/// after the detection: waits for both.
+async fn three_joined(server: &TestServer) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = detections(server).await;
+        if !body["detections"].as_array().unwrap().is_empty()
+            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
+        {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A log rule with `join:` keys on the caller's address that only the
 /// server span carries: the records, exported first, wait for their spans
 /// and the detection's actor is the span's `client.address`; a record
@@ -959,13 +987,7 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
     let child = format!("{:016x}", 0x6100);
     let mut logs = refusal_logs(now);
     logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["spanId"] = json!(child);
-    let answer = post(
-        &server.otlp_http_url("/v1/logs"),
-        "application/json",
-        logs.to_string(),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    post_json(&server, "/v1/logs", &logs).await;
     // The records wait: no span has told who the caller is yet.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -993,26 +1015,8 @@ async fn log_records_wait_for_their_span_and_key_on_its_caller() {
             "attributes": [{"key": "db.system.name", "value": {"stringValue": "postgresql"}}],
         }),
     );
-    let answer = post(
-        &server.otlp_http_url("/v1/traces"),
-        "application/json",
-        traces.to_string(),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        let body = detections(&server).await;
-        // The counters are published when the detection thread is idle,
-        // possibly after the detection: wait for both.
-        if !body["detections"].as_array().unwrap().is_empty()
-            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
-        {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    post_json(&server, "/v1/traces", &traces).await;
+    let body = three_joined(&server).await;
     let found = body["detections"].as_array().unwrap();
     assert_eq!(found.len(), 1, "{body:#}");
     assert_eq!(found[0]["ruleId"], "denied-by-caller");
@@ -1047,37 +1051,15 @@ async fn right_after_a_start_records_join_spans_that_came_first() {
     let dir = tempfile::tempdir().unwrap();
     let server = join_server(dir.path()).await;
     let now = now_nanos() - 2_000_000_000;
-    let answer = post(
-        &server.otlp_http_url("/v1/traces"),
-        "application/json",
-        handler_spans(now).to_string(),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    post_json(&server, "/v1/traces", &handler_spans(now)).await;
     // The spans have been through detection before the records come.
     let deadline = Instant::now() + Duration::from_secs(10);
     while sample(&metrics(&server).await, "tracewarden_detection_spans_total") != Some(3.0) {
         assert!(Instant::now() < deadline, "spans not detected on");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let answer = post(
-        &server.otlp_http_url("/v1/logs"),
-        "application/json",
-        refusal_logs(now).to_string(),
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        let body = detections(&server).await;
-        if !body["detections"].as_array().unwrap().is_empty()
-            && body["stats"]["logJoin"]["joinedRecords"].as_u64() == Some(3)
-        {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "no joined detection: {body:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    post_json(&server, "/v1/logs", &refusal_logs(now)).await;
+    let body = three_joined(&server).await;
     let found = body["detections"].as_array().unwrap();
     assert_eq!(found.len(), 1, "{body:#}");
     assert_eq!(found[0]["key"]["span.client.address"], "203.0.113.77");
