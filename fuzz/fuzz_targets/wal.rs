@@ -66,7 +66,7 @@ struct MemDirectory {
 }
 
 impl MemDirectory {
-    fn with(&self, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) {
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> R) -> R {
         match self.files.lock() {
             Ok(mut files) => f(&mut files),
             Err(poisoned) => f(&mut poisoned.into_inner()),
@@ -84,22 +84,18 @@ impl WalDirectory for MemDirectory {
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        self.with(|files| names = files.keys().cloned().collect());
-        Ok(names)
+        Ok(self.with(|files| files.keys().cloned().collect()))
     }
 
     fn open_read(&self, name: &str) -> io::Result<Box<dyn WalFileReader>> {
-        let mut bytes = None;
-        self.with(|files| bytes = files.get(name).cloned());
-        let bytes = bytes.ok_or_else(|| missing(name))?;
+        let bytes = self
+            .with(|files| files.get(name).cloned())
+            .ok_or_else(|| missing(name))?;
         Ok(Box::new(MemReader(bytes)))
     }
 
     fn open_append(&self, name: &str) -> io::Result<Box<dyn WalFile>> {
-        let mut found = false;
-        self.with(|files| found = files.contains_key(name));
-        if !found {
+        if !self.with(|files| files.contains_key(name)) {
             return Err(missing(name));
         }
         Ok(Box::new(MemFile))
@@ -113,14 +109,11 @@ impl WalDirectory for MemDirectory {
     }
 
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-        let mut found = false;
         self.with(|files| {
-            if let Some(bytes) = files.get_mut(name) {
-                bytes.truncate(len as usize);
-                found = true;
-            }
-        });
-        if found { Ok(()) } else { Err(missing(name)) }
+            let bytes = files.get_mut(name).ok_or_else(|| missing(name))?;
+            bytes.truncate(len as usize);
+            Ok(())
+        })
     }
 
     fn sync(&self) -> io::Result<()> {

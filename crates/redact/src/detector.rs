@@ -299,7 +299,7 @@ impl Profile {
         // enough (most values have no digit, or are shorter).
         let card_run = present & class::DIGIT != 0
             && text.len() >= CARD_MIN_DIGITS
-            && longest_group_run(text) >= CARD_MIN_DIGITS;
+            && has_group_run(text, CARD_MIN_DIGITS);
         Profile {
             present: present & class::CLASSES,
             card_run,
@@ -317,17 +317,19 @@ impl Profile {
     }
 }
 
-/// The longest run of digits and group separators in `text`
-/// (separators count too: a loose bound, the card scanner checks).
-fn longest_group_run(text: &[u8]) -> usize {
+/// Whether `text` holds a run of at least `len` digits and group
+/// separators (separators count too: a loose bound, the card scanner
+/// checks); stops at the first such run.
+fn has_group_run(text: &[u8], len: usize) -> bool {
     let mut run = 0usize;
-    let mut longest = 0usize;
     for &b in text {
         let grouped = class::TABLE[usize::from(b)] & (class::DIGIT | class::GROUP_SEPARATOR) != 0;
         run = if grouped { run + 1 } else { 0 };
-        longest = longest.max(run);
+        if run >= len {
+            return true;
+        }
     }
-    longest
+    false
 }
 
 /// Whether a word may start at `at`: the previous byte is no letter or digit.

@@ -38,7 +38,7 @@ use tracewarden_model::{
     find_attribute,
 };
 
-use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, process_span};
+use super::{Compiled, Detection, Engine, EngineConfig, SpanTime, duration_nanos, process_span};
 use crate::log_join::{
     JoinBuffer, JoinProgress, LogJoinStats, MAX_JOIN_HOPS, Released, SavedJoin, SpanKey,
     merge_nearest,
@@ -115,7 +115,7 @@ impl LogJoin {
     /// Whether `now` is in the window after the first batch (which the
     /// first call starts). When it closes, the spans kept are let go.
     fn eager(&mut self, now: u64) -> bool {
-        let window = u64::try_from(self.buffer.config().eager.as_nanos()).unwrap_or(u64::MAX);
+        let window = duration_nanos(self.buffer.config().eager);
         let until = *self.eager_until.get_or_insert(now.saturating_add(window));
         if now < until {
             return true;
@@ -130,10 +130,7 @@ impl LogJoin {
     /// Keeps `spans`, arrived at `now`, in the window's recent spans.
     fn keep_recent(&mut self, spans: &[SpanRecord], now: u64) {
         let config = self.buffer.config();
-        let (wait, cap) = (
-            u64::try_from(config.wait.as_nanos()).unwrap_or(u64::MAX),
-            config.max_spans,
-        );
+        let (wait, cap) = (duration_nanos(config.wait), config.max_spans);
         for record in spans {
             self.recent.push_back((now, record.clone()));
         }
