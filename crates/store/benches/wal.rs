@@ -35,6 +35,11 @@ fn encode(c: &mut Criterion) {
     group.bench_function("encode_1000_spans", |b| {
         b.iter(|| codec::encode(black_box(&batch)).unwrap())
     });
+    // The baseline in the same run: the same body through postcard's serde
+    // serializer, which wrote it before `codec::write`.
+    group.bench_function("postcard_1000_spans", |b| {
+        b.iter(|| postcard::to_allocvec(black_box(&batch)).unwrap())
+    });
     group.bench_function("encode_and_crc32c_1000_spans", |b| {
         b.iter(|| crc32c::crc32c(&codec::encode(black_box(&batch)).unwrap()))
     });

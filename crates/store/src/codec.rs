@@ -15,8 +15,15 @@
 //! test `tests/format_fixtures.rs` reads a committed WAL file of version 1 and
 //! fails when the model drifts from it.
 //!
+//! Postcard reads the body; [`write`] writes it by hand, the same bytes at a
+//! third of the cost (docs/BENCHMARKS.md), and a test compares the two on
+//! batches holding every variant, so a model change that postcard would
+//! encode differently fails there too.
+//!
 //! Decoding the payload of a record that passed its checksum is the read
 //! path; see [`crate::wal`] for the framing around it.
+
+mod write;
 
 use tracewarden_model::{AnyValue, Batch, KeyValue};
 
@@ -42,8 +49,6 @@ pub enum CodecError {
     Empty,
     #[error("unknown codec version {0}")]
     UnknownVersion(u8),
-    #[error("failed to encode batch: {0}")]
-    Encode(#[source] postcard::Error),
     #[error("failed to decode batch: {0}")]
     Decode(#[source] postcard::Error),
     #[error("{0} trailing bytes after the batch")]
@@ -62,11 +67,9 @@ pub fn encode(batch: &Batch) -> Result<Vec<u8>, CodecError> {
 /// Appends the payload of `batch` to `out` (which may already hold a record
 /// header, so the WAL frames a record without copying the payload).
 pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    check_depth(batch)?;
+    let start = out.len();
     out.push(CODEC_VERSION);
-    let taken = std::mem::take(out);
-    *out = postcard::serialize_with_flavor(batch, ExtendVec(taken)).map_err(CodecError::Encode)?;
-    Ok(())
+    write::batch(batch, out).inspect_err(|_| out.truncate(start))
 }
 
 /// Decodes a payload written by [`encode`], choosing the decoder by its version byte.
@@ -145,90 +148,6 @@ pub(crate) fn estimated_len(batch: &Batch) -> usize {
         .sum();
     let total = 256 + spans + logs + resources;
     total + total / 8
-}
-
-/// A postcard output that appends to an existing `Vec` (std's `StdVec`
-/// flavor always starts from an empty one).
-struct ExtendVec(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for ExtendVec {
-    type Output = Vec<u8>;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
-    }
-}
-
-fn check_depth(batch: &Batch) -> Result<(), CodecError> {
-    let too_deep = || CodecError::TooDeep {
-        limit: MAX_VALUE_DEPTH,
-    };
-    for rs in &batch.resource_spans {
-        check_attributes(&rs.resource.attributes)?;
-        check_attributes(&rs.resource.original_attributes)?;
-        for ss in &rs.scope_spans {
-            check_attributes(&ss.scope.attributes)?;
-            for span in &ss.spans {
-                check_attributes(&span.attributes)?;
-                check_attributes(&span.original_attributes)?;
-                for event in &span.events {
-                    check_attributes(&event.attributes)?;
-                }
-                for link in &span.links {
-                    check_attributes(&link.attributes)?;
-                }
-            }
-        }
-    }
-    for rl in &batch.resource_logs {
-        check_attributes(&rl.resource.attributes)?;
-        check_attributes(&rl.resource.original_attributes)?;
-        for sl in &rl.scope_logs {
-            check_attributes(&sl.scope.attributes)?;
-            for record in &sl.log_records {
-                if deeper_than(&record.body, MAX_VALUE_DEPTH) {
-                    return Err(too_deep());
-                }
-                check_attributes(&record.attributes)?;
-                check_attributes(&record.original_attributes)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_attributes(attributes: &[KeyValue]) -> Result<(), CodecError> {
-    if attributes
-        .iter()
-        .any(|kv| deeper_than(&kv.value, MAX_VALUE_DEPTH))
-    {
-        return Err(CodecError::TooDeep {
-            limit: MAX_VALUE_DEPTH,
-        });
-    }
-    Ok(())
-}
-
-/// Whether `value` nests deeper than `limit`. Unlike `AnyValue::depth`, the
-/// recursion stops at the limit, so a hostile value cannot overflow the stack here.
-fn deeper_than(value: &AnyValue, limit: usize) -> bool {
-    match value {
-        AnyValue::Array(items) => limit == 0 || items.iter().any(|v| deeper_than(v, limit - 1)),
-        AnyValue::KvList(kvs) => {
-            limit == 0 || kvs.iter().any(|kv| deeper_than(&kv.value, limit - 1))
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -404,17 +323,5 @@ mod tests {
         assert!(postcard::from_bytes::<AnyValue>(&bytes).is_err());
         // The depth counted for the failed decodes was released.
         assert_eq!(decode(&payload_of(&deep)).unwrap(), deep);
-    }
-
-    #[test]
-    fn depth_check_agrees_with_the_model() {
-        for depth in 0..8 {
-            let value = nested(depth);
-            assert_eq!(value.depth(), depth);
-            assert!(!deeper_than(&value, depth), "depth {depth}");
-            if depth > 0 {
-                assert!(deeper_than(&value, depth - 1), "depth {depth}");
-            }
-        }
     }
 }
