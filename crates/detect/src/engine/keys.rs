@@ -1,7 +1,8 @@
 //! Per-key state of one rule: a map from key to state with a cap on keys,
 //! least-recently-seen eviction, and expiry of keys idle for a window.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
 
 use tracewarden_model::RecordView;
 
@@ -59,26 +60,27 @@ impl<V: Default> KeyMap<V> {
     /// full first evicts the least recently seen sixteenth of the keys in
     /// one pass (O(keys) once every cap/16 new keys, so O(1) amortised,
     /// where evicting one key at a time would scan the map for each).
-    pub(crate) fn slot(&mut self, key: &str, stats: &mut RuleStats) -> Option<&mut Slot<V>> {
+    pub(crate) fn slot(&mut self, key: &str, stats: &mut RuleStats) -> &mut Slot<V> {
         self.clock += 1;
         let clock = self.clock;
-        if !self.map.contains_key(key) {
-            if self.map.len() >= self.cap {
-                self.evict(stats);
-            }
-            self.map.insert(
+        // One hash for a key already there (nearly every span): only a full
+        // map looks the key up before the entry, to evict for a new one.
+        if self.map.len() >= self.cap && !self.map.contains_key(key) {
+            self.evict(stats);
+        }
+        let slot = match self.map.entry_ref(key) {
+            EntryRef::Occupied(entry) => entry.into_mut(),
+            EntryRef::Vacant(entry) => entry.insert_with_key(
                 Box::from(key),
                 Slot {
                     touched: clock,
                     newest: 0,
                     value: V::default(),
                 },
-            );
-        }
-        // Always Some: the key was inserted just above when absent.
-        let slot = self.map.get_mut(key)?;
+            ),
+        };
         slot.touched = clock;
-        Some(slot)
+        slot
     }
 
     /// The slot of `key` when it exists, without touching it.
@@ -207,12 +209,8 @@ mod tests {
     fn sweep_drops_idle_keys_once_per_window() {
         let mut stats = RuleStats::default();
         let mut keys: KeyMap<u32> = KeyMap::new(10);
-        if let Some(slot) = keys.slot("old", &mut stats) {
-            slot.newest = 100;
-        }
-        if let Some(slot) = keys.slot("recent", &mut stats) {
-            slot.newest = 1_000;
-        }
+        keys.slot("old", &mut stats).newest = 100;
+        keys.slot("recent", &mut stats).newest = 1_000;
         keys.sweep(1_050, 100, &mut stats);
         assert_eq!(stats.expired_keys, 1);
         assert!(keys.get("recent").is_some());

@@ -675,9 +675,7 @@ fn process_span(
             let period = duration_nanos(suppress.period);
             keys.sweep(watermark, period, stats);
             build_key_lenient(&suppress.by, view, key, value);
-            let Some(slot) = keys.slot(key, stats) else {
-                return;
-            };
+            let slot = keys.slot(key, stats);
             // A fresh key has `newest` 0: it fires.
             if slot.newest != 0 && ts < slot.newest.saturating_add(period) {
                 stats.suppressed += 1;
@@ -950,7 +948,7 @@ fn slot_for<'a, V: Default>(
     span: &Admitted,
     stats: &mut RuleStats,
 ) -> Option<&'a mut Slot<V>> {
-    let slot = keys.slot(key, stats)?;
+    let slot = keys.slot(key, stats);
     if span.ts.saturating_add(span.window) <= slot.newest {
         stats.late_spans += 1;
         return None;
