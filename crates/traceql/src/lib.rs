@@ -139,6 +139,19 @@ impl Query {
             .any(|leaf| eval::filter::eval(leaf, view, None).possible())
     }
 
+    /// The span kinds a span can have and satisfy [`Query::matches_view`]:
+    /// bit `k` set for the kind numbered `k` (`SpanKind as u8`). A filter
+    /// that pins the kind (`{ kind = server && ... }`) lets the detection
+    /// engine pass over the spans of other kinds without evaluating it;
+    /// anything it cannot read as such (a negation, a whole-trace query)
+    /// allows every kind.
+    pub fn span_kinds(&self) -> u8 {
+        match &self.span_filter {
+            Some(filter) => plan::span_kinds(filter),
+            None => plan::ALL_KINDS,
+        }
+    }
+
     /// Necessary conditions for a trace to match, for storage to push down:
     /// each inner Vec is a conjunction that at least one span of every
     /// matching trace satisfies (the top-level `&&` comparisons of a spanset

@@ -1,8 +1,43 @@
 //! What storage can use before evaluation: the conditions every matching
 //! trace must satisfy on some span, and whether a query needs whole traces.
 
-use crate::ast::{Expr, Pipeline, SpansetExpr, SpansetOp, Stage};
+use crate::ast::{Expr, Intrinsic, Pipeline, SpansetExpr, SpansetOp, Stage};
+use crate::value::{CompareOp, Static};
 use crate::{Condition, Field};
+
+/// Every span kind (`SpanKind` numbers 0 to 5).
+pub(crate) const ALL_KINDS: u8 = 0b11_1111;
+
+/// The kinds of span `filter` can be true on; see
+/// [`crate::Query::span_kinds`]. Exact for `kind =`/`kind !=` under `&&`
+/// and `||`; every kind for anything else. (A false comparison makes `&&`
+/// false and leaves `||` to its other operands, and evaluation is true
+/// only when the filter is, so an unknown operand changes nothing.)
+pub(crate) fn span_kinds(filter: &Expr) -> u8 {
+    match filter {
+        Expr::Const(false) => 0,
+        Expr::Compare {
+            field: Field::Intrinsic(Intrinsic::Kind),
+            op,
+            value: Static::Kind(kind),
+            ..
+        } => {
+            let bit = 1u8 << (*kind as u8);
+            match op {
+                CompareOp::Eq => bit,
+                CompareOp::Ne => ALL_KINDS & !bit,
+                _ => ALL_KINDS,
+            }
+        }
+        Expr::And(operands) => operands
+            .iter()
+            .fold(ALL_KINDS, |kinds, operand| kinds & span_kinds(operand)),
+        Expr::Or(operands) => operands
+            .iter()
+            .fold(0, |kinds, operand| kinds | span_kinds(operand)),
+        _ => ALL_KINDS,
+    }
+}
 
 /// Necessary conditions; see [`crate::Query::required_conditions`].
 pub(crate) fn required_conditions(pipeline: &Pipeline) -> Vec<Vec<Condition>> {

@@ -207,3 +207,76 @@ fn fields_lists_every_field_read_once() {
             .is_empty()
     );
 }
+
+/// span_kinds: every kind a span can match with is in the mask, and the
+/// mask is exact when the filter pins the kind with `=`/`!=` under `&&`
+/// and `||`.
+#[test]
+fn span_kinds_hold_every_kind_a_span_can_match_with() {
+    use std::sync::Arc;
+    use tracewarden_model::{KeyValue, Span, SpanId, SpanKind, SpanRecord, TraceId};
+
+    let kinds = [
+        SpanKind::Unspecified,
+        SpanKind::Internal,
+        SpanKind::Server,
+        SpanKind::Client,
+        SpanKind::Producer,
+        SpanKind::Consumer,
+    ];
+    let span_of = |kind: SpanKind| {
+        let mut span = Span::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([2; 8]),
+            "op",
+        );
+        span.kind = kind;
+        span.attributes.push(KeyValue::new("a", 1i64));
+        SpanRecord::new(Arc::default(), Arc::default(), span)
+    };
+    let bit = |k: SpanKind| 1u8 << (k as u8);
+    let all = 0b11_1111u8;
+    // (query, exact mask or None when the mask only has to cover).
+    let cases: &[(&str, Option<u8>)] = &[
+        (
+            "{ kind = server && span.a = 1 }",
+            Some(bit(SpanKind::Server)),
+        ),
+        (
+            "{ kind = server || kind = client }",
+            Some(bit(SpanKind::Server) | bit(SpanKind::Client)),
+        ),
+        ("{ kind != internal }", Some(all & !bit(SpanKind::Internal))),
+        (
+            "{ span.a = 1 && (kind = producer || kind = consumer) }",
+            Some(bit(SpanKind::Producer) | bit(SpanKind::Consumer)),
+        ),
+        ("{ kind = server && kind = client }", Some(0)),
+        ("{ false }", Some(0)),
+        ("{ span.a = 1 }", Some(all)),
+        ("{ kind = server || span.a = 1 }", Some(all)),
+        // Read conservatively: every kind.
+        ("{ !(kind = server) }", None),
+        ("{ kind = server } >> { kind = client }", None),
+    ];
+    for (query, exact) in cases {
+        let q = parse(query).unwrap();
+        let mask = q.span_kinds();
+        let matched = kinds
+            .iter()
+            .filter(|&&k| q.matches_span(&span_of(k)))
+            .fold(0u8, |m, &k| m | bit(k));
+        assert_eq!(
+            matched & !mask,
+            0,
+            "{query}: a kind matched outside the mask"
+        );
+        match exact {
+            Some(expected) => {
+                assert_eq!(mask, *expected, "{query}");
+                assert_eq!(matched, *expected, "{query}");
+            }
+            None => assert_eq!(mask, all, "{query}"),
+        }
+    }
+}
