@@ -8,6 +8,10 @@
 //! `cargo run --release -p tracewarden-detect --example pack_throughput`
 //! prints, per round, the time per span over 200 batches of 1,000 spans
 //! after 60 batches of warm-up (one batch per 100 ms of event time).
+//!
+//! With `PACK_MIX=1`, two spans in three are the server's own calls instead:
+//! an HTTP client span to another service and an internal database span, as
+//! in traces of real services (where server spans are the minority).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,13 +51,66 @@ fn resource(service: &str) -> Arc<Resource> {
     })
 }
 
+/// A span the server opens while handling request `n`: an HTTP call to the
+/// location service (client) or a database query (internal).
+fn call(n: u64, start: u64, resource: &Arc<Resource>, scope: &Arc<Scope>) -> SpanRecord {
+    let mut id = [0u8; 16];
+    id[8..].copy_from_slice(&(n - n % 3).to_be_bytes());
+    let city = ["Berlin", "Paris", "Lisbon", "Oslo"][(n % 4) as usize];
+    let mut span = Span::new(
+        TraceId::from_bytes(id),
+        SpanId::from_bytes([(n % 3) as u8 + 1; 8]),
+        "call",
+    );
+    span.parent_span_id = Some(SpanId::from_bytes([1; 8]));
+    span.start_time_unix_nano = start;
+    span.end_time_unix_nano = start + 1_000_000;
+    if n % 3 == 1 {
+        span.kind = SpanKind::Client;
+        span.name = "GET".into();
+        span.attributes = vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new(
+                "url.full",
+                format!("http://location.internal:8080/v1/cities/{city}").as_str(),
+            ),
+            KeyValue::new("server.address", "location.internal"),
+            KeyValue::new("server.port", AnyValue::Int(8080)),
+            KeyValue::new("http.response.status_code", AnyValue::Int(200)),
+        ];
+    } else {
+        span.kind = SpanKind::Internal;
+        span.name = "SELECT cities".into();
+        span.attributes = vec![
+            KeyValue::new("db.system.name", "postgresql"),
+            KeyValue::new("db.operation.name", "SELECT"),
+            KeyValue::new("db.collection.name", "cities"),
+            KeyValue::new(
+                "db.query.text",
+                "SELECT lat, lon FROM cities WHERE name = $1",
+            ),
+            KeyValue::new("server.address", "db.internal"),
+        ];
+    }
+    SpanRecord {
+        resource: Arc::clone(resource),
+        scope: Arc::clone(scope),
+        span: span.into(),
+    }
+}
+
 fn batch(number: u64, resources: &[Arc<Resource>], scope: &Arc<Scope>) -> Vec<SpanRecord> {
     let cities = [
         "Berlin", "Paris", "Lisbon", "Oslo", "Rome", "Vienna", "Madrid", "Prague",
     ];
+    let mix = std::env::var_os("PACK_MIX").is_some_and(|v| v == "1");
     (0..BATCH)
         .map(|i| {
             let n = number * BATCH + i;
+            if mix && !n.is_multiple_of(3) {
+                let start = BASE + number * SEC / 10 + i * 100_000;
+                return call(n, start, &resources[(n % 3) as usize], scope);
+            }
             let mut id = [0u8; 16];
             id[8..].copy_from_slice(&n.to_be_bytes());
             let (route, path, query, status, agent) = match n % 100 {

@@ -262,6 +262,19 @@ struct Compiled {
     title: Arc<str>,
     state: State,
     stats: RuleStats,
+    /// The span kinds its condition can hold on (bit `SpanKind as u8`):
+    /// most of the pack's rules read `kind = server` first, and a span of
+    /// another kind passes them by without an evaluation. Whole-trace
+    /// rules, which do nothing span by span, have none.
+    span_kinds: u8,
+}
+
+impl Compiled {
+    /// Whether spans count as evaluated by this rule (`RuleStats::evaluated`):
+    /// not for whole-trace rules, which see traces.
+    fn counts_spans(&self) -> bool {
+        !matches!(self.state, State::TraceMatch | State::Topology(_))
+    }
 }
 
 /// Runs rules over spans. Single-threaded: give each worker its own engine
@@ -490,11 +503,16 @@ impl Engine {
             // The rules read the same few attributes of a span over and
             // over; the view remembers where each was (`model::memo`).
             let mut view = RecordView::memoised(record, &mut self.memo);
+            let kind = 1u8 << (record.span.kind as u8);
             for compiled in self
                 .rules
                 .iter_mut()
                 .filter(|c| c.rule.source == Source::Spans)
             {
+                if compiled.span_kinds & kind == 0 {
+                    compiled.stats.evaluated += u64::from(compiled.counts_spans());
+                    continue;
+                }
                 process_span(
                     compiled,
                     &mut view,
@@ -563,7 +581,20 @@ fn compile(rule: Rule, config: &EngineConfig) -> Compiled {
         RuleKind::Topology(t) => State::Topology(Box::new(TopologyState::new(t))),
         RuleKind::DataFlow(_) => State::DataFlow,
     };
+    let kinds = |condition: &crate::rule::Condition| condition.query().span_kinds();
+    let span_kinds = match &rule.kind {
+        RuleKind::Match(m) if m.needs_whole_trace() => 0,
+        RuleKind::Match(m) => kinds(&m.condition),
+        RuleKind::Threshold(t) => kinds(&t.condition),
+        RuleKind::Sequence(s) => s.steps.iter().fold(0, |k, step| k | kinds(&step.condition)),
+        RuleKind::Baseline(b) => kinds(&b.condition),
+        // Learning is measured from the first span of any kind, and data
+        // flow has no condition.
+        RuleKind::NewTerms(_) | RuleKind::DataFlow(_) => u8::MAX,
+        RuleKind::Topology(_) => 0,
+    };
     Compiled {
+        span_kinds,
         rule_id: Arc::from(rule.id.as_str()),
         title: Arc::from(rule.title.as_str()),
         stats: RuleStats {
@@ -597,12 +628,14 @@ fn process_span(
     scratch: &mut Scratch,
     detections: &mut Vec<Detection>,
 ) {
+    let counts_span = compiled.counts_spans();
     let Compiled {
         rule,
         rule_id,
         title,
         state,
         stats,
+        ..
     } = compiled;
     let SpanTime {
         ts,
@@ -611,9 +644,7 @@ fn process_span(
     } = time;
     let record = view.record();
     let Scratch { key, value, term } = scratch;
-    if !matches!(state, State::TraceMatch | State::Topology(_)) {
-        stats.evaluated += 1;
-    }
+    stats.evaluated += u64::from(counts_span);
     let hit = (ts, record.span.trace_id);
     let detection = |group_by: &[FieldRef], key: &str, crossing: Crossing, evidence| Detection {
         rule_id: rule_id.clone(),

@@ -1363,3 +1363,40 @@ fn topology_and_data_flow_findings_honour_exceptions() {
         "inventory was not learnt"
     );
 }
+
+/// A rule whose condition pins the span kind passes spans of other kinds by
+/// without evaluating it (`Compiled::span_kinds`), and still counts them as
+/// evaluated; a sequence allows the kinds of all its steps.
+#[test]
+fn rules_pinned_to_a_kind_pass_other_kinds_by_and_count_them() {
+    use tracewarden_model::SpanKind;
+    let pinned = "id: pinned\ntitle: t\nseverity: high\nkind: threshold\ncondition: '{ kind = server && span.http.response.status_code = 401 }'\ngroup_by: [span.client.address]\nwindow: 1m\ncount: 2\n";
+    let steps = "id: steps\ntitle: t\nseverity: high\nkind: sequence\ngroup_by: [span.client.address]\nwindow: 1m\nsteps:\n  - condition: '{ kind = client && span.http.response.status_code = 401 }'\n  - condition: '{ kind = consumer && span.http.response.status_code = 200 }'\n";
+    let mut engine = Engine::new(vec![rule(pinned), rule(steps)]);
+    let of_kind = |t: u64, trace: u8, kind: SpanKind, status: i64| {
+        let mut record = login(t, trace, "10.0.0.9", "a", status);
+        record.span_mut().kind = kind;
+        record
+    };
+    let spans = vec![
+        of_kind(0, 1, SpanKind::Client, 401),
+        of_kind(1, 2, SpanKind::Client, 401),
+        of_kind(2, 3, SpanKind::Internal, 401),
+        of_kind(3, 4, SpanKind::Consumer, 200),
+        of_kind(4, 5, SpanKind::Server, 401),
+        of_kind(5, 6, SpanKind::Server, 401),
+    ];
+    let detections = engine.process(&spans, BASE + 10 * SEC);
+    let fired: Vec<&str> = detections.iter().map(|d| &*d.rule_id).collect();
+    assert_eq!(fired, ["steps", "pinned"]);
+    let pinned_count = detections
+        .iter()
+        .find(|d| &*d.rule_id == "pinned")
+        .map(|d| d.count);
+    assert_eq!(pinned_count, Some(2), "only the two server spans counted");
+    let stats = engine.stats();
+    for rule in &stats.rules {
+        assert_eq!(rule.evaluated, 6, "{}", rule.rule_id);
+    }
+    assert_eq!(stats.rules[0].matched_spans, 2);
+}
