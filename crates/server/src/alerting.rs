@@ -386,17 +386,24 @@ impl Worker {
         if let Some(rules) = &mut self.rules {
             rules.refresh(&self.engine);
         }
-        let notifications = self.lock().tick(now_unix_nano());
+        let now = now_unix_nano();
+        let notifications = self.lock().tick(now);
         // Queued before the save: a crash in between re-sends (at least
         // once), never loses a notification.
         for notification in notifications {
             self.notifier.notify(notification);
         }
-        self.persist();
+        // Merged detections wait up to `UPDATES_SAVED_EVERY` for the save.
+        self.save(|engine| engine.persist_at(now));
     }
 
+    /// Saves whatever changed (at shutdown).
     fn persist(&self) {
-        if let Err(error) = self.lock().persist() {
+        self.save(Alerting::persist);
+    }
+
+    fn save(&self, save: impl FnOnce(&mut Alerting) -> tracewarden_alert::error::Result<bool>) {
+        if let Err(error) = save(&mut self.lock()) {
             self.counters
                 .persist_failures
                 .fetch_add(1, Ordering::Relaxed);
