@@ -66,13 +66,13 @@ pub struct LogJoinConfig {
     /// Spans indexed at once (default 100,000); beyond, the oldest is
     /// forgotten (counted). 0: no index.
     pub max_spans: usize,
-    /// How long after the engine's first batch spans are kept for a
-    /// record that may need a join though none has yet (default 60 s).
-    /// The first record that does indexes those of the last `wait` (as
-    /// links too), so a record exported after its span in the first
-    /// seconds after a start joins instead of being evaluated alone. Spans
-    /// are indexed only once a record has needed a join, and kept (a
-    /// shared clone) only in this window.
+    /// How long after the engine's first batch spans lacking a joined
+    /// attribute are indexed as links to their parent though no record has
+    /// climbed yet (default 60 s): after a start nothing says whether
+    /// records name child spans. (Until a record needs a join, spans are
+    /// only kept, a shared clone each, for `wait` and at most `max_spans`;
+    /// the first record that needs one indexes those, as links too, so it
+    /// joins the spans that came before it whenever it comes.)
     pub eager: Duration,
 }
 

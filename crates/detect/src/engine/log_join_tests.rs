@@ -448,7 +448,7 @@ fn a_climbing_record_survives_a_checkpoint() {
 /// join indexes those of the last `wait` (handlers, and children as
 /// links): records exported after their spans in those first seconds join
 /// at once, instead of waiting for spans that already passed and being
-/// evaluated alone. After the window, spans are no longer kept.
+/// evaluated alone. Spans are kept until then, however late it comes.
 #[test]
 fn after_a_start_records_join_spans_that_came_before_any_record_needed_one() {
     let now = BASE + 10 * SEC;
@@ -476,17 +476,36 @@ fn after_a_start_records_join_spans_that_came_before_any_record_needed_one() {
     assert_eq!((stats.held_records, stats.joined_records), (1, 0));
     assert_eq!(stats.index_spans, 3, "trace 2");
 
-    // After the window, spans are no longer kept; once a record has
-    // needed a join, they are indexed.
+    // After the window too, spans are kept until a record first needs a
+    // join, whenever it comes: it joins the spans of the last `wait` at
+    // once. Only links depend on the window: after it, while no record has
+    // climbed, a span lacking the attribute is not indexed as one.
     let mut quiet = engine_eager(100, 100, Duration::from_secs(60));
     quiet.process(&handler_and_children(1, "198.51.100.7"), now);
-    quiet.process(&handler_and_children(2, "198.51.100.7"), now + 61 * SEC);
-    quiet.process_logs(&[refusal_in(2, 2)], now + 61 * SEC);
+    quiet.process(&handler_and_children(2, "198.51.100.7"), now + 600 * SEC);
+    let detections = quiet.process_logs(&[refusal_in(2, 102)], now + 601 * SEC);
+    assert_eq!(detections.len(), 0, "one record of three");
     let stats = quiet.stats().log_join;
-    assert_eq!((stats.held_records, stats.joined_records), (1, 0));
-    assert_eq!(stats.index_spans, 0);
-    quiet.process(&handler_and_children(3, "198.51.100.7"), now + 62 * SEC);
-    assert_eq!(quiet.stats().log_join.index_spans, 1, "the handler");
+    assert_eq!((stats.held_records, stats.joined_records), (0, 1));
+    assert_eq!(stats.ancestor_joined_records, 1, "from its internal span");
+    assert_eq!(stats.index_spans, 3, "trace 2, as links too");
+    quiet.process(&handler_and_children(3, "198.51.100.7"), now + 602 * SEC);
+    assert_eq!(
+        quiet.stats().log_join.index_spans,
+        6,
+        "a record climbed: links from now on"
+    );
+    let mut plain = engine_eager(100, 100, Duration::from_secs(60));
+    plain.process(&handler_and_children(1, "198.51.100.7"), now);
+    plain.process(&handler_and_children(2, "198.51.100.7"), now + 600 * SEC);
+    plain.process_logs(&[refusal_in(2, 2)], now + 601 * SEC);
+    assert_eq!(plain.stats().log_join.joined_records, 1);
+    plain.process(&handler_and_children(3, "198.51.100.7"), now + 602 * SEC);
+    assert_eq!(
+        plain.stats().log_join.index_spans,
+        4,
+        "no record climbed: the handler alone"
+    );
 }
 
 /// A checkpoint taken when nothing waits and the index is empty still

@@ -65,17 +65,17 @@ pub(super) struct LogJoin {
     /// parent too. A deployment whose records name the span carrying the
     /// attributes pays nothing for links.
     climbs: bool,
-    /// Until when spans are kept for a record that may need a join though
-    /// none has yet: `LogJoinConfig::eager` after the first batch. `None`
-    /// before the first batch, `Some(0)` once closed. Not checkpointed:
-    /// every start gets its window.
+    /// Until when spans lacking a joined attribute are indexed as links
+    /// though no record has climbed yet: `LogJoinConfig::eager` after the
+    /// first batch. `None` before the first batch, `Some(0)` once closed.
+    /// Not checkpointed: every start gets its window.
     eager_until: Option<u64>,
-    /// The spans of that window while no record has needed a join:
-    /// (arrival, record), each kept `wait`, at most `max_spans`. A clone
-    /// shares the record's span, resource and scope, so keeping a span
-    /// costs a few reference counts where indexing it would copy its
-    /// attributes; the first record that needs a join indexes them
-    /// ([`LogJoin::want`]).
+    /// The spans of the last `wait` while no record has needed a join:
+    /// (arrival, record), at most `max_spans`. A clone shares the record's
+    /// span, resource and scope, so keeping a span costs a few reference
+    /// counts where indexing it would copy its attributes; the first
+    /// record that needs a join indexes them, as links too
+    /// ([`LogJoin::want`]), whenever it comes.
     recent: VecDeque<(u64, SpanRecord)>,
     /// Records a restore could not hold again (smaller caps): evaluated
     /// at the next flush with what they gathered.
@@ -113,21 +113,18 @@ impl LogJoin {
     }
 
     /// Whether `now` is in the window after the first batch (which the
-    /// first call starts). When it closes, the spans kept are let go.
+    /// first call starts).
     fn eager(&mut self, now: u64) -> bool {
         let window = duration_nanos(self.buffer.config().eager);
         let until = *self.eager_until.get_or_insert(now.saturating_add(window));
         if now < until {
             return true;
         }
-        if until != 0 {
-            self.eager_until = Some(0);
-            self.recent = VecDeque::new();
-        }
+        self.eager_until = Some(0);
         false
     }
 
-    /// Keeps `spans`, arrived at `now`, in the window's recent spans.
+    /// Keeps `spans`, arrived at `now`, in the recent spans.
     fn keep_recent(&mut self, spans: &[SpanRecord], now: u64) {
         let config = self.buffer.config();
         let (wait, cap) = (duration_nanos(config.wait), config.max_spans);
@@ -145,7 +142,7 @@ impl LogJoin {
     }
 
     /// A record needs a join: spans are indexed from now on, starting with
-    /// those the window after the start kept (as links too).
+    /// those kept of the last `wait` (as links too).
     fn want(&mut self) {
         if self.wanted {
             return;
@@ -319,6 +316,9 @@ impl Engine {
                     // the ancestors seen so far, waits with it.
                     Some(span) => wait_on = Some((span, hops, gathered)),
                 }
+                // Climbing through indexed links shows that records name
+                // child spans as surely as a climb while held does.
+                join.climbs |= hops > 0;
             }
             let stage = Stage::Arrival {
                 span: indexed.as_deref(),
@@ -363,7 +363,7 @@ impl Engine {
         };
         let eager = join.eager(now_unix_nano);
         if join.buffer.pending() == 0 && (join.fields.is_empty() || !join.wanted) {
-            if eager && !join.fields.is_empty() {
+            if !join.fields.is_empty() {
                 join.keep_recent(spans, now_unix_nano);
             }
             return;
