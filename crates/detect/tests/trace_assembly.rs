@@ -9,33 +9,12 @@ use std::sync::Arc;
 use tracewarden_detect::assembly::AssemblyConfig;
 use tracewarden_detect::engine::{Detection, Engine, EngineConfig};
 use tracewarden_detect::rule::{Rule, Site, parse_rule_for};
+use tracewarden_model::rng::Rng;
 use tracewarden_model::{KeyValue, Resource, Span, SpanId, SpanKind, SpanRecord, TraceId};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
 const BASE: u64 = 1_767_225_600 * SEC;
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
 
 fn resource(service: &str) -> Arc<Resource> {
     Arc::new(Resource {

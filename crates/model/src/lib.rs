@@ -29,6 +29,7 @@ pub mod log;
 pub mod memo;
 pub mod normalise;
 pub mod record;
+pub mod rng;
 pub mod semconv;
 pub mod span;
 pub mod time;

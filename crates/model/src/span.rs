@@ -18,6 +18,16 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
+    /// Every kind, in OTLP order (`ALL[k as usize]` is the kind numbered `k`).
+    pub const ALL: [SpanKind; 6] = [
+        SpanKind::Unspecified,
+        SpanKind::Internal,
+        SpanKind::Server,
+        SpanKind::Client,
+        SpanKind::Producer,
+        SpanKind::Consumer,
+    ];
+
     /// The kind for an OTLP enum number; `None` for a number OTLP does not define.
     pub fn from_i32(n: i32) -> Option<SpanKind> {
         Some(match n {

@@ -3,29 +3,10 @@
 //! lost, normalising twice is normalising once, no legacy name that maps on
 //! every kind is left, and hostile values never panic.
 
+use tracewarden_model::rng::Rng;
 use tracewarden_model::{
     AnyValue, KeyValue, LogRecord, Span, SpanId, SpanKind, TraceId, normalise,
 };
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Legacy names that map whatever the span kind.
 const ALWAYS_MAPPED: &[&str] = &[
@@ -184,14 +165,7 @@ fn assert_nothing_lost(
     }
 }
 
-const KINDS: [SpanKind; 6] = [
-    SpanKind::Unspecified,
-    SpanKind::Internal,
-    SpanKind::Server,
-    SpanKind::Client,
-    SpanKind::Producer,
-    SpanKind::Consumer,
-];
+const KINDS: [SpanKind; 6] = SpanKind::ALL;
 
 #[test]
 fn spans_lose_nothing_and_normalise_once() {

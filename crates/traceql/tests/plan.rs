@@ -216,14 +216,6 @@ fn span_kinds_hold_every_kind_a_span_can_match_with() {
     use std::sync::Arc;
     use tracewarden_model::{KeyValue, Span, SpanId, SpanKind, SpanRecord, TraceId};
 
-    let kinds = [
-        SpanKind::Unspecified,
-        SpanKind::Internal,
-        SpanKind::Server,
-        SpanKind::Client,
-        SpanKind::Producer,
-        SpanKind::Consumer,
-    ];
     let span_of = |kind: SpanKind| {
         let mut span = Span::new(
             TraceId::from_bytes([1; 16]),
@@ -262,7 +254,7 @@ fn span_kinds_hold_every_kind_a_span_can_match_with() {
     for (query, exact) in cases {
         let q = parse(query).unwrap();
         let mask = q.span_kinds();
-        let matched = kinds
+        let matched = SpanKind::ALL
             .iter()
             .filter(|&&k| q.matches_span(&span_of(k)))
             .fold(0u8, |m, &k| m | bit(k));

@@ -7,23 +7,8 @@
 mod common;
 
 use common::sample_trace;
+use tracewarden_model::rng::Rng;
 use tracewarden_traceql::{MAX_QUERY_LEN, TraceView, parse};
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const SEEDS: &[&str] = &[
     r#"{ span.http.method = "GET" && resource.service.name =~ "api-.*" }"#,
