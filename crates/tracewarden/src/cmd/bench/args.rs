@@ -49,6 +49,13 @@ pub struct IngestArgs {
     /// Seed of the generated workload and of the per-request trace ids.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also send the client spans of the services' calls to each other and
+    /// of the location service's database queries, as HTTP and database
+    /// instrumentations record them (then 45% of the spans are client
+    /// spans). Without it every span is an HTTP server span: the costliest
+    /// for detection, whose rules mostly look at server spans.
+    #[arg(long)]
+    pub calls: bool,
     /// Also write the result as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json_out: Option<PathBuf>,

@@ -28,6 +28,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         batches: args.batches as usize,
         gzip: args.gzip,
         seed: args.seed,
+        calls: args.calls,
         framing: match protocol {
             Protocol::Grpc => Framing::GrpcLengthPrefixed,
             Protocol::Http => Framing::Bare,

@@ -10,6 +10,12 @@
 //! dozen attributes an HTTP server instrumentation records, which makes
 //! about 600 bytes of protobuf per span, as in real exports.
 //!
+//! With `calls`, each call between services also has the caller's client
+//! span (between the caller's server span and the callee's), and the
+//! location service's database query its client span, as HTTP and
+//! database instrumentations record them: real traces are mostly such
+//! spans, and most detection rules look only at server spans.
+//!
 //! Per request, [`Template::body`] XORs every trace id of the batch with a
 //! per-request key, in a copy of the encoded body: the server never sees the
 //! same trace twice, yet the client does no encoding. Gzipped bodies cannot be
@@ -41,6 +47,8 @@ pub struct WorkloadSpec {
     pub gzip: bool,
     pub seed: u64,
     pub framing: Framing,
+    /// Client spans for calls between services and database queries too.
+    pub calls: bool,
 }
 
 /// What precedes the encoded request on the wire.
@@ -89,7 +97,7 @@ pub enum WorkloadError {
 
 impl Workload {
     pub fn build(spec: WorkloadSpec) -> Result<Workload, WorkloadError> {
-        let mut generator = Generator::new(spec.seed);
+        let mut generator = Generator::new(spec.seed, spec.calls);
         let mut workload = Workload {
             templates: Vec::with_capacity(spec.batches),
             spans: 0,
@@ -344,6 +352,8 @@ struct Exchange<'a> {
 
 struct Generator {
     rng: StdRng,
+    /// Client spans for calls and database queries too.
+    calls: bool,
     visitors: Vec<Visitor>,
     scanners: Vec<Visitor>,
     /// Start of the next trace; advances a little per trace, as a live feed would.
@@ -351,7 +361,7 @@ struct Generator {
 }
 
 impl Generator {
-    fn new(seed: u64) -> Generator {
+    fn new(seed: u64, calls: bool) -> Generator {
         let mut rng = StdRng::seed_from_u64(seed);
         let visitors = (0..200)
             .map(|i| Visitor {
@@ -390,6 +400,7 @@ impl Generator {
             .unwrap_or(0);
         Generator {
             rng,
+            calls,
             visitors,
             scanners,
             clock_ns: now_ns,
@@ -401,6 +412,7 @@ impl Generator {
     fn batch(&mut self, spans: usize) -> (ExportTraceServiceRequest, usize) {
         let Generator {
             rng,
+            calls,
             visitors,
             scanners,
             clock_ns,
@@ -413,15 +425,46 @@ impl Generator {
             // The exchanges are chained: each span is the child of the one before.
             let mut parent_span_id = Vec::new();
             for exchange in trace(rng, visitors, scanners, *clock_ns) {
+                let service = exchange.service;
+                // The caller's client span comes between its server span
+                // and the callee's.
+                let call = match exchange.caller {
+                    Some(caller) if *calls => Some((
+                        caller,
+                        client_span(rng, &trace_id, parent_span_id.clone(), &exchange),
+                    )),
+                    _ => None,
+                };
+                if let Some((caller, span)) = call {
+                    if count == spans {
+                        break;
+                    }
+                    parent_span_id = span.span_id.clone();
+                    if let Some(list) = by_service.get_mut(caller) {
+                        list.push(span);
+                        count += 1;
+                    }
+                }
                 if count == spans {
                     break;
                 }
-                let service = exchange.service;
+                let query = (*calls && service == LOCATION).then(|| {
+                    database_span(rng, &trace_id, exchange.start_ns, exchange.duration_ns)
+                });
                 let span = server_span(rng, &trace_id, parent_span_id, exchange);
                 parent_span_id = span.span_id.clone();
                 if let Some(list) = by_service.get_mut(service) {
                     list.push(span);
                     count += 1;
+                }
+                if let Some(mut query) = query
+                    && count < spans
+                {
+                    query.parent_span_id = parent_span_id.clone();
+                    if let Some(list) = by_service.get_mut(service) {
+                        list.push(query);
+                        count += 1;
+                    }
                 }
             }
         }
@@ -647,6 +690,75 @@ fn server_span(
     }
 }
 
+/// The caller's client span of an exchange between services: what an HTTP
+/// client instrumentation records, wrapping the callee's server span.
+fn client_span(
+    rng: &mut StdRng,
+    trace_id: &[u8; 16],
+    parent_span_id: Vec<u8>,
+    exchange: &Exchange<'_>,
+) -> Span {
+    let callee = SERVICES.get(exchange.service);
+    let host = callee.map_or("", |s| s.server_address);
+    let attributes = vec![
+        string("http.request.method", exchange.method),
+        string(
+            "url.full",
+            format!("http://{host}:8080{}?{}", exchange.path, exchange.query),
+        ),
+        string("server.address", host),
+        int("server.port", 8080),
+        int("http.response.status_code", exchange.status),
+        string("network.peer.address", callee.map_or("", |s| s.pod_address)),
+    ];
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: rng.random::<[u8; 8]>().to_vec(),
+        parent_span_id,
+        flags: 0x101,
+        name: exchange.method.to_string(),
+        kind: span::SpanKind::Client as i32,
+        start_time_unix_nano: exchange.start_ns.saturating_sub(100_000),
+        end_time_unix_nano: exchange.start_ns + exchange.duration_ns + 100_000,
+        attributes,
+        // Client spans mark 4xx and 5xx as errors (semantic conventions).
+        status: (exchange.status >= 400).then(|| Status {
+            code: status::StatusCode::Error as i32,
+            message: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The location service's database query, as a database client
+/// instrumentation records it.
+fn database_span(rng: &mut StdRng, trace_id: &[u8; 16], start_ns: u64, duration_ns: u64) -> Span {
+    let attributes = vec![
+        string("db.system.name", "postgresql"),
+        string("db.namespace", "locations"),
+        string("db.operation.name", "SELECT"),
+        string("db.collection.name", "cities"),
+        string(
+            "db.query.text",
+            "SELECT lat, lon, tz, name FROM cities WHERE slug = $1",
+        ),
+        string("server.address", "postgres.default.svc.cluster.local"),
+        int("server.port", 5432),
+    ];
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: rng.random::<[u8; 8]>().to_vec(),
+        parent_span_id: Vec::new(),
+        flags: 0x101,
+        name: "SELECT cities".to_string(),
+        kind: span::SpanKind::Client as i32,
+        start_time_unix_nano: start_ns + 100_000,
+        end_time_unix_nano: start_ns + 100_000 + duration_ns / 2,
+        attributes,
+        ..Default::default()
+    }
+}
+
 fn resource_attributes(service: &Service) -> Vec<KeyValue> {
     vec![
         string("service.name", service.name),
@@ -707,6 +819,7 @@ mod tests {
             gzip,
             seed: 7,
             framing,
+            calls: false,
         }
     }
 
@@ -784,6 +897,70 @@ mod tests {
                 Some(&child.trace_id.as_slice())
             );
         }
+    }
+
+    /// With calls, each call between services is a client span of the
+    /// caller between the two server spans, and each location lookup has a
+    /// database query below it.
+    #[test]
+    fn with_calls_client_spans_sit_between_the_services() {
+        let workload = Workload::build(WorkloadSpec {
+            calls: true,
+            ..spec(2000, false, Framing::Bare)
+        })
+        .unwrap();
+        let request = decode(&workload.templates[0].body);
+        let spans = spans(&request);
+        assert_eq!(spans.len(), 2000);
+        let by_id: HashMap<&[u8], &&Span> =
+            spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
+        let attribute = |span: &Span, key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        let (mut clients, mut queries, mut called) = (0, 0, 0);
+        for span in &spans {
+            let parent = by_id.get(span.parent_span_id.as_slice());
+            if span.kind == span::SpanKind::Client as i32 {
+                clients += 1;
+                if attribute(span, "db.system.name").is_some() {
+                    queries += 1;
+                    assert_eq!(parent.map(|p| p.kind), Some(span::SpanKind::Server as i32));
+                } else {
+                    assert!(attribute(span, "url.full").is_some());
+                }
+                continue;
+            }
+            assert_eq!(span.kind, span::SpanKind::Server as i32);
+            // A server span below the edge is the child of its caller's client span.
+            if span.flags & 0x200 != 0
+                && let Some(parent) = parent
+            {
+                called += 1;
+                assert_eq!(parent.kind, span::SpanKind::Client as i32);
+                assert_eq!(parent.trace_id, span.trace_id);
+                assert_eq!(
+                    attribute(parent, "server.address"),
+                    attribute(span, "server.address")
+                );
+            }
+        }
+        let share = f64::from(clients) / spans.len() as f64;
+        assert!(
+            (0.40..0.55).contains(&share),
+            "{share} of the spans are client spans"
+        );
+        assert!(
+            queries > 100 && called > 300,
+            "{queries} queries, {called} calls"
+        );
+        // Without calls: server spans only (the other test), and the same
+        // traces otherwise.
+        let plain = Workload::build(spec(2000, false, Framing::Bare)).unwrap();
+        assert!(plain.spans == workload.spans);
     }
 
     #[test]
