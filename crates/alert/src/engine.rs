@@ -74,8 +74,8 @@ enum Change {
 /// How long detections merged into known alerts may wait to be saved. An
 /// attack in progress updates every firing alert every second; saving each
 /// time rewrote the whole file (1.8 MB at 1,000 alerts) every second. A
-/// crash loses at most this much of their counts, which the detector's
-/// replay of the WAL since its last checkpoint brings back.
+/// crash loses at most this much of their counts and last-seen times; the
+/// alerts themselves, and what was notified, are saved at the next tick.
 pub const UPDATES_SAVED_EVERY: Duration = Duration::from_secs(10);
 
 impl Alerting {
