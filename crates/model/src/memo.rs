@@ -4,7 +4,7 @@
 //! the rules read the same few keys again and again: with the built-in
 //! pack a span is asked for ~66 attributes, 13 of them distinct
 //! (`http.response.status_code` 14 times, `client.address` 7, ...). Each
-//! [`find_attribute`] scans the span's list, so most of those scans repeat
+//! [`find_attribute`](crate::find_attribute) scans the span's list, so most of those scans repeat
 //! one already done. A [`RecordView`] answers lookups from an
 //! [`AttributeMemo`] instead: when the view is made, one pass over the
 //! span's attributes records where each key some rule has asked for is;
