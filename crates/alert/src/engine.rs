@@ -162,10 +162,8 @@ impl Alerting {
                     .inhibits(&alert.labels)
         };
         let notifications = self.dispatcher.tick(now, &self.alerts, &mut muted);
-        if !resolved.is_empty() || !forgotten.is_empty() || expired > 0 {
-            self.changed = Change::Lifecycle;
-        }
-        if self.dispatcher.take_changed() {
+        let logged = self.dispatcher.take_changed();
+        if logged || !resolved.is_empty() || !forgotten.is_empty() || expired > 0 {
             self.changed = Change::Lifecycle;
         }
         notifications
@@ -309,7 +307,8 @@ impl Alerting {
         let Some(file) = &self.state else {
             return Ok(false);
         };
-        if self.changed == Change::Nothing || self.changed < least {
+        // `least` is never `Nothing`: an unchanged state is never saved.
+        if self.changed < least {
             return Ok(false);
         }
         file.save(&self.snapshot())?;

@@ -28,6 +28,12 @@ impl SpanKind {
         SpanKind::Consumer,
     ];
 
+    /// The kind's bit in a set of kinds held as a `u8`: bit `k` for the
+    /// kind numbered `k`.
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
     /// The kind for an OTLP enum number; `None` for a number OTLP does not define.
     pub fn from_i32(n: i32) -> Option<SpanKind> {
         Some(match n {

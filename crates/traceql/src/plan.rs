@@ -22,7 +22,7 @@ pub(crate) fn span_kinds(filter: &Expr) -> u8 {
             value: Static::Kind(kind),
             ..
         } => {
-            let bit = 1u8 << (*kind as u8);
+            let bit = kind.bit();
             match op {
                 CompareOp::Eq => bit,
                 CompareOp::Ne => ALL_KINDS & !bit,

@@ -226,7 +226,7 @@ fn span_kinds_hold_every_kind_a_span_can_match_with() {
         span.attributes.push(KeyValue::new("a", 1i64));
         SpanRecord::new(Arc::default(), Arc::default(), span)
     };
-    let bit = |k: SpanKind| 1u8 << (k as u8);
+    let bit = SpanKind::bit;
     let all = 0b11_1111u8;
     // (query, exact mask or None when the mask only has to cover).
     let cases: &[(&str, Option<u8>)] = &[

@@ -503,7 +503,7 @@ impl Engine {
             // The rules read the same few attributes of a span over and
             // over; the view remembers where each was (`model::memo`).
             let mut view = RecordView::memoised(record, &mut self.memo);
-            let kind = 1u8 << (record.span.kind as u8);
+            let kind = record.span.kind.bit();
             for compiled in self
                 .rules
                 .iter_mut()

@@ -16,9 +16,7 @@
 //! structs, fixed arrays and `Arc`s are their fields in order, nothing
 //! around them.
 
-use tracewarden_model::{
-    AnyValue, Batch, Event, KeyValue, Link, LogRecord, Resource, Scope, Span, SpanKind, StatusCode,
-};
+use tracewarden_model::{AnyValue, Batch, Event, KeyValue, Link, LogRecord, Resource, Scope, Span};
 
 use super::{CodecError, MAX_VALUE_DEPTH};
 
@@ -129,7 +127,9 @@ impl Writer<'_> {
         self.str(&span.trace_state);
         self.u32(span.flags);
         self.str(&span.name);
-        self.u32(kind_index(span.kind));
+        // Both enums declare their variants in OTLP order with the OTLP
+        // numbers as discriminants, so a discriminant is serde's index.
+        self.u32(span.kind as u32);
         self.varint(span.start_time_unix_nano);
         self.varint(span.end_time_unix_nano);
         self.attributes(&span.attributes)?;
@@ -145,7 +145,7 @@ impl Writer<'_> {
             self.link(link)?;
         }
         self.u32(span.dropped_links_count);
-        self.u32(status_index(span.status.code));
+        self.u32(span.status.code as u32);
         self.str(&span.status.message);
         Ok(())
     }
@@ -259,33 +259,13 @@ fn deeper(depth: usize) -> Result<usize, CodecError> {
     })
 }
 
-/// The serde variant index: the declaration order, which is also the OTLP
-/// number for both enums.
-fn kind_index(kind: SpanKind) -> u32 {
-    match kind {
-        SpanKind::Unspecified => 0,
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
-    }
-}
-
-fn status_index(code: StatusCode) -> u32 {
-    match code {
-        StatusCode::Unset => 0,
-        StatusCode::Ok => 1,
-        StatusCode::Error => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use tracewarden_model::{
-        ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, SpanId, Status, Str, TraceId,
+        ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, SpanId, SpanKind, Status, StatusCode,
+        Str, TraceId,
     };
 
     use tracewarden_model::rng::Rng;

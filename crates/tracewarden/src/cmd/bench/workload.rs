@@ -425,44 +425,36 @@ impl Generator {
             // The exchanges are chained: each span is the child of the one before.
             let mut parent_span_id = Vec::new();
             for exchange in trace(rng, visitors, scanners, *clock_ns) {
-                let service = exchange.service;
-                // The caller's client span comes between its server span
-                // and the callee's.
-                let call = match exchange.caller {
-                    Some(caller) if *calls => Some((
-                        caller,
-                        client_span(rng, &trace_id, parent_span_id.clone(), &exchange),
-                    )),
-                    _ => None,
-                };
-                if let Some((caller, span)) = call {
-                    if count == spans {
-                        break;
-                    }
-                    parent_span_id = span.span_id.clone();
-                    if let Some(list) = by_service.get_mut(caller) {
-                        list.push(span);
-                        count += 1;
-                    }
-                }
                 if count == spans {
                     break;
                 }
+                let service = exchange.service;
+                // (service, span) in the order they are sent.
+                let mut emitted = Vec::with_capacity(3);
+                // The caller's client span comes between its server span
+                // and the callee's.
+                if let Some(caller) = exchange.caller.filter(|_| *calls) {
+                    let span = client_span(rng, &trace_id, parent_span_id.clone(), &exchange);
+                    parent_span_id = span.span_id.clone();
+                    emitted.push((caller, span));
+                }
+                // Made before the server span, which takes the exchange.
                 let query = (*calls && service == LOCATION).then(|| {
                     database_span(rng, &trace_id, exchange.start_ns, exchange.duration_ns)
                 });
                 let span = server_span(rng, &trace_id, parent_span_id, exchange);
                 parent_span_id = span.span_id.clone();
-                if let Some(list) = by_service.get_mut(service) {
-                    list.push(span);
-                    count += 1;
-                }
-                if let Some(mut query) = query
-                    && count < spans
-                {
+                emitted.push((service, span));
+                if let Some(mut query) = query {
                     query.parent_span_id = parent_span_id.clone();
+                    emitted.push((service, query));
+                }
+                for (service, span) in emitted {
+                    if count == spans {
+                        break;
+                    }
                     if let Some(list) = by_service.get_mut(service) {
-                        list.push(query);
+                        list.push(span);
                         count += 1;
                     }
                 }
