@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -28,7 +28,7 @@ pub use tracewarden_model::{LogEntry, SpanRecord, Trace};
 use tracewarden_model::{Records, TraceId};
 
 use crate::lifecycle::LsnSet;
-use crate::prefetch::{prefetch, prefetch_strings};
+use crate::prefetch::{prefetch, prefetch_strings, prefetch_whole};
 use crate::segment::{self, SpanFacts};
 use crate::wal::Lsn;
 
@@ -101,7 +101,7 @@ fn release(entries: &mut [TraceEntry]) {
         }
         if let Some(later) = entries.get(at + AHEAD / 2) {
             for (record, _) in &later.spans {
-                prefetch(Arc::as_ptr(&record.span));
+                prefetch_whole(&*record.span);
             }
         }
         if let Some(later) = entries.get(at + AHEAD / 4) {

@@ -48,7 +48,7 @@ use crate::encryption::EncryptionKey;
 use crate::encryption::segment::encryption_properties;
 use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
-use crate::prefetch::{prefetch, prefetch_strings};
+use crate::prefetch::{prefetch, prefetch_strings, prefetch_whole};
 
 /// Writes segment `id`: `<id>.spans.parquet`, `<id>.logs.parquet` and
 /// `<id>.resources.parquet` in `dir` (all three always, possibly without
@@ -615,7 +615,13 @@ fn write_spans<'a>(
                 u64::from_be_bytes(s.span.span_id.to_bytes()),
             )
         },
-        |s| prefetch(Arc::as_ptr(&s.span)),
+        // The key's fields only (a span's ids and times share a line or
+        // two, not the span's first).
+        |s| {
+            prefetch(&s.span.trace_id);
+            prefetch(&s.span.start_time_unix_nano);
+            prefetch(&s.span.span_id);
+        },
         |s| (&s.resource, &s.scope),
         // The depth check walks the attributes the size estimate walks:
         // in the same pass, they are read from memory once.
@@ -804,7 +810,7 @@ fn span_batch(rows: &[&SpanRecord], pair: (ArrayRef, ArrayRef)) -> Result<Record
         // then (once it has arrived) its attribute array, then the string
         // values that array points to, ahead of use.
         if let Some(later) = rows.get(at + AHEAD_ROWS) {
-            prefetch(Arc::as_ptr(&later.span));
+            prefetch_whole(&*later.span);
         }
         if let Some(later) = rows.get(at + AHEAD_ROWS / 2) {
             prefetch(later.span.attributes.as_ptr());
