@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use aho_corasick::{AhoCorasick, MatchKind};
 use tracewarden_model::{AnyValue, Batch, KeyValue, Resource, Scope, Span, Str};
 
+use crate::clean::{self, CleanValues};
 use crate::config::RedactionConfig;
 use crate::detector::{Detector, Profile};
 use crate::error::{RedactError, Result};
@@ -23,7 +24,7 @@ pub const DEFAULT_KEY_FILE: &str = "redaction.key";
 const KEY_CACHE_CAPACITY: usize = 8192;
 
 /// Rule sets as bit masks over rule indices.
-type RuleMask = u64;
+pub(crate) type RuleMask = u64;
 
 /// What the rules say about an attribute key.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,7 +39,7 @@ struct KeyDecision {
 /// short and hashed once per attribute, and the cache is bounded, so
 /// collisions forced by a sender cost it little.
 #[derive(Default)]
-struct WordHash(u64);
+pub(crate) struct WordHash(u64);
 
 impl WordHash {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
@@ -223,6 +224,7 @@ impl Redactor {
     /// remembering the decision for keys seen the first time).
     pub fn batch(&self, batch: &mut Batch) {
         self.run(|pass| {
+            pass.clean = Some(CleanValues::default());
             for rs in &mut batch.resource_spans {
                 pass.shared(&mut rs.resource, Pass::resource);
                 for ss in &mut rs.scope_spans {
@@ -404,6 +406,9 @@ struct Pass<'a> {
     /// Per rule; allocated at the first redaction.
     counts: Vec<u64>,
     edits: u64,
+    /// Long values found clean, for a pass over a batch (whose spans repeat
+    /// them); `None` for a pass over one value or list.
+    clean: Option<CleanValues>,
 }
 
 /// Attribute positions remembered per pass.
@@ -423,6 +428,7 @@ impl<'a> Pass<'a> {
             memo: Vec::new(),
             counts: Vec::new(),
             edits: 0,
+            clean: None,
         }
     }
 
@@ -613,11 +619,24 @@ impl<'a> Pass<'a> {
         if bytes.len() < redactor.min_length {
             return false;
         }
+        // A long value found clean earlier in the batch, by these rules, is
+        // clean again: looked up first, it skips the profile too.
+        let remember = match &self.clean {
+            Some(clean) if bytes.len() >= clean::MIN_LEN => {
+                let hash = CleanValues::hash(bytes, mask);
+                if clean.contains(bytes, mask, hash) {
+                    return false;
+                }
+                Some(hash)
+            }
+            _ => None,
+        };
         // One cheap pass decides which detectors can match at all; most
         // values (methods, paths, addresses, ids) rule out every one.
         let profile = Profile::of(bytes);
         let admitted = mask & redactor.admitted(profile);
         if admitted == 0 {
+            self.remember_clean(bytes, mask, remember);
             return false;
         }
         for triggers in [&redactor.folded, &redactor.exact].into_iter().flatten() {
@@ -647,12 +666,20 @@ impl<'a> Pass<'a> {
             detector.scan(text, &mut |start, end| hits.push(Hit { start, end, rule }));
         }
         if self.hits.is_empty() {
+            self.remember_clean(bytes, mask, remember);
             return false;
         }
         let hits = std::mem::take(&mut self.hits);
         let drop = self.apply(text, &hits);
         self.hits = hits;
         drop
+    }
+
+    /// Remembers `text` clean for `mask` when [`Pass::text`] took its hash.
+    fn remember_clean(&mut self, text: &[u8], mask: RuleMask, hash: Option<u64>) {
+        if let (Some(clean), Some(hash)) = (&mut self.clean, hash) {
+            clean.insert(text, mask, hash);
+        }
     }
 
     /// Rewrites `text` with `hits` replaced.

@@ -504,3 +504,57 @@ fn free_text_and_bare_attribute_lists() {
     let total: u64 = redactor.counts().iter().map(|(_, c)| c).sum();
     assert_eq!(total, 4);
 }
+
+#[test]
+fn long_values_remembered_clean_are_still_scanned_where_they_differ() {
+    // An e-mail detector on `app.note` only: the same text is clean
+    // elsewhere and not there.
+    let redactor = Redactor::new(
+        &config(vec![RuleConfig {
+            keys: vec!["app.note".to_string()],
+            detector: Some("email".to_string()),
+            ..rule("note-emails", "mask")
+        }]),
+        None,
+    )
+    .unwrap();
+    let url = "https://shop.example/catalog/items?page=2&sort=price-ascending";
+    let note = "please write to jane@example.com about the order";
+    let mut spans = Vec::new();
+    for _ in 0..3 {
+        spans.push(span(vec![
+            KeyValue::new("url.full", url),
+            KeyValue::new("app.other", note),
+        ]));
+    }
+    // The remembered URL with a token appended, and the same length with
+    // one byte changed to start a secret's parameter.
+    let with_token = format!("{url}&access_token=abc123");
+    let same_length = url.replace("&sort=", "&pass=");
+    spans.push(span(vec![
+        KeyValue::new("url.full", with_token.as_str()),
+        KeyValue::new("app.note", note),
+    ]));
+    spans.push(span(vec![KeyValue::new("url.full", same_length.as_str())]));
+    let mut batch = batch_of(spans, vec![]);
+    redactor.batch(&mut batch);
+    let spans = &batch.resource_spans[0].scope_spans[0].spans;
+    for span in &spans[..3] {
+        assert_eq!(span.attribute("url.full"), Some(&s(url)));
+        assert_eq!(span.attribute("app.other"), Some(&s(note)));
+    }
+    assert_eq!(
+        spans[3].attribute("url.full"),
+        Some(&s(&format!("{url}&access_token=[REDACTED]")))
+    );
+    assert_eq!(
+        spans[3].attribute("app.note"),
+        Some(&s("please write to [REDACTED] about the order"))
+    );
+    assert_eq!(
+        spans[4].attribute("url.full"),
+        Some(&s(
+            &same_length.replace("pass=price-ascending", "pass=[REDACTED]")
+        ))
+    );
+}
