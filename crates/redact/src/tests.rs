@@ -558,3 +558,67 @@ fn long_values_remembered_clean_are_still_scanned_where_they_differ() {
         ))
     );
 }
+
+/// A batch redacts as its values do one at a time: the batch's memory of
+/// clean values changes what is scanned, never what comes out.
+#[test]
+fn a_batch_redacts_as_its_values_do_alone() {
+    use tracewarden_model::rng::Rng;
+
+    const CLEAN: &[&str] = &[
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "https://shop.example/catalog/items?page=2&sort=price-ascending",
+        "SELECT id, name, price FROM items WHERE category = $1 ORDER BY price",
+        "please write to the order desk about the delayed parcel soon",
+    ];
+    const SECRETS: &[&str] = &[
+        "&password=hunter2",
+        " Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWJ5dGVz",
+        " jane@example.com",
+        " 4111 1111 1111 1111",
+        "&token=abc123",
+    ];
+    const KEYS: &[&str] = &["url.full", "user_agent.original", "db.query.text", "app.note"];
+    let redactor = Redactor::new(
+        &config(vec![RuleConfig {
+            keys: vec!["app.note".to_string()],
+            detector: Some("email".to_string()),
+            ..rule("note-emails", "mask")
+        }]),
+        None,
+    )
+    .unwrap();
+    let mut rng = Rng(7);
+    for _ in 0..50 {
+        let mut spans = Vec::new();
+        for _ in 0..40 {
+            let mut attributes = Vec::new();
+            for _ in 0..3 {
+                let mut value = (*rng.pick(CLEAN)).to_string();
+                match rng.below(5) {
+                    // A secret inside the value, one byte changed, or a
+                    // secret at the end (a value with a secret repeated).
+                    0 => {
+                        let secret = *rng.pick(SECRETS);
+                        value.insert_str(rng.below(value.len()), secret);
+                    }
+                    1 => value.replace_range(10..11, "&"),
+                    2 => value.push_str(SECRETS[rng.below(2)]),
+                    _ => {}
+                }
+                attributes.push(KeyValue::new(*rng.pick(KEYS), value.as_str()));
+            }
+            spans.push(span(attributes));
+        }
+        let mut alone = spans.clone();
+        for span in &mut alone {
+            redactor.attributes(&mut span.attributes);
+        }
+        let mut batch = batch_of(spans, vec![]);
+        redactor.batch(&mut batch);
+        let together = &batch.resource_spans[0].scope_spans[0].spans;
+        for (together, alone) in together.iter().zip(&alone) {
+            assert_eq!(together.attributes, alone.attributes);
+        }
+    }
+}
