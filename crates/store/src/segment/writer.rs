@@ -615,8 +615,9 @@ fn write_spans<'a>(
                 u64::from_be_bytes(s.span.span_id.to_bytes()),
             )
         },
-        // The key's fields only (a span's ids and times share a line or
-        // two, not the span's first).
+        // The key's fields only: they share a line or two, and where the
+        // compiler lays them out is not the span's first line (today it is
+        // its fourth).
         |s| {
             prefetch(&s.span.trace_id);
             prefetch(&s.span.start_time_unix_nano);
