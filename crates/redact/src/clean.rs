@@ -17,8 +17,10 @@ use crate::redactor::{RuleMask, WordHash};
 /// about as cheap as the lookup.
 pub(crate) const MIN_LEN: usize = 32;
 
-/// Slots of the table, one value each (a newer value takes its slot).
-const SLOTS: usize = 256;
+/// Slots of the table, one value each (a newer value takes its slot),
+/// picked by the hash's top bits.
+const SLOT_BITS: u32 = 8;
+const SLOTS: usize = 1 << SLOT_BITS;
 
 /// Bytes of remembered values per pass; beyond, nothing more is
 /// remembered (a batch of distinct long values gains nothing from it).
@@ -91,7 +93,7 @@ impl CleanValues {
 
 fn slot_of(hash: u64) -> usize {
     // The high bits: the multiply of the last round mixes into them most.
-    (hash >> 56) as usize % SLOTS
+    (hash >> (u64::BITS - SLOT_BITS)) as usize
 }
 
 #[cfg(test)]
