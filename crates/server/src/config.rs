@@ -350,7 +350,7 @@ mod tests {
     fn store_section_maps_to_the_store_options() {
         let config = Config::from_toml(
             "data_dir = \"/d\"\n\
-             [store]\nflush_spans = 1000\nflush_age = \"1h30m\"\nsigning_key_file = \"/k/manifest.key\"\n\
+             [store]\nflush_spans = 1000\nflush_age = \"1h30m\"\nmemory_wait = \"250ms\"\nsigning_key_file = \"/k/manifest.key\"\n\
              encryption_key_file = \"/k/store.key\"\n\
              [store.compaction]\nenabled = false\nbelow_spans = 10\n\
              [store.retention]\nmax_age = \"30d\"\nmax_total_bytes = 1000000000\n",
@@ -361,6 +361,7 @@ mod tests {
         let store = options.lifecycle;
         assert_eq!(store.flush_spans, 1000);
         assert_eq!(store.flush_age, std::time::Duration::from_secs(5400));
+        assert_eq!(store.memory_wait, std::time::Duration::from_millis(250));
         assert_eq!(
             store.signing_key_file,
             Some(PathBuf::from("/k/manifest.key"))

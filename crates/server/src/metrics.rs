@@ -368,6 +368,11 @@ fn store(out: &mut Exposition, pipeline: &Pipeline) {
             s.fsyncs,
         ),
         (
+            "tracewarden_store_memory_waits_total",
+            "Appends that found memory full (flushes behind) and waited for a flush.",
+            s.memory_waits,
+        ),
+        (
             "tracewarden_store_flushes_total",
             "Flushes of the hot tier into a segment.",
             s.flushes,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,10 +32,11 @@ use crate::wal::{Frame, Lsn, WalOptions};
 /// keeps up; a second spreads retries without idling a healthy sender long.
 pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Appends are refused with [`StoreError::Overloaded`] while the in-memory
-/// tiers hold this many times `flush_spans` spans and log records: flushes
-/// cannot keep up, and memory must not grow without bound. A lone batch is
-/// still taken below the limit, however large. Two: the frozen tier being
+/// Appends wait (up to `memory_wait`), then are refused with
+/// [`StoreError::Overloaded`], while the in-memory tiers hold this many times
+/// `flush_spans` spans and log records: flushes cannot keep up, and memory
+/// must not grow without bound. A lone batch is still taken below the limit,
+/// however large. Two: the frozen tier being
 /// flushed plus a hot tier as large; at the default 1M spans per flush that
 /// bounds the tiers near 3 GiB (4 let a 30 s benchmark reach 7.6 GiB RSS).
 pub const MEMORY_LIMIT_FLUSHES: u64 = 2;
@@ -120,6 +121,10 @@ pub struct StoreStats {
     pub quarantined_segments: u64,
     /// WAL files removed since open because segments hold their records.
     pub trimmed_wal_files: u64,
+    /// Appends that found memory full (flushes behind) and waited for a
+    /// flush since open; those still refused after the wait are counted by
+    /// the receivers as overloaded.
+    pub memory_waits: u64,
 }
 
 /// The durable store: appends go through the WAL into the hot tier, which
@@ -139,8 +144,13 @@ pub struct Store {
     signal: Arc<Signal>,
     worker: Mutex<Option<JoinHandle<()>>>,
     flush_spans: u64,
-    /// Appends are refused while the in-memory tiers hold this many rows.
+    /// Appends wait, then are refused, while the in-memory tiers hold this
+    /// many rows.
     memory_limit: u64,
+    /// How long an append waits for a flush to bring memory under the limit.
+    memory_wait: Duration,
+    /// Appends that found memory full and waited (counted once each).
+    memory_waits: AtomicU64,
     /// Set once [`Store::close`] ran its final flush.
     flushed_at_close: AtomicBool,
     /// WAL records are encrypted (by the writer, which has the key).
@@ -378,6 +388,8 @@ impl Store {
                 .lifecycle
                 .flush_spans
                 .saturating_mul(MEMORY_LIMIT_FLUSHES),
+            memory_wait: options.lifecycle.memory_wait,
+            memory_waits: AtomicU64::new(0),
             flushed_at_close: AtomicBool::new(false),
             encrypted: encryption_key.is_some(),
             _data_dir_lock: data_dir_lock,
@@ -396,9 +408,12 @@ impl Store {
     /// applies it to the hot tier and returns the record's LSN.
     ///
     /// `Err(StoreError::Overloaded)` at once, without queueing, when more than
-    /// `max_pending_bytes` wait for the writer, or when the in-memory tiers
-    /// hold [`MEMORY_LIMIT_FLUSHES`] times `flush_spans` rows (flushes are
-    /// behind).
+    /// `max_pending_bytes` wait for the writer. While the in-memory tiers hold
+    /// [`MEMORY_LIMIT_FLUSHES`] times `flush_spans` rows (flushes are behind),
+    /// the append first waits up to `memory_wait` for the flush under way to
+    /// free them, then is refused the same way. The wait needs a tokio
+    /// runtime with timers (`enable_all`); outside a runtime the append is
+    /// refused at once.
     ///
     /// Cancel-safe for the store: once queued, the record is written and
     /// applied to the hot tier even if this future is dropped (the wait runs
@@ -418,6 +433,38 @@ impl Store {
             .map(|(lsn, records)| (lsn, records.unwrap_or_default()))
     }
 
+    /// Waits until the in-memory tiers are under the limit, for at most
+    /// `memory_wait`. A sender refused at once would pause for the whole
+    /// retry hint, idling the cores the flush leaves free (the flush frees
+    /// memory in one step, when it publishes); waiting here resumes the
+    /// append the moment it does, and no retry decodes the batch again.
+    async fn wait_for_memory(&self) -> Result<()> {
+        let overloaded = || StoreError::Overloaded {
+            retry_after: OVERLOAD_RETRY_AFTER,
+        };
+        if self.memory_wait.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+            return Err(overloaded());
+        }
+        self.memory_waits.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + self.memory_wait;
+        loop {
+            // Registered before the check: a publish between the check and
+            // the wait still wakes this one.
+            let freed = self.tiers.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.tiers.memory_rows() < self.memory_limit {
+                return Ok(());
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(StoreError::Closed);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(overloaded());
+            }
+        }
+    }
+
     async fn append_inner(&self, batch: Batch, share: bool) -> Result<(Lsn, Option<Records>)> {
         if let Some(reason) = self.shared.failure.get() {
             return Err(StoreError::Failed {
@@ -427,11 +474,10 @@ impl Store {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        // Flushes are behind: refuse rather than grow memory without bound.
+        // Flushes are behind: wait for one, then refuse rather than grow
+        // memory without bound.
         if self.tiers.memory_rows() >= self.memory_limit {
-            return Err(StoreError::Overloaded {
-                retry_after: OVERLOAD_RETRY_AFTER,
-            });
+            self.wait_for_memory().await?;
         }
         // Encoding runs here, in the caller's task, so encodes of concurrent
         // appends use every core while the writer thread only writes.
@@ -562,6 +608,7 @@ impl Store {
             dropped_segments: load(&lifecycle.dropped_segments),
             quarantined_segments: load(&lifecycle.quarantined_segments),
             trimmed_wal_files: load(&lifecycle.trimmed_wal_files),
+            memory_waits: load(&self.memory_waits),
         }
     }
 
@@ -630,6 +677,8 @@ impl Store {
     /// Stops the WAL writer and the lifecycle thread, without a flush.
     fn stop(&self) {
         self.shared.closed.store(true, Ordering::Release);
+        // Appends waiting for memory answer `Closed` now, not at their deadline.
+        self.tiers.freed.notify_waiters();
         // Fails only when the writer already stopped.
         let _ = self.commands.send(Command::Close);
         // The lock is held through the join so a concurrent close also

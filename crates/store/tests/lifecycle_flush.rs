@@ -374,36 +374,140 @@ async fn untraced_logs_and_empty_batches_are_flushed_and_trimmed() {
     assert!(store.trace(trace_id(2)).is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appends_are_refused_while_flushes_are_behind() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store whose memory holds `MEMORY_LIMIT_FLUSHES` x 10 rows, full, with
+/// nothing flushing it (no lifecycle thread); appends wait `memory_wait`.
+async fn full_store(dir: &std::path::Path, memory_wait: Duration) -> (Arc<Store>, Acked) {
     let options = StoreOptions {
         lifecycle: LifecycleOptions {
             flush_spans: 10,
+            memory_wait,
             ..LifecycleOptions::default()
         },
-        ..manual(dir.path())
+        ..manual(dir)
     };
     let (store, _) = Store::open(options).unwrap();
     let mut acked = Acked::default();
-    // Memory may hold MEMORY_LIMIT_FLUSHES x 10 rows; nothing flushes (no
-    // lifecycle thread). Each batch is 10 rows.
+    // Each batch is 10 rows.
+    acked
+        .append_range(&store, 0..tracewarden_store::MEMORY_LIMIT_FLUSHES)
+        .await;
+    (Arc::new(store), acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_refused_while_flushes_are_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_millis(50);
+    let (store, mut acked) = full_store(dir.path(), wait).await;
     let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
-    acked.append_range(&store, 0..full).await;
+    let started = tokio::time::Instant::now();
     match store.append(realistic_batch(full, 10)).await {
         Err(tracewarden_store::StoreError::Overloaded { retry_after }) => {
             assert_eq!(retry_after, tracewarden_store::OVERLOAD_RETRY_AFTER)
         }
         other => panic!("expected Overloaded, got {other:?}"),
     }
+    assert!(
+        started.elapsed() >= wait,
+        "refused before its wait was over"
+    );
+    let stats = store.stats();
     assert_eq!(
-        store.stats().appends,
-        full,
+        stats.appends, full,
         "the refused batch never reached the WAL"
     );
+    assert_eq!(stats.memory_waits, 1);
     store.flush().unwrap();
     acked.append(&store, full).await;
     assert_exactly_once(&store, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_memory_wait_appends_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = full_store(dir.path(), Duration::ZERO).await;
+    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
+    let refused = store.append(realistic_batch(full, 10)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(tracewarden_store::StoreError::Overloaded { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.stats().memory_waits, 0);
+}
+
+/// An append that finds memory full goes through as soon as a flush frees
+/// it, instead of sending its sender away for the whole retry hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_waiting_for_memory_goes_through_when_a_flush_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far longer than the test: only the flush can end the wait in time.
+    let (store, mut acked) = full_store(dir.path(), Duration::from_secs(600)).await;
+    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
+    let waiting = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.append(realistic_batch(full, 10)).await }
+    });
+    wait_for("the append to wait for memory", || {
+        store.stats().memory_waits == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "memory is still full");
+    assert_eq!(store.stats().appends, full);
+
+    let flushed = tokio::task::spawn_blocking({
+        let store = Arc::clone(&store);
+        move || store.flush()
+    });
+    // Some(1), or Some(2) when the freed append landed in time for a
+    // second round of the same flush.
+    assert!(flushed.await.unwrap().unwrap().is_some());
+    let lsn = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the flush ended the wait")
+        .unwrap()
+        .unwrap();
+    assert!(lsn > 0);
+    let ids = realistic_batch(full, 10)
+        .spans()
+        .map(|(_, _, s)| s.span_id)
+        .collect();
+    acked.0.insert(trace_id(full), ids);
+    assert_eq!(store.stats().appends, full + 1);
+    assert_exactly_once(&store, &acked);
+}
+
+/// Closing the store answers an append waiting for memory at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_store_answers_an_append_waiting_for_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = full_store(dir.path(), Duration::from_secs(600)).await;
+    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
+    let waiting = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.append(realistic_batch(full, 10)).await }
+    });
+    wait_for("the append to wait for memory", || {
+        store.stats().memory_waits == 1
+    })
+    .await;
+    tokio::task::spawn_blocking({
+        let store = Arc::clone(&store);
+        move || store.close()
+    })
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("closing ended the wait")
+        .unwrap();
+    assert!(
+        matches!(answer, Err(tracewarden_store::StoreError::Closed)),
+        "{answer:?}"
+    );
 }
 
 /// `ScanUnit::logs_of_traces` finds the log records of a set of traces in

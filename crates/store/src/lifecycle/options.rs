@@ -14,10 +14,14 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct LifecycleOptions {
     /// Flush the hot tier into a segment once it holds this many spans and
-    /// log records (default 1,000,000). Appends are refused (429) while
-    /// memory holds [`crate::MEMORY_LIMIT_FLUSHES`] times as many: flushes
-    /// are behind.
+    /// log records (default 1,000,000). While memory holds
+    /// [`crate::MEMORY_LIMIT_FLUSHES`] times as many (flushes are behind),
+    /// appends wait up to `memory_wait`, then are refused (429).
     pub flush_spans: u64,
+    /// How long an append waits for the flush under way to free memory
+    /// before it is refused (default 1 s; 0 refuses at once).
+    #[serde(with = "duration")]
+    pub memory_wait: Duration,
     /// ... or once its oldest data is this old (default 10 minutes), so a
     /// quiet store does not keep data only in the WAL for long.
     #[serde(with = "duration")]
@@ -40,6 +44,7 @@ impl Default for LifecycleOptions {
     fn default() -> Self {
         LifecycleOptions {
             flush_spans: 1_000_000,
+            memory_wait: Duration::from_secs(1),
             flush_age: Duration::from_secs(10 * 60),
             compaction: CompactionOptions::default(),
             retention: RetentionOptions::default(),

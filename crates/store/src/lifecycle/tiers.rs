@@ -120,6 +120,9 @@ pub(crate) struct Tiers {
     /// Spans and log records in the in-memory tiers, for the memory bound
     /// appends check without taking the lock.
     memory_rows: AtomicU64,
+    /// Wakes the appends waiting for memory when a publish frees the frozen
+    /// tier's rows (see [`crate::Store::append`]).
+    pub(crate) freed: tokio::sync::Notify,
 }
 
 impl Tiers {
@@ -127,6 +130,7 @@ impl Tiers {
         let counts = hot.counts();
         Tiers {
             memory_rows: AtomicU64::new(counts.spans.saturating_add(counts.logs)),
+            freed: tokio::sync::Notify::new(),
             state: RwLock::new(TierState {
                 hot: Arc::new(hot),
                 frozen: None,
@@ -198,6 +202,7 @@ impl Tiers {
             let counts = frozen.counts();
             self.memory_rows
                 .fetch_sub(counts.spans.saturating_add(counts.logs), Ordering::Relaxed);
+            self.freed.notify_waiters();
         }
         unfrozen
     }
