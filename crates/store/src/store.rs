@@ -445,8 +445,8 @@ impl Store {
         if self.memory_wait.is_zero() || tokio::runtime::Handle::try_current().is_err() {
             return Err(overloaded());
         }
-        self.memory_waits.fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + self.memory_wait;
+        let mut counted = false;
         loop {
             // Registered before the check: a publish between the check and
             // the wait still wakes this one.
@@ -458,6 +458,15 @@ impl Store {
             }
             if self.shared.closed.load(Ordering::Acquire) {
                 return Err(StoreError::Closed);
+            }
+            if let Some(reason) = self.shared.failure.get() {
+                return Err(StoreError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            if !counted {
+                self.memory_waits.fetch_add(1, Ordering::Relaxed);
+                counted = true;
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return Err(overloaded());
