@@ -438,6 +438,23 @@ async fn with_no_memory_wait_appends_are_refused_at_once() {
     assert_eq!(store.stats().memory_waits, 0);
 }
 
+/// Starts appending batch `MEMORY_LIMIT_FLUSHES` to a full store, and
+/// returns once the append waits for memory.
+async fn append_waiting_for_memory(
+    store: &Arc<Store>,
+) -> tokio::task::JoinHandle<tracewarden_store::Result<u64>> {
+    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
+    let waiting = tokio::spawn({
+        let store = Arc::clone(store);
+        async move { store.append(realistic_batch(full, 10)).await }
+    });
+    wait_for("the append to wait for memory", || {
+        store.stats().memory_waits == 1
+    })
+    .await;
+    waiting
+}
+
 /// An append that finds memory full goes through as soon as a flush frees
 /// it, instead of sending its sender away for the whole retry hint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,14 +463,7 @@ async fn an_append_waiting_for_memory_goes_through_when_a_flush_frees_it() {
     // Far longer than the test: only the flush can end the wait in time.
     let (store, mut acked) = full_store(dir.path(), Duration::from_secs(600)).await;
     let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
-    let waiting = tokio::spawn({
-        let store = Arc::clone(&store);
-        async move { store.append(realistic_batch(full, 10)).await }
-    });
-    wait_for("the append to wait for memory", || {
-        store.stats().memory_waits == 1
-    })
-    .await;
+    let waiting = append_waiting_for_memory(&store).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "memory is still full");
     assert_eq!(store.stats().appends, full);
@@ -485,15 +495,7 @@ async fn an_append_waiting_for_memory_goes_through_when_a_flush_frees_it() {
 async fn closing_the_store_answers_an_append_waiting_for_memory() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = full_store(dir.path(), Duration::from_secs(600)).await;
-    let full = tracewarden_store::MEMORY_LIMIT_FLUSHES;
-    let waiting = tokio::spawn({
-        let store = Arc::clone(&store);
-        async move { store.append(realistic_batch(full, 10)).await }
-    });
-    wait_for("the append to wait for memory", || {
-        store.stats().memory_waits == 1
-    })
-    .await;
+    let waiting = append_waiting_for_memory(&store).await;
     tokio::task::spawn_blocking({
         let store = Arc::clone(&store);
         move || store.close()
