@@ -36,9 +36,9 @@ pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// [`StoreError::Overloaded`], while the in-memory tiers hold this many times
 /// `flush_spans` spans and log records: flushes cannot keep up, and memory
 /// must not grow without bound. A lone batch is still taken below the limit,
-/// however large. Two: the frozen tier being
-/// flushed plus a hot tier as large; at the default 1M spans per flush that
-/// bounds the tiers near 3 GiB (4 let a 30 s benchmark reach 7.6 GiB RSS).
+/// however large. Two: the frozen tier being flushed plus a hot tier as
+/// large; at the default 1M spans per flush that bounds the tiers near 3 GiB
+/// (4 let a 30 s benchmark reach 7.6 GiB RSS).
 pub const MEMORY_LIMIT_FLUSHES: u64 = 2;
 
 /// Where and how the store keeps its data.

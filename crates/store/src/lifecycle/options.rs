@@ -18,14 +18,14 @@ pub struct LifecycleOptions {
     /// [`crate::MEMORY_LIMIT_FLUSHES`] times as many (flushes are behind),
     /// appends wait up to `memory_wait`, then are refused (429).
     pub flush_spans: u64,
-    /// How long an append waits for the flush under way to free memory
-    /// before it is refused (default 1 s; 0 refuses at once).
-    #[serde(with = "duration")]
-    pub memory_wait: Duration,
     /// ... or once its oldest data is this old (default 10 minutes), so a
     /// quiet store does not keep data only in the WAL for long.
     #[serde(with = "duration")]
     pub flush_age: Duration,
+    /// How long an append waits for the flush under way to free memory
+    /// before it is refused (default 1 s; 0 refuses at once).
+    #[serde(with = "duration")]
+    pub memory_wait: Duration,
     pub compaction: CompactionOptions,
     pub retention: RetentionOptions,
     /// An ed25519 signing key: manifests and retention records are signed
@@ -44,8 +44,8 @@ impl Default for LifecycleOptions {
     fn default() -> Self {
         LifecycleOptions {
             flush_spans: 1_000_000,
-            memory_wait: Duration::from_secs(1),
             flush_age: Duration::from_secs(10 * 60),
+            memory_wait: Duration::from_secs(1),
             compaction: CompactionOptions::default(),
             retention: RetentionOptions::default(),
             signing_key_file: None,
