@@ -41,6 +41,13 @@ pub const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// (4 let a 30 s benchmark reach 7.6 GiB RSS).
 pub const MEMORY_LIMIT_FLUSHES: u64 = 2;
 
+/// The refusal of an append the store cannot take now.
+fn overloaded() -> StoreError {
+    StoreError::Overloaded {
+        retry_after: OVERLOAD_RETRY_AFTER,
+    }
+}
+
 /// Where and how the store keeps its data.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -439,9 +446,6 @@ impl Store {
     /// memory in one step, when it publishes); waiting here resumes the
     /// append the moment it does, and no retry decodes the batch again.
     async fn wait_for_memory(&self) -> Result<()> {
-        let overloaded = || StoreError::Overloaded {
-            retry_after: OVERLOAD_RETRY_AFTER,
-        };
         if self.memory_wait.is_zero() || tokio::runtime::Handle::try_current().is_err() {
             return Err(overloaded());
         }
@@ -456,14 +460,7 @@ impl Store {
             if self.tiers.memory_rows() < self.memory_limit {
                 return Ok(());
             }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
-            }
-            if let Some(reason) = self.shared.failure.get() {
-                return Err(StoreError::Failed {
-                    reason: reason.clone(),
-                });
-            }
+            self.ensure_open()?;
             if !counted {
                 self.memory_waits.fetch_add(1, Ordering::Relaxed);
                 counted = true;
@@ -474,7 +471,9 @@ impl Store {
         }
     }
 
-    async fn append_inner(&self, batch: Batch, share: bool) -> Result<(Lsn, Option<Records>)> {
+    /// `Failed` once the WAL writer has failed, `Closed` once the store is
+    /// closing: what an append answers instead of going ahead.
+    fn ensure_open(&self) -> Result<()> {
         if let Some(reason) = self.shared.failure.get() {
             return Err(StoreError::Failed {
                 reason: reason.clone(),
@@ -483,6 +482,11 @@ impl Store {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
+        Ok(())
+    }
+
+    async fn append_inner(&self, batch: Batch, share: bool) -> Result<(Lsn, Option<Records>)> {
+        self.ensure_open()?;
         // Flushes are behind: wait for one, then refuse rather than grow
         // memory without bound.
         if self.tiers.memory_rows() >= self.memory_limit {
@@ -497,9 +501,7 @@ impl Store {
         // never be; otherwise the queue stays within the limit.
         if before > 0 && before.saturating_add(bytes) > self.options.max_pending_bytes {
             self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return Err(StoreError::Overloaded {
-                retry_after: OVERLOAD_RETRY_AFTER,
-            });
+            return Err(overloaded());
         }
         let (reply, answer) = oneshot::channel();
         let queued = Queued::new(frame, reply, Arc::clone(&self.shared));

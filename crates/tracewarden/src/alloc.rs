@@ -22,8 +22,9 @@
 //! takes the page over ("reclaims" it, with no limit on how many), so the
 //! rest of its frees are local; emptied, the page goes back to the arena
 //! for ingest to reuse. Measured at full speed: the lifecycle thread took
-//! 15-22% less CPU per span, the server ~10% less, peak RSS unchanged
-//! (docs/BENCHMARKS.md, "Freed pages reclaimed by the thread that frees").
+//! 15-22% less CPU per span, the server ~10% less, for ~4% more resident
+//! memory, bounded (docs/BENCHMARKS.md, "Freed pages reclaimed by the
+//! thread that frees").
 
 use std::ffi::OsString;
 use std::os::raw::c_long;
