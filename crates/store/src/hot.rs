@@ -80,10 +80,10 @@ impl Drop for HotTier {
     /// A flushed tier goes whole: a million spans, each reached through
     /// pointers. Freed in the order the trace map holds them, every span is
     /// somewhere else in memory and each free waits on its misses. Freed in
-    /// the order they were allocated (address order of the spans: ingest
-    /// allocated each span's attribute array and strings just before it),
-    /// consecutive frees touch neighbouring memory, which the CPU streams
-    /// in, and land in the same allocator page.
+    /// address order, which is the order ingest allocated them in (and
+    /// their attribute arrays and strings, each size in pages filled in
+    /// order), consecutive frees touch neighbouring memory, which the CPU
+    /// streams in, and land in the same allocator page.
     fn drop(&mut self) {
         let spans = self.spans.load(Ordering::Relaxed);
         let mut records: Vec<SpanRecord> = Vec::with_capacity(usize::try_from(spans).unwrap_or(0));

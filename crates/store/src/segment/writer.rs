@@ -333,7 +333,9 @@ impl<T, K> Prepared<'_, T, K> {
 /// order), finds the distinct resource/scope pairs and cuts row groups, in
 /// one sequential pass over the input and one over the sorted keys.
 /// `ahead` is called with the row [`AHEAD_ROWS`] ahead of the one whose key
-/// is taken, to prefetch what `key` will read.
+/// is taken, to prefetch what `key` will read; the row itself (the input
+/// holds pointers to rows in no order in memory) is prefetched twice as far
+/// ahead, so that `ahead` does not wait for it.
 /// `own_bytes` estimates a row's bytes, or refuses the row; it walks every
 /// attribute (a third of this pass), so on a large input a second thread
 /// takes half the rows.
@@ -371,6 +373,10 @@ fn prepare<'a, T: Sync, K: Ord + Copy>(
         let mut row_pair: Vec<u32> = Vec::with_capacity(input.len());
         let mut pairs = Pairs::new();
         for (&row, i) in input.iter().zip(0..count) {
+            // The row itself first: `ahead` reads through it.
+            if let Some(&later) = input.get(i as usize + 2 * AHEAD_ROWS) {
+                prefetch(later);
+            }
             if let Some(&later) = input.get(i as usize + AHEAD_ROWS) {
                 ahead(later);
             }
@@ -807,9 +813,13 @@ fn span_batch(rows: &[&SpanRecord], pair: (ArrayRef, ArrayRef)) -> Result<Record
     let mut dropped_links = UInt32Builder::with_capacity(n);
 
     for (at, record) in rows.iter().enumerate() {
-        // Sorted rows are in no order in memory: fetch each row's span,
-        // then (once it has arrived) its attribute array, then the string
-        // values that array points to, ahead of use.
+        // Sorted rows are in no order in memory: fetch each row's record
+        // (which holds the pointer to its span), then its span, then its
+        // attribute array, then the string values that array points to,
+        // each once the pointer to it has arrived.
+        if let Some(&later) = rows.get(at + 2 * AHEAD_ROWS) {
+            prefetch(later);
+        }
         if let Some(later) = rows.get(at + AHEAD_ROWS) {
             prefetch_whole(&*later.span);
         }
