@@ -32,6 +32,7 @@
 //! (`checkpoint.rs`).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tracewarden_model::{
     AnyValue, KeyValue, LogEntry, RecordView, Span, SpanId, SpanKind, SpanRecord, TraceId,
@@ -71,12 +72,12 @@ pub(super) struct LogJoin {
     /// Not checkpointed: every start gets its window.
     eager_until: Option<u64>,
     /// The spans of the last `wait` while no record has needed a join:
-    /// (arrival, record), at most `max_spans`. A clone shares the record's
-    /// span, resource and scope, so keeping a span costs a few reference
-    /// counts where indexing it would copy its attributes; the first
-    /// record that needs a join indexes them, as links too
-    /// ([`LogJoin::want`]), whenever it comes.
-    recent: VecDeque<(u64, SpanRecord)>,
+    /// (arrival, span), at most `max_spans`. Only the span is shared (the
+    /// join reads nothing of its resource or scope), so keeping a span
+    /// costs one reference count where indexing it would copy its
+    /// attributes; the first record that needs a join indexes them, as
+    /// links too ([`LogJoin::want`]), whenever it comes.
+    recent: VecDeque<(u64, Arc<Span>)>,
     /// Records a restore could not hold again (smaller caps): evaluated
     /// at the next flush with what they gathered.
     overflow: Vec<Released>,
@@ -129,7 +130,7 @@ impl LogJoin {
         let config = self.buffer.config();
         let (wait, cap) = (duration_nanos(config.wait), config.max_spans);
         for record in spans {
-            self.recent.push_back((now, record.clone()));
+            self.recent.push_back((now, Arc::clone(&record.span)));
         }
         while self.recent.len() > cap
             || self
@@ -148,9 +149,8 @@ impl LogJoin {
             return;
         }
         self.wanted = true;
-        for (arrived, record) in std::mem::take(&mut self.recent) {
-            let span = &record.span;
-            let (attributes, parent) = joined_of(&self.fields, span);
+        for (arrived, span) in std::mem::take(&mut self.recent) {
+            let (attributes, parent) = joined_of(&self.fields, &span);
             if !attributes.is_empty() || parent.is_some() {
                 self.buffer
                     .index((span.trace_id, span.span_id), attributes, parent, arrived);
