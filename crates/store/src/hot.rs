@@ -89,8 +89,7 @@ impl Drop for HotTier {
         let mut records: Vec<SpanRecord> = Vec::with_capacity(usize::try_from(spans).unwrap_or(0));
         for shard in self.shards.iter_mut() {
             let traces = std::mem::take(&mut shard.get_mut().traces);
-            let mut entries: Vec<TraceEntry> = traces.into_values().collect();
-            take_spans(&mut entries, &mut records);
+            take_spans(traces.into_values().collect(), &mut records);
         }
         // The key is the pointer itself: sorting reads no span.
         records.sort_unstable_by_key(|record| Arc::as_ptr(&record.span) as usize);
@@ -101,16 +100,17 @@ impl Drop for HotTier {
 /// Moves every entry's spans into `records` and drops the entries (their
 /// span arrays and log records), prefetching later entries' span arrays:
 /// the entries are in no order in memory.
-fn take_spans(entries: &mut [TraceEntry], records: &mut Vec<SpanRecord>) {
+fn take_spans(entries: Vec<TraceEntry>, records: &mut Vec<SpanRecord>) {
     const AHEAD: usize = 8;
-    for at in 0..entries.len() {
-        if let Some(later) = entries.get(at + AHEAD) {
+    let mut entries = entries.into_iter();
+    loop {
+        if let Some(later) = entries.as_slice().get(AHEAD) {
             prefetch(later.spans.as_ptr());
         }
-        if let Some(entry) = entries.get_mut(at) {
-            let entry = std::mem::take(entry);
-            records.extend(entry.spans.into_iter().map(|(record, _)| record));
-        }
+        let Some(entry) = entries.next() else {
+            break;
+        };
+        records.extend(entry.spans.into_iter().map(|(record, _)| record));
     }
 }
 
