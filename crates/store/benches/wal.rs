@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tracewarden_store::{Store, StoreOptions, WalOptions, codec};
+use tracewarden_store::{Store, StoreOptions, WalOptions, codec, wal};
 
 const SPANS: u64 = 1000;
 
@@ -45,6 +45,19 @@ fn encode(c: &mut Criterion) {
     });
     group.bench_function("decode_1000_spans", |b| {
         b.iter(|| codec::decode(black_box(&payload)).unwrap())
+    });
+    group.finish();
+
+    // Sealing a record: the crc of salt and LSN combined with the payload's
+    // (computed when the batch was encoded), on the WAL writer thread. The
+    // baseline in the same run: the `crc32c` crate's combine, used before.
+    let mut group = c.benchmark_group("record_crc");
+    let crc = crc32c::crc32c(&payload);
+    group.bench_function("combine", |b| {
+        b.iter(|| wal::crc::combine(black_box(7), black_box(crc), black_box(payload.len())))
+    });
+    group.bench_function("crc32c_crate_combine", |b| {
+        b.iter(|| crc32c::crc32c_combine(black_box(7), black_box(crc), black_box(payload.len())))
     });
     group.finish();
 }

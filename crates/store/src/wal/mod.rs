@@ -103,6 +103,7 @@
 //! LSNs are all covered by manifests is deleted and the directory fsynced
 //! (see [`crate::lifecycle`]).
 
+pub mod crc;
 pub mod directory;
 pub(crate) mod latency;
 pub(crate) mod replay;
@@ -338,7 +339,7 @@ pub(crate) fn record_crc(salt: u32, lsn: Lsn, payload_crc: u32, payload_len: usi
     let mut prefix = [0u8; 12];
     prefix[..4].copy_from_slice(&salt.to_le_bytes());
     prefix[4..].copy_from_slice(&lsn.to_le_bytes());
-    crc32c::crc32c_combine(crc32c::crc32c(&prefix), payload_crc, payload_len)
+    crc::combine(crc32c::crc32c(&prefix), payload_crc, payload_len)
 }
 
 /// One encoded record on its way to the writer: header space, then payload.
