@@ -54,8 +54,7 @@
 //! has let go of its spans. Per trace add about 100 bytes (map entry,
 //! deadline, remembered id).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -64,7 +63,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracewarden_model::{Resource, Scope, Span, SpanRecord, TraceId};
 
+mod deadlines;
 mod snapshot;
+use deadlines::Deadlines;
 pub use snapshot::TracesSnapshot;
 
 /// Limits and timing of the buffer.
@@ -179,7 +180,7 @@ struct Pending {
     last_arrival: u64,
     root_arrival: Option<u64>,
     /// Tells this buffering of the trace id from earlier ones in the
-    /// deadline heap.
+    /// deadline queue.
     generation: u64,
     /// The trace id was handed over before.
     late: bool,
@@ -228,7 +229,7 @@ pub struct TraceBuffer {
     /// trace, possibly earlier than its real deadline (deadlines only move
     /// later, so an entry is re-queued when it comes up early). Entries of
     /// traces already handed over are skipped.
-    deadlines: BinaryHeap<Reverse<(u64, u64, TraceId)>>,
+    deadlines: Deadlines,
     recent: VecDeque<TraceId>,
     recent_set: HashSet<TraceId, ahash::RandomState>,
     buffered_spans: usize,
@@ -255,7 +256,7 @@ impl TraceBuffer {
         TraceBuffer {
             config,
             traces: HashMap::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             recent: VecDeque::new(),
             recent_set: HashSet::default(),
             buffered_spans: 0,
@@ -288,7 +289,7 @@ impl TraceBuffer {
         if self.traces.is_empty() {
             return None;
         }
-        self.deadlines.peek().map(|Reverse((d, _, _))| *d)
+        self.deadlines.peek().map(|(d, _, _)| d)
     }
 
     /// Buffers one span that arrived at `now`. Traces a limit pushes out
@@ -325,8 +326,7 @@ impl TraceBuffer {
                 late: self.recent_set.contains(&id),
             };
             let deadline = self.deadline(&pending);
-            self.deadlines
-                .push(Reverse((deadline, pending.generation, id)));
+            self.deadlines.push((deadline, pending.generation, id));
             self.traces.insert(id, pending);
             self.buffered_spans += 1;
             if self.config.max_spans_per_trace <= 1 {
@@ -395,8 +395,7 @@ impl TraceBuffer {
                 late: trace.late,
             };
             let deadline = self.deadline(&pending);
-            self.deadlines
-                .push(Reverse((deadline, pending.generation, id)));
+            self.deadlines.push((deadline, pending.generation, id));
             self.traces.insert(id, pending);
         }
         while self.buffered_spans > self.config.max_spans.max(1) {
@@ -410,7 +409,7 @@ impl TraceBuffer {
     pub fn complete(&mut self, now: u64, out: &mut Vec<AssembledTrace>) {
         self.now = self.now.max(now);
         let now = self.now;
-        while let Some(&Reverse((queued, generation, id))) = self.deadlines.peek() {
+        while let Some((queued, generation, id)) = self.deadlines.peek() {
             if queued > now {
                 break;
             }
@@ -423,7 +422,7 @@ impl TraceBuffer {
             }
             let deadline = self.deadline(pending);
             if deadline > now {
-                self.deadlines.push(Reverse((deadline, generation, id)));
+                self.deadlines.push((deadline, generation, id));
                 continue;
             }
             let quiet = self.quiet_deadline(pending) <= now;
@@ -474,7 +473,7 @@ impl TraceBuffer {
     /// Pushes out the trace whose queued deadline is earliest. False when
     /// nothing is buffered.
     fn evict_one(&mut self, reason: Partial, out: &mut Vec<AssembledTrace>) -> bool {
-        while let Some(Reverse((_, generation, id))) = self.deadlines.pop() {
+        while let Some((_, generation, id)) = self.deadlines.pop() {
             if self
                 .traces
                 .get(&id)
