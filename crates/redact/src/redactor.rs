@@ -401,8 +401,11 @@ struct Pass<'a> {
     /// Decisions computed during this pass, stored in the cache after it.
     fresh: Vec<(Str, KeyDecision)>,
     hits: Vec<Hit>,
-    /// The key and decision last seen at each attribute position.
-    memo: Vec<(Str, KeyDecision)>,
+    /// The keys and decisions last seen at each attribute position, the
+    /// latest first: spans of a batch mostly take one of two shapes (a
+    /// server span and the client spans it makes, from one service), so two
+    /// keys per position spare most lookups.
+    memo: Vec<[(Str, KeyDecision); 2]>,
     /// Per rule; allocated at the first redaction.
     counts: Vec<u64>,
     edits: u64,
@@ -481,20 +484,26 @@ impl<'a> Pass<'a> {
     }
 
     fn decision(&mut self, key: &Str, position: usize) -> KeyDecision {
-        // Spans of a batch mostly repeat one shape: the key at this position
-        // in the previous list is the likely one, and comparing it is
-        // cheaper than hashing.
-        if let Some((memo, decision)) = self.memo.get(position)
-            && memo == key
-        {
-            return *decision;
+        // Spans of a batch mostly repeat a shape or two: a key seen at this
+        // position in the lists before is the likely one, and comparing it
+        // is cheaper than hashing.
+        if let Some([latest, before]) = self.memo.get_mut(position) {
+            if latest.0 == *key {
+                return latest.1;
+            }
+            if before.0 == *key {
+                std::mem::swap(latest, before);
+                return latest.1;
+            }
         }
         let decision = self.lookup(key);
         if position < MEMO_POSITIONS {
-            if let Some(slot) = self.memo.get_mut(position) {
-                *slot = (key.clone(), decision);
+            if let Some([latest, before]) = self.memo.get_mut(position) {
+                *before = std::mem::replace(latest, (key.clone(), decision));
             } else if position == self.memo.len() {
-                self.memo.push((key.clone(), decision));
+                // Both ways hold the key until a second one comes.
+                self.memo
+                    .push([(key.clone(), decision), (key.clone(), decision)]);
             }
         }
         decision
