@@ -5,7 +5,7 @@
 //! payload, and the payload's crc32c was computed earlier, in the task that
 //! encoded it (`Frame::encode`). The `crc32c` crate's `crc32c_combine` is
 //! zlib's first algorithm: it squares a 32x32 bit matrix for every bit of the
-//! length, about 20,000 steps for a 50 KB payload, and was a fifth of the WAL
+//! length, about 20,000 steps for a 50 KB payload, and was a third of the WAL
 //! thread's CPU time at full speed. This is zlib's later one (`crc32_combine`
 //! since zlib 1.2.12): appending `len` zero bytes multiplies the first crc by
 //! x^(8 len) modulo the polynomial, and x^(8 len) is a product of the
