@@ -31,32 +31,19 @@ const LINE: usize = 64;
 /// Asks for every cache line of `value`. A span is ~250 bytes, four or five
 /// lines, and the walks read fields on each of them: its attribute, event
 /// and link arrays at one end, its ids and times at the other. Fetching
-/// only the first line left the others to miss in turn.
+/// only the first line left the others to miss in turn. A slice works too:
+/// an attribute array of ten is ~560 bytes, nine lines, and the row
+/// building reads each attribute's key and value.
 #[inline(always)]
-pub(crate) fn prefetch_whole<T>(value: &T) {
+pub(crate) fn prefetch_whole<T: ?Sized>(value: &T) {
     let start = (value as *const T).cast::<u8>();
-    let size = std::mem::size_of::<T>();
+    let size = std::mem::size_of_val(value);
     let mut offset = 0;
     while offset < size {
         prefetch(start.wrapping_add(offset));
         offset += LINE;
     }
     // The last line, when `value` does not start on a line's boundary.
-    prefetch(start.wrapping_add(size.saturating_sub(1)));
-}
-
-/// Asks for every cache line of `items`: an attribute array of ten is
-/// ~560 bytes, nine lines, and the row building reads each attribute's key
-/// and value.
-#[inline(always)]
-pub(crate) fn prefetch_slice<T>(items: &[T]) {
-    let start = items.as_ptr().cast::<u8>();
-    let size = std::mem::size_of_val(items);
-    let mut offset = 0;
-    while offset < size {
-        prefetch(start.wrapping_add(offset));
-        offset += LINE;
-    }
     if size > 0 {
         prefetch(start.wrapping_add(size - 1));
     }

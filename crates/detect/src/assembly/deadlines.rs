@@ -35,25 +35,27 @@ impl Deadlines {
 
     /// The earliest entry.
     pub(super) fn peek(&self) -> Option<Entry> {
-        match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(Reverse(b))) => Some(*a.min(b)),
-            (Some(a), None) => Some(*a),
-            (None, Some(Reverse(b))) => Some(*b),
-            (None, None) => None,
+        if self.earliest_in_order() {
+            self.in_order.front().copied()
+        } else {
+            self.out_of_order.peek().map(|Reverse(entry)| *entry)
         }
     }
 
     /// Takes the earliest entry.
     pub(super) fn pop(&mut self) -> Option<Entry> {
-        let from_fifo = match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(Reverse(b))) => a <= b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if from_fifo {
+        if self.earliest_in_order() {
             self.in_order.pop_front()
         } else {
             self.out_of_order.pop().map(|Reverse(entry)| entry)
+        }
+    }
+
+    /// Whether the earliest entry is the FIFO's front.
+    fn earliest_in_order(&self) -> bool {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => a <= b,
+            (front, _) => front.is_some(),
         }
     }
 

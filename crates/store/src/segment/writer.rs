@@ -48,7 +48,7 @@ use crate::encryption::EncryptionKey;
 use crate::encryption::segment::encryption_properties;
 use crate::error::{Result, StoreError};
 use crate::hot::{LogEntry, SpanRecord};
-use crate::prefetch::{prefetch, prefetch_slice, prefetch_strings, prefetch_whole};
+use crate::prefetch::{prefetch, prefetch_strings, prefetch_whole};
 
 /// Writes segment `id`: `<id>.spans.parquet`, `<id>.logs.parquet` and
 /// `<id>.resources.parquet` in `dir` (all three always, possibly without
@@ -824,7 +824,7 @@ fn span_batch(rows: &[&SpanRecord], pair: (ArrayRef, ArrayRef)) -> Result<Record
             prefetch_whole(&*later.span);
         }
         if let Some(later) = rows.get(at + AHEAD_ROWS / 2) {
-            prefetch_slice(&later.span.attributes);
+            prefetch_whole(later.span.attributes.as_slice());
         }
         if let Some(later) = rows.get(at + AHEAD_ROWS / 4) {
             prefetch_strings(&later.span.attributes);
