@@ -285,7 +285,9 @@ fn assembly(c: &mut Criterion) {
 /// 2,000 traces) buffered for assembly: `Engine::checkpoint` (which now
 /// writes the buffered traces), the part of it the detection thread pays
 /// (`Engine::take_checkpoint`; the server encodes on a writer thread) and
-/// `Engine::restore` of its bytes.
+/// `Engine::restore` of its bytes; then the same with the spans fed as WAL
+/// records (`Engine::process_record`), named rather than copied, and their
+/// restore with the refill from those records.
 fn checkpoint(c: &mut Criterion) {
     let ids = [
         "topology-wrong-caller",
@@ -293,9 +295,10 @@ fn checkpoint(c: &mut Criterion) {
         "topology-spoofed-context",
     ];
     let mut engine = Engine::new(pack(&ids));
-    let spans = spans();
-    let count = spans.len() as u64;
-    engine.process_owned(spans, BASE);
+    let buffered = spans();
+    let count = buffered.len() as u64;
+    let records: Vec<Vec<SpanRecord>> = buffered.chunks(BATCH).map(<[_]>::to_vec).collect();
+    engine.process_owned(buffered, BASE);
     let bytes = engine.checkpoint().unwrap();
     let empty = Engine::new(pack(&ids)).checkpoint().unwrap();
     eprintln!(
@@ -317,6 +320,37 @@ fn checkpoint(c: &mut Criterion) {
         b.iter_batched(
             || Engine::new(pack(&ids)),
             |mut fresh| black_box(fresh.restore(&bytes).unwrap()),
+            BatchSize::LargeInput,
+        );
+    });
+
+    // The same spans fed as the server feeds them, one WAL record per
+    // batch: the checkpoint names them instead of copying them, and a
+    // restore takes them back from the records.
+    let mut named = Engine::new(pack(&ids));
+    for (lsn, record) in (1..).zip(&records) {
+        named.process_record(record.clone(), BASE, lsn);
+    }
+    let named_bytes = named.checkpoint().unwrap();
+    eprintln!(
+        "checkpoint: {} bytes with {count} buffered spans named ({} bytes per span)",
+        named_bytes.len(),
+        (named_bytes.len() - empty.len()) as u64 / count
+    );
+    group.bench_function("checkpoint_10k_named_spans", |b| {
+        b.iter(|| black_box(named.checkpoint().unwrap()));
+    });
+    group.bench_function("restore_refill_10k_named_spans", |b| {
+        b.iter_batched(
+            || Engine::new(pack(&ids)),
+            |mut fresh| {
+                fresh.restore(&named_bytes).unwrap();
+                for (lsn, record) in (1..).zip(&records) {
+                    fresh.refill(lsn, record);
+                }
+                fresh.refilled();
+                black_box(fresh)
+            },
             BatchSize::LargeInput,
         );
     });

@@ -142,7 +142,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             });
         }
-        engine.process(&spans, at);
+        // As the server feeds it: each batch a WAL record, so the buffered
+        // spans are named by it in the checkpoint.
+        engine.process_record(spans, at, step + 1);
         engine.process_logs(&logs, at);
         if step % 3 == 0 {
             engine.flush(at);

@@ -41,10 +41,21 @@
 //! them again: a trace waiting for its idle time at a crash is evaluated
 //! after the restart.
 //!
+//! A span pushed with its [`Origin`] (the WAL record it came in, and its
+//! place there) is saved as that origin, not copied: a checkpoint of a
+//! million buffered spans is then a few bytes a span, and writing it reads
+//! no span gone cold. After [`TraceBuffer::restore`] those spans are
+//! awaited: the caller replays the WAL records [`TraceBuffer::wanted_lsns`]
+//! names into [`TraceBuffer::refill`], then calls
+//! [`TraceBuffer::refilled`]; until then no trace completes. Spans of
+//! traces buffered longer than [`NAMED_MAX_AGE`] are copied all the same,
+//! so that what a checkpoint names stays near the WAL's head, and the WAL
+//! the caller must keep for it stays short.
+//!
 //! # Memory per buffered span
 //!
 //! A buffered span is a [`SpanRecord`]: 24 bytes in its trace's `Vec` (three
-//! `Arc`s) and the span itself, shared with the store's hot tier until that
+//! `Arc`s), 16 for its [`Origin`] in another, and the span itself, shared with the store's hot tier until that
 //! is flushed: 264 bytes with its reference counts on x86-64, plus what it
 //! owns on the heap: 56 bytes per attribute (key and value; strings up to 24
 //! bytes are inline), events and links, strings longer than 24 bytes, and
@@ -64,8 +75,10 @@ use serde::{Deserialize, Serialize};
 use tracewarden_model::{Resource, Scope, Span, SpanRecord, TraceId};
 
 mod deadlines;
+mod origin;
 mod snapshot;
 use deadlines::Deadlines;
+pub use origin::{NAMED_MAX_AGE, Origin};
 pub use snapshot::TracesSnapshot;
 
 /// Limits and timing of the buffer.
@@ -169,6 +182,10 @@ pub struct AssemblyStats {
     pub max_wait_traces: u64,
     /// Fragments of late spans.
     pub late_fragments: u64,
+    /// Spans a restored checkpoint named by their WAL record that the
+    /// replay did not bring back (the record gone or damaged); their
+    /// traces are evaluated without them.
+    pub missing_restored_spans: u64,
 }
 
 struct Pending {
@@ -176,6 +193,9 @@ struct Pending {
     /// ([`TraceBuffer::snapshot`]); copied on write only when a span
     /// arrives while a checkpoint being written holds them.
     spans: Arc<Vec<SpanRecord>>,
+    /// Where each span came from, when known: a checkpoint names these
+    /// spans instead of copying them. Shared like `spans`.
+    origins: Arc<Vec<Option<Origin>>>,
     first_arrival: u64,
     last_arrival: u64,
     root_arrival: Option<u64>,
@@ -199,12 +219,21 @@ pub struct SavedTraces {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct SavedTrace {
+    trace_id: TraceId,
     first_arrival: u64,
     last_arrival: u64,
     root_arrival: Option<u64>,
     late: bool,
+    spans: Vec<SavedSpan>,
+}
+
+/// A buffered span in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum SavedSpan {
     /// (resource index, scope index, span).
-    spans: Vec<(u32, u32, Span)>,
+    Copied(u32, u32, Box<Span>),
+    /// Where the WAL holds it.
+    Named(Origin),
 }
 
 impl SavedTraces {
@@ -212,7 +241,7 @@ impl SavedTraces {
         self.traces.is_empty()
     }
 
-    /// Spans saved.
+    /// Spans saved, copied or named.
     pub fn spans(&self) -> usize {
         self.traces.iter().map(|t| t.spans.len()).sum()
     }
@@ -236,6 +265,12 @@ pub struct TraceBuffer {
     generation: u64,
     now: u64,
     stats: AssemblyStats,
+    /// Spans a restored checkpoint named, by WAL record: (place in the
+    /// record, trace). Empty when nothing is awaited.
+    wanted: HashMap<u64, Vec<(u32, TraceId)>, ahash::RandomState>,
+    /// Between a restore that named spans and [`TraceBuffer::refilled`]:
+    /// no trace completes, none is missing its named spans yet.
+    refilling: bool,
 }
 
 impl fmt::Debug for TraceBuffer {
@@ -263,6 +298,8 @@ impl TraceBuffer {
             generation: 0,
             now: 0,
             stats: AssemblyStats::default(),
+            wanted: HashMap::default(),
+            refilling: false,
         }
     }
 
@@ -284,9 +321,10 @@ impl TraceBuffer {
 
     /// The earliest time at which [`TraceBuffer::complete`] may hand a
     /// trace over (possibly early: calling it then is harmless), or `None`
-    /// when nothing is buffered. For scheduling a timer.
+    /// when nothing is buffered or named spans are awaited
+    /// ([`TraceBuffer::refill`]). For scheduling a timer.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.traces.is_empty() {
+        if self.traces.is_empty() || self.refilling {
             return None;
         }
         self.deadlines.peek().map(|(d, _, _)| d)
@@ -295,6 +333,18 @@ impl TraceBuffer {
     /// Buffers one span that arrived at `now`. Traces a limit pushes out
     /// are appended to `out`.
     pub fn push(&mut self, span: SpanRecord, now: u64, out: &mut Vec<AssembledTrace>) {
+        self.push_from(span, None, now, out);
+    }
+
+    /// [`TraceBuffer::push`] of a span whose WAL record is known: a
+    /// checkpoint names it there instead of copying it.
+    pub fn push_from(
+        &mut self,
+        span: SpanRecord,
+        origin: Option<Origin>,
+        now: u64,
+        out: &mut Vec<AssembledTrace>,
+    ) {
         self.now = self.now.max(now);
         let now = self.now;
         self.stats.spans += 1;
@@ -306,6 +356,7 @@ impl TraceBuffer {
                 pending.root_arrival = Some(now);
             }
             Arc::make_mut(&mut pending.spans).push(span);
+            Arc::make_mut(&mut pending.origins).push(origin);
             self.buffered_spans += 1;
             if pending.spans.len() >= self.config.max_spans_per_trace {
                 self.hand_over(id, Some(Partial::TraceSpanLimit), out);
@@ -319,6 +370,7 @@ impl TraceBuffer {
             self.generation += 1;
             let pending = Pending {
                 spans: Arc::new(vec![span]),
+                origins: Arc::new(vec![origin]),
                 first_arrival: now,
                 last_arrival: now,
                 root_arrival: is_root.then_some(now),
@@ -349,33 +401,52 @@ impl TraceBuffer {
 
     /// Buffers the traces of a checkpoint again, with their arrival times:
     /// those whose idle time passed while the server was down complete at
-    /// the next [`TraceBuffer::complete`]. A trace already buffered (spans
-    /// replayed before the restore) keeps both sets of spans. Limits apply
-    /// as on arrival; traces they push out go to `out`.
+    /// the first [`TraceBuffer::complete`] after their named spans came
+    /// back ([`TraceBuffer::refill`], [`TraceBuffer::refilled`]). A trace
+    /// already buffered (spans replayed before the restore) keeps both sets
+    /// of spans. Limits apply as on arrival; traces they push out go to
+    /// `out`.
     pub fn restore(&mut self, saved: SavedTraces, out: &mut Vec<AssembledTrace>) {
         let resources: Vec<Arc<Resource>> = saved.resources.into_iter().map(Arc::new).collect();
         let scopes: Vec<Arc<Scope>> = saved.scopes.into_iter().map(Arc::new).collect();
         for trace in saved.traces {
+            let id = trace.trace_id;
             let mut records = Vec::with_capacity(trace.spans.len());
-            for (resource, scope, span) in trace.spans {
-                let (Some(resource), Some(scope)) =
-                    (resources.get(resource as usize), scopes.get(scope as usize))
-                else {
-                    continue;
-                };
-                records.push(SpanRecord {
-                    resource: Arc::clone(resource),
-                    scope: Arc::clone(scope),
-                    span: span.into(),
-                });
+            let mut named = 0;
+            for span in trace.spans {
+                match span {
+                    SavedSpan::Copied(resource, scope, span) => {
+                        let (Some(resource), Some(scope)) =
+                            (resources.get(resource as usize), scopes.get(scope as usize))
+                        else {
+                            continue;
+                        };
+                        records.push(SpanRecord {
+                            resource: Arc::clone(resource),
+                            scope: Arc::clone(scope),
+                            span: span.into(),
+                        });
+                    }
+                    SavedSpan::Named(origin) => {
+                        self.wanted
+                            .entry(origin.lsn.get())
+                            .or_default()
+                            .push((origin.index, id));
+                        named += 1;
+                    }
+                }
             }
-            let Some(id) = records.first().map(|r| r.span.trace_id) else {
+            if records.is_empty() && named == 0 {
                 continue;
-            };
+            }
+            self.refilling |= named > 0;
             self.now = self.now.max(trace.last_arrival);
+            // Copied spans have no origin to name at the next checkpoint.
+            let origins = vec![None; records.len()];
             if let Some(pending) = self.traces.get_mut(&id) {
                 self.buffered_spans += records.len();
                 Arc::make_mut(&mut pending.spans).extend(records);
+                Arc::make_mut(&mut pending.origins).extend(origins);
                 pending.first_arrival = pending.first_arrival.min(trace.first_arrival);
                 continue;
             }
@@ -388,6 +459,7 @@ impl TraceBuffer {
             self.buffered_spans += records.len();
             let pending = Pending {
                 spans: Arc::new(records),
+                origins: Arc::new(origins),
                 first_arrival: trace.first_arrival,
                 last_arrival: trace.last_arrival,
                 root_arrival: trace.root_arrival,
@@ -405,9 +477,62 @@ impl TraceBuffer {
         }
     }
 
+    /// The WAL records (LSNs, ascending) holding spans a restored
+    /// checkpoint named, still awaited.
+    pub fn wanted_lsns(&self) -> Vec<u64> {
+        let mut lsns: Vec<u64> = self.wanted.keys().copied().collect();
+        lsns.sort_unstable();
+        lsns
+    }
+
+    /// Whether spans named by a restored checkpoint are still awaited
+    /// (until [`TraceBuffer::refilled`]).
+    pub fn is_refilling(&self) -> bool {
+        self.refilling
+    }
+
+    /// Puts back the named spans of the WAL record `lsn`, whose spans are
+    /// `spans` in the record's order. Records refilled in the WAL's order
+    /// give each trace its spans in the order they first arrived. A span whose trace id does not match
+    /// the name (not the record the checkpoint meant), or whose trace was
+    /// pushed out meanwhile, is counted missing.
+    pub fn refill(&mut self, lsn: u64, spans: &[SpanRecord]) {
+        let Some(mut wanted) = self.wanted.remove(&lsn) else {
+            return;
+        };
+        wanted.sort_unstable_by_key(|&(index, _)| index);
+        let origin_lsn = std::num::NonZeroU64::new(lsn);
+        for (index, id) in wanted {
+            let span = spans
+                .get(index as usize)
+                .filter(|record| record.span.trace_id == id);
+            match (span, self.traces.get_mut(&id)) {
+                (Some(record), Some(pending)) => {
+                    Arc::make_mut(&mut pending.spans).push(record.clone());
+                    Arc::make_mut(&mut pending.origins)
+                        .push(origin_lsn.map(|lsn| Origin { lsn, index }));
+                    self.buffered_spans += 1;
+                }
+                _ => self.stats.missing_restored_spans += 1,
+            }
+        }
+    }
+
+    /// The replay is over: spans still awaited are counted missing, and
+    /// traces complete again.
+    pub fn refilled(&mut self) {
+        let missing: usize = self.wanted.values().map(Vec::len).sum();
+        self.stats.missing_restored_spans += missing as u64;
+        self.wanted = HashMap::default();
+        self.refilling = false;
+    }
+
     /// Hands over, into `out`, every trace complete at `now`.
     pub fn complete(&mut self, now: u64, out: &mut Vec<AssembledTrace>) {
         self.now = self.now.max(now);
+        if self.refilling {
+            return;
+        }
         let now = self.now;
         while let Some((queued, generation, id)) = self.deadlines.peek() {
             if queued > now {
@@ -441,6 +566,9 @@ impl TraceBuffer {
     /// (shutdown, the end of an offline scan). Traces are taken as
     /// complete: no more spans will come.
     pub fn drain(&mut self, out: &mut Vec<AssembledTrace>) {
+        if self.refilling {
+            self.refilled();
+        }
         let mut ids: Vec<(u64, TraceId)> = self
             .traces
             .iter()
@@ -611,6 +739,98 @@ mod tests {
         restored.complete(8 * S, &mut out);
         assert_eq!(summary(&out), vec![(2, 1, None), (1, 2, None)]);
         assert_eq!(out[1].spans[0].resource, shop);
+    }
+
+    fn origin(lsn: u64, index: usize) -> Option<Origin> {
+        Origin::new(lsn, index)
+    }
+
+    /// Spans pushed with their WAL record are saved as that record and
+    /// come back from it: the trace completes only once the replay is
+    /// over, with every span the records still held, and what they did
+    /// not hold is counted.
+    #[test]
+    fn named_spans_come_back_from_their_records() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        // Record 7 holds spans of traces 1 and 2, record 9 one of trace 1;
+        // one span of trace 2 came without a record and is copied.
+        let seven = [span(1, 1, None), span(2, 5, Some(4))];
+        let nine = [span(1, 2, Some(1))];
+        b.push_from(seven[0].clone(), origin(7, 0), 0, &mut out);
+        b.push_from(seven[1].clone(), origin(7, 1), S, &mut out);
+        b.push(span(2, 6, Some(4)), S, &mut out);
+        b.push_from(nine[0].clone(), origin(9, 0), 2 * S, &mut out);
+        let saved = b.saved();
+        let named = |t: &SavedTrace| {
+            t.spans
+                .iter()
+                .filter(|s| matches!(s, SavedSpan::Named(_)))
+                .count()
+        };
+        assert_eq!(
+            saved.traces.iter().map(named).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        let bytes = postcard::to_allocvec(&saved).expect("encode");
+        let saved: SavedTraces = postcard::from_bytes(&bytes).expect("decode");
+
+        let (mut restored, mut out) = buffer(AssemblyConfig::default());
+        restored.restore(saved, &mut out);
+        assert_eq!(restored.wanted_lsns(), vec![7, 9]);
+        assert!(restored.is_refilling());
+        assert_eq!(restored.stats().buffered_spans, 1, "the copied span");
+        assert_eq!(restored.next_deadline(), None, "nothing completes yet");
+        restored.complete(60 * S, &mut out);
+        assert!(out.is_empty());
+        // Record 7 no longer holds trace 2's span where the checkpoint
+        // said (another record); a record comes back once, and one never
+        // named changes nothing.
+        restored.refill(7, &[seven[0].clone(), span(3, 5, Some(4))]);
+        restored.refill(7, &seven);
+        restored.refill(8, &seven);
+        restored.refill(9, &nine);
+        assert_eq!(restored.stats().missing_restored_spans, 1);
+        restored.refilled();
+        assert!(!restored.is_refilling());
+        assert_eq!(restored.stats().buffered_spans, 3);
+        restored.complete(60 * S, &mut out);
+        let spans: Vec<(u8, u8)> = out
+            .iter()
+            .flat_map(|t| &t.spans)
+            .map(|r| (r.span.trace_id.as_bytes()[0], r.span.span_id.as_bytes()[0]))
+            .collect();
+        // Trace 1 went quiet first (its root at 0 s), its spans in the WAL's
+        // order.
+        assert_eq!(spans, vec![(1, 1), (1, 2), (2, 6)]);
+
+        // Refilled spans keep their origin: the next checkpoint names them
+        // again.
+        let (mut again, mut out) = buffer(AssemblyConfig::default());
+        let mut b2 = TraceBuffer::new(AssemblyConfig::default());
+        b2.push_from(nine[0].clone(), origin(9, 0), 0, &mut out);
+        again.restore(b2.saved(), &mut out);
+        again.refill(9, &nine);
+        again.refilled();
+        assert_eq!(again.wanted_lsns(), Vec::<u64>::new());
+        assert!(matches!(
+            again.saved().traces[0].spans[0],
+            SavedSpan::Named(Origin { index: 0, .. })
+        ));
+    }
+
+    /// Spans never refilled are counted when the replay ends, and a drain
+    /// during the replay ends it.
+    #[test]
+    fn named_spans_the_replay_never_brings_are_counted_missing() {
+        let (mut b, mut out) = buffer(AssemblyConfig::default());
+        b.push_from(span(1, 1, None), origin(3, 0), 0, &mut out);
+        b.push_from(span(1, 2, Some(1)), origin(3, 1), 0, &mut out);
+        let (mut restored, mut out) = buffer(AssemblyConfig::default());
+        restored.restore(b.saved(), &mut out);
+        restored.drain(&mut out);
+        assert_eq!(restored.stats().missing_restored_spans, 2);
+        assert!(out.iter().all(|t| t.spans.is_empty()));
+        assert!(!restored.is_refilling());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracewarden_detect::engine::Checkpoint;
-use tracewarden_store::{EncryptionKey, LsnSet};
+use tracewarden_store::{EncryptionKey, LsnSet, WalHold};
 
 /// What the sealed file is, bound into its key.
 const PURPOSE: &str = "detection checkpoint";
@@ -137,6 +137,9 @@ pub struct WriteReport {
 struct Job {
     covered: LsnSet,
     engine: Checkpoint,
+    /// The lowest WAL record a restart from this checkpoint may need
+    /// besides those it names (see [`Writer::write`]).
+    keep_from: u64,
 }
 
 /// Writes checkpoints on a thread of its own, so the detection thread pays
@@ -158,6 +161,7 @@ impl Writer {
     pub fn spawn(
         dir: PathBuf,
         key: Option<Arc<EncryptionKey>>,
+        hold: Arc<WalHold>,
         done: impl Fn(WriteResult) + Send + 'static,
     ) -> std::io::Result<Writer> {
         // Room for one job: the final checkpoint of a shutdown may be
@@ -173,6 +177,7 @@ impl Writer {
                 let mut engine = Vec::new();
                 for job in receiver {
                     let started = Instant::now();
+                    let keep_from = job.keep_from;
                     let result = job
                         .engine
                         .encode_into(&mut engine)
@@ -180,13 +185,26 @@ impl Writer {
                             path: dir.clone(),
                             reason: e.to_string(),
                         })
-                        .and_then(|()| {
+                        .and_then(|named| {
+                            let keep = named.map_or(keep_from, |lsn| lsn.min(keep_from));
+                            // Until the new file replaces the old, both may
+                            // be the one a restart reads: keep what either
+                            // needs.
+                            hold.hold_from(hold.get().map_or(keep, |held| held.min(keep)));
                             write(&dir, &job.covered, &engine, key.as_deref())?;
+                            hold.hold_from(keep);
                             Ok(WriteReport {
                                 bytes: engine.len(),
                                 took: started.elapsed(),
                             })
                         });
+                    if result.is_err() {
+                        // A checkpoint that cannot be written must not make
+                        // the WAL grow without bound: the traces the file
+                        // on disk names may then come back without some
+                        // spans (counted as missing restored spans).
+                        hold.release();
+                    }
                     // Before `done`: a caller that sees the outcome may
                     // offer the next checkpoint.
                     thread_busy.store(false, Ordering::Release);
@@ -207,10 +225,19 @@ impl Writer {
 
     /// Hands a checkpoint over; waits only if one is already queued behind
     /// the one being written (callers check [`Writer::is_busy`] first).
-    pub fn write(&self, covered: LsnSet, engine: Checkpoint) {
+    /// Once it is written, the WAL is held from the lowest record it names
+    /// or `keep_from`, whichever is lower: the records a restart from it
+    /// would replay or refill from.
+    pub fn write(&self, covered: LsnSet, engine: Checkpoint, keep_from: u64) {
         self.busy.store(true, Ordering::Release);
         if let Some(sender) = &self.sender
-            && sender.send(Job { covered, engine }).is_err()
+            && sender
+                .send(Job {
+                    covered,
+                    engine,
+                    keep_from,
+                })
+                .is_err()
         {
             self.busy.store(false, Ordering::Release);
             tracing::error!("the checkpoint writer has stopped; the checkpoint is not written");
@@ -302,22 +329,31 @@ mod tests {
     fn the_writer_writes_in_order_and_reports_failures() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = Writer::spawn(dir.path().join("detection"), None, move |result| {
-            tx.send(result.map(|r| r.bytes).map_err(|e| e.to_string()))
-                .unwrap();
-        })
+        let hold = Arc::new(WalHold::new());
+        let writer = Writer::spawn(
+            dir.path().join("detection"),
+            None,
+            Arc::clone(&hold),
+            move |result| {
+                tx.send(result.map(|r| r.bytes).map_err(|e| e.to_string()))
+                    .unwrap();
+            },
+        )
         .unwrap();
         let (one, one_bytes) = engine_checkpoint(1);
-        writer.write(LsnSet::from_ranges([(1, 3)]), one);
+        writer.write(LsnSet::from_ranges([(1, 3)]), one, 4);
         assert_eq!(rx.recv().unwrap(), Ok(one_bytes.len()));
         assert!(!writer.is_busy());
+        // Written: the WAL is held from where a restart from it replays.
+        assert_eq!(hold.get(), Some(4));
         // The last one handed over is on disk once `finish` returns.
         let (two, two_bytes) = engine_checkpoint(2);
         let (three, three_bytes) = engine_checkpoint(3);
         assert_ne!(two_bytes, three_bytes);
-        writer.write(LsnSet::from_ranges([(1, 4)]), two);
-        writer.write(LsnSet::from_ranges([(1, 5)]), three);
+        writer.write(LsnSet::from_ranges([(1, 4)]), two, 5);
+        writer.write(LsnSet::from_ranges([(1, 5)]), three, 6);
         writer.finish();
+        assert_eq!(hold.get(), Some(6));
         let saved = read(&dir.path().join("detection"), None).unwrap().unwrap();
         assert_eq!(saved.engine, three_bytes);
         assert_eq!(saved.covered, LsnSet::from_ranges([(1, 5)]));
@@ -330,13 +366,20 @@ mod tests {
         let blocked = dir.path().join("file");
         std::fs::write(&blocked, b"x").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = Writer::spawn(blocked.join("detection"), None, move |result| {
-            tx.send(result.is_err()).unwrap();
-        })
+        let writer = Writer::spawn(
+            blocked.join("detection"),
+            None,
+            Arc::clone(&hold),
+            move |result| {
+                tx.send(result.is_err()).unwrap();
+            },
+        )
         .unwrap();
-        writer.write(LsnSet::new(), engine_checkpoint(1).0);
+        writer.write(LsnSet::new(), engine_checkpoint(1).0, 7);
         assert!(rx.recv().unwrap());
         assert!(!writer.is_busy());
+        // A checkpoint that cannot be written holds nothing back.
+        assert_eq!(hold.get(), None);
     }
 
     #[test]

@@ -12,6 +12,17 @@
 //! back and the WAL replay feeds detection only the records the checkpoint
 //! does not cover: after a crash no span is counted twice, and none the WAL
 //! still holds is missed.
+//!
+//! Spans waiting for trace assembly are named in the checkpoint by their
+//! WAL record, not copied ([`tracewarden_detect::assembly::Origin`]): the
+//! replay hands those records back ([`Detector::wants`],
+//! [`Detector::refill`], [`Detector::refilled`]) even when a segment
+//! already holds them. So the store must keep them: the detector holds the
+//! WAL ([`Detector::wal_hold`]) from the lowest record its latest
+//! checkpoint names, or from the first it may take in after it, whichever
+//! is lower. Named records are at most `NAMED_MAX_AGE` (30 s) older than
+//! the checkpoint, so the hold keeps the WAL about that much longer than
+//! the segments alone would.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -21,7 +32,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TryS
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracewarden_store::{EncryptionKey, Lsn, LsnSet};
+use tracewarden_store::{EncryptionKey, Lsn, LsnSet, WalHold};
 
 use crate::checkpoint;
 use crate::latency::{Exposed, Histogram};
@@ -178,6 +189,12 @@ struct Shared {
     /// The topology rules' declared and learned edges (for the service
     /// graph), and the learned count it was taken at.
     topology: Mutex<(usize, Arc<TopologyPolicy>)>,
+    /// The WAL records (ascending) holding buffered spans the restored
+    /// checkpoint named: the replay refills them.
+    wanted: Vec<Lsn>,
+    /// What the WAL must keep for a restart from the latest checkpoint;
+    /// `None` without checkpoints.
+    hold: Option<Arc<WalHold>>,
 }
 
 /// Where detections go besides the log and the API's recent list: the
@@ -193,6 +210,11 @@ enum Message {
     /// An acknowledged (or replayed) batch, its WAL position and when it
     /// was handed over (for the detection latency).
     Batch(Lsn, Records, Instant),
+    /// A WAL record replayed because the restored checkpoint named spans
+    /// in it: they go back into the trace-assembly buffer, nothing else.
+    Refill(Lsn, Records),
+    /// The replay is over: nothing more comes back.
+    Refilled,
     /// New rules, and where to say what changed.
     Reload(Vec<Rule>, std::sync::mpsc::Sender<ReloadSummary>),
     /// Write a last checkpoint and stop.
@@ -288,6 +310,14 @@ impl Detector {
             .as_deref()
             .map(|dir| restore(&mut engine, dir, key.as_deref()))
             .unwrap_or_default();
+        let wanted = engine.wanted_lsns();
+        let hold = checkpoint_dir.as_ref().map(|_| {
+            // Before the first checkpoint of this run, what the restored
+            // one needs: its named records, and every record after it.
+            let hold = WalHold::new();
+            hold.hold_from(keep_from(wanted.first().copied(), None, &covered));
+            Arc::new(hold)
+        });
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             recent: Mutex::new(VecDeque::new()),
@@ -301,15 +331,17 @@ impl Detector {
             trace_delay: Histogram::default(),
             topology: Mutex::new((engine.learned_edges(), Arc::new(engine.topology_policy()))),
             restore_error,
+            wanted,
+            hold: hold.clone(),
         });
-        let writer = match checkpoint_dir {
-            Some(dir) => {
+        let writer = match (checkpoint_dir, hold) {
+            (Some(dir), Some(hold)) => {
                 let counted = Arc::clone(&shared);
-                Some(checkpoint::Writer::spawn(dir, key, move |result| {
+                Some(checkpoint::Writer::spawn(dir, key, hold, move |result| {
                     counted.checkpoint_written(result)
                 })?)
             }
-            None => None,
+            _ => None,
         };
         let runner = Runner {
             engine,
@@ -317,6 +349,7 @@ impl Detector {
             interval: config.checkpoint_interval.unwrap_or(Duration::from_secs(1)),
             last_checkpoint: Instant::now(),
             dirty: false,
+            lowest_since_checkpoint: None,
             geo,
         };
         let thread_shared = Arc::clone(&shared);
@@ -348,6 +381,40 @@ impl Detector {
             .lock()
             .map(|c| c.contains(lsn))
             .unwrap_or(false)
+    }
+
+    /// What the store must keep of the WAL for a restart from the latest
+    /// detection checkpoint (`StoreOptions::wal_hold`); `None` when
+    /// detection keeps no checkpoint.
+    pub fn wal_hold(&self) -> Option<Arc<WalHold>> {
+        self.shared.hold.clone()
+    }
+
+    /// Whether the restored checkpoint named buffered spans in WAL record
+    /// `lsn`: the replay must hand it to [`Detector::refill`], even when a
+    /// segment already holds it.
+    pub fn wants(&self, lsn: Lsn) -> bool {
+        self.shared.wanted.binary_search(&lsn).is_ok()
+    }
+
+    /// Hands back a WAL record replayed at start-up whose spans the
+    /// restored checkpoint named ([`Detector::wants`]), in WAL order. Waits
+    /// for room in the queue.
+    pub fn refill(&self, lsn: Lsn, records: Records) {
+        if !self.wants(lsn) {
+            return;
+        }
+        if self.sender.send(Message::Refill(lsn, records)).is_err() {
+            tracing::error!("the detection thread has stopped; buffered traces are not restored");
+        }
+    }
+
+    /// The replay is over: traces the restored checkpoint held complete
+    /// again, without the named spans that did not come back (counted).
+    pub fn refilled(&self) {
+        if !self.shared.wanted.is_empty() {
+            let _ = self.sender.send(Message::Refilled);
+        }
     }
 
     /// Feeds a WAL record replayed at start-up that the checkpoint did not
@@ -628,6 +695,9 @@ struct Runner {
     last_checkpoint: Instant,
     /// Batches processed since the last checkpoint.
     dirty: bool,
+    /// The lowest WAL record processed since the last checkpoint was
+    /// taken: one offered out of order comes after it, not before.
+    lowest_since_checkpoint: Option<Lsn>,
     /// Client countries for `geo.country.iso_code`, when configured.
     geo: Option<Lookup>,
 }
@@ -664,6 +734,23 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
                     .fetch_sub(1, Ordering::Relaxed);
                 (lsn, batch, offered)
             }
+            Message::Refill(lsn, records) => {
+                runner.refill(lsn, records);
+                continue;
+            }
+            Message::Refilled => {
+                runner.engine.refilled();
+                let missing = runner.engine.stats().assembly.missing_restored_spans;
+                if missing > 0 {
+                    tracing::warn!(
+                        missing_spans = missing,
+                        "spans of traces waiting for assembly were named by the checkpoint but are no longer in the WAL; their traces are evaluated without them"
+                    );
+                }
+                runner.dirty = true;
+                runner.publish_stats(shared);
+                continue;
+            }
             Message::Reload(rules, reply) => {
                 let summary = runner.engine.reload(rules);
                 runner.publish_stats(shared);
@@ -677,7 +764,7 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
                 return;
             }
         };
-        let (detections, counts) = runner.process(batch);
+        let (detections, counts) = runner.process(lsn, batch);
         // From the WAL acknowledgement to the rules having run: the delay
         // of every span and window detection in this batch.
         shared.latency.record(offered.elapsed());
@@ -694,6 +781,22 @@ fn run(mut runner: Runner, batches: Receiver<Message>, shared: &Shared) {
         runner.flush_traces(shared);
         runner.checkpoint_if_due(shared);
     }
+}
+
+/// The first WAL record a restart from a checkpoint covering `covered`
+/// may need, besides the records it names: the lowest of `named` (the
+/// lowest it names, when known), `lowest_processed` (the lowest taken in
+/// since the previous checkpoint: a record offered out of order, after
+/// the checkpoint, comes after that one) and the record after the last it
+/// covers. Nothing covered yet: everything (0).
+fn keep_from(named: Option<Lsn>, lowest_processed: Option<Lsn>, covered: &LsnSet) -> Lsn {
+    let Some(last) = covered.max() else {
+        return 0;
+    };
+    [named, lowest_processed]
+        .into_iter()
+        .flatten()
+        .fold(last.saturating_add(1), Lsn::min)
 }
 
 /// The engine settings of a `[detection]` section (trace assembly limits).
@@ -775,9 +878,7 @@ fn publish(detections: Vec<Detection>, engine: &Engine, shared: &Shared) {
 }
 
 impl Runner {
-    /// Runs the rules over one batch's spans and log records.
-    fn process(&mut self, records: Records) -> (Vec<Detection>, BatchCounts) {
-        let Records { mut spans, logs } = records;
+    fn enrich(&self, spans: &mut [tracewarden_model::SpanRecord]) {
         if let Some(geo) = &self.geo {
             // A span that gets a country is copied first (copy on write):
             // the hot tier shares it, and the country is for rules only.
@@ -785,11 +886,28 @@ impl Runner {
                 geo.enrich(record);
             }
         }
+    }
+
+    /// Puts the spans a restored checkpoint named in WAL record `lsn` back
+    /// into the trace-assembly buffer, enriched as when first processed.
+    fn refill(&mut self, lsn: Lsn, records: Records) {
+        let mut spans = records.spans;
+        self.enrich(&mut spans);
+        self.engine.refill(lsn, &spans);
+    }
+
+    /// Runs the rules over one batch's (WAL record `lsn`'s) spans and log
+    /// records.
+    fn process(&mut self, lsn: Lsn, records: Records) -> (Vec<Detection>, BatchCounts) {
+        let Records { mut spans, logs } = records;
+        self.enrich(&mut spans);
         let now = now_unix_nano();
         let span_count = spans.len() as u64;
+        self.lowest_since_checkpoint =
+            Some(self.lowest_since_checkpoint.map_or(lsn, |l| l.min(lsn)));
         // Moved, not cloned, into the trace-assembly buffer when a rule
-        // needs whole traces.
-        let mut detections = self.engine.process_owned(spans, now);
+        // needs whole traces; each noted with its place in the WAL.
+        let mut detections = self.engine.process_record(spans, now, lsn);
         detections.extend(self.engine.process_logs(&logs, now));
         let counts = BatchCounts {
             spans: span_count,
@@ -884,6 +1002,11 @@ impl Runner {
         if writer.is_busy() && !last {
             return;
         }
+        // Spans the restored checkpoint named are still coming back from
+        // the replay: the one on disk stays until they are in.
+        if self.engine.is_refilling() {
+            return;
+        }
         // A failed write is retried with the state as it is now.
         let retry = shared.checkpoint_retry.swap(false, Ordering::AcqRel);
         if !self.dirty && !retry {
@@ -898,7 +1021,8 @@ impl Runner {
                     took_ms = started.elapsed().as_millis() as u64,
                     "detection state taken for its checkpoint"
                 );
-                writer.write(covered, taken);
+                let keep = keep_from(None, self.lowest_since_checkpoint.take(), &covered);
+                writer.write(covered, taken, keep);
                 self.dirty = false;
             }
             Err(error) => {
@@ -1036,6 +1160,73 @@ mod tests {
              condition: '{{ span.http.route = \"/{id}\" }}'\n"
         );
         vec![tracewarden_detect::rule::parse_rule(&yaml, Path::new("test.yaml")).unwrap()]
+    }
+
+    #[test]
+    fn a_restart_needs_the_named_records_and_every_one_after_the_checkpoint() {
+        let covered = LsnSet::from_ranges([(1, 10)]);
+        assert_eq!(
+            keep_from(None, None, &LsnSet::new()),
+            0,
+            "nothing covered yet"
+        );
+        assert_eq!(keep_from(None, None, &covered), 11);
+        assert_eq!(keep_from(None, Some(7), &covered), 7);
+        assert_eq!(keep_from(Some(4), Some(7), &covered), 4);
+    }
+
+    /// The checkpoint names a buffered span by its WAL record and holds the
+    /// WAL from there; a detector started from it wants that record back,
+    /// holds the WAL from it before the store opens, and completes the trace
+    /// only once the record came back.
+    #[test]
+    fn buffered_spans_are_held_in_the_wal_and_wanted_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = "id: nested\ntitle: t\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { name = \"POST /login\" }'\n";
+        let rules =
+            || vec![tracewarden_detect::rule::parse_rule(nested, Path::new("n.yaml")).unwrap()];
+        let config = DetectionConfig {
+            checkpoint_interval: Some(Duration::from_millis(10)),
+            trace_idle: Duration::from_secs(3600),
+            ..DetectionConfig::default()
+        };
+        let span = |id: u8, parent: Option<u8>, name: &str| {
+            let mut span = tracewarden_model::Span::new(
+                tracewarden_model::TraceId::from_bytes([7; 16]),
+                tracewarden_model::SpanId::from_bytes([id; 8]),
+                name,
+            );
+            span.parent_span_id = parent.map(|p| tracewarden_model::SpanId::from_bytes([p; 8]));
+            tracewarden_model::SpanRecord::new(Arc::default(), Arc::default(), span)
+        };
+        let records = |spans| Records {
+            spans,
+            logs: Vec::new(),
+        };
+        let detector =
+            Detector::start_with(rules(), config.clone(), Some(dir.path()), None).unwrap();
+        let hold = detector.wal_hold().expect("a hold with checkpoints");
+        assert_eq!(hold.get(), Some(0), "no checkpoint yet: everything");
+        detector.offer(5, records(vec![span(2, Some(1), "POST /login")]));
+        detector.offer(6, records(vec![span(1, None, "GET /")]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hold.get() != Some(5) {
+            assert!(Instant::now() < deadline, "hold {:?}", hold.get());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        detector.shutdown();
+        assert_eq!(hold.get(), Some(5));
+
+        let detector = Detector::start_with(rules(), config, Some(dir.path()), None).unwrap();
+        assert!(detector.wants(5) && detector.wants(6) && !detector.wants(7));
+        assert_eq!(detector.wal_hold().and_then(|h| h.get()), Some(5));
+        detector.refill(5, records(vec![span(2, Some(1), "POST /login")]));
+        detector.refill(6, records(vec![span(1, None, "GET /")]));
+        detector.refilled();
+        // Complete at shutdown, with both spans: the rule fires.
+        detector.shutdown();
+        assert_eq!(detector.assembly_stats().missing_restored_spans, 0);
+        assert_eq!(detector.recent(10).len(), 1);
     }
 
     #[test]

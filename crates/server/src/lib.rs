@@ -375,16 +375,28 @@ impl Server {
         });
 
         // Replay the WAL while the listeners already answer (503 until ready).
-        let options = config.store_options();
+        let mut options = config.store_options();
         let started = Instant::now();
-        // Detection catches up on the records its checkpoint lacks.
+        // Detection catches up on the records its checkpoint lacks, and
+        // takes back the buffered spans it named; the WAL keeps both.
         let detector = pipeline.detector().cloned();
+        options.wal_hold = detector.as_ref().and_then(|d| d.wal_hold());
         let opened = tokio::task::spawn_blocking(move || match detector {
-            Some(detector) => Store::open_observed(options, &mut |lsn, records| {
-                if !detector.covers(lsn) {
-                    detector.replay(lsn, records.clone());
-                }
-            }),
+            Some(detector) => {
+                let opened = Store::open_observed(
+                    options,
+                    &|lsn| detector.wants(lsn) || !detector.covers(lsn),
+                    &mut |lsn, records| {
+                        if detector.wants(lsn) {
+                            detector.refill(lsn, records.clone());
+                        } else if !detector.covers(lsn) {
+                            detector.replay(lsn, records.clone());
+                        }
+                    },
+                );
+                detector.refilled();
+                opened
+            }
             None => Store::open(options),
         })
         .await

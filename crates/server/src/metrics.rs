@@ -480,6 +480,12 @@ fn assembly(out: &mut Exposition, a: &AssemblyStats) {
             ("late_spans", a.late_fragments),
         ],
     );
+    out.single(
+        "tracewarden_assembly_missing_restored_spans_total",
+        Kind::Counter,
+        "Spans of traces waiting for assembly that the detection checkpoint named by their WAL record and the replay at start-up no longer found; their traces were evaluated without them.",
+        a.missing_restored_spans as f64,
+    );
 }
 
 /// Log records of `join:` rules waiting for their span, and how they were

@@ -122,4 +122,4 @@ pub use segment::{
 };
 pub use snapshot::{ScanUnit, Snapshot};
 pub use store::{MEMORY_LIMIT_FLUSHES, OVERLOAD_RETRY_AFTER, Store, StoreOptions, StoreStats};
-pub use wal::{FSYNC_BUCKETS, FsyncHistogram, Lsn, ReplayReport, WalOptions};
+pub use wal::{FSYNC_BUCKETS, FsyncHistogram, Lsn, ReplayReport, WalHold, WalOptions};

@@ -25,7 +25,7 @@ use crate::wal::directory::{FsWalDirectory, WalDirectory};
 use crate::wal::replay::{ReplayReport, replay};
 use crate::wal::trim::file_ranges;
 use crate::wal::writer::{Command, Queued, Shared, Writer};
-use crate::wal::{Frame, Lsn, WalOptions};
+use crate::wal::{Frame, Lsn, WalHold, WalOptions};
 
 /// How long an overloaded sender is asked to wait before retrying. The
 /// queue drains in a few group commits (milliseconds each) when the disk
@@ -66,6 +66,11 @@ pub struct StoreOptions {
     pub lifecycle_thread: bool,
     /// Failure injection for crash tests; `None` in production.
     pub fail_points: Option<FailPoints>,
+    /// Keeps the WAL files from its LSN on through every trim, at open too
+    /// (default `None`: files go once segments hold their records). The
+    /// server's detection holds the records its checkpoint names, to get them
+    /// back from [`Store::open_observed`] at the next start.
+    pub wal_hold: Option<Arc<WalHold>>,
 }
 
 impl StoreOptions {
@@ -78,6 +83,7 @@ impl StoreOptions {
             segment: SegmentWriteOptions::default(),
             lifecycle_thread: true,
             fail_points: None,
+            wal_hold: None,
         }
     }
 }
@@ -203,22 +209,30 @@ impl Store {
     /// segment holds into the hot tier, and starts the WAL writer and the
     /// lifecycle thread. Blocking: run it in `spawn_blocking`.
     pub fn open(options: StoreOptions) -> Result<(Store, ReplayReport)> {
-        Store::open_observed(options, &mut |_, _| {})
+        Store::open_observed(options, &|_| false, &mut |_, _| {})
     }
 
     /// [`Store::open`], showing `observer` each WAL record replayed into
     /// the hot tier (its LSN and records, shared with the hot tier) before
     /// it is applied: the detection thread catches up on what its last
-    /// checkpoint did not cover. Records a segment already holds are not
-    /// replayed, so not shown.
+    /// checkpoint did not cover.
+    ///
+    /// Records a segment already holds are not replayed. Those still in the
+    /// WAL (see [`StoreOptions::wal_hold`]) for whose LSN `wants_in_segments`
+    /// is true are decoded and shown to `observer` too, never applied to the
+    /// hot tier (counted in [`ReplayReport::observed_in_segments`]): the
+    /// detection restores the spans its checkpoint names. Every record is
+    /// shown in LSN order. One of those that fails to decode is reported as
+    /// corrupt and left out; it never fails the open.
     pub fn open_observed(
         options: StoreOptions,
+        wants_in_segments: &dyn Fn(Lsn) -> bool,
         observer: &mut dyn FnMut(Lsn, &Records),
     ) -> Result<(Store, ReplayReport)> {
         let path = options.data_dir.join("wal");
         let directory = FsWalDirectory::open(&path)
             .map_err(|e| StoreError::io("create WAL directory", &path, e))?;
-        Store::open_full(Arc::new(directory), options, observer)
+        Store::open_full(Arc::new(directory), options, wants_in_segments, observer)
     }
 
     /// [`Store::open`] with the WAL in any [`WalDirectory`] (tests inject
@@ -249,12 +263,13 @@ impl Store {
         directory: Arc<dyn WalDirectory>,
         options: StoreOptions,
     ) -> Result<(Store, ReplayReport)> {
-        Store::open_full(directory, options, &mut |_, _| {})
+        Store::open_full(directory, options, &|_| false, &mut |_, _| {})
     }
 
     fn open_full(
         directory: Arc<dyn WalDirectory>,
         options: StoreOptions,
+        wants_in_segments: &dyn Fn(Lsn) -> bool,
         observer: &mut dyn FnMut(Lsn, &Records),
     ) -> Result<(Store, ReplayReport)> {
         options.wal.validate().map_err(StoreError::InvalidOptions)?;
@@ -283,10 +298,14 @@ impl Store {
             &*directory,
             &covered,
             encryption_key.as_deref(),
-            &mut |lsn, batch| {
+            wants_in_segments,
+            &mut |lsn, batch, in_segment| {
                 let records = Records::from_batch(batch);
                 observer(lsn, &records);
-                hot.apply(lsn, records);
+                // A segment serves it already.
+                if !in_segment {
+                    hot.apply(lsn, records);
+                }
             },
         )?;
         let report = replayed.report;
@@ -295,6 +314,7 @@ impl Store {
             files = report.files,
             records = report.records,
             skipped_records = report.skipped_records,
+            observed_in_segments = report.observed_in_segments,
             spans = report.spans,
             logs = report.logs,
             torn_tail_bytes = report.torn_tail_bytes,
@@ -363,6 +383,7 @@ impl Store {
             wal: Arc::clone(&directory),
             wal_shared: Arc::clone(&shared),
             dead_lsns,
+            wal_hold: options.wal_hold.clone(),
             pending: None,
             stats: Arc::clone(&lifecycle_stats),
         };

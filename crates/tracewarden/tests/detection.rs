@@ -1075,6 +1075,18 @@ const NESTED_RULE: &str = "id: nested-failure\ntitle: A failed login under a pag
 /// and span rules do not count its spans again.
 #[tokio::test]
 async fn a_trace_waiting_for_assembly_survives_kill_9() {
+    trace_waiting_for_assembly_survives_kill_9(false).await;
+}
+
+/// The same when the trace's spans were flushed into a segment before the
+/// kill: the checkpoint names them by their WAL record, and the replay
+/// hands that record back although a segment holds it.
+#[tokio::test]
+async fn a_trace_waiting_for_assembly_survives_kill_9_after_a_flush() {
+    trace_waiting_for_assembly_survives_kill_9(true).await;
+}
+
+async fn trace_waiting_for_assembly_survives_kill_9(flushed: bool) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
@@ -1085,7 +1097,8 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
         std::fs::write(
             &config,
             format!(
-                "[detection]\nbuiltin_rules = false\nrules_dir = {:?}\ncheckpoint_interval = \"100ms\"\ntrace_idle = \"{idle}\"\n",
+                "{}[detection]\nbuiltin_rules = false\nrules_dir = {:?}\ncheckpoint_interval = \"100ms\"\ntrace_idle = \"{idle}\"\n",
+                if flushed { "[store]\nflush_spans = 2\n" } else { "" },
                 rules.display().to_string()
             ),
         )
@@ -1147,6 +1160,13 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(detections(&server).await["detections"], json!([]));
+    if flushed {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while segment_files_with(&data, "manifest").is_empty() {
+            assert!(Instant::now() < deadline, "the batch was not flushed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     server.kill();
     drop(server);
 
@@ -1174,6 +1194,10 @@ async fn a_trace_waiting_for_assembly_survives_kill_9() {
     // Not replayed: the span rule counted the failure once, before the kill.
     assert_eq!(body["stats"]["replayedBatches"], 0, "{body:#}");
     assert_eq!(rule_matched(&server, "failed-logins").await, 1);
+    // Both spans came back from the WAL record the checkpoint named.
+    let assembly = &body["stats"]["assembly"];
+    assert_eq!(assembly["missingRestoredSpans"], 0, "{body:#}");
+    assert_eq!(assembly["completeTraces"], 1, "{body:#}");
 }
 
 /// An exception in `rules_dir` tunes a built-in rule without copying it:

@@ -38,7 +38,9 @@ const MAGIC: &[u8; 8] = b"TWDETCK1";
 // 3: threshold keys hold a sketch past the exact distinct bound.
 // 4: log records waiting in the join carry what their climb gathered, and
 //    indexed spans the parent to climb to.
-const VERSION: u32 = 4;
+// 5: buffered traces carry their id, and a span may be named by its WAL
+//    record instead of copied.
+const VERSION: u32 = 5;
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum CheckpointError {
     Version { found: u32 },
     #[error("cannot encode or decode the checkpoint: {0}")]
     Encoding(String),
+    #[error("buffered spans named by the restored checkpoint are still awaited (Engine::refilled)")]
+    Refilling,
 }
 
 /// What [`Engine::restore`] did, by rule id.
@@ -144,7 +148,11 @@ impl Checkpoint {
     /// passes the same buffer every time keeps its memory: a large
     /// checkpoint neither grows a new vector by doubling nor faults in
     /// fresh pages (both were a third of the writer's time, measured).
-    pub fn encode_into(self, out: &mut Vec<u8>) -> Result<(), CheckpointError> {
+    /// Returns the lowest WAL record (LSN) it names buffered spans in, if
+    /// any: a restart restores them from there
+    /// ([`Engine::wanted_lsns`]), so the WAL must keep it while this is
+    /// the latest checkpoint.
+    pub fn encode_into(self, out: &mut Vec<u8>) -> Result<Option<u64>, CheckpointError> {
         let Checkpoint {
             head,
             buffers,
@@ -162,7 +170,7 @@ impl Checkpoint {
         }
         let crc = crc32c::crc32c(out.get(MAGIC.len()..).unwrap_or(&[]));
         out.extend_from_slice(&crc.to_le_bytes());
-        Ok(())
+        Ok(buffers.traces.lowest_named_lsn())
     }
 
     /// Buffered spans it holds.
@@ -188,6 +196,11 @@ impl Engine {
     /// rules' windows and counters are encoded now, the buffered traces
     /// are only shared.
     pub fn take_checkpoint(&self) -> Result<Checkpoint, CheckpointError> {
+        // The awaited spans are in no buffer yet: a checkpoint now would
+        // lose them.
+        if self.is_refilling() {
+            return Err(CheckpointError::Refilling);
+        }
         let body = CheckpointRef {
             version: VERSION,
             watermark: self.watermark,
@@ -433,6 +446,71 @@ mod tests {
         assert!(empty.len() < bytes.len());
         let mut span_only = Engine::new(vec![parse_rule(RULE, Path::new("r.yaml")).unwrap()]);
         assert_eq!(span_only.restore(&bytes).unwrap().buffered_spans, 0);
+    }
+
+    /// Spans processed as WAL records are named in the checkpoint, not
+    /// copied; after a restart they come back from the replayed records,
+    /// and only then does the trace complete. The span rules count them
+    /// once, and no checkpoint is taken while they are awaited.
+    #[test]
+    fn traces_named_by_their_wal_records_survive_a_restart() {
+        let rules = || {
+            vec![
+                parse_rule(RULE, Path::new("r.yaml")).unwrap(),
+                parse_rule(TRACE_RULE, Path::new("t.yaml")).unwrap(),
+            ]
+        };
+        let mut before = Engine::new(rules());
+        let mut root = failure(1, 200);
+        root.span_mut().name = "GET /".into();
+        root.span_mut().span_id = SpanId::from_bytes([9; 8]);
+        let mut child = failure(1, 401);
+        child.span_mut().parent_span_id = Some(root.span.span_id);
+        let now = BASE + 10 * SEC;
+        // Two WAL records: the child alone in 41, the root second in 42.
+        let record_41 = vec![child];
+        let record_42 = vec![failure(2, 200), root];
+        assert!(before.process_record(record_41.clone(), now, 41).is_empty());
+        assert!(before.process_record(record_42.clone(), now, 42).is_empty());
+        let taken = before.take_checkpoint().unwrap();
+        let mut bytes = Vec::new();
+        assert_eq!(taken.encode_into(&mut bytes).unwrap(), Some(41));
+        // Named, the spans take a few bytes each: the same engine fed
+        // without records writes them whole.
+        let mut copied = Engine::new(rules());
+        copied.process(&record_41, now);
+        copied.process(&record_42, now);
+        assert!(bytes.len() + 100 < copied.checkpoint().unwrap().len());
+        let unnamed = copied.take_checkpoint().unwrap();
+        assert_eq!(unnamed.encode_into(&mut Vec::new()).unwrap(), None);
+        let empty = Engine::new(rules()).take_checkpoint().unwrap();
+        assert_eq!(empty.encode_into(&mut Vec::new()).unwrap(), None);
+
+        let mut after = Engine::new(rules());
+        assert_eq!(after.restore(&bytes).unwrap().buffered_spans, 3);
+        assert_eq!(after.wanted_lsns(), vec![41, 42]);
+        assert!(matches!(
+            after.take_checkpoint(),
+            Err(CheckpointError::Refilling)
+        ));
+        assert_eq!(after.next_flush_due(), None);
+        assert!(
+            after.flush(now + 5 * SEC).is_empty(),
+            "not before the replay"
+        );
+        after.refill(41, &record_41);
+        after.refill(42, &record_42);
+        after.refilled();
+        assert_eq!(after.stats().assembly.buffered_spans, 3);
+        assert_eq!(after.stats().assembly.missing_restored_spans, 0);
+        let fired: Vec<String> = after
+            .flush(now + 5 * SEC)
+            .iter()
+            .map(|d| d.rule_id.to_string())
+            .collect();
+        assert_eq!(fired, vec!["nested"]);
+        assert_eq!(after.stats().rules[0].matched_spans, 1, "counted once");
+        assert!(after.take_checkpoint().is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! ```text
 //! engine.process(&spans, now)        // span rules; buffers spans when a rule needs traces
 //! engine.process_owned(spans, now)   // the same, moving the spans into the buffer
+//! engine.process_record(spans, now, lsn) // the same, noting each span's WAL record
 //! engine.flush(now)                  // on a timer: evaluates traces complete at `now`
 //! engine.next_flush_due()            // when the next trace may complete (for that timer)
 //! engine.drain()                     // shutdown, end of an offline scan: everything
@@ -25,7 +26,7 @@ use tracewarden_traceql::TraceView;
 
 use super::evidence::trace_field_evidence;
 use super::{Detection, Engine, RuleStats, State, data_flow};
-use crate::assembly::{AssembledTrace, Partial};
+use crate::assembly::{AssembledTrace, Origin, Partial};
 use crate::rule::{Rule, RuleKind};
 
 /// Trace delays kept between two `take_trace_delays` calls.
@@ -41,14 +42,61 @@ impl Engine {
     /// Like [`Engine::process`], taking the spans: when a rule needs whole
     /// traces they move into the buffer instead of being cloned.
     pub fn process_owned(&mut self, spans: Vec<SpanRecord>, now_unix_nano: u64) -> Vec<Detection> {
+        self.process_record(spans, now_unix_nano, 0)
+    }
+
+    /// [`Engine::process_owned`] of the spans of WAL record `lsn`, in the
+    /// record's order: the buffer notes each span's origin, and a
+    /// checkpoint names the spans there instead of copying them (see
+    /// [`Engine::refill`] for the way back). LSN 0: no record.
+    pub fn process_record(
+        &mut self,
+        spans: Vec<SpanRecord>,
+        now_unix_nano: u64,
+        lsn: u64,
+    ) -> Vec<Detection> {
         let mut detections = self.run_span_rules(&spans, now_unix_nano);
         if let Some(buffer) = &mut self.buffer {
-            for record in spans {
-                buffer.push(record, now_unix_nano, &mut self.assembled);
+            for (index, record) in spans.into_iter().enumerate() {
+                let origin = Origin::new(lsn, index);
+                buffer.push_from(record, origin, now_unix_nano, &mut self.assembled);
             }
         }
         self.evaluate_assembled(&mut detections);
         detections
+    }
+
+    /// The WAL records (LSNs, ascending) holding buffered spans the
+    /// restored checkpoint named rather than copied. Replay each into
+    /// [`Engine::refill`], in any order, then call [`Engine::refilled`];
+    /// until then no trace completes and no checkpoint can be taken.
+    pub fn wanted_lsns(&self) -> Vec<u64> {
+        self.buffer
+            .as_ref()
+            .map(|b| b.wanted_lsns())
+            .unwrap_or_default()
+    }
+
+    /// Whether the buffer awaits spans the restored checkpoint named.
+    pub fn is_refilling(&self) -> bool {
+        self.buffer.as_ref().is_some_and(|b| b.is_refilling())
+    }
+
+    /// Puts back the buffered spans of WAL record `lsn` (its spans in the
+    /// record's order, enriched as they were when first processed). Span
+    /// rules do not see them again.
+    pub fn refill(&mut self, lsn: u64, spans: &[SpanRecord]) {
+        if let Some(buffer) = &mut self.buffer {
+            buffer.refill(lsn, spans);
+        }
+    }
+
+    /// The replay is over: named spans that did not come back are counted
+    /// (`missing_restored_spans`), and traces complete again.
+    pub fn refilled(&mut self) {
+        if let Some(buffer) = &mut self.buffer {
+            buffer.refilled();
+        }
     }
 
     /// Evaluates the traces complete at `now` (no new span for the idle

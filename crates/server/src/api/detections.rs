@@ -95,6 +95,9 @@ pub struct AssemblyJson {
     pub split_traces: u64,
     pub max_wait_traces: u64,
     pub late_fragments: u64,
+    /// Spans the restored checkpoint named by their WAL record that the
+    /// replay at start-up no longer found.
+    pub missing_restored_spans: u64,
 }
 
 #[derive(Serialize)]
@@ -179,6 +182,7 @@ pub async fn list(
                         split_traces: a.split_traces,
                         max_wait_traces: a.max_wait_traces,
                         late_fragments: a.late_fragments,
+                        missing_restored_spans: a.missing_restored_spans,
                     }
                 },
                 log_join: {

@@ -16,7 +16,8 @@
 //!    WAL LSNs the frozen tier held (`lsn_ranges`);
 //! 4. **publishes** the segment and drops the frozen tier, in one step for readers;
 //! 5. **trims** the WAL: every WAL file (but the newest) whose LSNs the
-//!    manifests all cover is deleted.
+//!    manifests all cover is deleted, unless it reaches the LSN of the
+//!    [`StoreOptions::wal_hold`] (records the detection's checkpoint names).
 //!
 //! A failure at any step is logged and retried later, from where it stopped;
 //! nothing is lost, since the WAL keeps every record until a durable
@@ -58,6 +59,7 @@
 //! `Err` aborts the step there, as a crash would. Unused in production.
 //!
 //! [`StoreOptions::fail_points`]: crate::StoreOptions::fail_points
+//! [`StoreOptions::wal_hold`]: crate::StoreOptions::wal_hold
 
 pub(crate) mod compaction;
 mod filter;
@@ -89,8 +91,8 @@ use crate::integrity::{ChainWriter, Manifest, SigningKey, manifest_file_name};
 use crate::segment::{
     Segment, SegmentWriteOptions, logs_file_name, resources_file_name, spans_file_name,
 };
-use crate::wal::WalDirectory;
 use crate::wal::writer::Shared;
+use crate::wal::{WalDirectory, WalHold};
 use tiers::Tiers;
 
 /// A point between two steps of the lifecycle where a test can inject a
@@ -223,6 +225,9 @@ pub(crate) struct Lifecycle {
     /// found by replay): no segment will ever cover them, so they do not
     /// keep their WAL file alive.
     pub dead_lsns: LsnSet,
+    /// The WAL files from its LSN on are kept; read at each trim, since its
+    /// holder moves it at run time.
+    pub wal_hold: Option<Arc<WalHold>>,
     pub pending: Option<Pending>,
     pub stats: Arc<LifecycleStats>,
 }
@@ -273,11 +278,13 @@ impl Lifecycle {
             .store(sum(|l| l.manifest.logs), Ordering::Relaxed);
     }
 
-    /// Removes the WAL files whose records are all covered. Only called once
-    /// the manifests that cover them are durable.
+    /// Removes the WAL files whose records are all covered and that end
+    /// before the hold, if any. Only called once the manifests that cover
+    /// them are durable.
     pub fn trim_wal(&mut self) -> Result<()> {
         let covered = self.covered_lsns();
-        let trimmed = crate::wal::trim::trim(&*self.wal, &covered)?;
+        let hold = self.wal_hold.as_ref().and_then(|hold| hold.get());
+        let trimmed = crate::wal::trim::trim(&*self.wal, &covered, hold)?;
         if trimmed.files > 0 {
             let shared = &self.wal_shared;
             // The writer only adds to these; a trim only removes files it

@@ -95,16 +95,20 @@
 //! Records whose LSN a segment manifest covers are skipped (counted in
 //! [`ReplayReport::skipped_records`], not decoded): a crash between a
 //! segment's manifest and the removal of the WAL files it covers replays
-//! nothing twice.
+//! nothing twice. Those the caller of [`crate::Store::open_observed`] asks
+//! for are decoded and shown to it, never applied
+//! ([`ReplayReport::observed_in_segments`]).
 //!
 //! # Trim (`trim.rs`)
 //!
 //! Once a segment's manifest is durable, every WAL file but the newest whose
 //! LSNs are all covered by manifests is deleted and the directory fsynced
-//! (see [`crate::lifecycle`]).
+//! (see [`crate::lifecycle`]), except the files from a [`WalHold`]'s LSN on
+//! (see `hold.rs`).
 
 pub mod crc;
 pub mod directory;
+mod hold;
 pub(crate) mod latency;
 pub(crate) mod replay;
 pub(crate) mod trim;
@@ -115,6 +119,7 @@ use serde::{Deserialize, Serialize};
 use crate::encryption::{FILE_SALT_LEN, KeyId, RecordCipher, TAG_LEN};
 
 pub use directory::{FsWalDirectory, WalDirectory, WalFile, WalFileReader};
+pub use hold::WalHold;
 pub use latency::{FSYNC_BUCKETS, FsyncHistogram};
 pub use replay::ReplayReport;
 

@@ -36,11 +36,17 @@ pub struct ReplayReport {
     /// Records replayed into the hot tier.
     pub records: u64,
     /// Records skipped because a segment's manifest already covers their
-    /// LSN: flushed before the WAL file holding them could be removed.
+    /// LSN: flushed before the WAL file holding them could be removed (or
+    /// while a [`crate::WalHold`] kept it).
     pub skipped_records: u64,
-    /// Spans in those records.
+    /// Those of the skipped records that were decoded and shown to the
+    /// observer of [`crate::Store::open_observed`], which asked for them;
+    /// never applied to the hot tier. One that fails to decode is counted in
+    /// `corrupt_records` instead.
+    pub observed_in_segments: u64,
+    /// Spans in the records replayed into the hot tier.
     pub spans: u64,
-    /// Log records in those records.
+    /// Log records in the records replayed into the hot tier.
     pub logs: u64,
     /// Bytes cut from the end of the last file: a write torn by a crash,
     /// never acknowledged.
@@ -48,6 +54,9 @@ pub struct ReplayReport {
     /// Records lost to damage (bad checksum, bad header, undecodable
     /// payload) that replay reported and skipped. A damaged region counts the
     /// LSNs it covered when the records around it tell, and at least one.
+    /// Also counts the records asked for by [`crate::Store::open_observed`]
+    /// in segments that fail to decode (also in `skipped_records`; their
+    /// data is in the segment, not lost).
     pub corrupt_records: u64,
     /// Bytes in those damaged regions.
     pub corrupt_bytes: u64,
@@ -82,7 +91,11 @@ pub(crate) struct Replayed {
 
 /// Replays every record of the WAL in `dir`, in LSN order, into `apply`,
 /// except those whose LSN `covered` holds (their data is in a segment): they
-/// are checked (checksum, order) but not decoded.
+/// are checked (checksum, order) but not decoded, unless `wants_in_segments`
+/// asks for their LSN. Those are decoded and handed to `apply` too, in the
+/// same order, with `in_segment` true: for the caller to look at, not to
+/// apply. One that fails to decode or decrypt is reported and skipped, never
+/// a failure: its data is safe in the segment.
 ///
 /// Encrypted files are decrypted with `key`; one encrypted with another key,
 /// or with no key given, fails the replay before any of its records is read
@@ -91,7 +104,8 @@ pub(crate) fn replay(
     dir: &dyn WalDirectory,
     covered: &LsnSet,
     key: Option<&EncryptionKey>,
-    apply: &mut dyn FnMut(Lsn, Batch),
+    wants_in_segments: &dyn Fn(Lsn) -> bool,
+    apply: &mut dyn FnMut(Lsn, Batch, bool),
 ) -> Result<Replayed> {
     let names = dir
         .list()
@@ -110,6 +124,8 @@ pub(crate) fn replay(
     let mut replayer = Replayer {
         dir,
         key,
+        covered,
+        wants_in_segments,
         report: ReplayReport::default(),
         prev: 0,
         payload: Vec::new(),
@@ -121,7 +137,7 @@ pub(crate) fn replay(
         let next_file_lsn = files.get(index + 1).map(|(lsn, _)| *lsn);
         let is_last = next_file_lsn.is_none();
         replayer.start_file(*first_lsn, index == 0, &dir.path().join(name));
-        let end = replayer.replay_file(name, is_last, next_file_lsn, covered, apply)?;
+        let end = replayer.replay_file(name, is_last, next_file_lsn, apply)?;
         replayer.report.files += 1;
         wal_bytes += end.len;
         if is_last {
@@ -154,6 +170,10 @@ struct FileEnd {
 struct Replayer<'a> {
     dir: &'a dyn WalDirectory,
     key: Option<&'a EncryptionKey>,
+    /// LSNs whose data is in a segment: not replayed.
+    covered: &'a LsnSet,
+    /// Which of those to decode for the caller anyway.
+    wants_in_segments: &'a dyn Fn(Lsn) -> bool,
     report: ReplayReport,
     /// The LSN of the last record read, or the one before the current file's first.
     prev: Lsn,
@@ -188,8 +208,7 @@ impl Replayer<'_> {
         name: &str,
         is_last: bool,
         next_file_lsn: Option<Lsn>,
-        covered: &LsnSet,
-        apply: &mut dyn FnMut(Lsn, Batch),
+        apply: &mut dyn FnMut(Lsn, Batch, bool),
     ) -> Result<FileEnd> {
         let path = self.dir.path().join(name);
         let reader = self
@@ -311,8 +330,11 @@ impl Replayer<'_> {
                         );
                         self.report.missing_lsns += missing;
                     }
-                    if covered.contains(header.lsn) {
+                    if self.covered.contains(header.lsn) {
                         self.report.skipped_records += 1;
+                        if (self.wants_in_segments)(header.lsn) {
+                            self.observe_payload(&path, offset, header, cipher.as_ref(), apply);
+                        }
                     } else {
                         self.apply_payload(&path, offset, header, cipher.as_ref(), apply)?;
                     }
@@ -531,14 +553,84 @@ impl Replayer<'_> {
         Ok(found)
     }
 
+    /// Decodes the payload just read into the hot tier's `apply`.
     fn apply_payload(
         &mut self,
         path: &Path,
         offset: u64,
         header: RecordHeader,
         cipher: Option<&RecordCipher>,
-        apply: &mut dyn FnMut(Lsn, Batch),
+        apply: &mut dyn FnMut(Lsn, Batch, bool),
     ) -> Result<()> {
+        match self.decode_payload(path, offset, header, cipher)? {
+            Ok(batch) => {
+                self.report.records += 1;
+                self.report.spans += batch.span_count() as u64;
+                self.report.logs += batch.log_count() as u64;
+                apply(header.lsn, batch, false);
+            }
+            Err(error) => {
+                // The checksum held, so these are the bytes that were
+                // written: a model change without a codec version, not disk damage.
+                self.count_undecodable(header);
+                tracing::error!(
+                    file = %path.display(),
+                    offset,
+                    lsn = header.lsn,
+                    %error,
+                    "skipping WAL record that does not decode"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the payload just read, of a record a segment holds, for the
+    /// caller to look at. Whatever fails is reported and skipped: the
+    /// segment has the data, so the open goes on.
+    fn observe_payload(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        header: RecordHeader,
+        cipher: Option<&RecordCipher>,
+        apply: &mut dyn FnMut(Lsn, Batch, bool),
+    ) {
+        let error = match self.decode_payload(path, offset, header, cipher) {
+            Ok(Ok(batch)) => {
+                self.report.observed_in_segments += 1;
+                apply(header.lsn, batch, true);
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        self.count_undecodable(header);
+        tracing::error!(
+            file = %path.display(),
+            offset,
+            lsn = header.lsn,
+            %error,
+            "skipping WAL record held in a segment that does not decode: not shown to the observer"
+        );
+    }
+
+    /// Counts a record whose payload did not decode as corrupt.
+    fn count_undecodable(&mut self, header: RecordHeader) {
+        self.report.corrupt_records += 1;
+        self.report.corrupt_bytes += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
+    }
+
+    /// Decrypts (when `cipher`) and decodes the payload just read. `Err` for
+    /// what must stop a replay (a record modified after it was written, a
+    /// newer codec); `Ok(Err)` for a payload this build cannot decode.
+    fn decode_payload(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        header: RecordHeader,
+        cipher: Option<&RecordCipher>,
+    ) -> Result<std::result::Result<Batch, CodecError>> {
         let decoded = match cipher {
             None => codec::decode(&self.payload),
             Some(cipher) => {
@@ -558,33 +650,13 @@ impl Replayer<'_> {
             }
         };
         match decoded {
-            Ok(batch) => {
-                self.report.records += 1;
-                self.report.spans += batch.span_count() as u64;
-                self.report.logs += batch.log_count() as u64;
-                apply(header.lsn, batch);
-                Ok(())
-            }
             Err(CodecError::UnknownVersion(version)) => Err(StoreError::UnsupportedVersion {
                 path: PathBuf::from(path),
                 what: "record payload codec",
                 version: u16::from(version),
                 supported: u16::from(codec::CODEC_VERSION),
             }),
-            Err(error) => {
-                // The checksum held, so these are the bytes that were
-                // written: a model change without a codec version, not disk damage.
-                tracing::error!(
-                    file = %path.display(),
-                    offset,
-                    lsn = header.lsn,
-                    %error,
-                    "skipping WAL record that does not decode"
-                );
-                self.report.corrupt_records += 1;
-                self.report.corrupt_bytes += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
-                Ok(())
-            }
+            decoded => Ok(decoded),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! durable segment manifest, or known to hold no data), the file is deleted
 //! and the directory fsynced. The newest file is never deleted: the writer
 //! appends to it, and its name is what tells replay where LSNs continue.
+//! Nor is a file that may hold a record at or after a [`super::WalHold`]'s
+//! LSN: its holder needs those records at the next open.
 
 use super::directory::WalDirectory;
 use super::{Lsn, parse_file_name};
@@ -50,12 +52,13 @@ pub(crate) fn file_ranges(dir: &dyn WalDirectory) -> Result<Vec<WalFileRange>> {
 }
 
 /// Deletes every WAL file, except the newest, all of whose LSNs `covered`
-/// holds, then fsyncs the directory. Call only once what covers them is durable.
-pub(crate) fn trim(dir: &dyn WalDirectory, covered: &LsnSet) -> Result<Trimmed> {
+/// holds and which ends before `hold` (when set), then fsyncs the directory.
+/// Call only once what covers them is durable.
+pub(crate) fn trim(dir: &dyn WalDirectory, covered: &LsnSet, hold: Option<Lsn>) -> Result<Trimmed> {
     let mut trimmed = Trimmed::default();
     for file in file_ranges(dir)? {
         let Some(last) = file.last else { continue };
-        if !covered.covers(file.first, last) {
+        if !covered.covers(file.first, last) || hold.is_some_and(|hold| last >= hold) {
             continue;
         }
         let path = dir.path().join(&file.name);
@@ -117,7 +120,7 @@ mod tests {
         let (_root, dir) = dir_with(&[1, 11, 21, 31]);
         // 1..=10 covered; 11..=20 misses 15; 21..=30 covered; the newest never goes.
         let covered = LsnSet::from_ranges([(1, 14), (16, 40)]);
-        let trimmed = trim(&dir, &covered).unwrap();
+        let trimmed = trim(&dir, &covered, None).unwrap();
         assert_eq!(
             trimmed,
             Trimmed {
@@ -126,10 +129,45 @@ mod tests {
             }
         );
         assert_eq!(names(&dir), [11, 31]);
-        assert_eq!(trim(&dir, &LsnSet::new()).unwrap(), Trimmed::default());
+        assert_eq!(
+            trim(&dir, &LsnSet::new(), None).unwrap(),
+            Trimmed::default()
+        );
         let everything = LsnSet::from_ranges([(0, u64::MAX)]);
-        trim(&dir, &everything).unwrap();
+        trim(&dir, &everything, None).unwrap();
         assert_eq!(names(&dir), [31]);
         assert!(dir.list().unwrap().contains(&"notes.txt".to_string()));
+    }
+
+    #[test]
+    fn a_file_reaching_the_hold_stays_until_the_hold_moves_past_it() {
+        let (_root, dir) = dir_with(&[1, 11, 21, 31]);
+        let everything = LsnSet::from_ranges([(0, u64::MAX)]);
+        let hold = crate::wal::WalHold::new();
+        // 11..=20 reaches 15, so it stays, and so does every later file.
+        hold.hold_from(15);
+        let trimmed = trim(&dir, &everything, hold.get()).unwrap();
+        assert_eq!(trimmed.files, 1);
+        assert_eq!(names(&dir), [11, 21, 31]);
+        // A hold on a file's last LSN keeps it; the next LSN does not.
+        hold.hold_from(20);
+        assert_eq!(trim(&dir, &everything, hold.get()).unwrap().files, 0);
+        assert_eq!(names(&dir), [11, 21, 31]);
+        hold.hold_from(21);
+        assert_eq!(trim(&dir, &everything, hold.get()).unwrap().files, 1);
+        assert_eq!(names(&dir), [21, 31]);
+        // Released: covered files go, the newest still stays.
+        hold.release();
+        assert_eq!(trim(&dir, &everything, hold.get()).unwrap().files, 1);
+        assert_eq!(names(&dir), [31]);
+    }
+
+    #[test]
+    fn a_hold_does_not_remove_what_segments_do_not_cover() {
+        let (_root, dir) = dir_with(&[1, 11, 21]);
+        // A hold past everything removes only the covered file.
+        let covered = LsnSet::from_ranges([(1, 10)]);
+        assert_eq!(trim(&dir, &covered, Some(100)).unwrap().files, 1);
+        assert_eq!(names(&dir), [11, 21]);
     }
 }
