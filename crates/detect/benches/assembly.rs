@@ -213,7 +213,18 @@ fn spans() -> Vec<SpanRecord> {
     mixed
 }
 
-fn run(c: &mut Criterion, name: &str, ids: &[&str], owned: bool) {
+/// How a bench feeds the engine its batches.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    /// `Engine::process`: each span cloned into the buffer.
+    Borrowed,
+    /// `Engine::process_owned`: moved.
+    Owned,
+    /// `Engine::process_record`: moved, each noted with its WAL record.
+    Record,
+}
+
+fn run(c: &mut Criterion, name: &str, ids: &[&str], feed: Feed) {
     let template = spans();
     let mut group = c.benchmark_group("assembly");
     group.throughput(Throughput::Elements(template.len() as u64));
@@ -225,13 +236,15 @@ fn run(c: &mut Criterion, name: &str, ids: &[&str], owned: bool) {
                 let mut detections = 0;
                 let mut now = BASE;
                 let mut rest = spans;
+                let mut lsn = 0;
                 while !rest.is_empty() {
                     let tail = rest.split_off(BATCH.min(rest.len()));
-                    detections += if owned {
-                        engine.process_owned(rest, now).len()
-                    } else {
+                    lsn += 1;
+                    detections += match feed {
                         // The borrowed API clones each span into the buffer.
-                        engine.process(&rest, now).len()
+                        Feed::Borrowed => engine.process(&rest, now).len(),
+                        Feed::Owned => engine.process_owned(rest, now).len(),
+                        Feed::Record => engine.process_record(rest, now, lsn).len(),
                     };
                     now += 100 * MS;
                     detections += engine.flush(now).len();
@@ -256,7 +269,7 @@ fn assembly(c: &mut Criterion) {
             "topology-internal-no-parent",
             "topology-spoofed-context",
         ],
-        false,
+        Feed::Borrowed,
     );
     run(
         c,
@@ -266,7 +279,17 @@ fn assembly(c: &mut Criterion) {
             "topology-internal-no-parent",
             "topology-spoofed-context",
         ],
-        true,
+        Feed::Owned,
+    );
+    run(
+        c,
+        "topology_3_rules_records",
+        &[
+            "topology-wrong-caller",
+            "topology-internal-no-parent",
+            "topology-spoofed-context",
+        ],
+        Feed::Record,
     );
     run(
         c,
@@ -277,7 +300,7 @@ fn assembly(c: &mut Criterion) {
             "topology-spoofed-context",
             "pii-to-third-party",
         ],
-        true,
+        Feed::Owned,
     );
 }
 

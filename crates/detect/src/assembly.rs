@@ -188,14 +188,43 @@ pub struct AssemblyStats {
     pub missing_restored_spans: u64,
 }
 
+/// A trace's buffered spans and where each came from, when known (a
+/// checkpoint names such a span instead of copying it). Both vectors
+/// behind one `Arc`: a span pushed onto a trace gone cold misses on one
+/// reference count, not two, and the spans are handed over without a copy.
+/// Measured, pushing 5M spans into a million traces and handing them over:
+/// ~70 ns a span more than without origins; with an `Arc` each, ~80 ns more
+/// at the push alone; with span and origin side by side in one vector, ~90
+/// ns more (less at the push, a copy of every trace at the hand-over).
+#[derive(Clone, Debug, Default)]
+struct Buffered {
+    records: Vec<SpanRecord>,
+    origins: Vec<Option<Origin>>,
+}
+
+impl Buffered {
+    fn one(record: SpanRecord, origin: Option<Origin>) -> Buffered {
+        Buffered {
+            records: vec![record],
+            origins: vec![origin],
+        }
+    }
+
+    fn push(&mut self, record: SpanRecord, origin: Option<Origin>) {
+        self.records.push(record);
+        self.origins.push(origin);
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
 struct Pending {
     /// Shared so a checkpoint can take them without copying
     /// ([`TraceBuffer::snapshot`]); copied on write only when a span
     /// arrives while a checkpoint being written holds them.
-    spans: Arc<Vec<SpanRecord>>,
-    /// Where each span came from, when known: a checkpoint names these
-    /// spans instead of copying them. Shared like `spans`.
-    origins: Arc<Vec<Option<Origin>>>,
+    spans: Arc<Buffered>,
     first_arrival: u64,
     last_arrival: u64,
     root_arrival: Option<u64>,
@@ -355,8 +384,7 @@ impl TraceBuffer {
             if is_root && pending.root_arrival.is_none() {
                 pending.root_arrival = Some(now);
             }
-            Arc::make_mut(&mut pending.spans).push(span);
-            Arc::make_mut(&mut pending.origins).push(origin);
+            Arc::make_mut(&mut pending.spans).push(span, origin);
             self.buffered_spans += 1;
             if pending.spans.len() >= self.config.max_spans_per_trace {
                 self.hand_over(id, Some(Partial::TraceSpanLimit), out);
@@ -369,8 +397,7 @@ impl TraceBuffer {
             }
             self.generation += 1;
             let pending = Pending {
-                spans: Arc::new(vec![span]),
-                origins: Arc::new(vec![origin]),
+                spans: Arc::new(Buffered::one(span, origin)),
                 first_arrival: now,
                 last_arrival: now,
                 root_arrival: is_root.then_some(now),
@@ -411,7 +438,7 @@ impl TraceBuffer {
         let scopes: Vec<Arc<Scope>> = saved.scopes.into_iter().map(Arc::new).collect();
         for trace in saved.traces {
             let id = trace.trace_id;
-            let mut records = Vec::with_capacity(trace.spans.len());
+            let mut records = Buffered::default();
             let mut named = 0;
             for span in trace.spans {
                 match span {
@@ -421,11 +448,15 @@ impl TraceBuffer {
                         else {
                             continue;
                         };
-                        records.push(SpanRecord {
-                            resource: Arc::clone(resource),
-                            scope: Arc::clone(scope),
-                            span: span.into(),
-                        });
+                        // Copied: no origin to name at the next checkpoint.
+                        records.push(
+                            SpanRecord {
+                                resource: Arc::clone(resource),
+                                scope: Arc::clone(scope),
+                                span: span.into(),
+                            },
+                            None,
+                        );
                     }
                     SavedSpan::Named(origin) => {
                         self.wanted
@@ -436,17 +467,16 @@ impl TraceBuffer {
                     }
                 }
             }
-            if records.is_empty() && named == 0 {
+            if records.len() == 0 && named == 0 {
                 continue;
             }
             self.refilling |= named > 0;
             self.now = self.now.max(trace.last_arrival);
-            // Copied spans have no origin to name at the next checkpoint.
-            let origins = vec![None; records.len()];
             if let Some(pending) = self.traces.get_mut(&id) {
                 self.buffered_spans += records.len();
-                Arc::make_mut(&mut pending.spans).extend(records);
-                Arc::make_mut(&mut pending.origins).extend(origins);
+                let spans = Arc::make_mut(&mut pending.spans);
+                spans.records.extend(records.records);
+                spans.origins.extend(records.origins);
                 pending.first_arrival = pending.first_arrival.min(trace.first_arrival);
                 continue;
             }
@@ -459,7 +489,6 @@ impl TraceBuffer {
             self.buffered_spans += records.len();
             let pending = Pending {
                 spans: Arc::new(records),
-                origins: Arc::new(origins),
                 first_arrival: trace.first_arrival,
                 last_arrival: trace.last_arrival,
                 root_arrival: trace.root_arrival,
@@ -508,9 +537,8 @@ impl TraceBuffer {
                 .filter(|record| record.span.trace_id == id);
             match (span, self.traces.get_mut(&id)) {
                 (Some(record), Some(pending)) => {
-                    Arc::make_mut(&mut pending.spans).push(record.clone());
-                    Arc::make_mut(&mut pending.origins)
-                        .push(origin_lsn.map(|lsn| Origin { lsn, index }));
+                    Arc::make_mut(&mut pending.spans)
+                        .push(record.clone(), origin_lsn.map(|lsn| Origin { lsn, index }));
                     self.buffered_spans += 1;
                 }
                 _ => self.stats.missing_restored_spans += 1,
@@ -641,7 +669,10 @@ impl TraceBuffer {
         }
         self.remember(id);
         // Spans a checkpoint being written still holds are copied.
-        let spans = Arc::try_unwrap(pending.spans).unwrap_or_else(|shared| (*shared).clone());
+        let spans = match Arc::try_unwrap(pending.spans) {
+            Ok(spans) => spans.records,
+            Err(shared) => shared.records.clone(),
+        };
         out.push(AssembledTrace {
             trace_id: id,
             spans,

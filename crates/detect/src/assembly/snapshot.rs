@@ -1,13 +1,13 @@
 //! The buffered traces taken for a checkpoint without copying them, and
 //! encoded elsewhere. [`TraceBuffer::snapshot`] takes a reference to each
-//! buffered trace's spans and their origins (the buffer holds them in an
+//! buffered trace's spans with their origins (the buffer holds them in an
 //! `Arc` per trace), which is quick; the snapshot is `Send` and serialises
 //! exactly as [`SavedTraces`] (the same fields in the same order, so
 //! postcard writes the same bytes and [`TraceBuffer::restore`] reads
 //! either), so the encoding can run on another thread while detection goes
 //! on. A span with an origin, of a trace buffered less than
 //! [`NAMED_MAX_AGE`], is written as its origin: the encoding reads neither
-//! the span nor its resource, only the trace's list of origins.
+//! the span nor its resource, only the trace's list of spans and origins.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use serde::ser::{Error as _, SerializeSeq, SerializeStruct, Serializer};
 use tracewarden_model::{Resource, Scope, Span, SpanRecord, TraceId};
 
 use super::origin::{NAMED_MAX_AGE, Origin};
-use super::{SavedSpan, SavedTrace, SavedTraces, TraceBuffer, nanos};
+use super::{Buffered, SavedSpan, SavedTrace, SavedTraces, TraceBuffer, nanos};
 
 /// The buffered traces at one moment; the default is an empty buffer's.
 #[derive(Clone, Debug)]
@@ -48,22 +48,24 @@ struct SnapshotTrace {
     late: bool,
     /// Whether spans with an origin are named rather than copied.
     named: bool,
-    spans: Arc<Vec<SpanRecord>>,
-    origins: Arc<Vec<Option<Origin>>>,
+    spans: Arc<Buffered>,
 }
 
 impl SnapshotTrace {
-    /// Each span's origin when it is named, `None` when it is copied.
-    fn names(&self) -> impl Iterator<Item = Option<Origin>> + '_ {
+    /// Each span with its origin when it is named, `None` when it is
+    /// copied.
+    fn names(&self) -> impl Iterator<Item = (&SpanRecord, Option<Origin>)> + '_ {
         let named = self.named;
-        self.origins.iter().map(move |o| o.filter(|_| named))
+        self.spans
+            .records
+            .iter()
+            .zip(&self.spans.origins)
+            .map(move |(record, origin)| (record, origin.filter(|_| named)))
     }
 
     /// The spans copied, not named.
     fn copied(&self) -> impl Iterator<Item = &SpanRecord> + '_ {
-        self.spans
-            .iter()
-            .zip(self.names())
+        self.names()
             .filter_map(|(record, name)| name.is_none().then_some(record))
     }
 }
@@ -87,7 +89,6 @@ impl TraceBuffer {
                     late: p.late,
                     named: p.first_arrival >= named_since,
                     spans: p.spans.clone(),
-                    origins: p.origins.clone(),
                 })
                 .collect(),
             ..TracesSnapshot::default()
@@ -129,9 +130,7 @@ impl TracesSnapshot {
                     root_arrival: t.root_arrival,
                     late: t.late,
                     spans: t
-                        .spans
-                        .iter()
-                        .zip(t.names())
+                        .names()
                         .map(|(record, name)| match name {
                             Some(origin) => SavedSpan::Named(origin),
                             None => {
@@ -216,7 +215,7 @@ impl Serialize for Traces<'_> {
         let mut seq = serializer.serialize_seq(Some(self.traces.len()))?;
         let mut first = 0;
         for trace in self.traces {
-            let copied = trace.names().filter(Option::is_none).count();
+            let copied = trace.names().filter(|(_, name)| name.is_none()).count();
             let end = first + copied;
             seq.serialize_element(&Trace {
                 trace,
@@ -265,27 +264,19 @@ impl Serialize for Spans<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let trace = self.0;
         let mut seq = serializer.serialize_seq(Some(trace.trace.spans.len()))?;
-        if !trace.trace.named {
-            for (record, (resource, scope)) in trace.trace.spans.iter().zip(trace.indices) {
-                seq.serialize_element(&SpanRef::Copied(*resource, *scope, &record.span))?;
-            }
-            return seq.end();
-        }
         // Only the spans without an origin are read.
         let mut indices = trace.indices.iter();
         let mut lowest = trace.lowest_named.get();
-        for (i, origin) in trace.trace.origins.iter().enumerate() {
-            match origin {
+        for (record, name) in trace.trace.names() {
+            match name {
                 Some(origin) => {
                     lowest = lowest.min(origin.lsn.get());
-                    seq.serialize_element(&SpanRef::Named(*origin))?;
+                    seq.serialize_element(&SpanRef::Named(origin))?;
                 }
                 None => {
-                    let (Some(record), Some((resource, scope))) =
-                        (trace.trace.spans.get(i), indices.next())
-                    else {
-                        // Spans and origins are pushed together.
-                        return Err(S::Error::custom("a span without its origin"));
+                    let Some((resource, scope)) = indices.next() else {
+                        // `Shared::of` indexed every copied span.
+                        return Err(S::Error::custom("a copied span without its resource"));
                     };
                     seq.serialize_element(&SpanRef::Copied(*resource, *scope, &record.span))?;
                 }
