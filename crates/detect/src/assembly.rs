@@ -47,7 +47,9 @@
 //! no span gone cold. After [`TraceBuffer::restore`] those spans are
 //! awaited: the caller replays the WAL records [`TraceBuffer::wanted_lsns`]
 //! names into [`TraceBuffer::refill`], then calls
-//! [`TraceBuffer::refilled`]; until then no trace completes. Spans of
+//! [`TraceBuffer::refilled`]. A trace completes only once its named spans
+//! are back (or the replay is over), and no checkpoint can be taken before
+//! the replay is over (the awaited spans are in no trace yet). Spans of
 //! traces buffered longer than [`NAMED_MAX_AGE`] are copied all the same,
 //! so that what a checkpoint names stays near the WAL's head, and the WAL
 //! the caller must keep for it stays short.
@@ -233,6 +235,10 @@ struct Pending {
     generation: u64,
     /// The trace id was handed over before.
     late: bool,
+    /// Spans a restored checkpoint named that have not come back yet
+    /// ([`TraceBuffer::refill`]): the trace does not complete before they
+    /// do (or the replay ends).
+    awaiting: u32,
 }
 
 /// The traces a buffer holds, as a checkpoint keeps them
@@ -298,7 +304,7 @@ pub struct TraceBuffer {
     /// record, trace). Empty when nothing is awaited.
     wanted: HashMap<u64, Vec<(u32, TraceId)>, ahash::RandomState>,
     /// Between a restore that named spans and [`TraceBuffer::refilled`]:
-    /// no trace completes, none is missing its named spans yet.
+    /// no checkpoint can be taken (the awaited spans are in no trace yet).
     refilling: bool,
 }
 
@@ -350,10 +356,9 @@ impl TraceBuffer {
 
     /// The earliest time at which [`TraceBuffer::complete`] may hand a
     /// trace over (possibly early: calling it then is harmless), or `None`
-    /// when nothing is buffered or named spans are awaited
-    /// ([`TraceBuffer::refill`]). For scheduling a timer.
+    /// when nothing is buffered. For scheduling a timer.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.traces.is_empty() || self.refilling {
+        if self.traces.is_empty() {
             return None;
         }
         self.deadlines.peek().map(|(d, _, _)| d)
@@ -403,6 +408,7 @@ impl TraceBuffer {
                 root_arrival: is_root.then_some(now),
                 generation: self.generation,
                 late: self.recent_set.contains(&id),
+                awaiting: 0,
             };
             let deadline = self.deadline(&pending);
             self.deadlines.push((deadline, pending.generation, id));
@@ -478,6 +484,7 @@ impl TraceBuffer {
                 spans.records.extend(records.records);
                 spans.origins.extend(records.origins);
                 pending.first_arrival = pending.first_arrival.min(trace.first_arrival);
+                pending.awaiting = pending.awaiting.saturating_add(named);
                 continue;
             }
             while self.traces.len() >= self.config.max_traces.max(1) {
@@ -494,6 +501,7 @@ impl TraceBuffer {
                 root_arrival: trace.root_arrival,
                 generation: self.generation,
                 late: trace.late,
+                awaiting: named,
             };
             let deadline = self.deadline(&pending);
             self.deadlines.push((deadline, pending.generation, id));
@@ -522,9 +530,11 @@ impl TraceBuffer {
 
     /// Puts back the named spans of the WAL record `lsn`, whose spans are
     /// `spans` in the record's order. Records refilled in the WAL's order
-    /// give each trace its spans in the order they first arrived. A span whose trace id does not match
-    /// the name (not the record the checkpoint meant), or whose trace was
-    /// pushed out meanwhile, is counted missing.
+    /// give each trace its spans in the order they first arrived. A span
+    /// whose trace id does not match the name (not the record the
+    /// checkpoint meant), or whose trace was pushed out meanwhile, is
+    /// counted missing. A trace whose last awaited span came back completes
+    /// as usual, at once if its idle time has passed.
     pub fn refill(&mut self, lsn: u64, spans: &[SpanRecord]) {
         let Some(mut wanted) = self.wanted.remove(&lsn) else {
             return;
@@ -535,32 +545,57 @@ impl TraceBuffer {
             let span = spans
                 .get(index as usize)
                 .filter(|record| record.span.trace_id == id);
-            match (span, self.traces.get_mut(&id)) {
-                (Some(record), Some(pending)) => {
-                    Arc::make_mut(&mut pending.spans)
-                        .push(record.clone(), origin_lsn.map(|lsn| Origin { lsn, index }));
-                    self.buffered_spans += 1;
+            match span {
+                Some(record) => {
+                    let origin = origin_lsn.map(|lsn| Origin { lsn, index });
+                    if let Some(pending) = self.traces.get_mut(&id) {
+                        Arc::make_mut(&mut pending.spans).push(record.clone(), origin);
+                        self.buffered_spans += 1;
+                    } else {
+                        self.stats.missing_restored_spans += 1;
+                    }
                 }
-                _ => self.stats.missing_restored_spans += 1,
+                None => self.stats.missing_restored_spans += 1,
             }
+            self.came_back(id);
         }
+        self.refilling = !self.wanted.is_empty();
     }
 
     /// The replay is over: spans still awaited are counted missing, and
-    /// traces complete again.
+    /// their traces complete as usual.
     pub fn refilled(&mut self) {
-        let missing: usize = self.wanted.values().map(Vec::len).sum();
-        self.stats.missing_restored_spans += missing as u64;
-        self.wanted = HashMap::default();
+        let wanted = std::mem::take(&mut self.wanted);
+        for (_, id) in wanted.into_values().flatten() {
+            self.stats.missing_restored_spans += 1;
+            self.came_back(id);
+        }
         self.refilling = false;
+    }
+
+    /// One awaited span of trace `id` came back (or never will): with none
+    /// left, its deadline is queued again (`complete` dropped it while
+    /// spans were awaited).
+    fn came_back(&mut self, id: TraceId) {
+        let Some(pending) = self.traces.get_mut(&id) else {
+            return;
+        };
+        if pending.awaiting == 0 {
+            return;
+        }
+        pending.awaiting -= 1;
+        if pending.awaiting > 0 {
+            return;
+        }
+        if let Some(pending) = self.traces.get(&id) {
+            let entry = (self.deadline(pending), pending.generation, id);
+            self.deadlines.push(entry);
+        }
     }
 
     /// Hands over, into `out`, every trace complete at `now`.
     pub fn complete(&mut self, now: u64, out: &mut Vec<AssembledTrace>) {
         self.now = self.now.max(now);
-        if self.refilling {
-            return;
-        }
         let now = self.now;
         while let Some((queued, generation, id)) = self.deadlines.peek() {
             if queued > now {
@@ -570,7 +605,8 @@ impl TraceBuffer {
             let Some(pending) = self.traces.get(&id) else {
                 continue;
             };
-            if pending.generation != generation {
+            // Awaiting named spans: queued again when they are back.
+            if pending.generation != generation || pending.awaiting > 0 {
                 continue;
             }
             let deadline = self.deadline(pending);
@@ -810,21 +846,23 @@ mod tests {
         assert_eq!(restored.wanted_lsns(), vec![7, 9]);
         assert!(restored.is_refilling());
         assert_eq!(restored.stats().buffered_spans, 1, "the copied span");
-        assert_eq!(restored.next_deadline(), None, "nothing completes yet");
         restored.complete(60 * S, &mut out);
-        assert!(out.is_empty());
+        assert!(out.is_empty(), "no trace completes without its named spans");
         // Record 7 no longer holds trace 2's span where the checkpoint
         // said (another record); a record comes back once, and one never
         // named changes nothing.
         restored.refill(7, &[seven[0].clone(), span(3, 5, Some(4))]);
         restored.refill(7, &seven);
         restored.refill(8, &seven);
+        assert!(restored.is_refilling());
         restored.refill(9, &nine);
         assert_eq!(restored.stats().missing_restored_spans, 1);
-        restored.refilled();
-        assert!(!restored.is_refilling());
+        assert!(!restored.is_refilling(), "nothing more is awaited");
         assert_eq!(restored.stats().buffered_spans, 3);
+        // Both traces complete with what came back, before the replay's
+        // end is even called.
         restored.complete(60 * S, &mut out);
+        restored.refilled();
         let spans: Vec<(u8, u8)> = out
             .iter()
             .flat_map(|t| &t.spans)
@@ -849,18 +887,31 @@ mod tests {
         ));
     }
 
-    /// Spans never refilled are counted when the replay ends, and a drain
-    /// during the replay ends it.
+    /// Spans never refilled are counted when the replay ends, and their
+    /// trace then completes as usual; a drain during the replay ends it.
     #[test]
     fn named_spans_the_replay_never_brings_are_counted_missing() {
         let (mut b, mut out) = buffer(AssemblyConfig::default());
         b.push_from(span(1, 1, None), origin(3, 0), 0, &mut out);
         b.push_from(span(1, 2, Some(1)), origin(3, 1), 0, &mut out);
+        b.push_from(span(2, 1, None), origin(4, 0), 0, &mut out);
+        b.push(span(2, 2, Some(1)), 0, &mut out);
+        let saved = b.saved();
+
         let (mut restored, mut out) = buffer(AssemblyConfig::default());
-        restored.restore(b.saved(), &mut out);
+        restored.restore(saved.clone(), &mut out);
+        restored.complete(60 * S, &mut out);
+        assert!(out.is_empty());
+        restored.refilled();
+        assert_eq!(restored.stats().missing_restored_spans, 3);
+        restored.complete(60 * S, &mut out);
+        assert_eq!(summary(&out), vec![(1, 0, None), (2, 1, None)]);
+
+        let (mut restored, mut out) = buffer(AssemblyConfig::default());
+        restored.restore(saved, &mut out);
         restored.drain(&mut out);
-        assert_eq!(restored.stats().missing_restored_spans, 2);
-        assert!(out.iter().all(|t| t.spans.is_empty()));
+        assert_eq!(restored.stats().missing_restored_spans, 3);
+        assert_eq!(summary(&out), vec![(1, 0, None), (2, 1, None)]);
         assert!(!restored.is_refilling());
     }
 

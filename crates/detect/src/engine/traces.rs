@@ -68,8 +68,9 @@ impl Engine {
 
     /// The WAL records (LSNs, ascending) holding buffered spans the
     /// restored checkpoint named rather than copied. Replay each into
-    /// [`Engine::refill`], in any order, then call [`Engine::refilled`];
-    /// until then no trace completes and no checkpoint can be taken.
+    /// [`Engine::refill`], in WAL order, then call [`Engine::refilled`]. A
+    /// trace completes only once its named spans are back (or the replay is
+    /// over); no checkpoint can be taken before the replay is over.
     pub fn wanted_lsns(&self) -> Vec<u64> {
         self.buffer
             .as_ref()
