@@ -194,10 +194,9 @@ pub struct AssemblyStats {
 /// checkpoint names such a span instead of copying it). Both vectors
 /// behind one `Arc`: a span pushed onto a trace gone cold misses on one
 /// reference count, not two, and the spans are handed over without a copy.
-/// Measured, pushing 5M spans into a million traces and handing them over:
-/// ~70 ns a span more than without origins; with an `Arc` each, ~80 ns more
-/// at the push alone; with span and origin side by side in one vector, ~90
-/// ns more (less at the push, a copy of every trace at the hand-over).
+/// Measured (`examples/assembly_cold.rs`, docs/BENCHMARKS.md): the other
+/// layouts tried cost as much or more, an `Arc` each at the push, span and
+/// origin side by side in one vector at the hand-over (a copy per trace).
 #[derive(Clone, Debug, Default)]
 struct Buffered {
     records: Vec<SpanRecord>,
