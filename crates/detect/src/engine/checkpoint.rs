@@ -404,20 +404,28 @@ mod tests {
     /// A whole-trace rule: a login failure under a request of the same trace.
     const TRACE_RULE: &str = "id: nested\ntitle: t\nseverity: high\nkind: match\ncondition: '{ name = \"GET /\" } >> { span.http.response.status_code = 401 }'\n";
 
-    #[test]
-    fn traces_waiting_for_assembly_survive_a_restart() {
-        let rules = || {
-            vec![
-                parse_rule(RULE, Path::new("r.yaml")).unwrap(),
-                parse_rule(TRACE_RULE, Path::new("t.yaml")).unwrap(),
-            ]
-        };
-        let mut before = Engine::new(rules());
+    fn trace_rules() -> Vec<crate::rule::Rule> {
+        vec![
+            parse_rule(RULE, Path::new("r.yaml")).unwrap(),
+            parse_rule(TRACE_RULE, Path::new("t.yaml")).unwrap(),
+        ]
+    }
+
+    /// A page request (the root) and a failed login under it, of trace 1.
+    fn request_and_failure() -> (SpanRecord, SpanRecord) {
         let mut root = failure(1, 200);
         root.span_mut().name = "GET /".into();
         root.span_mut().span_id = SpanId::from_bytes([9; 8]);
         let mut child = failure(1, 401);
         child.span_mut().parent_span_id = Some(root.span.span_id);
+        (root, child)
+    }
+
+    #[test]
+    fn traces_waiting_for_assembly_survive_a_restart() {
+        let rules = trace_rules;
+        let mut before = Engine::new(rules());
+        let (root, child) = request_and_failure();
         let now = BASE + 10 * SEC;
         assert!(before.process(&[child, root], now).is_empty());
         assert_eq!(before.stats().assembly.buffered_spans, 2);
@@ -454,18 +462,9 @@ mod tests {
     /// once, and no checkpoint is taken while they are awaited.
     #[test]
     fn traces_named_by_their_wal_records_survive_a_restart() {
-        let rules = || {
-            vec![
-                parse_rule(RULE, Path::new("r.yaml")).unwrap(),
-                parse_rule(TRACE_RULE, Path::new("t.yaml")).unwrap(),
-            ]
-        };
+        let rules = trace_rules;
         let mut before = Engine::new(rules());
-        let mut root = failure(1, 200);
-        root.span_mut().name = "GET /".into();
-        root.span_mut().span_id = SpanId::from_bytes([9; 8]);
-        let mut child = failure(1, 401);
-        child.span_mut().parent_span_id = Some(root.span.span_id);
+        let (root, child) = request_and_failure();
         let now = BASE + 10 * SEC;
         // Two WAL records: the child alone in 41, the root second in 42.
         let record_41 = vec![child];

@@ -569,18 +569,9 @@ impl Replayer<'_> {
                 self.report.logs += batch.log_count() as u64;
                 apply(header.lsn, batch, false);
             }
-            Err(error) => {
-                // The checksum held, so these are the bytes that were
-                // written: a model change without a codec version, not disk damage.
-                self.count_undecodable(header);
-                tracing::error!(
-                    file = %path.display(),
-                    offset,
-                    lsn = header.lsn,
-                    %error,
-                    "skipping WAL record that does not decode"
-                );
-            }
+            // The checksum held, so these are the bytes that were written:
+            // a model change without a codec version, not disk damage.
+            Err(error) => self.skip_undecodable(path, offset, header, &error, false),
         }
         Ok(())
     }
@@ -605,20 +596,28 @@ impl Replayer<'_> {
             Ok(Err(error)) => error.to_string(),
             Err(error) => error.to_string(),
         };
-        self.count_undecodable(header);
+        self.skip_undecodable(path, offset, header, &error, true);
+    }
+
+    /// Counts a record whose payload did not decode as corrupt, and says so.
+    fn skip_undecodable(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        header: RecordHeader,
+        error: &dyn std::fmt::Display,
+        in_segment: bool,
+    ) {
+        self.report.corrupt_records += 1;
+        self.report.corrupt_bytes += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
         tracing::error!(
             file = %path.display(),
             offset,
             lsn = header.lsn,
             %error,
-            "skipping WAL record held in a segment that does not decode: not shown to the observer"
+            in_segment,
+            "skipping WAL record that does not decode"
         );
-    }
-
-    /// Counts a record whose payload did not decode as corrupt.
-    fn count_undecodable(&mut self, header: RecordHeader) {
-        self.report.corrupt_records += 1;
-        self.report.corrupt_bytes += (RECORD_HEADER_LEN as u64) + u64::from(header.len);
     }
 
     /// Decrypts (when `cipher`) and decodes the payload just read. `Err` for
