@@ -291,6 +291,16 @@ fn detection(out: &mut Exposition, pipeline: &Pipeline) {
         "From a trace becoming complete (its idle time passed) to the whole-trace rules having run on it.",
         &trace_delay,
     );
+    // Why the WAL is longer than the segments alone would keep it:
+    // `tracewarden_wal_last_lsn` minus this is the records held.
+    if let Some(held) = detector.wal_hold().and_then(|hold| hold.get()) {
+        out.single(
+            "tracewarden_detection_wal_hold_lsn",
+            Kind::Gauge,
+            "The lowest WAL record (LSN) kept for a restart from the latest detection checkpoint: the records it names buffered spans in, and every record after those it covers.",
+            held as f64,
+        );
+    }
     assembly(out, &detector.assembly_stats());
     log_join(out, &detector.log_join_stats());
     let rules = detector.rule_stats();
@@ -407,6 +417,11 @@ fn store(out: &mut Exposition, pipeline: &Pipeline) {
             s.pending_bytes,
         ),
         ("tracewarden_wal_bytes", "Bytes in WAL files.", s.wal_bytes),
+        (
+            "tracewarden_wal_last_lsn",
+            "The LSN of the last record the WAL holds (records are numbered from 1).",
+            s.last_lsn,
+        ),
         ("tracewarden_wal_files", "WAL files.", s.wal_files),
         ("tracewarden_store_hot_spans", "Spans in memory.", s.spans),
         (

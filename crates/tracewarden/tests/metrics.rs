@@ -131,6 +131,7 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         ("tracewarden_blocks_active{kind=\"user\"}", 1.0),
         ("tracewarden_block_changes_total{action=\"block\"}", 1.0),
         ("tracewarden_wal_appends_total", 1.0),
+        ("tracewarden_wal_last_lsn", 1.0),
         (
             "tracewarden_alert_notifications_failed_total{receiver=\"default\",kind=\"file\"}",
             0.0,
@@ -139,6 +140,10 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     ] {
         assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
     }
+    // Detection keeps a checkpoint, so it holds the WAL: from 0 before its
+    // first checkpoint, from the record after the one it covers after it.
+    let hold = sample(&text, "tracewarden_detection_wal_hold_lsn").unwrap();
+    assert!(hold == 0.0 || hold == 2.0, "{text}");
     let fsyncs = sample(&text, "tracewarden_wal_fsyncs_total").unwrap();
     assert_eq!(
         sample(&text, "tracewarden_wal_fsync_duration_seconds_count"),
