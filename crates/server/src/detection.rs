@@ -20,9 +20,10 @@
 //! already holds them. So the store must keep them: the detector holds the
 //! WAL ([`Detector::wal_hold`]) from the lowest record its latest
 //! checkpoint names, or from the first it may take in after it, whichever
-//! is lower. Named records are at most `NAMED_MAX_AGE` (30 s) older than
-//! the checkpoint, so the hold keeps the WAL about that much longer than
-//! the segments alone would.
+//! is lower. A checkpoint names only spans of traces buffered for less
+//! than `NAMED_MAX_AGE` (30 s), so the hold keeps the WAL longer than the
+//! segments alone would by at most about that, plus detection's lag and
+//! one checkpoint interval (typically the idle time plus those two).
 
 use std::collections::VecDeque;
 use std::path::Path;

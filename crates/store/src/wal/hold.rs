@@ -17,8 +17,9 @@
 //!
 //! The hold only delays the trim, and only of the files from the held LSN
 //! on. A checkpoint names only spans of traces buffered for less than 30 s
-//! (older ones it copies), so the WAL is kept about that much longer than
-//! the segments alone would keep it. Retention of the segments whose
+//! (older ones it copies), so the WAL is kept at most about that much
+//! longer than the segments alone would keep it, plus the holder's lag
+//! and its checkpoint interval. Retention of the segments whose
 //! records those files hold waits for the trim, as it always does. After
 //! a release or a move, the files are removed at the next trim (the next
 //! flush, or the next open).
