@@ -302,9 +302,6 @@ pub struct TraceBuffer {
     /// Spans a restored checkpoint named, by WAL record: (place in the
     /// record, trace). Empty when nothing is awaited.
     wanted: HashMap<u64, Vec<(u32, TraceId)>, ahash::RandomState>,
-    /// Between a restore that named spans and [`TraceBuffer::refilled`]:
-    /// no checkpoint can be taken (the awaited spans are in no trace yet).
-    refilling: bool,
 }
 
 impl fmt::Debug for TraceBuffer {
@@ -333,7 +330,6 @@ impl TraceBuffer {
             now: 0,
             stats: AssemblyStats::default(),
             wanted: HashMap::default(),
-            refilling: false,
         }
     }
 
@@ -475,7 +471,6 @@ impl TraceBuffer {
             if records.len() == 0 && named == 0 {
                 continue;
             }
-            self.refilling |= named > 0;
             self.now = self.now.max(trace.last_arrival);
             if let Some(pending) = self.traces.get_mut(&id) {
                 self.buffered_spans += records.len();
@@ -524,7 +519,9 @@ impl TraceBuffer {
     /// Whether spans named by a restored checkpoint are still awaited
     /// (until [`TraceBuffer::refilled`]).
     pub fn is_refilling(&self) -> bool {
-        self.refilling
+        // No checkpoint can be taken meanwhile: the awaited spans are in no
+        // trace yet.
+        !self.wanted.is_empty()
     }
 
     /// Puts back the named spans of the WAL record `lsn`, whose spans are
@@ -558,7 +555,6 @@ impl TraceBuffer {
             }
             self.came_back(id);
         }
-        self.refilling = !self.wanted.is_empty();
     }
 
     /// The replay is over: spans still awaited are counted missing, and
@@ -569,7 +565,6 @@ impl TraceBuffer {
             self.stats.missing_restored_spans += 1;
             self.came_back(id);
         }
-        self.refilling = false;
     }
 
     /// One awaited span of trace `id` came back (or never will): with none
@@ -629,9 +624,7 @@ impl TraceBuffer {
     /// (shutdown, the end of an offline scan). Traces are taken as
     /// complete: no more spans will come.
     pub fn drain(&mut self, out: &mut Vec<AssembledTrace>) {
-        if self.refilling {
-            self.refilled();
-        }
+        self.refilled();
         let mut ids: Vec<(u64, TraceId)> = self
             .traces
             .iter()
